@@ -1,0 +1,115 @@
+"""Base model and shared Kubernetes shapes: object metadata and conditions.
+
+Every resource model parses the wire format (camelCase) once where data enters and is plain, immutable data after.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import AliasGenerator, BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+
+def _wire_name(name: str) -> str:
+    # NB: Kubernetes spells acronyms in caps (minRAMGB, totalRAMGB), which to_camel cannot guess.
+    return to_camel(name).replace("Ramgb", "RAMGB")
+
+
+class Model(BaseModel):
+    """Immutable model with camelCase wire names; unknown fields are ignored so a newer CRD never breaks us."""
+
+    model_config = ConfigDict(
+        alias_generator=AliasGenerator(alias=_wire_name),
+        populate_by_name=True,
+        frozen=True,
+        extra="ignore",
+        use_attribute_docstrings=True,
+    )
+
+    def to_wire(self) -> dict[str, Any]:
+        """The JSON body Kubernetes expects: camelCase, no nulls."""
+        return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class OwnerReference(Model):
+    api_version: str
+    kind: str
+    name: str
+    uid: str
+    controller: bool | None = None
+    block_owner_deletion: bool | None = None
+
+
+class ObjectMeta(Model):
+    """The parts of metadata we read or write; managedFields and friends are dropped on purpose (memory)."""
+
+    name: str | None = None
+    generate_name: str | None = None
+    namespace: str | None = None
+    labels: dict[str, str] = Field(default_factory=dict)
+    annotations: dict[str, str] = Field(default_factory=dict)
+    uid: str | None = None
+    resource_version: str | None = None
+    generation: int | None = None
+    creation_timestamp: datetime | None = None
+    deletion_timestamp: datetime | None = None
+    finalizers: list[str] = Field(default_factory=list)
+    owner_references: list[OwnerReference] = Field(default_factory=list)
+
+
+ConditionStatus = Literal["True", "False", "Unknown"]
+
+
+class Condition(Model):
+    """The standard Kubernetes condition shape (metav1.Condition)."""
+
+    type: str
+    status: ConditionStatus
+    reason: str = Field(pattern=r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$", max_length=1024)
+    message: str = Field(default="", max_length=32768)
+    last_transition_time: datetime
+    observed_generation: int | None = Field(default=None, ge=0)
+
+
+Conditions = Annotated[
+    list[Condition],
+    Field(
+        default_factory=list,
+        # NB: a list-map keyed by type lets server-side apply and strategic tools merge conditions one by one.
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
+    ),
+]
+
+
+def set_condition(
+    conditions: list[Condition],
+    *,
+    type: str,
+    status: ConditionStatus,
+    reason: str,
+    message: str = "",
+    now: datetime,
+    observed_generation: int | None = None,
+) -> list[Condition]:
+    """Return conditions with one condition of this type, keeping lastTransitionTime if the status did not change."""
+    previous = next((c for c in conditions if c.type == type), None)
+    transition = previous.last_transition_time if previous and previous.status == status else now
+    updated = Condition(
+        type=type,
+        status=status,
+        reason=reason,
+        message=message,
+        last_transition_time=transition,
+        observed_generation=observed_generation,
+    )
+    return [updated if c.type == type else c for c in conditions] if previous else [*conditions, updated]
+
+
+def find_condition(conditions: list[Condition], type: str) -> Condition | None:
+    return next((c for c in conditions if c.type == type), None)

@@ -1,0 +1,383 @@
+"""The one module that talks to the Kubernetes API: typed models in, typed models out.
+
+Requests are prepared by the pure functions in `foreman.api.requests`; this module only sends them, maps errors to
+`foreman.api.errors` classes and applies the retry policy (tenacity: 5xx, 429 and lost connections; never a 409).
+Kubernetes-asyncio provides configuration loading (kubeconfig, in-cluster, token refresh) and the HTTP session.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import secrets
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any, Generic, Literal, Self, TypeVar
+
+import aiohttp
+import structlog
+from kubernetes_asyncio import client as k8s_client
+from kubernetes_asyncio import config as k8s_config
+from kubernetes_asyncio.config.config_exception import ConfigException
+from pydantic import ValidationError
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
+
+from foreman.api import requests
+from foreman.api.base import utcnow
+from foreman.api.errors import (
+    RETRYABLE,
+    AlreadyExists,
+    ApiError,
+    Gone,
+    TooManyRequests,
+    Unreachable,
+    error_from_response,
+)
+from foreman.api.lease import Lease
+from foreman.api.requests import Request
+from foreman.api.resources import Resource
+
+log = structlog.get_logger("foreman.kube")
+
+R = TypeVar("R", bound=Resource)
+
+
+class ConfigError(Exception):
+    """No usable cluster configuration (no kubeconfig, no in-cluster service account)."""
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    attempts: int = 6
+    initial_wait: float = 0.05
+    max_wait: float = 5.0
+    request_timeout: float = 30.0
+
+
+@dataclass(frozen=True)
+class Listing(Generic[R]):
+    items: list[R]
+    resource_version: str
+
+
+@dataclass(frozen=True)
+class WatchEvent(Generic[R]):
+    type: Literal["ADDED", "MODIFIED", "DELETED"]
+    object: R
+
+
+@dataclass(frozen=True)
+class Relisted(Generic[R]):
+    """The full state after a (re)list: replace the cache with it, which also accounts for deletions missed."""
+
+    items: list[R]
+    resource_version: str
+
+
+def kubeconfig_path(explicit: str | None) -> str:
+    path = explicit or os.environ.get("KUBECONFIG") or os.path.expanduser("~/.kube/config")
+    if not os.path.exists(path):
+        raise ConfigError(f"kubeconfig {path} does not exist (run `foreman dev up` or pass --kubeconfig)")
+    return path
+
+
+async def load_configuration(kubeconfig: str | None = None, context: str | None = None) -> Any:
+    """In-cluster when running in a pod and no kubeconfig is given, else the kubeconfig (or $KUBECONFIG)."""
+    configuration = k8s_client.Configuration()
+    try:
+        if kubeconfig is None and "KUBERNETES_SERVICE_HOST" in os.environ:
+            k8s_config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+        else:
+            path = kubeconfig_path(kubeconfig)
+            await k8s_config.load_kube_config(config_file=path, context=context, client_configuration=configuration)
+    except ConfigException as error:
+        raise ConfigError(f"cannot load cluster configuration: {error}") from None
+    return configuration
+
+
+class Kube:
+    """Async, typed access to the Kubernetes API for Foreman resources, Leases, Events and manifests."""
+
+    def __init__(self, configuration: Any, *, retry: RetryPolicy | None = None):
+        self._api = k8s_client.ApiClient(configuration=configuration)
+        self.retry = retry or RetryPolicy()
+        self.consecutive_failures = 0
+        """API calls in a row that got no usable answer (connection lost, 5xx); 0 after any success."""
+
+    @classmethod
+    async def connect(
+        cls, kubeconfig: str | None = None, *, context: str | None = None, retry: RetryPolicy | None = None
+    ) -> Self:
+        return cls(await load_configuration(kubeconfig, context), retry=retry)
+
+    @property
+    def server(self) -> str:
+        return str(self._api.configuration.host)
+
+    async def close(self) -> None:
+        await self._api.close()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    # -- sending ---------------------------------------------------------------------------------------------------
+
+    async def _open(self, request: Request, client_timeout: aiohttp.ClientTimeout) -> aiohttp.ClientResponse:
+        """Send one request and return the open response; HTTP errors become ApiError subclasses."""
+        try:
+            response: aiohttp.ClientResponse = await self._api.call_api(
+                request.path,
+                request.method,
+                query_params=list(request.query.items()),
+                header_params={"Content-Type": request.content_type, "Accept": "application/json"},
+                body=request.body,
+                auth_settings=["BearerToken"],
+                _preload_content=False,
+                _request_timeout=client_timeout,
+            )
+        except (aiohttp.ClientError, TimeoutError, OSError) as error:
+            self.consecutive_failures += 1
+            raise Unreachable(f"{request.method} {request.path}: {error or type(error).__name__}") from error
+        if response.status >= 400:
+            raw = await response.read()
+            response.release()
+            try:
+                body: Any = json.loads(raw)
+            except ValueError:
+                body = raw.decode(errors="replace")
+            failure = error_from_response(response.status, body)
+            self.consecutive_failures = self.consecutive_failures + 1 if isinstance(failure, RETRYABLE) else 0
+            raise failure
+        self.consecutive_failures = 0
+        return response
+
+    async def _send_once(self, request: Request) -> Any:
+        response = await self._open(request, aiohttp.ClientTimeout(total=self.retry.request_timeout))
+        try:
+            raw = await response.read()
+        except (aiohttp.ClientError, TimeoutError) as error:
+            self.consecutive_failures += 1
+            raise Unreachable(f"{request.method} {request.path}: {error}") from error
+        finally:
+            response.release()
+        return json.loads(raw) if raw else None
+
+    async def _send(self, request: Request) -> Any:
+        # NB: a create with generateName is not idempotent: repeating it after a lost answer could create two
+        # objects, so only a 429 (which the server never acted on) is retried for it.
+        retryable = RETRYABLE if request.idempotent else (TooManyRequests,)
+        retrying = AsyncRetrying(
+            retry=retry_if_exception_type(retryable),
+            stop=stop_after_attempt(self.retry.attempts),
+            wait=wait_exponential_jitter(
+                multiplier=self.retry.initial_wait, max=self.retry.max_wait, jitter=self.retry.initial_wait
+            ),
+            before_sleep=lambda state: log.warning(
+                "api call failed, retrying",
+                path=request.path,
+                attempt=state.attempt_number,
+                error=str(state.outcome.exception()) if state.outcome else None,
+            ),
+            reraise=True,
+        )
+        async for attempt in retrying:
+            with attempt:
+                return await self._send_once(request)
+        raise AssertionError("unreachable: tenacity reraises")  # pragma: no cover
+
+    # -- Foreman resources -----------------------------------------------------------------------------------------
+
+    async def get(self, model: type[R], name: str, namespace: str | None = None) -> R:
+        return model.model_validate(await self._send(requests.get(model, name, namespace)))
+
+    async def list(
+        self,
+        model: type[R],
+        *,
+        namespace: str | None = None,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+    ) -> Listing[R]:
+        body = await self._send(
+            requests.list_(model, namespace=namespace, label_selector=label_selector, field_selector=field_selector)
+        )
+        items = [_parse(model, item) for item in body.get("items") or []]
+        return Listing([item for item in items if item is not None], body["metadata"]["resourceVersion"])
+
+    async def create(self, obj: R) -> R:
+        return type(obj).model_validate(await self._send(requests.create(obj)))
+
+    async def patch(
+        self,
+        model: type[R],
+        name: str,
+        patch: dict[str, Any],
+        *,
+        namespace: str | None = None,
+        resource_version: str | None = None,
+    ) -> R:
+        """Merge-patch the main resource (metadata, spec); the status subresource ignores those."""
+        request = requests.merge_patch(model, name, patch, namespace=namespace, resource_version=resource_version)
+        return model.model_validate(await self._send(request))
+
+    async def patch_status(
+        self,
+        model: type[R],
+        name: str,
+        status: dict[str, Any],
+        *,
+        namespace: str | None = None,
+        resource_version: str | None = None,
+    ) -> R:
+        """Merge-patch `status`; with resource_version, a Conflict is raised if the object changed meanwhile."""
+        request = requests.merge_patch(
+            model,
+            name,
+            {"status": status},
+            namespace=namespace,
+            resource_version=resource_version,
+            subresource="status",
+        )
+        return model.model_validate(await self._send(request))
+
+    async def delete(self, model: type[R], name: str, namespace: str | None = None) -> None:
+        await self._send(requests.delete(model, name, namespace))
+
+    # -- watching --------------------------------------------------------------------------------------------------
+
+    async def watch(
+        self,
+        model: type[R],
+        *,
+        namespace: str | None = None,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+        timeout_seconds: int = 60,
+        max_backoff: float = 5.0,
+    ) -> AsyncIterator[WatchEvent[R] | Relisted[R]]:
+        """List, then watch forever from the listed resourceVersion.
+
+        When the server ends the stream (its timeout, a restart), the watch resumes from the last resourceVersion
+        seen, so nothing is missed or repeated; on 410 Gone it relists and yields `Relisted`. A stream silent for
+        longer than timeout_seconds plus a grace period is treated as stalled and reopened.
+        """
+        selectors = {"namespace": namespace, "label_selector": label_selector, "field_selector": field_selector}
+        resource_version: str | None = None
+        failures = 0
+        while True:
+            try:
+                if resource_version is None:
+                    listing = await self.list(model, **selectors)
+                    resource_version = listing.resource_version
+                    yield Relisted(listing.items, resource_version)
+                request = requests.watch(
+                    model, resource_version=resource_version, timeout_seconds=timeout_seconds, **selectors
+                )
+                async for line in self._stream(request, timeout_seconds):
+                    failures = 0
+                    event = json.loads(line)
+                    kind, obj = event.get("type"), event.get("object", {})
+                    if kind == "ERROR":
+                        raise error_from_response(int(obj.get("code", 500)), obj)
+                    resource_version = obj.get("metadata", {}).get("resourceVersion", resource_version)
+                    if kind in ("ADDED", "MODIFIED", "DELETED"):
+                        parsed = _parse(model, obj)
+                        if parsed is not None:
+                            yield WatchEvent(kind, parsed)
+            except Gone:
+                log.info("watch resourceVersion expired, relisting", resource=model.plural)
+                resource_version = None
+            except RETRYABLE as error:
+                failures += 1
+                delay = min(max_backoff, 0.1 * 2**failures)
+                log.warning("watch interrupted", resource=model.plural, error=str(error), retry_in=delay)
+                await asyncio.sleep(delay)
+
+    async def _stream(self, request: Request, timeout_seconds: int) -> AsyncIterator[bytes]:
+        # NB: sock_read bounds the silence between two chunks: the server ends a watch after timeout_seconds, so a
+        # longer silence means a stalled connection, which we drop and reopen.
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=timeout_seconds + 15)
+        response = await self._open(request, timeout)
+        try:
+            async for line in response.content:
+                if line.strip():
+                    yield line
+        except (aiohttp.ClientError, TimeoutError) as error:
+            raise Unreachable(f"watch {request.path}: {error or type(error).__name__}") from error
+        finally:
+            response.release()
+
+    # -- built-in objects: manifests, events, leases ---------------------------------------------------------------
+
+    async def apply(self, manifest: dict[str, Any]) -> dict[str, Any]:
+        """Server-side apply of one manifest (CRDs, RBAC, ...), field manager `foreman`."""
+        result: dict[str, Any] = await self._send(requests.apply(manifest))
+        return result
+
+    async def get_raw(self, api_version: str, kind: str, name: str, namespace: str | None = None) -> dict[str, Any]:
+        result: dict[str, Any] = await self._send(requests.get_object(api_version, kind, name, namespace))
+        return result
+
+    async def get_lease(self, name: str, namespace: str) -> Lease:
+        return Lease.model_validate(await self.get_raw("coordination.k8s.io/v1", "Lease", name, namespace))
+
+    async def create_lease(self, lease: Lease) -> Lease:
+        return Lease.model_validate(await self._send(requests.create_object(lease.to_wire())))
+
+    async def replace_lease(self, lease: Lease) -> Lease:
+        """Optimistic: the lease's metadata.resourceVersion must be current, else Conflict."""
+        return Lease.model_validate(await self._send(requests.replace_object(lease.to_wire())))
+
+    async def emit_event(
+        self,
+        obj: Resource,
+        *,
+        reason: str,
+        message: str,
+        component: str,
+        type: Literal["Normal", "Warning"] = "Normal",
+    ) -> None:
+        """Record a Kubernetes Event on obj (best effort: an event that cannot be written is logged, not raised)."""
+        namespace = obj.metadata.namespace or "default"
+        now = utcnow().isoformat().replace("+00:00", "Z")
+        body = {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"name": f"{obj.name}.{secrets.token_hex(8)}", "namespace": namespace},
+            "involvedObject": {
+                "apiVersion": obj.api_version,
+                "kind": obj.kind,
+                "name": obj.name,
+                "namespace": obj.metadata.namespace,
+                "uid": obj.metadata.uid,
+                "resourceVersion": obj.metadata.resource_version,
+            },
+            "reason": reason,
+            "message": message,
+            "type": type,
+            "source": {"component": component},
+            "firstTimestamp": now,
+            "lastTimestamp": now,
+            "count": 1,
+            "reportingComponent": component,
+        }
+        with contextlib.suppress(AlreadyExists):
+            try:
+                await self._send(requests.create_object(body))
+            except ApiError as error:
+                log.warning("event not recorded", object=obj.name, reason=reason, error=str(error))
+
+
+def _parse(model: type[R], body: dict[str, Any]) -> R | None:
+    """Parse one object from a list or watch; an object our model rejects is logged and skipped, not fatal."""
+    try:
+        return model.model_validate(body)
+    except ValidationError as error:
+        name = body.get("metadata", {}).get("name")
+        log.error("object does not match the model, skipped", resource=model.plural, name=name, error=str(error))
+        return None

@@ -1,0 +1,330 @@
+"""Start and stop etcd + kube-apiserver on free loopback ports, with static tokens for each of our identities.
+
+There is no controller-manager, scheduler or kubelet: enough for CRDs, watches, RBAC, Leases and Events, which is all
+Foreman needs. The apiserver binary is built once from Debian's Kubernetes source (see build-kube-apiserver.sh) and
+cached; etcd comes from Debian's etcd-server package.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from enum import StrEnum
+from pathlib import Path
+
+import yaml
+
+BUILD_SCRIPT = Path(__file__).with_name("build-kube-apiserver.sh")
+READY_TIMEOUT_S = 90.0
+Progress = Callable[[str], None]
+
+
+class PrerequisiteMissing(Exception):
+    """Something the local control plane needs is not on this machine; the message says what and how to get it."""
+
+
+class Identity(StrEnum):
+    """Who a token authenticates as; controller and worker match the ServiceAccounts bound in manifests/."""
+
+    ADMIN = "admin"
+    CONTROLLER = "controller"
+    WORKER = "worker"
+    NOBODY = "nobody"
+
+
+USERS: dict[Identity, tuple[str, str]] = {
+    Identity.ADMIN: ("foreman-admin", "system:masters"),
+    Identity.CONTROLLER: (
+        "system:serviceaccount:foreman-system:foreman-controller",
+        "system:serviceaccounts,system:serviceaccounts:foreman-system,system:authenticated",
+    ),
+    Identity.WORKER: (
+        "system:serviceaccount:foreman-system:foreman-worker",
+        "system:serviceaccounts,system:serviceaccounts:foreman-system,system:authenticated",
+    ),
+    Identity.NOBODY: ("foreman-nobody", "system:authenticated"),
+}
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "foreman"
+
+
+def ensure_apiserver(progress: Progress = lambda _: None) -> Path:
+    """Path of a cached kube-apiserver binary, building it first if needed (minutes, once per machine)."""
+    binary = Path(os.environ.get("FOREMAN_KUBE_APISERVER", cache_dir() / "kube-apiserver"))
+    if binary.is_file() and os.access(binary, os.X_OK):
+        return binary
+    if not shutil.which("apt-get") and not shutil.which("go"):
+        raise PrerequisiteMissing(
+            "kube-apiserver is not built and this machine has neither apt-get nor go to build it; "
+            "set FOREMAN_KUBE_APISERVER to a kube-apiserver binary"
+        )
+    progress(f"building kube-apiserver into {binary.parent} (first run only, a few minutes)")
+    process = subprocess.Popen(
+        ["bash", str(BUILD_SCRIPT), str(binary.parent)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert process.stdout is not None
+    tail: list[str] = []
+    for line in process.stdout:
+        tail = [*tail[-19:], line.rstrip()]
+        if line.startswith(("==>", "+++")):
+            progress(line.rstrip())
+    if process.wait() != 0:
+        raise PrerequisiteMissing("building kube-apiserver failed:\n" + "\n".join(tail))
+    return binary
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _require(tool: str, package: str) -> str:
+    path = shutil.which(tool)
+    if path is None:
+        raise PrerequisiteMissing(f"`{tool}` not found; install it with `apt-get install {package}`")
+    return path
+
+
+@dataclass
+class LocalCluster:
+    """One local control plane, its files under `state_dir`; the state is saved so `foreman dev down` can stop it."""
+
+    state_dir: Path
+    etcd_port: int = 0
+    etcd_peer_port: int = 0
+    apiserver_port: int = 0
+    tokens: dict[str, str] = field(default_factory=dict)
+    pids: dict[str, int] = field(default_factory=dict)
+    audit: bool = False
+
+    # -- lifecycle -------------------------------------------------------------------------------------------------
+
+    @classmethod
+    def start(cls, state_dir: Path, *, audit: bool = False, progress: Progress = lambda _: None) -> LocalCluster:
+        """Start etcd and kube-apiserver on free ports, wait until ready and write kubeconfigs."""
+        apiserver = ensure_apiserver(progress)
+        state_dir.mkdir(parents=True, exist_ok=True)
+        cluster = cls(
+            state_dir=state_dir,
+            etcd_port=free_port(),
+            etcd_peer_port=free_port(),
+            apiserver_port=free_port(),
+            tokens={identity.value: secrets.token_hex(16) for identity in Identity},
+            audit=audit,
+        )
+        cluster._write_credentials()
+        progress(f"starting etcd on 127.0.0.1:{cluster.etcd_port}")
+        cluster.start_etcd()
+        progress(f"starting kube-apiserver on https://127.0.0.1:{cluster.apiserver_port}")
+        cluster.start_apiserver(apiserver)
+        try:
+            cluster.wait_ready()
+        except Exception:
+            cluster.stop()
+            raise
+        for identity in Identity:
+            cluster.write_kubeconfig(identity)
+        cluster.save()
+        return cluster
+
+    @classmethod
+    def load(cls, state_dir: Path) -> LocalCluster | None:
+        state = state_dir / "state.json"
+        if not state.exists():
+            return None
+        data = json.loads(state.read_text())
+        return cls(**{**data, "state_dir": Path(data["state_dir"])})
+
+    def save(self) -> None:
+        (self.state_dir / "state.json").write_text(json.dumps({**asdict(self), "state_dir": str(self.state_dir)}))
+
+    def start_etcd(self) -> None:
+        etcd = _require("etcd", "etcd-server")
+        url = f"http://127.0.0.1:{self.etcd_port}"
+        self._spawn(
+            "etcd",
+            [
+                etcd,
+                "--data-dir", str(self.state_dir / "etcd"),
+                "--listen-client-urls", url,
+                "--advertise-client-urls", url,
+                "--listen-peer-urls", f"http://127.0.0.1:{self.etcd_peer_port}",
+                "--unsafe-no-fsync",
+            ],
+        )  # fmt: skip
+
+    def start_apiserver(self, binary: Path | None = None) -> None:
+        binary = binary or ensure_apiserver()
+        args = [
+            str(binary),
+            "--etcd-servers", f"http://127.0.0.1:{self.etcd_port}",
+            "--bind-address", "127.0.0.1",
+            "--advertise-address", "127.0.0.1",
+            "--secure-port", str(self.apiserver_port),
+            "--cert-dir", str(self.state_dir / "certs"),
+            "--token-auth-file", str(self.state_dir / "tokens.csv"),
+            "--authorization-mode", "RBAC",
+            "--service-account-key-file", str(self.state_dir / "sa.key"),
+            "--service-account-signing-key-file", str(self.state_dir / "sa.key"),
+            "--service-account-issuer", "https://kubernetes.default.svc",
+            "--service-cluster-ip-range", "10.96.0.0/16",
+            "--disable-admission-plugins", "ServiceAccount",
+            "--enable-priority-and-fairness=false",
+            "--endpoint-reconciler-type", "none",
+        ]  # fmt: skip
+        if self.audit:
+            args += [
+                "--audit-policy-file", str(self._write_audit_policy()),
+                "--audit-log-path", str(self.audit_log),
+                "--audit-log-format", "json",
+            ]  # fmt: skip
+        self._spawn("apiserver", args)
+
+    def wait_ready(self, timeout: float = READY_TIMEOUT_S) -> None:
+        deadline = time.monotonic() + timeout
+        context = ssl._create_unverified_context()  # NB: the apiserver's self-signed certificate, on loopback only
+        request = urllib.request.Request(
+            f"{self.server}/readyz", headers={"Authorization": f"Bearer {self.tokens[Identity.ADMIN]}"}
+        )
+        while time.monotonic() < deadline:
+            for name in ("etcd", "apiserver"):
+                if not self.running(name):
+                    log = self.state_dir / f"{name}.log"
+                    tail = log.read_text().splitlines()[-15:] if log.exists() else []
+                    raise PrerequisiteMissing(f"{name} exited during start-up:\n" + "\n".join(tail))
+            try:
+                with urllib.request.urlopen(request, context=context, timeout=2) as response:
+                    if response.read() == b"ok":
+                        return
+            except (urllib.error.URLError, OSError):
+                pass
+            time.sleep(0.1)
+        raise TimeoutError(f"kube-apiserver not ready after {timeout:.0f} s (see {self.state_dir}/apiserver.log)")
+
+    def stop_process(self, name: str, timeout: float = 15.0) -> None:
+        pid = self.pids.pop(name, None)
+        if pid is None:
+            return
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and _alive(pid):
+            time.sleep(0.05)
+        if _alive(pid):
+            os.kill(pid, signal.SIGKILL)
+        _reap(pid)
+
+    def stop(self) -> None:
+        self.stop_process("apiserver")
+        self.stop_process("etcd")
+        state = self.state_dir / "state.json"
+        if state.exists():
+            state.unlink()
+
+    def running(self, name: str) -> bool:
+        pid = self.pids.get(name)
+        return pid is not None and _alive(pid)
+
+    # -- files -----------------------------------------------------------------------------------------------------
+
+    @property
+    def server(self) -> str:
+        return f"https://127.0.0.1:{self.apiserver_port}"
+
+    @property
+    def audit_log(self) -> Path:
+        return self.state_dir / "audit.log"
+
+    def kubeconfig(self, identity: Identity = Identity.ADMIN) -> Path:
+        return self.state_dir / ("kubeconfig" if identity is Identity.ADMIN else f"kubeconfig-{identity.value}")
+
+    def write_kubeconfig(self, identity: Identity) -> Path:
+        name = f"foreman-dev-{identity.value}"
+        config = {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [{"name": "foreman-dev", "cluster": {"server": self.server, "insecure-skip-tls-verify": True}}],
+            "users": [{"name": name, "user": {"token": self.tokens[identity]}}],
+            "contexts": [{"name": name, "context": {"cluster": "foreman-dev", "user": name, "namespace": "default"}}],
+            "current-context": name,
+        }
+        path = self.kubeconfig(identity)
+        path.write_text(yaml.safe_dump(config, sort_keys=False))
+        path.chmod(0o600)
+        return path
+
+    def _write_credentials(self) -> None:
+        (self.state_dir / "certs").mkdir(exist_ok=True)
+        key = self.state_dir / "sa.key"
+        if not key.exists():
+            openssl = _require("openssl", "openssl")
+            subprocess.run([openssl, "genrsa", "-out", str(key), "2048"], check=True, capture_output=True)
+        lines = [f'{self.tokens[i.value]},{USERS[i][0]},{i.value},"{USERS[i][1]}"' for i in Identity]
+        tokens = self.state_dir / "tokens.csv"
+        tokens.write_text("\n".join(lines) + "\n")
+        tokens.chmod(0o600)
+
+    def _write_audit_policy(self) -> Path:
+        # NB: only writes to agentictasks, and reads, at Metadata level: enough to count API calls per task.
+        policy = {
+            "apiVersion": "audit.k8s.io/v1",
+            "kind": "Policy",
+            "omitStages": ["RequestReceived"],
+            "rules": [
+                {
+                    "level": "Metadata",
+                    "resources": [{"group": "foreman.dev", "resources": ["agentictasks", "agentictasks/status"]}],
+                },
+                {"level": "None"},
+            ],
+        }
+        path = self.state_dir / "audit-policy.yaml"
+        path.write_text(yaml.safe_dump(policy))
+        return path
+
+    def _spawn(self, name: str, args: list[str]) -> None:
+        with (self.state_dir / f"{name}.log").open("ab") as log:
+            # NB: a new session, so the processes outlive `foreman dev up` and ignore the terminal's Ctrl-C.
+            process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        self.pids[name] = process.pid
+
+
+def _alive(pid: int) -> bool:
+    try:
+        waited, _ = os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        waited = 0  # not our child (another `foreman dev` invocation started it): ask the kernel instead
+    else:
+        if waited == pid:
+            return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def _reap(pid: int) -> None:
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, 0)

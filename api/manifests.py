@@ -1,0 +1,219 @@
+"""Everything `foreman install` applies and `make manifests` writes under manifests/, built from Python data.
+
+CRDs come from the pydantic models (foreman.api.crd); RBAC, the controller Deployment and the worker DaemonSet are
+declared here once. The checked-in YAML is compared with this in the tests, so the two never drift.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from foreman.api.crd import all_crds
+from foreman.api.resources import GROUP
+
+Manifest = dict[str, Any]
+
+NAMESPACE = "foreman-system"
+IMAGE = "ghcr.io/foreman-dev/foreman:0.1.0"
+CONTROLLER = "foreman-controller"
+WORKER = "foreman-worker"
+LEASE_NAME = "foreman-controller"
+CONTROLLER_HEALTH_PORT = 8080
+WORKER_HEALTH_PORT = 8081
+
+
+def _rule(groups: list[str], resources: list[str], verbs: list[str]) -> dict[str, list[str]]:
+    return {"apiGroups": groups, "resources": resources, "verbs": verbs}
+
+
+# Least privilege: the controller decides placement (task status and the node label), the worker only moves its
+# claimed tasks' status and keeps its own FleetNode. Neither can read Secrets; only the controller can touch spec
+# (never: it only writes metadata labels and status).
+CONTROLLER_RULES = [
+    _rule([GROUP], ["agentictasks"], ["get", "list", "watch", "patch"]),
+    _rule([GROUP], ["agentictasks/status"], ["get", "patch"]),
+    _rule([GROUP], ["fleetnodes"], ["get", "list", "watch"]),
+    _rule([GROUP], ["fleetnodes/status"], ["get", "patch"]),
+    _rule([""], ["events"], ["create", "patch"]),
+]
+WORKER_RULES = [
+    _rule([GROUP], ["agentictasks"], ["get", "list", "watch"]),
+    _rule([GROUP], ["agentictasks/status"], ["get", "patch"]),
+    _rule([GROUP], ["fleetnodes"], ["get", "create", "patch"]),
+    _rule([GROUP], ["fleetnodes/status"], ["get", "patch"]),
+    _rule([""], ["events"], ["create", "patch"]),
+]
+LEASE_RULES = [_rule(["coordination.k8s.io"], ["leases"], ["get", "create", "update"])]
+
+
+def _meta(name: str, namespace: str | None = None) -> dict[str, Any]:
+    meta: dict[str, Any] = {
+        "name": name,
+        "labels": {"app.kubernetes.io/name": name, "app.kubernetes.io/part-of": "foreman"},
+    }
+    if namespace:
+        meta["namespace"] = namespace
+    return meta
+
+
+def _subject(name: str) -> dict[str, str]:
+    return {"kind": "ServiceAccount", "name": name, "namespace": NAMESPACE}
+
+
+def rbac() -> list[Manifest]:
+    cluster_roles = [(CONTROLLER, CONTROLLER_RULES), (WORKER, WORKER_RULES)]
+    return [
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": _meta(NAMESPACE)},
+        *(
+            {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": _meta(n, NAMESPACE)}
+            for n in (CONTROLLER, WORKER)
+        ),
+        *(
+            {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": _meta(n), "rules": rules}
+            for n, rules in cluster_roles
+        ),
+        *(
+            {
+                "apiVersion": "rbac.authorization.k8s.io/v1",
+                "kind": "ClusterRoleBinding",
+                "metadata": _meta(n),
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": n},
+                "subjects": [_subject(n)],
+            }
+            for n, _ in cluster_roles
+        ),
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "Role",
+            "metadata": _meta(f"{CONTROLLER}-leader-election", NAMESPACE),
+            "rules": LEASE_RULES,
+        },
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "RoleBinding",
+            "metadata": _meta(f"{CONTROLLER}-leader-election", NAMESPACE),
+            "roleRef": {
+                "apiGroup": "rbac.authorization.k8s.io",
+                "kind": "Role",
+                "name": f"{CONTROLLER}-leader-election",
+            },
+            "subjects": [_subject(CONTROLLER)],
+        },
+    ]
+
+
+def _probe(path: str, port: int) -> dict[str, Any]:
+    return {"httpGet": {"path": path, "port": port}, "periodSeconds": 10, "failureThreshold": 3}
+
+
+def _container(name: str, args: list[str], port: int, probes: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "name": name,
+        "image": IMAGE,
+        "args": args,
+        "ports": [{"name": "http", "containerPort": port}],
+        "securityContext": {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True},
+        **probes,
+    }
+
+
+def controller_deployment() -> Manifest:
+    args = ["controller", "--health-port", str(CONTROLLER_HEALTH_PORT), "--lease-namespace", NAMESPACE]
+    probes = {
+        "livenessProbe": _probe("/healthz", CONTROLLER_HEALTH_PORT),
+        "readinessProbe": _probe("/readyz", CONTROLLER_HEALTH_PORT),
+        "env": [{"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}],
+    }
+    labels = {"app.kubernetes.io/name": CONTROLLER}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": _meta(CONTROLLER, NAMESPACE),
+        "spec": {
+            "replicas": 2,  # NB: one leads through the Lease; the other takes over within one lease period
+            "selector": {"matchLabels": labels},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {
+                    "serviceAccountName": CONTROLLER,
+                    "securityContext": {"runAsNonRoot": True},
+                    "containers": [_container("controller", args, CONTROLLER_HEALTH_PORT, probes)],
+                },
+            },
+        },
+    }
+
+
+def worker_daemonset() -> Manifest:
+    args = ["worker", "--node-name", "$(NODE_NAME)", "--health-port", str(WORKER_HEALTH_PORT)]
+    probes = {
+        "livenessProbe": _probe("/healthz", WORKER_HEALTH_PORT),
+        "env": [{"name": "NODE_NAME", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}}],
+    }
+    labels = {"app.kubernetes.io/name": WORKER}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "DaemonSet",
+        "metadata": _meta(WORKER, NAMESPACE),
+        "spec": {
+            "selector": {"matchLabels": labels},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {
+                    "serviceAccountName": WORKER,
+                    "securityContext": {"runAsNonRoot": True},
+                    # NB: drain (finish or hand back running tasks) needs the grace period plus a margin
+                    "terminationGracePeriodSeconds": 45,
+                    "containers": [_container("worker", args, WORKER_HEALTH_PORT, probes)],
+                },
+            },
+        },
+    }
+
+
+def files() -> dict[str, list[Manifest]]:
+    """Relative path under manifests/ → the documents in it."""
+    crds = {f"crds/{crd['metadata']['name']}.yaml": [crd] for crd in all_crds()}
+    return {
+        **crds,
+        "rbac.yaml": rbac(),
+        "controller.yaml": [controller_deployment()],
+        "worker.yaml": [worker_daemonset()],
+        "kustomization.yaml": [
+            {
+                "apiVersion": "kustomize.config.k8s.io/v1beta1",
+                "kind": "Kustomization",
+                "resources": [*crds, "rbac.yaml", "controller.yaml", "worker.yaml"],
+            }
+        ],
+    }
+
+
+def install_manifests(*, with_workloads: bool = False) -> list[Manifest]:
+    """What `foreman install` applies, in dependency order (the Deployment and DaemonSet only on request)."""
+    docs = [*all_crds(), *rbac()]
+    return [*docs, controller_deployment(), worker_daemonset()] if with_workloads else docs
+
+
+def render(documents: list[Manifest]) -> str:
+    header = "# Generated by `make manifests` from foreman.api (do not edit by hand).\n"
+    return header + "---\n".join(yaml.safe_dump(doc, sort_keys=False, width=120) for doc in documents)
+
+
+def write(directory: Path) -> list[Path]:
+    written = []
+    for relative, documents in files().items():
+        path = directory / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(render(documents))
+        written.append(path)
+    return written
+
+
+if __name__ == "__main__":
+    for path in write(Path(sys.argv[1] if len(sys.argv) > 1 else "manifests")):
+        sys.stderr.write(f"wrote {path}\n")

@@ -1,0 +1,33 @@
+"""Condition types and reasons: the vocabulary users see in `kubectl describe` and `status.failureReason`."""
+
+from typing import Final
+
+# Condition types on an AgenticTask.
+ACCEPTED: Final = "Accepted"
+BLOCKED: Final = "Blocked"
+SCHEDULED: Final = "Scheduled"
+RUNNING: Final = "Running"
+CLAIM_EXPIRED: Final = "ClaimExpired"
+FINISHED: Final = "Finished"
+
+# Reasons.
+NEW_TASK: Final = "NewTask"
+WAITING_FOR_DEPENDENCIES: Final = "WaitingForDependencies"
+DEPENDENCY_NOT_FOUND: Final = "DependencyNotFound"
+DEPENDENCIES_MET: Final = "DependenciesMet"
+DEPENDENCY_CYCLE: Final = "DependencyCycle"
+UPSTREAM_FAILED: Final = "UpstreamFailed"
+NO_FITTING_NODE: Final = "NoFittingNode"
+FLEET_NODE_ASSIGNED: Final = "FleetNodeAssigned"
+CLAIMED: Final = "Claimed"
+CANCELLED: Final = "Cancelled"
+NODE_LOST: Final = "NodeLost"
+CLAIM_EXPIRY_LIMIT_REACHED: Final = "ClaimExpiryLimitReached"
+NODE_DRAINING: Final = "NodeDraining"
+WORKER_RESTART_RECOVERY: Final = "WorkerRestartRecovery"
+EXECUTOR_NOT_FOUND: Final = "ExecutorNotFound"
+EXECUTOR_ERROR: Final = "ExecutorError"
+EXECUTOR_CONTRACT_VIOLATION: Final = "ExecutorContractViolation"
+TIMEOUT: Final = "Timeout"
+COMPLETED: Final = "Completed"
+RETRY_SCHEDULED: Final = "RetryScheduled"

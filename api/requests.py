@@ -1,0 +1,189 @@
+"""Pure preparation of Kubernetes API requests: paths, query strings, bodies, content types.
+
+Nothing here sends anything (the idea is lightkube's `prepare_request`): `foreman.api.kube` sends what these build,
+and unit tests check them without a server.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from foreman.api.resources import GROUP, VERSION, Resource
+
+MERGE_PATCH = "application/merge-patch+json"
+APPLY_PATCH = "application/apply-patch+yaml"
+JSON = "application/json"
+FIELD_MANAGER = "foreman"
+
+
+@dataclass(frozen=True)
+class Request:
+    method: str
+    path: str
+    query: dict[str, str] = field(default_factory=dict)
+    body: Any = None
+    content_type: str = JSON
+    idempotent: bool = True
+    """False when repeating the request after a lost answer could do the work twice (create with generateName)."""
+
+
+def resource_path(
+    model: type[Resource], *, namespace: str | None = None, name: str | None = None, subresource: str | None = None
+) -> str:
+    """The URL path of a Foreman resource collection, object or subresource; no namespace on a namespaced
+    resource means all namespaces."""
+    path = f"/apis/{GROUP}/{VERSION}"
+    if model.namespaced and namespace:
+        path += f"/namespaces/{namespace}"
+    elif not model.namespaced and namespace:
+        raise ValueError(f"{model.__name__} is cluster-scoped; got namespace {namespace!r}")
+    path += f"/{model.plural}"
+    if name:
+        path += f"/{name}"
+        if subresource:
+            path += f"/{subresource}"
+    return path
+
+
+def get(model: type[Resource], name: str, namespace: str | None = None) -> Request:
+    return Request("GET", resource_path(model, namespace=namespace, name=name))
+
+
+def list_(
+    model: type[Resource],
+    *,
+    namespace: str | None = None,
+    label_selector: str | None = None,
+    field_selector: str | None = None,
+) -> Request:
+    query = {k: v for k, v in (("labelSelector", label_selector), ("fieldSelector", field_selector)) if v}
+    return Request("GET", resource_path(model, namespace=namespace), query=query)
+
+
+def watch(
+    model: type[Resource],
+    *,
+    resource_version: str,
+    timeout_seconds: int,
+    namespace: str | None = None,
+    label_selector: str | None = None,
+    field_selector: str | None = None,
+) -> Request:
+    listing = list_(model, namespace=namespace, label_selector=label_selector, field_selector=field_selector)
+    query = {
+        **listing.query,
+        "watch": "true",
+        "resourceVersion": resource_version,
+        "allowWatchBookmarks": "true",
+        "timeoutSeconds": str(timeout_seconds),
+    }
+    return Request("GET", listing.path, query=query)
+
+
+def create(obj: Resource) -> Request:
+    return Request(
+        "POST",
+        resource_path(type(obj), namespace=obj.metadata.namespace),
+        body=obj.to_wire(),
+        idempotent=obj.metadata.name is not None,
+    )
+
+
+def merge_patch(
+    model: type[Resource],
+    name: str,
+    patch: dict[str, Any],
+    *,
+    namespace: str | None = None,
+    resource_version: str | None = None,
+    subresource: str | None = None,
+) -> Request:
+    """A JSON merge patch; with a resourceVersion, the server applies it only if the object is unchanged (409
+    otherwise): optimistic concurrency in one round trip."""
+    body = dict(patch)
+    if resource_version is not None:
+        body["metadata"] = {**body.get("metadata", {}), "resourceVersion": resource_version}
+    path = resource_path(model, namespace=namespace, name=name, subresource=subresource)
+    return Request("PATCH", path, body=body, content_type=MERGE_PATCH)
+
+
+def delete(model: type[Resource], name: str, namespace: str | None = None) -> Request:
+    return Request("DELETE", resource_path(model, namespace=namespace, name=name))
+
+
+@dataclass(frozen=True)
+class KindInfo:
+    api_path: str  # /api/v1 or /apis/<group>/<version>
+    plural: str
+    namespaced: bool
+
+
+# The kinds `foreman install` applies; anything else in a manifest is a programming error, caught by the tests.
+KNOWN_KINDS: dict[tuple[str, str], KindInfo] = {
+    ("v1", "Namespace"): KindInfo("/api/v1", "namespaces", False),
+    ("v1", "ServiceAccount"): KindInfo("/api/v1", "serviceaccounts", True),
+    ("v1", "Secret"): KindInfo("/api/v1", "secrets", True),
+    ("v1", "ConfigMap"): KindInfo("/api/v1", "configmaps", True),
+    ("v1", "Event"): KindInfo("/api/v1", "events", True),
+    ("apiextensions.k8s.io/v1", "CustomResourceDefinition"): KindInfo(
+        "/apis/apiextensions.k8s.io/v1", "customresourcedefinitions", False
+    ),
+    ("rbac.authorization.k8s.io/v1", "ClusterRole"): KindInfo(
+        "/apis/rbac.authorization.k8s.io/v1", "clusterroles", False
+    ),
+    ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding"): KindInfo(
+        "/apis/rbac.authorization.k8s.io/v1", "clusterrolebindings", False
+    ),
+    ("rbac.authorization.k8s.io/v1", "Role"): KindInfo("/apis/rbac.authorization.k8s.io/v1", "roles", True),
+    ("rbac.authorization.k8s.io/v1", "RoleBinding"): KindInfo(
+        "/apis/rbac.authorization.k8s.io/v1", "rolebindings", True
+    ),
+    ("apps/v1", "Deployment"): KindInfo("/apis/apps/v1", "deployments", True),
+    ("apps/v1", "DaemonSet"): KindInfo("/apis/apps/v1", "daemonsets", True),
+    ("coordination.k8s.io/v1", "Lease"): KindInfo("/apis/coordination.k8s.io/v1", "leases", True),
+}
+
+
+def object_path(api_version: str, kind: str, name: str | None = None, namespace: str | None = None) -> str:
+    """Path of any known built-in object (or its collection when name is None)."""
+    try:
+        info = KNOWN_KINDS[(api_version, kind)]
+    except KeyError:
+        raise ValueError(f"unsupported kind {api_version}/{kind}") from None
+    path = info.api_path
+    if info.namespaced:
+        if not namespace:
+            raise ValueError(f"{kind} {name} needs a namespace")
+        path += f"/namespaces/{namespace}"
+    path += f"/{info.plural}"
+    return f"{path}/{name}" if name else path
+
+
+def apply(body: dict[str, Any]) -> Request:
+    """Server-side apply of one manifest; the field manager is fixed so the safe thing is the only thing."""
+    meta = body.get("metadata", {})
+    path = object_path(body["apiVersion"], body["kind"], meta["name"], meta.get("namespace"))
+    return Request(
+        "PATCH", path, query={"fieldManager": FIELD_MANAGER, "force": "true"}, body=body, content_type=APPLY_PATCH
+    )
+
+
+def create_object(body: dict[str, Any]) -> Request:
+    meta = body.get("metadata", {})
+    return Request(
+        "POST",
+        object_path(body["apiVersion"], body["kind"], None, meta.get("namespace")),
+        body=body,
+        idempotent="name" in meta,
+    )
+
+
+def get_object(api_version: str, kind: str, name: str, namespace: str | None = None) -> Request:
+    return Request("GET", object_path(api_version, kind, name, namespace))
+
+
+def replace_object(body: dict[str, Any]) -> Request:
+    """PUT: carries metadata.resourceVersion, so it is an optimistic write (409 when stale)."""
+    meta = body["metadata"]
+    return Request("PUT", object_path(body["apiVersion"], body["kind"], meta["name"], meta.get("namespace")), body=body)

@@ -1,0 +1,154 @@
+"""AgenticTask and FleetNode (foreman.dev/v1alpha1): the single source of truth for the CRD schemas."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import Field
+
+from foreman.api.base import Conditions, Model, ObjectMeta
+from foreman.api.envelope import ResultEnvelope, TaskKind, Verdict
+
+GROUP = "foreman.dev"
+VERSION = "v1alpha1"
+API_VERSION = f"{GROUP}/{VERSION}"
+NODE_LABEL = f"{GROUP}/node"
+"""Label the controller puts on a scheduled task: a watch hint for workers, never the truth (status is)."""
+
+DnsName = Annotated[str, Field(min_length=1, max_length=253, pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")]
+
+Accelerator = Literal["cuda", "metal", "rocm", "cpu"]
+AcceleratorRequest = Literal["cuda", "metal", "rocm", "cpu", "any"]
+TaskPhase = Literal["Pending", "Scheduled", "Running", "Succeeded", "Failed"]
+NodePhase = Literal["Ready", "Draining", "NotReady", "Unknown"]
+TERMINAL_PHASES: frozenset[TaskPhase] = frozenset({"Succeeded", "Failed"})
+
+
+class Resource(Model):
+    """What every resource has; subclasses say where they live in the API."""
+
+    plural: ClassVar[str]
+    singular: ClassVar[str]
+    short_name: ClassVar[str]
+    namespaced: ClassVar[bool]
+
+    api_version: str = API_VERSION
+    kind: str
+    metadata: ObjectMeta = Field(default_factory=ObjectMeta)
+
+    @property
+    def name(self) -> str:
+        assert self.metadata.name is not None, "a resource read from the API always has a name"
+        return self.metadata.name
+
+    @property
+    def namespace(self) -> str | None:
+        return self.metadata.namespace
+
+
+class Payload(Model):
+    """What the executor works on. Known fields are typed; anything else is kept as given (free-form inputs)."""
+
+    model_config = Model.model_config | {"extra": "allow"}
+
+    prompt: str | None = None
+    repo: str | None = None
+    branch: str | None = None
+    inputs: dict[str, Any] = Field(default_factory=dict)
+
+
+class RequiredCapability(Model):
+    accelerator: AcceleratorRequest = "any"
+    min_ramgb: float = Field(default=0, ge=0)
+    """Available RAM (GB) the task needs on its node."""
+    min_context_tokens: int = Field(default=0, ge=0)
+    node_selector: dict[str, str] = Field(default_factory=dict)
+    """FleetNode labels that must all be equal."""
+
+
+class AgenticTaskSpec(Model):
+    kind: TaskKind
+    executor: str = Field(default="stub", min_length=1, max_length=253)
+    """Name of the executor plug-in that runs the task (entry-point group foreman.executors)."""
+    payload: Payload = Field(default_factory=Payload)
+    model_ref: str | None = None
+    required_capability: RequiredCapability = RequiredCapability()
+    depends_on: list[DnsName] = Field(default_factory=list, max_length=256)
+    """Names of AgenticTasks in the same namespace that must succeed first."""
+    priority: int = 0
+    """Higher runs first."""
+    timeout_seconds: int = Field(default=2700, ge=1)
+    retries: int = Field(default=0, ge=0, le=100)
+    cancel: bool = False
+
+
+class AgenticTaskStatus(Model):
+    phase: TaskPhase | None = None
+    assigned_node: str | None = None
+    claimed_at: datetime | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    verdict: Verdict | None = None
+    failure_reason: str | None = None
+    result: ResultEnvelope | None = None
+    attempts: int = Field(default=0, ge=0)
+    not_before: datetime | None = None
+    """Retry backoff: the controller does not place the task before this time."""
+    conditions: Conditions
+    observed_generation: int | None = None
+
+
+class AgenticTask(Resource):
+    plural: ClassVar[str] = "agentictasks"
+    singular: ClassVar[str] = "agentictask"
+    short_name: ClassVar[str] = "at"
+    namespaced: ClassVar[bool] = True
+
+    kind: Literal["AgenticTask"] = "AgenticTask"
+    spec: AgenticTaskSpec
+    status: AgenticTaskStatus = AgenticTaskStatus()
+
+    @property
+    def phase(self) -> TaskPhase:
+        """The phase, with an empty phase read as Pending (the controller writes it down on its first write)."""
+        return self.status.phase or "Pending"
+
+
+class FleetNodeSpec(Model):
+    node_name: str | None = None
+    """Host name of the machine the worker runs on."""
+    roles: list[str] = Field(default_factory=list)
+    max_concurrent_tasks: int = Field(default=1, ge=1, le=1024)
+
+
+class NodeCapability(Model):
+    accelerator: Accelerator = "cpu"
+    accelerator_count: int = Field(default=0, ge=0)
+    total_ramgb: float = Field(default=0, ge=0)
+    available_ramgb: float = Field(default=0, ge=0)
+    max_context_tokens: int = Field(default=0, ge=0)
+    installed_models: list[str] = Field(default_factory=list)
+
+
+class FleetNodeStatus(Model):
+    phase: NodePhase | None = None
+    last_heartbeat_time: datetime | None = None
+    capability: NodeCapability = NodeCapability()
+    running_tasks: int = Field(default=0, ge=0)
+    """Tasks this node's worker is executing, as it last reported (for display; the controller counts its own)."""
+    agent_version: str | None = None
+    os: str | None = None
+    arch: str | None = None
+    conditions: Conditions
+
+
+class FleetNode(Resource):
+    plural: ClassVar[str] = "fleetnodes"
+    singular: ClassVar[str] = "fleetnode"
+    short_name: ClassVar[str] = "fn"
+    namespaced: ClassVar[bool] = False
+
+    kind: Literal["FleetNode"] = "FleetNode"
+    spec: FleetNodeSpec = FleetNodeSpec()
+    status: FleetNodeStatus = FleetNodeStatus()

@@ -1,0 +1,65 @@
+"""User mistakes become one readable line on stderr and exit code 2, never a traceback."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import ParamSpec, TypeVar
+
+import typer
+import yaml
+from pydantic import ValidationError
+
+from foreman.api.errors import ApiError, Forbidden, NotFound, Unauthorized, Unreachable
+from foreman.api.kube import ConfigError
+from foreman.api.localcluster import PrerequisiteMissing
+from foreman.api.validation import describe
+
+P = ParamSpec("P")
+T = TypeVar("T")
+USER_ERROR = 2
+
+
+class UserError(Exception):
+    """A mistake the user can fix; the message says how."""
+
+
+def one_line(error: BaseException) -> str:
+    if isinstance(error, ValidationError):
+        return f"invalid {error.title}: {describe(error)}"
+    if isinstance(error, yaml.YAMLError):
+        return "bad YAML: " + " ".join(str(error).split())
+    if isinstance(error, Unreachable):
+        return f"cannot reach the Kubernetes API ({error.message}); is the cluster up? (`foreman dev up`)"
+    if isinstance(error, NotFound) and "the server could not find the requested resource" in error.message:
+        return "Foreman's CRDs are not installed in this cluster; run `foreman install`"
+    if isinstance(error, Unauthorized | Forbidden):
+        return f"not allowed: {error.message}"
+    if isinstance(error, ApiError):
+        return error.message
+    if isinstance(error, FileNotFoundError):
+        return f"no such file: {error.filename}"
+    return str(error).splitlines()[0] if str(error) else type(error).__name__
+
+
+def user_errors(command: Callable[P, T]) -> Callable[P, T]:
+    """Wrap a CLI command so anticipated failures print `error: ...` and exit 2."""
+
+    @functools.wraps(command)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
+        try:
+            return command(*args, **kwargs)
+        except (
+            UserError,
+            ConfigError,
+            PrerequisiteMissing,
+            ApiError,
+            ValidationError,
+            yaml.YAMLError,
+            FileNotFoundError,
+            TimeoutError,
+        ) as error:
+            typer.echo(f"error: {one_line(error)}", err=True)
+            raise typer.Exit(USER_ERROR) from None
+
+    return wrapper

@@ -1,0 +1,65 @@
+"""The `foreman` command."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated
+
+import typer
+
+from foreman.api.install import install as install_into
+from foreman.api.kube import Kube
+from foreman.api.manifests import install_manifests, render
+from foreman.cli import dev
+from foreman.cli.errors import user_errors
+
+app = typer.Typer(
+    name="foreman",
+    help="Capability-aware dispatcher for agentic tasks on Kubernetes.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(dev.app, name="dev")
+
+Kubeconfig = Annotated[
+    str | None,
+    typer.Option("--kubeconfig", envvar="KUBECONFIG", help="Kubeconfig file (default: in-cluster or ~/.kube/config)."),
+]
+WithWorkloads = Annotated[
+    bool,
+    typer.Option("--with-workloads", help="Also the controller Deployment and worker DaemonSet (needs the image)."),
+]
+
+
+@app.command()
+@user_errors
+def manifests(with_workloads: WithWorkloads = False) -> None:
+    """Print what `foreman install` applies, as multi-document YAML.
+
+    Example:  foreman manifests --with-workloads | kubectl apply -f -
+    """
+    typer.echo(render(install_manifests(with_workloads=with_workloads)), nl=False)
+
+
+@app.command()
+@user_errors
+def install(
+    kubeconfig: Kubeconfig = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print what would be applied, apply nothing.")] = False,
+    with_workloads: WithWorkloads = False,
+) -> None:
+    """Install the CRDs and RBAC (server-side apply; safe to repeat).
+
+    Example:  foreman install --kubeconfig ~/.kube/config
+    """
+    if dry_run:
+        for manifest in install_manifests(with_workloads=with_workloads):
+            typer.echo(f"would apply {manifest['kind']}/{manifest['metadata']['name']}")
+        return
+
+    async def run() -> None:
+        async with await Kube.connect(kubeconfig) as kube:
+            for manifest in await install_into(kube, with_workloads=with_workloads):
+                typer.echo(f"applied {manifest['kind']}/{manifest['metadata']['name']}")
+
+    asyncio.run(run())

@@ -1,0 +1,50 @@
+"""Shared fixtures: a real kube-apiserver for the whole session (started once, stopped at the end)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from foreman.api.install import install
+from foreman.api.kube import Kube
+from foreman.api.localcluster import Identity, LocalCluster
+
+
+@pytest.fixture(scope="session")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
+    """etcd + kube-apiserver on free ports, with Foreman's CRDs and RBAC installed."""
+    local = LocalCluster.start(tmp_path_factory.mktemp("cluster"), audit=bool(os.environ.get("FOREMAN_TEST_AUDIT")))
+
+    async def install_all() -> None:
+        async with await Kube.connect(str(local.kubeconfig())) as kube:
+            await install(kube)
+
+    try:
+        asyncio.run(install_all())
+        yield local
+    finally:
+        local.stop()
+
+
+@pytest.fixture
+async def kube(cluster: LocalCluster) -> AsyncIterator[Kube]:
+    async with await Kube.connect(str(cluster.kubeconfig())) as client:
+        yield client
+
+
+@pytest.fixture
+def kubeconfig(cluster: LocalCluster) -> Path:
+    return cluster.kubeconfig(Identity.ADMIN)
+
+
+@pytest.fixture
+async def namespace(kube: Kube) -> str:
+    """A fresh namespace per test, so tests never see each other's tasks (no namespace GC here: left behind)."""
+    name = f"t-{uuid.uuid4().hex[:10]}"
+    await kube.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
+    return name

@@ -1,0 +1,106 @@
+"""A corpus of malformed AgenticTask and FleetNode objects, each rejected by both the CRD schema and the models.
+
+Each case names the wire path of the bad field; both rejections must mention it.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Any, Literal
+
+DELETE = object()
+
+
+def valid_task(name: str = "corpus") -> dict[str, Any]:
+    return {
+        "apiVersion": "foreman.dev/v1alpha1",
+        "kind": "AgenticTask",
+        "metadata": {"name": name},
+        "spec": {"kind": "verify", "requiredCapability": {"accelerator": "any"}},
+    }
+
+
+def valid_node(name: str = "corpus") -> dict[str, Any]:
+    return {"apiVersion": "foreman.dev/v1alpha1", "kind": "FleetNode", "metadata": {"name": name}, "spec": {}}
+
+
+@dataclass(frozen=True)
+class Malformed:
+    id: str
+    resource: Literal["AgenticTask", "FleetNode"]
+    path: str  # wire path of the bad field, e.g. spec.requiredCapability.accelerator
+    value: Any  # DELETE removes the field
+    target: Literal["object", "status"] = "object"  # status cases go through the status subresource
+
+    def apply_to(self, body: dict[str, Any]) -> dict[str, Any]:
+        body = copy.deepcopy(body)
+        *parents, leaf = self.path.split(".")
+        node = body
+        for part in parents:
+            node = node.setdefault(part, {})
+        if self.value is DELETE:
+            node.pop(leaf, None)
+        else:
+            node[leaf] = self.value
+        return body
+
+    def body(self, name: str = "corpus") -> dict[str, Any]:
+        return self.apply_to(valid_task(name) if self.resource == "AgenticTask" else valid_node(name))
+
+
+def _t(id: str, path: str, value: Any, target: Literal["object", "status"] = "object") -> Malformed:
+    return Malformed(id, "AgenticTask", path, value, target)
+
+
+def _n(id: str, path: str, value: Any, target: Literal["object", "status"] = "object") -> Malformed:
+    return Malformed(id, "FleetNode", path, value, target)
+
+
+CORPUS: list[Malformed] = [
+    _t("task-missing-spec", "spec", DELETE),
+    _t("task-missing-kind", "spec.kind", DELETE),
+    _t("task-kind-not-in-enum", "spec.kind", "deploy"),
+    _t("task-kind-wrong-type", "spec.kind", 5),
+    _t("task-accelerator-unknown", "spec.requiredCapability.accelerator", "tpu"),
+    _t("task-accelerator-wrong-type", "spec.requiredCapability.accelerator", 3),
+    _t("task-ram-negative", "spec.requiredCapability.minRAMGB", -1),
+    _t("task-ram-not-number", "spec.requiredCapability.minRAMGB", "lots"),
+    _t("task-context-negative", "spec.requiredCapability.minContextTokens", -5),
+    _t("task-context-fractional", "spec.requiredCapability.minContextTokens", 1.5),
+    _t("task-selector-not-map", "spec.requiredCapability.nodeSelector", "gpu"),
+    _t("task-selector-value-not-string", "spec.requiredCapability.nodeSelector", {"pool": 1}),
+    _t("task-capability-not-object", "spec.requiredCapability", "fast"),
+    _t("task-dependson-not-list", "spec.dependsOn", "plan"),
+    _t("task-dependson-bad-name", "spec.dependsOn", ["Bad_Name"]),
+    _t("task-dependson-empty-name", "spec.dependsOn", [""]),
+    _t("task-dependson-too-many", "spec.dependsOn", [f"t{i}" for i in range(257)]),
+    _t("task-priority-not-int", "spec.priority", "high"),
+    _t("task-timeout-zero", "spec.timeoutSeconds", 0),
+    _t("task-timeout-negative", "spec.timeoutSeconds", -10),
+    _t("task-retries-negative", "spec.retries", -1),
+    _t("task-retries-too-many", "spec.retries", 1000),
+    _t("task-executor-empty", "spec.executor", ""),
+    _t("task-executor-wrong-type", "spec.executor", 1),
+    _t("task-payload-not-object", "spec.payload", "do it"),
+    _t("task-prompt-wrong-type", "spec.payload.prompt", 5),
+    _t("task-modelref-wrong-type", "spec.modelRef", ["a"]),
+    _t("task-status-phase-unknown", "status.phase", "Done", "status"),
+    _t("task-status-verdict-unknown", "status.verdict", "MAYBE", "status"),
+    _t("task-status-attempts-negative", "status.attempts", -1, "status"),
+    _t(
+        "task-status-envelope-version",
+        "status.result",
+        {"schemaVersion": "foreman.v2", "kind": "verify", "verdict": "GO"},
+        "status",
+    ),
+    _t("task-status-envelope-no-verdict", "status.result", {"kind": "verify"}, "status"),
+    _t("task-status-claimed-not-time", "status.claimedAt", "yesterday", "status"),
+    _n("node-max-tasks-zero", "spec.maxConcurrentTasks", 0),
+    _n("node-max-tasks-not-int", "spec.maxConcurrentTasks", "one"),
+    _n("node-roles-not-list", "spec.roles", "gpu"),
+    _n("node-status-accelerator-unknown", "status.capability.accelerator", "tpu", "status"),
+    _n("node-status-ram-negative", "status.capability.totalRAMGB", -1, "status"),
+    _n("node-status-phase-unknown", "status.phase", "Sleeping", "status"),
+    _n("node-status-context-not-int", "status.capability.maxContextTokens", "big", "status"),
+]

@@ -1,0 +1,61 @@
+import json
+from pathlib import Path
+from typing import Any
+
+from foreman.api import manifests
+from foreman.api.crd import PRINTER_COLUMNS, all_crds
+
+MANIFESTS = Path(__file__).parents[2] / "manifests"
+
+
+def walk(schema: Any) -> list[dict[str, Any]]:
+    if isinstance(schema, dict):
+        return [schema, *(node for value in schema.values() for node in walk(value))]
+    if isinstance(schema, list):
+        return [node for value in schema for node in walk(value)]
+    return []
+
+
+def test_schemas_are_structural() -> None:
+    for crd in all_crds():
+        schema = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+        text = json.dumps(schema)
+        assert "$ref" not in text
+        assert "anyOf" not in text
+        assert '"title"' not in text
+        for node in walk(schema["properties"]["spec"]) + walk(schema["properties"]["status"]):
+            if "properties" in node and isinstance(node.get("properties"), dict) and "type" in node:
+                assert node["type"] == "object"
+                assert "additionalProperties" not in node
+
+
+def test_schema_carries_enums_minimums_required_and_defaults() -> None:
+    task = all_crds()[0]["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    spec = task["properties"]["spec"]
+    capability = spec["properties"]["requiredCapability"]["properties"]
+    assert task["required"] == ["spec"]
+    assert spec["required"] == ["kind"]
+    assert capability["accelerator"]["enum"] == ["cuda", "metal", "rocm", "cpu", "any"]
+    assert capability["minRAMGB"]["minimum"] == 0
+    assert spec["properties"]["timeoutSeconds"]["default"] == 2700
+    conditions = task["properties"]["status"]["properties"]["conditions"]
+    assert conditions["x-kubernetes-list-map-keys"] == ["type"]
+
+
+def test_printer_columns_short_names_and_categories() -> None:
+    for crd in all_crds():
+        names = crd["spec"]["names"]
+        assert names["categories"] == ["foreman"]
+        assert names["shortNames"] in (["at"], ["fn"])
+    assert [c["name"] for cols in PRINTER_COLUMNS.values() for c in cols] == [
+        *("Phase", "Kind", "Node", "Verdict", "Age"),
+        *("Phase", "Accelerator", "RAM", "Context", "Running", "Heartbeat", "Age"),
+    ]
+
+
+def test_checked_in_manifests_match_the_models() -> None:
+    """`make manifests` leaves no diff: the YAML under manifests/ is what the models generate."""
+    for relative, documents in manifests.files().items():
+        path = MANIFESTS / relative
+        assert path.exists(), f"{relative} missing: run `make manifests`"
+        assert path.read_text() == manifests.render(documents), f"{relative} is stale: run `make manifests`"

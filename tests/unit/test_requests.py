@@ -1,0 +1,70 @@
+import pytest
+
+from foreman.api import requests
+from foreman.api.errors import AlreadyExists, Conflict, Gone, Invalid, NotFound, ServerError, error_from_response
+from foreman.api.resources import AgenticTask, FleetNode
+
+
+def test_paths_for_namespaced_and_cluster_resources() -> None:
+    assert requests.resource_path(AgenticTask) == "/apis/foreman.dev/v1alpha1/agentictasks"
+    assert (
+        requests.resource_path(AgenticTask, namespace="ns", name="a", subresource="status")
+        == "/apis/foreman.dev/v1alpha1/namespaces/ns/agentictasks/a/status"
+    )
+    assert requests.resource_path(FleetNode, name="n") == "/apis/foreman.dev/v1alpha1/fleetnodes/n"
+    with pytest.raises(ValueError, match="cluster-scoped"):
+        requests.resource_path(FleetNode, namespace="ns")
+
+
+def test_status_patch_carries_the_resource_version_precondition() -> None:
+    request = requests.merge_patch(
+        AgenticTask, "a", {"status": {"phase": "Running"}}, namespace="ns", resource_version="42", subresource="status"
+    )
+    assert request.method == "PATCH"
+    assert request.content_type == "application/merge-patch+json"
+    assert request.body == {"status": {"phase": "Running"}, "metadata": {"resourceVersion": "42"}}
+
+
+def test_watch_resumes_from_a_resource_version_with_bookmarks() -> None:
+    request = requests.watch(AgenticTask, resource_version="7", timeout_seconds=30, label_selector="foreman.dev/node=x")
+    assert request.query == {
+        "labelSelector": "foreman.dev/node=x",
+        "watch": "true",
+        "resourceVersion": "7",
+        "allowWatchBookmarks": "true",
+        "timeoutSeconds": "30",
+    }
+
+
+def test_create_with_generate_name_is_not_idempotent() -> None:
+    named = AgenticTask.model_validate({"metadata": {"name": "a", "namespace": "n"}, "spec": {"kind": "verify"}})
+    generated = AgenticTask.model_validate(
+        {"metadata": {"generateName": "a-", "namespace": "n"}, "spec": {"kind": "verify"}}
+    )
+    assert requests.create(named).idempotent
+    assert not requests.create(generated).idempotent
+
+
+def test_apply_uses_a_fixed_field_manager() -> None:
+    request = requests.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "x"}})
+    assert (request.path, request.query["fieldManager"]) == ("/api/v1/namespaces/x", "foreman")
+    with pytest.raises(ValueError, match="unsupported kind"):
+        requests.apply({"apiVersion": "v9", "kind": "Thing", "metadata": {"name": "x"}})
+
+
+@pytest.mark.parametrize(
+    ("status", "reason", "expected"),
+    [
+        (404, "NotFound", NotFound),
+        (409, "Conflict", Conflict),
+        (409, "AlreadyExists", AlreadyExists),
+        (410, "Expired", Gone),
+        (422, "Invalid", Invalid),
+        (500, "InternalError", ServerError),
+        (503, "ServiceUnavailable", ServerError),
+    ],
+)
+def test_errors_map_to_classes(status: int, reason: str, expected: type[Exception]) -> None:
+    error = error_from_response(status, {"kind": "Status", "reason": reason, "message": "boom"})
+    assert type(error) is expected
+    assert error.message == "boom"
