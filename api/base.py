@@ -29,8 +29,18 @@ class Model(BaseModel):
     )
 
     def to_wire(self) -> dict[str, Any]:
-        """The JSON body Kubernetes expects: camelCase, no nulls."""
-        return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+        """The JSON body Kubernetes expects: camelCase, no nulls, no empty strings (see `without_empty_strings`)."""
+        return without_empty_strings(self.model_dump(mode="json", by_alias=True, exclude_none=True))
+
+
+def without_empty_strings(body: dict[str, Any]) -> dict[str, Any]:
+    """Drop "" values (in nested maps too). Absent and "" mean the same to our models, and the local kube-apiserver
+    built from Debian's source decodes "" in a custom resource as null and rejects it (docs/design.md)."""
+    return {
+        key: without_empty_strings(value) if isinstance(value, dict) else value
+        for key, value in body.items()
+        if value != ""
+    }
 
 
 def utcnow() -> datetime:

@@ -95,7 +95,8 @@ def openapi_schema(model: type[Resource]) -> JsonSchema:
             "kind": {"type": "string"},
             "metadata": {"type": "object"},
             "spec": structural(properties["spec"], defs),
-            "status": {k: v for k, v in structural(properties["status"], defs).items() if k != "default"},
+            # NB: an empty default makes the apiserver fill in the nested defaults (a new task reads Pending).
+            "status": {**structural(properties["status"], defs), "default": {}},
         },
     }
     if "description" in raw:

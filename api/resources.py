@@ -84,7 +84,8 @@ class AgenticTaskSpec(Model):
 
 
 class AgenticTaskStatus(Model):
-    phase: TaskPhase | None = None
+    phase: TaskPhase = "Pending"
+    """A new task reads as Pending at once (schema default); the controller's first write records it Accepted."""
     assigned_node: str | None = None
     claimed_at: datetime | None = None
     started_at: datetime | None = None
@@ -111,8 +112,7 @@ class AgenticTask(Resource):
 
     @property
     def phase(self) -> TaskPhase:
-        """The phase, with an empty phase read as Pending (the controller writes it down on its first write)."""
-        return self.status.phase or "Pending"
+        return self.status.phase
 
 
 class FleetNodeSpec(Model):

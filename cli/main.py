@@ -10,7 +10,7 @@ import typer
 from foreman.api.install import install as install_into
 from foreman.api.kube import Kube
 from foreman.api.manifests import install_manifests, render
-from foreman.cli import dev
+from foreman.cli import daemons, dev
 from foreman.cli.errors import user_errors
 
 app = typer.Typer(
@@ -20,6 +20,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(dev.app, name="dev")
+app.command()(daemons.controller)
 
 Kubeconfig = Annotated[
     str | None,

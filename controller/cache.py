@@ -1,0 +1,142 @@
+"""The controller's view of the cluster: every task and node it watches, with the indexes decisions need.
+
+Plain data, no I/O: the loop feeds it watch events and the answers to its own writes, and asks it questions.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+
+from foreman.api.resources import NODE_LABEL, AgenticTask, FleetNode, TaskPhase
+from foreman.controller.match import Usage
+
+TaskKey = tuple[str, str]  # (namespace, name)
+
+
+def key_of(task: AgenticTask) -> TaskKey:
+    return (task.namespace or "", task.name)
+
+
+def is_newer(candidate: str | None, current: str | None) -> bool:
+    """Whether a resourceVersion is newer. NB: opaque by contract, but etcd's are increasing integers, and an
+    answer to our own write must not be overwritten by an older watch event that arrives after it."""
+    if current is None or candidate is None:
+        return True
+    try:
+        return int(candidate) > int(current)
+    except ValueError:
+        return candidate != current
+
+
+class Cache:
+    def __init__(self) -> None:
+        self.tasks: dict[str, dict[str, AgenticTask]] = defaultdict(dict)
+        self.by_phase: dict[TaskPhase, set[TaskKey]] = defaultdict(set)
+        self._dependants: dict[str, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
+        self.nodes: dict[str, FleetNode] = {}
+        self.heard_at: dict[str, datetime] = {}
+        """When the controller last saw each node's heartbeat change, on its own clock."""
+
+    # -- tasks -----------------------------------------------------------------------------------------------------
+
+    def task(self, key: TaskKey) -> AgenticTask | None:
+        return self.tasks.get(key[0], {}).get(key[1])
+
+    def siblings(self, namespace: str) -> Mapping[str, AgenticTask]:
+        return self.tasks.get(namespace, {})
+
+    def upsert_task(self, task: AgenticTask) -> set[TaskKey]:
+        """Store a task if newer than what we have; return the keys to look at again (it and its dependants)."""
+        key = key_of(task)
+        old = self.task(key)
+        if old is not None and not is_newer(task.metadata.resource_version, old.metadata.resource_version):
+            return set()
+        if old is not None:
+            self._unindex(key, old)
+        self.tasks[key[0]][key[1]] = task
+        self.by_phase[task.phase].add(key)
+        for upstream in task.spec.depends_on:
+            self._dependants[key[0]][upstream].add(key[1])
+        return {key, *self.dependants(key)}
+
+    def remove_task(self, key: TaskKey) -> set[TaskKey]:
+        old = self.tasks.get(key[0], {}).pop(key[1], None)
+        if old is None:
+            return set()
+        self._unindex(key, old)
+        return self.dependants(key)
+
+    def replace_tasks(self, tasks: Iterable[AgenticTask], namespace: str | None = None) -> set[TaskKey]:
+        """After a (re)list: the listed tasks are the truth (for one namespace, or all when namespace is None)."""
+        listed = {key_of(task): task for task in tasks}
+        stale = [key for ns, names in self.tasks.items() if namespace in (None, ns) for key in ((ns, n) for n in names)]
+        touched: set[TaskKey] = set()
+        for key in stale:
+            if key not in listed:
+                touched |= self.remove_task(key)
+        for task in listed.values():
+            touched |= self.upsert_task(task)
+        return touched
+
+    def dependants(self, key: TaskKey) -> set[TaskKey]:
+        return {(key[0], name) for name in self._dependants.get(key[0], {}).get(key[1], ())}
+
+    def _unindex(self, key: TaskKey, task: AgenticTask) -> None:
+        self.by_phase[task.phase].discard(key)
+        for upstream in task.spec.depends_on:
+            names = self._dependants[key[0]][upstream]
+            names.discard(key[1])
+            if not names:
+                del self._dependants[key[0]][upstream]
+
+    def active(self) -> list[AgenticTask]:
+        """Tasks holding a node: Scheduled or Running."""
+        return [t for phase in ("Scheduled", "Running") for k in self.by_phase[phase] if (t := self.task(k))]
+
+    def usage(self) -> dict[str, Usage]:
+        """Slots and RAM in use per node, from the Scheduled and Running tasks we see placed there."""
+        usage: dict[str, Usage] = defaultdict(Usage)
+        for task in self.active():
+            if task.status.assigned_node:
+                used = usage[task.status.assigned_node]
+                used.slots += 1
+                used.ram_gb += task.spec.required_capability.min_ramgb
+        return usage
+
+    @staticmethod
+    def label_is_wrong(task: AgenticTask) -> bool:
+        """The node label is a watch hint for workers; it must name the assigned node while the task holds one."""
+        wanted = task.status.assigned_node if task.phase in ("Scheduled", "Running") else None
+        return task.metadata.labels.get(NODE_LABEL) != wanted
+
+    # -- nodes -----------------------------------------------------------------------------------------------------
+
+    def upsert_node(self, node: FleetNode, now: datetime) -> bool:
+        """Store a node; return whether it changed in a way placement cares about (anything but the heartbeat)."""
+        old = self.nodes.get(node.name)
+        if old is not None and not is_newer(node.metadata.resource_version, old.metadata.resource_version):
+            return False
+        self.nodes[node.name] = node
+        if old is None or node.status.last_heartbeat_time != old.status.last_heartbeat_time:
+            self.heard_at[node.name] = now
+        if old is None:
+            return True
+        return (old.status.phase, old.status.capability, old.spec, old.metadata.labels) != (
+            node.status.phase,
+            node.status.capability,
+            node.spec,
+            node.metadata.labels,
+        )
+
+    def remove_node(self, name: str) -> None:
+        self.nodes.pop(name, None)
+        self.heard_at.pop(name, None)
+
+    def replace_nodes(self, nodes: Iterable[FleetNode], now: datetime) -> None:
+        listed = {node.name: node for node in nodes}
+        for name in set(self.nodes) - set(listed):
+            self.remove_node(name)
+        for node in listed.values():
+            self.upsert_node(node, now)

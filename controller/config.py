@@ -1,0 +1,34 @@
+"""Controller settings (every one a `foreman controller` flag)."""
+
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+
+@dataclass(frozen=True)
+class ControllerConfig:
+    namespaces: tuple[str, ...] = ()
+    """Namespaces to watch; empty means all."""
+    stale_after: timedelta = timedelta(seconds=90)
+    """A node not heard from for this long is NotReady and loses its tasks (a multiple of the worker heartbeat)."""
+    max_claim_expiries: int = 3
+    resync_every: float = 60.0
+    """Safety net: look at every task again this often, even without events."""
+    leader_election: bool = True
+    lease_name: str = "foreman-controller"
+    lease_namespace: str = "foreman-system"
+    lease_duration: float = 15.0
+    lease_retry_period: float = 2.0
+    identity: str = field(default_factory=lambda: os.environ.get("POD_NAME") or f"{socket.gethostname()}-{os.getpid()}")
+    write_concurrency: int = 32
+    watch_timeout: int = 60
+    """Server-side watch timeout; a stream silent for longer (plus a grace) is treated as stalled."""
+
+    @property
+    def check_every(self) -> float:
+        """How often node liveness is checked without any event: a sixth of the threshold, so staleness is seen
+        within ~17 % of it."""
+        return max(0.05, self.stale_after.total_seconds() / 6)

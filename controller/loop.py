@@ -1,0 +1,410 @@
+"""The controller: watches feed the cache, one pass at a time decides, and the pass's writes go out together.
+
+Each pass (1) marks silent nodes NotReady, (2) takes tasks back from lost or draining nodes, (3) decides every task
+that changed (cancel, dependencies, backoff), (4) places the ready ones first-fit. Decisions are the pure functions
+in rules / reclaim / match / transitions; this module only moves data between them and `Kube`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable, Coroutine
+from datetime import datetime
+from typing import Any, Literal
+
+import structlog
+
+from foreman.api import reasons
+from foreman.api.base import set_condition, utcnow
+from foreman.api.daemon import sleep_unless
+from foreman.api.errors import ApiError, Conflict, NotFound
+from foreman.api.kube import Kube, Relisted
+from foreman.api.resources import NODE_LABEL, AgenticTask, FleetNode
+from foreman.controller import transitions
+from foreman.controller.cache import Cache, TaskKey, key_of
+from foreman.controller.config import ControllerConfig
+from foreman.controller.leader import LeaderElector, LeaseConfig
+from foreman.controller.match import Need, Offer, Placer
+from foreman.controller.metrics import ControllerMetrics
+from foreman.controller.reclaim import GiveUp, node_is_live, node_went_silent, reclaim
+from foreman.controller.rules import Backoff, Blocked, Fail, Ready, decide
+
+log = structlog.get_logger("foreman.controller")
+COMPONENT = "foreman-controller"
+
+
+def need_of(task: AgenticTask) -> Need:
+    capability = task.spec.required_capability
+    return Need(
+        accelerator=capability.accelerator,
+        ram_gb=capability.min_ramgb,
+        context_tokens=capability.min_context_tokens,
+        selector=tuple(sorted(capability.node_selector.items())),
+    )
+
+
+def offer_of(node: FleetNode) -> Offer:
+    capability = node.status.capability
+    return Offer(
+        name=node.name,
+        accelerator=capability.accelerator,
+        ram_gb=capability.available_ramgb,
+        context_tokens=capability.max_context_tokens,
+        slots=node.spec.max_concurrent_tasks,
+        labels=node.metadata.labels,
+    )
+
+
+def placement_order(task: AgenticTask) -> tuple[int, datetime, str]:
+    created = task.metadata.creation_timestamp or datetime.max.replace(tzinfo=None)
+    return (-task.spec.priority, created, task.name)
+
+
+def no_fit_message(need: Need) -> str:
+    wanted = [f"accelerator {need.accelerator}"]
+    if need.ram_gb:
+        wanted.append(f"{need.ram_gb:g} GB RAM")
+    if need.context_tokens:
+        wanted.append(f"{need.context_tokens} context tokens")
+    wanted += [f"{key}={value}" for key, value in need.selector]
+    return "no Ready FleetNode offers " + ", ".join(wanted)
+
+
+class Controller:
+    def __init__(self, kube: Kube, config: ControllerConfig | None = None, *, clock: Callable[[], datetime] = utcnow):
+        self.kube = kube
+        self.config = config or ControllerConfig()
+        self.clock = clock
+        self.cache = Cache()
+        self.metrics = ControllerMetrics()
+        self._dirty: set[TaskKey] = set()
+        self._ready: set[TaskKey] = set()
+        self._backoff: dict[TaskKey, datetime] = {}
+        self._wake = asyncio.Event()
+        self._synced: dict[str, bool] = {}
+        self._background: set[asyncio.Task[None]] = set()
+        self.elector = (
+            LeaderElector(
+                kube,
+                LeaseConfig(
+                    name=self.config.lease_name,
+                    namespace=self.config.lease_namespace,
+                    identity=self.config.identity,
+                    duration=self.config.lease_duration,
+                    retry_period=self.config.lease_retry_period,
+                ),
+                on_change=self._leadership_changed,
+            )
+            if self.config.leader_election
+            else None
+        )
+
+    @property
+    def leading(self) -> bool:
+        return self.elector is None or self.elector.is_leader
+
+    def is_ready(self) -> bool:
+        """Caches filled from a first list of every watched stream."""
+        return bool(self._synced) and all(self._synced.values())
+
+    # -- running ---------------------------------------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Run until `stop` is set; a component that fails unexpectedly stops the whole controller (and raises)."""
+        namespaces: tuple[str | None, ...] = self.config.namespaces or (None,)
+        components: list[Coroutine[Any, Any, None]] = [
+            *(self._watch_tasks(namespace) for namespace in namespaces),
+            self._watch_nodes(),
+            self._reconcile_forever(),
+            self._tick(stop),
+        ]
+        if self.elector is not None:
+            components.append(self.elector.run(stop))
+        self.metrics.leader.set(1 if self.leading else 0)
+        running = [asyncio.create_task(component) for component in components]
+        stopped = asyncio.create_task(stop.wait())
+        try:
+            done, _ = await asyncio.wait([stopped, *running], return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                if task is not stopped and task.exception() is not None:
+                    raise task.exception()  # type: ignore[misc]
+        finally:
+            stop.set()
+            if self.elector is not None:
+                # NB: let the elector release the lease before the watches go away
+                elector_task = running[-1]
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(asyncio.shield(elector_task), 5)
+            for task in [stopped, *running]:
+                task.cancel()
+            await asyncio.gather(stopped, *running, return_exceptions=True)
+            await asyncio.gather(*self._background, return_exceptions=True)
+            log.info("controller stopped", identity=self.config.identity)
+
+    async def _watch_tasks(self, namespace: str | None) -> None:
+        stream = f"tasks/{namespace or '*'}"
+        self._synced[stream] = False
+        async for event in self.kube.watch(AgenticTask, namespace=namespace, timeout_seconds=self.config.watch_timeout):
+            if isinstance(event, Relisted):
+                self._mark(self.cache.replace_tasks(event.items, namespace))
+                self._synced[stream] = True
+            elif event.type == "DELETED":
+                self._mark(self.cache.remove_task(key_of(event.object)))
+            else:
+                self._mark(self.cache.upsert_task(event.object))
+
+    async def _watch_nodes(self) -> None:
+        self._synced["nodes"] = False
+        async for event in self.kube.watch(FleetNode, timeout_seconds=self.config.watch_timeout):
+            now = self.clock()
+            if isinstance(event, Relisted):
+                self.cache.replace_nodes(event.items, now)
+                self._synced["nodes"] = True
+            elif event.type == "DELETED":
+                self.cache.remove_node(event.object.name)
+            else:
+                self.cache.upsert_node(event.object, now)
+            self._wake.set()
+
+    async def _tick(self, stop: asyncio.Event) -> None:
+        """Wake the loop for node liveness checks, and mark everything dirty at each resync."""
+        loop = asyncio.get_running_loop()
+        next_resync = loop.time() + self.config.resync_every
+        while not await sleep_unless(stop, self.config.check_every):
+            if loop.time() >= next_resync:
+                next_resync = loop.time() + self.config.resync_every
+                self._mark_all()
+            self._wake.set()
+
+    async def _reconcile_forever(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            if self.leading and self.is_ready():
+                await self.reconcile_once()
+
+    def _mark(self, keys: set[TaskKey]) -> None:
+        if keys:
+            self._dirty |= keys
+        self._wake.set()
+
+    def _mark_all(self) -> None:
+        self._mark({(ns, name) for ns, names in self.cache.tasks.items() for name in names})
+
+    def _leadership_changed(self, leading: bool) -> None:
+        self.metrics.leader.set(1 if leading else 0)
+        if leading:
+            self._mark_all()
+
+    # -- one pass --------------------------------------------------------------------------------------------------
+
+    async def reconcile_once(self) -> None:
+        now = self.clock()
+        writes: list[Awaitable[object]] = []
+        for key, until in list(self._backoff.items()):
+            if until <= now:
+                self._dirty.add(key)
+                del self._backoff[key]
+        dirty, self._dirty = self._dirty, set()
+
+        live = self._check_nodes(now, writes)
+        self._check_placed_tasks(now, live, dirty, writes)
+        self._decide(now, dirty, writes)
+        self._place(now, live, writes)
+        self._observe()
+
+        semaphore = asyncio.Semaphore(self.config.write_concurrency)
+
+        async def bounded(write: Awaitable[object]) -> None:
+            async with semaphore:
+                await write
+
+        await asyncio.gather(*(bounded(write) for write in writes))
+
+    def _check_nodes(self, now: datetime, writes: list[Awaitable[object]]) -> dict[str, FleetNode]:
+        live = {}
+        for name, node in self.cache.nodes.items():
+            heard_at = self.cache.heard_at.get(name)
+            if node_is_live(node, heard_at, now, self.config.stale_after):
+                live[name] = node
+            elif node_went_silent(node, heard_at, now, self.config.stale_after):
+                writes.append(self._mark_node_not_ready(node, now))
+        return live
+
+    def _check_placed_tasks(
+        self, now: datetime, live: dict[str, FleetNode], dirty: set[TaskKey], writes: list[Awaitable[object]]
+    ) -> None:
+        for task in self.cache.active():
+            name = task.status.assigned_node or ""
+            action = reclaim(task, self.cache.nodes.get(name), name in live, self.config.max_claim_expiries)
+            if isinstance(action, GiveUp):
+                writes.append(self._write(task, transitions.failed(task, now, action), action.reason, action.message))
+                dirty.discard(key_of(task))
+            elif action is not None:
+                patch = transitions.requeued(task, now, action)
+                writes.append(self._write(task, patch, action.reason, action.message, relabel=True))
+                dirty.discard(key_of(task))
+            elif self.cache.label_is_wrong(task):
+                writes.append(self._relabel(task))
+
+    def _decide(self, now: datetime, dirty: set[TaskKey], writes: list[Awaitable[object]]) -> None:
+        for key in dirty:
+            self._ready.discard(key)
+            task = self.cache.task(key)
+            if task is None:
+                continue
+            decision = decide(task, self.cache.siblings(key[0]), now)
+            if isinstance(decision, Ready):
+                self._ready.add(key)
+            elif isinstance(decision, Fail):
+                writes.append(
+                    self._write(task, transitions.failed(task, now, decision), decision.reason, decision.message)
+                )
+            elif isinstance(decision, Blocked):
+                if transitions.needs_pending_write(task, decision):
+                    patch = transitions.pending(task, now, decision)
+                    writes.append(self._write(task, patch, decision.reason, decision.message, event=False))
+            elif isinstance(decision, Backoff):
+                self._backoff[key] = decision.until
+                delay = (decision.until - now).total_seconds()
+                asyncio.get_running_loop().call_later(max(0.0, delay), self._wake.set)
+
+    def _place(self, now: datetime, live: dict[str, FleetNode], writes: list[Awaitable[object]]) -> None:
+        if not self._ready:
+            return
+        placer = Placer((offer_of(node) for node in live.values() if node.status.phase == "Ready"), self.cache.usage())
+        tasks = sorted((t for key in self._ready if (t := self.cache.task(key))), key=placement_order)
+        for task in tasks:
+            need = need_of(task)
+            node = placer.place(need)
+            if node is not None:
+                self._ready.discard(key_of(task))
+                writes.append(self._schedule(task, node, now))
+                continue
+            blocked = None if placer.fits_when_empty(need) else Blocked(reasons.NO_FITTING_NODE, no_fit_message(need))
+            if transitions.needs_pending_write(task, blocked):
+                patch = transitions.pending(task, now, blocked)
+                writes.append(
+                    self._write(task, patch, reasons.NO_FITTING_NODE, blocked.message if blocked else "", event=False)
+                )
+
+    def _observe(self) -> None:
+        for phase, keys in self.cache.by_phase.items():
+            self.metrics.tasks.labels(phase).set(len(keys))
+        self.metrics.pending_queue.set(len(self._ready))
+
+    # -- writes ----------------------------------------------------------------------------------------------------
+
+    async def _schedule(self, task: AgenticTask, node: str, now: datetime) -> None:
+        message = f"assigned to FleetNode {node}"
+        updated = await self._write(task, transitions.scheduled(task, node, now), reasons.FLEET_NODE_ASSIGNED, message)
+        if updated is not None:
+            if task.metadata.creation_timestamp:
+                self.metrics.time_to_schedule.observe((now - task.metadata.creation_timestamp).total_seconds())
+            await self._relabel(updated)
+
+    async def _write(
+        self,
+        task: AgenticTask,
+        status: dict[str, Any],
+        reason: str,
+        message: str,
+        *,
+        event: bool = True,
+        relabel: bool = False,
+    ) -> AgenticTask | None:
+        """One optimistic status write. A conflict means the task moved: re-read it and decide again next pass."""
+        if not self.leading:
+            return None
+        bound = log.bind(task=task.name, namespace=task.namespace, phase=status.get("phase"), reason=reason)
+        try:
+            updated = await self.kube.patch_status(
+                AgenticTask,
+                task.name,
+                status,
+                namespace=task.namespace,
+                resource_version=task.metadata.resource_version,
+            )
+        except Conflict:
+            bound.debug("task changed meanwhile, deciding again")
+            await self._refresh(task)
+            return None
+        except NotFound:
+            self._mark(self.cache.remove_task(key_of(task)))
+            return None
+        except ApiError as error:
+            self.metrics.reconcile_errors.inc()
+            bound.warning("status write failed", error=str(error))
+            self._retry_later(key_of(task))
+            return None
+        bound.info("task transition", node=updated.status.assigned_node, message=message)
+        self.metrics.transitions.labels(reason).inc()
+        self._mark(self.cache.upsert_task(updated))
+        if event:
+            kind: Literal["Normal", "Warning"] = (
+                "Warning" if updated.phase == "Failed" or "attempts" in status else "Normal"
+            )
+            self._in_background(
+                self.kube.emit_event(updated, reason=reason, message=message, component=COMPONENT, type=kind)
+            )
+        if relabel:
+            await self._relabel(updated)
+        return updated
+
+    async def _relabel(self, task: AgenticTask) -> None:
+        """Make the node label (the workers' watch hint) agree with the status (the truth)."""
+        wanted = task.status.assigned_node if task.phase in ("Scheduled", "Running") else None
+        try:
+            updated = await self.kube.patch(
+                AgenticTask, task.name, {"metadata": {"labels": {NODE_LABEL: wanted}}}, namespace=task.namespace
+            )
+        except NotFound:
+            return
+        except ApiError as error:
+            self.metrics.reconcile_errors.inc()
+            log.warning("label write failed", task=task.name, namespace=task.namespace, error=str(error))
+            self._retry_later(key_of(task))
+            return
+        self.cache.upsert_task(updated)
+
+    async def _mark_node_not_ready(self, node: FleetNode, now: datetime) -> None:
+        if not self.leading:
+            return
+        message = f"no heartbeat for more than {self.config.stale_after.total_seconds():g} s"
+        conditions = set_condition(
+            node.status.conditions, type="Ready", status="False", reason="HeartbeatStale", message=message, now=now
+        )
+        try:
+            updated = await self.kube.patch_status(
+                FleetNode,
+                node.name,
+                {"phase": "NotReady", "conditions": [c.to_wire() for c in conditions]},
+                resource_version=node.metadata.resource_version,
+            )
+        except ApiError as error:
+            log.info("could not mark node NotReady", node=node.name, error=str(error))
+            return
+        log.warning("node marked NotReady", node=node.name, reason="HeartbeatStale")
+        self.cache.upsert_node(updated, now)
+        self._in_background(
+            self.kube.emit_event(updated, reason="HeartbeatStale", message=message, component=COMPONENT, type="Warning")
+        )
+
+    async def _refresh(self, task: AgenticTask) -> None:
+        try:
+            fresh = await self.kube.get(AgenticTask, task.name, task.namespace)
+        except NotFound:
+            self._mark(self.cache.remove_task(key_of(task)))
+        except ApiError:
+            self._retry_later(key_of(task))
+        else:
+            self._mark({key_of(task), *self.cache.upsert_task(fresh)})
+
+    def _retry_later(self, key: TaskKey, delay: float = 1.0) -> None:
+        asyncio.get_running_loop().call_later(delay, self._mark, {key})
+
+    def _in_background(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)

@@ -1,0 +1,103 @@
+"""First-fit placement of Pending tasks onto FleetNodes, as pure functions.
+
+Slots and RAM in use come from the tasks the controller itself sees Scheduled or Running on each node, never from a
+field nothing writes. Nodes are tried in name order; the first that fits wins.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from foreman.api.resources import AcceleratorRequest
+
+
+@dataclass(frozen=True)
+class Need:
+    """What a task requires of a node (plain data, built from its spec)."""
+
+    accelerator: AcceleratorRequest = "any"
+    ram_gb: float = 0.0
+    context_tokens: int = 0
+    selector: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class Offer:
+    """What an available node offers before any task is placed on it."""
+
+    name: str
+    accelerator: str
+    ram_gb: float
+    context_tokens: int
+    slots: int
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Usage:
+    slots: int = 0
+    ram_gb: float = 0.0
+
+
+def fits(need: Need, offer: Offer, usage: Usage) -> bool:
+    return (
+        usage.slots < offer.slots
+        and (need.accelerator == "any" or need.accelerator == offer.accelerator)
+        and need.ram_gb <= offer.ram_gb - usage.ram_gb
+        and need.context_tokens <= offer.context_tokens
+        and all(offer.labels.get(key) == value for key, value in need.selector)
+    )
+
+
+def first_fit(need: Need, offers: Sequence[Offer], usage: Mapping[str, Usage]) -> str | None:
+    """The first node by name that fits; offers must already be sorted by name."""
+    for offer in offers:
+        if fits(need, offer, usage.get(offer.name, Usage())):
+            return offer.name
+    return None
+
+
+class Placer:
+    """One placement pass: places tasks one after another, each on the first fitting node.
+
+    NB: for 10,000 tasks x 1,000 nodes a plain scan is too slow in Python, so two things keep it near-linear:
+    nodes are indexed by accelerator and dropped from the index when full, and a need that found no node is
+    remembered for the rest of the pass (usage only grows within a pass, so it cannot fit later either).
+    """
+
+    def __init__(self, offers: Iterable[Offer], usage: Mapping[str, Usage]):
+        ordered = sorted(offers, key=lambda offer: offer.name)
+        self.usage = {
+            offer.name: Usage(usage.get(offer.name, Usage()).slots, usage.get(offer.name, Usage()).ram_gb)
+            for offer in ordered
+        }
+        self.offers = {offer.name: offer for offer in ordered}
+        self._candidates: dict[str, list[Offer]] = {"any": [o for o in ordered if self.usage[o.name].slots < o.slots]}
+        for offer in self._candidates["any"]:
+            self._candidates.setdefault(offer.accelerator, []).append(offer)
+        self._unplaceable: set[Need] = set()
+        self._fits_when_empty: dict[Need, bool] = {}
+
+    def place(self, need: Need) -> str | None:
+        if need in self._unplaceable:
+            return None
+        candidates = self._candidates.get(need.accelerator, [])
+        chosen = first_fit(need, candidates, self.usage)
+        if chosen is None:
+            self._unplaceable.add(need)
+            return None
+        used = self.usage[chosen]
+        used.slots += 1
+        used.ram_gb += need.ram_gb
+        offer = self.offers[chosen]
+        if used.slots >= offer.slots:
+            for key in ("any", offer.accelerator):
+                self._candidates[key].remove(offer)
+        return chosen
+
+    def fits_when_empty(self, need: Need) -> bool:
+        """Whether any node could take the task if it were idle: telling "wait for a slot" from "nothing fits"."""
+        if need not in self._fits_when_empty:
+            self._fits_when_empty[need] = any(fits(need, offer, Usage()) for offer in self.offers.values())
+        return self._fits_when_empty[need]

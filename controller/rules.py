@@ -1,0 +1,110 @@
+"""What should happen to a task, as pure functions of plain data: cancellation, dependencies, retry backoff.
+
+The controller loop asks `decide` about each task it has to look at and turns the answer into one status write.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+
+from foreman.api import reasons
+from foreman.api.envelope import Verdict
+from foreman.api.resources import TERMINAL_PHASES, AgenticTask
+
+PASSING_VERDICTS: frozenset[Verdict] = frozenset({"GO", "GATE-PASS", "SKIPPED"})
+"""Upstream verdicts that let dependants run. SKIPPED passes: the upstream decided there was nothing to do, which
+is not a reason to stop the work after it. NO-GO, GATE-FAIL, GATE-ERROR and INCOMPLETE fail dependants."""
+
+
+@dataclass(frozen=True)
+class Ready:
+    """Eligible for placement now."""
+
+
+@dataclass(frozen=True)
+class Blocked:
+    """Stays Pending; the reason is shown as condition Blocked."""
+
+    reason: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Stays Pending until `until` (retry backoff); looked at again then."""
+
+    until: datetime
+
+
+@dataclass(frozen=True)
+class Fail:
+    reason: str
+    message: str
+    verdict: Verdict = "INCOMPLETE"
+
+
+Decision = Ready | Blocked | Backoff | Fail
+
+
+def cycle_through(name: str, siblings: Mapping[str, AgenticTask]) -> list[str] | None:
+    """A dependency path from `name` back to itself, if there is one (self-dependency included).
+
+    Iterative depth-first search, so a 500-deep chain does not hit the recursion limit.
+    """
+    start = siblings.get(name)
+    if start is None:
+        return None
+    visited: set[str] = set()
+    stack: list[tuple[str, list[str]]] = [(upstream, [name]) for upstream in start.spec.depends_on]
+    while stack:
+        current, path = stack.pop()
+        if current == name:
+            return [*path, name]
+        if current in visited:
+            continue
+        visited.add(current)
+        task = siblings.get(current)
+        if task is not None:
+            stack.extend((upstream, [*path, current]) for upstream in task.spec.depends_on)
+    return None
+
+
+def dependency_state(task: AgenticTask, siblings: Mapping[str, AgenticTask]) -> Ready | Blocked | Fail:
+    """Ready when every upstream Succeeded with a passing verdict; Failed when any cannot; otherwise Blocked."""
+    cycle = cycle_through(task.name, siblings)
+    if cycle:
+        return Fail(reasons.DEPENDENCY_CYCLE, "dependency cycle: " + " -> ".join(cycle))
+    missing, waiting = [], []
+    for name in task.spec.depends_on:
+        upstream = siblings.get(name)
+        if upstream is None:
+            missing.append(name)
+        elif upstream.phase == "Failed":
+            why = upstream.status.failure_reason or "Failed"
+            return Fail(reasons.UPSTREAM_FAILED, f"upstream {name} failed ({why})")
+        elif upstream.phase == "Succeeded" and upstream.status.verdict not in PASSING_VERDICTS:
+            return Fail(reasons.UPSTREAM_FAILED, f"upstream {name} finished with verdict {upstream.status.verdict}")
+        elif upstream.phase not in TERMINAL_PHASES:
+            waiting.append(name)
+    if missing:
+        return Blocked(reasons.DEPENDENCY_NOT_FOUND, "waiting for tasks that do not exist: " + ", ".join(missing))
+    if waiting:
+        return Blocked(reasons.WAITING_FOR_DEPENDENCIES, "waiting for " + ", ".join(waiting))
+    return Ready()
+
+
+def decide(task: AgenticTask, siblings: Mapping[str, AgenticTask], now: datetime) -> Decision | None:
+    """What the controller should do with a task, or None when it is not the controller's to decide (it runs
+    on a worker, or it is finished)."""
+    if task.phase not in ("Pending", "Scheduled"):
+        return None
+    if task.spec.cancel:
+        return Fail(reasons.CANCELLED, f"cancelled while {task.phase}")
+    if task.phase == "Scheduled":
+        return None
+    state = dependency_state(task, siblings)
+    if isinstance(state, Ready) and task.status.not_before and task.status.not_before > now:
+        return Backoff(task.status.not_before)
+    return state

@@ -1,0 +1,43 @@
+"""Plain-data builders for tests: tasks and nodes as the API would return them."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from foreman.api.resources import AgenticTask, FleetNode
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def task(name: str, *, phase: str = "Pending", namespace: str = "ns", **spec: Any) -> AgenticTask:
+    status: dict[str, Any] = {"phase": phase}
+    for key in ("verdict", "assignedNode", "attempts", "notBefore", "failureReason"):
+        if key in spec:
+            status[key] = spec.pop(key)
+    return AgenticTask.model_validate(
+        {
+            "metadata": {"name": name, "namespace": namespace, "resourceVersion": "1", "creationTimestamp": T0},
+            "spec": {"kind": "verify", **spec},
+            "status": status,
+        }
+    )
+
+
+def node(name: str, *, accelerator: str = "cpu", ram: float = 16, context: int = 8192, slots: int = 1,
+         phase: str = "Ready", labels: dict[str, str] | None = None) -> FleetNode:  # fmt: skip
+    return FleetNode.model_validate(
+        {
+            "metadata": {"name": name, "labels": labels or {}, "resourceVersion": "1"},
+            "spec": {"maxConcurrentTasks": slots},
+            "status": {
+                "phase": phase,
+                "capability": {
+                    "accelerator": accelerator,
+                    "availableRAMGB": ram,
+                    "totalRAMGB": ram,
+                    "maxContextTokens": context,
+                },
+            },
+        }
+    )

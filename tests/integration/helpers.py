@@ -1,0 +1,120 @@
+"""Helpers for integration tests: nodes that heartbeat on demand, controllers in the test's event loop, waiting."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Callable
+from datetime import timedelta
+from typing import Any
+
+from foreman.api import requests
+from foreman.api.base import utcnow
+from foreman.api.kube import Kube
+from foreman.api.resources import AgenticTask, FleetNode
+from foreman.controller.config import ControllerConfig
+from foreman.controller.loop import Controller
+
+
+async def make_node(
+    kube: Kube,
+    name: str,
+    *,
+    accelerator: str = "cpu",
+    ram: float = 16,
+    context: int = 8192,
+    slots: int = 1,
+    labels: dict[str, str] | None = None,
+    phase: str = "Ready",
+) -> FleetNode:
+    node = FleetNode.model_validate(
+        {"metadata": {"name": name, "labels": labels or {}}, "spec": {"maxConcurrentTasks": slots}}
+    )
+    await kube.create(node)
+    capability = {"accelerator": accelerator, "totalRAMGB": ram, "availableRAMGB": ram, "maxContextTokens": context}
+    return await kube.patch_status(
+        FleetNode, name, {"phase": phase, "capability": capability, "lastHeartbeatTime": _now()}
+    )
+
+
+async def heartbeat(kube: Kube, name: str, phase: str = "Ready") -> None:
+    await kube.patch_status(FleetNode, name, {"phase": phase, "lastHeartbeatTime": _now()})
+
+
+def _now() -> str:
+    return utcnow().isoformat().replace("+00:00", "Z")
+
+
+async def make_task(kube: Kube, namespace: str, name: str, **spec: Any) -> AgenticTask:
+    body = {"metadata": {"name": name, "namespace": namespace}, "spec": {"kind": "verify", **spec}}
+    return await kube.create(AgenticTask.model_validate(body))
+
+
+class RunningController:
+    """A controller running as a task of the test's event loop."""
+
+    def __init__(self, controller: Controller):
+        self.controller = controller
+        self._stop = asyncio.Event()
+        self._runner = asyncio.create_task(controller.run(self._stop))
+
+    async def started(self) -> Controller:
+        while not self.controller.is_ready():
+            if self._runner.done():
+                self._runner.result()
+            await asyncio.sleep(0.01)
+        return self.controller
+
+    async def stop(self) -> None:
+        self._stop.set()
+        await asyncio.wait_for(self._runner, 10)
+
+
+def controller_config(namespace: str, **settings: Any) -> ControllerConfig:
+    settings.setdefault("leader_election", False)
+    settings.setdefault("stale_after", timedelta(seconds=60))
+    return ControllerConfig(namespaces=(namespace,), lease_namespace=namespace, **settings)
+
+
+@contextlib.asynccontextmanager
+async def running_controller(kube: Kube, namespace: str, **settings: Any) -> AsyncIterator[Controller]:
+    running = RunningController(Controller(kube, controller_config(namespace, **settings)))
+    try:
+        yield await running.started()
+    finally:
+        await running.stop()
+
+
+async def wait_for(
+    kube: Kube, namespace: str, name: str, predicate: Callable[[AgenticTask], bool], timeout: float = 10
+) -> AgenticTask:
+    """Poll until the task satisfies `predicate` (tests may poll; the product watches)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        task = await kube.get(AgenticTask, name, namespace)
+        if predicate(task):
+            return task
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{name} never matched; last status: {task.status.model_dump(exclude_none=True)}")
+        await asyncio.sleep(0.02)
+
+
+def phase_is(phase: str) -> Callable[[AgenticTask], bool]:
+    return lambda task: task.phase == phase
+
+
+def condition(task: AgenticTask, type_: str) -> tuple[str, str] | None:
+    found = next((c for c in task.status.conditions if c.type == type_), None)
+    return (found.status, found.reason) if found else None
+
+
+async def events(kube: Kube, namespace: str) -> list[dict[str, Any]]:
+    body = await kube._send(requests.Request("GET", f"/api/v1/namespaces/{namespace}/events"))
+    return list(body["items"])
+
+
+async def delete_nodes(kube: Kube, *names: str) -> None:
+    for name in names:
+        with contextlib.suppress(Exception):
+            await kube.delete(FleetNode, name)

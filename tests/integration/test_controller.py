@@ -1,0 +1,209 @@
+"""The controller against a real kube-apiserver: placement, dependencies, reclaim, leader election."""
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+import pytest
+
+from foreman.api.kube import Kube
+from foreman.api.resources import NODE_LABEL, AgenticTask, FleetNode
+from foreman.controller.loop import Controller
+from tests.integration.helpers import (
+    RunningController,
+    condition,
+    controller_config,
+    delete_nodes,
+    events,
+    heartbeat,
+    make_node,
+    make_task,
+    phase_is,
+    running_controller,
+    wait_for,
+)
+
+
+@pytest.fixture
+async def nodes(kube: Kube) -> AsyncIterator[list[str]]:
+    """Node names created by a test, deleted afterwards (FleetNodes are cluster-scoped)."""
+    created: list[str] = []
+    yield created
+    await delete_nodes(kube, *created)
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:6]}"
+
+
+async def test_tasks_go_to_the_first_fitting_node(kube: Kube, namespace: str, nodes: list[str]) -> None:
+    cpu, cuda, metal = unique("a-cpu"), unique("b-cuda"), unique("c-metal")
+    nodes += [cpu, cuda, metal]
+    await make_node(kube, cpu, accelerator="cpu", ram=16)
+    await make_node(kube, cuda, accelerator="cuda", ram=80, context=131072, slots=2, labels={"pool": "gpu"})
+    await make_node(kube, metal, accelerator="metal", ram=64, context=32768)
+    async with running_controller(kube, namespace):
+        await make_task(
+            kube,
+            namespace,
+            "big-gpu",
+            requiredCapability={"accelerator": "cuda", "minRAMGB": 48, "minContextTokens": 100000},
+        )
+        await make_task(kube, namespace, "mac", requiredCapability={"accelerator": "metal", "minRAMGB": 32})
+        await make_task(kube, namespace, "selector", requiredCapability={"nodeSelector": {"pool": "gpu"}})
+        await make_task(kube, namespace, "anything", requiredCapability={"minRAMGB": 8})
+        placed = {
+            name: await wait_for(kube, namespace, name, lambda t: NODE_LABEL in t.metadata.labels)
+            for name in ("big-gpu", "mac", "selector", "anything")
+        }
+    assert {name: t.status.assigned_node for name, t in placed.items()} == {
+        "big-gpu": cuda, "mac": metal, "selector": cuda, "anything": cpu,
+    }  # fmt: skip
+    for task in placed.values():
+        assert task.metadata.labels[NODE_LABEL] == task.status.assigned_node
+        assert condition(task, "Scheduled") == ("True", "FleetNodeAssigned")
+        assert condition(task, "Accepted") == ("True", "NewTask")
+    recorded = await events(kube, namespace)
+    assert {e["reason"] for e in recorded} == {"FleetNodeAssigned"}
+    assert len(recorded) == 4
+
+
+async def test_no_fit_waits_and_is_placed_within_a_second_of_a_fitting_node(
+    kube: Kube, namespace: str, nodes: list[str]
+) -> None:
+    rocm = unique("rocm")
+    nodes.append(rocm)
+    async with running_controller(kube, namespace):
+        await make_task(kube, namespace, "needs-rocm", requiredCapability={"accelerator": "rocm"})
+        waiting = await wait_for(kube, namespace, "needs-rocm", lambda t: condition(t, "Blocked") is not None)
+        assert waiting.phase == "Pending"
+        assert condition(waiting, "Blocked") == ("True", "NoFittingNode")
+        started = time.monotonic()
+        await make_node(kube, rocm, accelerator="rocm")
+        placed = await wait_for(kube, namespace, "needs-rocm", phase_is("Scheduled"), timeout=1)
+        assert time.monotonic() - started < 1
+        assert placed.status.assigned_node == rocm
+        assert condition(placed, "Blocked") == ("False", "FleetNodeAssigned")
+
+
+async def test_higher_priority_goes_first(kube: Kube, namespace: str, nodes: list[str]) -> None:
+    only = unique("one-slot")
+    nodes.append(only)
+    async with running_controller(kube, namespace):
+        await make_task(kube, namespace, "low", priority=1)
+        await make_task(kube, namespace, "high", priority=10)
+        await asyncio.sleep(0.2)
+        await make_node(kube, only)
+        assert (await wait_for(kube, namespace, "high", phase_is("Scheduled"))).status.assigned_node == only
+        assert (await kube.get(AgenticTask, "low", namespace)).phase == "Pending"
+
+
+async def test_failure_cascades_through_a_three_level_chain(kube: Kube, namespace: str) -> None:
+    async with running_controller(kube, namespace):
+        await make_task(kube, namespace, "root")
+        await make_task(kube, namespace, "middle", dependsOn=["root"])
+        await make_task(kube, namespace, "leaf", dependsOn=["middle"])
+        middle = await wait_for(kube, namespace, "middle", lambda t: condition(t, "Blocked") is not None)
+        assert condition(middle, "Blocked") == ("True", "WaitingForDependencies")
+        await kube.patch_status(
+            AgenticTask, "root", {"phase": "Failed", "failureReason": "ExecutorError"}, namespace=namespace
+        )
+        for name in ("middle", "leaf"):
+            failed = await wait_for(kube, namespace, name, phase_is("Failed"))
+            assert (failed.status.failure_reason, failed.status.verdict) == ("UpstreamFailed", "INCOMPLETE")
+        middle = await kube.get(AgenticTask, "middle", namespace)
+        finished = next(c for c in middle.status.conditions if c.type == "Finished")
+        assert finished.message == "upstream root failed (ExecutorError)"
+
+
+async def test_missing_dependency_blocks_until_it_appears(kube: Kube, namespace: str, nodes: list[str]) -> None:
+    worker = unique("n")
+    nodes.append(worker)
+    await make_node(kube, worker)
+    async with running_controller(kube, namespace):
+        await make_task(kube, namespace, "after", dependsOn=["before"])
+        blocked = await wait_for(kube, namespace, "after", lambda t: condition(t, "Blocked") is not None)
+        assert condition(blocked, "Blocked") == ("True", "DependencyNotFound")
+        await make_task(kube, namespace, "before", requiredCapability={"accelerator": "rocm"})  # cannot run here
+        await wait_for(
+            kube, namespace, "after", lambda t: condition(t, "Blocked") == ("True", "WaitingForDependencies")
+        )
+        await kube.patch_status(AgenticTask, "before", {"phase": "Succeeded", "verdict": "GO"}, namespace=namespace)
+        scheduled = await wait_for(kube, namespace, "after", phase_is("Scheduled"))
+        assert scheduled.status.assigned_node == worker
+
+
+async def test_cycles_fail_with_dependency_cycle(kube: Kube, namespace: str) -> None:
+    async with running_controller(kube, namespace):
+        await make_task(kube, namespace, "a", dependsOn=["b"])
+        await make_task(kube, namespace, "b", dependsOn=["a"])
+        await make_task(kube, namespace, "self", dependsOn=["self"])
+        for name in ("a", "b", "self"):
+            failed = await wait_for(kube, namespace, name, phase_is("Failed"))
+            assert failed.status.failure_reason == "DependencyCycle"
+
+
+async def test_cancel_fails_a_pending_task(kube: Kube, namespace: str) -> None:
+    async with running_controller(kube, namespace):
+        await make_task(kube, namespace, "stop-me", requiredCapability={"accelerator": "rocm"})
+        await kube.patch(AgenticTask, "stop-me", {"spec": {"cancel": True}}, namespace=namespace)
+        failed = await wait_for(kube, namespace, "stop-me", phase_is("Failed"))
+        assert failed.status.failure_reason == "Cancelled"
+
+
+async def test_claim_expiry_ladder(kube: Kube, namespace: str, nodes: list[str]) -> None:
+    """A silent node loses its task (attempts counted) until the limit fails it; the node is marked NotReady."""
+    flaky = unique("flaky")
+    nodes.append(flaky)
+    await make_node(kube, flaky)
+    async with running_controller(kube, namespace, stale_after=timedelta(seconds=0.6), max_claim_expiries=2):
+        await make_task(kube, namespace, "orphan")
+        await wait_for(kube, namespace, "orphan", phase_is("Scheduled"))
+        requeued = await wait_for(kube, namespace, "orphan", lambda t: t.status.attempts == 1)
+        assert requeued.phase == "Pending"
+        assert condition(requeued, "ClaimExpired") == ("True", "NodeLost")
+        assert NODE_LABEL not in requeued.metadata.labels
+        await heartbeat(kube, flaky)  # the node comes back: the task is placed there again, then lost again
+        failed = await wait_for(kube, namespace, "orphan", phase_is("Failed"))
+        assert failed.status.failure_reason == "ClaimExpiryLimitReached"
+        assert (await kube.get(FleetNode, flaky)).status.phase == "NotReady"
+
+
+async def test_two_controllers_never_double_schedule_and_fail_over(
+    kube: Kube, namespace: str, nodes: list[str]
+) -> None:
+    big = unique("big")
+    nodes.append(big)
+    await make_node(kube, big, slots=100)
+    lease = {"leader_election": True, "lease_duration": 1.5, "lease_retry_period": 0.2, "lease_name": "ctl"}
+    replicas = [
+        RunningController(Controller(kube, controller_config(namespace, identity=name, **lease)))
+        for name in ("one", "two")
+    ]
+    try:
+        one, two = [await replica.started() for replica in replicas]
+        while not (one.leading or two.leading):
+            await asyncio.sleep(0.05)
+        assert one.leading != two.leading
+        for i in range(20):
+            await make_task(kube, namespace, f"t{i}")
+        for i in range(20):
+            await wait_for(kube, namespace, f"t{i}", phase_is("Scheduled"))
+        placements = [c.metrics.transitions.labels("FleetNodeAssigned")._value.get() for c in (one, two)]
+        assert sorted(placements) == [0, 20]
+
+        leader_index = 0 if one.leading else 1
+        standby = (one, two)[1 - leader_index]
+        stopped_at = time.monotonic()
+        await replicas[leader_index].stop()  # releases the lease on its way out
+        while not standby.leading:
+            await asyncio.sleep(0.05)
+        assert time.monotonic() - stopped_at < 3
+        await make_task(kube, namespace, "after-failover")
+        await wait_for(kube, namespace, "after-failover", phase_is("Scheduled"))
+        assert standby.metrics.transitions.labels("FleetNodeAssigned")._value.get() == 1
+    finally:
+        for replica in replicas:
+            await replica.stop()
