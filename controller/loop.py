@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 import structlog
 
-from foreman.api import reasons
+from foreman.api import reasons, status
 from foreman.api.base import set_condition, utcnow
 from foreman.api.daemon import sleep_unless
 from foreman.api.errors import ApiError, Conflict, NotFound
@@ -239,10 +239,16 @@ class Controller:
             name = task.status.assigned_node or ""
             action = reclaim(task, self.cache.nodes.get(name), name in live, self.config.max_claim_expiries)
             if isinstance(action, GiveUp):
-                writes.append(self._write(task, transitions.failed(task, now, action), action.reason, action.message))
+                writes.append(
+                    self._write(
+                        task, status.failed(task, now, action.reason, action.message), action.reason, action.message
+                    )
+                )
                 dirty.discard(key_of(task))
             elif action is not None:
-                patch = transitions.requeued(task, now, action)
+                patch = status.requeued(
+                    task, now, action.reason, action.message, count_attempt=action.expired, claim_expired=action.expired
+                )
                 writes.append(self._write(task, patch, action.reason, action.message, relabel=True))
                 dirty.discard(key_of(task))
             elif self.cache.label_is_wrong(task):
@@ -258,9 +264,8 @@ class Controller:
             if isinstance(decision, Ready):
                 self._ready.add(key)
             elif isinstance(decision, Fail):
-                writes.append(
-                    self._write(task, transitions.failed(task, now, decision), decision.reason, decision.message)
-                )
+                patch = status.failed(task, now, decision.reason, decision.message, verdict=decision.verdict)
+                writes.append(self._write(task, patch, decision.reason, decision.message))
             elif isinstance(decision, Blocked):
                 if transitions.needs_pending_write(task, decision):
                     patch = transitions.pending(task, now, decision)
@@ -307,7 +312,7 @@ class Controller:
     async def _write(
         self,
         task: AgenticTask,
-        status: dict[str, Any],
+        patch: dict[str, Any],
         reason: str,
         message: str,
         *,
@@ -317,12 +322,12 @@ class Controller:
         """One optimistic status write. A conflict means the task moved: re-read it and decide again next pass."""
         if not self.leading:
             return None
-        bound = log.bind(task=task.name, namespace=task.namespace, phase=status.get("phase"), reason=reason)
+        bound = log.bind(task=task.name, namespace=task.namespace, phase=patch.get("phase"), reason=reason)
         try:
             updated = await self.kube.patch_status(
                 AgenticTask,
                 task.name,
-                status,
+                patch,
                 namespace=task.namespace,
                 resource_version=task.metadata.resource_version,
             )
@@ -343,7 +348,7 @@ class Controller:
         self._mark(self.cache.upsert_task(updated))
         if event:
             kind: Literal["Normal", "Warning"] = (
-                "Warning" if updated.phase == "Failed" or "attempts" in status else "Normal"
+                "Warning" if updated.phase == "Failed" or "attempts" in patch else "Normal"
             )
             self._in_background(
                 self.kube.emit_event(updated, reason=reason, message=message, component=COMPONENT, type=kind)
