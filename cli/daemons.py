@@ -4,16 +4,24 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import shlex
 from datetime import timedelta
-from typing import Annotated
+from pathlib import Path
+from typing import Annotated, Any
 
 import typer
+import yaml
 
 from foreman.api.daemon import HealthServer, configure_logging, stop_on_signals
 from foreman.api.kube import Kube
-from foreman.cli.errors import user_errors
+from foreman.cli.errors import UserError, user_errors
 from foreman.controller.config import ControllerConfig
 from foreman.controller.loop import Controller
+from foreman.worker.config import WorkerConfig
+from foreman.worker.loop import Worker
+from foreman.worker.registrar import WorkerStalled
+
+STALLED = 3
 
 KubeconfigOption = Annotated[
     str | None,
@@ -84,3 +92,114 @@ def controller(
                 await health.stop()
 
     asyncio.run(run())
+
+
+def _labels(pairs: list[str]) -> dict[str, str]:
+    labels = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise UserError(f"--label wants key=value, got {pair!r}")
+        labels[key] = value
+    return labels
+
+
+def worker_config(config_file: Path | None, flags: dict[str, Any]) -> WorkerConfig:
+    """The config file's settings, each overridden by a flag that was given."""
+    base: dict[str, Any] = {}
+    if config_file is not None:
+        base = yaml.safe_load(config_file.read_text()) or {}
+        if not isinstance(base, dict):
+            raise UserError(f"{config_file}: expected a mapping of settings")
+    overrides = {**base.pop("overrides", {}), **flags.pop("overrides")}
+    return WorkerConfig.model_validate(
+        {**base, **{k: v for k, v in flags.items() if v is not None}, "overrides": overrides}
+    )
+
+
+@user_errors
+def worker(
+    kubeconfig: KubeconfigOption = None,
+    config_file: Annotated[
+        Path | None, typer.Option("--config", help="YAML file of worker settings (flags win).")
+    ] = None,
+    node_name: Annotated[str | None, typer.Option(help="FleetNode name (default: host name).")] = None,
+    label: Annotated[
+        list[str] | None,
+        typer.Option("--label", "-l", help="FleetNode label key=value (repeatable): what nodeSelector matches."),
+    ] = None,
+    role: Annotated[list[str] | None, typer.Option("--role", help="FleetNode role (repeatable).")] = None,
+    max_concurrent: Annotated[int | None, typer.Option(help="Tasks run at once (default 1).")] = None,
+    namespace: Annotated[
+        list[str] | None, typer.Option("--namespace", "-n", help="Take tasks only from these namespaces (default all).")
+    ] = None,
+    accelerator: Annotated[
+        str | None, typer.Option(help="Override the detected accelerator: cuda, metal, rocm or cpu.")
+    ] = None,
+    accelerator_count: Annotated[int | None, typer.Option(help="Override the detected accelerator count.")] = None,
+    ram_gb: Annotated[float | None, typer.Option(help="Override detected RAM (total and available), in GB.")] = None,
+    context_tokens: Annotated[
+        int | None, typer.Option(help="Largest context window the node's models take (default 8192).")
+    ] = None,
+    model: Annotated[list[str] | None, typer.Option("--model", help="An installed model name (repeatable).")] = None,
+    command: Annotated[
+        str | None, typer.Option(help="argv for the `command` executor, split like a shell would (no shell runs).")
+    ] = None,
+    heartbeat_interval: Annotated[float | None, typer.Option(help="Seconds between heartbeats (default 10).")] = None,
+    drain_grace: Annotated[
+        float | None, typer.Option(help="Seconds running tasks get to finish on SIGTERM (default 30).")
+    ] = None,
+    health_port: Annotated[int, typer.Option(help="Port for /healthz and /metrics (0: none).")] = 8081,
+    log_format: LogFormat = "json",
+) -> None:
+    """Run a worker: register this host as a FleetNode, claim tasks placed on it and run their executors.
+
+    Exit codes: 0 after a clean drain (SIGTERM), 2 for a configuration mistake, 3 when the API stayed unreachable.
+
+    Example:  foreman worker --node-name gpu-01 -l pool=research --context-tokens 131072 --command "python3 agent.py"
+    """
+    configure_logging(json=log_format == "json")
+    config = worker_config(
+        config_file,
+        {
+            "node_name": node_name,
+            "labels": _labels(label) if label else None,
+            "roles": role,
+            "max_concurrent_tasks": max_concurrent,
+            "namespaces": namespace,
+            "max_context_tokens": context_tokens,
+            "installed_models": model,
+            "executors": {"command": {"argv": shlex.split(command)}} if command else None,
+            "heartbeat_interval": heartbeat_interval,
+            "drain_grace": drain_grace,
+            "overrides": {
+                k: v
+                for k, v in {
+                    "accelerator": accelerator,
+                    "acceleratorCount": accelerator_count,
+                    "totalRAMGB": ram_gb,
+                    "availableRAMGB": ram_gb,
+                }.items()
+                if v is not None
+            },
+        },
+    )
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        stop_on_signals(stop)
+        async with await Kube.connect(kubeconfig) as kube:
+            instance = Worker(kube, config)
+            health = HealthServer(instance.metrics.registry, healthy=instance.is_healthy, ready=instance.is_healthy)
+            if health_port:
+                await health.start(health_port)
+            try:
+                await instance.run(stop)
+            finally:
+                await health.stop()
+
+    try:
+        asyncio.run(run())
+    except WorkerStalled as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(STALLED) from None

@@ -21,6 +21,7 @@ app = typer.Typer(
 )
 app.add_typer(dev.app, name="dev")
 app.command()(daemons.controller)
+app.command()(daemons.worker)
 
 Kubeconfig = Annotated[
     str | None,

@@ -15,6 +15,9 @@ from foreman.api.kube import Kube
 from foreman.api.resources import AgenticTask, FleetNode
 from foreman.controller.config import ControllerConfig
 from foreman.controller.loop import Controller
+from foreman.worker.config import WorkerConfig
+from foreman.worker.executors.base import Executor
+from foreman.worker.loop import Worker
 
 
 async def make_node(
@@ -118,3 +121,37 @@ async def delete_nodes(kube: Kube, *names: str) -> None:
     for name in names:
         with contextlib.suppress(Exception):
             await kube.delete(FleetNode, name)
+
+
+class RunningWorker:
+    """A worker running as a task of the test's event loop."""
+
+    def __init__(self, kube: Kube, config: WorkerConfig, executors: dict[str, type[Executor]] | None = None):
+        self.worker = Worker(kube, config, executors=executors)
+        self._stop = asyncio.Event()
+        self._runner = asyncio.create_task(self.worker.run(self._stop))
+
+    async def started(self) -> Worker:
+        while self.worker.registrar is None or self.worker.registrar.node is None:
+            if self._runner.done():
+                self._runner.result()
+            await asyncio.sleep(0.01)
+        return self.worker
+
+    async def stop(self) -> None:
+        self._stop.set()
+        await asyncio.wait_for(self._runner, 60)
+
+
+@contextlib.asynccontextmanager
+async def running_worker(
+    kube: Kube, node: str, namespace: str, plugins: dict[str, type[Executor]] | None = None, **settings: Any
+) -> AsyncIterator[Worker]:
+    """A worker for one test; `plugins` replaces the installed executors, `settings` are WorkerConfig fields."""
+    config = WorkerConfig(node_name=node, namespaces=[namespace], drain_grace=1, **settings)
+    running = RunningWorker(kube, config, plugins)
+    try:
+        yield await running.started()
+    finally:
+        await running.stop()
+        await delete_nodes(kube, node)

@@ -161,7 +161,9 @@ async def test_claim_expiry_ladder(kube: Kube, namespace: str, nodes: list[str])
     async with running_controller(kube, namespace, stale_after=timedelta(seconds=0.6), max_claim_expiries=2):
         await make_task(kube, namespace, "orphan")
         await wait_for(kube, namespace, "orphan", phase_is("Scheduled"))
-        requeued = await wait_for(kube, namespace, "orphan", lambda t: t.status.attempts == 1)
+        requeued = await wait_for(
+            kube, namespace, "orphan", lambda t: t.status.attempts == 1 and NODE_LABEL not in t.metadata.labels
+        )
         assert requeued.phase == "Pending"
         assert condition(requeued, "ClaimExpired") == ("True", "NodeLost")
         assert NODE_LABEL not in requeued.metadata.labels

@@ -118,15 +118,15 @@ async def test_stale_status_patch_raises_conflict(kube: Kube, namespace: str) ->
 
 async def test_watch_resumes_after_the_server_closes_the_stream(kube: Kube, namespace: str) -> None:
     """With a 1 s server-side timeout the stream ends several times; every change arrives exactly once."""
-    seen: list[tuple[str, str, str | None]] = []
+    seen: list[tuple[str, str, int]] = []
     done = asyncio.Event()
 
     async def consume() -> None:
         async for event in kube.watch(AgenticTask, namespace=namespace, timeout_seconds=1):
             if isinstance(event, Relisted):
-                seen.extend(("LIST", t.name, t.status.phase) for t in event.items)
+                seen.extend(("LIST", t.name, t.status.attempts) for t in event.items)
             elif isinstance(event, WatchEvent):
-                seen.append((event.type, event.object.name, event.object.status.phase))
+                seen.append((event.type, event.object.name, event.object.status.attempts))
                 if event.type == "DELETED" and event.object.name == "w-3":
                     done.set()
                     return
@@ -138,12 +138,12 @@ async def test_watch_resumes_after_the_server_closes_the_stream(kube: Kube, name
             AgenticTask.model_validate(_in_namespace(AgenticTask, valid_task(f"w-{i}"), namespace))
         )
         await asyncio.sleep(1.3)  # let the stream time out between changes
-        await kube.patch_status(AgenticTask, task.name, {"phase": "Pending"}, namespace=namespace)
+        await kube.patch_status(AgenticTask, task.name, {"attempts": 1}, namespace=namespace)
     await kube.delete(AgenticTask, "w-3", namespace)
     await asyncio.wait_for(done.wait(), 10)
     await consumer
-    expected: list[tuple[str, str, str | None]] = []
+    expected: list[tuple[str, str, int]] = []
     for i in range(4):
-        expected += [("ADDED", f"w-{i}", None), ("MODIFIED", f"w-{i}", "Pending")]
-    expected.append(("DELETED", "w-3", "Pending"))
+        expected += [("ADDED", f"w-{i}", 0), ("MODIFIED", f"w-{i}", 1)]
+    expected.append(("DELETED", "w-3", 1))
     assert seen == expected

@@ -1,0 +1,5 @@
+"""`python -m foreman.cli` runs the `foreman` command."""
+
+from foreman.cli.main import app
+
+app()

@@ -1,0 +1,53 @@
+"""The Executor plug-in contract, and how executors are found (entry-point group `foreman.executors`)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from typing import Any, Protocol, runtime_checkable
+
+import structlog
+
+from foreman.api.envelope import ResultEnvelope
+from foreman.api.resources import AgenticTask
+
+ENTRY_POINT_GROUP = "foreman.executors"
+log = structlog.get_logger("foreman.worker.executors")
+
+
+@dataclass(frozen=True)
+class ExecutionContext:
+    node_name: str
+    attempt: int
+    settings: Mapping[str, Any] = field(default_factory=dict)
+    """This executor's settings from the worker's configuration (never from the task)."""
+
+
+@runtime_checkable
+class Executor(Protocol):
+    """Runs one task and returns its foreman.v1 envelope.
+
+    Raise any exception for a failure of the executor itself (the task fails with ExecutorError); raise
+    ContractViolation when the work ran but produced no valid result. Cancellation (timeout, `spec.cancel`, task
+    deleted, drain) arrives as asyncio.CancelledError: clean up (kill child processes) and re-raise.
+    """
+
+    name: str
+
+    async def execute(self, task: AgenticTask, context: ExecutionContext) -> ResultEnvelope: ...
+
+
+class ContractViolation(Exception):
+    """The executor did not produce a valid foreman.v1 envelope."""
+
+
+def load_executors() -> dict[str, type[Executor]]:
+    """Every executor class installed under the entry-point group, by name."""
+    found: dict[str, type[Executor]] = {}
+    for entry in entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            found[entry.name] = entry.load()
+        except Exception as error:
+            log.error("executor plug-in failed to load", executor=entry.name, error=str(error))
+    return found

@@ -1,0 +1,310 @@
+"""The worker: finds tasks Scheduled on its node, claims them optimistically, runs executors, writes results.
+
+Its watch (label foreman.dev/node=<node>, all namespaces unless configured) both finds work and delivers cancels and
+deletions of running tasks; a slow poll is only a safety net. Decisions are in `rules`; this module does the I/O.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+from pydantic import ValidationError
+
+from foreman.api import reasons, status
+from foreman.api.base import utcnow
+from foreman.api.daemon import sleep_unless
+from foreman.api.envelope import ResultEnvelope
+from foreman.api.errors import ApiError, Conflict, NotFound
+from foreman.api.kube import Kube, Relisted
+from foreman.api.resources import NODE_LABEL, AgenticTask
+from foreman.api.validation import describe
+from foreman.worker import rules
+from foreman.worker.config import WorkerConfig
+from foreman.worker.detect import detect
+from foreman.worker.executors.base import ContractViolation, ExecutionContext, Executor, load_executors
+from foreman.worker.metrics import WorkerMetrics
+from foreman.worker.registrar import Registrar
+from foreman.worker.rules import Outcome
+
+log = structlog.get_logger("foreman.worker")
+
+
+@dataclass
+class Execution:
+    task: AgenticTask
+    runner: asyncio.Task[None] | None = None
+    work: asyncio.Task[ResultEnvelope] | None = None
+    cancel_reason: str | None = None
+    cancel_message: str = ""
+    finished: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def cancel(self, reason: str, message: str) -> None:
+        """Stop the executor (not the bookkeeping around it, which still writes the outcome)."""
+        if self.cancel_reason is None:
+            self.cancel_reason, self.cancel_message = reason, message
+        if self.work is not None:
+            self.work.cancel()
+
+
+class Worker:
+    def __init__(self, kube: Kube, config: WorkerConfig, *, executors: Mapping[str, type[Executor]] | None = None):
+        self.kube = kube
+        self.config = config
+        self.node = config.node_name
+        self.metrics = WorkerMetrics()
+        self.executors = {name: cls() for name, cls in (executors or load_executors()).items()}
+        self.registrar: Registrar | None = None
+        self.draining = False
+        self._executions: dict[str, Execution] = {}  # by task uid
+        self._known: dict[str, AgenticTask] = {}  # this node's tasks as last seen, by uid
+        self.log = log.bind(node=self.node)
+
+    def is_healthy(self) -> bool:
+        return self.registrar is not None and not self.registrar.degraded
+
+    # -- lifecycle -------------------------------------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Register, recover, work until `stop`, then drain: finish or hand back running tasks, and return."""
+        capability = await detect(self.config)
+        self.registrar = Registrar(
+            self.kube, self.config, capability, self.metrics, running=lambda: len(self._executions)
+        )
+        await self.registrar.register()
+        await self._recover()
+        namespaces: list[str | None] = list(self.config.namespaces) or [None]
+        components = [
+            asyncio.create_task(self.registrar.run(stop)),
+            asyncio.create_task(self._poll(stop)),
+            *(asyncio.create_task(self._watch(namespace)) for namespace in namespaces),
+        ]
+        stopped = asyncio.create_task(stop.wait())
+        try:
+            done, _ = await asyncio.wait([stopped, *components], return_when=asyncio.FIRST_COMPLETED)
+            failure = next((t.exception() for t in done if t is not stopped and t.exception()), None)
+            if failure is None:
+                await self._drain()
+        finally:
+            for task in [stopped, *components]:
+                task.cancel()
+            await asyncio.gather(stopped, *components, return_exceptions=True)
+        if failure is not None:
+            raise failure
+        self.log.info("worker stopped")
+
+    async def _drain(self) -> None:
+        """SIGTERM: Draining, no new claims, running tasks get the grace period, the rest go back to Pending."""
+        self.draining = True
+        assert self.registrar is not None
+        self.registrar.phase = "Draining"
+        with contextlib.suppress(ApiError):
+            await self.registrar.heartbeat()
+        running = list(self._executions.values())
+        self.log.info("draining", running=len(running), grace=self.config.drain_grace)
+        if running:
+            waits = [asyncio.create_task(e.finished.wait()) for e in running]
+            _, late = await asyncio.wait(waits, timeout=self.config.drain_grace)
+            for wait in late:
+                wait.cancel()
+            for execution in list(self._executions.values()):
+                execution.cancel(reasons.NODE_DRAINING, f"node {self.node} is draining")
+            await asyncio.gather(*(e.runner for e in running if e.runner), return_exceptions=True)
+
+    async def _recover(self) -> None:
+        """Tasks Running on this node from a previous life go back to Pending: nobody is executing them."""
+        listing = await self.kube.list(AgenticTask, label_selector=f"{NODE_LABEL}={self.node}")
+        now = utcnow()
+        for task in listing.items:
+            if task.phase == "Running" and task.status.assigned_node == self.node:
+                message = f"worker on {self.node} restarted while the task ran"
+                patch = status.requeued(task, now, reasons.WORKER_RESTART_RECOVERY, message, count_attempt=True)
+                with contextlib.suppress(Conflict, NotFound):
+                    await self._write(task, patch)
+                    self.log.warning("recovered orphaned task", task=task.name, namespace=task.namespace)
+
+    # -- finding work ----------------------------------------------------------------------------------------------
+
+    async def _watch(self, namespace: str | None) -> None:
+        selector = f"{NODE_LABEL}={self.node}"
+        async for event in self.kube.watch(
+            AgenticTask, namespace=namespace, label_selector=selector, timeout_seconds=self.config.watch_timeout
+        ):
+            if isinstance(event, Relisted):
+                for task in event.items:
+                    self._consider(task)
+            elif event.type == "DELETED":
+                self._known.pop(event.object.metadata.uid or "", None)
+                execution = self._executions.get(event.object.metadata.uid or "")
+                if execution:
+                    execution.cancel(reasons.CANCELLED, "task deleted while running")
+            else:
+                self._consider(event.object)
+
+    async def _poll(self, stop: asyncio.Event) -> None:
+        """Safety net: list this node's tasks now and then, in case a watch event was lost."""
+        while not await sleep_unless(stop, self.config.poll_every):
+            try:
+                listing = await self.kube.list(AgenticTask, label_selector=f"{NODE_LABEL}={self.node}")
+            except ApiError as error:
+                self.log.warning("poll failed", error=str(error))
+                continue
+            for task in listing.items:
+                if not self.config.namespaces or task.namespace in self.config.namespaces:
+                    self._consider(task)
+
+    def _consider(self, task: AgenticTask) -> None:
+        """Record what the watch (or poll) says about one of this node's tasks, and start it if it is claimable."""
+        uid = task.metadata.uid or ""
+        if task.phase in ("Succeeded", "Failed") or task.status.assigned_node != self.node:
+            self._known.pop(uid, None)
+        else:
+            self._known[uid] = task
+        execution = self._executions.get(uid)
+        if execution is not None:
+            if task.spec.cancel:
+                execution.cancel(reasons.CANCELLED, "spec.cancel set while running")
+            return
+        self._start(uid)
+
+    def _start(self, uid: str) -> None:
+        task = self._known.get(uid)
+        if task is None or uid in self._executions or self.draining or not rules.claimable(task, self.node):
+            return
+        if len(self._executions) >= self.config.max_concurrent_tasks:
+            return
+        execution = Execution(task)
+        self._executions[uid] = execution
+        execution.runner = asyncio.create_task(self._claim_and_run(execution))
+
+    def _slot_freed(self) -> None:
+        # NB: by uid, so only the latest known version of each task is looked at, never a stale copy
+        for uid in list(self._known):
+            self._start(uid)
+
+    # -- one task --------------------------------------------------------------------------------------------------
+
+    async def _claim_and_run(self, execution: Execution) -> None:
+        uid = execution.task.metadata.uid or ""
+        try:
+            claimed = await self._claim(execution.task)
+            if claimed is None:
+                return
+            execution.task = claimed
+            bound = self.log.bind(task=claimed.name, namespace=claimed.namespace, phase="Running")
+            bound.info("claimed")
+            self.metrics.running.set(len(self._executions))
+            started = time.monotonic()
+            outcome = await self._execute(execution)
+            self.metrics.duration.observe(time.monotonic() - started)
+            await self._finish(claimed, outcome)
+            self.metrics.tasks_run.labels(
+                outcome.reason or (outcome.envelope.verdict if outcome.envelope else "?")
+            ).inc()
+            bound.info(
+                "finished", reason=outcome.reason, verdict=outcome.envelope.verdict if outcome.envelope else None
+            )
+        except ApiError as error:
+            self.log.warning("task left for the controller to reclaim", task=execution.task.name, error=str(error))
+        finally:
+            execution.finished.set()
+            self._executions.pop(uid, None)
+            self._known.pop(uid, None)  # ran, or found not ours: either way the next event says what it is now
+            self.metrics.running.set(len(self._executions))
+            if not self.draining:
+                self._slot_freed()
+
+    async def _claim(self, task: AgenticTask) -> AgenticTask | None:
+        """The optimistic claim. A 409 means someone moved the task: look again, and go on only if it is still
+        Scheduled for this node (so two workers sharing a node name never both run it)."""
+        for _ in range(3):
+            if not rules.claimable(task, self.node):
+                return None
+            try:
+                return await self._write(task, rules.claim(task, utcnow()))
+            except Conflict:
+                self.metrics.claim_conflicts.inc()
+                try:
+                    task = await self.kube.get(AgenticTask, task.name, task.namespace)
+                except NotFound:
+                    return None
+            except NotFound:
+                return None
+        return None
+
+    async def _execute(self, execution: Execution) -> Outcome:
+        task = execution.task
+        executor = self.executors.get(task.spec.executor)
+        if executor is None:
+            known = ", ".join(sorted(self.executors)) or "none"
+            return Outcome(
+                reason=reasons.EXECUTOR_NOT_FOUND,
+                message=f"no executor {task.spec.executor!r} on {self.node} (installed: {known})",
+            )
+        context = ExecutionContext(self.node, task.status.attempts, self.config.executors.get(task.spec.executor, {}))
+        execution.work = asyncio.create_task(executor.execute(task, context))
+        if execution.cancel_reason:  # cancelled while claiming
+            execution.work.cancel()
+        done, _ = await asyncio.wait([execution.work], timeout=task.spec.timeout_seconds)
+        if not done:
+            execution.work.cancel()
+            await asyncio.gather(execution.work, return_exceptions=True)
+            return Outcome(
+                reason=reasons.TIMEOUT,
+                message=f"executor {executor.name} exceeded timeoutSeconds={task.spec.timeout_seconds}",
+            )
+        if execution.work.cancelled():
+            return Outcome(reason=execution.cancel_reason or reasons.CANCELLED, message=execution.cancel_message)
+        error = execution.work.exception()
+        if isinstance(error, ContractViolation):
+            return Outcome(reason=reasons.EXECUTOR_CONTRACT_VIOLATION, message=str(error))
+        if error is not None:
+            return Outcome(reason=reasons.EXECUTOR_ERROR, message=f"{type(error).__name__}: {error}")
+        return _validated(execution.work.result())
+
+    async def _finish(self, claimed: AgenticTask, outcome: Outcome) -> None:
+        """Re-read, then write the terminal status with that resourceVersion, so concurrent edits survive."""
+        for _ in range(5):
+            try:
+                task = await self.kube.get(AgenticTask, claimed.name, claimed.namespace)
+            except NotFound:
+                return  # deleted: nothing to report to
+            if (
+                task.metadata.uid != claimed.metadata.uid
+                or task.phase != "Running"
+                or task.status.assigned_node != self.node
+            ):
+                self.log.warning("task moved on while it ran; result dropped", task=task.name, phase=task.phase)
+                return
+            now = utcnow()
+            if outcome.reason == reasons.NODE_DRAINING:
+                patch = status.requeued(task, now, outcome.reason, outcome.message, count_attempt=False)
+            else:
+                patch = rules.finished(
+                    task, outcome, now, backoff=self.config.retry_backoff, backoff_max=self.config.retry_backoff_max
+                )
+            try:
+                await self._write(task, patch)
+                return
+            except Conflict:
+                continue
+
+    async def _write(self, task: AgenticTask, patch: dict[str, Any]) -> AgenticTask:
+        return await self.kube.patch_status(
+            AgenticTask, task.name, patch, namespace=task.namespace, resource_version=task.metadata.resource_version
+        )
+
+
+def _validated(result: object) -> Outcome:
+    """An executor's return value, checked against the envelope schema before anything is written."""
+    try:
+        envelope = ResultEnvelope.model_validate(result.model_dump() if isinstance(result, ResultEnvelope) else result)
+    except ValidationError as error:
+        message = f"executor returned no valid foreman.v1 envelope: {describe(error)}"
+        return Outcome(reason=reasons.EXECUTOR_CONTRACT_VIOLATION, message=message)
+    return Outcome(envelope=envelope)

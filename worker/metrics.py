@@ -1,0 +1,26 @@
+"""Prometheus metrics of one worker (its own registry: several workers can share a process, as in benchmarks)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+
+class WorkerMetrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.tasks_run = Counter(
+            "foreman_worker_tasks_total", "Tasks run, by outcome", ["outcome"], registry=self.registry
+        )
+        self.duration = Histogram(
+            "foreman_worker_execution_seconds",
+            "Executor run time",
+            buckets=(0.01, 0.1, 0.5, 1, 5, 15, 60, 300, 900, 2700),
+            registry=self.registry,
+        )
+        self.claim_conflicts = Counter(
+            "foreman_worker_claim_conflicts_total", "Claims lost to a concurrent change", registry=self.registry
+        )
+        self.heartbeat_failures = Counter(
+            "foreman_worker_heartbeat_failures_total", "Heartbeats that could not be written", registry=self.registry
+        )
+        self.running = Gauge("foreman_worker_running_tasks", "Tasks executing now", registry=self.registry)

@@ -1,0 +1,121 @@
+"""Keeps this host's FleetNode: created or updated at start, heartbeat with fresh capability every interval."""
+
+from __future__ import annotations
+
+import asyncio
+import platform
+import socket
+import time
+from collections.abc import Callable
+from importlib.metadata import PackageNotFoundError, version
+
+import structlog
+
+from foreman.api.base import ObjectMeta, set_condition, utcnow
+from foreman.api.daemon import sleep_unless
+from foreman.api.errors import AlreadyExists, ApiError
+from foreman.api.kube import Kube
+from foreman.api.resources import FleetNode, FleetNodeSpec, NodeCapability, NodePhase
+from foreman.api.status import wire_time
+from foreman.worker.config import WorkerConfig
+from foreman.worker.detect import memory
+from foreman.worker.metrics import WorkerMetrics
+
+log = structlog.get_logger("foreman.worker.registrar")
+
+
+def agent_version() -> str:
+    try:
+        return version("foreman-dispatch")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+class WorkerStalled(Exception):
+    """The API has been unreachable for longer than the configured limit: exit so a supervisor restarts us."""
+
+
+class Registrar:
+    def __init__(
+        self,
+        kube: Kube,
+        config: WorkerConfig,
+        capability: NodeCapability,
+        metrics: WorkerMetrics,
+        running: Callable[[], int],
+    ):
+        self.kube = kube
+        self.config = config
+        self.capability = capability
+        self.metrics = metrics
+        self.running = running
+        self.phase: NodePhase = "Ready"
+        self.node: FleetNode | None = None
+        self.degraded_since: float | None = None
+
+    @property
+    def degraded(self) -> bool:
+        return self.degraded_since is not None
+
+    async def register(self) -> None:
+        spec = FleetNodeSpec(
+            node_name=socket.gethostname(),
+            roles=self.config.roles,
+            max_concurrent_tasks=self.config.max_concurrent_tasks,
+        )
+        node = FleetNode(metadata=ObjectMeta(name=self.config.node_name, labels=self.config.labels), spec=spec)
+        try:
+            await self.kube.create(node)
+        except AlreadyExists:
+            patch = {"metadata": {"labels": self.config.labels}, "spec": spec.to_wire()}
+            await self.kube.patch(FleetNode, self.config.node_name, patch)
+        await self.heartbeat()
+        log.info("registered", node=self.config.node_name, capability=self.capability.to_wire())
+
+    async def heartbeat(self) -> None:
+        if self.config.overrides.available_ramgb is None:
+            self.capability = self.capability.model_copy(update={"available_ramgb": (await memory()).available_gb})
+        now = utcnow()
+        previous = self.node.status.conditions if self.node else []
+        ready = self.phase == "Ready"
+        conditions = set_condition(
+            previous,
+            type="Ready",
+            status="True" if ready else "False",
+            reason="WorkerHeartbeat" if ready else self.phase,
+            now=now,
+        )
+        body = {
+            "phase": self.phase,
+            "lastHeartbeatTime": wire_time(now),
+            "capability": self.capability.to_wire(),
+            "runningTasks": self.running(),
+            "agentVersion": agent_version(),
+            "os": platform.system().lower(),
+            "arch": platform.machine(),
+            "conditions": [c.to_wire() for c in conditions],
+        }
+        self.node = await self.kube.patch_status(FleetNode, self.config.node_name, body)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Heartbeat until stopped; raise WorkerStalled after being cut off from the API for too long."""
+        while not await sleep_unless(stop, self.config.heartbeat_interval):
+            try:
+                await self.heartbeat()
+            except ApiError as error:
+                self.metrics.heartbeat_failures.inc()
+                log.warning("heartbeat failed", node=self.config.node_name, error=str(error))
+            self._check_degraded()
+
+    def _check_degraded(self) -> None:
+        if self.kube.consecutive_failures < self.config.degraded_after_failures:
+            if self.degraded_since is not None:
+                log.info("API reachable again", node=self.config.node_name)
+            self.degraded_since = None
+            return
+        now = time.monotonic()
+        if self.degraded_since is None:
+            self.degraded_since = now
+            log.error("degraded: API calls keep failing", node=self.config.node_name)
+        elif now - self.degraded_since > self.config.exit_after_degraded:
+            raise WorkerStalled(f"API unreachable for more than {self.config.exit_after_degraded:g} s")

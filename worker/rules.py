@@ -1,0 +1,82 @@
+"""The worker's decisions as pure functions: what it may claim, and the status its outcome becomes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from foreman.api import reasons, status
+from foreman.api.envelope import ResultEnvelope
+from foreman.api.resources import AgenticTask
+
+RETRYABLE_REASONS = frozenset({reasons.EXECUTOR_ERROR, reasons.TIMEOUT})
+"""Failures worth another attempt (the executor crashed or ran out of time). A contract violation, an unknown
+executor or a cancel would fail the same way again."""
+
+
+def claimable(task: AgenticTask, node: str) -> bool:
+    """Status is the truth: only a task whose status says Scheduled on this node, not cancelled or being deleted."""
+    return (
+        task.phase == "Scheduled"
+        and task.status.assigned_node == node
+        and not task.spec.cancel
+        and task.metadata.deletion_timestamp is None
+    )
+
+
+def claim(task: AgenticTask, now: datetime) -> dict[str, Any]:
+    """Scheduled → Running; sent with the task's resourceVersion, so only one claimer can win."""
+    return {
+        "phase": "Running",
+        "claimedAt": status.wire_time(now),
+        "startedAt": status.wire_time(now),
+        "conditions": status.with_conditions(
+            task, now, (reasons.RUNNING, "True", reasons.CLAIMED, f"claimed by {task.status.assigned_node}")
+        ),
+    }
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How an execution ended: an envelope on success, a failure reason otherwise (maybe with an envelope too)."""
+
+    envelope: ResultEnvelope | None = None
+    reason: str | None = None
+    message: str = ""
+
+
+def retry_delay(attempts: int, base: float, cap: float) -> float:
+    return float(min(cap, base * 2**attempts))
+
+
+def finished(
+    task: AgenticTask, outcome: Outcome, now: datetime, *, backoff: float, backoff_max: float
+) -> dict[str, Any]:
+    """The terminal write for an outcome, or back to Pending with a backoff when a retry is left."""
+    if outcome.reason is None:
+        assert outcome.envelope is not None
+        envelope = outcome.envelope
+        message = envelope.summary[:1024]
+        return {
+            "phase": "Succeeded",
+            "verdict": envelope.verdict,
+            "result": envelope.to_wire(),
+            "finishedAt": status.wire_time(now),
+            "conditions": status.with_conditions(
+                task,
+                now,
+                (reasons.RUNNING, "False", reasons.COMPLETED, message),
+                (reasons.FINISHED, "True", reasons.COMPLETED, message),
+            ),
+        }
+    if outcome.reason in RETRYABLE_REASONS and task.status.attempts < task.spec.retries:
+        delay = retry_delay(task.status.attempts, backoff, backoff_max)
+        message = f"{outcome.message}; retry {task.status.attempts + 1} of {task.spec.retries} in {delay:g} s"
+        return status.requeued(
+            task, now, outcome.reason, message, count_attempt=True, not_before=now + timedelta(seconds=delay)
+        )
+    envelope = outcome.envelope or ResultEnvelope(
+        kind=task.spec.kind, verdict="INCOMPLETE", summary=outcome.message[:4096], failure_reason=outcome.reason
+    )
+    return status.failed(task, now, outcome.reason, outcome.message, verdict="INCOMPLETE", result=envelope)
