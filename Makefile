@@ -41,6 +41,9 @@ integration: install control-plane
 test: lint typecheck control-plane
 	$(BIN)/pytest -q
 
+demo: install control-plane
+	$(BIN)/foreman demo
+
 manifests: install
 	$(BIN)/python -m foreman.api.manifests manifests
 

@@ -129,6 +129,9 @@ class NodeCapability(Model):
     available_ramgb: float = Field(default=0, ge=0)
     max_context_tokens: int = Field(default=0, ge=0)
     installed_models: list[str] = Field(default_factory=list)
+    executors: list[str] = Field(default_factory=list)
+    """Executors installed and configured on the node; a task is placed only where its executor is (an empty list
+    means unknown, for nodes not kept by a worker)."""
 
 
 class FleetNodeStatus(Model):

@@ -10,7 +10,7 @@ import typer
 from foreman.api.install import install as install_into
 from foreman.api.kube import Kube
 from foreman.api.manifests import install_manifests, render
-from foreman.cli import daemons, dev
+from foreman.cli import daemons, demo, dev
 from foreman.cli.errors import user_errors
 
 app = typer.Typer(
@@ -22,6 +22,7 @@ app = typer.Typer(
 app.add_typer(dev.app, name="dev")
 app.command()(daemons.controller)
 app.command()(daemons.worker)
+app.command()(demo.demo)
 
 Kubeconfig = Annotated[
     str | None,

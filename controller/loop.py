@@ -41,6 +41,7 @@ def need_of(task: AgenticTask) -> Need:
         ram_gb=capability.min_ramgb,
         context_tokens=capability.min_context_tokens,
         selector=tuple(sorted(capability.node_selector.items())),
+        executor=task.spec.executor,
     )
 
 
@@ -53,6 +54,7 @@ def offer_of(node: FleetNode) -> Offer:
         context_tokens=capability.max_context_tokens,
         slots=node.spec.max_concurrent_tasks,
         labels=node.metadata.labels,
+        executors=frozenset(capability.executors),
     )
 
 
@@ -68,6 +70,7 @@ def no_fit_message(need: Need) -> str:
     if need.context_tokens:
         wanted.append(f"{need.context_tokens} context tokens")
     wanted += [f"{key}={value}" for key, value in need.selector]
+    wanted.append(f"executor {need.executor}")
     return "no Ready FleetNode offers " + ", ".join(wanted)
 
 

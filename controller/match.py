@@ -20,6 +20,7 @@ class Need:
     ram_gb: float = 0.0
     context_tokens: int = 0
     selector: tuple[tuple[str, str], ...] = ()
+    executor: str = "stub"
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,8 @@ class Offer:
     context_tokens: int
     slots: int
     labels: Mapping[str, str] = field(default_factory=dict)
+    executors: frozenset[str] = frozenset()
+    """Empty: not advertised (any executor is assumed)."""
 
 
 @dataclass
@@ -47,6 +50,7 @@ def fits(need: Need, offer: Offer, usage: Usage) -> bool:
         and need.ram_gb <= offer.ram_gb - usage.ram_gb
         and need.context_tokens <= offer.context_tokens
         and all(offer.labels.get(key) == value for key, value in need.selector)
+        and (not offer.executors or need.executor in offer.executors)
     )
 
 

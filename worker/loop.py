@@ -27,7 +27,13 @@ from foreman.api.validation import describe
 from foreman.worker import rules
 from foreman.worker.config import WorkerConfig
 from foreman.worker.detect import detect
-from foreman.worker.executors.base import ContractViolation, ExecutionContext, Executor, load_executors
+from foreman.worker.executors.base import (
+    ContractViolation,
+    ExecutionContext,
+    Executor,
+    is_configured,
+    load_executors,
+)
 from foreman.worker.metrics import WorkerMetrics
 from foreman.worker.registrar import Registrar
 from foreman.worker.rules import Outcome
@@ -65,6 +71,13 @@ class Worker:
         self._known: dict[str, AgenticTask] = {}  # this node's tasks as last seen, by uid
         self.log = log.bind(node=self.node)
 
+    def advertised_executors(self) -> list[str]:
+        return sorted(
+            name
+            for name, executor in self.executors.items()
+            if is_configured(executor, self.config.executors.get(name, {}))
+        )
+
     def is_healthy(self) -> bool:
         return self.registrar is not None and not self.registrar.degraded
 
@@ -72,7 +85,7 @@ class Worker:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Register, recover, work until `stop`, then drain: finish or hand back running tasks, and return."""
-        capability = await detect(self.config)
+        capability = (await detect(self.config)).model_copy(update={"executors": self.advertised_executors()})
         self.registrar = Registrar(
             self.kube, self.config, capability, self.metrics, running=lambda: len(self._executions)
         )

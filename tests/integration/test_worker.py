@@ -65,6 +65,7 @@ async def test_a_stub_task_succeeds_and_the_node_is_registered(kube: Kube, names
         assert registered.metadata.labels == {"pool": "t"}
         assert registered.status.capability.total_ramgb > 0
         assert registered.status.capability.accelerator in ("cpu", "cuda", "rocm", "metal")
+        assert registered.status.capability.executors == ["stub"]  # command is installed but has no argv here
         await make_task(kube, namespace, "hello", payload={"sleepSeconds": 0.1})
         done = await wait_for(kube, namespace, "hello", terminal)
     assert (done.phase, done.status.verdict, done.status.assigned_node) == ("Succeeded", "GO", node)

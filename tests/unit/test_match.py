@@ -14,6 +14,7 @@ offers_strategy = st.lists(
         context_tokens=st.sampled_from([0, 8192, 32768, 131072]),
         slots=st.integers(1, 3),
         labels=st.dictionaries(st.sampled_from(["pool", "zone"]), st.sampled_from(["a", "b"]), max_size=2),
+        executors=st.frozensets(st.sampled_from(["stub", "command"])),
     ),
     max_size=8,
     unique_by=lambda offer: offer.name,
@@ -24,6 +25,7 @@ needs_strategy = st.builds(
     ram_gb=st.sampled_from([0, 4, 16, 48, 100]),
     context_tokens=st.sampled_from([0, 4096, 32768, 100000]),
     selector=st.lists(st.tuples(st.sampled_from(["pool", "zone"]), st.sampled_from(["a", "b"])), max_size=1).map(tuple),
+    executor=st.sampled_from(["stub", "command"]),
 )
 
 
@@ -36,6 +38,10 @@ def test_fit_table() -> None:
     assert not fits(Need("cuda", context_tokens=200000), offer, Usage())
     assert not fits(Need("cuda", selector=(("pool", "b"),)), offer, Usage())
     assert not fits(Need("any"), offer, Usage(slots=2))
+    picky = Offer("p", "cpu", 16, 0, slots=1, executors=frozenset({"stub"}))
+    assert fits(Need("cpu", executor="stub"), picky, Usage())
+    assert not fits(Need("cpu", executor="command"), picky, Usage())
+    assert fits(Need("cpu", executor="command"), Offer("u", "cpu", 16, 0, slots=1), Usage())  # not advertised
 
 
 @settings(max_examples=300)

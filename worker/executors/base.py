@@ -38,6 +38,13 @@ class Executor(Protocol):
     async def execute(self, task: AgenticTask, context: ExecutionContext) -> ResultEnvelope: ...
 
 
+def is_configured(executor: Executor, settings: Mapping[str, Any]) -> bool:
+    """Whether the executor can run with these settings. An executor that needs configuration may define
+    `is_configured(settings)`; the worker advertises only configured executors on its FleetNode."""
+    check = getattr(executor, "is_configured", None)
+    return bool(check(settings)) if callable(check) else True
+
+
 class ContractViolation(Exception):
     """The executor did not produce a valid foreman.v1 envelope."""
 

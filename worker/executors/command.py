@@ -67,6 +67,9 @@ def result_from(task: AgenticTask, code: int, stdout: str, stderr: str, elapsed:
 class CommandExecutor:
     name = "command"
 
+    def is_configured(self, settings: Mapping[str, Any]) -> bool:
+        return bool(settings.get("argv"))
+
     async def execute(self, task: AgenticTask, context: ExecutionContext) -> ResultEnvelope:
         argv = _argv(context.settings)
         started = time.monotonic()

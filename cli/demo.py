@@ -1,0 +1,162 @@
+"""`foreman demo`: the whole system on this machine, start to finish, in one command (also CI's smoke test)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+import yaml
+
+from foreman.api.errors import AlreadyExists
+from foreman.api.install import install
+from foreman.api.kube import Kube, Relisted
+from foreman.api.localcluster import LocalCluster
+from foreman.api.resources import AgenticTask
+from foreman.cli.errors import user_errors
+
+NAMESPACE = "demo"
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+WORKERS = {
+    # name: flags declaring what the node offers (detection would report this machine's own hardware)
+    "gpu-box": ["--accelerator", "cuda", "--accelerator-count", "1", "--ram-gb", "80", "--context-tokens", "131072",
+                "--max-concurrent", "2"],
+    "mac-studio": ["--accelerator", "metal", "--ram-gb", "64", "--context-tokens", "32768",
+                   "--label", "foreman.dev/pool=design-team"],
+    "cpu-server": ["--accelerator", "cpu", "--ram-gb", "16", "--context-tokens", "8192", "--max-concurrent", "2",
+                   "--command", f"{sys.executable} {EXAMPLES / 'agent.py'}"],
+}  # fmt: skip
+EXPECTED = {
+    # task: (phase, verdict or failure reason)
+    "hello": ("Succeeded", "GO"),
+    "fix-flaky-test": ("Succeeded", "GO"),
+    "review-on-mac": ("Succeeded", "GO"),
+    "verify-build": ("Succeeded", "GO"),
+    "plan": ("Succeeded", "GO"),
+    "research-a": ("Succeeded", "GO"),
+    "research-b": ("Succeeded", "GO"),
+    "report": ("Succeeded", "GO"),
+    "gate": ("Succeeded", "NO-GO"),
+    "deploy": ("Failed", "UpstreamFailed"),
+    "announce": ("Failed", "UpstreamFailed"),
+    "slow-summary": ("Failed", "Timeout"),
+    "cancelled-early": ("Failed", "Cancelled"),
+}
+EXAMPLE_FILES = ["task-hello.yaml", "task-gpu.yaml", "task-selector.yaml", "task-command.yaml", "dag.yaml",
+                 "cascade.yaml", "task-timeout-retries.yaml", "task-cancel.yaml"]  # fmt: skip
+
+
+def say(message: str) -> None:
+    typer.secho(message, fg=typer.colors.CYAN, err=True)
+
+
+def outcome(task: AgenticTask) -> tuple[str, str]:
+    return task.phase, (task.status.failure_reason if task.phase == "Failed" else task.status.verdict) or ""
+
+
+def table(tasks: dict[str, AgenticTask]) -> str:
+    rows = [("TASK", "PHASE", "NODE", "VERDICT", "REASON", "ATTEMPTS")]
+    for name in sorted(tasks):
+        status = tasks[name].status
+        rows.append((name, status.phase, status.assigned_node or "-", status.verdict or "-",
+                     status.failure_reason or "-", str(status.attempts)))  # fmt: skip
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)) for row in rows)
+
+
+async def apply_examples(kube: Kube) -> None:
+    await kube.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}})
+    for file in EXAMPLE_FILES:
+        for document in yaml.safe_load_all((EXAMPLES / file).read_text()):
+            document["metadata"]["namespace"] = NAMESPACE
+            with contextlib.suppress(AlreadyExists):
+                await kube.create(AgenticTask.model_validate(document))
+        say(f"applied examples/{file}")
+
+
+async def follow(kube: Kube, wait_seconds: float) -> dict[str, AgenticTask]:
+    """Print the table whenever a task changes, until every task is finished (or the timeout)."""
+    tasks: dict[str, AgenticTask] = {}
+    shown = ""
+    async with asyncio.timeout(wait_seconds):
+        async for event in kube.watch(AgenticTask, namespace=NAMESPACE):
+            if isinstance(event, Relisted):
+                tasks = {task.name: task for task in event.items}
+            else:
+                tasks[event.object.name] = event.object
+            rendered = table(tasks)
+            if rendered != shown:
+                typer.echo(f"\n{time.strftime('%H:%M:%S')}\n{rendered}")
+                shown = rendered
+            if set(EXPECTED) <= set(tasks) and all(t.phase in ("Succeeded", "Failed") for t in tasks.values()):
+                return tasks
+    return tasks
+
+
+@user_errors
+def demo(
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for every task to finish.")] = 120.0,
+    keep: Annotated[
+        bool, typer.Option(help="Leave the control plane and daemons running (prints how to stop them).")
+    ] = False,
+) -> None:
+    """Run Foreman end to end on this machine: a local control plane, the controller, three workers with different
+    capabilities, and the examples (a fan-out / fan-in DAG, a task only one node fits, a failure that cascades).
+
+    Exits 0 when every task ends as expected.
+    """
+    state = Path(tempfile.mkdtemp(prefix="foreman-demo-"))
+    cluster = LocalCluster.start(state, progress=say)
+    processes: list[subprocess.Popen[bytes]] = []
+
+    def spawn(name: str, *args: str) -> None:
+        log = (state / f"{name}.log").open("wb")
+        command = [sys.executable, "-m", "foreman.cli", *args, "--kubeconfig", str(cluster.kubeconfig())]
+        processes.append(subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT))
+
+    async def run() -> dict[str, AgenticTask]:
+        async with await Kube.connect(str(cluster.kubeconfig())) as kube:
+            say("installing CRDs and RBAC")
+            await install(kube)
+            spawn("controller", "controller", "--health-port", "0", "--lease-namespace", "default")
+            for name, flags in WORKERS.items():
+                spawn(name, "worker", "--node-name", name, "--health-port", "0", *flags)
+                say(f"worker {name}: {' '.join(flags[:8])}")
+            await apply_examples(kube)
+            return await follow(kube, timeout)
+
+    try:
+        tasks = asyncio.run(run())
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            try:
+                process.wait(40)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        if keep:
+            say(f"logs and data in {state}; stop the control plane with: foreman dev down --state-dir {state}")
+        else:
+            cluster.stop()
+            shutil.rmtree(state, ignore_errors=True)
+
+    typer.echo("\nresult envelopes:")
+    for name in sorted(tasks):
+        result = tasks[name].status.result
+        if result is not None:
+            typer.echo(f"  {name}: {result.model_dump_json(by_alias=True, exclude={'extra'})}")
+    wrong = {
+        name: outcome(tasks[name]) for name in EXPECTED if name not in tasks or outcome(tasks[name]) != EXPECTED[name]
+    }
+    if wrong:
+        typer.secho(f"\nunexpected outcomes: {wrong}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(1)
+    typer.secho(f"\nall {len(EXPECTED)} tasks ended as expected", fg=typer.colors.GREEN)
