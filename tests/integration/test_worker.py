@@ -14,7 +14,7 @@ import pytest
 from foreman.api.envelope import ResultEnvelope
 from foreman.api.kube import Kube
 from foreman.api.localcluster import LocalCluster
-from foreman.api.resources import AgenticTask, FleetNode
+from foreman.api.resources import NODE_LABEL, AgenticTask, FleetNode
 from foreman.worker.executors.base import ExecutionContext, load_executors
 from foreman.worker.executors.command import CommandExecutor
 from foreman.worker.executors.stub import StubExecutor
@@ -95,7 +95,13 @@ async def test_command_executor_outcomes(kube: Kube, namespace: str, tmp_path: P
             )
         await make_task(kube, namespace, "crash", executor="explode")
         await make_task(kube, namespace, "lies", executor="liar")
+        await make_task(kube, namespace, "unplaceable", executor="does-not-exist")
+        # A task that reaches a worker without its executor anyway (placed by hand here) fails there.
         await make_task(kube, namespace, "unknown", executor="does-not-exist")
+        await kube.patch_status(
+            AgenticTask, "unknown", {"phase": "Scheduled", "assignedNode": node}, namespace=namespace
+        )
+        await kube.patch(AgenticTask, "unknown", {"metadata": {"labels": {NODE_LABEL: node}}}, namespace=namespace)
         await make_task(
             kube,
             namespace,
@@ -121,6 +127,10 @@ async def test_command_executor_outcomes(kube: Kube, namespace: str, tmp_path: P
     assert "the model server went away" in results["crash"].status.result.summary  # type: ignore[union-attr]
     assert results["lies"].status.failure_reason == "ExecutorContractViolation"
     assert results["unknown"].status.failure_reason == "ExecutorNotFound"
+    unplaceable = await kube.get(AgenticTask, "unplaceable", namespace)
+    assert unplaceable.phase == "Pending"
+    assert condition(unplaceable, "Blocked") == ("True", "NoFittingNode")
+    assert "executor does-not-exist" in next(c.message for c in unplaceable.status.conditions if c.type == "Blocked")
     assert results["slow"].status.failure_reason == "Timeout"
     assert not _alive(int(_read(tmp_path / "slow.pid")))
 
