@@ -1,0 +1,47 @@
+from datetime import timedelta
+
+from foreman.api.envelope import ResultEnvelope
+from foreman.worker.rules import Outcome, claimable, finished, retry_delay
+from tests.factories import T0, task
+
+
+def test_only_tasks_scheduled_here_and_not_cancelled_are_claimable() -> None:
+    assert claimable(task("t", phase="Scheduled", assignedNode="me"), "me")
+    assert not claimable(task("t", phase="Scheduled", assignedNode="other"), "me")
+    assert not claimable(task("t", phase="Running", assignedNode="me"), "me")
+    assert not claimable(task("t", phase="Scheduled", assignedNode="me", cancel=True), "me")
+
+
+def test_success_writes_the_verdict_and_envelope() -> None:
+    envelope = ResultEnvelope(kind="verify", verdict="GATE-PASS", summary="ok")
+    patch = finished(task("t", phase="Running"), Outcome(envelope=envelope), T0, backoff=5, backoff_max=300)
+    assert (patch["phase"], patch["verdict"], patch["result"]["schemaVersion"]) == (
+        "Succeeded",
+        "GATE-PASS",
+        "foreman.v1",
+    )
+
+
+def test_retryable_failures_back_off_until_retries_run_out() -> None:
+    crash = Outcome(reason="ExecutorError", message="boom")
+    first = finished(task("t", phase="Running", retries=2, attempts=0), crash, T0, backoff=5, backoff_max=300)
+    assert (first["phase"], first["attempts"], first["notBefore"]) == ("Pending", 1, "2026-01-01T00:00:05Z")
+    second = finished(task("t", phase="Running", retries=2, attempts=1), crash, T0, backoff=5, backoff_max=300)
+    assert second["notBefore"] == "2026-01-01T00:00:10Z"
+    final = finished(task("t", phase="Running", retries=2, attempts=2), crash, T0, backoff=5, backoff_max=300)
+    assert (final["phase"], final["failureReason"], final["result"]["failureReason"]) == (
+        "Failed",
+        "ExecutorError",
+        "ExecutorError",
+    )
+
+
+def test_non_retryable_failures_fail_at_once() -> None:
+    for reason in ("ExecutorContractViolation", "ExecutorNotFound", "Cancelled"):
+        patch = finished(task("t", phase="Running", retries=5), Outcome(reason=reason), T0, backoff=5, backoff_max=300)
+        assert patch["phase"] == "Failed"
+
+
+def test_backoff_is_capped() -> None:
+    assert [retry_delay(n, 5, 60) for n in range(6)] == [5, 10, 20, 40, 60, 60]
+    assert T0 + timedelta(seconds=retry_delay(0, 5, 60)) > T0
