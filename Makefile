@@ -44,6 +44,9 @@ test: lint typecheck control-plane
 demo: install control-plane
 	$(BIN)/foreman demo
 
+bench: install control-plane
+	$(BIN)/python bench/run.py
+
 manifests: install
 	$(BIN)/python -m foreman.api.manifests manifests
 

@@ -9,10 +9,11 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 
-from foreman.api.resources import NODE_LABEL, AgenticTask, FleetNode, TaskPhase
+from foreman.api.resources import NODE_LABEL, AgenticTask, FleetNode, Payload, TaskPhase
 from foreman.controller.match import Usage
 
 TaskKey = tuple[str, str]  # (namespace, name)
+EMPTY_PAYLOAD = Payload()
 
 
 def key_of(task: AgenticTask) -> TaskKey:
@@ -53,6 +54,9 @@ class Cache:
         old = self.task(key)
         if old is not None and not is_newer(task.metadata.resource_version, old.metadata.resource_version):
             return set()
+        if task.spec.payload != EMPTY_PAYLOAD:
+            # NB: the controller never reads payloads, which may be megabytes each: do not hold them.
+            task = task.model_copy(update={"spec": task.spec.model_copy(update={"payload": EMPTY_PAYLOAD})})
         if old is not None:
             self._unindex(key, old)
         self.tasks[key[0]][key[1]] = task

@@ -86,6 +86,8 @@ class Controller:
         self._backoff: dict[TaskKey, datetime] = {}
         self._wake = asyncio.Event()
         self._synced: dict[str, bool] = {}
+        self._live: frozenset[str] = frozenset()
+        self._nodes_changed = True
         self._background: set[asyncio.Task[None]] = set()
         self.elector = (
             LeaderElector(
@@ -164,10 +166,12 @@ class Controller:
             if isinstance(event, Relisted):
                 self.cache.replace_nodes(event.items, now)
                 self._synced["nodes"] = True
+                self._nodes_changed = True
             elif event.type == "DELETED":
                 self.cache.remove_node(event.object.name)
-            else:
-                self.cache.upsert_node(event.object, now)
+                self._nodes_changed = True
+            elif self.cache.upsert_node(event.object, now):
+                self._nodes_changed = True
             self._wake.set()
 
     async def _tick(self, stop: asyncio.Event) -> None:
@@ -212,9 +216,11 @@ class Controller:
         dirty, self._dirty = self._dirty, set()
 
         live = self._check_nodes(now, writes)
+        if frozenset(live) != self._live:
+            self._live, self._nodes_changed = frozenset(live), True
         self._check_placed_tasks(now, live, dirty, writes)
         self._decide(now, dirty, writes)
-        self._place(now, live, writes)
+        self._place(now, live, writes, dirty)
         self._observe()
 
         semaphore = asyncio.Semaphore(self.config.write_concurrency)
@@ -278,24 +284,37 @@ class Controller:
                 delay = (decision.until - now).total_seconds()
                 asyncio.get_running_loop().call_later(max(0.0, delay), self._wake.set)
 
-    def _place(self, now: datetime, live: dict[str, FleetNode], writes: list[Awaitable[object]]) -> None:
+    def _place(
+        self, now: datetime, live: dict[str, FleetNode], writes: list[Awaitable[object]], dirty: set[TaskKey]
+    ) -> None:
+        """Place ready tasks by priority while any node has a free slot; then say which could never fit.
+
+        NB: with thousands of tasks waiting for a handful of slots this runs on every event, so it stops at the
+        first full fleet, and looks again at "could anything ever fit" only for new tasks or when nodes changed.
+        """
         if not self._ready:
             return
         placer = Placer((offer_of(node) for node in live.values() if node.status.phase == "Ready"), self.cache.usage())
-        tasks = sorted((t for key in self._ready if (t := self.cache.task(key))), key=placement_order)
-        for task in tasks:
-            need = need_of(task)
-            node = placer.place(need)
-            if node is not None:
-                self._ready.discard(key_of(task))
-                writes.append(self._schedule(task, node, now))
+        if placer.has_capacity():
+            for task in sorted((t for key in self._ready if (t := self.cache.task(key))), key=placement_order):
+                node = placer.place(need_of(task))
+                if node is not None:
+                    self._ready.discard(key_of(task))
+                    writes.append(self._schedule(task, node, now))
+                if not placer.has_capacity():
+                    break
+        recheck = self._ready if self._nodes_changed else self._ready & dirty
+        self._nodes_changed = False
+        for key in recheck:
+            waiting = self.cache.task(key)
+            if waiting is None:
                 continue
+            need = need_of(waiting)
             blocked = None if placer.fits_when_empty(need) else Blocked(reasons.NO_FITTING_NODE, no_fit_message(need))
-            if transitions.needs_pending_write(task, blocked):
-                patch = transitions.pending(task, now, blocked)
-                writes.append(
-                    self._write(task, patch, reasons.NO_FITTING_NODE, blocked.message if blocked else "", event=False)
-                )
+            if transitions.needs_pending_write(waiting, blocked):
+                patch = transitions.pending(waiting, now, blocked)
+                message = blocked.message if blocked else ""
+                writes.append(self._write(waiting, patch, reasons.NO_FITTING_NODE, message, event=False))
 
     def _observe(self) -> None:
         for phase, keys in self.cache.by_phase.items():

@@ -100,6 +100,9 @@ class Placer:
                 self._candidates[key].remove(offer)
         return chosen
 
+    def has_capacity(self) -> bool:
+        return bool(self._candidates["any"])
+
     def fits_when_empty(self, need: Need) -> bool:
         """Whether any node could take the task if it were idle: telling "wait for a slot" from "nothing fits"."""
         if need not in self._fits_when_empty:

@@ -1,0 +1,340 @@
+"""`make bench`: Foreman's speed and cost, each figure a ratio to a floor measured in the same run.
+
+Against a local kube-apiserver with an audit log; the controller and the workers run in this process (real loops,
+their own RBAC-bound tokens, so the audit log can tell whose calls are whose), with the stub executor doing no work.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import platform
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from foreman.api.install import install
+from foreman.api.kube import Kube, Relisted
+from foreman.api.localcluster import Identity, LocalCluster
+from foreman.api.resources import AgenticTask
+from foreman.controller.config import ControllerConfig
+from foreman.controller.loop import Controller
+from foreman.controller.match import Need, Offer, Placer
+from foreman.worker.config import CapabilityOverrides, WorkerConfig
+from foreman.worker.loop import Worker
+
+RESULTS = Path(__file__).parent / "results"
+NAMESPACE = "bench"
+report: dict[str, Any] = {}
+
+
+def say(line: str) -> None:
+    sys.stderr.write(line + "\n")
+
+
+def target(name: str, value: float, limit: float, *, below: bool = True, unit: str = "") -> None:
+    met = value <= limit if below else value >= limit
+    report.setdefault("targets", {})[name] = {"value": round(value, 3), "target": limit, "met": met}
+    sign = "<=" if below else ">="
+    say(f"  {name}: {value:.3g}{unit} (target {sign} {limit:g}{unit}) {'met' if met else 'NOT MET'}")
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def task_body(name: str, **spec: Any) -> AgenticTask:
+    return AgenticTask.model_validate(
+        {"metadata": {"name": name, "namespace": NAMESPACE}, "spec": {"kind": "verify", **spec}}
+    )
+
+
+async def timed(calls: int, call: Callable[[int], Awaitable[object]]) -> list[float]:
+    durations = []
+    for i in range(calls):
+        started = time.perf_counter()
+        await call(i)
+        durations.append(time.perf_counter() - started)
+    return durations
+
+
+# -- floors --------------------------------------------------------------------------------------------------------
+
+
+async def floors(admin: Kube) -> dict[str, float]:
+    creates = await timed(100, lambda i: admin.create(task_body(f"floor-{i}")))
+    patches = await timed(
+        100, lambda i: admin.patch_status(AgenticTask, f"floor-{i % 100}", {"attempts": 1 + i}, namespace=NAMESPACE)
+    )
+    floor = {"create": statistics.median(creates), "status_patch": statistics.median(patches)}
+    # raw status-patch throughput: many writers at once, as the system under load would be
+    semaphore = asyncio.Semaphore(32)
+
+    async def patch(i: int) -> None:
+        async with semaphore:
+            await admin.patch_status(AgenticTask, f"floor-{i % 100}", {"attempts": 200 + i}, namespace=NAMESPACE)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(patch(i) for i in range(2000)))
+    floor["status_patches_per_s"] = 2000 / (time.perf_counter() - started)
+    for i in range(100):
+        await admin.delete(AgenticTask, f"floor-{i}", NAMESPACE)
+    report["floor"] = {k: round(v * 1000, 3) if k != "status_patches_per_s" else round(v, 1) for k, v in floor.items()}
+    say(f"floor: create {floor['create'] * 1000:.2f} ms, status patch {floor['status_patch'] * 1000:.2f} ms, "
+        f"{floor['status_patches_per_s']:.0f} status patches/s")  # fmt: skip
+    return floor
+
+
+# -- the system ----------------------------------------------------------------------------------------------------
+
+
+class System:
+    """Controller + workers in this event loop, each with its own client and identity."""
+
+    def __init__(self, cluster: LocalCluster):
+        self.cluster = cluster
+        self.stop = asyncio.Event()
+        self.runners: list[asyncio.Task[None]] = []
+        self.clients: list[Kube] = []
+        self.workers: list[Worker] = []
+        self.controller: Controller | None = None
+
+    async def client(self, identity: Identity) -> Kube:
+        kube = await Kube.connect(str(self.cluster.kubeconfig(identity)))
+        self.clients.append(kube)
+        return kube
+
+    async def start(self, nodes: int, prefix: str) -> Controller:
+        controller = Controller(
+            await self.client(Identity.CONTROLLER),
+            ControllerConfig(namespaces=(NAMESPACE,), stale_after=timedelta(seconds=120)),
+        )
+        self.runners.append(asyncio.create_task(controller.run(self.stop)))
+        self.controller = controller
+        for i in range(nodes):
+            config = WorkerConfig(
+                node_name=f"{prefix}-{i:02}",
+                namespaces=[NAMESPACE],
+                overrides=CapabilityOverrides(total_ramgb=64, available_ramgb=64),
+            )
+            worker = Worker(await self.client(Identity.WORKER), config)
+            self.workers.append(worker)
+            self.runners.append(asyncio.create_task(worker.run(self.stop)))
+        while not (controller.leading and controller.is_ready() and len(controller.cache.nodes) >= nodes):
+            await asyncio.sleep(0.05)
+        return controller
+
+    async def close(self) -> None:
+        self.stop.set()
+        await asyncio.gather(*self.runners, return_exceptions=True)
+        for kube in self.clients:
+            await kube.close()
+        self.runners, self.clients, self.stop = [], [], asyncio.Event()
+
+
+async def observe(admin: Kube, names: set[str], seen: dict[str, dict[str, float]], done: asyncio.Event) -> None:
+    """Record when each task is first seen in each phase (client clock), until all are Succeeded."""
+    async for event in admin.watch(AgenticTask, namespace=NAMESPACE):
+        items = event.items if isinstance(event, Relisted) else [event.object]
+        now = time.perf_counter()
+        for task in items:
+            if task.name in names:
+                seen.setdefault(task.name, {}).setdefault(task.phase, now)
+        if all("Succeeded" in seen.get(name, {}) for name in names):
+            done.set()
+            return
+
+
+async def latency(admin: Kube, floor: dict[str, float]) -> None:
+    names = {f"lat-{i:03}" for i in range(200)}
+    seen: dict[str, dict[str, float]] = {}
+    done = asyncio.Event()
+    watcher = asyncio.create_task(observe(admin, names, seen, done))
+    await asyncio.sleep(0.2)
+    created: dict[str, float] = {}
+    for name in sorted(names):
+        created[name] = time.perf_counter()
+        await admin.create(task_body(name))
+        while "Succeeded" not in seen.get(name, {}):
+            await asyncio.sleep(0.001)
+    await asyncio.wait_for(done.wait(), 60)
+    watcher.cancel()
+    section = {}
+    for phase in ("Scheduled", "Running", "Succeeded"):
+        # NB: a phase can be skipped in what a watch shows (two writes between two events); use the next one seen
+        values = [(seen[n].get(phase) or seen[n]["Succeeded"]) - created[n] for n in names]
+        section[phase] = {
+            "median_ms": round(statistics.median(values) * 1000, 2),
+            "p95_ms": round(percentile(values, 0.95) * 1000, 2),
+        }
+    report["latency"] = section
+    path_floor = floor["create"] + 2 * floor["status_patch"]
+    say(f"latency (200 tasks one at a time, 3 nodes): {json.dumps(section)}")
+    target("create->Running median / (create + 2 patches)", section["Running"]["median_ms"] / 1000 / path_floor, 3)
+    target("create->Running p95 / (create + 2 patches)", section["Running"]["p95_ms"] / 1000 / path_floor, 6)
+    sched_after_create = statistics.median(
+        (seen[n].get("Scheduled") or seen[n]["Running"]) - created[n] - floor["create"] for n in names
+    )
+    target("Pending->Scheduled median / status patch", sched_after_create / floor["status_patch"], 2)
+
+
+async def throughput(admin: Kube, floor: dict[str, float], writes_per_task: float) -> None:
+    names = {f"tp-{i:04}" for i in range(2000)}
+    seen: dict[str, dict[str, float]] = {}
+    done = asyncio.Event()
+    watcher = asyncio.create_task(observe(admin, names, seen, done))
+    await asyncio.sleep(0.2)
+    semaphore = asyncio.Semaphore(64)
+
+    async def create(name: str) -> None:
+        async with semaphore:
+            await admin.create(task_body(name))
+
+    started = time.perf_counter()
+    await asyncio.gather(*(create(n) for n in sorted(names)))
+    await asyncio.wait_for(done.wait(), 600)
+    elapsed = time.perf_counter() - started
+    watcher.cancel()
+    rate = len(names) / elapsed
+    ceiling = floor["status_patches_per_s"] / writes_per_task
+    report["throughput"] = {
+        "tasks": len(names),
+        "nodes": 20,
+        "seconds": round(elapsed, 2),
+        "tasks_per_s": round(rate, 1),
+        "ceiling_tasks_per_s": round(ceiling, 1),
+    }
+    say(f"throughput: 2000 tasks over 20 nodes in {elapsed:.1f} s = {rate:.0f} tasks/s; ceiling {ceiling:.0f} tasks/s")
+    target("throughput / (raw status patches per s / writes per task)", rate / ceiling, 0.5, below=False)
+
+
+def audit_counts(cluster: LocalCluster, tasks: int, offset: int) -> float:
+    users = {
+        "system:serviceaccount:foreman-system:foreman-controller": "controller",
+        "system:serviceaccount:foreman-system:foreman-worker": "worker",
+    }
+    counts: Counter[tuple[str, str]] = Counter()
+    with cluster.audit_log.open() as log:
+        log.seek(offset)
+        lines = log.read().splitlines()
+    for line in lines:
+        entry = json.loads(line)
+        who = users.get(entry.get("user", {}).get("username", ""))
+        if (
+            who
+            and entry.get("stage") == "ResponseComplete"
+            and entry.get("objectRef", {}).get("namespace") in (NAMESPACE, None)
+        ):
+            counts[(who, entry["verb"])] += 1
+    writes = sum(n for (_, verb), n in counts.items() if verb in ("create", "update", "patch"))
+    reads = sum(n for (_, verb), n in counts.items() if verb in ("get", "list"))
+    lists = sum(n for (_, verb), n in counts.items() if verb == "list")
+    report["api_calls"] = {f"{who} {verb}": n for (who, verb), n in sorted(counts.items())}
+    say(f"API calls on agentictasks by controller and workers, from the audit log: {dict(sorted(counts.items()))}")
+    target("API writes per task (controller + workers)", writes / tasks, 4)
+    report["reads_per_task"] = round(reads / tasks, 3)
+    report["lists_total"] = lists
+    say(
+        f"  reads per task (GET + LIST): {reads / tasks:.2f}; LIST calls in all: {lists}"
+        " (start-up lists and watches, none periodic)"
+    )
+    return writes / tasks
+
+
+# -- pure matcher and memory ---------------------------------------------------------------------------------------
+
+
+def mixed_fleet(nodes: int, tasks: int, seed: int = 7) -> tuple[list[Offer], list[Need]]:
+    rng = random.Random(seed)
+    accelerators = ["cuda", "metal", "rocm", "cpu"]
+    offers = [
+        Offer(f"node-{i:05}", rng.choice(accelerators), rng.choice([16, 32, 64, 80, 128]),
+              rng.choice([8192, 32768, 131072]),
+              slots=rng.choice([1, 2, 4]), labels={"pool": rng.choice("abc")}) for i in range(nodes)
+    ]  # fmt: skip
+    needs = [
+        Need(rng.choice([*accelerators, "any"]), rng.choice([0, 8, 24, 48, 100]), rng.choice([0, 4096, 32768, 100000]),
+             (("pool", rng.choice("abc")),) if rng.random() < 0.3 else ()) for _ in range(tasks)
+    ]  # fmt: skip
+    return offers, needs
+
+
+def matcher() -> None:
+    section = {}
+    for tasks in (1_000, 10_000, 100_000):
+        offers, needs = mixed_fleet(1_000, tasks)
+        started = time.process_time()
+        placer = Placer(offers, {})
+        placed = sum(1 for need in needs if placer.place(need) is not None)
+        section[tasks] = {"cpu_s": round(time.process_time() - started, 4), "placed": placed}
+    report["matcher_1000_nodes"] = section
+    say(f"matcher, 1,000 nodes: {json.dumps(section)}")
+    target("matcher CPU for 10,000 tasks x 1,000 nodes", section[10_000]["cpu_s"], 1.0, unit=" s")
+    per_task = [section[n]["cpu_s"] / n for n in (1_000, 10_000, 100_000)]
+    say(f"  CPU per task at 1k / 10k / 100k tasks: {', '.join(f'{v * 1e6:.1f} us' for v in per_task)} (flat = linear)")
+
+
+def memory() -> None:
+    probe = [sys.executable, str(Path(__file__).with_name("memory_probe.py"))]
+    baseline = float(subprocess.check_output([*probe, "--empty"]))
+    filled = float(subprocess.check_output(probe))
+    report["memory_mib"] = {
+        "controller_process_empty": round(baseline, 1),
+        "with_10000_tasks_1000_nodes": round(filled, 1),
+    }
+    say(f"memory: controller process {baseline:.0f} MiB empty, {filled:.0f} MiB with 10,000 tasks and 1,000 nodes")
+    target("controller RSS with 10,000 tasks and 1,000 nodes", filled, 150, unit=" MiB")
+
+
+# -- main ----------------------------------------------------------------------------------------------------------
+
+
+async def against_the_apiserver(cluster: LocalCluster) -> None:
+    async with await Kube.connect(str(cluster.kubeconfig())) as admin:
+        await install(admin)
+        await admin.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}})
+        floor = await floors(admin)
+        offset = cluster.audit_log.stat().st_size  # count only what the system does from here on
+        system = System(cluster)
+        await system.start(3, "lat")
+        await latency(admin, floor)
+        await system.close()
+        writes_per_task = audit_counts(cluster, 200, offset)
+        system = System(cluster)
+        await system.start(20, "tp")
+        await throughput(admin, floor, writes_per_task)
+        await system.close()
+
+
+def main() -> None:
+    report["machine"] = (
+        f"{platform.node()} {platform.machine()} {os.cpu_count()} cores, Python {platform.python_version()}"
+    )
+    report["date"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    say(f"Foreman benchmarks, {report['date']}, {report['machine']}")
+    matcher()
+    memory()
+    cluster = LocalCluster.start(Path(tempfile.mkdtemp(prefix="foreman-bench-")), audit=True)
+    try:
+        asyncio.run(against_the_apiserver(cluster))
+    finally:
+        cluster.stop()
+    RESULTS.mkdir(exist_ok=True)
+    out = RESULTS / f"bench-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    out.write_text(json.dumps(report, indent=2))
+    met = sum(t["met"] for t in report["targets"].values())
+    say(f"\n{met} of {len(report['targets'])} targets met; report in {out}")
+
+
+if __name__ == "__main__":
+    main()
