@@ -220,9 +220,12 @@ class Kube:
         *,
         namespace: str | None = None,
         resource_version: str | None = None,
+        subresource: str | None = None,
     ) -> R:
-        """Merge-patch the main resource (metadata, spec); the status subresource ignores those."""
-        request = requests.merge_patch(model, name, patch, namespace=namespace, resource_version=resource_version)
+        """Merge-patch the main resource (metadata, spec; the status subresource ignores those) or a subresource."""
+        request = requests.merge_patch(
+            model, name, patch, namespace=namespace, resource_version=resource_version, subresource=subresource
+        )
         return model.model_validate(await self._send(request))
 
     async def patch_status(
@@ -235,7 +238,7 @@ class Kube:
         resource_version: str | None = None,
     ) -> R:
         """Merge-patch `status`; with resource_version, a Conflict is raised if the object changed meanwhile."""
-        request = requests.merge_patch(
+        return await self.patch(
             model,
             name,
             {"status": status},
@@ -243,7 +246,6 @@ class Kube:
             resource_version=resource_version,
             subresource="status",
         )
-        return model.model_validate(await self._send(request))
 
     async def delete(self, model: type[R], name: str, namespace: str | None = None) -> None:
         await self._send(requests.delete(model, name, namespace))

@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import shlex
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Protocol
 
 import typer
 import yaml
@@ -30,6 +31,24 @@ KubeconfigOption = Annotated[
     ),
 ]
 LogFormat = Annotated[str, typer.Option("--log-format", help="json (daemons) or console.")]
+
+
+class Daemon(Protocol):
+    async def run(self, stop: asyncio.Event) -> None: ...
+
+
+async def serve(kubeconfig: str | None, health_port: int, make: Callable[[Kube], tuple[Daemon, HealthServer]]) -> None:
+    """Run one daemon until SIGTERM/SIGINT, with its health and metrics endpoint."""
+    stop = asyncio.Event()
+    stop_on_signals(stop)
+    async with await Kube.connect(kubeconfig) as kube:
+        daemon, health = make(kube)
+        if health_port:
+            await health.start(health_port)
+        try:
+            await daemon.run(stop)
+        finally:
+            await health.stop()
 
 
 @user_errors
@@ -78,20 +97,11 @@ def controller(
     if identity:
         config = dataclasses.replace(config, identity=identity)
 
-    async def run() -> None:
-        stop = asyncio.Event()
-        stop_on_signals(stop)
-        async with await Kube.connect(kubeconfig) as kube:
-            instance = Controller(kube, config)
-            health = HealthServer(instance.metrics.registry, healthy=lambda: True, ready=instance.is_ready)
-            if health_port:
-                await health.start(health_port)
-            try:
-                await instance.run(stop)
-            finally:
-                await health.stop()
+    def make(kube: Kube) -> tuple[Daemon, HealthServer]:
+        instance = Controller(kube, config)
+        return instance, HealthServer(instance.metrics.registry, healthy=lambda: True, ready=instance.is_ready)
 
-    asyncio.run(run())
+    asyncio.run(serve(kubeconfig, health_port, make))
 
 
 def _labels(pairs: list[str]) -> dict[str, str]:
@@ -185,21 +195,12 @@ def worker(
         },
     )
 
-    async def run() -> None:
-        stop = asyncio.Event()
-        stop_on_signals(stop)
-        async with await Kube.connect(kubeconfig) as kube:
-            instance = Worker(kube, config)
-            health = HealthServer(instance.metrics.registry, healthy=instance.is_healthy, ready=instance.is_healthy)
-            if health_port:
-                await health.start(health_port)
-            try:
-                await instance.run(stop)
-            finally:
-                await health.stop()
+    def make(kube: Kube) -> tuple[Daemon, HealthServer]:
+        instance = Worker(kube, config)
+        return instance, HealthServer(instance.metrics.registry, healthy=instance.is_healthy, ready=instance.is_healthy)
 
     try:
-        asyncio.run(run())
+        asyncio.run(serve(kubeconfig, health_port, make))
     except WorkerStalled as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(STALLED) from None

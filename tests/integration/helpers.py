@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from datetime import timedelta
 from typing import Any
 
@@ -54,24 +54,33 @@ async def make_task(kube: Kube, namespace: str, name: str, **spec: Any) -> Agent
     return await kube.create(AgenticTask.model_validate(body))
 
 
-class RunningController:
-    """A controller running as a task of the test's event loop."""
+class Running:
+    """A daemon (controller or worker) running as a task of the test's event loop."""
 
-    def __init__(self, controller: Controller):
-        self.controller = controller
+    def __init__(self, run: Callable[[asyncio.Event], Coroutine[Any, Any, None]], ready: Callable[[], bool]):
         self._stop = asyncio.Event()
-        self._runner = asyncio.create_task(controller.run(self._stop))
+        self._ready = ready
+        self._runner = asyncio.create_task(run(self._stop))
 
-    async def started(self) -> Controller:
-        while not self.controller.is_ready():
+    async def started(self) -> None:
+        while not self._ready():
             if self._runner.done():
                 self._runner.result()
             await asyncio.sleep(0.01)
-        return self.controller
 
     async def stop(self) -> None:
         self._stop.set()
-        await asyncio.wait_for(self._runner, 10)
+        await asyncio.wait_for(self._runner, 60)
+
+
+class RunningController(Running):
+    def __init__(self, controller: Controller):
+        super().__init__(controller.run, controller.is_ready)
+        self.controller = controller
+
+    async def started(self) -> Controller:  # type: ignore[override]
+        await super().started()
+        return self.controller
 
 
 def controller_config(namespace: str, **settings: Any) -> ControllerConfig:
@@ -123,24 +132,16 @@ async def delete_nodes(kube: Kube, *names: str) -> None:
             await kube.delete(FleetNode, name)
 
 
-class RunningWorker:
-    """A worker running as a task of the test's event loop."""
-
+class RunningWorker(Running):
     def __init__(self, kube: Kube, config: WorkerConfig, executors: dict[str, type[Executor]] | None = None):
         self.worker = Worker(kube, config, executors=executors)
-        self._stop = asyncio.Event()
-        self._runner = asyncio.create_task(self.worker.run(self._stop))
+        super().__init__(
+            self.worker.run, lambda: self.worker.registrar is not None and self.worker.registrar.node is not None
+        )
 
-    async def started(self) -> Worker:
-        while self.worker.registrar is None or self.worker.registrar.node is None:
-            if self._runner.done():
-                self._runner.result()
-            await asyncio.sleep(0.01)
+    async def started(self) -> Worker:  # type: ignore[override]
+        await super().started()
         return self.worker
-
-    async def stop(self) -> None:
-        self._stop.set()
-        await asyncio.wait_for(self._runner, 60)
 
 
 @contextlib.asynccontextmanager
