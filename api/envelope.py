@@ -13,6 +13,9 @@ SCHEMA_VERSION: Literal["foreman.v1"] = "foreman.v1"
 TaskKind = Literal["issue-fix", "verify", "review", "freeform"]
 Verdict = Literal["GO", "NO-GO", "INCOMPLETE", "GATE-PASS", "GATE-FAIL", "GATE-ERROR", "SKIPPED"]
 VERDICTS: tuple[Verdict, ...] = ("GO", "NO-GO", "INCOMPLETE", "GATE-PASS", "GATE-FAIL", "GATE-ERROR", "SKIPPED")
+PASSING_VERDICTS: frozenset[Verdict] = frozenset({"GO", "GATE-PASS", "SKIPPED"})
+"""Verdicts that count as a pass: dependants run after them, and `foreman submit --wait` exits 0. SKIPPED passes:
+the task decided there was nothing to do, which is no reason to stop the work after it."""
 
 
 class ResultEnvelope(Model):

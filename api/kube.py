@@ -8,6 +8,7 @@ Kubernetes-asyncio provides configuration loading (kubeconfig, in-cluster, token
 from __future__ import annotations
 
 import asyncio
+import builtins
 import contextlib
 import json
 import os
@@ -324,6 +325,12 @@ class Kube:
     async def get_raw(self, api_version: str, kind: str, name: str, namespace: str | None = None) -> dict[str, Any]:
         result: dict[str, Any] = await self._send(requests.get_object(api_version, kind, name, namespace))
         return result
+
+    async def list_raw(
+        self, api_version: str, kind: str, namespace: str | None = None, field_selector: str | None = None
+    ) -> builtins.list[dict[str, Any]]:
+        body = await self._send(requests.list_objects(api_version, kind, namespace, field_selector))
+        return builtins.list(body.get("items") or [])
 
     async def get_lease(self, name: str, namespace: str) -> Lease:
         return Lease.model_validate(await self.get_raw("coordination.k8s.io/v1", "Lease", name, namespace))

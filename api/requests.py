@@ -179,6 +179,13 @@ def create_object(body: dict[str, Any]) -> Request:
     )
 
 
+def list_objects(
+    api_version: str, kind: str, namespace: str | None = None, field_selector: str | None = None
+) -> Request:
+    query = {"fieldSelector": field_selector} if field_selector else {}
+    return Request("GET", object_path(api_version, kind, None, namespace), query=query)
+
+
 def get_object(api_version: str, kind: str, name: str, namespace: str | None = None) -> Request:
     return Request("GET", object_path(api_version, kind, name, namespace))
 

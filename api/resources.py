@@ -114,6 +114,60 @@ class AgenticTask(Resource):
     def phase(self) -> TaskPhase:
         return self.status.phase
 
+    @classmethod
+    def new(
+        cls,
+        name: str | None = None,
+        *,
+        prompt: str | None = None,
+        kind: TaskKind = "freeform",
+        executor: str = "stub",
+        accelerator: AcceleratorRequest = "any",
+        min_ram_gb: float = 0,
+        min_context_tokens: int = 0,
+        node_selector: dict[str, str] | None = None,
+        depends_on: list[str] | tuple[str, ...] = (),
+        priority: int = 0,
+        timeout_seconds: int = 2700,
+        retries: int = 0,
+        model_ref: str | None = None,
+        repo: str | None = None,
+        branch: str | None = None,
+        inputs: dict[str, Any] | None = None,
+        namespace: str | None = None,
+        generate_name: str | None = None,
+        labels: dict[str, str] | None = None,
+        **payload: Any,
+    ) -> AgenticTask:
+        """A task in one call: `AgenticTask.new("fix-bug", prompt="...", accelerator="cuda", min_ram_gb=48)`.
+
+        Without a name, `generate_name` (default "task-") lets the server pick one. Extra keyword arguments go into
+        the payload as given (e.g. `sleepSeconds=1` for the stub executor).
+        """
+        meta = ObjectMeta(
+            name=name,
+            generate_name=None if name else (generate_name or "task-"),
+            namespace=namespace,
+            labels=labels or {},
+        )
+        spec = AgenticTaskSpec(
+            kind=kind,
+            executor=executor,
+            payload=Payload(prompt=prompt, repo=repo, branch=branch, inputs=inputs or {}, **payload),
+            model_ref=model_ref,
+            required_capability=RequiredCapability(
+                accelerator=accelerator,
+                min_ramgb=min_ram_gb,
+                min_context_tokens=min_context_tokens,
+                node_selector=node_selector or {},
+            ),
+            depends_on=list(depends_on),
+            priority=priority,
+            timeout_seconds=timeout_seconds,
+            retries=retries,
+        )
+        return cls(metadata=meta, spec=spec)
+
 
 class FleetNodeSpec(Model):
     node_name: str | None = None

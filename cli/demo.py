@@ -21,6 +21,7 @@ from foreman.api.kube import Kube, Relisted
 from foreman.api.localcluster import LocalCluster
 from foreman.api.resources import AgenticTask
 from foreman.cli.errors import user_errors
+from foreman.cli.render import tasks_table
 
 NAMESPACE = "demo"
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
@@ -61,16 +62,6 @@ def outcome(task: AgenticTask) -> tuple[str, str]:
     return task.phase, (task.status.failure_reason if task.phase == "Failed" else task.status.verdict) or ""
 
 
-def table(tasks: dict[str, AgenticTask]) -> str:
-    rows = [("TASK", "PHASE", "NODE", "VERDICT", "REASON", "ATTEMPTS")]
-    for name in sorted(tasks):
-        status = tasks[name].status
-        rows.append((name, status.phase, status.assigned_node or "-", status.verdict or "-",
-                     status.failure_reason or "-", str(status.attempts)))  # fmt: skip
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)) for row in rows)
-
-
 async def apply_examples(kube: Kube) -> None:
     await kube.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}})
     for file in EXAMPLE_FILES:
@@ -91,7 +82,7 @@ async def follow(kube: Kube, wait_seconds: float) -> dict[str, AgenticTask]:
                 tasks = {task.name: task for task in event.items}
             else:
                 tasks[event.object.name] = event.object
-            rendered = table(tasks)
+            rendered = tasks_table(tasks.values())
             if rendered != shown:
                 typer.echo(f"\n{time.strftime('%H:%M:%S')}\n{rendered}")
                 shown = rendered

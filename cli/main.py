@@ -10,7 +10,7 @@ import typer
 from foreman.api.install import install as install_into
 from foreman.api.kube import Kube
 from foreman.api.manifests import install_manifests, render
-from foreman.cli import daemons, demo, dev
+from foreman.cli import daemons, demo, dev, tasks
 from foreman.cli.errors import user_errors
 
 app = typer.Typer(
@@ -23,6 +23,8 @@ app.add_typer(dev.app, name="dev")
 app.command()(daemons.controller)
 app.command()(daemons.worker)
 app.command()(demo.demo)
+for command in (tasks.submit, tasks.get, tasks.describe, tasks.cancel, tasks.result):
+    app.command()(command)
 
 Kubeconfig = Annotated[
     str | None,

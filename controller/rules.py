@@ -10,12 +10,8 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from foreman.api import reasons
-from foreman.api.envelope import Verdict
+from foreman.api.envelope import PASSING_VERDICTS, Verdict
 from foreman.api.resources import TERMINAL_PHASES, AgenticTask
-
-PASSING_VERDICTS: frozenset[Verdict] = frozenset({"GO", "GATE-PASS", "SKIPPED"})
-"""Upstream verdicts that let dependants run. SKIPPED passes: the upstream decided there was nothing to do, which
-is not a reason to stop the work after it. NO-GO, GATE-FAIL, GATE-ERROR and INCOMPLETE fail dependants."""
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,148 @@
+"""The planner SDK: submit tasks and graphs of tasks, wait for their results (watch-based), cancel them.
+
+async with await ForemanClient.connect(namespace="research") as foreman:
+    task = await foreman.submit(AgenticTask.new(prompt="Summarise the incident", accelerator="cuda"))
+    envelope = await foreman.wait(task.name, timeout=600)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import graphlib
+from collections.abc import AsyncIterator, Iterable
+from typing import Self
+
+from foreman.api.envelope import ResultEnvelope
+from foreman.api.errors import NotFound
+from foreman.api.kube import Kube, RetryPolicy, WatchEvent
+from foreman.api.resources import TERMINAL_PHASES, AgenticTask
+
+
+class TaskFailed(Exception):
+    """The task ended Failed; `reason` is its failureReason, `envelope` its result (when it has one)."""
+
+    def __init__(self, task: AgenticTask):
+        self.task = task
+        self.reason = task.status.failure_reason or "Failed"
+        self.envelope = task.status.result
+        detail = next((c.message for c in task.status.conditions if c.type == "Finished" and c.message), "")
+        super().__init__(f"task {task.name} failed: {self.reason}" + (f" ({detail})" if detail else ""))
+
+
+class WaitTimeout(TimeoutError):
+    """The tasks did not finish in time (they keep running; wait again or cancel them)."""
+
+
+class DependencyCycleError(ValueError):
+    """A submitted graph has a cycle; nothing was created."""
+
+
+class MissingDependencyError(ValueError):
+    """A task depends on a name that is neither in the graph nor in the namespace; nothing was created."""
+
+
+def creation_order(tasks: Iterable[AgenticTask], existing: Iterable[str] = ()) -> list[AgenticTask]:
+    """Upstream first (pure). Raises DependencyCycleError or MissingDependencyError before anything is created."""
+    by_name = {task.name: task for task in tasks}
+    known = set(by_name) | set(existing)
+    for task in by_name.values():
+        missing = [name for name in task.spec.depends_on if name not in known]
+        if missing:
+            raise MissingDependencyError(f"{task.name} depends on {', '.join(missing)}, which is not in the graph")
+    sorter = graphlib.TopologicalSorter(
+        {name: [u for u in t.spec.depends_on if u in by_name] for name, t in by_name.items()}
+    )
+    try:
+        order = list(sorter.static_order())
+    except graphlib.CycleError as error:
+        raise DependencyCycleError("dependency cycle: " + " -> ".join(error.args[1])) from None
+    return [by_name[name] for name in order]
+
+
+class ForemanClient:
+    def __init__(self, kube: Kube, namespace: str = "default"):
+        self.kube = kube
+        self.namespace = namespace
+
+    @classmethod
+    async def connect(
+        cls, kubeconfig: str | None = None, *, namespace: str = "default", retry: RetryPolicy | None = None
+    ) -> Self:
+        return cls(await Kube.connect(kubeconfig, retry=retry), namespace)
+
+    async def close(self) -> None:
+        await self.kube.close()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    def _placed(self, task: AgenticTask) -> AgenticTask:
+        if task.metadata.namespace:
+            return task
+        return task.model_copy(update={"metadata": task.metadata.model_copy(update={"namespace": self.namespace})})
+
+    async def submit(self, task: AgenticTask) -> AgenticTask:
+        """Create one task (in the client's namespace unless it names one); returns it as stored."""
+        return await self.kube.create(self._placed(task))
+
+    async def submit_graph(self, tasks: Iterable[AgenticTask]) -> list[AgenticTask]:
+        """Create a DAG of named tasks, upstream first, after checking it for cycles and unknown names.
+
+        A dependency may also name a task that already exists in the namespace.
+        """
+        graph = [self._placed(task) for task in tasks]
+        if any(task.metadata.name is None for task in graph):
+            raise ValueError("tasks in a graph need names (dependsOn refers to them)")
+        outside = {u for task in graph for u in task.spec.depends_on} - {task.name for task in graph}
+        existing = []
+        for name in outside:
+            try:
+                await self.get(name)
+                existing.append(name)
+            except NotFound:
+                pass
+        return [await self.kube.create(task) for task in creation_order(graph, existing)]
+
+    async def get(self, name: str) -> AgenticTask:
+        return await self.kube.get(AgenticTask, name, self.namespace)
+
+    async def list(self, selector: str | None = None) -> list[AgenticTask]:
+        return (await self.kube.list(AgenticTask, namespace=self.namespace, label_selector=selector)).items
+
+    async def cancel(self, name: str) -> AgenticTask:
+        """Set spec.cancel: a Pending or Scheduled task fails at once, a Running one within seconds."""
+        return await self.kube.patch(AgenticTask, name, {"spec": {"cancel": True}}, namespace=self.namespace)
+
+    async def delete(self, name: str) -> None:
+        await self.kube.delete(AgenticTask, name, self.namespace)
+
+    async def wait(self, name: str, timeout: float | None = None) -> ResultEnvelope:  # noqa: ASYNC109 - public API
+        """The task's result envelope once it Succeeded (whatever the verdict); TaskFailed if it Failed."""
+        async for task in self.as_completed([name], timeout=timeout):
+            if task.phase == "Failed":
+                raise TaskFailed(task)
+            assert task.status.result is not None, "a Succeeded task carries its envelope"
+            return task.status.result
+        raise AssertionError("as_completed yields every name")  # pragma: no cover
+
+    async def as_completed(
+        self,
+        names: Iterable[str],
+        timeout: float | None = None,  # noqa: ASYNC109 - public API, like asyncio.as_completed
+    ) -> AsyncIterator[AgenticTask]:
+        """Yield each task as it finishes (Succeeded or Failed), from one watch of the namespace."""
+        waiting = set(names)
+        try:
+            async with asyncio.timeout(timeout):
+                async for event in self.kube.watch(AgenticTask, namespace=self.namespace):
+                    for task in [event.object] if isinstance(event, WatchEvent) else event.items:
+                        if task.name in waiting and task.phase in TERMINAL_PHASES:
+                            waiting.discard(task.name)
+                            yield task
+                    if not waiting:
+                        return
+        except TimeoutError:
+            raise WaitTimeout(f"still running after {timeout:g} s: {', '.join(sorted(waiting))}") from None

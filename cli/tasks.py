@@ -1,0 +1,262 @@
+"""Task commands: submit, get, describe, cancel, result."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+import yaml
+from pydantic import ValidationError
+
+from foreman.api.envelope import PASSING_VERDICTS
+from foreman.api.errors import AlreadyExists, NotFound
+from foreman.api.kube import Relisted, RetryPolicy
+from foreman.api.resources import TERMINAL_PHASES, AgenticTask, FleetNode
+from foreman.api.sdk import ForemanClient, WaitTimeout
+from foreman.api.validation import describe as describe_error
+from foreman.cli.errors import UserError, user_errors
+from foreman.cli.render import age, nodes_table, table, tasks_table
+
+Kubeconfig = Annotated[str | None, typer.Option("--kubeconfig", envvar="KUBECONFIG", help="Kubeconfig file.")]
+Namespace = Annotated[str, typer.Option("--namespace", "-n", help="Namespace of the tasks.")]
+NOT_PASSED, TIMED_OUT = 1, 3
+# NB: a person is waiting at the terminal: fail fast when the cluster is not there
+CLI_RETRY = RetryPolicy(attempts=2, max_wait=0.5, request_timeout=10)
+
+
+async def _client(kubeconfig: str | None, namespace: str) -> ForemanClient:
+    return await ForemanClient.connect(kubeconfig, namespace=namespace, retry=CLI_RETRY)
+
+
+def load_tasks(text: str, source: str) -> list[AgenticTask]:
+    """Every AgenticTask in a multi-document YAML text, validated; the first bad document stops everything."""
+    tasks = []
+    for index, document in enumerate(yaml.safe_load_all(text), start=1):
+        if document is None:
+            continue
+        if not isinstance(document, dict) or document.get("kind") != "AgenticTask":
+            kind = document.get("kind") if isinstance(document, dict) else type(document).__name__
+            raise UserError(f"{source}, document {index}: expected an AgenticTask, got {kind}")
+        try:
+            tasks.append(AgenticTask.model_validate(document))
+        except ValidationError as error:
+            raise UserError(f"{source}, document {index}: {describe_error(error)}") from None
+    if not tasks:
+        raise UserError(f"{source}: no AgenticTask in it")
+    return tasks
+
+
+def passed(task: AgenticTask) -> bool:
+    return task.phase == "Succeeded" and task.status.verdict in PASSING_VERDICTS
+
+
+@user_errors
+def submit(
+    file: Annotated[str, typer.Option("--file", "-f", help="YAML file of one or more AgenticTasks, or - for stdin.")],
+    wait: Annotated[bool, typer.Option("--wait", help="Show progress until every task finishes.")] = False,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait with --wait.")] = 3600,
+    namespace: Namespace = "default",
+    kubeconfig: Kubeconfig = None,
+) -> None:
+    """Create the tasks in FILE (upstream first; a dependency cycle or unknown name creates nothing).
+
+    With --wait, prints the table whenever a task changes. Exit codes: 0 when every task Succeeded with a passing
+    verdict (GO, GATE-PASS, SKIPPED); 1 when any Failed or finished NO-GO, GATE-FAIL, GATE-ERROR or INCOMPLETE;
+    2 for a mistake in the input or no cluster; 3 when --timeout passed first.
+
+    Example:  foreman submit -f examples/dag.yaml --wait
+    """
+    text = sys.stdin.read() if file == "-" else Path(file).read_text()
+    tasks = load_tasks(text, "stdin" if file == "-" else file)
+
+    async def run() -> int:
+        async with await _client(kubeconfig, namespace) as foreman:
+            try:
+                if all(task.metadata.name for task in tasks):
+                    created = await foreman.submit_graph(tasks)
+                else:
+                    created = [await foreman.submit(task) for task in tasks]
+            except AlreadyExists as error:
+                raise UserError(error.message) from None
+            except ValueError as error:
+                raise UserError(str(error)) from None
+            for task in created:
+                typer.echo(f"agentictask/{task.name} created")
+            if not wait:
+                return 0
+            return await _follow(foreman, [task.name for task in created], timeout)
+
+    raise typer.Exit(asyncio.run(run()))
+
+
+async def _follow(foreman: ForemanClient, names: list[str], wait_seconds: float) -> int:
+    current: dict[str, AgenticTask] = {}
+    shown = ""
+    try:
+        async with asyncio.timeout(wait_seconds):
+            async for event in foreman.kube.watch(AgenticTask, namespace=foreman.namespace):
+                for task in event.items if isinstance(event, Relisted) else [event.object]:
+                    if task.name in names:
+                        current[task.name] = task
+                rendered = tasks_table(current.values())
+                if rendered != shown:
+                    typer.echo(rendered + "\n")
+                    shown = rendered
+                if len(current) == len(names) and all(t.phase in TERMINAL_PHASES for t in current.values()):
+                    break
+    except TimeoutError:
+        typer.echo(f"error: {WaitTimeout(f'not finished after {wait_seconds:g} s')}", err=True)
+        return TIMED_OUT
+    return 0 if all(passed(task) for task in current.values()) else NOT_PASSED
+
+
+@user_errors
+def get(
+    what: Annotated[str, typer.Argument(help="tasks or nodes")],
+    output: Annotated[str, typer.Option("--output", "-o", help="table, yaml or json")] = "table",
+    watch: Annotated[bool, typer.Option("--watch", "-w", help="Keep printing as things change.")] = False,
+    namespace: Namespace = "default",
+    all_namespaces: Annotated[bool, typer.Option("--all-namespaces", "-A", help="Tasks in every namespace.")] = False,
+    kubeconfig: Kubeconfig = None,
+) -> None:
+    """List tasks or FleetNodes.
+
+    Example:  foreman get tasks -n research -o yaml;  foreman get nodes -w
+    """
+    model: type[AgenticTask] | type[FleetNode]
+    if what in ("tasks", "task", "at"):
+        model = AgenticTask
+    elif what in ("nodes", "node", "fn"):
+        model = FleetNode
+    else:
+        raise UserError(f"get what? `tasks` or `nodes`, not {what!r}")
+    if output not in ("table", "yaml", "json"):
+        raise UserError(f"--output is table, yaml or json, not {output!r}")
+    scope = None if all_namespaces or model is FleetNode else namespace
+
+    def render(items: list[Any]) -> str:
+        if output == "table":
+            return tasks_table(items) if model is AgenticTask else nodes_table(items)
+        bodies = [item.to_wire() for item in items]
+        return (
+            yaml.safe_dump_all(bodies, sort_keys=False)
+            if output == "yaml"
+            else json.dumps(bodies, indent=2, default=str)
+        )
+
+    async def run() -> None:
+        async with await _client(kubeconfig, namespace) as foreman:
+            if not watch:
+                typer.echo(render((await foreman.kube.list(model, namespace=scope)).items))
+                return
+            current: dict[str, Any] = {}
+            async for event in foreman.kube.watch(model, namespace=scope):
+                if isinstance(event, Relisted):
+                    current = {item.name: item for item in event.items}
+                elif event.type == "DELETED":
+                    current.pop(event.object.name, None)
+                else:
+                    current[event.object.name] = event.object
+                typer.echo(render(list(current.values())) + "\n")
+
+    asyncio.run(run())
+
+
+@user_errors
+def describe(
+    what: Annotated[str, typer.Argument(help="task")],
+    name: Annotated[str, typer.Argument(help="the task's name")],
+    namespace: Namespace = "default",
+    kubeconfig: Kubeconfig = None,
+) -> None:
+    """A task's spec, timeline, conditions, result envelope and events.
+
+    Example:  foreman describe task report
+    """
+    if what not in ("task", "tasks", "at"):
+        raise UserError(f"describe what? `task NAME`, not {what!r}")
+
+    async def run() -> None:
+        async with await _client(kubeconfig, namespace) as foreman:
+            task = await _get(foreman, name)
+            events = await foreman.kube.list_raw("v1", "Event", namespace, f"involvedObject.name={name}")
+        spec, status = task.spec, task.status
+        need = spec.required_capability
+        conditions = [("  TYPE", "STATUS", "REASON", "AGE", "MESSAGE")]
+        conditions += [
+            (f"  {c.type}", c.status, c.reason, age(c.last_transition_time), c.message) for c in status.conditions
+        ]
+        event_rows = [("  REASON", "TYPE", "MESSAGE")]
+        event_rows += [(f"  {e.get('reason', '')}", e.get("type", ""), e.get("message", "")) for e in events]
+        lines = [
+            f"Name:         {task.name}",
+            f"Namespace:    {task.namespace}",
+            f"Kind:         {spec.kind}    Executor: {spec.executor}    Priority: {spec.priority}",
+            f"Needs:        accelerator {need.accelerator}, {need.min_ramgb:g} GB RAM, {need.min_context_tokens} tokens"
+            + "".join(f", {k}={v}" for k, v in need.node_selector.items()),
+            f"Depends on:   {', '.join(spec.depends_on) or '-'}",
+            f"Phase:        {status.phase}    Node: {status.assigned_node or '-'}    Verdict: {status.verdict or '-'}"
+            f"    Reason: {status.failure_reason or '-'}    Attempts: {status.attempts}/{spec.retries + 1}",
+            f"Timeline:     created {task.metadata.creation_timestamp}, claimed {status.claimed_at or '-'}, "
+            f"finished {status.finished_at or '-'}",
+            "Conditions:",
+            table(conditions),
+            "Result:",
+            "  "
+            + (status.result.model_dump_json(by_alias=True, indent=2).replace("\n", "\n  ") if status.result else "-"),
+            "Events:",
+            table(event_rows),
+        ]
+        typer.echo("\n".join(lines))
+
+    asyncio.run(run())
+
+
+async def _get(foreman: ForemanClient, name: str) -> AgenticTask:
+    try:
+        return await foreman.get(name)
+    except NotFound as error:
+        if "could not find the requested resource" in error.message:
+            raise
+        raise UserError(f"no task {name!r} in namespace {foreman.namespace}") from None
+
+
+@user_errors
+def cancel(
+    name: Annotated[str, typer.Argument()], namespace: Namespace = "default", kubeconfig: Kubeconfig = None
+) -> None:
+    """Cancel a task: Pending or Scheduled fail at once, Running stop within seconds (reason Cancelled).
+
+    Example:  foreman cancel slow-summary
+    """
+
+    async def run() -> None:
+        async with await _client(kubeconfig, namespace) as foreman:
+            await _get(foreman, name)
+            await foreman.cancel(name)
+        typer.echo(f"agentictask/{name} cancelled")
+
+    asyncio.run(run())
+
+
+@user_errors
+def result(
+    name: Annotated[str, typer.Argument()], namespace: Namespace = "default", kubeconfig: Kubeconfig = None
+) -> None:
+    """Print a finished task's foreman.v1 result envelope as JSON.
+
+    Example:  foreman result report | jq .verdict
+    """
+
+    async def run() -> None:
+        async with await _client(kubeconfig, namespace) as foreman:
+            task = await _get(foreman, name)
+        if task.status.result is None:
+            raise UserError(f"{name} has no result yet (phase {task.phase})")
+        typer.echo(task.status.result.model_dump_json(by_alias=True, indent=2))
+
+    asyncio.run(run())

@@ -1,0 +1,135 @@
+"""The planner SDK and the task commands against a real apiserver, with a controller and a worker running."""
+
+import asyncio
+import sys
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from foreman.api.errors import AlreadyExists
+from foreman.api.kube import Kube
+from foreman.api.localcluster import Identity, LocalCluster
+from foreman.api.resources import AgenticTask
+from foreman.api.sdk import DependencyCycleError, ForemanClient, TaskFailed, WaitTimeout
+from tests.integration.helpers import running_controller, running_worker
+
+ROOT = Path(__file__).parents[2]
+
+
+@pytest.fixture
+async def system(kube: Kube, namespace: str) -> AsyncIterator[ForemanClient]:
+    """A controller and a worker for this namespace, and an SDK client on it."""
+    async with running_controller(kube, namespace), running_worker(kube, f"sdk-{uuid.uuid4().hex[:6]}", namespace):
+        yield ForemanClient(kube, namespace)
+
+
+async def test_submit_wait_and_generated_names(system: ForemanClient) -> None:
+    task = await system.submit(AgenticTask.new(prompt="hello", sleepSeconds=0.1))
+    assert task.name.startswith("task-")
+    envelope = await system.wait(task.name, timeout=20)
+    assert (envelope.verdict, envelope.schema_version) == ("GO", "foreman.v1")
+
+
+async def test_graph_as_completed_failures_and_cancel(system: ForemanClient) -> None:
+    graph = [
+        AgenticTask.new("fan-in", depends_on=["left", "right"]),
+        AgenticTask.new("left", depends_on=["root"], sleepSeconds=0.2),
+        AgenticTask.new("right", depends_on=["root"]),
+        AgenticTask.new("root"),
+    ]
+    created = await system.submit_graph(graph)
+    assert created[0].name == "root"
+    finished = [task.name async for task in system.as_completed(["root", "left", "right", "fan-in"], timeout=30)]
+    assert finished[0] == "root"
+    assert finished[-1] == "fan-in"
+
+    with pytest.raises(DependencyCycleError):
+        await system.submit_graph([AgenticTask.new("x", depends_on=["y"]), AgenticTask.new("y", depends_on=["x"])])
+    assert [t.name for t in await system.list()].count("x") == 0  # nothing created
+    with pytest.raises(AlreadyExists):
+        await system.submit(AgenticTask.new("root"))
+
+    await system.submit(AgenticTask.new("gate", verdict="NO-GO"))
+    await system.submit(AgenticTask.new("after-gate", depends_on=["gate"]))
+    assert (await system.wait("gate", timeout=20)).verdict == "NO-GO"
+    with pytest.raises(TaskFailed) as failed:
+        await system.wait("after-gate", timeout=20)
+    assert failed.value.reason == "UpstreamFailed"
+
+    await system.submit(AgenticTask.new("long", sleepSeconds=60))
+    with pytest.raises(WaitTimeout):
+        await system.wait("long", timeout=0.5)
+    await system.cancel("long")
+    with pytest.raises(TaskFailed) as cancelled:
+        await system.wait("long", timeout=10)
+    assert cancelled.value.reason == "Cancelled"
+
+
+async def _foreman(cluster: LocalCluster, *args: str, stdin: str | None = None) -> tuple[int, str, str]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "foreman.cli", *args, "--kubeconfig", str(cluster.kubeconfig()),
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await process.communicate(stdin.encode() if stdin else None)
+    assert process.returncode is not None
+    return process.returncode, out.decode(), err.decode()
+
+
+async def test_cli_submit_wait_get_describe_result(system: ForemanClient, cluster: LocalCluster) -> None:
+    ns = system.namespace
+    code, out, err = await _foreman(cluster, "submit", "-f", str(ROOT / "examples" / "dag.yaml"), "--wait", "-n", ns)
+    assert code == 0, err
+    assert "agentictask/plan created" in out
+    assert "report" in out.splitlines()[-2] or "report" in out
+    code, out, _ = await _foreman(cluster, "get", "tasks", "-n", ns)
+    assert code == 0
+    assert out.splitlines()[0].split()[:3] == ["NAME", "PHASE", "KIND"]
+    code, out, _ = await _foreman(cluster, "describe", "task", "report", "-n", ns)
+    assert code == 0
+    assert "FleetNodeAssigned" in out
+    assert "Completed" in out
+    code, out, _ = await _foreman(cluster, "result", "report", "-n", ns)
+    assert code == 0
+    assert '"schemaVersion": "foreman.v1"' in out
+
+    failing = "kind: AgenticTask\nmetadata: {name: nogo}\nspec: {kind: verify, payload: {verdict: NO-GO}}\n"
+    code, _, _ = await _foreman(cluster, "submit", "-f", "-", "--wait", "-n", ns, stdin=failing)
+    assert code == 1  # finished, but not with a passing verdict
+
+    code, _, err = await _foreman(cluster, "submit", "-f", "-", "-n", ns, stdin="kind: AgenticTask\nspec: {kind: [}\n")
+    assert code == 2
+    assert err.startswith("error: bad YAML")
+    assert len(err.strip().splitlines()) == 1
+    code, _, err = await _foreman(cluster, "result", "ghost", "-n", ns)
+    assert (code, err.strip()) == (2, f"error: no task 'ghost' in namespace {ns}")
+
+
+async def test_cli_without_access_or_cluster_says_so_in_one_line(cluster: LocalCluster, tmp_path: Path) -> None:
+    nobody = cluster.kubeconfig(Identity.NOBODY)
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "foreman.cli", "get", "tasks", "--kubeconfig", str(nobody), stderr=asyncio.subprocess.PIPE
+    )
+    _, err = await process.communicate()
+    assert process.returncode == 2
+    assert err.decode().startswith("error: not allowed")
+    dead = tmp_path / "kubeconfig"
+    dead.write_text(nobody.read_text().replace(f":{cluster.apiserver_port}", ":1"))
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "foreman.cli", "get", "nodes", "--kubeconfig", str(dead), stderr=asyncio.subprocess.PIPE
+    )
+    _, err = await process.communicate()
+    assert process.returncode == 2
+    assert err.decode().startswith("error: cannot reach the Kubernetes API")
+    assert b"Traceback" not in err
+
+
+async def test_example_planner_runs(system: ForemanClient, cluster: LocalCluster) -> None:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, str(ROOT / "examples" / "planner.py"), system.namespace,
+        env={"KUBECONFIG": str(cluster.kubeconfig()), "PATH": "/usr/bin:/bin"}, stdout=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, _ = await asyncio.wait_for(process.communicate(), 120)
+    assert process.returncode == 0
+    assert "final verdict: GO" in out.decode()

@@ -1,0 +1,59 @@
+import pytest
+from typer.testing import CliRunner
+
+from foreman.api.errors import NotFound, Unreachable
+from foreman.api.resources import AgenticTask
+from foreman.api.sdk import DependencyCycleError, MissingDependencyError, creation_order
+from foreman.cli.errors import UserError, one_line
+from foreman.cli.main import app
+from foreman.cli.tasks import load_tasks
+
+runner = CliRunner()
+
+
+def test_builder_makes_a_task_in_one_call() -> None:
+    task = AgenticTask.new(
+        "fix", prompt="Fix it", accelerator="cuda", min_ram_gb=48, depends_on=["plan"], sleepSeconds=1
+    )
+    wire = task.to_wire()
+    assert wire["spec"]["requiredCapability"]["accelerator"] == "cuda"
+    assert wire["spec"]["payload"] == {"prompt": "Fix it", "inputs": {}, "sleepSeconds": 1}
+    assert AgenticTask.new(prompt="x").metadata.generate_name == "task-"
+
+
+def test_graph_order_is_upstream_first_and_bad_graphs_are_refused() -> None:
+    a, b, c = AgenticTask.new("a"), AgenticTask.new("b", depends_on=["a"]), AgenticTask.new("c", depends_on=["a", "b"])
+    assert [t.name for t in creation_order([c, b, a])] == ["a", "b", "c"]
+    with pytest.raises(DependencyCycleError, match="cycle"):
+        creation_order([AgenticTask.new("x", depends_on=["y"]), AgenticTask.new("y", depends_on=["x"])])
+    with pytest.raises(MissingDependencyError, match="ghost"):
+        creation_order([AgenticTask.new("x", depends_on=["ghost"])])
+    assert [t.name for t in creation_order([AgenticTask.new("x", depends_on=["old"])], existing=["old"])] == ["x"]
+
+
+def test_load_tasks_names_the_document_and_field() -> None:
+    with pytest.raises(UserError, match=r"f.yaml, document 2: spec.requiredCapability.accelerator"):
+        load_tasks(
+            "kind: AgenticTask\nmetadata: {name: a}\nspec: {kind: verify}\n---\nkind: AgenticTask\n"
+            "metadata: {name: b}\nspec: {kind: verify, requiredCapability: {accelerator: tpu}}\n",
+            "f.yaml",
+        )
+    with pytest.raises(UserError, match="expected an AgenticTask, got FleetNode"):
+        load_tasks("kind: FleetNode\n", "f.yaml")
+
+
+def test_user_mistakes_are_one_line_and_exit_2(tmp_path: object) -> None:
+    for args, expected in [
+        (["submit", "-f", "/nope.yaml"], "error: no such file: /nope.yaml"),
+        (["get", "things", "--kubeconfig", "/nope"], "error: get what?"),
+        (["get", "tasks", "--kubeconfig", "/nope"], "error: kubeconfig /nope does not exist"),
+    ]:
+        outcome = runner.invoke(app, args)
+        assert outcome.exit_code == 2, outcome.output
+        assert outcome.output.strip().startswith(expected)
+        assert len(outcome.output.strip().splitlines()) == 1
+
+
+def test_error_lines_for_cluster_trouble() -> None:
+    assert "foreman install" in one_line(NotFound("the server could not find the requested resource"))
+    assert "is the cluster up" in one_line(Unreachable("connection refused"))
