@@ -47,6 +47,10 @@ demo: install control-plane
 bench: install control-plane
 	$(BIN)/python bench/run.py
 
+# The fault scenarios at full size (1,000 contended tasks, 500 through controller kills, ...), with the report table.
+soak: install control-plane
+	FOREMAN_SOAK=1 $(BIN)/pytest tests/fault -q
+
 manifests: install
 	$(BIN)/python -m foreman.api.manifests manifests
 

@@ -48,3 +48,11 @@ async def namespace(kube: Kube) -> str:
     name = f"t-{uuid.uuid4().hex[:10]}"
     await kube.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
     return name
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    from tests.fault import report
+
+    if report.ROWS:
+        terminalreporter.write_sep("-", "fault scenarios" + (" (soak size)" if report.SOAK else " (CI size)"))
+        terminalreporter.write_line(report.render())

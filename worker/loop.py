@@ -20,7 +20,7 @@ from foreman.api import reasons, status
 from foreman.api.base import utcnow
 from foreman.api.daemon import sleep_unless
 from foreman.api.envelope import ResultEnvelope
-from foreman.api.errors import ApiError, Conflict, NotFound
+from foreman.api.errors import RETRYABLE, ApiError, Conflict, NotFound
 from foreman.api.kube import Kube, Relisted
 from foreman.api.resources import NODE_LABEL, AgenticTask
 from foreman.api.validation import describe
@@ -281,7 +281,25 @@ class Worker:
         return _validated(execution.work.result())
 
     async def _finish(self, claimed: AgenticTask, outcome: Outcome) -> None:
-        """Re-read, then write the terminal status with that resourceVersion, so concurrent edits survive."""
+        """Re-read, then write the terminal status with that resourceVersion, so concurrent edits survive.
+
+        NB: the work is done; losing its result to an API outage would leave the task Running on a live node for
+        ever, so lost connections and 5xx are retried (capped backoff) until the write lands or the task moves on.
+        """
+        failures = 0
+        while True:
+            try:
+                await self._finish_once(claimed, outcome)
+                return
+            except RETRYABLE as error:
+                failures += 1
+                delay = min(5.0, 0.2 * 2**failures)
+                self.log.warning(
+                    "result not written yet, retrying", task=claimed.name, error=str(error), retry_in=delay
+                )
+                await asyncio.sleep(delay)
+
+    async def _finish_once(self, claimed: AgenticTask, outcome: Outcome) -> None:
         for _ in range(5):
             try:
                 task = await self.kube.get(AgenticTask, claimed.name, claimed.namespace)
