@@ -60,8 +60,8 @@ class HealthServer:
 
     async def start(self, port: int, host: str = "0.0.0.0") -> None:
         app = web.Application()
-        app.router.add_get("/healthz", lambda _: self._probe(self.healthy()))
-        app.router.add_get("/readyz", lambda _: self._probe(self.ready()))
+        app.router.add_get("/healthz", self._healthz)
+        app.router.add_get("/readyz", self._readyz)
         app.router.add_get("/metrics", self._metrics)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
@@ -74,8 +74,14 @@ class HealthServer:
             await self._runner.cleanup()
 
     @staticmethod
-    async def _probe(ok: bool) -> web.Response:
+    def _probe(ok: bool) -> web.Response:
         return web.Response(text="ok" if ok else "not ok", status=200 if ok else 503)
+
+    async def _healthz(self, _: web.Request) -> web.Response:
+        return self._probe(self.healthy())
+
+    async def _readyz(self, _: web.Request) -> web.Response:
+        return self._probe(self.ready())
 
     async def _metrics(self, _: web.Request) -> web.Response:
         body = generate_latest(self.registry)
