@@ -87,6 +87,9 @@ class AgenticTaskStatus(Model):
     phase: TaskPhase = "Pending"
     """A new task reads as Pending at once (schema default); the controller's first write records it Accepted."""
     assigned_node: str | None = None
+    claimed_by: str | None = None
+    """The worker process that claimed it (node/instance): lets a worker recognise its own claim after a lost answer,
+    even beside a twin started with the same node name."""
     claimed_at: datetime | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None

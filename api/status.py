@@ -87,6 +87,7 @@ def requeued(
     return {
         "phase": "Pending",
         "assignedNode": None,
+        "claimedBy": None,
         "claimedAt": None,
         "startedAt": None,
         "notBefore": wire_time(not_before) if not_before else None,

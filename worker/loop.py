@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -63,6 +64,7 @@ class Worker:
         self.kube = kube
         self.config = config
         self.node = config.node_name
+        self.claimant = f"{self.node}/{uuid.uuid4().hex[:12]}"
         self.metrics = WorkerMetrics()
         self.executors = {name: cls() for name, cls in (executors or load_executors()).items()}
         self.registrar: Registrar | None = None
@@ -239,13 +241,15 @@ class Worker:
             if not rules.claimable(task, self.node):
                 return None
             try:
-                return await self._write(task, rules.claim(task, utcnow()))
+                return await self._write(task, rules.claim(task, utcnow(), self.claimant))
             except Conflict:
                 self.metrics.claim_conflicts.inc()
                 try:
                     task = await self.kube.get(AgenticTask, task.name, task.namespace)
                 except NotFound:
                     return None
+                if rules.claimed_by_us(task, self.claimant):
+                    return task  # NB: our claim landed but its answer was lost; the retry conflicted with it
             except NotFound:
                 return None
         return None
@@ -310,7 +314,10 @@ class Worker:
                 or task.phase != "Running"
                 or task.status.assigned_node != self.node
             ):
-                self.log.warning("task moved on while it ran; result dropped", task=task.name, phase=task.phase)
+                # NB: also the case where our own terminal write landed but its answer was lost
+                self.log.warning(
+                    "task already finished or moved on; result not written again", task=task.name, phase=task.phase
+                )
                 return
             now = utcnow()
             if outcome.reason == reasons.NODE_DRAINING:

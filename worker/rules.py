@@ -25,10 +25,11 @@ def claimable(task: AgenticTask, node: str) -> bool:
     )
 
 
-def claim(task: AgenticTask, now: datetime) -> dict[str, Any]:
+def claim(task: AgenticTask, now: datetime, claimant: str) -> dict[str, Any]:
     """Scheduled → Running; sent with the task's resourceVersion, so only one claimer can win."""
     return {
         "phase": "Running",
+        "claimedBy": claimant,
         "claimedAt": status.wire_time(now),
         "startedAt": status.wire_time(now),
         "conditions": status.with_conditions(
@@ -44,6 +45,11 @@ class Outcome:
     envelope: ResultEnvelope | None = None
     reason: str | None = None
     message: str = ""
+
+
+def claimed_by_us(task: AgenticTask, claimant: str) -> bool:
+    """After a 409 on our claim: did our own write land (the answer was lost, the retry conflicted with it)?"""
+    return task.phase == "Running" and task.status.claimed_by == claimant
 
 
 def retry_delay(attempts: int, base: float, cap: float) -> float:

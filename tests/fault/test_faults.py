@@ -270,3 +270,53 @@ async def test_tokens_never_reach_logs_or_results(kube: Kube, namespace: str, cl
     assert "talkative" in everything  # the logs were captured at all
     for token in cluster.tokens.values():
         assert token not in everything
+
+
+async def test_network_faults_between_daemons_and_apiserver(
+    kube: Kube, namespace: str, cluster: LocalCluster, tmp_path: Path
+) -> None:
+    """Latency, connection resets and a silent stall on the daemons' path to the apiserver (a proxy in between)."""
+    from foreman.api.kube import RetryPolicy
+    from foreman.controller.config import ControllerConfig
+    from foreman.controller.loop import Controller
+    from tests.fault.proxy import FaultyProxy
+    from tests.integration.helpers import RunningController
+
+    proxy = FaultyProxy(cluster.apiserver_port)
+    await proxy.start()
+    kubeconfig = tmp_path / "via-proxy"
+    kubeconfig.write_text(cluster.kubeconfig().read_text().replace(f":{cluster.apiserver_port}", f":{proxy.port}"))
+    # NB: short timeouts so a stalled request or watch is given up within seconds, not the production 30 s / 75 s
+    retry = RetryPolicy(request_timeout=3)
+    log, count, node = tmp_path / "executions.log", size(100, 300), unique("netfault")
+    daemon_kube = await Kube.connect(str(kubeconfig), retry=retry)
+    worker_kube = await Kube.connect(str(kubeconfig), retry=retry)
+    config = ControllerConfig(namespaces=(namespace,), leader_election=False, watch_timeout=2)
+    controller = RunningController(Controller(daemon_kube, config))
+    worker = RunningWorker(worker_kube, worker_config(node, namespace, watch_timeout=2, poll_every=2))
+    faults = 0
+    try:
+        await controller.started()
+        await worker.started()
+        names = await create_tasks(kube, namespace, count, log)
+        proxy.latency = 0.05
+        await asyncio.sleep(2)
+        proxy.latency = 0
+        for _ in range(2):
+            await asyncio.sleep(1)
+            faults += 1 if proxy.reset() else 0
+        await asyncio.sleep(1)
+        proxy.stall()
+        faults += 1
+        fault_ended = time.monotonic()
+        tasks = await all_terminal(kube, namespace, count, timeout=size(120, 300))
+    finally:
+        await controller.stop()
+        await worker.stop()
+        await proxy.stop()
+        await daemon_kube.close()
+        await worker_kube.close()
+        await delete_nodes(kube, node)
+    check_and_record(
+        "network: latency, 2 resets, a stall", names, namespace, tasks, log, faults + 1, time.monotonic() - fault_ended
+    )

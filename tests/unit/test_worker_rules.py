@@ -1,7 +1,7 @@
 from datetime import timedelta
 
 from foreman.api.envelope import ResultEnvelope
-from foreman.worker.rules import Outcome, claimable, finished, retry_delay
+from foreman.worker.rules import Outcome, claim, claimable, claimed_by_us, finished, retry_delay
 from tests.factories import T0, task
 
 
@@ -10,6 +10,15 @@ def test_only_tasks_scheduled_here_and_not_cancelled_are_claimable() -> None:
     assert not claimable(task("t", phase="Scheduled", assignedNode="other"), "me")
     assert not claimable(task("t", phase="Running", assignedNode="me"), "me")
     assert not claimable(task("t", phase="Scheduled", assignedNode="me", cancel=True), "me")
+
+
+def test_a_claim_names_the_claimant_so_a_lost_answer_can_be_recognised() -> None:
+    patch = claim(task("t", phase="Scheduled", assignedNode="me"), T0, "me/abc")
+    assert (patch["phase"], patch["claimedBy"]) == ("Running", "me/abc")
+    mine = task("t", phase="Running", assignedNode="me")
+    mine = mine.model_copy(update={"status": mine.status.model_copy(update={"claimed_by": "me/abc"})})
+    assert claimed_by_us(mine, "me/abc")
+    assert not claimed_by_us(mine, "me/twin")
 
 
 def test_success_writes_the_verdict_and_envelope() -> None:
