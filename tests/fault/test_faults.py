@@ -320,3 +320,51 @@ async def test_network_faults_between_daemons_and_apiserver(
     check_and_record(
         "network: latency, 2 resets, a stall", names, namespace, tasks, log, faults + 1, time.monotonic() - fault_ended
     )
+
+
+async def _worker_process(cluster: LocalCluster, node: str, namespace: str, *flags: str) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "foreman.cli", "worker", "--kubeconfig", str(cluster.kubeconfig()), "--node-name", node,
+        "-n", namespace, "--health-port", "0", "--heartbeat-interval", "0.5", *flags,
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+
+
+async def test_worker_killed_mid_task_is_reclaimed_or_fails_at_the_limit(
+    kube: Kube, namespace: str, cluster: LocalCluster
+) -> None:
+    """SIGKILL a worker while it runs a task and never restart it: the task moves to another node (attempts 1);
+    with a claim-expiry limit of 1 it fails with ClaimExpiryLimitReached instead of sitting in Running."""
+    doomed, rescuer, unlucky = unique("doomed"), unique("rescuer"), unique("unlucky")
+    stale = {"stale_after": timedelta(seconds=2)}
+    try:
+        async with running_controller(kube, namespace, max_claim_expiries=3, **stale):
+            victim = await _worker_process(cluster, doomed, namespace)
+            await make_task(kube, namespace, "survivor", payload={"sleepSeconds": 3})
+            running = await wait_for(kube, namespace, "survivor", phase_is("Running"), timeout=20)
+            assert running.status.assigned_node == doomed
+            victim.kill()
+            await victim.wait()
+            killed_at = time.monotonic()
+            backup = RunningWorker(kube, worker_config(rescuer, namespace, heartbeat_interval=0.5))
+            await backup.started()
+            try:
+                done = await wait_for(kube, namespace, "survivor", lambda t: t.phase in TERMINAL, timeout=30)
+            finally:
+                await backup.stop()
+            settled = time.monotonic() - killed_at
+        assert (done.phase, done.status.assigned_node, done.status.attempts) == ("Succeeded", rescuer, 1)
+        assert condition(done, "ClaimExpired") == ("True", "NodeLost")
+
+        async with running_controller(kube, namespace, max_claim_expiries=1, **stale):
+            victim = await _worker_process(cluster, unlucky, namespace, "--label", "pool=unlucky")
+            await make_task(kube, namespace, "doomed-task", payload={"sleepSeconds": 30},
+                            requiredCapability={"nodeSelector": {"pool": "unlucky"}})  # fmt: skip
+            await wait_for(kube, namespace, "doomed-task", phase_is("Running"), timeout=20)
+            victim.kill()
+            await victim.wait()
+            failed = await wait_for(kube, namespace, "doomed-task", phase_is("Failed"), timeout=20)
+        assert failed.status.failure_reason == "ClaimExpiryLimitReached"
+    finally:
+        await delete_nodes(kube, doomed, rescuer, unlucky)
+    ROWS.append(Row("worker SIGKILLed mid-task (not restarted)", 2, 2, 0, 0, settled))
