@@ -64,6 +64,50 @@ def _subject(name: str) -> dict[str, str]:
     return {"kind": "ServiceAccount", "name": name, "namespace": NAMESPACE}
 
 
+def _cluster_role(name: str, rules: list[dict[str, Any]]) -> Manifest:
+    return {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "ClusterRole",
+        "metadata": _meta(name),
+        "rules": rules,
+    }
+
+
+def _cluster_role_binding(name: str) -> Manifest:
+    """Binds the ClusterRole `name` to the ServiceAccount of the same name."""
+    return {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "ClusterRoleBinding",
+        "metadata": _meta(name),
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": name},
+        "subjects": [_subject(name)],
+    }
+
+
+def pinned_worker_rbac(node: str) -> list[Manifest]:
+    """A worker identity for one host (outside the cluster) that can touch only its own FleetNode.
+
+    NB: RBAC cannot restrict `create` by name, so this identity cannot create FleetNodes: its node is created here,
+    by whoever applies this, and the worker's registrar patches it. Task status stays open to every worker: scoping
+    that to tasks assigned to the node needs an admission policy (README, "Reliability and security").
+    """
+    name = f"{WORKER}-{node}"
+    own_node = {**_rule([GROUP], ["fleetnodes", "fleetnodes/status"], ["get", "patch"]), "resourceNames": [node]}
+    rules = [*(rule for rule in WORKER_RULES if not rule["resources"][0].startswith("fleetnodes")), own_node]
+    fleet_node = {
+        "apiVersion": f"{GROUP}/v1alpha1",
+        "kind": "FleetNode",
+        "metadata": {"name": node},
+        "spec": {"nodeName": node},
+    }
+    return [
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": _meta(name, NAMESPACE)},
+        _cluster_role(name, rules),
+        _cluster_role_binding(name),
+        fleet_node,
+    ]
+
+
 def rbac() -> list[Manifest]:
     cluster_roles = [(CONTROLLER, CONTROLLER_RULES), (WORKER, WORKER_RULES)]
     return [
@@ -72,20 +116,8 @@ def rbac() -> list[Manifest]:
             {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": _meta(n, NAMESPACE)}
             for n in (CONTROLLER, WORKER)
         ),
-        *(
-            {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": _meta(n), "rules": rules}
-            for n, rules in cluster_roles
-        ),
-        *(
-            {
-                "apiVersion": "rbac.authorization.k8s.io/v1",
-                "kind": "ClusterRoleBinding",
-                "metadata": _meta(n),
-                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": n},
-                "subjects": [_subject(n)],
-            }
-            for n, _ in cluster_roles
-        ),
+        *(_cluster_role(n, rules) for n, rules in cluster_roles),
+        *(_cluster_role_binding(n) for n, _ in cluster_roles),
         {
             "apiVersion": "rbac.authorization.k8s.io/v1",
             "kind": "Role",

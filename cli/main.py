@@ -9,7 +9,7 @@ import typer
 
 from foreman.api.install import install as install_into
 from foreman.api.kube import Kube
-from foreman.api.manifests import install_manifests, render
+from foreman.api.manifests import install_manifests, pinned_worker_rbac, render
 from foreman.cli import daemons, demo, dev, tasks
 from foreman.cli.errors import user_errors
 
@@ -38,12 +38,20 @@ WithWorkloads = Annotated[
 
 @app.command()
 @user_errors
-def manifests(with_workloads: WithWorkloads = False) -> None:
+def manifests(
+    with_workloads: WithWorkloads = False,
+    worker_node: Annotated[
+        str | None,
+        typer.Option(help="Instead: a per-host worker identity that can touch only this FleetNode (created with it)."),
+    ] = None,
+) -> None:
     """Print what `foreman install` applies, as multi-document YAML.
 
     Example:  foreman manifests --with-workloads | kubectl apply -f -
+              foreman manifests --worker-node gpu-01 | kubectl apply -f -
     """
-    typer.echo(render(install_manifests(with_workloads=with_workloads)), nl=False)
+    documents = pinned_worker_rbac(worker_node) if worker_node else install_manifests(with_workloads=with_workloads)
+    typer.echo(render(documents), nl=False)
 
 
 @app.command()

@@ -13,7 +13,7 @@ import structlog
 
 from foreman.api.base import ObjectMeta, set_condition, utcnow
 from foreman.api.daemon import sleep_unless
-from foreman.api.errors import AlreadyExists, ApiError
+from foreman.api.errors import AlreadyExists, ApiError, Forbidden, NotFound
 from foreman.api.kube import Kube
 from foreman.api.resources import FleetNode, FleetNodeSpec, NodeCapability, NodePhase
 from foreman.api.status import wire_time
@@ -66,9 +66,18 @@ class Registrar:
         node = FleetNode(metadata=ObjectMeta(name=self.config.node_name, labels=self.config.labels), spec=spec)
         try:
             await self.kube.create(node)
-        except AlreadyExists:
+        except (AlreadyExists, Forbidden):
+            # NB: a worker with a per-node identity may not create FleetNodes (RBAC cannot scope create by name);
+            # its node is created beforehand (`foreman manifests --worker-node NAME`), and patched here.
             patch = {"metadata": {"labels": self.config.labels}, "spec": spec.to_wire()}
-            await self.kube.patch(FleetNode, self.config.node_name, patch)
+            try:
+                await self.kube.patch(FleetNode, self.config.node_name, patch)
+            except NotFound:
+                raise Forbidden(
+                    f"FleetNode {self.config.node_name} does not exist and this worker may not create it; create it "
+                    f"with `foreman manifests --worker-node {self.config.node_name} | kubectl apply -f -`",
+                    status=403,
+                ) from None
         await self.heartbeat()
         log.info("registered", node=self.config.node_name, capability=self.capability.to_wire())
 

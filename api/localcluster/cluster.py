@@ -41,6 +41,8 @@ class Identity(StrEnum):
     ADMIN = "admin"
     CONTROLLER = "controller"
     WORKER = "worker"
+    PINNED_WORKER = "pinned-worker"
+    """A worker with its own per-node identity for FleetNode `pinned` (manifests.pinned_worker_rbac("pinned"))."""
     NOBODY = "nobody"
 
 
@@ -52,6 +54,10 @@ USERS: dict[Identity, tuple[str, str]] = {
     ),
     Identity.WORKER: (
         "system:serviceaccount:foreman-system:foreman-worker",
+        "system:serviceaccounts,system:serviceaccounts:foreman-system,system:authenticated",
+    ),
+    Identity.PINNED_WORKER: (
+        "system:serviceaccount:foreman-system:foreman-worker-pinned",
         "system:serviceaccounts,system:serviceaccounts:foreman-system,system:authenticated",
     ),
     Identity.NOBODY: ("foreman-nobody", "system:authenticated"),

@@ -63,3 +63,33 @@ async def test_controller_role(cluster: LocalCluster, kube: Kube, namespace: str
                     {"metadata": {"name": "x", "namespace": namespace}, "spec": {"kind": "verify"}}
                 )
             )
+
+
+async def test_pinned_worker_touches_only_its_own_fleetnode(cluster: LocalCluster, kube: Kube, namespace: str) -> None:
+    """`foreman manifests --worker-node pinned`: its own ServiceAccount and FleetNode, nothing else of the fleet."""
+    from foreman.api.manifests import pinned_worker_rbac
+    from tests.integration.helpers import phase_is, running_controller, running_worker, wait_for
+
+    for manifest in pinned_worker_rbac("pinned"):
+        await kube.apply(manifest)
+    neighbour = await kube.create(FleetNode.model_validate({"metadata": {"name": f"neighbour-{namespace}"}}))
+    try:
+        async with await as_identity(cluster, Identity.PINNED_WORKER) as pinned:
+            await pinned.patch_status(FleetNode, "pinned", {"phase": "Ready"})
+            with pytest.raises(Forbidden):
+                await pinned.patch_status(FleetNode, neighbour.name, {"phase": "NotReady"})
+            with pytest.raises(Forbidden):
+                await pinned.patch(FleetNode, neighbour.name, {"metadata": {"labels": {"hijacked": "yes"}}})
+            with pytest.raises(Forbidden):
+                await pinned.create(FleetNode.model_validate({"metadata": {"name": f"forged-{namespace}"}}))
+            with pytest.raises(Forbidden):
+                await pinned.delete(FleetNode, "pinned")
+            # and a real worker runs under it: it registers on the pre-created node and finishes a task
+            async with running_controller(kube, namespace), running_worker(pinned, "pinned", namespace):
+                await make_task(kube, namespace, "pinned-work")
+                done = await wait_for(kube, namespace, "pinned-work", phase_is("Succeeded"), timeout=20)
+            assert done.status.assigned_node == "pinned"
+    finally:
+        # NB: with the admin client: the pinned identity may not delete, and a stray Ready node would attract work
+        for name in (neighbour.name, "pinned"):
+            await kube.delete(FleetNode, name)
