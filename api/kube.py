@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import builtins
-import contextlib
 import json
 import os
 import secrets
@@ -375,11 +374,12 @@ class Kube:
             "count": 1,
             "reportingComponent": component,
         }
-        with contextlib.suppress(AlreadyExists):
-            try:
-                await self._send(requests.create_object(body))
-            except ApiError as error:
-                log.warning("event not recorded", object=obj.name, reason=reason, error=str(error))
+        try:
+            await self._send(requests.create_object(body))
+        except AlreadyExists:
+            pass  # a retried create whose first attempt landed: the event is recorded
+        except ApiError as error:
+            log.warning("event not recorded", object=obj.name, reason=reason, error=str(error))
 
 
 def _parse(model: type[R], body: dict[str, Any]) -> R | None:

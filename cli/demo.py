@@ -8,7 +8,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Annotated
 
@@ -17,11 +16,11 @@ import yaml
 
 from foreman.api.errors import AlreadyExists
 from foreman.api.install import install
-from foreman.api.kube import Kube, Relisted
+from foreman.api.kube import Kube
 from foreman.api.localcluster import LocalCluster
 from foreman.api.resources import AgenticTask
 from foreman.cli.errors import user_errors
-from foreman.cli.render import tasks_table
+from foreman.cli.tasks import follow
 
 NAMESPACE = "demo"
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
@@ -72,22 +71,12 @@ async def apply_examples(kube: Kube) -> None:
         say(f"applied examples/{file}")
 
 
-async def follow(kube: Kube, wait_seconds: float) -> dict[str, AgenticTask]:
-    """Print the table whenever a task changes, until every task is finished (or the timeout)."""
+async def follow_examples(kube: Kube, wait_seconds: float) -> dict[str, AgenticTask]:
+    """The examples' final state (or their state when the time ran out: the outcome check reports the rest)."""
     tasks: dict[str, AgenticTask] = {}
-    shown = ""
-    async with asyncio.timeout(wait_seconds):
-        async for event in kube.watch(AgenticTask, namespace=NAMESPACE):
-            if isinstance(event, Relisted):
-                tasks = {task.name: task for task in event.items}
-            else:
-                tasks[event.object.name] = event.object
-            rendered = tasks_table(tasks.values())
-            if rendered != shown:
-                typer.echo(f"\n{time.strftime('%H:%M:%S')}\n{rendered}")
-                shown = rendered
-            if set(EXPECTED) <= set(tasks) and all(t.phase in ("Succeeded", "Failed") for t in tasks.values()):
-                return tasks
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(wait_seconds):
+            await follow(kube, NAMESPACE, set(EXPECTED), tasks)
     return tasks
 
 
@@ -121,7 +110,7 @@ def demo(
                 spawn(name, "worker", "--node-name", name, "--health-port", "0", *flags)
                 say(f"worker {name}: {' '.join(flags[:8])}")
             await apply_examples(kube)
-            return await follow(kube, timeout)
+            return await follow_examples(kube, timeout)
 
     try:
         tasks = asyncio.run(run())

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+import time
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -14,7 +15,7 @@ from pydantic import ValidationError
 
 from foreman.api.envelope import PASSING_VERDICTS
 from foreman.api.errors import AlreadyExists, NotFound
-from foreman.api.kube import Relisted, RetryPolicy
+from foreman.api.kube import Kube, Relisted, RetryPolicy
 from foreman.api.resources import TERMINAL_PHASES, AgenticTask, FleetNode
 from foreman.api.sdk import ForemanClient, WaitTimeout
 from foreman.api.validation import describe as describe_error
@@ -93,21 +94,27 @@ def submit(
     raise typer.Exit(asyncio.run(run()))
 
 
+async def follow(kube: Kube, namespace: str, names: set[str], current: dict[str, AgenticTask]) -> None:
+    """Print the table of the named tasks whenever one changes, until all are finished; `current` holds the latest
+    state of each (and what was seen so far when the caller's timeout ends the wait)."""
+    shown = ""
+    async for event in kube.watch(AgenticTask, namespace=namespace):
+        for task in event.items if isinstance(event, Relisted) else [event.object]:
+            if task.name in names:
+                current[task.name] = task
+        rendered = tasks_table(current.values())
+        if rendered != shown:
+            typer.echo(f"{time.strftime('%H:%M:%S')}\n{rendered}\n")
+            shown = rendered
+        if len(current) == len(names) and all(t.phase in TERMINAL_PHASES for t in current.values()):
+            return
+
+
 async def _follow(foreman: ForemanClient, names: list[str], wait_seconds: float) -> int:
     current: dict[str, AgenticTask] = {}
-    shown = ""
     try:
         async with asyncio.timeout(wait_seconds):
-            async for event in foreman.kube.watch(AgenticTask, namespace=foreman.namespace):
-                for task in event.items if isinstance(event, Relisted) else [event.object]:
-                    if task.name in names:
-                        current[task.name] = task
-                rendered = tasks_table(current.values())
-                if rendered != shown:
-                    typer.echo(rendered + "\n")
-                    shown = rendered
-                if len(current) == len(names) and all(t.phase in TERMINAL_PHASES for t in current.values()):
-                    break
+            await follow(foreman.kube, foreman.namespace, set(names), current)
     except TimeoutError:
         typer.echo(f"error: {WaitTimeout(f'not finished after {wait_seconds:g} s')}", err=True)
         return TIMED_OUT

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable, Coroutine
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 import structlog
@@ -59,7 +59,7 @@ def offer_of(node: FleetNode) -> Offer:
 
 
 def placement_order(task: AgenticTask) -> tuple[int, datetime, str]:
-    created = task.metadata.creation_timestamp or datetime.max.replace(tzinfo=None)
+    created = task.metadata.creation_timestamp or datetime.max.replace(tzinfo=UTC)
     return (-task.spec.priority, created, task.name)
 
 
