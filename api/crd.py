@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from foreman.api.resources import GROUP, VERSION, AgenticTask, FleetNode, Resource
+from foreman.api.schedules import TaskSchedule
 
 JsonSchema = dict[str, Any]
 
@@ -30,6 +31,15 @@ PRINTER_COLUMNS: dict[type[Resource], list[dict[str, str]]] = {
         {"name": "Context", "type": "integer", "jsonPath": ".status.capability.maxContextTokens"},
         {"name": "Running", "type": "integer", "jsonPath": ".status.runningTasks"},
         {"name": "Heartbeat", "type": "date", "jsonPath": ".status.lastHeartbeatTime"},
+        {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+    ],
+    TaskSchedule: [
+        {"name": "Schedule", "type": "string", "jsonPath": ".spec.schedule"},
+        {"name": "TimeZone", "type": "string", "jsonPath": ".spec.timeZone"},
+        {"name": "Suspend", "type": "boolean", "jsonPath": ".spec.suspend"},
+        {"name": "Active", "type": "string", "jsonPath": ".status.active"},
+        {"name": "Last", "type": "date", "jsonPath": ".status.lastScheduleTime"},
+        {"name": "Next", "type": "date", "jsonPath": ".status.nextScheduleTime"},
         {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
     ],
 }
@@ -83,6 +93,13 @@ def _without_nulls(value: Any) -> Any:
     return value
 
 
+def metadata_schema(model: type[Resource]) -> JsonSchema:
+    """Kubernetes lets a CRD restrict only metadata.name; we do where the name must also fit a label value."""
+    if model.max_name_length is None:
+        return {"type": "object"}
+    return {"type": "object", "properties": {"name": {"type": "string", "maxLength": model.max_name_length}}}
+
+
 def openapi_schema(model: type[Resource]) -> JsonSchema:
     """The openAPIV3Schema of a resource: spec and status from the model, the envelope fields as Kubernetes has them."""
     raw = model.model_json_schema(by_alias=True, mode="validation")
@@ -93,7 +110,7 @@ def openapi_schema(model: type[Resource]) -> JsonSchema:
         "properties": {
             "apiVersion": {"type": "string"},
             "kind": {"type": "string"},
-            "metadata": {"type": "object"},
+            "metadata": metadata_schema(model),
             "spec": structural(properties["spec"], defs),
             # NB: an empty default makes the apiserver fill in the nested defaults (a new task reads Pending).
             "status": {**structural(properties["status"], defs), "default": {}},
@@ -137,7 +154,7 @@ def custom_resource_definition(model: type[Resource]) -> JsonSchema:
     }
 
 
-RESOURCES: tuple[type[Resource], ...] = (AgenticTask, FleetNode)
+RESOURCES: tuple[type[Resource], ...] = (AgenticTask, FleetNode, TaskSchedule)
 
 
 def all_crds() -> list[JsonSchema]:

@@ -30,12 +30,14 @@ def _rule(groups: list[str], resources: list[str], verbs: list[str]) -> dict[str
     return {"apiGroups": groups, "resources": resources, "verbs": verbs}
 
 
-# Least privilege: the controller decides placement (task status and the node label), the worker only moves its
-# claimed tasks' status and keeps its own FleetNode. Neither can read Secrets; only the controller can touch spec
-# (never: it only writes metadata labels and status).
+# Least privilege: the controller decides placement (task status and the node label) and runs TaskSchedules (it
+# creates their tasks, cancels them under Replace and deletes them past the history limits); the worker only moves its
+# claimed tasks' status and keeps its own FleetNode. Neither can read Secrets.
 CONTROLLER_RULES = [
-    _rule([GROUP], ["agentictasks"], ["get", "list", "watch", "patch"]),
+    _rule([GROUP], ["agentictasks"], ["get", "list", "watch", "patch", "create", "delete"]),
     _rule([GROUP], ["agentictasks/status"], ["get", "patch"]),
+    _rule([GROUP], ["taskschedules"], ["get", "list", "watch"]),
+    _rule([GROUP], ["taskschedules/status"], ["get", "patch"]),
     _rule([GROUP], ["fleetnodes"], ["get", "list", "watch"]),
     _rule([GROUP], ["fleetnodes/status"], ["get", "patch"]),
     _rule([""], ["events"], ["create", "patch"]),

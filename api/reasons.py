@@ -31,3 +31,13 @@ EXECUTOR_CONTRACT_VIOLATION: Final = "ExecutorContractViolation"
 TIMEOUT: Final = "Timeout"
 COMPLETED: Final = "Completed"
 RETRY_SCHEDULED: Final = "RetryScheduled"
+
+# TaskSchedule: condition Accepted and the events of firing.
+SCHEDULE_ACCEPTED: Final = "ScheduleAccepted"
+INVALID_SCHEDULE: Final = "InvalidSchedule"
+INVALID_TIME_ZONE: Final = "InvalidTimeZone"
+IMPOSSIBLE_SCHEDULE: Final = "ImpossibleSchedule"
+TASK_CREATED: Final = "TaskCreated"
+FIRE_SKIPPED: Final = "FireSkipped"
+TASK_REPLACED: Final = "TaskReplaced"
+HISTORY_PRUNED: Final = "HistoryPruned"

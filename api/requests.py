@@ -143,6 +143,7 @@ KNOWN_KINDS: dict[tuple[str, str], KindInfo] = {
     ("apps/v1", "DaemonSet"): KindInfo("/apis/apps/v1", "daemonsets", True),
     ("coordination.k8s.io/v1", "Lease"): KindInfo("/apis/coordination.k8s.io/v1", "leases", True),
     ("foreman.dev/v1alpha1", "FleetNode"): KindInfo("/apis/foreman.dev/v1alpha1", "fleetnodes", False),
+    ("foreman.dev/v1alpha1", "TaskSchedule"): KindInfo("/apis/foreman.dev/v1alpha1", "taskschedules", True),
 }
 
 

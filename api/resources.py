@@ -32,6 +32,8 @@ class Resource(Model):
     singular: ClassVar[str]
     short_name: ClassVar[str]
     namespaced: ClassVar[bool]
+    max_name_length: ClassVar[int | None] = None
+    """Set where the name must fit somewhere shorter than the API's 253 characters (a label value)."""
 
     api_version: str = API_VERSION
     kind: str

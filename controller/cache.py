@@ -10,9 +10,11 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 
 from foreman.api.resources import NODE_LABEL, AgenticTask, FleetNode, Payload, TaskPhase
+from foreman.api.schedules import SCHEDULE_LABEL
 from foreman.controller.match import Usage
 
 TaskKey = tuple[str, str]  # (namespace, name)
+ScheduleKey = tuple[str, str]  # (namespace, TaskSchedule name)
 EMPTY_PAYLOAD = Payload()
 
 
@@ -36,6 +38,9 @@ class Cache:
         self.tasks: dict[str, dict[str, AgenticTask]] = defaultdict(dict)
         self.by_phase: dict[TaskPhase, set[TaskKey]] = defaultdict(set)
         self._dependants: dict[str, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
+        self._by_schedule: dict[ScheduleKey, set[str]] = defaultdict(set)
+        self.touched_schedules: set[ScheduleKey] = set()
+        """Schedules whose tasks changed since the schedule loop last looked (it empties this)."""
         self.nodes: dict[str, FleetNode] = {}
         self.heard_at: dict[str, datetime] = {}
         """When the controller last saw each node's heartbeat change, on its own clock."""
@@ -63,6 +68,9 @@ class Cache:
         self.by_phase[task.phase].add(key)
         for upstream in task.spec.depends_on:
             self._dependants[key[0]][upstream].add(key[1])
+        if schedule := task.metadata.labels.get(SCHEDULE_LABEL):
+            self._by_schedule[(key[0], schedule)].add(key[1])
+            self.touched_schedules.add((key[0], schedule))
         return {key, *self.dependants(key)}
 
     def remove_task(self, key: TaskKey) -> set[TaskKey]:
@@ -87,8 +95,18 @@ class Cache:
     def dependants(self, key: TaskKey) -> set[TaskKey]:
         return {(key[0], name) for name in self._dependants.get(key[0], {}).get(key[1], ())}
 
+    def schedule_tasks(self, key: ScheduleKey) -> list[AgenticTask]:
+        """The tasks a TaskSchedule created (by their label)."""
+        return [task for name in self._by_schedule.get(key, ()) if (task := self.task((key[0], name)))]
+
     def _unindex(self, key: TaskKey, task: AgenticTask) -> None:
         self.by_phase[task.phase].discard(key)
+        if schedule := task.metadata.labels.get(SCHEDULE_LABEL):
+            names = self._by_schedule[(key[0], schedule)]
+            names.discard(key[1])
+            if not names:
+                del self._by_schedule[(key[0], schedule)]
+            self.touched_schedules.add((key[0], schedule))
         for upstream in task.spec.depends_on:
             names = self._dependants[key[0]][upstream]
             names.discard(key[1])

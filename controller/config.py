@@ -24,6 +24,8 @@ class ControllerConfig:
     lease_retry_period: float = 2.0
     identity: str = field(default_factory=lambda: os.environ.get("POD_NAME") or f"{socket.gethostname()}-{os.getpid()}")
     write_concurrency: int = 32
+    schedule_check_every: float = 30.0
+    """Longest the TaskSchedule loop sleeps without an event (it wakes for each due slot anyway)."""
     watch_timeout: int = 60
     """Server-side watch timeout; a stream silent for longer (plus a grace) is treated as stalled."""
 

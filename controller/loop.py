@@ -21,14 +21,17 @@ from foreman.api.daemon import sleep_unless
 from foreman.api.errors import ApiError, Conflict, NotFound
 from foreman.api.kube import Kube, Relisted
 from foreman.api.resources import NODE_LABEL, AgenticTask, FleetNode
+from foreman.api.schedules import TaskSchedule
 from foreman.controller import transitions
 from foreman.controller.cache import Cache, TaskKey, key_of
 from foreman.controller.config import ControllerConfig
+from foreman.controller.firing import Note
 from foreman.controller.leader import LeaderElector, LeaseConfig
 from foreman.controller.match import Need, Offer, Placer
 from foreman.controller.metrics import ControllerMetrics
 from foreman.controller.reclaim import GiveUp, node_is_live, node_went_silent, reclaim
 from foreman.controller.rules import Backoff, Blocked, Fail, Ready, decide
+from foreman.controller.schedules import ScheduleLoop
 
 log = structlog.get_logger("foreman.controller")
 COMPONENT = "foreman-controller"
@@ -89,6 +92,16 @@ class Controller:
         self._live: frozenset[str] = frozenset()
         self._nodes_changed = True
         self._background: set[asyncio.Task[None]] = set()
+        self.schedules = ScheduleLoop(
+            kube,
+            self.cache,
+            clock=clock,
+            leading=lambda: self.leading,
+            remember=self._remember,
+            record=self._record,
+            check_every=self.config.schedule_check_every,
+            concurrency=self.config.write_concurrency,
+        )
         self.elector = (
             LeaderElector(
                 kube,
@@ -120,8 +133,10 @@ class Controller:
         namespaces: tuple[str | None, ...] = self.config.namespaces or (None,)
         components: list[Coroutine[Any, Any, None]] = [
             *(self._watch_tasks(namespace) for namespace in namespaces),
+            *(self._watch_schedules(namespace) for namespace in namespaces),
             self._watch_nodes(),
             self._reconcile_forever(),
+            self.schedules.run(self.is_ready),
             self._tick(stop),
         ]
         if self.elector is not None:
@@ -159,6 +174,19 @@ class Controller:
             else:
                 self._mark(self.cache.upsert_task(event.object))
 
+    async def _watch_schedules(self, namespace: str | None) -> None:
+        stream = f"schedules/{namespace or '*'}"
+        self._synced[stream] = False
+        watch = self.kube.watch(TaskSchedule, namespace=namespace, timeout_seconds=self.config.watch_timeout)
+        async for event in watch:
+            if isinstance(event, Relisted):
+                self.schedules.replace(event.items, namespace)
+                self._synced[stream] = True
+            elif event.type == "DELETED":
+                self.schedules.remove(event.object)
+            else:
+                self.schedules.upsert(event.object)
+
     async def _watch_nodes(self) -> None:
         self._synced["nodes"] = False
         async for event in self.kube.watch(FleetNode, timeout_seconds=self.config.watch_timeout):
@@ -195,9 +223,21 @@ class Controller:
         if keys:
             self._dirty |= keys
         self._wake.set()
+        if self.cache.touched_schedules:
+            self.schedules.wake()
+
+    def _remember(self, task: AgenticTask) -> None:
+        self._mark(self.cache.upsert_task(task))
+
+    def _record(self, schedule: TaskSchedule, note: Note) -> None:
+        kind: Literal["Normal", "Warning"] = "Warning" if note.warning else "Normal"
+        self._in_background(
+            self.kube.emit_event(schedule, reason=note.reason, message=note.message, component=COMPONENT, type=kind)
+        )
 
     def _mark_all(self) -> None:
         self._mark({(ns, name) for ns, names in self.cache.tasks.items() for name in names})
+        self.schedules.mark_all()
 
     def _leadership_changed(self, leading: bool) -> None:
         self.metrics.leader.set(1 if leading else 0)

@@ -3,7 +3,9 @@ from pathlib import Path
 from typing import Any
 
 from foreman.api import manifests
-from foreman.api.crd import PRINTER_COLUMNS, all_crds
+from foreman.api.crd import PRINTER_COLUMNS, all_crds, custom_resource_definition
+from foreman.api.resources import AgenticTask
+from foreman.api.schedules import TaskSchedule
 
 MANIFESTS = Path(__file__).parents[2] / "manifests"
 
@@ -46,11 +48,20 @@ def test_printer_columns_short_names_and_categories() -> None:
     for crd in all_crds():
         names = crd["spec"]["names"]
         assert names["categories"] == ["foreman"]
-        assert names["shortNames"] in (["at"], ["fn"])
+        assert names["shortNames"] in (["at"], ["fn"], ["ts"])
     assert [c["name"] for cols in PRINTER_COLUMNS.values() for c in cols] == [
         *("Phase", "Kind", "Node", "Verdict", "Age"),
         *("Phase", "Accelerator", "RAM", "Context", "Running", "Heartbeat", "Age"),
+        *("Schedule", "TimeZone", "Suspend", "Active", "Last", "Next", "Age"),
     ]
+
+
+def test_a_schedule_name_must_fit_a_label_value() -> None:
+    """Its tasks carry the name in label foreman.dev/schedule, so the API itself refuses longer names."""
+    schedule = custom_resource_definition(TaskSchedule)["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    assert schedule["properties"]["metadata"]["properties"]["name"]["maxLength"] == 63
+    task = custom_resource_definition(AgenticTask)["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    assert task["properties"]["metadata"] == {"type": "object"}
 
 
 def test_checked_in_manifests_match_the_models() -> None:

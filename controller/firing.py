@@ -1,0 +1,223 @@
+"""What a TaskSchedule should do now, as a pure function of the schedule, its tasks and the time.
+
+`plan` answers with the tasks to create, cancel and delete and the status to write; the schedule loop carries it out.
+Firing is restart-safe because a fire's task name is a function of its slot: a controller that dies between creating
+the task and recording it finds the task (or gets AlreadyExists) and never fires the slot twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Literal
+
+from foreman.api import reasons
+from foreman.api.base import ObjectMeta, OwnerReference, find_condition, set_condition
+from foreman.api.cron import Cron, ScheduleError, parse
+from foreman.api.resources import API_VERSION, TERMINAL_PHASES, AgenticTask
+from foreman.api.schedules import (
+    SCHEDULE_LABEL,
+    SCHEDULED_AT_ANNOTATION,
+    TRIGGER_ANNOTATION,
+    RunRecord,
+    TaskSchedule,
+    TaskScheduleStatus,
+)
+from foreman.api.status import wire_time
+from foreman.controller import history
+
+ON_TIME = timedelta(seconds=60)
+"""A fire noticed within this of its slot is on time; later, it is a catch-up (and with catchUp Skip, missed)."""
+NAME_LIMIT = 63
+
+
+@dataclass(frozen=True)
+class Note:
+    """An Event to record on the schedule."""
+
+    reason: str
+    message: str
+    warning: bool = False
+
+
+@dataclass(frozen=True)
+class Plan:
+    status: TaskScheduleStatus
+    create: tuple[AgenticTask, ...] = ()
+    cancel: tuple[str, ...] = ()
+    """Active tasks to cancel (concurrencyPolicy Replace)."""
+    delete: tuple[str, ...] = ()
+    """Finished tasks past the history limits."""
+    notes: tuple[Note, ...] = ()
+    wake_at: datetime | None = None
+    """When to look at the schedule again without any event (its next slot)."""
+
+
+def bounded_name(prefix: str, suffix: str) -> str:
+    """`prefix-suffix`, at most 63 characters: a long prefix is cut and a hash of it keeps names distinct."""
+    name = f"{prefix}-{suffix}"
+    if len(name) <= NAME_LIMIT:
+        return name
+    digest = hashlib.sha256(prefix.encode()).hexdigest()[:6]
+    keep = NAME_LIMIT - len(suffix) - len(digest) - 2
+    return f"{prefix[:keep].rstrip('-.')}-{digest}-{suffix}"
+
+
+def task_name(schedule: str, slot: datetime) -> str:
+    """`<schedule>-<unix minute of the slot>`: the same slot always gives the same name."""
+    return bounded_name(schedule, str(int(slot.timestamp()) // 60))
+
+
+def manual_task_name(schedule: str, trigger: str) -> str:
+    return bounded_name(schedule, "manual-" + hashlib.sha256(trigger.encode()).hexdigest()[:10])
+
+
+def task_for(schedule: TaskSchedule, name: str, slot: datetime, trigger: str | None = None) -> AgenticTask:
+    """The task a fire creates: the template's spec, labels and annotations, plus where it came from."""
+    template = schedule.spec.task_template
+    annotations = {**template.metadata.annotations, SCHEDULED_AT_ANNOTATION: wire_time(slot)}
+    if trigger is not None:
+        annotations[TRIGGER_ANNOTATION] = trigger
+    owner = OwnerReference(
+        api_version=API_VERSION,
+        kind=schedule.kind,
+        name=schedule.name,
+        uid=schedule.metadata.uid or "",
+        controller=True,
+        block_owner_deletion=True,
+    )
+    meta = ObjectMeta(
+        name=name,
+        namespace=schedule.namespace,
+        labels={**template.metadata.labels, SCHEDULE_LABEL: schedule.name},
+        annotations=annotations,
+        owner_references=[owner] if schedule.metadata.uid else [],
+    )
+    return AgenticTask(metadata=meta, spec=template.spec)
+
+
+def late_by(lateness: timedelta) -> str:
+    return f"{lateness.total_seconds():.0f} s late"
+
+
+@dataclass
+class _Draft:
+    """What a plan collects on its way (private: `plan` returns a frozen Plan)."""
+
+    schedule: TaskSchedule
+    tasks: dict[str, AgenticTask]
+    now: datetime
+    create: list[AgenticTask] = field(default_factory=list)
+    cancel: list[str] = field(default_factory=list)
+    skipped: list[RunRecord] = field(default_factory=list)
+    notes: list[Note] = field(default_factory=list)
+
+    def fire(self, slot: datetime) -> None:
+        """Deal with one slot that is due: create its task, or skip it (late, or Forbid), or replace the active."""
+        spec = self.schedule.spec
+        name = task_name(self.schedule.name, slot)
+        if name in self.tasks:
+            return  # created before a restart or a lost status write: the slot has fired
+        lateness = self.now - slot
+        deadline = spec.starting_deadline_seconds
+        limit = timedelta(seconds=deadline) if deadline is not None else ON_TIME if spec.catch_up == "Skip" else None
+        if limit is not None and lateness > limit:
+            why = f"startingDeadlineSeconds {deadline}" if deadline is not None else "catchUp Skip"
+            self.skip(slot, f"missed: noticed {late_by(lateness)} ({why})", warning=True)
+            return
+        running = [task.name for task in self.tasks.values() if task.phase not in TERMINAL_PHASES]
+        if running and spec.concurrency_policy == "Forbid":
+            self.skip(slot, f"{', '.join(sorted(running))} still active (concurrencyPolicy Forbid)")
+            return
+        if running and spec.concurrency_policy == "Replace":
+            self.cancel += [name for name in running if not self.tasks[name].spec.cancel]
+            self.notes.append(Note(reasons.TASK_REPLACED, f"cancelling {', '.join(sorted(running))} for {name}"))
+        caught_up = f" (catch-up, {late_by(lateness)})" if lateness > ON_TIME else ""
+        self.add(task_for(self.schedule, name, slot), f"created {name} for {wire_time(slot)}{caught_up}")
+
+    def trigger(self, trigger: str) -> None:
+        """A manual fire: now, whatever the suspend flag and concurrency policy (it was asked for)."""
+        name = manual_task_name(self.schedule.name, trigger)
+        if name not in self.tasks:
+            self.add(task_for(self.schedule, name, self.now, trigger), f"created {name} for manual trigger {trigger}")
+
+    def add(self, task: AgenticTask, message: str) -> None:
+        self.create.append(task)
+        self.tasks[task.name] = task
+        self.notes.append(Note(reasons.TASK_CREATED, message))
+
+    def skip(self, slot: datetime, message: str, *, warning: bool = False) -> None:
+        self.skipped.append(RunRecord(scheduled_time=slot, phase="Skipped", message=message))
+        self.notes.append(Note(reasons.FIRE_SKIPPED, f"{wire_time(slot)}: {message}", warning))
+
+
+def due_slot(cron: Cron, schedule: TaskSchedule, now: datetime) -> datetime | None:
+    """The latest slot not yet dealt with, if any. However many were missed, only the latest counts (catch-up runs
+    once)."""
+    since = schedule.status.last_schedule_time or schedule.metadata.creation_timestamp or now
+    slot = cron.latest_at_or_before(now)
+    return slot if slot is not None and slot > since else None
+
+
+def plan(schedule: TaskSchedule, tasks: Sequence[AgenticTask], now: datetime) -> Plan:
+    spec, current = schedule.spec, schedule.status
+    draft = _Draft(schedule, {task.name: task for task in tasks}, now)
+    last, upcoming = current.last_schedule_time, None
+    accepted: tuple[Literal["True", "False"], str, str]
+    try:
+        cron = parse(spec.schedule, spec.time_zone)
+    except ScheduleError as error:
+        accepted = ("False", error.reason, str(error))
+    else:
+        accepted = ("True", reasons.SCHEDULE_ACCEPTED, "")
+        slot = None if spec.suspend else due_slot(cron, schedule, now)
+        if slot is not None:
+            draft.fire(slot)
+            last = slot
+        upcoming = None if spec.suspend else cron.next_after(now)
+    trigger = schedule.metadata.annotations.get(TRIGGER_ANNOTATION)
+    if trigger and trigger != current.last_trigger:
+        draft.trigger(trigger)
+
+    kept = list(draft.tasks.values())
+    delete = history.beyond_limits(kept, spec)
+    status_, reason, message = accepted
+    if status_ == "False" and not _already_rejected(schedule, reason, message):
+        draft.notes.append(Note(reason, message, warning=True))
+    conditions = set_condition(
+        current.conditions,
+        type=reasons.ACCEPTED,
+        status=status_,
+        reason=reason,
+        message=message,
+        now=now,
+        observed_generation=schedule.metadata.generation,
+    )
+    status = TaskScheduleStatus(
+        last_schedule_time=last,
+        next_schedule_time=upcoming,
+        active=history.active(kept),
+        run_history=history.run_history(current.run_history, kept, draft.skipped, now, spec.max_run_history),
+        last_trigger=trigger or current.last_trigger,
+        observed_generation=schedule.metadata.generation,
+        conditions=conditions,
+    )
+    return Plan(
+        status=status,
+        create=tuple(draft.create),
+        cancel=tuple(draft.cancel),
+        delete=tuple(delete),
+        notes=tuple(draft.notes),
+        wake_at=upcoming,
+    )
+
+
+def _already_rejected(schedule: TaskSchedule, reason: str, message: str) -> bool:
+    condition = find_condition(schedule.status.conditions, reasons.ACCEPTED)
+    return condition is not None and (condition.status, condition.reason, condition.message) == (
+        "False",
+        reason,
+        message,
+    )
