@@ -67,6 +67,8 @@ def normalize(expression: str) -> str:
     Vixie syntax only: croniter also accepts seconds, years, `L`, `W`, `#`, `?` and `H`, which cron does not.
     """
     text = " ".join(expression.lower().split())
+    if not text:
+        raise ScheduleError(reasons.INVALID_SCHEDULE, "the schedule is empty")
     if text.startswith("@"):
         if text not in MACROS:
             raise ScheduleError(reasons.INVALID_SCHEDULE, f"unknown macro {text!r} (want one of {', '.join(MACROS)})")

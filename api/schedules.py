@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime
 from typing import Annotated, ClassVar, Literal
 
@@ -17,6 +18,9 @@ TRIGGER_ANNOTATION = f"{GROUP}/trigger"
 """Set on a TaskSchedule to fire it once now; each distinct value fires once (`foreman schedule trigger`)."""
 SCHEDULED_AT_ANNOTATION = f"{GROUP}/scheduled-at"
 """On a created task: the slot it was created for (so history can be rebuilt from the tasks alone)."""
+
+NAME_LIMIT = 63
+"""Created task names are label values too (users select on them), so they keep to 63 characters."""
 
 ConcurrencyPolicy = Literal["Allow", "Forbid", "Replace"]
 CatchUp = Literal["Skip", "RunOnce"]
@@ -95,3 +99,22 @@ class TaskSchedule(Resource):
     kind: Literal["TaskSchedule"] = "TaskSchedule"
     spec: TaskScheduleSpec
     status: TaskScheduleStatus = TaskScheduleStatus()
+
+
+def bounded_name(prefix: str, suffix: str) -> str:
+    """`prefix-suffix`, at most 63 characters: a long prefix is cut and a hash of it keeps names distinct."""
+    name = f"{prefix}-{suffix}"
+    if len(name) <= NAME_LIMIT:
+        return name
+    digest = hashlib.sha256(prefix.encode()).hexdigest()[:6]
+    keep = NAME_LIMIT - len(suffix) - len(digest) - 2
+    return f"{prefix[:keep].rstrip('-.')}-{digest}-{suffix}"
+
+
+def task_name(schedule: str, slot: datetime) -> str:
+    """`<schedule>-<unix minute of the slot>`: the same slot always gives the same name."""
+    return bounded_name(schedule, str(int(slot.timestamp()) // 60))
+
+
+def manual_task_name(schedule: str, trigger: str) -> str:
+    return bounded_name(schedule, "manual-" + hashlib.sha256(trigger.encode()).hexdigest()[:10])

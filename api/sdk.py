@@ -8,14 +8,26 @@ async with await ForemanClient.connect(namespace="research") as foreman:
 from __future__ import annotations
 
 import asyncio
+import builtins
 import graphlib
+import secrets
 from collections.abc import AsyncIterator, Iterable
-from typing import Self
+from typing import Any, Self
 
+from foreman.api.base import ObjectMeta, utcnow
+from foreman.api.cron import parse
 from foreman.api.envelope import ResultEnvelope
 from foreman.api.errors import NotFound
 from foreman.api.kube import Kube, RetryPolicy, WatchEvent
 from foreman.api.resources import TERMINAL_PHASES, AgenticTask
+from foreman.api.schedules import (
+    TRIGGER_ANNOTATION,
+    TaskSchedule,
+    TaskScheduleSpec,
+    TaskTemplate,
+    TemplateMeta,
+    manual_task_name,
+)
 
 
 class TaskFailed(Exception):
@@ -39,6 +51,10 @@ class DependencyCycleError(ValueError):
 
 class MissingDependencyError(ValueError):
     """A task depends on a name that is neither in the graph nor in the namespace; nothing was created."""
+
+
+class NotOurs(ValueError):
+    """A schedule of that name exists and belongs to the other source (declarative vs dynamic): left alone."""
 
 
 def creation_order(tasks: Iterable[AgenticTask], existing: Iterable[str] = ()) -> list[AgenticTask]:
@@ -146,3 +162,65 @@ class ForemanClient:
                         return
         except TimeoutError:
             raise WaitTimeout(f"still running after {timeout:g} s: {', '.join(sorted(waiting))}") from None
+
+    # -- schedules -------------------------------------------------------------------------------------------------
+
+    async def schedule(
+        self, name: str, task: AgenticTask, *, cron: str, time_zone: str = "UTC", **settings: Any
+    ) -> TaskSchedule:
+        """Create or update a dynamic TaskSchedule that creates `task` (name aside) on `cron` in `time_zone`.
+
+        `settings` are other spec fields by their Python names (concurrency_policy="Replace", suspend=True, ...).
+        The expression and zone are checked here first (ScheduleError). A declarative schedule of the same name
+        (one `foreman schedule sync` keeps) is not taken over: NotOurs.
+        """
+        parse(cron, time_zone)
+        template = TaskTemplate(
+            metadata=TemplateMeta(labels=task.metadata.labels, annotations=task.metadata.annotations), spec=task.spec
+        )
+        spec = TaskScheduleSpec(
+            schedule=cron, time_zone=time_zone, task_template=template, **{**settings, "source": "dynamic"}
+        )
+        wanted = TaskSchedule(metadata=ObjectMeta(name=name, namespace=self.namespace), spec=spec)
+        await self._refuse_other_source(wanted)
+        return await self.apply_schedule(wanted)
+
+    async def apply_schedule(self, schedule: TaskSchedule) -> TaskSchedule:
+        """Server-side apply (field manager `foreman`): creates, or updates to exactly this spec."""
+        meta = schedule.metadata
+        manifest = {
+            "apiVersion": schedule.api_version,
+            "kind": schedule.kind,
+            "metadata": {
+                "name": meta.name,
+                "namespace": meta.namespace or self.namespace,
+                "labels": meta.labels,
+                "annotations": meta.annotations,
+            },
+            "spec": schedule.spec.to_wire(),
+        }
+        return TaskSchedule.model_validate(await self.kube.apply(manifest))
+
+    async def _refuse_other_source(self, wanted: TaskSchedule) -> None:
+        try:
+            existing = await self.get_schedule(wanted.name, wanted.namespace)
+        except NotFound:
+            return
+        if existing.spec.source != wanted.spec.source:
+            raise NotOurs(f"taskschedule {wanted.name} is {existing.spec.source}; not changing it from here")
+
+    async def get_schedule(self, name: str, namespace: str | None = None) -> TaskSchedule:
+        return await self.kube.get(TaskSchedule, name, namespace or self.namespace)
+
+    async def list_schedules(self, namespace: str | None = None) -> builtins.list[TaskSchedule]:
+        return (await self.kube.list(TaskSchedule, namespace=namespace or self.namespace)).items
+
+    async def delete_schedule(self, name: str, namespace: str | None = None) -> None:
+        await self.kube.delete(TaskSchedule, name, namespace or self.namespace)
+
+    async def trigger(self, name: str, trigger_id: str | None = None) -> str:
+        """Fire a schedule once now (even if suspended); the same id never fires twice. Returns the task's name."""
+        trigger_id = trigger_id or f"{utcnow():%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
+        patch = {"metadata": {"annotations": {TRIGGER_ANNOTATION: trigger_id}}}
+        await self.kube.patch(TaskSchedule, name, patch, namespace=self.namespace)
+        return manual_task_name(name, trigger_id)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import ParamSpec, TypeVar
 
 import typer
@@ -63,3 +64,15 @@ def user_errors(command: Callable[P, T]) -> Callable[P, T]:
             raise typer.Exit(USER_ERROR) from None
 
     return wrapper
+
+
+@contextlib.contextmanager
+def missing_is_a_user_error(what: str, name: str, namespace: str) -> Iterator[None]:
+    """A NotFound for the object asked for becomes "no <what> <name> in namespace ..."; a NotFound for the whole
+    resource type (CRDs not installed) stays itself, which `one_line` explains."""
+    try:
+        yield
+    except NotFound as error:
+        if "could not find the requested resource" in error.message:
+            raise
+        raise UserError(f"no {what} {name!r} in namespace {namespace}") from None

@@ -10,7 +10,7 @@ import typer
 from foreman.api.install import install as install_into
 from foreman.api.kube import Kube
 from foreman.api.manifests import install_manifests, pinned_worker_rbac, render
-from foreman.cli import daemons, demo, dev, tasks
+from foreman.cli import daemons, demo, dev, schedules, tasks
 from foreman.cli.errors import user_errors
 
 app = typer.Typer(
@@ -20,6 +20,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(dev.app, name="dev")
+app.add_typer(schedules.app, name="schedule")
 app.command()(daemons.controller)
 app.command()(daemons.worker)
 app.command()(demo.demo)

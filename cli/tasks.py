@@ -14,12 +14,12 @@ import yaml
 from pydantic import ValidationError
 
 from foreman.api.envelope import PASSING_VERDICTS
-from foreman.api.errors import AlreadyExists, NotFound
+from foreman.api.errors import AlreadyExists
 from foreman.api.kube import Kube, Relisted, RetryPolicy
 from foreman.api.resources import TERMINAL_PHASES, AgenticTask, FleetNode
 from foreman.api.sdk import ForemanClient, WaitTimeout
 from foreman.api.validation import describe as describe_error
-from foreman.cli.errors import UserError, user_errors
+from foreman.cli.errors import UserError, missing_is_a_user_error, user_errors
 from foreman.cli.render import age, nodes_table, table, tasks_table
 
 Kubeconfig = Annotated[str | None, typer.Option("--kubeconfig", envvar="KUBECONFIG", help="Kubeconfig file.")]
@@ -224,12 +224,8 @@ def describe(
 
 
 async def _get(foreman: ForemanClient, name: str) -> AgenticTask:
-    try:
+    with missing_is_a_user_error("task", name, foreman.namespace):
         return await foreman.get(name)
-    except NotFound as error:
-        if "could not find the requested resource" in error.message:
-            raise
-        raise UserError(f"no task {name!r} in namespace {foreman.namespace}") from None
 
 
 @user_errors

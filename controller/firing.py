@@ -7,7 +7,6 @@ the task and recording it finds the task (or gets AlreadyExists) and never fires
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -24,13 +23,14 @@ from foreman.api.schedules import (
     RunRecord,
     TaskSchedule,
     TaskScheduleStatus,
+    manual_task_name,
+    task_name,
 )
 from foreman.api.status import wire_time
 from foreman.controller import history
 
 ON_TIME = timedelta(seconds=60)
 """A fire noticed within this of its slot is on time; later, it is a catch-up (and with catchUp Skip, missed)."""
-NAME_LIMIT = 63
 
 
 @dataclass(frozen=True)
@@ -53,25 +53,6 @@ class Plan:
     notes: tuple[Note, ...] = ()
     wake_at: datetime | None = None
     """When to look at the schedule again without any event (its next slot)."""
-
-
-def bounded_name(prefix: str, suffix: str) -> str:
-    """`prefix-suffix`, at most 63 characters: a long prefix is cut and a hash of it keeps names distinct."""
-    name = f"{prefix}-{suffix}"
-    if len(name) <= NAME_LIMIT:
-        return name
-    digest = hashlib.sha256(prefix.encode()).hexdigest()[:6]
-    keep = NAME_LIMIT - len(suffix) - len(digest) - 2
-    return f"{prefix[:keep].rstrip('-.')}-{digest}-{suffix}"
-
-
-def task_name(schedule: str, slot: datetime) -> str:
-    """`<schedule>-<unix minute of the slot>`: the same slot always gives the same name."""
-    return bounded_name(schedule, str(int(slot.timestamp()) // 60))
-
-
-def manual_task_name(schedule: str, trigger: str) -> str:
-    return bounded_name(schedule, "manual-" + hashlib.sha256(trigger.encode()).hexdigest()[:10])
 
 
 def task_for(schedule: TaskSchedule, name: str, slot: datetime, trigger: str | None = None) -> AgenticTask:

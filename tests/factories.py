@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from foreman.api.resources import AgenticTask, FleetNode
+from foreman.api.schedules import TaskSchedule
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -39,5 +40,25 @@ def node(name: str, *, accelerator: str = "cpu", ram: float = 16, context: int =
                     "maxContextTokens": context,
                 },
             },
+        }
+    )
+
+
+def schedule(name: str = "nightly", *, created: datetime = T0, status: dict[str, Any] | None = None,
+             annotations: dict[str, str] | None = None, **spec: Any) -> TaskSchedule:  # fmt: skip
+    """A TaskSchedule as read from the API (uid, generation, creationTimestamp set)."""
+    return TaskSchedule.model_validate(
+        {
+            "metadata": {
+                "name": name,
+                "namespace": "ns",
+                "uid": "u-1",
+                "generation": 1,
+                "resourceVersion": "1",
+                "creationTimestamp": created,
+                "annotations": annotations or {},
+            },
+            "spec": {"schedule": "0 3 * * *", "taskTemplate": {"spec": {"kind": "review"}}, **spec},
+            "status": status or {},
         }
     )

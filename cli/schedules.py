@@ -1,0 +1,202 @@
+"""`foreman schedule list|next|trigger|sync`: recurring tasks (TaskSchedules)."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+import yaml
+from pydantic import ValidationError
+
+from foreman.api.base import utcnow
+from foreman.api.cron import ScheduleError, parse
+from foreman.api.schedule_sync import plan_sync
+from foreman.api.schedules import TaskSchedule
+from foreman.api.sdk import ForemanClient
+from foreman.api.validation import describe as describe_error
+from foreman.cli.errors import UserError, missing_is_a_user_error, user_errors
+from foreman.cli.render import age, table
+from foreman.cli.tasks import CLI_RETRY, Kubeconfig, Namespace
+
+app = typer.Typer(help="Recurring tasks: TaskSchedules create AgenticTasks on a cron schedule.", no_args_is_help=True)
+
+
+async def _client(kubeconfig: str | None, namespace: str) -> ForemanClient:
+    return await ForemanClient.connect(kubeconfig, namespace=namespace, retry=CLI_RETRY)
+
+
+def until(moment: datetime | None, now: datetime) -> str:
+    return "-" if moment is None else "in " + age(now, now=moment)  # age counts from its first to its second
+
+
+def schedules_table(schedules: list[TaskSchedule], now: datetime) -> str:
+    rows = [("NAME", "SCHEDULE", "TIMEZONE", "SUSPEND", "ACTIVE", "LAST", "NEXT", "SOURCE", "ACCEPTED")]
+    for schedule in sorted(schedules, key=lambda s: (s.namespace or "", s.name)):
+        spec, status = schedule.spec, schedule.status
+        accepted = next((c for c in status.conditions if c.type == "Accepted"), None)
+        verdict = "-" if accepted is None else "yes" if accepted.status == "True" else accepted.reason
+        rows.append((schedule.name, spec.schedule, spec.time_zone, str(spec.suspend).lower(), str(len(status.active)),
+                     age(status.last_schedule_time, now) + (" ago" if status.last_schedule_time else ""),
+                     until(status.next_schedule_time, now), spec.source, verdict))  # fmt: skip
+    return table(rows)
+
+
+@app.command("list")
+@user_errors
+def list_(
+    namespace: Namespace = "default",
+    all_namespaces: Annotated[bool, typer.Option("--all-namespaces", "-A", help="In every namespace.")] = False,
+    kubeconfig: Kubeconfig = None,
+) -> None:
+    """TaskSchedules with their last and next fire, active task count, source and whether they are accepted.
+
+    Example:  foreman schedule list -A
+    """
+
+    async def run() -> list[TaskSchedule]:
+        async with await _client(kubeconfig, namespace) as foreman:
+            return (await foreman.kube.list(TaskSchedule, namespace=None if all_namespaces else namespace)).items
+
+    schedules = asyncio.run(run())
+    typer.echo(schedules_table(schedules, utcnow()) if schedules else "no TaskSchedules")
+
+
+@app.command("next")
+@user_errors
+def next_(
+    name: Annotated[str | None, typer.Argument(help="A TaskSchedule (or give --cron).")] = None,
+    cron: Annotated[str | None, typer.Option("--cron", help="An expression to try instead of a schedule.")] = None,
+    time_zone: Annotated[str, typer.Option("--time-zone", help="With --cron: the IANA zone.")] = "UTC",
+    count: Annotated[int, typer.Option("--count", "-c", min=1, max=1000, help="How many fires.")] = 5,
+    namespace: Namespace = "default",
+    kubeconfig: Kubeconfig = None,
+) -> None:
+    """The next fire times of a schedule, in its time zone and in UTC (daylight saving applied).
+
+    Example:  foreman schedule next nightly-review;  foreman schedule next --cron "30 2 * * *" --time-zone Europe/Berlin
+    """
+    if (name is None) == (cron is None):
+        raise UserError("give a schedule NAME or --cron EXPRESSION (one of them)")
+    if name is not None:
+
+        async def fetch() -> TaskSchedule:
+            async with await _client(kubeconfig, namespace) as foreman:
+                return await _get(foreman, name)
+
+        schedule = asyncio.run(fetch())
+        cron, time_zone = schedule.spec.schedule, schedule.spec.time_zone
+        if schedule.spec.suspend:
+            typer.echo(f"{name} is suspended; were it resumed it would fire at:", err=True)
+    assert cron is not None
+    try:
+        parsed = parse(cron, time_zone)
+    except ScheduleError as error:
+        raise UserError(f"{error.reason}: {error}") from None
+    for fire in parsed.upcoming(utcnow(), count):
+        local = fire.astimezone(parsed.zone)
+        typer.echo(f"{local:%Y-%m-%d %H:%M %a %Z}  ({fire:%Y-%m-%d %H:%M} UTC)")
+
+
+@app.command()
+@user_errors
+def trigger(
+    name: Annotated[str, typer.Argument(help="The TaskSchedule to fire.")],
+    trigger_id: Annotated[
+        str | None, typer.Option("--id", help="Fire only if this id was not used before (default: a new one).")
+    ] = None,
+    namespace: Namespace = "default",
+    kubeconfig: Kubeconfig = None,
+) -> None:
+    """Fire a schedule once now, even while suspended and whatever its concurrency policy. The same --id fires once.
+
+    Example:  foreman schedule trigger nightly-review
+    """
+
+    async def run() -> str:
+        async with await _client(kubeconfig, namespace) as foreman:
+            await _get(foreman, name)
+            return await foreman.trigger(name, trigger_id)
+
+    typer.echo(f"taskschedule/{name} triggered; its task will be agentictask/{asyncio.run(run())}")
+
+
+def load_schedules(path: Path, namespace: str) -> list[TaskSchedule]:
+    """Every TaskSchedule in a file or in the *.yaml / *.yml files of a folder, validated, cron included."""
+    files = sorted([*path.glob("*.yaml"), *path.glob("*.yml")]) if path.is_dir() else [path]
+    schedules: dict[tuple[str, str], TaskSchedule] = {}
+    for file in files:
+        for index, document in enumerate(yaml.safe_load_all(file.read_text()), start=1):
+            where = f"{file}, document {index}"
+            if document is None:
+                continue
+            if not isinstance(document, dict) or document.get("kind") != "TaskSchedule":
+                kind = document.get("kind") if isinstance(document, dict) else type(document).__name__
+                raise UserError(f"{where}: expected a TaskSchedule, got {kind}")
+            document.setdefault("metadata", {}).setdefault("namespace", namespace)
+            spec = document.get("spec")
+            if isinstance(spec, dict) and spec.setdefault("source", "declarative") != "declarative":
+                raise UserError(f"{where}: sync keeps declarative schedules; this one says source {spec['source']}")
+            try:
+                schedule = TaskSchedule.model_validate(document)
+                parse(schedule.spec.schedule, schedule.spec.time_zone)
+            except ValidationError as error:
+                raise UserError(f"{where}: {describe_error(error)}") from None
+            except ScheduleError as error:
+                raise UserError(f"{where}: {error.reason}: {error}") from None
+            key = (schedule.namespace or namespace, schedule.name)
+            if key in schedules:
+                raise UserError(f"{where}: {key[0]}/{key[1]} is defined twice")
+            schedules[key] = schedule
+    return list(schedules.values())
+
+
+@app.command()
+@user_errors
+def sync(
+    path: Annotated[Path, typer.Option("--file", "-f", help="A folder of TaskSchedule YAML files (or one file).")],
+    prune: Annotated[bool, typer.Option("--prune", help="Delete declarative schedules not in the files.")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Say what would change; change nothing.")] = False,
+    namespace: Namespace = "default",
+    kubeconfig: Kubeconfig = None,
+) -> None:
+    """Make the cluster's declarative TaskSchedules match the files: create, update and (with --prune) delete.
+
+    Dynamic schedules (created by planners through the SDK) are never touched; a file naming one is an error and
+    nothing changes. Pruning looks in the namespaces the files use, and in --namespace.
+
+    Example:  foreman schedule sync -f schedules/ --prune --dry-run
+    """
+    if not path.exists():
+        raise UserError(f"no such file or folder: {path}")
+    wanted = load_schedules(path, namespace)
+
+    async def run() -> None:
+        async with await _client(kubeconfig, namespace) as foreman:
+            existing = []
+            for scope in sorted({namespace, *(schedule.namespace or namespace for schedule in wanted)}):
+                existing += await foreman.list_schedules(scope)
+            plan = plan_sync(wanted, existing, prune=prune)
+            if plan.conflicts:
+                raise UserError("; ".join(plan.conflicts) + " (nothing changed)")
+            suffix = " (dry run)" if dry_run else ""
+            for verb, schedules in (("created", plan.create), ("configured", plan.update)):
+                for schedule in schedules:
+                    if not dry_run:
+                        await foreman.apply_schedule(schedule)
+                    typer.echo(f"taskschedule/{schedule.name} {verb}{suffix}")
+            for schedule in plan.unchanged:
+                typer.echo(f"taskschedule/{schedule.name} unchanged")
+            for schedule in plan.prune:
+                if not dry_run:
+                    await foreman.delete_schedule(schedule.name, schedule.namespace)
+                typer.echo(f"taskschedule/{schedule.name} pruned{suffix}")
+
+    asyncio.run(run())
+
+
+async def _get(foreman: ForemanClient, name: str) -> TaskSchedule:
+    with missing_is_a_user_error("TaskSchedule", name, foreman.namespace):
+        return await foreman.get_schedule(name)
