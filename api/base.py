@@ -34,13 +34,18 @@ class Model(BaseModel):
 
 
 def without_empty_strings(body: dict[str, Any]) -> dict[str, Any]:
-    """Drop "" values (in nested maps too). Absent and "" mean the same to our models, and the local kube-apiserver
-    built from Debian's source decodes "" in a custom resource as null and rejects it (docs/design.md)."""
-    return {
-        key: without_empty_strings(value) if isinstance(value, dict) else value
-        for key, value in body.items()
-        if value != ""
-    }
+    """Drop "" values (in nested maps and lists of maps too). Absent and "" mean the same to our models, and the local
+    kube-apiserver built from Debian's source decodes "" in a custom resource as null and rejects it
+    (docs/design.md)."""
+    return {key: _cleaned(value) for key, value in body.items() if value != ""}
+
+
+def _cleaned(value: Any) -> Any:
+    if isinstance(value, dict):
+        return without_empty_strings(value)
+    if isinstance(value, list):
+        return [_cleaned(item) for item in value]
+    return value
 
 
 def utcnow() -> datetime:

@@ -1,4 +1,4 @@
-"""A corpus of malformed AgenticTask and FleetNode objects, each rejected by both the CRD schema and the models.
+"""A corpus of malformed AgenticTask, FleetNode and TaskSchedule objects, each rejected by the CRD and the models.
 
 Each case names the wire path of the bad field; both rejections must mention it.
 """
@@ -25,10 +25,22 @@ def valid_node(name: str = "corpus") -> dict[str, Any]:
     return {"apiVersion": "foreman.dev/v1alpha1", "kind": "FleetNode", "metadata": {"name": name}, "spec": {}}
 
 
+def valid_schedule(name: str = "corpus") -> dict[str, Any]:
+    return {
+        "apiVersion": "foreman.dev/v1alpha1",
+        "kind": "TaskSchedule",
+        "metadata": {"name": name},
+        "spec": {"schedule": "@daily", "taskTemplate": {"spec": {"kind": "review"}}},
+    }
+
+
+VALID = {"AgenticTask": valid_task, "FleetNode": valid_node, "TaskSchedule": valid_schedule}
+
+
 @dataclass(frozen=True)
 class Malformed:
     id: str
-    resource: Literal["AgenticTask", "FleetNode"]
+    resource: Literal["AgenticTask", "FleetNode", "TaskSchedule"]
     path: str  # wire path of the bad field, e.g. spec.requiredCapability.accelerator
     value: Any  # DELETE removes the field
     target: Literal["object", "status"] = "object"  # status cases go through the status subresource
@@ -46,7 +58,7 @@ class Malformed:
         return body
 
     def body(self, name: str = "corpus") -> dict[str, Any]:
-        return self.apply_to(valid_task(name) if self.resource == "AgenticTask" else valid_node(name))
+        return self.apply_to(VALID[self.resource](name))
 
 
 def _t(id: str, path: str, value: Any, target: Literal["object", "status"] = "object") -> Malformed:
@@ -55,6 +67,10 @@ def _t(id: str, path: str, value: Any, target: Literal["object", "status"] = "ob
 
 def _n(id: str, path: str, value: Any, target: Literal["object", "status"] = "object") -> Malformed:
     return Malformed(id, "FleetNode", path, value, target)
+
+
+def _s(id: str, path: str, value: Any) -> Malformed:
+    return Malformed(id, "TaskSchedule", path, value)
 
 
 CORPUS: list[Malformed] = [
@@ -103,4 +119,16 @@ CORPUS: list[Malformed] = [
     _n("node-status-ram-negative", "status.capability.totalRAMGB", -1, "status"),
     _n("node-status-phase-unknown", "status.phase", "Sleeping", "status"),
     _n("node-status-context-not-int", "status.capability.maxContextTokens", "big", "status"),
+    _s("schedule-missing-expression", "spec.schedule", DELETE),
+    _s("schedule-expression-not-string", "spec.schedule", 5),
+    _s("schedule-policy-unknown", "spec.concurrencyPolicy", "Sometimes"),
+    _s("schedule-catchup-unknown", "spec.catchUp", "Always"),
+    _s("schedule-history-zero", "spec.maxRunHistory", 0),
+    _s("schedule-history-too-long", "spec.maxRunHistory", 101),
+    _s("schedule-kept-negative", "spec.successfulTasksHistoryLimit", -1),
+    _s("schedule-deadline-negative", "spec.startingDeadlineSeconds", -5),
+    _s("schedule-source-unknown", "spec.source", "gitops"),
+    _s("schedule-suspend-not-bool", "spec.suspend", "maybe"),
+    _s("schedule-template-missing", "spec.taskTemplate", DELETE),
+    _s("schedule-template-task-kind", "spec.taskTemplate.spec.kind", "deploy"),
 ]

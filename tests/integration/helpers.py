@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sys
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from foreman.api import requests
 from foreman.api.base import utcnow
 from foreman.api.kube import Kube
+from foreman.api.localcluster import LocalCluster
 from foreman.api.resources import AgenticTask, FleetNode
 from foreman.controller.config import ControllerConfig
 from foreman.controller.loop import Controller
@@ -90,8 +92,10 @@ def controller_config(namespace: str, **settings: Any) -> ControllerConfig:
 
 
 @contextlib.asynccontextmanager
-async def running_controller(kube: Kube, namespace: str, **settings: Any) -> AsyncIterator[Controller]:
-    running = RunningController(Controller(kube, controller_config(namespace, **settings)))
+async def running_controller(
+    kube: Kube, namespace: str, *, clock: Callable[[], datetime] = utcnow, **settings: Any
+) -> AsyncIterator[Controller]:
+    running = RunningController(Controller(kube, controller_config(namespace, **settings), clock=clock))
     try:
         yield await running.started()
     finally:
@@ -156,3 +160,14 @@ async def running_worker(
     finally:
         await running.stop()
         await delete_nodes(kube, node)
+
+
+async def foreman_cli(cluster: LocalCluster, *args: str, stdin: str | None = None) -> tuple[int, str, str]:
+    """Run the `foreman` command in a subprocess against the test cluster: (exit code, stdout, stderr)."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "foreman.cli", *args, "--kubeconfig", str(cluster.kubeconfig()),
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await process.communicate(stdin.encode() if stdin else None)
+    assert process.returncode is not None
+    return process.returncode, out.decode(), err.decode()

@@ -11,14 +11,19 @@ from foreman.api.errors import Conflict, Invalid, NotFound
 from foreman.api.kube import Kube, Relisted, WatchEvent
 from foreman.api.localcluster import LocalCluster
 from foreman.api.resources import AgenticTask, FleetNode
-from tests.malformed import CORPUS, Malformed, valid_node, valid_task
+from foreman.api.schedules import TaskSchedule
+from tests.malformed import CORPUS, VALID, Malformed, valid_task
 
 EXAMPLES = sorted((Path(__file__).parents[2] / "examples").glob("*.yaml"))
-MODELS = {"AgenticTask": AgenticTask, "FleetNode": FleetNode}
+MODELS = {"AgenticTask": AgenticTask, "FleetNode": FleetNode, "TaskSchedule": TaskSchedule}
 
 
 async def test_crds_are_established_with_printer_columns(kube: Kube) -> None:
-    for name, columns in [("agentictasks.foreman.dev", 5), ("fleetnodes.foreman.dev", 7)]:
+    for name, columns in [
+        ("agentictasks.foreman.dev", 5),
+        ("fleetnodes.foreman.dev", 7),
+        ("taskschedules.foreman.dev", 7),
+    ]:
         crd = await kube.get_raw("apiextensions.k8s.io/v1", "CustomResourceDefinition", name)
         established = [c for c in crd["status"]["conditions"] if c["type"] == "Established"]
         assert established[0]["status"] == "True"
@@ -46,6 +51,20 @@ def test_kubectl_lists_the_crds_and_applies_the_examples(cluster: LocalCluster, 
     assert "PHASE" in listed.stdout
     assert "VERDICT" in listed.stdout
     assert "hello" in listed.stdout
+    schedules = subprocess.run(
+        ["kubectl", "--kubeconfig", kubeconfig, "-n", namespace, "get", "ts"], capture_output=True, text=True
+    )
+    assert schedules.stdout.split("\n")[0].split() == [
+        "NAME",
+        "SCHEDULE",
+        "TIMEZONE",
+        "SUSPEND",
+        "ACTIVE",
+        "LAST",
+        "NEXT",
+        "AGE",
+    ]
+    assert "nightly-review" in schedules.stdout
 
 
 @pytest.mark.parametrize("case", CORPUS, ids=lambda c: c.id)
@@ -57,7 +76,7 @@ async def test_apiserver_rejects_malformed_objects(kube: Kube, namespace: str, c
         with pytest.raises(Invalid) as caught:
             await kube._send(_create_request(model, case.body(name), namespace))
     else:
-        base = valid_task(name) if case.resource == "AgenticTask" else valid_node(name)
+        base = VALID[case.resource](name)
         created = await kube.create(model.model_validate(_in_namespace(model, base, namespace)))
         status = case.apply_to({"status": {}})["status"]
         with pytest.raises(Invalid) as caught:
@@ -66,7 +85,7 @@ async def test_apiserver_rejects_malformed_objects(kube: Kube, namespace: str, c
 
 
 def _in_namespace(model: type, body: dict, namespace: str) -> dict:  # type: ignore[type-arg]
-    if model is AgenticTask:
+    if model.namespaced:  # type: ignore[attr-defined]
         body["metadata"]["namespace"] = namespace
     return body
 
@@ -74,7 +93,7 @@ def _in_namespace(model: type, body: dict, namespace: str) -> dict:  # type: ign
 def _create_request(model: type, body: dict, namespace: str):  # type: ignore[no-untyped-def,type-arg]
     from foreman.api import requests
 
-    path = requests.resource_path(model, namespace=namespace if model is AgenticTask else None)
+    path = requests.resource_path(model, namespace=namespace if model.namespaced else None)
     return requests.Request("POST", path, body=_in_namespace(model, body, namespace))
 
 

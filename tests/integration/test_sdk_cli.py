@@ -13,7 +13,7 @@ from foreman.api.kube import Kube
 from foreman.api.localcluster import Identity, LocalCluster
 from foreman.api.resources import AgenticTask
 from foreman.api.sdk import DependencyCycleError, ForemanClient, TaskFailed, WaitTimeout
-from tests.integration.helpers import running_controller, running_worker
+from tests.integration.helpers import foreman_cli, running_controller, running_worker
 
 ROOT = Path(__file__).parents[2]
 
@@ -67,42 +67,34 @@ async def test_graph_as_completed_failures_and_cancel(system: ForemanClient) -> 
     assert cancelled.value.reason == "Cancelled"
 
 
-async def _foreman(cluster: LocalCluster, *args: str, stdin: str | None = None) -> tuple[int, str, str]:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "foreman.cli", *args, "--kubeconfig", str(cluster.kubeconfig()),
-        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    out, err = await process.communicate(stdin.encode() if stdin else None)
-    assert process.returncode is not None
-    return process.returncode, out.decode(), err.decode()
-
-
 async def test_cli_submit_wait_get_describe_result(system: ForemanClient, cluster: LocalCluster) -> None:
     ns = system.namespace
-    code, out, err = await _foreman(cluster, "submit", "-f", str(ROOT / "examples" / "dag.yaml"), "--wait", "-n", ns)
+    code, out, err = await foreman_cli(cluster, "submit", "-f", str(ROOT / "examples" / "dag.yaml"), "--wait", "-n", ns)
     assert code == 0, err
     assert "agentictask/plan created" in out
     assert "report" in out.splitlines()[-2] or "report" in out
-    code, out, _ = await _foreman(cluster, "get", "tasks", "-n", ns)
+    code, out, _ = await foreman_cli(cluster, "get", "tasks", "-n", ns)
     assert code == 0
     assert out.splitlines()[0].split()[:3] == ["NAME", "PHASE", "KIND"]
-    code, out, _ = await _foreman(cluster, "describe", "task", "report", "-n", ns)
+    code, out, _ = await foreman_cli(cluster, "describe", "task", "report", "-n", ns)
     assert code == 0
     assert "FleetNodeAssigned" in out
     assert "Completed" in out
-    code, out, _ = await _foreman(cluster, "result", "report", "-n", ns)
+    code, out, _ = await foreman_cli(cluster, "result", "report", "-n", ns)
     assert code == 0
     assert '"schemaVersion": "foreman.v1"' in out
 
     failing = "kind: AgenticTask\nmetadata: {name: nogo}\nspec: {kind: verify, payload: {verdict: NO-GO}}\n"
-    code, _, _ = await _foreman(cluster, "submit", "-f", "-", "--wait", "-n", ns, stdin=failing)
+    code, _, _ = await foreman_cli(cluster, "submit", "-f", "-", "--wait", "-n", ns, stdin=failing)
     assert code == 1  # finished, but not with a passing verdict
 
-    code, _, err = await _foreman(cluster, "submit", "-f", "-", "-n", ns, stdin="kind: AgenticTask\nspec: {kind: [}\n")
+    code, _, err = await foreman_cli(
+        cluster, "submit", "-f", "-", "-n", ns, stdin="kind: AgenticTask\nspec: {kind: [}\n"
+    )
     assert code == 2
     assert err.startswith("error: bad YAML")
     assert len(err.strip().splitlines()) == 1
-    code, _, err = await _foreman(cluster, "result", "ghost", "-n", ns)
+    code, _, err = await foreman_cli(cluster, "result", "ghost", "-n", ns)
     assert (code, err.strip()) == (2, f"error: no task 'ghost' in namespace {ns}")
 
 

@@ -7,11 +7,12 @@ from pydantic import ValidationError
 from foreman.api.base import set_condition
 from foreman.api.envelope import ResultEnvelope
 from foreman.api.resources import AgenticTask, FleetNode
+from foreman.api.schedules import TaskSchedule
 from foreman.api.validation import describe
 from tests.malformed import CORPUS, Malformed
 
 EXAMPLES = sorted(Path(__file__).parents[2].joinpath("examples").glob("*.yaml"))
-MODELS = {"AgenticTask": AgenticTask, "FleetNode": FleetNode}
+MODELS = {"AgenticTask": AgenticTask, "FleetNode": FleetNode, "TaskSchedule": TaskSchedule}
 
 
 def example_documents() -> list[dict[str, object]]:
