@@ -8,18 +8,24 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from datetime import timedelta
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 import yaml
 
+from foreman.api.base import utcnow
+from foreman.api.cron import parse
 from foreman.api.errors import AlreadyExists
 from foreman.api.install import install
 from foreman.api.kube import Kube
 from foreman.api.localcluster import LocalCluster
 from foreman.api.resources import AgenticTask
+from foreman.api.schedules import TaskSchedule, task_name
+from foreman.api.sdk import ForemanClient
 from foreman.cli.errors import user_errors
+from foreman.cli.schedules import schedules_table
 from foreman.cli.tasks import follow
 
 NAMESPACE = "demo"
@@ -51,6 +57,7 @@ EXPECTED = {
 }
 EXAMPLE_FILES = ["task-hello.yaml", "task-gpu.yaml", "task-selector.yaml", "task-command.yaml", "dag.yaml",
                  "cascade.yaml", "task-timeout-retries.yaml", "task-cancel.yaml"]  # fmt: skip
+SCHEDULE_FILES = ["schedule-nightly.yaml", "schedule-every-minute.yaml"]
 
 
 def say(message: str) -> None:
@@ -61,22 +68,44 @@ def outcome(task: AgenticTask) -> tuple[str, str]:
     return task.phase, (task.status.failure_reason if task.phase == "Failed" else task.status.verdict) or ""
 
 
-async def apply_examples(kube: Kube) -> None:
+def documents(file: str) -> list[dict[str, Any]]:
+    return [{**document, "metadata": {**document["metadata"], "namespace": NAMESPACE}}
+            for document in yaml.safe_load_all((EXAMPLES / file).read_text())]  # fmt: skip
+
+
+async def apply_examples(kube: Kube) -> dict[str, tuple[str, str]]:
+    """Create the example tasks and schedules; return what every task is expected to end as, the schedules' included:
+    the nightly one is triggered by hand, the every-minute one is awaited at its first fire."""
     await kube.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}})
     for file in EXAMPLE_FILES:
-        for document in yaml.safe_load_all((EXAMPLES / file).read_text()):
-            document["metadata"]["namespace"] = NAMESPACE
+        for document in documents(file):
             with contextlib.suppress(AlreadyExists):
                 await kube.create(AgenticTask.model_validate(document))
         say(f"applied examples/{file}")
+    expected = dict(EXPECTED)
+    for file in SCHEDULE_FILES:
+        for document in documents(file):
+            schedule = await kube.create(TaskSchedule.model_validate(document))
+            assert schedule.metadata.creation_timestamp is not None
+            first = parse(schedule.spec.schedule, schedule.spec.time_zone).next_after(
+                schedule.metadata.creation_timestamp
+            )
+            say(f"applied examples/{file}: {schedule.name} first fires at {first:%H:%M} UTC")
+            if first - schedule.metadata.creation_timestamp < timedelta(minutes=2):
+                expected[task_name(schedule.name, first)] = ("Succeeded", "GO")
+            else:
+                triggered = await ForemanClient(kube, NAMESPACE).trigger(schedule.name, "demo")
+                say(f"  triggered it by hand: {triggered}")
+                expected[triggered] = ("Succeeded", "GO")
+    return expected
 
 
-async def follow_examples(kube: Kube, wait_seconds: float) -> dict[str, AgenticTask]:
-    """The examples' final state (or their state when the time ran out: the outcome check reports the rest)."""
+async def follow_examples(kube: Kube, names: set[str], wait_seconds: float) -> dict[str, AgenticTask]:
+    """The tasks' final state (or their state when the time ran out: the outcome check reports the rest)."""
     tasks: dict[str, AgenticTask] = {}
     with contextlib.suppress(TimeoutError):
         async with asyncio.timeout(wait_seconds):
-            await follow(kube, NAMESPACE, set(EXPECTED), tasks)
+            await follow(kube, NAMESPACE, names, tasks)
     return tasks
 
 
@@ -88,7 +117,8 @@ def demo(
     ] = False,
 ) -> None:
     """Run Foreman end to end on this machine: a local control plane, the controller, three workers with different
-    capabilities, and the examples (a fan-out / fan-in DAG, a task only one node fits, a failure that cascades).
+    capabilities, and the examples (a fan-out / fan-in DAG, a task only one node fits, a failure that cascades, a
+    nightly TaskSchedule fired by hand and an every-minute one awaited at its first fire, up to a minute).
 
     Exits 0 when every task ends as expected.
     """
@@ -101,7 +131,7 @@ def demo(
         command = [sys.executable, "-m", "foreman.cli", *args, "--kubeconfig", str(cluster.kubeconfig())]
         processes.append(subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT))
 
-    async def run() -> dict[str, AgenticTask]:
+    async def run() -> tuple[dict[str, tuple[str, str]], dict[str, AgenticTask], list[TaskSchedule]]:
         async with await Kube.connect(str(cluster.kubeconfig())) as kube:
             say("installing CRDs and RBAC")
             await install(kube)
@@ -109,11 +139,12 @@ def demo(
             for name, flags in WORKERS.items():
                 spawn(name, "worker", "--node-name", name, "--health-port", "0", *flags)
                 say(f"worker {name}: {' '.join(flags[:8])}")
-            await apply_examples(kube)
-            return await follow_examples(kube, timeout)
+            expected = await apply_examples(kube)
+            tasks = await follow_examples(kube, set(expected), timeout)
+            return expected, tasks, (await kube.list(TaskSchedule, namespace=NAMESPACE)).items
 
     try:
-        tasks = asyncio.run(run())
+        expected, tasks, schedules = asyncio.run(run())
     finally:
         for process in processes:
             process.terminate()
@@ -133,10 +164,13 @@ def demo(
         result = tasks[name].status.result
         if result is not None:
             typer.echo(f"  {name}: {result.model_dump_json(by_alias=True, exclude={'extra'})}")
+    typer.echo(f"\nschedules:\n{schedules_table(schedules, utcnow())}")
     wrong = {
-        name: outcome(tasks[name]) for name in EXPECTED if name not in tasks or outcome(tasks[name]) != EXPECTED[name]
+        name: outcome(tasks[name]) if name in tasks else "never seen"
+        for name in expected
+        if name not in tasks or outcome(tasks[name]) != expected[name]
     }
     if wrong:
         typer.secho(f"\nunexpected outcomes: {wrong}", fg=typer.colors.RED, err=True)
         raise typer.Exit(1)
-    typer.secho(f"\nall {len(EXPECTED)} tasks ended as expected", fg=typer.colors.GREEN)
+    typer.secho(f"\nall {len(expected)} tasks ended as expected", fg=typer.colors.GREEN)

@@ -103,10 +103,11 @@ class _Draft:
             return  # created before a restart or a lost status write: the slot has fired
         lateness = self.now - slot
         deadline = spec.starting_deadline_seconds
-        limit = timedelta(seconds=deadline) if deadline is not None else ON_TIME if spec.catch_up == "Skip" else None
-        if limit is not None and lateness > limit:
-            why = f"startingDeadlineSeconds {deadline}" if deadline is not None else "catchUp Skip"
-            self.skip(slot, f"missed: noticed {late_by(lateness)} ({why})", warning=True)
+        if deadline is not None and lateness > timedelta(seconds=deadline):
+            self.skip(slot, f"missed: noticed {late_by(lateness)} (startingDeadlineSeconds {deadline})", warning=True)
+            return
+        if spec.catch_up == "Skip" and lateness > ON_TIME:
+            self.skip(slot, f"missed: noticed {late_by(lateness)} (catchUp Skip)", warning=True)
             return
         running = [task.name for task in self.tasks.values() if task.phase not in TERMINAL_PHASES]
         if running and spec.concurrency_policy == "Forbid":

@@ -7,6 +7,7 @@ from foreman.api.errors import Forbidden
 from foreman.api.kube import Kube
 from foreman.api.localcluster import Identity, LocalCluster
 from foreman.api.resources import NODE_LABEL, AgenticTask, FleetNode
+from foreman.api.schedules import TaskSchedule
 from tests.integration.helpers import make_task
 
 
@@ -48,21 +49,36 @@ async def test_worker_role(cluster: LocalCluster, kube: Kube, namespace: str) ->
 
 async def test_controller_role(cluster: LocalCluster, kube: Kube, namespace: str) -> None:
     await make_task(kube, namespace, "placed")
+    schedule = TaskSchedule.model_validate(
+        {
+            "metadata": {"name": "s", "namespace": namespace},
+            "spec": {"schedule": "@daily", "taskTemplate": {"spec": {"kind": "review"}}},
+        }
+    )
+    await kube.create(schedule)
     async with await as_identity(cluster, Identity.CONTROLLER) as controller:
         await controller.list(AgenticTask)
         await controller.list(FleetNode)
         await controller.patch_status(AgenticTask, "placed", {"attempts": 1}, namespace=namespace)
         await controller.patch(AgenticTask, "placed", {"metadata": {"labels": {NODE_LABEL: "n"}}}, namespace=namespace)
+        # TaskSchedules: it reads them, keeps their status, and creates and deletes their tasks
+        await controller.list(TaskSchedule, namespace=namespace)
+        await controller.patch_status(TaskSchedule, "s", {"lastTrigger": "x"}, namespace=namespace)
+        fired = AgenticTask.model_validate(
+            {"metadata": {"name": "fired", "namespace": namespace}, "spec": {"kind": "verify"}}
+        )
+        await controller.create(fired)
+        await controller.delete(AgenticTask, "fired", namespace)
         with pytest.raises(Forbidden):
             await controller._send(requests.list_objects("v1", "Secret", namespace))
         with pytest.raises(Forbidden):
-            await controller.delete(AgenticTask, "placed", namespace)
+            await controller.patch(TaskSchedule, "s", {"spec": {"suspend": True}}, namespace=namespace)
         with pytest.raises(Forbidden):
-            await controller.create(
-                AgenticTask.model_validate(
-                    {"metadata": {"name": "x", "namespace": namespace}, "spec": {"kind": "verify"}}
-                )
-            )
+            await controller.delete(TaskSchedule, "s", namespace)
+        with pytest.raises(Forbidden):
+            await controller.patch(FleetNode, "any", {"spec": {"maxConcurrentTasks": 9}})
+        with pytest.raises(Forbidden):
+            await controller.delete(FleetNode, "any")
 
 
 async def test_pinned_worker_touches_only_its_own_fleetnode(cluster: LocalCluster, kube: Kube, namespace: str) -> None:

@@ -121,6 +121,8 @@ def test_catch_up_skip_runs_nothing_after_an_outage_but_fires_on_time() -> None:
     assert "catchUp Skip" in (missed.status.run_history[0].message or "")
     assert missed.status.last_schedule_time == SLOT
     assert len(at(sched, SLOT + timedelta(seconds=20)).create) == 1
+    # a generous deadline does not make Skip run late
+    assert at(schedule(catchUp="Skip", startingDeadlineSeconds=3600), SLOT + timedelta(minutes=30)).create == ()
 
 
 def test_starting_deadline_skips_a_fire_noticed_too_late() -> None:
