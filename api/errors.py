@@ -38,6 +38,11 @@ class Forbidden(ApiError):
 class NotFound(ApiError):
     status = 404
 
+    @property
+    def type_not_served(self) -> bool:
+        """The resource type itself is unknown to the server (its CRD is not installed), not one object missing."""
+        return "could not find the requested resource" in self.message or "404 page not found" in self.message
+
 
 class Conflict(ApiError):
     """409: the object changed since it was read (stale resourceVersion)."""

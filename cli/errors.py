@@ -32,8 +32,8 @@ def one_line(error: BaseException) -> str:
         return "bad YAML: " + " ".join(str(error).split())
     if isinstance(error, Unreachable):
         return f"cannot reach the Kubernetes API ({error.message}); is the cluster up? (`foreman dev up`)"
-    if isinstance(error, NotFound) and "the server could not find the requested resource" in error.message:
-        return "Foreman's CRDs are not installed in this cluster; run `foreman install`"
+    if isinstance(error, NotFound) and error.type_not_served:
+        return "Foreman's CRDs are not installed in this cluster (or are out of date); run `foreman install`"
     if isinstance(error, Unauthorized | Forbidden):
         return f"not allowed: {error.message}"
     if isinstance(error, ApiError):
@@ -73,6 +73,6 @@ def missing_is_a_user_error(what: str, name: str, namespace: str) -> Iterator[No
     try:
         yield
     except NotFound as error:
-        if "could not find the requested resource" in error.message:
+        if error.type_not_served:
             raise
         raise UserError(f"no {what} {name!r} in namespace {namespace}") from None

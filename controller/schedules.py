@@ -107,8 +107,10 @@ class ScheduleLoop:
                 await self.reconcile(key, now)
 
         while True:
+            acting = self.leading() and ready()
+            # NB: a standby sleeps the full period, or due times in the past would make it spin
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self._sleep_for())
+                await asyncio.wait_for(self._wake.wait(), self._sleep_for() if acting else self.check_every)
             self._wake.clear()
             if not (self.leading() and ready()):
                 continue
@@ -128,6 +130,7 @@ class ScheduleLoop:
     async def reconcile(self, key: ScheduleKey, now: datetime) -> None:
         schedule = self.schedules.get(key)
         if schedule is None:
+            self._due.pop(key, None)
             return
         result = plan(schedule, self.cache.schedule_tasks(key), now)
         bound = log.bind(schedule=schedule.name, namespace=schedule.namespace)
