@@ -56,8 +56,11 @@ def list_(
     namespace: str | None = None,
     label_selector: str | None = None,
     field_selector: str | None = None,
+    cached: bool = False,
 ) -> Request:
     query = {k: v for k, v in (("labelSelector", label_selector), ("fieldSelector", field_selector)) if v}
+    if cached:
+        query["resourceVersion"] = "0"  # any version the watch cache has: served from memory
     return Request("GET", resource_path(model, namespace=namespace), query=query)
 
 

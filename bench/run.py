@@ -34,6 +34,8 @@ from foreman.worker.loop import Worker
 
 RESULTS = Path(__file__).parent / "results"
 NAMESPACE = "bench"
+FLOOR_NAMESPACE = "bench-floor"
+"""The floor's objects live where no controller looks, so they can stay for the rounds after the system ran."""
 report: dict[str, Any] = {}
 
 
@@ -53,9 +55,9 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def task_body(name: str, **spec: Any) -> AgenticTask:
+def task_body(name: str, namespace: str = NAMESPACE, **spec: Any) -> AgenticTask:
     return AgenticTask.model_validate(
-        {"metadata": {"name": name, "namespace": NAMESPACE}, "spec": {"kind": "verify", **spec}}
+        {"metadata": {"name": name, "namespace": namespace}, "spec": {"kind": "verify", **spec}}
     )
 
 
@@ -72,27 +74,34 @@ async def timed(calls: int, call: Callable[[int], Awaitable[object]]) -> list[fl
 
 
 async def floors(admin: Kube) -> dict[str, float]:
-    creates = await timed(100, lambda i: admin.create(task_body(f"floor-{i}")))
+    creates = await timed(100, lambda i: admin.create(task_body(f"floor-{i}", namespace=FLOOR_NAMESPACE)))
     patches = await timed(
-        100, lambda i: admin.patch_status(AgenticTask, f"floor-{i % 100}", {"attempts": 1 + i}, namespace=NAMESPACE)
+        100,
+        lambda i: admin.patch_status(AgenticTask, f"floor-{i}", {"attempts": 1 + i}, namespace=FLOOR_NAMESPACE),
     )
     floor = {"create": statistics.median(creates), "status_patch": statistics.median(patches)}
-    # raw status-patch throughput: many writers at once, as the system under load would be
-    semaphore = asyncio.Semaphore(32)
-
-    async def patch(i: int) -> None:
-        async with semaphore:
-            await admin.patch_status(AgenticTask, f"floor-{i % 100}", {"attempts": 200 + i}, namespace=NAMESPACE)
-
-    started = time.perf_counter()
-    await asyncio.gather(*(patch(i) for i in range(2000)))
-    floor["status_patches_per_s"] = 2000 / (time.perf_counter() - started)
-    for i in range(100):
-        await admin.delete(AgenticTask, f"floor-{i}", NAMESPACE)
+    floor["status_patches_per_s"] = max([await patch_rate(admin) for _ in range(3)])
     report["floor"] = {k: round(v * 1000, 3) if k != "status_patches_per_s" else round(v, 1) for k, v in floor.items()}
     say(f"floor: create {floor['create'] * 1000:.2f} ms, status patch {floor['status_patch'] * 1000:.2f} ms, "
         f"{floor['status_patches_per_s']:.0f} status patches/s")  # fmt: skip
     return floor
+
+
+async def patch_rate(admin: Kube, patches: int = 1000) -> float:
+    """Raw status-patch throughput: many writers at once (on the 100 floor objects), as the system under load is.
+
+    NB: a capacity, so the throughput target uses the best of several rounds, before and after the system runs:
+    a round that a noisy neighbour slowed would otherwise flatter the ratio.
+    """
+    semaphore = asyncio.Semaphore(32)
+
+    async def patch(i: int) -> None:
+        async with semaphore:
+            await admin.patch_status(AgenticTask, f"floor-{i % 100}", {"attempts": 1 + i}, namespace=FLOOR_NAMESPACE)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(patch(i) for i in range(patches)))
+    return patches / (time.perf_counter() - started)
 
 
 # -- the system ----------------------------------------------------------------------------------------------------
@@ -184,12 +193,14 @@ async def latency(admin: Kube, floor: dict[str, float]) -> None:
     target("create->Running p95 / (create + 2 patches)", section["Running"]["p95_ms"] / 1000 / path_floor, 6)
 
 
-async def throughput(admin: Kube, floor: dict[str, float], writes_per_task: float) -> None:
+async def throughput(admin: Kube, controller: Controller, floor: dict[str, float], writes_per_task: float) -> None:
+    """2,000 tasks at once over 20 nodes, timed until all are Succeeded.
+
+    NB: completion is read from the controller's cache, which its own watch keeps: a separate watch just to observe
+    would add ~5 watch deliveries per task to the server under test (measured: ~4 % of the throughput).
+    """
     names = {f"tp-{i:04}" for i in range(2000)}
-    seen: dict[str, dict[str, float]] = {}
-    done = asyncio.Event()
-    watcher = asyncio.create_task(observe(admin, names, seen, done))
-    await asyncio.sleep(0.2)
+    keys = {(NAMESPACE, name) for name in names}
     semaphore = asyncio.Semaphore(64)
 
     async def create(name: str) -> None:
@@ -198,17 +209,21 @@ async def throughput(admin: Kube, floor: dict[str, float], writes_per_task: floa
 
     started = time.perf_counter()
     await asyncio.gather(*(create(n) for n in sorted(names)))
-    await asyncio.wait_for(done.wait(), 600)
+    async with asyncio.timeout(600):
+        while not keys <= controller.cache.by_phase["Succeeded"]:
+            await asyncio.sleep(0.01)
     elapsed = time.perf_counter() - started
-    watcher.cancel()
     rate = len(names) / elapsed
-    ceiling = floor["status_patches_per_s"] / writes_per_task
+    after = await patch_rate(admin)
+    say(f"raw status patches/s: {floor['status_patches_per_s']:.0f} before (best of 3), {after:.0f} after")
+    ceiling = max(floor["status_patches_per_s"], after) / writes_per_task
     report["throughput"] = {
         "tasks": len(names),
         "nodes": 20,
         "seconds": round(elapsed, 2),
         "tasks_per_s": round(rate, 1),
         "ceiling_tasks_per_s": round(ceiling, 1),
+        "status_patches_per_s_after": round(after, 1),
     }
     say(f"throughput: 2000 tasks over 20 nodes in {elapsed:.1f} s = {rate:.0f} tasks/s; ceiling {ceiling:.0f} tasks/s")
     target("throughput / (raw status patches per s / writes per task)", rate / ceiling, 0.5, below=False)
@@ -326,7 +341,8 @@ def memory() -> None:
 async def against_the_apiserver(cluster: LocalCluster) -> None:
     async with await Kube.connect(str(cluster.kubeconfig())) as admin:
         await install(admin)
-        await admin.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}})
+        for namespace in (NAMESPACE, FLOOR_NAMESPACE):
+            await admin.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
         floor = await floors(admin)
         offset = cluster.audit_log.stat().st_size  # count only what the system does from here on
         system = System(cluster)
@@ -336,8 +352,8 @@ async def against_the_apiserver(cluster: LocalCluster) -> None:
         writes_per_task = audit_counts(cluster, 200, offset)
         schedule_latency(audit_entries(cluster, offset), floor)
         system = System(cluster)
-        await system.start(20, "tp")
-        await throughput(admin, floor, writes_per_task)
+        controller = await system.start(20, "tp")
+        await throughput(admin, controller, floor, writes_per_task)
         await system.close()
 
 

@@ -165,7 +165,9 @@ class Worker:
         """Safety net: list this node's tasks now and then, in case a watch event was lost."""
         while not await sleep_unless(stop, self.config.poll_every):
             try:
-                listing = await self.kube.list(AgenticTask, label_selector=f"{NODE_LABEL}={self.node}")
+                # NB: from the apiserver's watch cache (resourceVersion 0): a consistent list would read and decode
+                # every task in the namespace from etcd, for each worker, each period
+                listing = await self.kube.list(AgenticTask, label_selector=f"{NODE_LABEL}={self.node}", cached=True)
             except ApiError as error:
                 self.log.warning("poll failed", error=str(error))
                 continue
@@ -285,7 +287,7 @@ class Worker:
         return _validated(execution.work.result())
 
     async def _finish(self, claimed: AgenticTask, outcome: Outcome) -> None:
-        """Re-read, then write the terminal status with that resourceVersion, so concurrent edits survive.
+        """Write the terminal status, optimistically (concurrent edits survive: see `_finish_once`).
 
         NB: the work is done; losing its result to an API outage would leave the task Running on a live node for
         ever, so lost connections and 5xx are retried (capped backoff) until the write lands or the task moves on.
@@ -304,17 +306,16 @@ class Worker:
                 await asyncio.sleep(delay)
 
     async def _finish_once(self, claimed: AgenticTask, outcome: Outcome) -> None:
+        """Optimistic: written first with the claim's resourceVersion, since nothing but its worker usually writes a
+        Running task; a 409 (a cancel, an edit, our own earlier write whose answer was lost) re-reads and checks that
+        the task is still ours and Running before writing again."""
+        task = claimed
         for _ in range(5):
-            try:
-                task = await self.kube.get(AgenticTask, claimed.name, claimed.namespace)
-            except NotFound:
-                return  # deleted: nothing to report to
             if (
                 task.metadata.uid != claimed.metadata.uid
                 or task.phase != "Running"
                 or task.status.assigned_node != self.node
             ):
-                # NB: also the case where our own terminal write landed but its answer was lost
                 self.log.warning(
                     "task already finished or moved on; result not written again", task=task.name, phase=task.phase
                 )
@@ -329,8 +330,13 @@ class Worker:
             try:
                 await self._write(task, patch)
                 return
+            except NotFound:
+                return  # deleted: nothing to report to
             except Conflict:
-                continue
+                try:
+                    task = await self.kube.get(AgenticTask, claimed.name, claimed.namespace)
+                except NotFound:
+                    return
 
     async def _write(self, task: AgenticTask, patch: dict[str, Any]) -> AgenticTask:
         return await self.kube.patch_status(

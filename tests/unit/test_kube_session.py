@@ -1,0 +1,31 @@
+"""The HTTP session under `Kube`: no netrc or proxy lookup per request (each was a worker-thread hop)."""
+
+import pytest
+from kubernetes_asyncio.client import Configuration
+
+from foreman.api.kube import Kube
+
+
+def configuration(host: str = "https://10.0.0.1:6443") -> Configuration:
+    config = Configuration()
+    config.host = host
+    return config
+
+
+async def test_the_session_does_not_consult_the_environment_per_request(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("HTTPS_PROXY", raising=False)
+    monkeypatch.delenv("https_proxy", raising=False)
+    async with Kube(configuration()) as kube:
+        assert kube._api.rest_client.pool_manager.trust_env is False
+        assert not kube._api.rest_client.proxy
+
+
+async def test_a_proxy_from_the_environment_is_looked_up_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HTTPS_PROXY", "http://user:secret@proxy.example:3128")
+    monkeypatch.setenv("NO_PROXY", "internal.example")
+    async with Kube(configuration()) as kube:
+        rest = kube._api.rest_client
+        assert rest.proxy == "http://proxy.example:3128"
+        assert rest.proxy_headers["Proxy-Authorization"].startswith("Basic ")
+    async with Kube(configuration("https://api.internal.example:6443")) as kube:
+        assert not kube._api.rest_client.proxy
