@@ -35,9 +35,14 @@ def configure_logging(*, json: bool = True, level: str = "info") -> None:
 
 
 async def sleep_unless(stop: asyncio.Event, seconds: float) -> bool:
-    """Sleep, waking early when `stop` is set; return whether it was set."""
+    """Sleep, waking early when `stop` is set; return whether it was set.
+
+    NB: asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a cancellation that arrives as the event
+    is set, and a loop calling it many times a second then never stops (seen in the schedule loop's tests).
+    """
     with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stop.wait(), seconds)
+        async with asyncio.timeout(seconds):
+            await stop.wait()
     return stop.is_set()
 
 

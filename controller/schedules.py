@@ -15,6 +15,7 @@ from typing import Any
 
 import structlog
 
+from foreman.api.daemon import sleep_unless
 from foreman.api.errors import AlreadyExists, ApiError, Conflict, NotFound
 from foreman.api.kube import Kube
 from foreman.api.resources import AgenticTask
@@ -109,8 +110,7 @@ class ScheduleLoop:
         while True:
             acting = self.leading() and ready()
             # NB: a standby sleeps the full period, or due times in the past would make it spin
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self._sleep_for() if acting else self.check_every)
+            await sleep_unless(self._wake, self._sleep_for() if acting else self.check_every)
             self._wake.clear()
             if not (self.leading() and ready()):
                 continue
