@@ -118,9 +118,11 @@ async def test_fires_create_tasks_at_the_right_minutes(kube: Kube, namespace: st
         assert status.last_schedule_time == second
         assert status.next_schedule_time == second + timedelta(minutes=10)
         assert [record.scheduled_time for record in status.run_history] == [second, first]
-        # time standing still at a slot fires nothing more
-        await asyncio.sleep(0.3)
+        # time standing still at a slot fires nothing more, and a settled schedule is not written again
+        settled = (await kube.get(TaskSchedule, "every-ten", namespace)).metadata.resource_version
+        await asyncio.sleep(0.5)
         assert len(await tasks_of(kube, namespace, "every-ten")()) == 2
+        assert (await kube.get(TaskSchedule, "every-ten", namespace)).metadata.resource_version == settled
 
 
 async def test_concurrency_policies(kube: Kube, namespace: str, clock: FakeClock) -> None:
