@@ -1,7 +1,7 @@
 """One exception class per Kubernetes answer that callers treat differently, so policy is a type check.
 
-A Conflict means "look again", never "retry the same write"; only ServerError, TooManyRequests and Unreachable
-are retried by the I/O seam.
+A Conflict means "look again", never "retry the same write"; only ServerError, TooManyRequests, Unreachable and
+NotServed are retried by the I/O seam.
 """
 
 from __future__ import annotations
@@ -36,12 +36,16 @@ class Forbidden(ApiError):
 
 
 class NotFound(ApiError):
+    """404 for one object: it does not exist (or no longer)."""
+
     status = 404
 
-    @property
-    def type_not_served(self) -> bool:
-        """The resource type itself is unknown to the server (its CRD is not installed), not one object missing."""
-        return "could not find the requested resource" in self.message or "404 page not found" in self.message
+
+class NotServed(ApiError):
+    """404 for a whole resource type: its CRD is not installed, or, for a second or two after an apiserver restart,
+    not loaded yet. Not a NotFound, so no caller mistakes it for "the object was deleted"; retried like a 503."""
+
+    status = 404
 
 
 class Conflict(ApiError):
@@ -80,7 +84,8 @@ class Unreachable(ApiError):
     """No HTTP answer at all: connection refused or reset, DNS, TLS, timeout."""
 
 
-RETRYABLE: tuple[type[ApiError], ...] = (ServerError, TooManyRequests, Unreachable)
+RETRYABLE: tuple[type[ApiError], ...] = (ServerError, TooManyRequests, Unreachable, NotServed)
+_NOT_SERVED = ("404 page not found", "the server could not find the requested resource")
 
 _BY_STATUS: dict[int, type[ApiError]] = {
     400: BadRequest,
@@ -103,6 +108,8 @@ def error_from_response(status: int, body: Any) -> ApiError:
         cls: type[ApiError] = AlreadyExists
     elif status >= 500:
         cls = ServerError
+    elif status == 404 and any(sign in message for sign in _NOT_SERVED):
+        cls = NotServed
     else:
         cls = _BY_STATUS.get(status, ApiError)
     return cls(message, status=status, reason=reason, details=status_body.get("details"))

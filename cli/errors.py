@@ -11,7 +11,7 @@ import typer
 import yaml
 from pydantic import ValidationError
 
-from foreman.api.errors import ApiError, Forbidden, NotFound, Unauthorized, Unreachable
+from foreman.api.errors import ApiError, Forbidden, NotFound, NotServed, Unauthorized, Unreachable
 from foreman.api.kube import ConfigError
 from foreman.api.localcluster import PrerequisiteMissing
 from foreman.api.validation import describe
@@ -32,7 +32,7 @@ def one_line(error: BaseException) -> str:
         return "bad YAML: " + " ".join(str(error).split())
     if isinstance(error, Unreachable):
         return f"cannot reach the Kubernetes API ({error.message}); is the cluster up? (`foreman dev up`)"
-    if isinstance(error, NotFound) and error.type_not_served:
+    if isinstance(error, NotServed):
         return "Foreman's CRDs are not installed in this cluster (or are out of date); run `foreman install`"
     if isinstance(error, Unauthorized | Forbidden):
         return f"not allowed: {error.message}"
@@ -68,11 +68,9 @@ def user_errors(command: Callable[P, T]) -> Callable[P, T]:
 
 @contextlib.contextmanager
 def missing_is_a_user_error(what: str, name: str, namespace: str) -> Iterator[None]:
-    """A NotFound for the object asked for becomes "no <what> <name> in namespace ..."; a NotFound for the whole
-    resource type (CRDs not installed) stays itself, which `one_line` explains."""
+    """A NotFound for the object asked for becomes "no <what> <name> in namespace ..." (a missing resource type is
+    NotServed, which `one_line` explains)."""
     try:
         yield
-    except NotFound as error:
-        if error.type_not_served:
-            raise
+    except NotFound:
         raise UserError(f"no {what} {name!r} in namespace {namespace}") from None

@@ -1,7 +1,17 @@
 import pytest
 
 from foreman.api import requests
-from foreman.api.errors import AlreadyExists, Conflict, Gone, Invalid, NotFound, ServerError, error_from_response
+from foreman.api.errors import (
+    RETRYABLE,
+    AlreadyExists,
+    Conflict,
+    Gone,
+    Invalid,
+    NotFound,
+    NotServed,
+    ServerError,
+    error_from_response,
+)
 from foreman.api.resources import AgenticTask, FleetNode
 
 
@@ -68,3 +78,15 @@ def test_errors_map_to_classes(status: int, reason: str, expected: type[Exceptio
     error = error_from_response(status, {"kind": "Status", "reason": reason, "message": "boom"})
     assert type(error) is expected
     assert error.message == "boom"
+
+
+def test_a_resource_type_not_served_is_retryable_and_no_notfound() -> None:
+    """After an apiserver restart, CRD-backed paths answer 404 until the CRDs are loaded again: not "deleted"."""
+    for body in (
+        "404 page not found\n",
+        {"reason": "NotFound", "message": "the server could not find the requested resource"},
+    ):
+        error = error_from_response(404, body)
+        assert isinstance(error, NotServed)
+        assert isinstance(error, RETRYABLE)
+        assert not isinstance(error, NotFound)

@@ -1,7 +1,7 @@
 import pytest
 from typer.testing import CliRunner
 
-from foreman.api.errors import NotFound, Unreachable
+from foreman.api.errors import NotFound, Unreachable, error_from_response
 from foreman.api.resources import AgenticTask
 from foreman.api.sdk import DependencyCycleError, MissingDependencyError, creation_order
 from foreman.cli.errors import UserError, one_line
@@ -55,5 +55,9 @@ def test_user_mistakes_are_one_line_and_exit_2(tmp_path: object) -> None:
 
 
 def test_error_lines_for_cluster_trouble() -> None:
-    assert "foreman install" in one_line(NotFound("the server could not find the requested resource"))
+    assert "foreman install" in one_line(error_from_response(404, "404 page not found"))
+    assert "foreman install" in one_line(
+        error_from_response(404, {"reason": "NotFound", "message": "the server could not find the requested resource"})
+    )
+    assert one_line(NotFound('agentictasks.foreman.dev "x" not found')) == 'agentictasks.foreman.dev "x" not found'
     assert "is the cluster up" in one_line(Unreachable("connection refused"))
