@@ -110,6 +110,7 @@ def error_from_response(status: int, body: Any) -> ApiError:
         cls = ServerError
     elif status == 404 and any(sign in message for sign in _NOT_SERVED):
         cls = NotServed
+        message = f"resource type not served (its CRD is not installed, or loading after a restart): {message.strip()}"
     else:
         cls = _BY_STATUS.get(status, ApiError)
     return cls(message, status=status, reason=reason, details=status_body.get("details"))
