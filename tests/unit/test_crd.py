@@ -41,7 +41,7 @@ def test_schema_carries_enums_minimums_required_and_defaults() -> None:
     assert capability["minRAMGB"]["minimum"] == 0
     assert spec["properties"]["timeoutSeconds"]["default"] == 2700
     conditions = task["properties"]["status"]["properties"]["conditions"]
-    assert conditions["x-kubernetes-list-map-keys"] == ["type"]
+    assert conditions["x-kubernetes-list-type"] == "atomic"
 
 
 def test_printer_columns_short_names_and_categories() -> None:
