@@ -8,6 +8,7 @@ import logging
 import signal
 import sys
 from collections.abc import Callable
+from typing import TextIO
 
 import structlog
 from aiohttp import web
@@ -15,10 +16,11 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
 
-def configure_logging(*, json: bool = True, level: str = "info") -> None:
-    """structlog everywhere: JSON lines for daemons, readable lines for people at a terminal."""
+def configure_logging(*, json: bool = True, level: str = "info", file: TextIO | None = None) -> None:
+    """structlog everywhere: JSON lines for daemons, readable lines for people at a terminal (stderr by default)."""
+    file = file or sys.stderr
     renderer: structlog.typing.Processor = (
-        structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+        structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(colors=file.isatty())
     )
     structlog.configure(
         processors=[
@@ -29,7 +31,7 @@ def configure_logging(*, json: bool = True, level: str = "info") -> None:
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelNamesMapping()[level.upper()]),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=structlog.PrintLoggerFactory(file=file),
         cache_logger_on_first_use=True,
     )
 
