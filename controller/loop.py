@@ -29,6 +29,7 @@ from foreman.controller.firing import Note
 from foreman.controller.leader import LeaderElector, LeaseConfig
 from foreman.controller.match import Need, Offer, Placer
 from foreman.controller.metrics import ControllerMetrics
+from foreman.controller.ready import ReadyQueue
 from foreman.controller.reclaim import GiveUp, node_is_live, node_went_silent, reclaim
 from foreman.controller.rules import Backoff, Blocked, Fail, Ready, decide
 from foreman.controller.schedules import ScheduleLoop
@@ -61,7 +62,10 @@ def offer_of(node: FleetNode) -> Offer:
     )
 
 
-def placement_order(task: AgenticTask) -> tuple[int, datetime, str]:
+PlacementOrder = tuple[int, datetime, str]
+
+
+def placement_order(task: AgenticTask) -> PlacementOrder:
     created = task.metadata.creation_timestamp or datetime.max.replace(tzinfo=UTC)
     return (-task.spec.priority, created, task.name)
 
@@ -85,7 +89,7 @@ class Controller:
         self.cache = Cache()
         self.metrics = ControllerMetrics()
         self._dirty: set[TaskKey] = set()
-        self._ready: set[TaskKey] = set()
+        self._ready: ReadyQueue[TaskKey, PlacementOrder] = ReadyQueue()
         self._backoff: dict[TaskKey, datetime] = {}
         self._wake = asyncio.Event()
         self._synced: dict[str, bool] = {}
@@ -311,7 +315,7 @@ class Controller:
                 continue
             decision = decide(task, self.cache.siblings(key[0]), now)
             if isinstance(decision, Ready):
-                self._ready.add(key)
+                self._ready.add(key, placement_order(task))
             elif isinstance(decision, Fail):
                 patch = status.failed(task, now, decision.reason, decision.message, verdict=decision.verdict)
                 writes.append(self._write(task, patch, decision.reason, decision.message))
@@ -336,14 +340,16 @@ class Controller:
             return
         placer = Placer((offer_of(node) for node in live.values() if node.status.phase == "Ready"), self.cache.usage())
         if placer.has_capacity():
-            for task in sorted((t for key in self._ready if (t := self.cache.task(key))), key=placement_order):
-                node = placer.place(need_of(task))
-                if node is not None:
-                    self._ready.discard(key_of(task))
-                    writes.append(self._schedule(task, node, now))
-                if not placer.has_capacity():
-                    break
-        recheck = self._ready if self._nodes_changed else self._ready & dirty
+            with contextlib.closing(self._ready.in_order()) as ready:
+                for key in ready:
+                    task = self.cache.task(key)
+                    node = placer.place(need_of(task)) if task else None
+                    if task and node is not None:
+                        self._ready.discard(key)
+                        writes.append(self._schedule(task, node, now))
+                    if not placer.has_capacity():
+                        break
+        recheck = list(self._ready) if self._nodes_changed else [key for key in dirty if key in self._ready]
         self._nodes_changed = False
         for key in recheck:
             waiting = self.cache.task(key)
