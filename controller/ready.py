@@ -13,6 +13,7 @@ from typing import Generic, TypeVar
 
 Key = TypeVar("Key", bound=Hashable)
 Order = TypeVar("Order")
+_MISSING = object()
 
 
 class ReadyQueue(Generic[Key, Order]):
@@ -68,6 +69,3 @@ class ReadyQueue(Generic[Key, Order]):
             for order, key in walked:
                 if self._order.get(key, _MISSING) == order:
                     heapq.heappush(self._heap, (order, key))
-
-
-_MISSING = object()
