@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -343,13 +343,16 @@ class Controller:
             with contextlib.closing(self._ready.in_order()) as ready:
                 for key in ready:
                     task = self.cache.task(key)
-                    node = placer.place(need_of(task)) if task else None
-                    if task and node is not None:
+                    if task is None:
+                        continue
+                    node = placer.place(need_of(task))
+                    if node is not None:
                         self._ready.discard(key)
                         writes.append(self._schedule(task, node, now))
                     if not placer.has_capacity():
                         break
-        recheck = list(self._ready) if self._nodes_changed else [key for key in dirty if key in self._ready]
+        # NB: iterating the queue already walks a snapshot of it
+        recheck: Iterable[TaskKey] = self._ready if self._nodes_changed else [k for k in dirty if k in self._ready]
         self._nodes_changed = False
         for key in recheck:
             waiting = self.cache.task(key)
