@@ -92,15 +92,17 @@ class Worker:
             self.kube, self.config, capability, self.metrics, running=lambda: len(self._executions)
         )
         await self.registrar.register()
-        await self._recover()
-        namespaces: list[str | None] = list(self.config.namespaces) or [None]
-        components = [
-            asyncio.create_task(self.registrar.run(stop)),
-            asyncio.create_task(self._poll(stop)),
-            *(asyncio.create_task(self._watch(namespace)) for namespace in namespaces),
-        ]
+        # NB: heartbeats start as soon as the node is registered: recovering its old tasks lists from a possibly busy
+        # apiserver, and a node silent for that long could be judged lost before it ever looked for work
+        components = [asyncio.create_task(self.registrar.run(stop))]
         stopped = asyncio.create_task(stop.wait())
         try:
+            await self._recover()
+            namespaces: list[str | None] = list(self.config.namespaces) or [None]
+            components += [
+                asyncio.create_task(self._poll(stop)),
+                *(asyncio.create_task(self._watch(namespace)) for namespace in namespaces),
+            ]
             done, _ = await asyncio.wait([stopped, *components], return_when=asyncio.FIRST_COMPLETED)
             failure = next((t.exception() for t in done if t is not stopped and t.exception()), None)
             if failure is None:
