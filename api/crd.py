@@ -113,7 +113,8 @@ def openapi_schema(model: type[Resource]) -> JsonSchema:
             "metadata": metadata_schema(model),
             "spec": structural(properties["spec"], defs),
             # NB: an empty default makes the apiserver fill in the nested defaults (a new task reads Pending).
-            "status": {**structural(properties["status"], defs), "default": {}},
+            # Atomic: ownership of status is tracked as one field, not field by field (docs/design.md, Status).
+            "status": {**structural(properties["status"], defs), "default": {}, "x-kubernetes-map-type": "atomic"},
         },
     }
     if "description" in raw:

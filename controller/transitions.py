@@ -15,18 +15,22 @@ from foreman.controller.rules import Blocked
 
 
 def scheduled(task: AgenticTask, node: str, now: datetime) -> dict[str, Any]:
-    """Pending → Scheduled on `node`."""
+    """Pending → Scheduled on `node`; a Blocked condition, if the task ever had one, turns False.
+
+    NB: a task that was never blocked gets no Blocked condition at all: every condition is carried, decoded and
+    re-encoded by the apiserver on each later write of the task (about 0.5 ms of its CPU each, bench/).
+    """
+    updates: list[ConditionUpdate] = [
+        (reasons.SCHEDULED, "True", reasons.FLEET_NODE_ASSIGNED, f"assigned to FleetNode {node}")
+    ]
+    if any(condition.type == reasons.BLOCKED for condition in task.status.conditions):
+        updates.insert(0, (reasons.BLOCKED, "False", reasons.FLEET_NODE_ASSIGNED, ""))
     return {
         "phase": "Scheduled",
         "assignedNode": node,
         "notBefore": None,
         "observedGeneration": task.metadata.generation,
-        "conditions": with_conditions(
-            task,
-            now,
-            (reasons.BLOCKED, "False", reasons.FLEET_NODE_ASSIGNED, ""),
-            (reasons.SCHEDULED, "True", reasons.FLEET_NODE_ASSIGNED, f"assigned to FleetNode {node}"),
-        ),
+        "conditions": with_conditions(task, now, *updates),
     }
 
 

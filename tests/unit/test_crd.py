@@ -42,6 +42,11 @@ def test_schema_carries_enums_minimums_required_and_defaults() -> None:
     assert spec["properties"]["timeoutSeconds"]["default"] == 2700
     conditions = task["properties"]["status"]["properties"]["conditions"]
     assert conditions["x-kubernetes-list-type"] == "atomic"
+    for crd in all_crds():
+        assert (
+            crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["status"]["x-kubernetes-map-type"]
+            == "atomic"
+        )
 
 
 def test_printer_columns_short_names_and_categories() -> None:

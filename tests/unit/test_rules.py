@@ -1,9 +1,12 @@
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
+from foreman.api.base import set_condition
 from foreman.api.resources import AgenticTask
 from foreman.controller.rules import Backoff, Blocked, Fail, Ready, cycle_through, decide
+from foreman.controller.transitions import scheduled
 from tests.factories import T0, task
 
 
@@ -74,3 +77,14 @@ def test_retry_backoff_holds_a_ready_task_until_not_before() -> None:
     later = T0 + timedelta(seconds=30)
     assert decide(task("x", notBefore=later), {}, T0) == Backoff(later)
     assert decide(task("x", notBefore=later), {}, later) == Ready()
+
+
+def test_scheduling_clears_blocked_only_on_a_task_that_was_blocked() -> None:
+    def conditions(patch: dict[str, Any]) -> dict[str, tuple[str, str]]:
+        return {c["type"]: (c["status"], c["reason"]) for c in patch["conditions"]}
+
+    fresh = scheduled(task("x"), "node-a", T0)
+    assert conditions(fresh) == {"Accepted": ("True", "NewTask"), "Scheduled": ("True", "FleetNodeAssigned")}
+    blocked = set_condition([], type="Blocked", status="True", reason="NoFittingNode", now=T0)
+    waited = task("x").model_copy(update={"status": task("x").status.model_copy(update={"conditions": blocked})})
+    assert conditions(scheduled(waited, "node-a", T0))["Blocked"] == ("False", "FleetNodeAssigned")
