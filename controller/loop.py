@@ -322,7 +322,7 @@ class Controller:
             elif isinstance(decision, Blocked):
                 if transitions.needs_pending_write(task, decision):
                     patch = transitions.pending(task, now, decision)
-                    writes.append(self._write(task, patch, decision.reason, decision.message, event=False))
+                    writes.append(self._write(task, patch, decision.reason, decision.message, warn=False))
             elif isinstance(decision, Backoff):
                 self._backoff[key] = decision.until
                 delay = (decision.until - now).total_seconds()
@@ -363,7 +363,7 @@ class Controller:
             if transitions.needs_pending_write(waiting, blocked):
                 patch = transitions.pending(waiting, now, blocked)
                 message = blocked.message if blocked else ""
-                writes.append(self._write(waiting, patch, reasons.NO_FITTING_NODE, message, event=False))
+                writes.append(self._write(waiting, patch, reasons.NO_FITTING_NODE, message, warn=False))
 
     def _observe(self) -> None:
         for phase, keys in self.cache.by_phase.items():
@@ -374,7 +374,8 @@ class Controller:
 
     async def _schedule(self, task: AgenticTask, node: str, now: datetime) -> None:
         message = f"assigned to FleetNode {node}"
-        updated = await self._write(task, transitions.scheduled(task, node, now), reasons.FLEET_NODE_ASSIGNED, message)
+        patch = transitions.scheduled(task, node, now)
+        updated = await self._write(task, patch, reasons.FLEET_NODE_ASSIGNED, message, warn=False)
         if updated is not None:
             if task.metadata.creation_timestamp:
                 self.metrics.time_to_schedule.observe((now - task.metadata.creation_timestamp).total_seconds())
@@ -387,10 +388,15 @@ class Controller:
         reason: str,
         message: str,
         *,
-        event: bool = True,
+        warn: bool = True,
         relabel: bool = False,
     ) -> AgenticTask | None:
-        """One optimistic status write. A conflict means the task moved: re-read it and decide again next pass."""
+        """One optimistic status write. A conflict means the task moved: re-read it and decide again next pass.
+
+        With `warn`, it is also a Warning Event on the task (a failure, a requeue): Events are for what the status
+        cannot keep. The normal path (placed, blocked, unblocked) is in the conditions, with reason and time, and
+        writes no Event: at full load one per placement was a sixth of the apiserver's writes (bench/).
+        """
         if not self.leading:
             return None
         bound = log.bind(task=task.name, namespace=task.namespace, phase=patch.get("phase"), reason=reason)
@@ -417,12 +423,9 @@ class Controller:
         bound.info("task transition", node=updated.status.assigned_node, message=message)
         self.metrics.transitions.labels(reason).inc()
         self._mark(self.cache.upsert_task(updated))
-        if event:
-            kind: Literal["Normal", "Warning"] = (
-                "Warning" if updated.phase == "Failed" or "attempts" in patch else "Normal"
-            )
+        if warn:
             self._in_background(
-                self.kube.emit_event(updated, reason=reason, message=message, component=COMPONENT, type=kind)
+                self.kube.emit_event(updated, reason=reason, message=message, component=COMPONENT, type="Warning")
             )
         if relabel:
             await self._relabel(updated)
