@@ -81,20 +81,23 @@ async def floors(admin: Kube) -> dict[str, float]:
         lambda i: admin.patch_status(AgenticTask, f"floor-{i}", {"attempts": 1 + i}, namespace=FLOOR_NAMESPACE),
     )
     floor = {"create": statistics.median(creates), "status_patch": statistics.median(patches)}
-    rounds = [await patch_rate(admin) for _ in range(3)]
-    floor["status_patches_per_s"] = max(rounds)
-    report["floor"] = {k: round(v * 1000, 3) if k != "status_patches_per_s" else round(v, 1) for k, v in floor.items()}
-    report["floor"]["status_patches_per_s_rounds"] = [round(rate, 1) for rate in rounds]
-    say(f"floor: create {floor['create'] * 1000:.2f} ms, status patch {floor['status_patch'] * 1000:.2f} ms, "
-        f"{floor['status_patches_per_s']:.0f} status patches/s")  # fmt: skip
+    report["floor"] = {k: round(v * 1000, 3) for k, v in floor.items()}
+    report["raw_status_patches_per_s"] = {"before": [round(await patch_rate(admin), 1) for _ in range(RAW_ROUNDS)]}
+    say(f"floor: create {floor['create'] * 1000:.2f} ms, status patch {floor['status_patch'] * 1000:.2f} ms; "
+        f"raw status patches/s {report['raw_status_patches_per_s']['before']}")  # fmt: skip
     return floor
+
+
+RAW_ROUNDS = 3
 
 
 async def patch_rate(admin: Kube, patches: int = 1000) -> float:
     """Raw status-patch throughput: many writers at once (on the 100 floor objects), as the system under load is.
 
-    NB: a capacity, so the throughput target uses the best of several rounds, before and after the system runs:
-    a round that a noisy neighbour slowed would otherwise flatter the ratio.
+    NB: measured in rounds of a few seconds before the throughput run (an apiserver holding no tasks) and after it
+    (holding 2,000 more, the system idle but running), and the ceiling is their median: the run itself spans both
+    states and lasts a minute, so it averages the noise of these shared machines, which the best single round
+    would not (it picks the luckiest few seconds; its ratio is printed too).
     """
     semaphore = asyncio.Semaphore(32)
 
@@ -242,25 +245,30 @@ async def throughput(
     per_task = {name: seconds / len(names) for name, seconds in meter.spent().items()}
     rate = len(names) / elapsed
     meter = CpuMeter(cluster)
-    after = await patch_rate(admin)
-    per_patch = {name: seconds / 1000 for name, seconds in meter.spent().items()}
-    say(f"raw status patches/s: {floor['status_patches_per_s']:.0f} before (best of 3), {after:.0f} after")
-    ceiling = max(floor["status_patches_per_s"], after) / writes_per_task
+    raw = report["raw_status_patches_per_s"]
+    raw["after"] = [round(await patch_rate(admin), 1) for _ in range(RAW_ROUNDS)]
+    per_patch = {name: seconds / (1000 * RAW_ROUNDS) for name, seconds in meter.spent().items()}
+    rounds = raw["before"] + raw["after"]
+    raw["median"], raw["best"] = statistics.median(rounds), max(rounds)
+    say(f"raw status patches/s: before {raw['before']}, after {raw['after']}; median {raw['median']:.0f}")
+    ceiling = raw["median"] / writes_per_task
     report["throughput"] = {
         "tasks": len(names),
         "nodes": 20,
         "seconds": round(elapsed, 2),
         "tasks_per_s": round(rate, 1),
         "ceiling_tasks_per_s": round(ceiling, 1),
-        "status_patches_per_s_after": round(after, 1),
+        "ratio_to_best_round": round(rate * writes_per_task / raw["best"], 3),
     }
     say(f"throughput: 2000 tasks over 20 nodes in {elapsed:.1f} s = {rate:.0f} tasks/s; ceiling {ceiling:.0f} tasks/s")
     cpu_report(per_task, per_patch, rate)
     target("throughput / (raw status patches per s / writes per task)", rate / ceiling, 0.5, below=False)
+    say(f"  against the best raw round ({raw['best']:.0f}/s) instead of the median: "
+        f"{report['throughput']['ratio_to_best_round']:.3g}")  # fmt: skip
 
 
 def cpu_report(per_task: dict[str, float], per_patch: dict[str, float], rate: float) -> None:
-    """CPU per task against CPU per raw status patch (the round after the run), process by process: how many raw
+    """CPU per task against CPU per raw status patch (the rounds after the run), process by process: how many raw
     patches' worth of work a task costs each of them, where the throughput formula counts the writes per task."""
     section = {
         name: {
