@@ -2,8 +2,7 @@
 
 from typing import Final
 
-# Condition types on an AgenticTask.
-ACCEPTED: Final = "Accepted"
+# Condition types on an AgenticTask (each written only when it says something: docs/design.md).
 BLOCKED: Final = "Blocked"
 SCHEDULED: Final = "Scheduled"
 RUNNING: Final = "Running"
@@ -11,7 +10,6 @@ CLAIM_EXPIRED: Final = "ClaimExpired"
 FINISHED: Final = "Finished"
 
 # Reasons.
-NEW_TASK: Final = "NewTask"
 WAITING_FOR_DEPENDENCIES: Final = "WaitingForDependencies"
 DEPENDENCY_NOT_FOUND: Final = "DependencyNotFound"
 DEPENDENCIES_MET: Final = "DependenciesMet"
@@ -33,6 +31,7 @@ COMPLETED: Final = "Completed"
 RETRY_SCHEDULED: Final = "RetryScheduled"
 
 # TaskSchedule: condition Accepted and the events of firing.
+ACCEPTED: Final = "Accepted"
 SCHEDULE_ACCEPTED: Final = "ScheduleAccepted"
 INVALID_SCHEDULE: Final = "InvalidSchedule"
 INVALID_TIME_ZONE: Final = "InvalidTimeZone"

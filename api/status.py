@@ -21,11 +21,8 @@ def wire_time(moment: datetime) -> str:
 
 
 def with_conditions(task: AgenticTask, now: datetime, *updates: ConditionUpdate) -> list[dict[str, Any]]:
-    """The task's conditions with `updates` applied, plus Accepted if this is the first write the task gets
-    (normalization folded into the first write it needs anyway)."""
+    """The task's conditions with `updates` applied."""
     conditions = task.status.conditions
-    if not any(condition.type == reasons.ACCEPTED for condition in conditions):
-        conditions = set_condition(conditions, type=reasons.ACCEPTED, status="True", reason=reasons.NEW_TASK, now=now)
     for type_, status, reason, message in updates:
         conditions = set_condition(
             conditions,

@@ -42,7 +42,9 @@ for i in range(0 if EMPTY else 10_000):
         "status": {
             "phase": "Scheduled" if i % 3 else "Pending",
             "assignedNode": f"node-{i % 1000}",
-            "conditions": [{"type": "Accepted", "status": "True", "reason": "NewTask", "lastTransitionTime": now}],
+            "conditions": [
+                {"type": "Scheduled", "status": "True", "reason": "FleetNodeAssigned", "lastTransitionTime": now}
+            ],
         },
     }
     cache.upsert_task(AgenticTask.model_validate(task))

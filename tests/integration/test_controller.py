@@ -64,7 +64,6 @@ async def test_tasks_go_to_the_first_fitting_node(kube: Kube, namespace: str, no
     for task in placed.values():
         assert task.metadata.labels[NODE_LABEL] == task.status.assigned_node
         assert condition(task, "Scheduled") == ("True", "FleetNodeAssigned")
-        assert condition(task, "Accepted") == ("True", "NewTask")
     assert await events(kube, namespace) == []  # a placement is in its condition; Events are for warnings
 
 

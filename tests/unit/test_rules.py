@@ -84,7 +84,7 @@ def test_scheduling_clears_blocked_only_on_a_task_that_was_blocked() -> None:
         return {c["type"]: (c["status"], c["reason"]) for c in patch["conditions"]}
 
     fresh = scheduled(task("x"), "node-a", T0)
-    assert conditions(fresh) == {"Accepted": ("True", "NewTask"), "Scheduled": ("True", "FleetNodeAssigned")}
+    assert conditions(fresh) == {"Scheduled": ("True", "FleetNodeAssigned")}
     blocked = set_condition([], type="Blocked", status="True", reason="NoFittingNode", now=T0)
     waited = task("x").model_copy(update={"status": task("x").status.model_copy(update={"conditions": blocked})})
     assert conditions(scheduled(waited, "node-a", T0))["Blocked"] == ("False", "FleetNodeAssigned")
