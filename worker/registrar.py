@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import platform
 import socket
 import time
@@ -24,7 +25,9 @@ from foreman.worker.metrics import WorkerMetrics
 log = structlog.get_logger("foreman.worker.registrar")
 
 
+@functools.cache
 def agent_version() -> str:
+    """The installed version (read once: importlib.metadata scans site-packages on disk, in the event loop)."""
     try:
         return version("foreman-dispatch")
     except PackageNotFoundError:
