@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from foreman.api.daemon import configure_logging
+from foreman.api.daemon import configure_logging, settle_heap
 from foreman.api.install import install
 from foreman.api.kube import Kube, Relisted
 from foreman.api.localcluster import Identity, LocalCluster
@@ -165,6 +165,7 @@ class System:
             worker = Worker(await self.client(Identity.WORKER), config)
             self.workers.append(worker)
             self.runners.append(asyncio.create_task(worker.run(self.stop)))
+        settle_heap()  # as `foreman controller` and `foreman worker` do once started
         while not (controller.leading and controller.is_ready() and len(controller.cache.nodes) >= nodes):
             await asyncio.sleep(0.05)
         return controller

@@ -13,7 +13,7 @@ from typing import Annotated, Any, Protocol
 import typer
 import yaml
 
-from foreman.api.daemon import HealthServer, configure_logging, stop_on_signals
+from foreman.api.daemon import HealthServer, configure_logging, settle_heap, stop_on_signals
 from foreman.api.kube import Kube
 from foreman.cli.errors import UserError, user_errors
 from foreman.controller.config import ControllerConfig
@@ -45,6 +45,7 @@ async def serve(kubeconfig: str | None, health_port: int, make: Callable[[Kube],
         daemon, health = make(kube)
         if health_port:
             await health.start(health_port)
+        settle_heap()
         try:
             await daemon.run(stop)
         finally:

@@ -1,4 +1,5 @@
 import asyncio
+import gc
 from types import SimpleNamespace
 from typing import Any
 
@@ -6,7 +7,7 @@ import aiohttp
 import pytest
 from typer.testing import CliRunner
 
-from foreman.api.daemon import HealthServer
+from foreman.api.daemon import YOUNG_COLLECTION_EVERY, HealthServer, settle_heap
 from foreman.cli.main import app
 from foreman.controller.metrics import ControllerMetrics
 from foreman.worker.config import WorkerConfig
@@ -70,3 +71,18 @@ def test_install_dry_run_and_manifests_need_no_cluster() -> None:
     assert printed.exit_code == 0
     assert "kind: DaemonSet" in printed.output
     assert "kind: Deployment" in printed.output
+
+
+def test_settling_the_heap_freezes_start_up_objects_and_collects_the_young_less_often() -> None:
+    thresholds = gc.get_threshold()
+    try:
+        settle_heap()
+        assert gc.get_freeze_count() > 10_000  # the imports of a daemon, at least
+        assert gc.get_threshold()[0] == YOUNG_COLLECTION_EVERY > thresholds[0]
+        garbage = [[]]  # a cycle: refcounting alone cannot free it, the collector still does
+        garbage[0].append(garbage)
+        del garbage
+        assert gc.collect() >= 1
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*thresholds)
