@@ -220,9 +220,7 @@ async def latency(admin: Kube, floor: dict[str, float]) -> None:
     target("create->Running p95 / (create + 2 patches)", section["Running"]["p95_ms"] / 1000 / path_floor, 6)
 
 
-async def throughput(
-    admin: Kube, cluster: LocalCluster, controller: Controller, floor: dict[str, float], writes_per_task: float
-) -> None:
+async def throughput(admin: Kube, cluster: LocalCluster, controller: Controller, writes_per_task: float) -> None:
     """2,000 tasks at once over 20 nodes, timed until all are Succeeded.
 
     NB: completion is read from the controller's cache, which its own watch keeps: a separate watch just to observe
@@ -411,7 +409,7 @@ async def against_the_apiserver(cluster: LocalCluster) -> None:
         schedule_latency(audit_entries(cluster, offset), floor)
         system = System(cluster)
         controller = await system.start(20, "tp")
-        await throughput(admin, cluster, controller, floor, writes_per_task)
+        await throughput(admin, cluster, controller, writes_per_task)
         await system.close()
 
 
