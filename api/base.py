@@ -115,7 +115,7 @@ def set_condition(
     observed_generation: int | None = None,
 ) -> list[Condition]:
     """Return conditions with one condition of this type, keeping lastTransitionTime if the status did not change."""
-    previous = next((c for c in conditions if c.type == type), None)
+    previous = find_condition(conditions, type)
     transition = previous.last_transition_time if previous and previous.status == status else now
     updated = Condition(
         type=type,

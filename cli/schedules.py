@@ -11,7 +11,7 @@ import typer
 import yaml
 from pydantic import ValidationError
 
-from foreman.api.base import utcnow
+from foreman.api.base import find_condition, utcnow
 from foreman.api.cron import ScheduleError, parse
 from foreman.api.schedule_sync import plan_sync
 from foreman.api.schedules import TaskSchedule
@@ -36,7 +36,7 @@ def schedules_table(schedules: list[TaskSchedule], now: datetime) -> str:
     rows = [("NAME", "SCHEDULE", "TIMEZONE", "SUSPEND", "ACTIVE", "LAST", "NEXT", "SOURCE", "ACCEPTED")]
     for schedule in sorted(schedules, key=lambda s: (s.namespace or "", s.name)):
         spec, status = schedule.spec, schedule.status
-        accepted = next((c for c in status.conditions if c.type == "Accepted"), None)
+        accepted = find_condition(status.conditions, "Accepted")
         verdict = "-" if accepted is None else "yes" if accepted.status == "True" else accepted.reason
         rows.append((schedule.name, spec.schedule, spec.time_zone, str(spec.suspend).lower(), str(len(status.active)),
                      age(status.last_schedule_time, now) + (" ago" if status.last_schedule_time else ""),

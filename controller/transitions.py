@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from foreman.api import reasons
+from foreman.api.base import find_condition
 from foreman.api.resources import AgenticTask
 from foreman.api.status import ConditionUpdate, with_conditions
 from foreman.controller.rules import Blocked
@@ -23,7 +24,7 @@ def scheduled(task: AgenticTask, node: str, now: datetime) -> dict[str, Any]:
     updates: list[ConditionUpdate] = [
         (reasons.SCHEDULED, "True", reasons.FLEET_NODE_ASSIGNED, f"assigned to FleetNode {node}")
     ]
-    if any(condition.type == reasons.BLOCKED for condition in task.status.conditions):
+    if find_condition(task.status.conditions, reasons.BLOCKED) is not None:
         updates.insert(0, (reasons.BLOCKED, "False", reasons.FLEET_NODE_ASSIGNED, ""))
     return {
         "phase": "Scheduled",
@@ -50,7 +51,7 @@ def pending(task: AgenticTask, now: datetime, blocked: Blocked | None) -> dict[s
 
 def needs_pending_write(task: AgenticTask, blocked: Blocked | None) -> bool:
     """Whether `pending` would change anything (so an unchanged Blocked task costs no write)."""
-    current = next((c for c in task.status.conditions if c.type == reasons.BLOCKED), None)
+    current = find_condition(task.status.conditions, reasons.BLOCKED)
     if blocked is None:
         return current is not None and current.status == "True"
     return (
