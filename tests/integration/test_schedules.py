@@ -74,6 +74,12 @@ def schedule_of(kube: Kube, namespace: str, name: str) -> Callable[[], Any]:
     return lambda: kube.get(TaskSchedule, name, namespace)
 
 
+def newest_phase(schedule: TaskSchedule) -> str | None:
+    """The phase of the newest run record; None before the controller has written any (after a restart, say)."""
+    history = schedule.status.run_history
+    return history[0].phase if history else None
+
+
 def tasks_of(kube: Kube, namespace: str, name: str) -> Callable[[], Any]:
     async def fetch() -> list[AgenticTask]:
         listing = await kube.list(AgenticTask, namespace=namespace, label_selector=f"{SCHEDULE_LABEL}={name}")
@@ -218,7 +224,7 @@ async def test_history_limits_and_a_restart_between_fire_and_finish(
     await finish(kube, first)  # finished while no controller runs
     clock.now = fires[0] + timedelta(seconds=30)
     async with running_controller(kube, namespace, clock=clock, schedule_check_every=0.05) as controller:
-        kept = await until(schedule_of(kube, namespace, "kept"), lambda s: s.status.run_history[0].phase == "Succeeded")
+        kept = await until(schedule_of(kube, namespace, "kept"), lambda s: newest_phase(s) == "Succeeded")
         assert (kept.status.run_history[0].task_name, kept.status.run_history[0].verdict) == (first.name, "GO")
         assert kept.status.active == []
         assert len(await tasks_of(kube, namespace, "kept")()) == 1  # no second fire for the same slot
@@ -232,7 +238,7 @@ async def test_history_limits_and_a_restart_between_fire_and_finish(
             await finish(kube, task, outcome, "GO" if outcome == "Succeeded" else "INCOMPLETE")
         wanted = {task_name("kept", fires[2]), task_name("kept", fires[3])}  # the newest of each outcome
         await until(tasks_of(kube, namespace, "kept"), lambda tasks: {t.name for t in tasks} == wanted)
-        history = await until(schedule_of(kube, namespace, "kept"), lambda s: s.status.run_history[0].phase == "Failed")
+        history = await until(schedule_of(kube, namespace, "kept"), lambda s: newest_phase(s) == "Failed")
         assert [(r.scheduled_time, r.phase) for r in history.status.run_history] == [
             (fires[3], "Failed"),
             (fires[2], "Succeeded"),
@@ -351,7 +357,7 @@ async def test_the_nightly_example_fires_at_3_in_berlin_and_runs(
         assert task.metadata.labels["team"] == "platform"
         nightly = await until(
             schedule_of(kube, namespace, "nightly-review"),
-            lambda s: s.status.run_history and s.status.run_history[0].phase == "Succeeded",
+            lambda s: newest_phase(s) == "Succeeded",
             timeout=30,
         )
         record = nightly.status.run_history[0]
