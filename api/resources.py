@@ -87,7 +87,7 @@ class AgenticTaskSpec(Model):
 
 class AgenticTaskStatus(Model):
     phase: TaskPhase = "Pending"
-    """A new task reads as Pending at once (schema default); the controller's first write records it Accepted."""
+    """A new task reads as Pending at once (schema default), before the controller has seen it."""
     assigned_node: str | None = None
     claimed_by: str | None = None
     """The worker process that claimed it (node/instance): lets a worker recognise its own claim after a lost answer,

@@ -11,6 +11,7 @@ import typer
 import yaml
 from pydantic import ValidationError
 
+from foreman.api import reasons
 from foreman.api.base import find_condition, utcnow
 from foreman.api.cron import ScheduleError, parse
 from foreman.api.schedule_sync import plan_sync
@@ -36,7 +37,7 @@ def schedules_table(schedules: list[TaskSchedule], now: datetime) -> str:
     rows = [("NAME", "SCHEDULE", "TIMEZONE", "SUSPEND", "ACTIVE", "LAST", "NEXT", "SOURCE", "ACCEPTED")]
     for schedule in sorted(schedules, key=lambda s: (s.namespace or "", s.name)):
         spec, status = schedule.spec, schedule.status
-        accepted = find_condition(status.conditions, "Accepted")
+        accepted = find_condition(status.conditions, reasons.ACCEPTED)
         verdict = "-" if accepted is None else "yes" if accepted.status == "True" else accepted.reason
         rows.append((schedule.name, spec.schedule, spec.time_zone, str(spec.suspend).lower(), str(len(status.active)),
                      age(status.last_schedule_time, now) + (" ago" if status.last_schedule_time else ""),
