@@ -120,6 +120,7 @@ class Kube:
 
     def __init__(self, configuration: Any, *, retry: RetryPolicy | None = None):
         self._api = k8s_client.ApiClient(configuration=configuration)
+        self._api.user_agent = requests.USER_AGENT
         _no_per_request_environment_lookups(self._api)
         self.retry = retry or RetryPolicy()
         self.consecutive_failures = 0

@@ -7,6 +7,7 @@ and unit tests check them without a server.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from importlib import metadata
 from typing import Any
 
 from foreman.api.resources import GROUP, VERSION, Resource
@@ -15,6 +16,9 @@ MERGE_PATCH = "application/merge-patch+json"
 APPLY_PATCH = "application/apply-patch+yaml"
 JSON = "application/json"
 FIELD_MANAGER = "foreman"
+USER_AGENT = f"{FIELD_MANAGER}/{metadata.version('foreman-dispatch')}"
+"""The apiserver names the field manager of a create or patch after the User-Agent up to its first "/", so every
+write of ours is owned by `foreman` in managedFields (not the client generator's `OpenAPI-Generator`)."""
 
 
 @dataclass(frozen=True)
@@ -145,6 +149,7 @@ KNOWN_KINDS: dict[tuple[str, str], KindInfo] = {
     ("apps/v1", "Deployment"): KindInfo("/apis/apps/v1", "deployments", True),
     ("apps/v1", "DaemonSet"): KindInfo("/apis/apps/v1", "daemonsets", True),
     ("coordination.k8s.io/v1", "Lease"): KindInfo("/apis/coordination.k8s.io/v1", "leases", True),
+    ("foreman.dev/v1alpha1", "AgenticTask"): KindInfo("/apis/foreman.dev/v1alpha1", "agentictasks", True),
     ("foreman.dev/v1alpha1", "FleetNode"): KindInfo("/apis/foreman.dev/v1alpha1", "fleetnodes", False),
     ("foreman.dev/v1alpha1", "TaskSchedule"): KindInfo("/apis/foreman.dev/v1alpha1", "taskschedules", True),
 }

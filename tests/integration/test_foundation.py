@@ -10,7 +10,7 @@ import yaml
 from foreman.api.errors import Conflict, Invalid, NotFound
 from foreman.api.kube import Kube, Relisted, WatchEvent
 from foreman.api.localcluster import LocalCluster
-from foreman.api.resources import AgenticTask, FleetNode
+from foreman.api.resources import API_VERSION, AgenticTask, FleetNode
 from foreman.api.schedules import TaskSchedule
 from tests.malformed import CORPUS, VALID, Malformed, valid_task
 
@@ -133,6 +133,14 @@ async def test_stale_status_patch_raises_conflict(kube: Kube, namespace: str) ->
         )
     with pytest.raises(NotFound):
         await kube.get(AgenticTask, "missing", namespace)
+
+
+async def test_our_writes_are_owned_by_the_foreman_field_manager(kube: Kube, namespace: str) -> None:
+    task = await kube.create(AgenticTask.model_validate(_in_namespace(AgenticTask, valid_task("owned"), namespace)))
+    await kube.patch_status(AgenticTask, task.name, {"attempts": 1}, namespace=namespace)
+    await kube.patch(AgenticTask, task.name, {"metadata": {"labels": {"team": "a"}}}, namespace=namespace)
+    raw = await kube.get_raw(API_VERSION, "AgenticTask", task.name, namespace)
+    assert {entry["manager"] for entry in raw["metadata"]["managedFields"]} == {"foreman"}
 
 
 async def test_watch_resumes_after_the_server_closes_the_stream(kube: Kube, namespace: str) -> None:
