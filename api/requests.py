@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 from importlib import metadata
 from typing import Any
 
-from foreman.api.resources import GROUP, VERSION, Resource
+from foreman.api.resources import API_VERSION, GROUP, VERSION, AgenticTask, FleetNode, Resource
+from foreman.api.schedules import TaskSchedule
 
 MERGE_PATCH = "application/merge-patch+json"
 APPLY_PATCH = "application/apply-patch+yaml"
@@ -149,9 +150,10 @@ KNOWN_KINDS: dict[tuple[str, str], KindInfo] = {
     ("apps/v1", "Deployment"): KindInfo("/apis/apps/v1", "deployments", True),
     ("apps/v1", "DaemonSet"): KindInfo("/apis/apps/v1", "daemonsets", True),
     ("coordination.k8s.io/v1", "Lease"): KindInfo("/apis/coordination.k8s.io/v1", "leases", True),
-    ("foreman.dev/v1alpha1", "AgenticTask"): KindInfo("/apis/foreman.dev/v1alpha1", "agentictasks", True),
-    ("foreman.dev/v1alpha1", "FleetNode"): KindInfo("/apis/foreman.dev/v1alpha1", "fleetnodes", False),
-    ("foreman.dev/v1alpha1", "TaskSchedule"): KindInfo("/apis/foreman.dev/v1alpha1", "taskschedules", True),
+    **{
+        (API_VERSION, model.__name__): KindInfo(f"/apis/{API_VERSION}", model.plural, model.namespaced)
+        for model in (AgenticTask, FleetNode, TaskSchedule)
+    },
 }
 
 
