@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable, Coroutine, Iterable
+from collections.abc import Callable, Coroutine, Iterable
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -36,6 +36,8 @@ from foreman.controller.schedules import ScheduleLoop
 
 log = structlog.get_logger("foreman.controller")
 COMPONENT = "foreman-controller"
+Write = Coroutine[Any, Any, object]
+"""One API write of a reconcile pass, created during the pass and sent at its end."""
 
 
 def need_of(task: AgenticTask) -> Need:
@@ -252,7 +254,7 @@ class Controller:
 
     async def reconcile_once(self) -> None:
         now = self.clock()
-        writes: list[Awaitable[object]] = []
+        writes: list[Write] = []
         for key, until in list(self._backoff.items()):
             if until <= now:
                 self._dirty.add(key)
@@ -269,13 +271,18 @@ class Controller:
 
         semaphore = asyncio.Semaphore(self.config.write_concurrency)
 
-        async def bounded(write: Awaitable[object]) -> None:
-            async with semaphore:
-                await write
+        async def bounded(write: Write) -> None:
+            try:
+                async with semaphore:
+                    await write
+            finally:
+                # NB: stopped while waiting for the semaphore, the write never started; closing it keeps Python from
+                # reporting a coroutine that was never awaited (a no-op once it ran)
+                write.close()
 
         await asyncio.gather(*(bounded(write) for write in writes))
 
-    def _check_nodes(self, now: datetime, writes: list[Awaitable[object]]) -> dict[str, FleetNode]:
+    def _check_nodes(self, now: datetime, writes: list[Write]) -> dict[str, FleetNode]:
         live = {}
         for name, node in self.cache.nodes.items():
             heard_at = self.cache.heard_at.get(name)
@@ -286,7 +293,7 @@ class Controller:
         return live
 
     def _check_placed_tasks(
-        self, now: datetime, live: dict[str, FleetNode], dirty: set[TaskKey], writes: list[Awaitable[object]]
+        self, now: datetime, live: dict[str, FleetNode], dirty: set[TaskKey], writes: list[Write]
     ) -> None:
         for task in self.cache.active():
             name = task.status.assigned_node or ""
@@ -307,7 +314,7 @@ class Controller:
             elif self.cache.label_is_wrong(task):
                 writes.append(self._relabel(task))
 
-    def _decide(self, now: datetime, dirty: set[TaskKey], writes: list[Awaitable[object]]) -> None:
+    def _decide(self, now: datetime, dirty: set[TaskKey], writes: list[Write]) -> None:
         for key in dirty:
             self._ready.discard(key)
             task = self.cache.task(key)
@@ -328,9 +335,7 @@ class Controller:
                 delay = (decision.until - now).total_seconds()
                 asyncio.get_running_loop().call_later(max(0.0, delay), self._wake.set)
 
-    def _place(
-        self, now: datetime, live: dict[str, FleetNode], writes: list[Awaitable[object]], dirty: set[TaskKey]
-    ) -> None:
+    def _place(self, now: datetime, live: dict[str, FleetNode], writes: list[Write], dirty: set[TaskKey]) -> None:
         """Place ready tasks by priority while any node has a free slot; then say which could never fit.
 
         NB: with thousands of tasks waiting for a handful of slots this runs on every event, so it stops at the
