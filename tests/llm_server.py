@@ -60,7 +60,9 @@ class Turn:
     completion_tokens: int | None = None  # default: characters sent // 4, at least 1
     usage: bool = True  # send the usage chunk when the request asked for include_usage
     piece: int = 5  # content, reasoning and arguments go out in fragments of this many characters
-    cut_after: int | None = None  # close the connection abruptly after this many chunks: no [DONE]
+    # close the connection abruptly after this many chunks (the role chunk counts): no finish_reason if it falls
+    # before that chunk, and never [DONE]; a non-streamed request gets the connection closed and no answer at all
+    cut_after: int | None = None
     delay: float = 0.0  # seconds before the response headers are sent (a slow / reasoning model)
     chunk_delay: float = 0.0  # seconds between chunks
 
@@ -167,6 +169,8 @@ class ScriptedLLM:
     ``script`` is a list of replies consumed one per accepted chat-completions request (then ``when_exhausted``,
     by default ``Fail(500, "script exhausted")``), or a callable that gets the request JSON and returns the reply.
     Requests rejected by validation, by ``reject_stream_options``, by the context size or by ``down`` consume nothing.
+    :attr:`requests` records every chat-completions body received, rejected ones too (a body that is not a JSON
+    object as ``{"_raw": text}``).
 
     Endpoints: ``POST /v1/chat/completions``, ``GET /v1/models``, ``GET /health``, ``GET /props``.
     """

@@ -367,6 +367,41 @@ async def test_delay_holds_back_the_headers() -> None:
         assert (await collect(ai))["content"] == "quick"
 
 
+async def test_chunk_delay_spaces_the_chunks(http: aiohttp.ClientSession) -> None:
+    turn = Turn("abcdefghij", piece=2, chunk_delay=0.03)  # role + 5 content + finish = 7 chunks, 6 gaps
+    async with ScriptedLLM([turn]) as server:
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        chunks, done, _ = await raw_stream(http, server, model="m", messages=USER)
+        elapsed = loop.time() - start
+    assert len(chunks) == 7
+    assert done
+    assert elapsed >= 6 * 0.03
+
+
+async def test_an_empty_turn_is_a_bare_stop() -> None:
+    async with ScriptedLLM([Turn()]) as server, client(server) as ai:
+        got = await collect(ai)
+    assert got == {"content": "", "reasoning": "", "calls": [], "finish": "stop", "usage": None}
+
+
+async def test_stop_does_not_wait_for_a_reply_in_flight() -> None:
+    asked = asyncio.Event()
+
+    def script(request: dict[str, Any]) -> Turn:
+        asked.set()
+        return Turn("never", delay=60.0)
+
+    server = ScriptedLLM(script)
+    await server.start()
+    async with client(server) as ai:
+        pending = asyncio.create_task(collect(ai))
+        await asyncio.wait_for(asked.wait(), 5)
+        await asyncio.wait_for(server.stop(), 5)
+        with pytest.raises(openai.APIConnectionError):
+            await asyncio.wait_for(pending, 5)
+
+
 async def test_models_health_props(http: aiohttp.ClientSession) -> None:
     async with ScriptedLLM([], model="qwen", models=["qwen", "other"], context_tokens=8192) as server:
         async with client(server) as ai:
@@ -448,7 +483,8 @@ async def test_demo_script_sequence_through_a_tool_loop() -> None:
     assert late.calls[0].name == "submit_result"
 
 
-async def test_module_entry_point_serves_and_stops_on_sigterm(http: aiohttp.ClientSession) -> None:
+@pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT])
+async def test_module_entry_point_serves_and_stops_cleanly(stop_signal: signal.Signals) -> None:
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -468,7 +504,7 @@ async def test_module_entry_point_serves_and_stops_on_sigterm(http: aiohttp.Clie
         async with AsyncOpenAI(base_url=line, api_key="x", max_retries=0) as ai:
             got = await collect(ai)
         assert got["calls"][0]["name"] == "list_files"
-        process.send_signal(signal.SIGTERM)
+        process.send_signal(stop_signal)
         assert await asyncio.wait_for(process.wait(), 10) == 0
     finally:
         if process.returncode is None:
