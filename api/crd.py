@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from foreman.api.agents import Agent
 from foreman.api.resources import GROUP, VERSION, AgenticTask, FleetNode, Resource
 from foreman.api.schedules import TaskSchedule
 
@@ -16,13 +17,14 @@ JsonSchema = dict[str, Any]
 
 CATEGORY = "foreman"
 
-PRINTER_COLUMNS: dict[type[Resource], list[dict[str, str]]] = {
+PRINTER_COLUMNS: dict[type[Resource], list[dict[str, Any]]] = {
     AgenticTask: [
         {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
         {"name": "Kind", "type": "string", "jsonPath": ".spec.kind"},
         {"name": "Node", "type": "string", "jsonPath": ".status.assignedNode"},
         {"name": "Verdict", "type": "string", "jsonPath": ".status.verdict"},
         {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+        {"name": "Tokens", "type": "integer", "jsonPath": ".status.usage.totalTokens", "priority": 1},
     ],
     FleetNode: [
         {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
@@ -31,6 +33,12 @@ PRINTER_COLUMNS: dict[type[Resource], list[dict[str, str]]] = {
         {"name": "Context", "type": "integer", "jsonPath": ".status.capability.maxContextTokens"},
         {"name": "Running", "type": "integer", "jsonPath": ".status.runningTasks"},
         {"name": "Heartbeat", "type": "date", "jsonPath": ".status.lastHeartbeatTime"},
+        {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+    ],
+    Agent: [
+        {"name": "Model", "type": "string", "jsonPath": ".spec.model"},
+        {"name": "MaxTurns", "type": "integer", "jsonPath": ".spec.maxTurns"},
+        {"name": "Tools", "type": "string", "jsonPath": ".spec.tools", "priority": 1},
         {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
     ],
     TaskSchedule: [
@@ -112,11 +120,13 @@ def openapi_schema(model: type[Resource]) -> JsonSchema:
             "kind": {"type": "string"},
             "metadata": metadata_schema(model),
             "spec": structural(properties["spec"], defs),
-            # NB: an empty default makes the apiserver fill in the nested defaults (a new task reads Pending).
-            # Atomic: ownership of status is tracked as one field, not field by field (docs/design.md, Status).
-            "status": {**structural(properties["status"], defs), "default": {}, "x-kubernetes-map-type": "atomic"},
         },
     }
+    if "status" in properties:
+        # NB: an empty default makes the apiserver fill in the nested defaults (a new task reads Pending).
+        # Atomic: ownership of status is tracked as one field, not field by field (docs/design.md, Status).
+        status = {**structural(properties["status"], defs), "default": {}, "x-kubernetes-map-type": "atomic"}
+        schema["properties"]["status"] = status
     if "description" in raw:
         schema["description"] = raw["description"]
     if "spec" in raw.get("required", []):
@@ -146,7 +156,7 @@ def custom_resource_definition(model: type[Resource]) -> JsonSchema:
                     "name": VERSION,
                     "served": True,
                     "storage": True,
-                    "subresources": {"status": {}},
+                    "subresources": {"status": {}} if "status" in model.model_fields else {},
                     "additionalPrinterColumns": PRINTER_COLUMNS[model],
                     "schema": {"openAPIV3Schema": openapi_schema(model)},
                 }
@@ -155,7 +165,7 @@ def custom_resource_definition(model: type[Resource]) -> JsonSchema:
     }
 
 
-RESOURCES: tuple[type[Resource], ...] = (AgenticTask, FleetNode, TaskSchedule)
+RESOURCES: tuple[type[Resource], ...] = (AgenticTask, FleetNode, TaskSchedule, Agent)
 
 
 def all_crds() -> list[JsonSchema]:

@@ -40,13 +40,18 @@ CONTROLLER_RULES = [
     _rule([GROUP], ["taskschedules/status"], ["get", "patch"]),
     _rule([GROUP], ["fleetnodes"], ["get", "list", "watch"]),
     _rule([GROUP], ["fleetnodes/status"], ["get", "patch"]),
+    _rule([GROUP], ["agents"], ["get", "list", "watch"]),
     _rule([""], ["events"], ["create", "patch"]),
 ]
+# NB: ConfigMaps hold agent transcripts (`<task>-transcript`, written once per turn). Cluster-wide here, like the
+# worker's other rules; README ("The agent executor") says how to narrow it to the namespaces a worker serves.
 WORKER_RULES = [
     _rule([GROUP], ["agentictasks"], ["get", "list", "watch"]),
     _rule([GROUP], ["agentictasks/status"], ["get", "patch"]),
     _rule([GROUP], ["fleetnodes"], ["get", "create", "patch"]),
     _rule([GROUP], ["fleetnodes/status"], ["get", "patch"]),
+    _rule([GROUP], ["agents"], ["get"]),
+    _rule([""], ["configmaps"], ["get", "create", "patch"]),
     _rule([""], ["events"], ["create", "patch"]),
 ]
 LEASE_RULES = [_rule(["coordination.k8s.io"], ["leases"], ["get", "create", "update"])]

@@ -12,6 +12,7 @@ FINISHED: Final = "Finished"
 # Reasons.
 WAITING_FOR_DEPENDENCIES: Final = "WaitingForDependencies"
 DEPENDENCY_NOT_FOUND: Final = "DependencyNotFound"
+AGENT_NOT_FOUND: Final = "AgentNotFound"
 DEPENDENCIES_MET: Final = "DependenciesMet"
 DEPENDENCY_CYCLE: Final = "DependencyCycle"
 UPSTREAM_FAILED: Final = "UpstreamFailed"

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from importlib import metadata
 from typing import Any
 
+from foreman.api.agents import Agent
 from foreman.api.resources import API_VERSION, GROUP, VERSION, AgenticTask, FleetNode, Resource
 from foreman.api.schedules import TaskSchedule
 
@@ -152,7 +153,7 @@ KNOWN_KINDS: dict[tuple[str, str], KindInfo] = {
     ("coordination.k8s.io/v1", "Lease"): KindInfo("/apis/coordination.k8s.io/v1", "leases", True),
     **{
         (API_VERSION, model.__name__): KindInfo(f"/apis/{API_VERSION}", model.plural, model.namespaced)
-        for model in (AgenticTask, FleetNode, TaskSchedule)
+        for model in (AgenticTask, FleetNode, TaskSchedule, Agent)
     },
 }
 

@@ -75,6 +75,9 @@ class AgenticTaskSpec(Model):
     """Name of the executor plug-in that runs the task (entry-point group foreman.executors)."""
     payload: Payload = Field(default_factory=Payload)
     model_ref: str | None = None
+    """Model to run with (agent executor): overrides the Agent's `model`."""
+    agent_ref: DnsName | None = None
+    """Name of an Agent in the task's namespace (agent executor); none: the built-in defaults."""
     required_capability: RequiredCapability = RequiredCapability()
     depends_on: list[DnsName] = Field(default_factory=list, max_length=256)
     """Names of AgenticTasks in the same namespace that must succeed first."""
@@ -83,6 +86,20 @@ class AgenticTaskSpec(Model):
     timeout_seconds: int = Field(default=2700, ge=1)
     retries: int = Field(default=0, ge=0, le=100)
     cancel: bool = False
+
+
+class Usage(Model):
+    """What an agent task consumed, as its inference server reported it."""
+
+    prompt_tokens: int = Field(default=0, ge=0)
+    completion_tokens: int = Field(default=0, ge=0)
+    total_tokens: int = Field(default=0, ge=0)
+    turns: int = Field(default=0, ge=0)
+    """Model calls that produced an answer."""
+    tool_calls: int = Field(default=0, ge=0)
+    model: str | None = None
+    estimated: bool = False
+    """Some turns had no usage from the server, so their tokens were estimated from the text (~4 characters each)."""
 
 
 class AgenticTaskStatus(Model):
@@ -103,6 +120,9 @@ class AgenticTaskStatus(Model):
     """Retry backoff: the controller does not place the task before this time."""
     conditions: Conditions
     observed_generation: int | None = None
+    usage: Usage | None = None
+    transcript_ref: str | None = None
+    """ConfigMap in the task's namespace holding the agent's transcript (`foreman logs TASK`)."""
 
 
 class AgenticTask(Resource):
@@ -136,6 +156,7 @@ class AgenticTask(Resource):
         timeout_seconds: int = 2700,
         retries: int = 0,
         model_ref: str | None = None,
+        agent_ref: str | None = None,
         repo: str | None = None,
         branch: str | None = None,
         inputs: dict[str, Any] | None = None,
@@ -160,6 +181,7 @@ class AgenticTask(Resource):
             executor=executor,
             payload=Payload(prompt=prompt, repo=repo, branch=branch, inputs=inputs or {}, **payload),
             model_ref=model_ref,
+            agent_ref=agent_ref,
             required_capability=RequiredCapability(
                 accelerator=accelerator,
                 min_ramgb=min_ram_gb,

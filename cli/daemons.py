@@ -123,8 +123,12 @@ def worker_config(config_file: Path | None, flags: dict[str, Any]) -> WorkerConf
         if not isinstance(base, dict):
             raise UserError(f"{config_file}: expected a mapping of settings")
     overrides = {**base.pop("overrides", {}), **flags.pop("overrides")}
+    # NB: a flag sets one executor setting (--command, --llm-endpoint); the file's other settings stay
+    executors = dict(base.pop("executors", None) or {})
+    for name, settings in flags.pop("executors", {}).items():
+        executors[name] = {**(executors.get(name) or {}), **settings}
     return WorkerConfig.model_validate(
-        {**base, **{k: v for k, v in flags.items() if v is not None}, "overrides": overrides}
+        {**base, **{k: v for k, v in flags.items() if v is not None}, "overrides": overrides, "executors": executors}
     )
 
 
@@ -156,6 +160,10 @@ def worker(
     command: Annotated[
         str | None, typer.Option(help="argv for the `command` executor, split like a shell would (no shell runs).")
     ] = None,
+    llm_endpoint: Annotated[
+        str | None,
+        typer.Option(help="OpenAI-compatible base URL of this host's model server, for the `agent` executor."),
+    ] = None,
     heartbeat_interval: Annotated[float | None, typer.Option(help="Seconds between heartbeats (default 10).")] = None,
     drain_grace: Annotated[
         float | None, typer.Option(help="Seconds running tasks get to finish on SIGTERM (default 30).")
@@ -168,6 +176,8 @@ def worker(
     Exit codes: 0 after a clean drain (SIGTERM), 2 for a configuration mistake, 3 when the API stayed unreachable.
 
     Example:  foreman worker --node-name gpu-01 -l pool=research --context-tokens 131072 --command "python3 agent.py"
+
+    Example:  foreman worker --llm-endpoint http://127.0.0.1:11434/v1 --model qwen2.5-coder:7b
     """
     configure_logging(json=log_format == "json")
     config = worker_config(
@@ -180,7 +190,10 @@ def worker(
             "namespaces": namespace,
             "max_context_tokens": context_tokens,
             "installed_models": model,
-            "executors": {"command": {"argv": shlex.split(command)}} if command else None,
+            "executors": {
+                **({"command": {"argv": shlex.split(command)}} if command else {}),
+                **({"agent": {"endpoint": llm_endpoint}} if llm_endpoint else {}),
+            },
             "heartbeat_interval": heartbeat_interval,
             "drain_grace": drain_grace,
             "overrides": {

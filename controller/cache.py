@@ -44,6 +44,33 @@ class Cache:
         self.nodes: dict[str, FleetNode] = {}
         self.heard_at: dict[str, datetime] = {}
         """When the controller last saw each node's heartbeat change, on its own clock."""
+        self.agents: dict[str, set[str]] = defaultdict(set)
+        """Names of the Agents in each namespace (whether a task's agentRef exists is all placement asks)."""
+
+    # -- agents ----------------------------------------------------------------------------------------------------
+
+    def set_agent(self, namespace: str, name: str, exists: bool) -> set[TaskKey]:
+        """Record that an Agent exists (or not); return the tasks that name it, to look at again."""
+        if exists:
+            self.agents[namespace].add(name)
+        else:
+            self.agents[namespace].discard(name)
+        return {(namespace, task.name) for task in self.siblings(namespace).values() if task.spec.agent_ref == name}
+
+    def replace_agents(self, agents: Iterable[tuple[str, str]], namespace: str | None = None) -> set[TaskKey]:
+        """A relist: the Agents of one namespace (all when None) are exactly these; every task naming an Agent in
+        that scope is looked at again."""
+        for known in [namespace] if namespace is not None else list(self.agents):
+            self.agents.pop(known, None)
+        for agent_namespace, name in agents:
+            self.agents[agent_namespace].add(name)
+        return {
+            (ns, task.name)
+            for ns, tasks in self.tasks.items()
+            if namespace is None or ns == namespace
+            for task in tasks.values()
+            if task.spec.agent_ref
+        }
 
     # -- tasks -----------------------------------------------------------------------------------------------------
 

@@ -16,6 +16,7 @@ from typing import Any, Literal
 import structlog
 
 from foreman.api import reasons, status
+from foreman.api.agents import Agent
 from foreman.api.base import set_condition, utcnow
 from foreman.api.daemon import sleep_unless
 from foreman.api.errors import ApiError, Conflict, NotFound
@@ -140,6 +141,7 @@ class Controller:
         components: list[Coroutine[Any, Any, None]] = [
             *(self._watch_tasks(namespace) for namespace in namespaces),
             *(self._watch_schedules(namespace) for namespace in namespaces),
+            *(self._watch_agents(namespace) for namespace in namespaces),
             self._watch_nodes(),
             self._reconcile_forever(),
             self.schedules.run(self.is_ready),
@@ -192,6 +194,17 @@ class Controller:
                 self.schedules.remove(event.object)
             else:
                 self.schedules.upsert(event.object)
+
+    async def _watch_agents(self, namespace: str | None) -> None:
+        stream = f"agents/{namespace or '*'}"
+        self._synced[stream] = False
+        async for event in self.kube.watch(Agent, namespace=namespace, timeout_seconds=self.config.watch_timeout):
+            if isinstance(event, Relisted):
+                self._mark(self.cache.replace_agents(((a.namespace or "", a.name) for a in event.items), namespace))
+                self._synced[stream] = True
+            else:
+                agent = event.object
+                self._mark(self.cache.set_agent(agent.namespace or "", agent.name, event.type != "DELETED"))
 
     async def _watch_nodes(self) -> None:
         self._synced["nodes"] = False
@@ -320,7 +333,7 @@ class Controller:
             task = self.cache.task(key)
             if task is None:
                 continue
-            decision = decide(task, self.cache.siblings(key[0]), now)
+            decision = decide(task, self.cache.siblings(key[0]), now, self.cache.agents.get(key[0], frozenset()))
             if isinstance(decision, Ready):
                 self._ready.add(key, placement_order(task))
             elif isinstance(decision, Fail):

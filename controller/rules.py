@@ -5,7 +5,7 @@ The controller loop asks `decide` about each task it has to look at and turns th
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Container, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -91,9 +91,11 @@ def dependency_state(task: AgenticTask, siblings: Mapping[str, AgenticTask]) -> 
     return Ready()
 
 
-def decide(task: AgenticTask, siblings: Mapping[str, AgenticTask], now: datetime) -> Decision | None:
+def decide(
+    task: AgenticTask, siblings: Mapping[str, AgenticTask], now: datetime, agents: Container[str] = frozenset()
+) -> Decision | None:
     """What the controller should do with a task, or None when it is not the controller's to decide (it runs
-    on a worker, or it is finished)."""
+    on a worker, or it is finished). `agents`: the names of the Agents in the task's namespace."""
     if task.phase not in ("Pending", "Scheduled"):
         return None
     if task.spec.cancel:
@@ -101,6 +103,11 @@ def decide(task: AgenticTask, siblings: Mapping[str, AgenticTask], now: datetime
     if task.phase == "Scheduled":
         return None
     state = dependency_state(task, siblings)
-    if isinstance(state, Ready) and task.status.not_before and task.status.not_before > now:
+    if not isinstance(state, Ready):
+        return state
+    if task.spec.agent_ref and task.spec.agent_ref not in agents:
+        # NB: like a missing upstream, a missing Agent must not take a node slot; the Agent's arrival wakes the task
+        return Blocked(reasons.AGENT_NOT_FOUND, f"Agent {task.spec.agent_ref} does not exist in {task.namespace}")
+    if task.status.not_before and task.status.not_before > now:
         return Backoff(task.status.not_before)
     return state

@@ -18,6 +18,7 @@ import structlog
 from pydantic import ValidationError
 
 from foreman.api import reasons, status
+from foreman.api.agents import Agent
 from foreman.api.base import utcnow
 from foreman.api.daemon import sleep_unless
 from foreman.api.envelope import ResultEnvelope
@@ -26,12 +27,14 @@ from foreman.api.kube import Kube, Relisted
 from foreman.api.resources import NODE_LABEL, AgenticTask
 from foreman.api.validation import describe
 from foreman.worker import rules
+from foreman.worker.agent import transcript
 from foreman.worker.config import WorkerConfig
 from foreman.worker.detect import detect
 from foreman.worker.executors.base import (
     ContractViolation,
     ExecutionContext,
     Executor,
+    is_available,
     is_configured,
     load_executors,
 )
@@ -71,14 +74,36 @@ class Worker:
         self.draining = False
         self._executions: dict[str, Execution] = {}  # by task uid
         self._known: dict[str, AgenticTask] = {}  # this node's tasks as last seen, by uid
+        self._available: dict[str, bool] = {}  # executors' own say on whether they can take work now
         self.log = log.bind(node=self.node)
 
-    def advertised_executors(self) -> list[str]:
+    def configured_executors(self) -> list[str]:
         return sorted(
             name
             for name, executor in self.executors.items()
             if is_configured(executor, self.config.executors.get(name, {}))
         )
+
+    def advertised_executors(self) -> list[str]:
+        return [name for name in self.configured_executors() if self._available.get(name, True)]
+
+    async def check_availability(self) -> None:
+        """Ask each configured executor whether it can take work now (the agent's model server answers)."""
+        names = self.configured_executors()
+        answers = await asyncio.gather(
+            *(is_available(self.executors[name], self.config.executors.get(name, {})) for name in names),
+            return_exceptions=True,
+        )
+        for name, answer in zip(names, answers, strict=True):
+            available = answer is True
+            if self._available.get(name, True) != available:
+                self.log.warning("executor unavailable" if not available else "executor available", executor=name)
+            self._available[name] = available
+
+    async def _probe(self, stop: asyncio.Event) -> None:
+        """Availability checked on its own clock, so a hanging model server never delays a heartbeat."""
+        while not await sleep_unless(stop, self.config.heartbeat_interval):
+            await self.check_availability()
 
     def is_healthy(self) -> bool:
         return self.registrar is not None and not self.registrar.degraded
@@ -87,14 +112,20 @@ class Worker:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Register, recover, work until `stop`, then drain: finish or hand back running tasks, and return."""
-        capability = (await detect(self.config)).model_copy(update={"executors": self.advertised_executors()})
+        await self.check_availability()
+        capability = await detect(self.config)
         self.registrar = Registrar(
-            self.kube, self.config, capability, self.metrics, running=lambda: len(self._executions)
+            self.kube,
+            self.config,
+            capability,
+            self.metrics,
+            running=lambda: len(self._executions),
+            executors=self.advertised_executors,
         )
         await self.registrar.register()
         # NB: heartbeats start as soon as the node is registered: recovering its old tasks lists from a possibly busy
         # apiserver, and a node silent for that long could be judged lost before it ever looked for work
-        components = [asyncio.create_task(self.registrar.run(stop))]
+        components = [asyncio.create_task(self.registrar.run(stop)), asyncio.create_task(self._probe(stop))]
         stopped = asyncio.create_task(stop.wait())
         try:
             await self._recover()
@@ -221,7 +252,7 @@ class Worker:
             started = time.monotonic()
             outcome = await self._execute(execution)
             self.metrics.duration.observe(time.monotonic() - started)
-            await self._finish(claimed, outcome)
+            await self._finish(execution.task, outcome)
             self.metrics.tasks_run.labels(
                 outcome.reason or (outcome.envelope.verdict if outcome.envelope else "?")
             ).inc()
@@ -267,7 +298,20 @@ class Worker:
                 reason=reasons.EXECUTOR_NOT_FOUND,
                 message=f"no executor {task.spec.executor!r} on {self.node} (installed: {known})",
             )
-        context = ExecutionContext(self.node, task.status.attempts, self.config.executors.get(task.spec.executor, {}))
+        agent = None
+        if task.spec.agent_ref:
+            try:
+                agent = (await self.kube.get(Agent, task.spec.agent_ref, task.namespace)).spec
+            except NotFound:
+                message = f"Agent {task.spec.agent_ref!r} does not exist in namespace {task.namespace}"
+                return Outcome(reason=reasons.AGENT_NOT_FOUND, message=message)
+        context = ExecutionContext(
+            self.node,
+            task.status.attempts,
+            self.config.executors.get(task.spec.executor, {}),
+            agent=agent,
+            publish_transcript=lambda text: self._publish_transcript(execution, text),
+        )
         execution.work = asyncio.create_task(executor.execute(task, context))
         if execution.cancel_reason:  # cancelled while claiming
             execution.work.cancel()
@@ -287,6 +331,27 @@ class Worker:
         if error is not None:
             return Outcome(reason=reasons.EXECUTOR_ERROR, message=f"{type(error).__name__}: {error}")
         return _validated(execution.work.result())
+
+    async def _publish_transcript(self, execution: Execution, text: str) -> None:
+        """Store the whole transcript in its ConfigMap (owned by the task, so deleted with it); the first time, name
+        it in the task's status too. Best effort: a transcript that cannot be written never fails the task."""
+        task = execution.task
+        name = transcript.configmap_name(task.name)
+        owner = {"apiVersion": task.api_version, "kind": task.kind, "name": task.name, "uid": task.metadata.uid}
+        configmap = {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": name, "namespace": task.namespace, "ownerReferences": [owner]},
+            "data": {transcript.KEY: text},
+        }
+        try:
+            await self.kube.apply(configmap)
+            if task.status.transcript_ref != name:
+                execution.task = await self.kube.patch_status(
+                    AgenticTask, task.name, {"transcriptRef": name}, namespace=task.namespace
+                )
+        except ApiError as error:
+            self.log.warning("transcript not written", task=task.name, error=str(error))
 
     async def _finish(self, claimed: AgenticTask, outcome: Outcome) -> None:
         """Write the terminal status, optimistically (concurrent edits survive: see `_finish_once`).

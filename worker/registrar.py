@@ -46,12 +46,15 @@ class Registrar:
         capability: NodeCapability,
         metrics: WorkerMetrics,
         running: Callable[[], int],
+        executors: Callable[[], list[str]] = list,
     ):
         self.kube = kube
         self.config = config
         self.capability = capability
         self.metrics = metrics
         self.running = running
+        self.executors = executors
+        """The executors the node offers now (some depend on a service that may come and go)."""
         self.phase: NodePhase = "Ready"
         self.node: FleetNode | None = None
         self.degraded_since: float | None = None
@@ -100,7 +103,7 @@ class Registrar:
         body = {
             "phase": self.phase,
             "lastHeartbeatTime": wire_time(now),
-            "capability": self.capability.to_wire(),
+            "capability": self.capability.model_copy(update={"executors": self.executors()}).to_wire(),
             "runningTasks": self.running(),
             "agentVersion": agent_version(),
             "os": platform.system().lower(),

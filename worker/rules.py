@@ -6,9 +6,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from pydantic import ValidationError
+
 from foreman.api import reasons, status
 from foreman.api.envelope import ResultEnvelope
-from foreman.api.resources import AgenticTask
+from foreman.api.resources import AgenticTask, Usage
 
 RETRYABLE_REASONS = frozenset({reasons.EXECUTOR_ERROR, reasons.TIMEOUT})
 """Failures worth another attempt (the executor crashed or ran out of time). A contract violation, an unknown
@@ -52,6 +54,14 @@ def claimed_by_us(task: AgenticTask, claimant: str) -> bool:
     return task.phase == "Running" and task.status.claimed_by == claimant
 
 
+def usage_of(envelope: ResultEnvelope) -> dict[str, Any]:
+    """`status.usage` from an envelope whose `extra.usage` has the Usage shape (the agent executor's), else nothing."""
+    try:
+        return {"usage": Usage.model_validate(envelope.extra["usage"]).to_wire()}
+    except (KeyError, ValidationError):
+        return {}
+
+
 def retry_delay(attempts: int, base: float, cap: float) -> float:
     return float(min(cap, base * 2**attempts))
 
@@ -68,6 +78,7 @@ def finished(
             "phase": "Succeeded",
             "verdict": envelope.verdict,
             "result": envelope.to_wire(),
+            **usage_of(envelope),
             "finishedAt": status.wire_time(now),
             "conditions": status.with_conditions(
                 task,
@@ -85,4 +96,5 @@ def finished(
     envelope = outcome.envelope or ResultEnvelope(
         kind=task.spec.kind, verdict="INCOMPLETE", summary=outcome.message[:4096], failure_reason=outcome.reason
     )
-    return status.failed(task, now, outcome.reason, outcome.message, verdict="INCOMPLETE", result=envelope)
+    body = status.failed(task, now, outcome.reason, outcome.message, verdict="INCOMPLETE", result=envelope)
+    return {**body, **usage_of(envelope)}

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import Any, Protocol, runtime_checkable
 
 import structlog
 
+from foreman.api.agents import AgentSpec
 from foreman.api.envelope import ResultEnvelope
 from foreman.api.resources import AgenticTask
 
@@ -22,6 +23,10 @@ class ExecutionContext:
     attempt: int
     settings: Mapping[str, Any] = field(default_factory=dict)
     """This executor's settings from the worker's configuration (never from the task)."""
+    agent: AgentSpec | None = None
+    """The Agent the task names in `spec.agentRef`, read by the worker just before the run."""
+    publish_transcript: Callable[[str], Awaitable[None]] | None = None
+    """Stores the task's transcript (JSON lines, whole each time) where `foreman logs` reads it."""
 
 
 @runtime_checkable
@@ -43,6 +48,14 @@ def is_configured(executor: Executor, settings: Mapping[str, Any]) -> bool:
     `is_configured(settings)`; the worker advertises only configured executors on its FleetNode."""
     check = getattr(executor, "is_configured", None)
     return bool(check(settings)) if callable(check) else True
+
+
+async def is_available(executor: Executor, settings: Mapping[str, Any]) -> bool:
+    """Whether the executor can take work now. An executor that depends on a service (the agent's model server)
+    may define `async available(settings)`; the worker asks it before every heartbeat and advertises the executor
+    only while it says yes."""
+    check = getattr(executor, "available", None)
+    return bool(await check(settings)) if callable(check) else True
 
 
 class ContractViolation(Exception):

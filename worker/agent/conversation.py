@@ -1,0 +1,218 @@
+"""The agent loop's decisions as pure functions: the prompt, what to do with an answer, and the history sent back.
+
+Each answer is judged before anything of it enters the history, because local servers fail in ways an agent loop
+must survive (shared/LLM-SERVERS.md): a stream cut mid-way, tool-call arguments that are not JSON (llama-server
+answers HTTP 500 to a history that contains them), a turn with only reasoning or nothing at all, and plain text
+where a tool call was wanted.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+
+from foreman.api.agents import DEFAULT_TOOLS, AgentSpec, ToolName
+from foreman.api.resources import AgenticTask
+from foreman.worker.agent.stream import Answer, ToolCall
+
+Message = dict[str, Any]
+
+CHARS_PER_TOKEN = 4
+"""What a token is estimated at where a server reports no usage (English text and code average about 4 characters)."""
+TRUNCATED_RETRIES = 2
+"""Times a turn whose tool call came back cut off is asked again before the model is told to write shorter calls."""
+REPEAT_LIMIT = 3
+"""The same call (name and arguments) this many times in a row is a loop; the model is told so instead."""
+SHORTENED_KEEP = 200
+"""Characters an old tool result keeps when it is shortened to fit the context window."""
+
+SYSTEM_PROMPT = """You are a careful software agent working in a workspace directory (a git checkout when the task \
+names a repository). Use the tools to inspect and change files and, where allowed, to run commands. Paths are \
+relative to the workspace. Work in small steps and check your work. When you are done, or cannot go on, call \
+submit_result exactly once with a verdict (GO when the task is done and verified, NO-GO when it cannot or should not \
+be done, INCOMPLETE when you ran out of ways forward) and a short summary of what you did and found."""
+
+NUDGE = (
+    "You answered without calling a tool. Continue with tool calls; when you are finished, call submit_result with "
+    "your verdict and summary."
+)
+CUT_OFF_NOTE = (
+    "Your last tool call was cut off before its arguments were complete (the answer hit the output-token limit). "
+    "Call tools with shorter arguments: write large files in several parts, or edit them with edit_file."
+)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What one task's agent runs with: its Agent (or the defaults) and the task's own overrides."""
+
+    model: str | None
+    system_prompt: str
+    tools: tuple[ToolName, ...]
+    max_turns: int
+    max_output_tokens: int | None
+    temperature: float | None
+    turn_timeout: float
+    context_window_tokens: int | None
+
+
+def settings_for(task: AgenticTask, agent: AgentSpec | None) -> Settings:
+    spec = agent or AgentSpec()
+    tools = tuple(spec.tools) if spec.tools is not None else DEFAULT_TOOLS
+    if "submit_result" not in tools:
+        tools = (*tools, "submit_result")
+    return Settings(
+        model=task.spec.model_ref or spec.model,
+        system_prompt=spec.system_prompt or SYSTEM_PROMPT,
+        tools=tools,
+        max_turns=spec.max_turns,
+        max_output_tokens=spec.max_output_tokens,
+        temperature=spec.temperature,
+        turn_timeout=float(spec.turn_timeout_seconds),
+        context_window_tokens=spec.context_window_tokens,
+    )
+
+
+def task_prompt(task: AgenticTask, *, branch: str | None) -> str:
+    """The first user message: the task's prompt, then where the work is and its inputs."""
+    payload = task.spec.payload
+    parts = [payload.prompt or f"Carry out this {task.spec.kind} task."]
+    if payload.repo:
+        parts.append(f"The workspace is a checkout of {payload.repo}, on branch {branch}.")
+    if payload.inputs:
+        parts.append("Inputs:\n" + yaml.safe_dump(payload.inputs, sort_keys=True, allow_unicode=True).rstrip())
+    return "\n\n".join(parts)
+
+
+def opening(settings: Settings, prompt: str) -> list[Message]:
+    return [{"role": "system", "content": settings.system_prompt}, {"role": "user", "content": prompt}]
+
+
+# -- judging an answer -----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Retry:
+    """Ask the same question again: nothing of this answer may enter the history."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class Act:
+    calls: tuple[ToolCall, ...]
+
+
+@dataclass(frozen=True)
+class Tell:
+    """Answer with a user message (a nudge, a note) instead of tool results."""
+
+    message: str
+
+
+@dataclass(frozen=True)
+class Stop:
+    """End the loop: the model would not call tools."""
+
+    reason: str
+    summary: str
+
+
+Step = Retry | Act | Tell | Stop
+
+
+def judge(answer: Answer, *, truncated_retries: int, nudged: bool) -> Step:
+    """What to do with one answer. `truncated_retries`: how often this turn was already retried for cut-off calls;
+    `nudged`: whether the model was already told once to call a tool."""
+    broken = [call for call in answer.tool_calls if not call.name or call.parsed() is None]
+    if answer.finish_reason is None:
+        return Retry("the stream ended before the answer was complete")
+    if broken:
+        if truncated_retries < TRUNCATED_RETRIES:
+            return Retry(f"tool call {broken[0].name or '?'} has arguments that are not valid JSON")
+        return Tell(CUT_OFF_NOTE)
+    if answer.tool_calls:
+        return Act(answer.tool_calls)
+    if not nudged:
+        return Tell(NUDGE)
+    said = answer.content.strip() or "(nothing)"
+    return Stop("NoToolCall", f"the model stopped calling tools without submit_result; its last words: {said[:2000]}")
+
+
+# -- the history -----------------------------------------------------------------------------------------------------
+
+
+def assistant_message(answer: Answer, calls: Sequence[ToolCall]) -> Message | None:
+    """The answer as it goes back to the server; None when it said nothing (some servers reject an empty message)."""
+    if not calls and not answer.content.strip():
+        return None
+    message: Message = {"role": "assistant", "content": answer.content}
+    if calls:
+        message["tool_calls"] = [
+            {"id": call.id, "type": "function", "function": {"name": call.name, "arguments": call.arguments}}
+            for call in calls
+        ]
+    return message
+
+
+def with_ids(calls: Sequence[ToolCall], turn: int) -> tuple[ToolCall, ...]:
+    """Calls with an id each: some servers send none, and a tool result must name the call it answers."""
+    return tuple(
+        call if call.id else ToolCall(id=f"call_{turn}_{index}", name=call.name, arguments=call.arguments)
+        for index, call in enumerate(calls)
+    )
+
+
+def told(messages: list[Message], text: str) -> list[Message]:
+    """The history with a user message added; joined to a user message before it, since some chat templates
+    refuse two user turns in a row."""
+    if messages and messages[-1].get("role") == "user":
+        return [*messages[:-1], {**messages[-1], "content": f"{messages[-1]['content']}\n\n{text}"}]
+    return [*messages, {"role": "user", "content": text}]
+
+
+def tool_message(call: ToolCall, content: str) -> Message:
+    return {"role": "tool", "tool_call_id": call.id, "content": content}
+
+
+def repeats(previous: Sequence[ToolCall], call: ToolCall) -> int:
+    """How many of the latest calls, counting back, were this same call (same name, same arguments)."""
+    key = (call.name, _canonical(call))
+    count = 0
+    for earlier in reversed(previous):
+        if (earlier.name, _canonical(earlier)) != key:
+            break
+        count += 1
+    return count
+
+
+def _canonical(call: ToolCall) -> str:
+    parsed = call.parsed()
+    return json.dumps(parsed, sort_keys=True) if parsed is not None else call.arguments
+
+
+def estimate_tokens(messages: Sequence[Message]) -> int:
+    return sum(len(json.dumps(message, ensure_ascii=False)) for message in messages) // CHARS_PER_TOKEN
+
+
+def fit(messages: list[Message], budget_tokens: int | None, *, keep_recent: int = 6) -> list[Message]:
+    """Shorten the oldest tool results until the conversation fits `budget_tokens` (estimated). The system prompt,
+    the task and the latest `keep_recent` messages stay whole: they are what the model needs most."""
+    if budget_tokens is None or estimate_tokens(messages) <= budget_tokens:
+        return messages
+    fitted = list(messages)
+    for index in range(len(fitted) - keep_recent):
+        message = fitted[index]
+        content = message.get("content") or ""
+        if message.get("role") != "tool" or len(content) <= SHORTENED_KEEP:
+            continue
+        dropped = len(content) - SHORTENED_KEEP
+        shortened = f"{content[:SHORTENED_KEEP]}\n[shortened to fit the context window: {dropped} characters dropped]"
+        fitted[index] = {**message, "content": shortened}
+        if estimate_tokens(fitted) <= budget_tokens:
+            break
+    return fitted

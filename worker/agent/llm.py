@@ -1,0 +1,176 @@
+"""The node's inference server, through the official `openai` client: one streamed model call per `complete`,
+with the retries local servers need.
+
+What is retried here (transport): HTTP 5xx and 429, a connection that fails or resets, silence past the turn
+timeout (before the first byte or between chunks; a reasoning model may think for minutes, so the whole answer has
+no limit). A server that rejects `stream_options.include_usage` is asked again without it, and not asked with it
+again. Retries back off (capped, jittered) until `retry_budget` seconds of failure; then ModelServerError. What is
+retried by the loop instead (content): an answer cut mid-way or with broken tool-call JSON (`conversation.judge`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, cast
+
+import openai
+
+from foreman.worker.agent.conversation import CHARS_PER_TOKEN, Message, estimate_tokens
+from foreman.worker.agent.stream import Answer, Assembler, TokenCount
+
+PROBE_TIMEOUT = 5.0
+"""Seconds the availability probe waits for the server's model list."""
+
+OnRetry = Callable[[str, float], Awaitable[None]]
+"""Told each retry's reason and delay (the transcript records it)."""
+
+
+class ModelServerError(Exception):
+    """The server refused the request (4xx other than 429) or kept failing past the retry budget."""
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    base_url: str
+    api_key: str | None = None
+    request_timeout: float = 30.0
+    """Seconds to connect and to send a request."""
+    retry_budget: float = 300.0
+    """Seconds of failing in one call before it gives up."""
+
+
+@dataclass(frozen=True)
+class Completion:
+    answer: Answer
+    usage: TokenCount
+    estimated: bool
+    """The server reported no usage, so `usage` is estimated from the text."""
+    generation_seconds: float
+    """From the first streamed piece to the end: what tokens per second is measured over."""
+
+
+def backoff(failures: int, *, base: float = 0.5, cap: float = 30.0) -> float:
+    """Capped exponential, with full jitter over its upper half so retrying workers do not beat in step."""
+    ceiling = min(cap, base * 2 ** max(0, failures - 1))
+    return float(ceiling * (0.5 + random.random() / 2))
+
+
+class ModelServer:
+    def __init__(self, endpoint: Endpoint, *, sleep: Callable[[float], Awaitable[None]] = asyncio.sleep):
+        self.endpoint = endpoint
+        self._sleep = sleep
+        self._client = openai.AsyncOpenAI(
+            base_url=endpoint.base_url,
+            api_key=endpoint.api_key or "not-needed",  # NB: local servers ignore it; the client wants one
+            max_retries=0,  # retried here, where the policy (and the transcript of it) is ours
+        )
+        self.include_usage = True
+        """Ask for the usage chunk until the server says it does not know the option."""
+
+    async def close(self) -> None:
+        await self._client.close()
+
+    async def answers(self) -> bool:
+        """Whether the server answers `GET /models` now (what the node advertises `agent` on)."""
+        try:
+            await self._client.models.list(timeout=PROBE_TIMEOUT)
+        except openai.OpenAIError:
+            return False
+        return True
+
+    async def complete(
+        self,
+        *,
+        model: str | None,
+        messages: Sequence[Message],
+        tools: Sequence[dict[str, Any]],
+        max_tokens: int | None,
+        temperature: float | None,
+        turn_timeout: float,
+        on_retry: OnRetry,
+    ) -> Completion:
+        failing_since: float | None = None
+        failures = 0
+        while True:
+            try:
+                return await self._stream_once(model, messages, tools, max_tokens, temperature, turn_timeout)
+            except openai.BadRequestError as error:
+                if not self.include_usage:
+                    raise ModelServerError(f"the model server refused the request: {_said(error)}") from None
+                self.include_usage = False  # NB: some servers and versions reject stream_options; ask without it
+                await on_retry(f"server refused stream_options ({_said(error)}); asking without it", 0.0)
+                continue
+            except openai.APIStatusError as error:
+                if error.status_code < 500 and error.status_code not in (408, 429):
+                    raise ModelServerError(f"the model server answered {error.status_code}: {_said(error)}") from None
+                reason = f"server answered {error.status_code}: {_said(error)}"
+            except openai.APITimeoutError:
+                reason = f"no answer within the turn timeout ({turn_timeout:g} s)"
+            except openai.APIConnectionError as error:
+                reason = f"connection failed: {error.__cause__ or error}"
+            except openai.APIError as error:  # an error event inside the stream
+                reason = f"the stream reported an error: {_said(error)}"
+            now = time.monotonic()
+            failing_since = failing_since or now
+            if now - failing_since > self.endpoint.retry_budget:
+                raise ModelServerError(f"gave up after {failures + 1} failed calls: {reason}")
+            failures += 1
+            delay = backoff(failures)
+            await on_retry(reason, delay)
+            await self._sleep(delay)
+
+    async def _stream_once(
+        self,
+        model: str | None,
+        messages: Sequence[Message],
+        tools: Sequence[dict[str, Any]],
+        max_tokens: int | None,
+        temperature: float | None,
+        turn_timeout: float,
+    ) -> Completion:
+        options: dict[str, Any] = {}
+        if max_tokens is not None:
+            options["max_tokens"] = max_tokens
+        if temperature is not None:
+            options["temperature"] = temperature
+        if self.include_usage:
+            options["stream_options"] = {"include_usage": True}
+        timeout = openai.Timeout(
+            connect=self.endpoint.request_timeout, write=self.endpoint.request_timeout, read=turn_timeout, pool=None
+        )
+        stream = await self._client.chat.completions.create(
+            model=model or "default",
+            messages=cast(Any, list(messages)),
+            tools=cast(Any, list(tools)),
+            stream=True,
+            timeout=timeout,
+            **options,
+        )
+        assembler = Assembler()
+        first: float | None = None
+        async for chunk in stream:
+            if first is None and chunk.choices:
+                first = time.monotonic()
+            assembler.add(chunk.model_dump(exclude_none=True))
+        answer = assembler.answer()
+        generation = time.monotonic() - first if first is not None else 0.0
+        if answer.usage is not None:
+            return Completion(answer, answer.usage, estimated=False, generation_seconds=generation)
+        written = len(answer.content) + len(answer.reasoning) + sum(len(c.arguments) for c in answer.tool_calls)
+        guess = TokenCount(estimate_tokens(messages), max(1, written // CHARS_PER_TOKEN))
+        return Completion(answer, guess, estimated=True, generation_seconds=generation)
+
+
+def _said(error: openai.APIError) -> str:
+    """The server's own message, one line."""
+    body = error.body
+    if isinstance(body, dict):
+        inner = body.get("error", body)
+        message = inner.get("message") if isinstance(inner, dict) else inner
+        if message:
+            return " ".join(str(message).split())[:500]
+    return " ".join(str(error.message).split())[:500]

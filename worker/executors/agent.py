@@ -1,0 +1,333 @@
+"""`agent`: an LLM agent on the node's own OpenAI-compatible inference server (llama.cpp, Ollama, vLLM, mlx).
+
+The loop: system prompt and task prompt; a streamed model call with the allowed tools; each answer judged
+(`conversation.judge`), its tool calls run in the workspace, their results appended; until the model calls
+`submit_result`, `maxTurns` is reached, or the task's timeout or cancel ends it (as asyncio.CancelledError, which
+kills a running command). The transcript is published after every turn; usage goes into the envelope's `extra`.
+Everything the node allows (server, commands, workspace, push) comes from the worker's configuration, never from
+the task.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import structlog
+from pydantic import Field, ValidationError
+
+from foreman.api.base import Model, utcnow
+from foreman.api.envelope import PASSING_VERDICTS, VERDICTS, ResultEnvelope, Verdict
+from foreman.api.resources import AgenticTask, Usage
+from foreman.api.validation import describe
+from foreman.worker.agent import conversation, workspace
+from foreman.worker.agent.conversation import REPEAT_LIMIT, Act, Message, Retry, Settings, Stop, Tell
+from foreman.worker.agent.llm import Completion, Endpoint, ModelServer, backoff
+from foreman.worker.agent.stream import ToolCall
+from foreman.worker.agent.tools import Toolbox
+from foreman.worker.agent.transcript import Transcript, capped
+from foreman.worker.agent.workspace import ToolError, Workspace
+from foreman.worker.executors.base import ExecutionContext
+
+log = structlog.get_logger("foreman.worker.agent")
+
+MAX_TURNS_EXCEEDED = "MaxTurnsExceeded"
+
+
+class AgentExecutorSettings(Model):
+    """`executors: {agent: {...}}` in the worker's config file (`--llm-endpoint` sets `endpoint`)."""
+
+    model_config = Model.model_config | {"extra": "forbid"}
+
+    endpoint: str | None = None
+    """OpenAI-compatible base URL, e.g. http://127.0.0.1:11434/v1 (Ollama), http://127.0.0.1:8080/v1 (llama-server)."""
+    api_key_env: str | None = None
+    """Name of the environment variable that holds the server's key (keys never come from a task)."""
+    allow_commands: list[list[str]] = Field(default_factory=list)
+    """argv prefixes the `run` tool may execute, e.g. [["python3", "-m", "pytest"], ["make", "test"]]."""
+    workspace_root: str | None = None
+    keep_workspace: Literal["never", "onFailure", "always"] = "never"
+    push: bool = False
+    git_author: str = "Foreman agent <agent@foreman.dev>"
+    request_timeout_seconds: float = Field(default=30.0, gt=0)
+    retry_budget_seconds: float = Field(default=300.0, ge=0)
+    """Seconds a model call may keep failing (5xx, resets, timeouts) before the task fails with ExecutorError."""
+
+
+@dataclass
+class Tally:
+    """What one task consumed, summed over every answer the server streamed (retried ones included)."""
+
+    model: str | None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    turns: int = 0
+    tool_calls: int = 0
+    estimated: bool = False
+
+    def add(self, completion: Completion) -> None:
+        self.prompt_tokens += completion.usage.prompt
+        self.completion_tokens += completion.usage.completion
+        self.estimated = self.estimated or completion.estimated
+
+    def usage(self) -> Usage:
+        return Usage(
+            prompt_tokens=self.prompt_tokens,
+            completion_tokens=self.completion_tokens,
+            total_tokens=self.prompt_tokens + self.completion_tokens,
+            turns=self.turns,
+            tool_calls=self.tool_calls,
+            model=self.model,
+            estimated=self.estimated,
+        )
+
+
+@dataclass
+class Ending:
+    verdict: Verdict
+    summary: str
+    reason: str
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class AgentExecutor:
+    name = "agent"
+
+    def __init__(self) -> None:
+        self._servers: dict[tuple[str, str | None], ModelServer] = {}
+
+    def is_configured(self, settings: Mapping[str, Any]) -> bool:
+        return bool(settings.get("endpoint"))
+
+    async def available(self, settings: Mapping[str, Any]) -> bool:
+        """The node offers `agent` only while its model server answers."""
+        try:
+            parsed = AgentExecutorSettings.model_validate(settings)
+        except ValidationError:
+            return False
+        return parsed.endpoint is not None and await self.server(parsed).answers()
+
+    def server(self, settings: AgentExecutorSettings) -> ModelServer:
+        """One client per endpoint, shared by the node's tasks (its connection pool, what it learnt of the server)."""
+        assert settings.endpoint is not None
+        api_key = os.environ.get(settings.api_key_env) if settings.api_key_env else None
+        key = (settings.endpoint, api_key)
+        if key not in self._servers:
+            endpoint = Endpoint(
+                settings.endpoint, api_key, settings.request_timeout_seconds, settings.retry_budget_seconds
+            )
+            self._servers[key] = ModelServer(endpoint)
+        return self._servers[key]
+
+    async def execute(self, task: AgenticTask, context: ExecutionContext) -> ResultEnvelope:
+        try:
+            settings = AgentExecutorSettings.model_validate(context.settings)
+        except ValidationError as error:
+            raise RuntimeError(f"executors.agent settings are invalid: {describe(error)}") from None
+        if not settings.endpoint:
+            raise RuntimeError("the agent executor has no endpoint configured on this worker (--llm-endpoint)")
+        agent = conversation.settings_for(task, context.agent)
+        started = time.monotonic()
+        space = workspace.create(settings.workspace_root, task.name)
+        run = AgentRun(task, agent, self.server(settings), space, settings, context)
+        passed = False
+        try:
+            ending = await run.work()
+            passed = ending.verdict in PASSING_VERDICTS
+            return ResultEnvelope(
+                kind=task.spec.kind,
+                verdict=ending.verdict,
+                summary=ending.summary[:65536],
+                extra={**ending.extra, "usage": run.tally.usage().to_wire()},
+                elapsed_sec=round(time.monotonic() - started, 3),
+                failure_reason=None if ending.reason == "Submitted" else ending.reason,
+            )
+        finally:
+            keep = settings.keep_workspace == "always" or (settings.keep_workspace == "onFailure" and not passed)
+            if keep:
+                log.info("workspace kept", task=task.name, path=str(space.root))
+            else:
+                await workspace.remove(space)
+
+
+class AgentRun:
+    """One task's conversation with the model, in its workspace."""
+
+    def __init__(
+        self,
+        task: AgenticTask,
+        settings: Settings,
+        server: ModelServer,
+        space: Workspace,
+        config: AgentExecutorSettings,
+        context: ExecutionContext,
+    ):
+        self.task = task
+        self.settings = settings
+        self.server = server
+        self.space = space
+        self.config = config
+        self.context = context
+        self.tally = Tally(model=settings.model)
+        self.transcript = Transcript()
+        self.toolbox = Toolbox(space, settings.tools, tuple(tuple(prefix) for prefix in config.allow_commands))
+        self.log = log.bind(task=task.name, namespace=task.namespace, node=context.node_name)
+
+    async def work(self) -> Ending:
+        payload = self.task.spec.payload
+        branch = base = None
+        if payload.repo:
+            branch = workspace.branch_for(self.task.name, payload.branch)
+            base = await workspace.checkout(self.space, payload.repo, branch)
+        prompt = conversation.task_prompt(self.task, branch=branch)
+        self.transcript.add(
+            {"event": "task", "turn": 0, "at": _now(), "model": self.settings.model, "tools": list(self.settings.tools),
+             "prompt": capped(prompt), "repo": payload.repo, "branch": branch}
+        )  # fmt: skip
+        await self.publish()
+        ending = await self.converse(conversation.opening(self.settings, prompt))
+        if payload.repo and branch and base and ending.verdict in PASSING_VERDICTS:
+            change = await workspace.commit(
+                self.space, base=base, branch=branch, message=_commit_message(self.task, ending),
+                author=self.config.git_author, push=self.config.push,
+            )  # fmt: skip
+            ending.extra.update(branch=change.branch, commit=change.commit, changedFiles=change.changed_files)
+        self.transcript.add({"event": "end", "turn": self.tally.turns, "at": _now(), "verdict": ending.verdict,
+                             "reason": ending.reason, "summary": capped(ending.summary)})  # fmt: skip
+        await self.publish()
+        return ending
+
+    async def converse(self, messages: list[Message]) -> Ending:
+        nudged = False
+        history: list[ToolCall] = []
+        while self.tally.turns < self.settings.max_turns:
+            completion, step = await self.ask(messages, nudged)
+            self.tally.turns += 1
+            turn = self.tally.turns
+            answer = completion.answer
+            self.transcript.add(answer_record(turn, completion))
+            if isinstance(step, Stop):
+                return Ending("INCOMPLETE", step.summary, step.reason)
+            if isinstance(step, Tell):
+                said = conversation.assistant_message(answer, ())
+                messages = conversation.told([*messages, said] if said else messages, step.message)
+                nudged = nudged or step.message == conversation.NUDGE
+                self.transcript.add({"event": "note", "turn": turn, "message": step.message})
+            else:
+                assert isinstance(step, Act)
+                nudged = False
+                calls = conversation.with_ids(step.calls, turn)
+                said = conversation.assistant_message(answer, calls)
+                assert said is not None
+                messages = [*messages, said]
+                for call in calls:
+                    if call.name == "submit_result":
+                        ending = _submitted(call)
+                        if isinstance(ending, Ending):
+                            self.tally.tool_calls += 1
+                            return ending
+                        result, ok = ending, False
+                    else:
+                        result, ok = await self.use(call, history)
+                    history.append(call)
+                    self.tally.tool_calls += 1
+                    messages = [*messages, conversation.tool_message(call, result)]
+                    self.transcript.add(
+                        {"event": "tool", "turn": turn, "id": call.id, "name": call.name, "ok": ok,
+                         "result": capped(result)}
+                    )  # fmt: skip
+            await self.publish()
+        summary = f"stopped after maxTurns={self.settings.max_turns} model calls without submit_result"
+        return Ending("INCOMPLETE", summary, MAX_TURNS_EXCEEDED)
+
+    async def ask(self, messages: list[Message], nudged: bool) -> tuple[Completion, Act | Tell | Stop]:
+        """One model call, asked again (with backoff) while its answer must not enter the history."""
+        retries = 0
+        while True:
+            completion = await self.server.complete(
+                model=self.settings.model,
+                messages=conversation.fit(messages, self.settings.context_window_tokens),
+                tools=self.toolbox.definitions(),
+                max_tokens=self.settings.max_output_tokens,
+                temperature=self.settings.temperature,
+                turn_timeout=self.settings.turn_timeout,
+                on_retry=self.retrying,
+            )
+            self.tally.add(completion)
+            step = conversation.judge(completion.answer, truncated_retries=retries, nudged=nudged)
+            if not isinstance(step, Retry):
+                return completion, step
+            retries += 1
+            delay = backoff(retries)
+            await self.retrying(step.reason, delay)
+            await asyncio.sleep(delay)
+
+    async def retrying(self, reason: str, delay: float) -> None:
+        self.log.warning("model call retried", reason=reason, retry_in=round(delay, 2))
+        self.transcript.add({"event": "retry", "turn": self.tally.turns + 1, "at": _now(), "reason": reason})
+
+    async def use(self, call: ToolCall, history: list[ToolCall]) -> tuple[str, bool]:
+        """Run one tool call; its error, if any, is its result (the model hears it, the task goes on)."""
+        if conversation.repeats(history, call) >= REPEAT_LIMIT - 1:
+            return (
+                f"error: you made this exact call {REPEAT_LIMIT} times in a row; its result will not change. "
+                "Try something else, or call submit_result.",
+                False,
+            )
+        arguments = call.parsed()
+        assert arguments is not None, "judge() lets only calls with JSON-object arguments through"
+        try:
+            return await self.toolbox.call(call.name, arguments), True
+        except ToolError as error:
+            return f"error: {error}", False
+
+    async def publish(self) -> None:
+        if self.context.publish_transcript is not None:
+            await self.context.publish_transcript(self.transcript.text())
+
+
+def answer_record(turn: int, completion: Completion) -> dict[str, Any]:
+    answer = completion.answer
+    calls = [{"id": c.id, "name": c.name, "arguments": capped(c.arguments)} for c in answer.tool_calls]
+    return {
+        "event": "answer",
+        "turn": turn,
+        "at": _now(),
+        "content": capped(answer.content),
+        "reasoning": capped(answer.reasoning),
+        "toolCalls": calls,
+        "finishReason": answer.finish_reason,
+        "usage": {
+            "prompt": completion.usage.prompt,
+            "completion": completion.usage.completion,
+            "estimated": completion.estimated,
+        },
+    }
+
+
+def _submitted(call: ToolCall) -> Ending | str:
+    """submit_result's arguments as the ending, or the error to hand back to the model."""
+    arguments = call.parsed() or {}
+    verdict = arguments.get("verdict")
+    summary = arguments.get("summary")
+    extra = arguments.get("extra")
+    if verdict not in VERDICTS:
+        return f"error: verdict must be one of {', '.join(VERDICTS)}; got {verdict!r}"
+    if not isinstance(summary, str):
+        return "error: summary must be a string"
+    if extra is not None and not isinstance(extra, dict):
+        return "error: extra must be an object"
+    return Ending(verdict, summary, "Submitted", dict(extra or {}))
+
+
+def _commit_message(task: AgenticTask, ending: Ending) -> str:
+    first = ending.summary.strip().splitlines()[0][:72] if ending.summary.strip() else f"Work of task {task.name}"
+    return f"{first}\n\n{ending.summary}\n\nForeman-Task: {task.namespace}/{task.name}\n"
+
+
+def _now() -> str:
+    return utcnow().isoformat(timespec="seconds").replace("+00:00", "Z")
