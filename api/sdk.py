@@ -14,6 +14,7 @@ import secrets
 from collections.abc import AsyncIterator, Iterable
 from typing import Any, Self
 
+from foreman.api import transcript
 from foreman.api.base import ObjectMeta, utcnow
 from foreman.api.cron import parse
 from foreman.api.envelope import ResultEnvelope
@@ -134,6 +135,15 @@ class ForemanClient:
 
     async def delete(self, name: str) -> None:
         await self.kube.delete(AgenticTask, name, self.namespace)
+
+    async def transcript(self, name: str) -> str | None:
+        """An agent task's transcript (JSON lines, `foreman.api.transcript`), or None while it has none."""
+        try:
+            configmap = await self.kube.get_raw("v1", "ConfigMap", transcript.configmap_name(name), self.namespace)
+        except NotFound:
+            return None
+        text = (configmap.get("data") or {}).get(transcript.KEY)
+        return str(text) if text is not None else None
 
     async def wait(self, name: str, timeout: float | None = None) -> ResultEnvelope:  # noqa: ASYNC109 - public API
         """The task's result envelope once it Succeeded (whatever the verdict); TaskFailed if it Failed."""

@@ -10,7 +10,7 @@ import typer
 from foreman.api.install import install as install_into
 from foreman.api.kube import Kube
 from foreman.api.manifests import install_manifests, pinned_worker_rbac, render
-from foreman.cli import daemons, demo, dev, schedules, tasks
+from foreman.cli import daemons, demo, dev, logs, schedules, tasks
 from foreman.cli.errors import user_errors
 
 app = typer.Typer(
@@ -24,7 +24,7 @@ app.add_typer(schedules.app, name="schedule")
 app.command()(daemons.controller)
 app.command()(daemons.worker)
 app.command()(demo.demo)
-for command in (tasks.submit, tasks.get, tasks.describe, tasks.cancel, tasks.result):
+for command in (tasks.submit, tasks.get, tasks.describe, tasks.cancel, tasks.result, logs.logs):
     app.command()(command)
 
 Kubeconfig = Annotated[

@@ -20,10 +20,12 @@ import asyncio
 import contextlib
 import json
 import signal
+import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -437,6 +439,32 @@ class ScriptedLLM:
 
 
 # -- the demo: a scripted model, not a real one ------------------------------------------------------------------
+
+
+DEMO_FILES = {
+    "calc.py": "def add(a, b):\n    return a - b\n",
+    "test_calc.py": (
+        "import unittest\n\nfrom calc import add\n\n\n"
+        "class AddTest(unittest.TestCase):\n    def test_add(self):\n        self.assertEqual(add(2, 3), 5)\n"
+    ),
+    "README.md": "# calc\n\nA tiny library with a bug: `add` subtracts.\n",
+    ".gitignore": "__pycache__/\n",
+}
+
+
+def demo_repository(path: Path) -> Path:
+    """The repository the demo script fixes: a git repository (branch main) whose one test fails."""
+    path.mkdir(parents=True, exist_ok=True)
+    for name, text in DEMO_FILES.items():
+        (path / name).write_text(text)
+    author = ["-c", "user.name=Demo", "-c", "user.email=demo@example.com"]
+    for args in (
+        ["init", "--quiet", "--initial-branch=main"],
+        ["add", "."],
+        [*author, "commit", "--quiet", "-m", "calc"],
+    ):
+        subprocess.run(["git", "-C", str(path), *args], check=True, capture_output=True)
+    return path
 
 
 def demo_script(request: dict[str, Any]) -> Reply:

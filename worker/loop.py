@@ -17,7 +17,7 @@ from typing import Any
 import structlog
 from pydantic import ValidationError
 
-from foreman.api import reasons, status
+from foreman.api import reasons, status, transcript
 from foreman.api.agents import Agent
 from foreman.api.base import utcnow
 from foreman.api.daemon import sleep_unless
@@ -27,7 +27,6 @@ from foreman.api.kube import Kube, Relisted
 from foreman.api.resources import NODE_LABEL, AgenticTask
 from foreman.api.validation import describe
 from foreman.worker import rules
-from foreman.worker.agent import transcript
 from foreman.worker.config import WorkerConfig
 from foreman.worker.detect import detect
 from foreman.worker.executors.base import (

@@ -91,7 +91,7 @@ def git_environment() -> dict[str, str]:
     """No credentials of the worker beyond what git itself needs (its own config for a push), no prompts."""
     keep = ("PATH", "HOME", "LANG", "LC_ALL", "SSH_AUTH_SOCK", "GIT_SSH_COMMAND", "TMPDIR")
     environment = {key: os.environ[key] for key in keep if key in os.environ}
-    return {**environment, "GIT_TERMINAL_PROMPT": "0", "GIT_PROTOCOL_FROM_USER": "0"}
+    return {**environment, "GIT_TERMINAL_PROMPT": "0"}
 
 
 async def git(cwd: Path, *args: str) -> str:

@@ -23,13 +23,13 @@ from pydantic import Field, ValidationError
 from foreman.api.base import Model, utcnow
 from foreman.api.envelope import PASSING_VERDICTS, VERDICTS, ResultEnvelope, Verdict
 from foreman.api.resources import AgenticTask, Usage
+from foreman.api.transcript import Transcript, capped
 from foreman.api.validation import describe
 from foreman.worker.agent import conversation, workspace
 from foreman.worker.agent.conversation import REPEAT_LIMIT, Act, Message, Retry, Settings, Stop, Tell
 from foreman.worker.agent.llm import Completion, Endpoint, ModelServer, backoff
 from foreman.worker.agent.stream import ToolCall
 from foreman.worker.agent.tools import Toolbox
-from foreman.worker.agent.transcript import Transcript, capped
 from foreman.worker.agent.workspace import ToolError, Workspace
 from foreman.worker.executors.base import ExecutionContext
 

@@ -1,0 +1,252 @@
+"""The agent executor end to end: the real apiserver, controller and worker, and a scripted model server over HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import os
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from foreman.api.agents import Agent
+from foreman.api.kube import Kube
+from foreman.api.localcluster import LocalCluster
+from foreman.api.resources import AgenticTask
+from foreman.worker.executors.agent import AgentExecutor
+from tests.integration.helpers import (
+    condition,
+    foreman_cli,
+    make_task,
+    running_controller,
+    running_worker,
+    wait_for,
+)
+from tests.llm_server import Call, Fail, ScriptedLLM, Turn, demo_repository, demo_script
+
+FINISHED = ("Succeeded", "Failed")
+ToolsAll = ("list_files", "read_file", "write_file", "edit_file", "grep", "run", "submit_result")
+
+
+def finished(task: AgenticTask) -> bool:
+    return task.phase in FINISHED
+
+
+def agent_settings(llm: ScriptedLLM, tmp_path: Path, **extra: Any) -> dict[str, dict[str, Any]]:
+    settings = {"endpoint": llm.base_url, "workspaceRoot": str(tmp_path / "workspaces"), **extra}
+    return {"agent": settings}
+
+
+async def make_agent(kube: Kube, namespace: str, name: str, **spec: Any) -> Agent:
+    return await kube.create(Agent.model_validate({"metadata": {"name": name, "namespace": namespace}, "spec": spec}))
+
+
+def git(repo: Path, *args: str) -> str:
+    return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True, text=True).stdout
+
+
+@pytest.fixture
+def repository(tmp_path: Path) -> Path:
+    return demo_repository(tmp_path / "origin")
+
+
+async def test_the_agent_fixes_a_failing_test_and_commits_on_its_branch(
+    kube: Kube, namespace: str, cluster: LocalCluster, tmp_path: Path, repository: Path
+) -> None:
+
+    def counted(request: dict[str, Any]) -> Turn | Fail:
+        return dataclasses.replace(demo_script(request), prompt_tokens=100, completion_tokens=10)
+
+    async with ScriptedLLM(counted) as llm:
+        executors = agent_settings(llm, tmp_path, allowCommands=[["python3", "-m", "unittest"]], push=True)
+        async with (
+            running_controller(kube, namespace),
+            running_worker(kube, "agent-box", namespace, {"agent": AgentExecutor}, executors=executors),
+        ):
+            await make_agent(kube, namespace, "fixer", model="scripted-model", tools=list(ToolsAll))
+            await make_task(
+                kube, namespace, "fix-add", executor="agent", agentRef="fixer",
+                payload={"prompt": "The tests fail. Fix the bug.", "repo": str(repository)},
+            )  # fmt: skip
+            task = await wait_for(kube, namespace, "fix-add", finished, timeout=60)
+    assert task.phase == "Succeeded", task.status
+    assert task.status.verdict == "GO"
+    result = task.status.result
+    assert result is not None
+    assert result.extra["branch"] == "foreman/fix-add"
+    assert result.extra["changedFiles"] == ["calc.py"]
+    assert git(repository, "rev-parse", "foreman/fix-add").strip() == result.extra["commit"]
+    assert "return a + b" in git(repository, "show", "foreman/fix-add:calc.py")
+    usage = task.status.usage
+    assert usage is not None
+    assert (usage.prompt_tokens, usage.completion_tokens, usage.total_tokens) == (500, 50, 550)
+    assert (usage.turns, usage.tool_calls, usage.model, usage.estimated) == (5, 5, "scripted-model", False)
+    assert result.extra["usage"]["totalTokens"] == 550
+    assert task.status.transcript_ref == "fix-add-transcript"
+    # the model saw the unittest failure, then the fix passing: the run tool's output went back to it
+    tool_results = [m["content"] for m in llm.requests[-1]["messages"] if m["role"] == "tool"]
+    assert tool_results[3].startswith("exit code 0"), tool_results[3]
+    code, out, err = await foreman_cli(cluster, "logs", "fix-add", "-n", namespace)
+    assert code == 0, err
+    assert "call   edit_file(" in out
+    assert "end    GO (Submitted)" in out
+
+
+async def test_what_local_servers_do_wrong_is_survived_and_never_sent_back(
+    kube: Kube, namespace: str, tmp_path: Path
+) -> None:
+    script = [
+        Fail(500, "model is loading"),
+        Turn(calls=[Call("list_files", {"path": "."})], cut_after=4),  # a stream that ends mid-way
+        Turn(calls=[Call("read_file", '{"path": "calc')], finish_reason="length"),  # truncated tool-call JSON
+        Turn(reasoning="Let me think about where to look.", calls=[Call("read_file", {"path": "calc.py"})]),
+        Turn(reasoning="Hmm."),  # only reasoning: nothing to send back; a nudge instead
+        Turn(
+            calls=[
+                Call("read_file", {"path": "../../../etc/passwd"}),
+                Call("write_file", {"path": f"/tmp/escape-{namespace}", "content": "x"}),
+                Call("run", {"argv": ["rm", "-rf", "/"]}),
+                Call("edit_file", {"path": "calc.py", "old": "b", "new": "c"}),
+            ]
+        ),
+        Turn(calls=[Call("submit_result", {"verdict": "NO-GO", "summary": "not fixable here"})]),
+    ]
+    (tmp_path / "repo").mkdir()
+    async with (
+        ScriptedLLM(script, reject_stream_options=True) as llm, running_controller(kube, namespace),
+        running_worker(
+            kube, "flaky-box", namespace, {"agent": AgentExecutor},
+            executors=agent_settings(llm, tmp_path, allowCommands=[["python3"]]),
+        ),
+    ):  # fmt: skip
+        await make_agent(kube, namespace, "runner", tools=list(ToolsAll))
+        await make_task(
+            kube, namespace, "flaky", executor="agent", agentRef="runner",
+            payload={"prompt": "Look around.", "repo": str(demo_repository(tmp_path / "origin"))},
+        )  # fmt: skip
+        task = await wait_for(kube, namespace, "flaky", finished, timeout=60)
+    assert task.phase == "Succeeded", task.status
+    assert task.status.verdict == "NO-GO"
+    for request in llm.requests:
+        assert "stream_options" not in request or request is llm.requests[0]
+        for message in request.get("messages", []):
+            if message["role"] == "assistant":
+                assert message.get("content") or message.get("tool_calls"), "an empty assistant message was sent"
+                for call in message.get("tool_calls", []):
+                    json.loads(call["function"]["arguments"])  # never a broken call in the history
+    results = {m["tool_call_id"]: m["content"] for m in llm.requests[-1]["messages"] if m["role"] == "tool"}
+    errors = [text for text in results.values() if text.startswith("error:")]
+    assert len(errors) == 4, results
+    assert any("'..' is not allowed" in text for text in errors)
+    assert any("absolute paths are not allowed" in text for text in errors)
+    assert any("command not allowed on this node: rm -rf /" in text for text in errors)
+    assert any("occurs" in text and "exactly once" in text for text in errors)
+    assert not await asyncio.to_thread(Path(f"/tmp/escape-{namespace}").exists)
+    nudges = [
+        m for m in llm.requests[-2]["messages"] if m["role"] == "user" and "without calling a tool" in m["content"]
+    ]
+    assert nudges
+    assert task.status.usage is not None
+    assert task.status.usage.estimated  # the server sent no usage: estimated
+
+
+async def test_plain_text_twice_ends_incomplete_and_max_turns_ends_incomplete(
+    kube: Kube, namespace: str, tmp_path: Path
+) -> None:
+    chatty = [Turn("I would fix it by editing calc.py."), Turn("Done, I think.")]
+
+    def looping(request: dict[str, Any]) -> Turn:
+        return Turn(calls=[Call("list_files", {"path": "."})])
+
+    async with ScriptedLLM(chatty) as chat_llm, ScriptedLLM(looping) as loop_llm:
+        for name, llm, agent in (("chatty", chat_llm, {}), ("looping", loop_llm, {"maxTurns": 3})):
+            async with (
+                running_controller(kube, namespace),
+                running_worker(kube, f"{name}-box", namespace, {"agent": AgentExecutor},
+                               executors=agent_settings(llm, tmp_path)),
+            ):  # fmt: skip
+                await make_agent(kube, namespace, name, **agent)
+                await make_task(kube, namespace, name, executor="agent", agentRef=name, payload={"prompt": "Go."})
+                task = await wait_for(kube, namespace, name, finished, timeout=30)
+            assert task.phase == "Succeeded", task.status
+            assert task.status.verdict == "INCOMPLETE"
+            assert task.status.result is not None
+            expected = "NoToolCall" if name == "chatty" else "MaxTurnsExceeded"
+            assert task.status.result.failure_reason == expected
+    assert len(loop_llm.requests) == 3
+    # the same call three times in a row: the third result tells the model it is looping
+    last = [m for m in loop_llm.requests[-1]["messages"] if m["role"] == "tool"]
+    assert len(last) == 2  # the third call's result was never sent: maxTurns ended it
+
+
+async def test_a_task_whose_agent_does_not_exist_waits_without_a_slot(
+    kube: Kube, namespace: str, tmp_path: Path
+) -> None:
+    submit = [Turn(calls=[Call("submit_result", {"verdict": "GO", "summary": "ok"})])]
+    async with (
+        ScriptedLLM(submit) as llm,
+        running_controller(kube, namespace),
+        running_worker(
+            kube, "lonely-box", namespace, {"agent": AgentExecutor}, executors=agent_settings(llm, tmp_path)
+        ),
+    ):
+        await make_task(kube, namespace, "orphan", executor="agent", agentRef="missing", payload={"prompt": "Go."})
+        task = await wait_for(kube, namespace, "orphan", lambda t: condition(t, "Blocked") is not None)
+        assert task.phase == "Pending"
+        assert condition(task, "Blocked") == ("True", "AgentNotFound")
+        await make_agent(kube, namespace, "missing")
+        task = await wait_for(kube, namespace, "orphan", finished, timeout=30)
+    assert task.status.verdict == "GO"
+
+
+async def test_cancel_and_timeout_stop_the_loop_and_kill_a_running_command(
+    kube: Kube, namespace: str, tmp_path: Path
+) -> None:
+    sleeper = "import os, time; open(os.environ['HOME'] + '/../pid', 'w').write(str(os.getpid())); time.sleep(120)"
+
+    def sleep_forever(request: dict[str, Any]) -> Turn:
+        return Turn(calls=[Call("run", {"argv": ["python3", "-c", sleeper], "timeout_seconds": 600})])
+
+    async with (
+        ScriptedLLM(sleep_forever) as llm, running_controller(kube, namespace),
+        running_worker(
+            kube, "sleepy-box", namespace, {"agent": AgentExecutor}, max_concurrent_tasks=2,
+            executors=agent_settings(llm, tmp_path, allowCommands=[["python3", "-c"]], keepWorkspace="always"),
+        ),
+    ):  # fmt: skip
+        await make_agent(kube, namespace, "sleeper", tools=["run"])
+        await make_task(kube, namespace, "to-cancel", executor="agent", agentRef="sleeper", payload={"prompt": "x"})
+        await make_task(
+            kube, namespace, "to-time-out", executor="agent", agentRef="sleeper", timeoutSeconds=3,
+            payload={"prompt": "x"},
+        )  # fmt: skip
+        pids = await _pids(tmp_path / "workspaces", 2)
+        await kube.patch(AgenticTask, "to-cancel", {"spec": {"cancel": True}}, namespace=namespace)
+        cancelled_at = time.monotonic()
+        cancelled = await wait_for(kube, namespace, "to-cancel", finished, timeout=10)
+        assert time.monotonic() - cancelled_at < 2
+        timed_out = await wait_for(kube, namespace, "to-time-out", finished, timeout=10)
+    assert (cancelled.phase, cancelled.status.failure_reason) == ("Failed", "Cancelled")
+    assert (timed_out.phase, timed_out.status.failure_reason) == ("Failed", "Timeout")
+    for pid in pids:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+
+
+async def _pids(root: Path, count: int) -> list[int]:
+    """The pids the sleeping commands wrote (one per workspace), once they all have."""
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        written = await asyncio.to_thread(_written, root)
+        if len(written) == count:
+            return [int(text) for text in written]
+        await asyncio.sleep(0.05)
+    raise AssertionError("the commands never started")
+
+
+def _written(root: Path) -> list[str]:
+    return [text for text in (path.read_text().strip() for path in root.glob("*/pid")) if text]
