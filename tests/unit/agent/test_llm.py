@@ -1,0 +1,95 @@
+"""The model-server client against the scripted server over real HTTP: what is retried, what is not, usage."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from foreman.worker.agent.llm import Endpoint, ModelServer, ModelServerError, backoff
+from tests.llm_server import Call, Fail, ScriptedLLM, Turn
+
+MESSAGES = [{"role": "user", "content": "hi"}]
+
+
+async def ask(server: ModelServer, retries: list[str], turn_timeout: float = 10) -> Any:
+    async def note(reason: str, delay: float) -> None:
+        retries.append(reason)
+
+    return await server.complete(
+        model="m", messages=MESSAGES, tools=[], max_tokens=None, temperature=None, turn_timeout=turn_timeout,
+        on_retry=note,
+    )  # fmt: skip
+
+
+async def no_sleep(seconds: float) -> None:
+    pass
+
+
+async def test_5xx_429_resets_and_silence_are_retried_then_the_answer_counts() -> None:
+    script = [
+        Fail(500),
+        Fail(429, "slow down"),
+        Turn("x", cut_after=2),  # connection closed mid-stream
+        Turn("late", delay=2),  # silent past the turn timeout
+        Turn("hello", prompt_tokens=7, completion_tokens=2),
+    ]
+    async with ScriptedLLM(script) as llm:
+        server = ModelServer(Endpoint(llm.base_url), sleep=no_sleep)
+        retries: list[str] = []
+        completion = await ask(server, retries, turn_timeout=0.5)
+        await server.close()
+    assert completion.answer.content == "hello"
+    assert (completion.usage.prompt, completion.usage.completion, completion.estimated) == (7, 2, False)
+    assert retries[0].startswith("server answered 500")
+    assert retries[1].startswith("server answered 429: slow down")
+    assert "no answer within the turn timeout" in retries[3]
+    assert len(retries) == 4
+
+
+async def test_a_server_that_rejects_stream_options_is_asked_without_and_usage_is_estimated() -> None:
+    async with ScriptedLLM([Turn("one"), Turn("two")], reject_stream_options=True) as llm:
+        server = ModelServer(Endpoint(llm.base_url), sleep=no_sleep)
+        retries: list[str] = []
+        first = await ask(server, retries)
+        second = await ask(server, retries)
+        await server.close()
+    assert len(retries) == 1  # learnt once
+    assert "stream_options" in retries[0]
+    assert [r.get("stream_options") for r in llm.requests] == [{"include_usage": True}, None, None]
+    assert first.estimated
+    assert second.estimated
+    assert first.usage.completion >= 1
+
+
+@pytest.mark.parametrize(("status", "said"), [(404, "model 'm' not found"), (401, "bad key"), (400, "too long")])
+async def test_refusals_are_not_retried(status: int, said: str) -> None:
+    async with ScriptedLLM([Fail(status, said)]) as llm:
+        server = ModelServer(Endpoint(llm.base_url), sleep=no_sleep)
+        server.include_usage = False
+        with pytest.raises(ModelServerError, match=said):
+            await ask(server, [])
+        await server.close()
+
+
+async def test_a_server_that_keeps_failing_is_given_up_after_the_budget() -> None:
+    async with ScriptedLLM([], when_exhausted=Fail(503)) as llm:
+        server = ModelServer(Endpoint(llm.base_url, retry_budget=0.2))
+        with pytest.raises(ModelServerError, match="gave up after"):
+            await ask(server, [])
+        await server.close()
+
+
+async def test_availability_follows_the_server() -> None:
+    async with ScriptedLLM([Turn(calls=[Call("f", {})])]) as llm:
+        server = ModelServer(Endpoint(llm.base_url))
+        assert await server.answers()
+        llm.down = True
+        assert not await server.answers()
+        await server.close()
+
+
+def test_backoff_grows_is_capped_and_jittered() -> None:
+    assert 0.25 <= backoff(1) <= 0.5
+    assert 2 <= backoff(4) <= 4
+    assert all(15 <= backoff(20) <= 30 for _ in range(20))
