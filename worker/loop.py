@@ -310,6 +310,7 @@ class Worker:
             self.config.executors.get(task.spec.executor, {}),
             agent=agent,
             publish_transcript=lambda text: self._publish_transcript(execution, text),
+            metrics=self.metrics,
         )
         execution.work = asyncio.create_task(executor.execute(task, context))
         if execution.cancel_reason:  # cancelled while claiming

@@ -24,3 +24,27 @@ class WorkerMetrics:
             "foreman_worker_heartbeat_failures_total", "Heartbeats that could not be written", registry=self.registry
         )
         self.running = Gauge("foreman_worker_running_tasks", "Tasks executing now", registry=self.registry)
+        # The agent executor's, per model: what local inference costs and how fast it is.
+        self.agent_tokens = Counter(
+            "foreman_agent_tokens_total",
+            "Tokens the model server reported (or that were estimated), by direction: prompt or completion",
+            ["model", "direction"],
+            registry=self.registry,
+        )
+        self.agent_turns = Histogram(
+            "foreman_agent_turns",
+            "Model calls per agent task",
+            buckets=(1, 2, 5, 10, 20, 30, 50, 100, 200),
+            registry=self.registry,
+        )
+        self.agent_tool_calls = Counter(
+            "foreman_agent_tool_calls_total", "Tool calls, by tool and outcome (ok or error)", ["tool", "outcome"],
+            registry=self.registry,
+        )  # fmt: skip
+        self.agent_generation_speed = Histogram(
+            "foreman_agent_generation_tokens_per_second",
+            "Completion tokens per second of streaming, per model call",
+            ["model"],
+            buckets=(1, 2, 5, 10, 20, 40, 60, 80, 120, 200, 400),
+            registry=self.registry,
+        )

@@ -65,7 +65,7 @@ async def test_the_agent_fixes_a_failing_test_and_commits_on_its_branch(
         executors = agent_settings(llm, tmp_path, allowCommands=[["python3", "-m", "unittest"]], push=True)
         async with (
             running_controller(kube, namespace),
-            running_worker(kube, "agent-box", namespace, {"agent": AgentExecutor}, executors=executors),
+            running_worker(kube, "agent-box", namespace, {"agent": AgentExecutor}, executors=executors) as worker,
         ):
             await make_agent(kube, namespace, "fixer", model="scripted-model", tools=list(ToolsAll))
             await make_task(
@@ -87,6 +87,11 @@ async def test_the_agent_fixes_a_failing_test_and_commits_on_its_branch(
     assert (usage.turns, usage.tool_calls, usage.model, usage.estimated) == (5, 5, "scripted-model", False)
     assert result.extra["usage"]["totalTokens"] == 550
     assert task.status.transcript_ref == "fix-add-transcript"
+    sample = worker.metrics.registry.get_sample_value
+    assert sample("foreman_agent_tokens_total", {"model": "scripted-model", "direction": "prompt"}) == 500
+    assert sample("foreman_agent_tokens_total", {"model": "scripted-model", "direction": "completion"}) == 50
+    assert sample("foreman_agent_tool_calls_total", {"tool": "edit_file", "outcome": "ok"}) == 1
+    assert sample("foreman_agent_turns_sum") == 5
     # the model saw the unittest failure, then the fix passing: the run tool's output went back to it
     tool_results = [m["content"] for m in llm.requests[-1]["messages"] if m["role"] == "tool"]
     assert tool_results[3].startswith("exit code 0"), tool_results[3]

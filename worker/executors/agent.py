@@ -137,6 +137,8 @@ class AgentExecutor:
         passed = False
         try:
             ending = await run.work()
+            if context.metrics is not None:
+                context.metrics.agent_turns.observe(run.tally.turns)
             passed = ending.verdict in PASSING_VERDICTS
             return ResultEnvelope(
                 kind=task.spec.kind,
@@ -225,16 +227,13 @@ class AgentRun:
                 assert said is not None
                 messages = [*messages, said]
                 for call in calls:
-                    if call.name == "submit_result":
-                        ending = _submitted(call)
-                        if isinstance(ending, Ending):
-                            self.tally.tool_calls += 1
-                            return ending
-                        result, ok = ending, False
-                    else:
-                        result, ok = await self.use(call, history)
+                    submitted = _submitted(call) if call.name == "submit_result" else None
+                    if isinstance(submitted, Ending):
+                        self.counted_call(call, ok=True)
+                        return submitted
+                    result, ok = (submitted, False) if submitted is not None else await self.use(call, history)
                     history.append(call)
-                    self.tally.tool_calls += 1
+                    self.counted_call(call, ok=ok)
                     messages = [*messages, conversation.tool_message(call, result)]
                     self.transcript.add(
                         {"event": "tool", "turn": turn, "id": call.id, "name": call.name, "ok": ok,
@@ -258,6 +257,7 @@ class AgentRun:
                 on_retry=self.retrying,
             )
             self.tally.add(completion)
+            self.count(completion)
             step = conversation.judge(completion.answer, truncated_retries=retries, nudged=nudged)
             if not isinstance(step, Retry):
                 return completion, step
@@ -265,6 +265,23 @@ class AgentRun:
             delay = backoff(retries)
             await self.retrying(step.reason, delay)
             await asyncio.sleep(delay)
+
+    def counted_call(self, call: ToolCall, *, ok: bool) -> None:
+        self.tally.tool_calls += 1
+        if self.context.metrics is not None:
+            self.context.metrics.agent_tool_calls.labels(call.name, "ok" if ok else "error").inc()
+
+    def count(self, completion: Completion) -> None:
+        metrics = self.context.metrics
+        if metrics is None:
+            return
+        model = self.settings.model or "default"
+        metrics.agent_tokens.labels(model, "prompt").inc(completion.usage.prompt)
+        metrics.agent_tokens.labels(model, "completion").inc(completion.usage.completion)
+        if completion.generation_seconds > 0 and completion.usage.completion > 1:
+            metrics.agent_generation_speed.labels(model).observe(
+                completion.usage.completion / completion.generation_seconds
+            )
 
     async def retrying(self, reason: str, delay: float) -> None:
         self.log.warning("model call retried", reason=reason, retry_in=round(delay, 2))

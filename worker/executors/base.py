@@ -12,6 +12,7 @@ import structlog
 from foreman.api.agents import AgentSpec
 from foreman.api.envelope import ResultEnvelope
 from foreman.api.resources import AgenticTask
+from foreman.worker.metrics import WorkerMetrics
 
 ENTRY_POINT_GROUP = "foreman.executors"
 log = structlog.get_logger("foreman.worker.executors")
@@ -27,6 +28,8 @@ class ExecutionContext:
     """The Agent the task names in `spec.agentRef`, read by the worker just before the run."""
     publish_transcript: Callable[[str], Awaitable[None]] | None = None
     """Stores the task's transcript (JSON lines, whole each time) where `foreman logs` reads it."""
+    metrics: WorkerMetrics | None = None
+    """The worker's metrics, for executors that count more than the worker does (the agent's tokens)."""
 
 
 @runtime_checkable
