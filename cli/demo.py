@@ -15,6 +15,8 @@ from typing import Annotated, Any
 import typer
 import yaml
 
+from foreman.api import transcript
+from foreman.api.agents import Agent
 from foreman.api.base import utcnow
 from foreman.api.cron import parse
 from foreman.api.errors import AlreadyExists
@@ -24,12 +26,13 @@ from foreman.api.localcluster import LocalCluster
 from foreman.api.resources import AgenticTask
 from foreman.api.schedules import TaskSchedule, task_name
 from foreman.api.sdk import ForemanClient
-from foreman.cli.errors import user_errors
+from foreman.cli.errors import UserError, user_errors
 from foreman.cli.schedules import schedules_table
 from foreman.cli.tasks import follow
 
 NAMESPACE = "demo"
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = ROOT / "examples"
 WORKERS = {
     # name: flags declaring what the node offers (detection would report this machine's own hardware)
     "gpu-box": ["--accelerator", "cuda", "--accelerator-count", "1", "--ram-gb", "80", "--context-tokens", "131072",
@@ -54,7 +57,10 @@ EXPECTED = {
     "announce": ("Failed", "UpstreamFailed"),
     "slow-summary": ("Failed", "Timeout"),
     "cancelled-early": ("Failed", "Cancelled"),
+    "fix-calc": ("Succeeded", "GO"),
 }
+AGENT_TASK = "fix-calc"
+AGENT_NODE = "llm-box"
 EXAMPLE_FILES = ["task-hello.yaml", "task-gpu.yaml", "task-selector.yaml", "task-command.yaml", "dag.yaml",
                  "cascade.yaml", "task-timeout-retries.yaml", "task-cancel.yaml"]  # fmt: skip
 SCHEDULE_FILES = ["schedule-nightly.yaml", "schedule-every-minute.yaml"]
@@ -100,6 +106,49 @@ async def apply_examples(kube: Kube) -> dict[str, tuple[str, str]]:
     return expected
 
 
+def start_scripted_model(state: Path) -> tuple[subprocess.Popen[str], str, Path]:
+    """The test suite's scripted OpenAI-compatible server (a stand-in: no model weights can be had here), with the
+    git repository its script fixes. Returns the process, its base URL and the repository."""
+    repository = state / "calc"
+    command = [sys.executable, "-m", "tests.llm_server", "--script", "demo", "--repository", str(repository)]
+    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    assert process.stdout is not None
+    url = process.stdout.readline().strip()
+    if not url.startswith("http"):
+        process.kill()
+        raise UserError("the scripted model server did not start (run the demo from a checkout: make demo)")
+    return process, url, repository
+
+
+def agent_worker_flags(state: Path, url: str) -> list[str]:
+    config = state / "llm-box.yaml"
+    agent = {"allowCommands": [["python3", "-m", "unittest"]], "push": True, "workspaceRoot": str(state / "ws")}
+    config.write_text(yaml.safe_dump({"executors": {"agent": agent}}))
+    return ["--accelerator", "cpu", "--ram-gb", "32", "--context-tokens", "32768", "--llm-endpoint", url,
+            "--config", str(config), "--model", "qwen2.5-coder:7b"]  # fmt: skip
+
+
+async def apply_agent_example(kube: Kube, repository: Path) -> None:
+    """The Agent and its task from examples/, the task pointed at the demo's local repository."""
+    for document in documents("agent-coder.yaml"):
+        await kube.create(Agent.model_validate(document))
+    for document in documents("task-agent.yaml"):
+        document["spec"]["payload"]["repo"] = str(repository)
+        await kube.create(AgenticTask.model_validate(document))
+    say("applied examples/agent-coder.yaml and examples/task-agent.yaml (the model is SCRIPTED, not a real one)")
+
+
+def show_agent_work(text: str | None, repository: Path) -> None:
+    typer.echo(f"\n{AGENT_TASK}: the agent's transcript (foreman logs {AGENT_TASK}; a scripted model, not a real one):")
+    for line in transcript.render(transcript.parse(text or ""), width=100):
+        typer.echo(f"  {line}")
+    branch = f"foreman/{AGENT_TASK}"
+    log = subprocess.run(
+        ["git", "-C", str(repository), "log", "--format=%h %an: %s", "-1", branch], capture_output=True, text=True
+    )
+    typer.echo(f"\nbranch {branch} of the repository: {log.stdout.strip() or log.stderr.strip()}")
+
+
 async def follow_examples(kube: Kube, names: set[str], wait_seconds: float) -> dict[str, AgenticTask]:
     """The tasks' final state (or their state when the time ran out: the outcome check reports the rest)."""
     tasks: dict[str, AgenticTask] = {}
@@ -116,9 +165,10 @@ def demo(
         bool, typer.Option(help="Leave the control plane and daemons running (prints how to stop them).")
     ] = False,
 ) -> None:
-    """Run Foreman end to end on this machine: a local control plane, the controller, three workers with different
+    """Run Foreman end to end on this machine: a local control plane, the controller, four workers with different
     capabilities, and the examples (a fan-out / fan-in DAG, a task only one node fits, a failure that cascades, a
-    nightly TaskSchedule fired by hand and an every-minute one awaited at its first fire, up to a minute).
+    nightly TaskSchedule fired by hand and an every-minute one awaited at its first fire, up to a minute, and an
+    agent that fixes a failing test in a git repository, talking to a scripted model server).
 
     Exits 0 when every task ends as expected.
     """
@@ -131,21 +181,29 @@ def demo(
         command = [sys.executable, "-m", "foreman.cli", *args, "--kubeconfig", str(cluster.kubeconfig())]
         processes.append(subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT))
 
-    async def run() -> tuple[dict[str, tuple[str, str]], dict[str, AgenticTask], list[TaskSchedule]]:
+    model, url, repository = start_scripted_model(state)
+    say(f"scripted model server (a stand-in for llama.cpp / Ollama: the model is scripted) at {url}")
+    workers = {**WORKERS, AGENT_NODE: agent_worker_flags(state, url)}
+
+    async def run() -> tuple[dict[str, tuple[str, str]], dict[str, AgenticTask], list[TaskSchedule], str | None]:
         async with await Kube.connect(str(cluster.kubeconfig())) as kube:
             say("installing CRDs and RBAC")
             await install(kube)
             spawn("controller", "controller", "--health-port", "0", "--lease-namespace", "default")
-            for name, flags in WORKERS.items():
+            for name, flags in workers.items():
                 spawn(name, "worker", "--node-name", name, "--health-port", "0", *flags)
                 say(f"worker {name}: {' '.join(flags[:8])}")
             expected = await apply_examples(kube)
+            await apply_agent_example(kube, repository)
             tasks = await follow_examples(kube, set(expected), timeout)
-            return expected, tasks, (await kube.list(TaskSchedule, namespace=NAMESPACE)).items
+            agent_transcript = await ForemanClient(kube, NAMESPACE).transcript(AGENT_TASK)
+            return expected, tasks, (await kube.list(TaskSchedule, namespace=NAMESPACE)).items, agent_transcript
 
     try:
-        expected, tasks, schedules = asyncio.run(run())
+        expected, tasks, schedules, agent_transcript = asyncio.run(run())
+        show_agent_work(agent_transcript, repository)
     finally:
+        model.terminate()
         for process in processes:
             process.terminate()
         for process in processes:
@@ -153,6 +211,7 @@ def demo(
                 process.wait(40)
             except subprocess.TimeoutExpired:
                 process.kill()
+        model.wait(10)
         if keep:
             say(f"logs and data in {state}; stop the control plane with: foreman dev down --state-dir {state}")
         else:

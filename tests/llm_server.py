@@ -520,7 +520,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--script", choices=sorted(SCRIPTS), default="demo")
     parser.add_argument("--model", default="scripted-model")
     parser.add_argument("--context-tokens", type=int, default=32768)
+    parser.add_argument("--repository", type=Path, help="first create the demo script's git repository here")
     args = parser.parse_args(argv)
+    if args.repository is not None:
+        demo_repository(args.repository)
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(_serve(args.port, SCRIPTS[args.script], args.model, args.context_tokens))
     return 0

@@ -9,7 +9,10 @@ def test_demo_runs_end_to_end() -> None:
         [sys.executable, "-m", "foreman.cli", "demo", "--timeout", "120"], capture_output=True, text=True, timeout=300
     )
     assert demo.returncode == 0, demo.stdout[-3000:] + demo.stderr[-3000:]
-    assert "all 15 tasks ended as expected" in demo.stdout
+    assert "all 16 tasks ended as expected" in demo.stdout
+    assert "end    GO (Submitted)" in demo.stdout  # the agent's transcript
+    assert "branch foreman/fix-calc of the repository: " in demo.stdout
+    assert "Fixed add() in calc.py" in demo.stdout  # the commit on the branch
     assert "fleet-probe" in demo.stdout  # the schedules table
     assert "nightly-review" in demo.stdout
     assert "Traceback" not in demo.stderr
