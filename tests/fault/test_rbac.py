@@ -3,6 +3,7 @@
 import pytest
 
 from foreman.api import requests
+from foreman.api.agents import Agent
 from foreman.api.errors import Forbidden
 from foreman.api.kube import Kube
 from foreman.api.localcluster import Identity, LocalCluster
@@ -25,7 +26,18 @@ async def test_worker_role(cluster: LocalCluster, kube: Kube, namespace: str) ->
         node = await worker.create(FleetNode.model_validate({"metadata": {"name": f"rbac-{namespace}"}}))
         await worker.patch_status(FleetNode, node.name, {"phase": "Ready"})
         await worker.patch(FleetNode, node.name, {"metadata": {"labels": {"pool": "a"}}})
+        # the agent executor: read the task's Agent, write its transcript ConfigMap (created by server-side apply)
+        await kube.create(Agent.model_validate({"metadata": {"name": "helper", "namespace": namespace}}))
+        assert (await worker.get(Agent, "helper", namespace)).name == "helper"
+        transcript = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "victim-transcript",
+                      "namespace": namespace}, "data": {"transcript.jsonl": "{}\n"}}  # fmt: skip
+        await worker.apply(transcript)
+        await worker.apply({**transcript, "data": {"transcript.jsonl": "{}\n{}\n"}})
         # what it must not do
+        with pytest.raises(Forbidden):
+            await worker.create(Agent.model_validate({"metadata": {"name": "forged", "namespace": namespace}}))
+        with pytest.raises(Forbidden):
+            await worker._send(requests.list_objects("v1", "ConfigMap", namespace))
         with pytest.raises(Forbidden):
             await worker.create(
                 AgenticTask.model_validate(
@@ -59,6 +71,9 @@ async def test_controller_role(cluster: LocalCluster, kube: Kube, namespace: str
     async with await as_identity(cluster, Identity.CONTROLLER) as controller:
         await controller.list(AgenticTask)
         await controller.list(FleetNode)
+        await controller.list(Agent)  # whether a task's agentRef exists
+        with pytest.raises(Forbidden):
+            await controller.create(Agent.model_validate({"metadata": {"name": "forged", "namespace": namespace}}))
         await controller.patch_status(AgenticTask, "placed", {"attempts": 1}, namespace=namespace)
         await controller.patch(AgenticTask, "placed", {"metadata": {"labels": {NODE_LABEL: "n"}}}, namespace=namespace)
         # TaskSchedules: it reads them, keeps their status, and creates and deletes their tasks
