@@ -255,3 +255,33 @@ async def _pids(root: Path, count: int) -> list[int]:
 
 def _written(root: Path) -> list[str]:
     return [text for text in (path.read_text().strip() for path in root.glob("*/pid")) if text]
+
+
+REAL_URL, REAL_MODEL = os.environ.get("FOREMAN_TEST_LLM_URL"), os.environ.get("FOREMAN_TEST_LLM_MODEL")
+
+
+@pytest.mark.skipif(
+    not (REAL_URL and REAL_MODEL),
+    reason="set FOREMAN_TEST_LLM_URL (e.g. http://127.0.0.1:11434/v1) and FOREMAN_TEST_LLM_MODEL to run against a "
+    "real model server",
+)
+@pytest.mark.timeout(1000)
+async def test_a_real_model_fixes_the_repository(kube: Kube, namespace: str, tmp_path: Path, repository: Path) -> None:
+    assert REAL_URL is not None
+    executors = {
+        "agent": {"endpoint": REAL_URL, "workspaceRoot": str(tmp_path / "ws"), "push": True,
+                  "allowCommands": [["python3", "-m", "unittest"]]}
+    }  # fmt: skip
+    async with (
+        running_controller(kube, namespace),
+        running_worker(kube, "real-box", namespace, {"agent": AgentExecutor}, executors=executors),
+    ):
+        await make_agent(kube, namespace, "coder", model=REAL_MODEL, tools=list(ToolsAll), maxTurns=25)
+        await make_task(
+            kube, namespace, "fix-real", executor="agent", agentRef="coder", timeoutSeconds=900,
+            payload={"prompt": "The unit tests fail (python3 -m unittest). Find the bug, fix it, run the tests, "
+                     "and submit GO when they pass.", "repo": str(repository)},
+        )  # fmt: skip
+        task = await wait_for(kube, namespace, "fix-real", finished, timeout=900)
+    assert task.status.verdict == "GO", task.status.result
+    assert "return a + b" in git(repository, "show", "foreman/fix-real:calc.py")
