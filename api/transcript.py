@@ -97,7 +97,7 @@ def render(records: Iterable[dict[str, Any]], *, width: int = 400) -> list[str]:
             out.append(f"{prefix} note   {_short(record.get('message', ''), width)}")
         elif kind == "end":
             summary = _short(record.get("summary", ""), width)
-            out.append(f"{prefix} end    {record.get('verdict')} ({record.get('reason')}): {summary}")
+            out.append(f"{prefix} end    {record.get('verdict') or '-'} ({record.get('reason')}): {summary}")
         elif kind == "elided":
             out.append(f"      … {record.get('lines')} lines dropped to keep the transcript under 1 MiB …")
         else:

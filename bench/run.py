@@ -22,6 +22,9 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from agent import agent_benchmarks
+from reporting import report, say, target
+
 from foreman.api.daemon import configure_logging, settle_heap
 from foreman.api.install import install
 from foreman.api.kube import Kube, Relisted
@@ -37,18 +40,6 @@ RESULTS = Path(__file__).parent / "results"
 NAMESPACE = "bench"
 FLOOR_NAMESPACE = "bench-floor"
 """The floor's objects live where no controller looks, so they can stay for the rounds after the system ran."""
-report: dict[str, Any] = {}
-
-
-def say(line: str) -> None:
-    sys.stderr.write(line + "\n")
-
-
-def target(name: str, value: float, limit: float, *, below: bool = True, unit: str = "") -> None:
-    met = value <= limit if below else value >= limit
-    report.setdefault("targets", {})[name] = {"value": round(value, 3), "target": limit, "met": met}
-    sign = "<=" if below else ">="
-    say(f"  {name}: {value:.3g}{unit} (target {sign} {limit:g}{unit}) {'met' if met else 'NOT MET'}")
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -411,6 +402,7 @@ async def against_the_apiserver(cluster: LocalCluster) -> None:
         controller = await system.start(20, "tp")
         await throughput(admin, cluster, controller, writes_per_task)
         await system.close()
+    await agent_benchmarks(cluster, Path(tempfile.mkdtemp(prefix="foreman-bench-ws-")))
 
 
 def main() -> None:

@@ -497,6 +497,25 @@ def demo_script(request: dict[str, Any]) -> Reply:
     )
 
 
+def bench_script(turns: int, delay: float) -> Callable[[dict[str, Any]], Reply]:
+    """A model that takes `delay` seconds per answer and makes one read/edit-kind tool call per turn: a file written,
+    then read and edited in turn, then submit_result at turn `turns` (what `make bench` measures the loop with)."""
+
+    def reply(request: dict[str, Any]) -> Reply:
+        done = sum(1 for m in request.get("messages", []) if isinstance(m, dict) and m.get("role") == "tool")
+        if done == 0:
+            call = Call("write_file", {"path": "notes.txt", "content": "version 0\n" + "line\n" * 200})
+        elif done >= turns - 1:
+            call = Call("submit_result", {"verdict": "GO", "summary": f"done after {turns} turns"})
+        elif done % 2:
+            call = Call("read_file", {"path": "notes.txt"})
+        else:
+            call = Call("edit_file", {"path": "notes.txt", "old": f"version {done - 2}", "new": f"version {done}"})
+        return Turn("Working.", calls=[call], delay=delay, piece=64)
+
+    return reply
+
+
 SCRIPTS: dict[str, Script] = {"demo": demo_script}
 
 
@@ -521,11 +540,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--model", default="scripted-model")
     parser.add_argument("--context-tokens", type=int, default=32768)
     parser.add_argument("--repository", type=Path, help="first create the demo script's git repository here")
+    parser.add_argument("--bench", nargs=2, metavar=("TURNS", "DELAY"), help="the bench script instead of --script")
     args = parser.parse_args(argv)
     if args.repository is not None:
         demo_repository(args.repository)
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_serve(args.port, SCRIPTS[args.script], args.model, args.context_tokens))
+        script = bench_script(int(args.bench[0]), float(args.bench[1])) if args.bench else SCRIPTS[args.script]
+        asyncio.run(_serve(args.port, script, args.model, args.context_tokens))
     return 0
 
 

@@ -3,7 +3,8 @@
 The loop: system prompt and task prompt; a streamed model call with the allowed tools; each answer judged
 (`conversation.judge`), its tool calls run in the workspace, their results appended; until the model calls
 `submit_result`, `maxTurns` is reached, or the task's timeout or cancel ends it (as asyncio.CancelledError, which
-kills a running command). The transcript is published after every turn; usage goes into the envelope's `extra`.
+kills a running command). The transcript is published after every turn, in the background (a turn never waits for
+the apiserver); usage goes into the envelope's `extra`.
 Everything the node allows (server, commands, workspace, push) comes from the worker's configuration, never from
 the task.
 """
@@ -28,6 +29,7 @@ from foreman.api.validation import describe
 from foreman.worker.agent import conversation, workspace
 from foreman.worker.agent.conversation import REPEAT_LIMIT, Act, Message, Retry, Settings, Stop, Tell
 from foreman.worker.agent.llm import Completion, Endpoint, ModelServer, backoff
+from foreman.worker.agent.publisher import Publisher
 from foreman.worker.agent.stream import ToolCall
 from foreman.worker.agent.tools import Toolbox
 from foreman.worker.agent.workspace import ToolError, Workspace
@@ -176,6 +178,7 @@ class AgentRun:
         self.context = context
         self.tally = Tally(model=settings.model)
         self.transcript = Transcript()
+        self.publisher = Publisher(context.publish_transcript)
         self.toolbox = Toolbox(space, settings.tools, tuple(tuple(prefix) for prefix in config.allow_commands))
         self.log = log.bind(task=task.name, namespace=task.namespace, node=context.node_name)
 
@@ -190,8 +193,14 @@ class AgentRun:
             {"event": "task", "turn": 0, "at": _now(), "model": self.settings.model, "tools": list(self.settings.tools),
              "prompt": capped(prompt), "repo": payload.repo, "branch": branch}
         )  # fmt: skip
-        await self.publish()
-        ending = await self.converse(conversation.opening(self.settings, prompt))
+        self.publish()
+        try:
+            ending = await self.converse(conversation.opening(self.settings, prompt))
+        except asyncio.CancelledError:
+            # NB: the timeout, a cancel or a drain; the transcript says so (its writer outlives this task)
+            self.transcript.add({"event": "end", "turn": self.tally.turns, "at": _now(), "reason": "Stopped"})
+            self.publish()
+            raise
         if payload.repo and branch and base and ending.verdict in PASSING_VERDICTS:
             change = await workspace.commit(
                 self.space, base=base, branch=branch, message=_commit_message(self.task, ending),
@@ -200,7 +209,8 @@ class AgentRun:
             ending.extra.update(branch=change.branch, commit=change.commit, changedFiles=change.changed_files)
         self.transcript.add({"event": "end", "turn": self.tally.turns, "at": _now(), "verdict": ending.verdict,
                              "reason": ending.reason, "summary": capped(ending.summary)})  # fmt: skip
-        await self.publish()
+        self.publish()
+        await self.publisher.flush()
         return ending
 
     async def converse(self, messages: list[Message]) -> Ending:
@@ -239,7 +249,7 @@ class AgentRun:
                         {"event": "tool", "turn": turn, "id": call.id, "name": call.name, "ok": ok,
                          "result": capped(result)}
                     )  # fmt: skip
-            await self.publish()
+            self.publish()
         summary = f"stopped after maxTurns={self.settings.max_turns} model calls without submit_result"
         return Ending("INCOMPLETE", summary, MAX_TURNS_EXCEEDED)
 
@@ -302,9 +312,8 @@ class AgentRun:
         except ToolError as error:
             return f"error: {error}", False
 
-    async def publish(self) -> None:
-        if self.context.publish_transcript is not None:
-            await self.context.publish_transcript(self.transcript.text())
+    def publish(self) -> None:
+        self.publisher.offer(self.transcript.text())
 
 
 def answer_record(turn: int, completion: Completion) -> dict[str, Any]:
