@@ -21,7 +21,7 @@ DnsName = Annotated[str, Field(min_length=1, max_length=253, pattern=r"^[a-z0-9]
 Accelerator = Literal["cuda", "metal", "rocm", "cpu"]
 AcceleratorRequest = Literal["cuda", "metal", "rocm", "cpu", "any"]
 TaskPhase = Literal["Pending", "Scheduled", "Running", "Succeeded", "Failed"]
-NodePhase = Literal["Ready", "Draining", "NotReady", "Unknown"]
+NodePhase = Literal["Ready", "Draining", "Stopped", "NotReady", "Unknown"]
 TERMINAL_PHASES: frozenset[TaskPhase] = frozenset({"Succeeded", "Failed"})
 
 

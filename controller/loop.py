@@ -30,7 +30,7 @@ from foreman.controller.leader import LeaderElector, LeaseConfig
 from foreman.controller.match import Need, Offer, Placer
 from foreman.controller.metrics import ControllerMetrics
 from foreman.controller.ready import ReadyQueue
-from foreman.controller.reclaim import GiveUp, node_is_live, node_went_silent, reclaim
+from foreman.controller.reclaim import GiveUp, heard_recently, node_is_live, node_went_silent, reclaim
 from foreman.controller.rules import Backoff, Blocked, Fail, Ready, decide
 from foreman.controller.schedules import ScheduleLoop
 
@@ -264,7 +264,7 @@ class Controller:
         live = self._check_nodes(now, writes)
         if frozenset(live) != self._live:
             self._live, self._nodes_changed = frozenset(live), True
-        self._check_placed_tasks(now, live, dirty, writes)
+        self._check_placed_tasks(now, dirty, writes)
         self._decide(now, dirty, writes)
         self._place(now, live, writes, dirty)
         self._observe()
@@ -292,12 +292,11 @@ class Controller:
                 writes.append(self._mark_node_not_ready(node, now))
         return live
 
-    def _check_placed_tasks(
-        self, now: datetime, live: dict[str, FleetNode], dirty: set[TaskKey], writes: list[Write]
-    ) -> None:
+    def _check_placed_tasks(self, now: datetime, dirty: set[TaskKey], writes: list[Write]) -> None:
         for task in self.cache.active():
             name = task.status.assigned_node or ""
-            action = reclaim(task, self.cache.nodes.get(name), name in live, self.config.max_claim_expiries)
+            heard = heard_recently(self.cache.heard_at.get(name), now, self.config.stale_after)
+            action = reclaim(task, self.cache.nodes.get(name), heard, self.config.max_claim_expiries)
             if isinstance(action, GiveUp):
                 writes.append(
                     self._write(

@@ -93,8 +93,10 @@ class Worker:
         )
         await self.registrar.register()
         # NB: heartbeats start as soon as the node is registered: recovering its old tasks lists from a possibly busy
-        # apiserver, and a node silent for that long could be judged lost before it ever looked for work
-        components = [asyncio.create_task(self.registrar.run(stop))]
+        # apiserver, and a node silent for that long could be judged lost before it ever looked for work. They go on
+        # through the drain: the controller judges a silent Draining node lost (its worker was killed mid-drain).
+        drained = asyncio.Event()
+        components = [asyncio.create_task(self.registrar.run(drained))]
         stopped = asyncio.create_task(stop.wait())
         try:
             await self._recover()
@@ -108,11 +110,13 @@ class Worker:
             if failure is None:
                 await self._drain()
         finally:
+            drained.set()
             for task in [stopped, *components]:
                 task.cancel()
             await asyncio.gather(stopped, *components, return_exceptions=True)
         if failure is not None:
             raise failure
+        await self._mark_stopped()
         self.log.info("worker stopped")
 
     async def _drain(self) -> None:
@@ -132,6 +136,16 @@ class Worker:
             for execution in list(self._executions.values()):
                 execution.cancel(reasons.NODE_DRAINING, f"node {self.node} is draining")
             await asyncio.gather(*(e.runner for e in running if e.runner), return_exceptions=True)
+
+    async def _mark_stopped(self) -> None:
+        """The drain is done: say so, so the controller knows this node is gone rather than still draining."""
+        assert self.registrar is not None
+        self.registrar.phase = "Stopped"
+        try:
+            await self.registrar.heartbeat()
+        except ApiError as error:
+            # NB: left Draining, the node falls silent and the controller marks it NotReady after --stale-after
+            self.log.warning("could not mark the node Stopped", error=str(error))
 
     async def _recover(self) -> None:
         """Tasks Running on this node from a previous life go back to Pending: nobody is executing them."""
