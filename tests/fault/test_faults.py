@@ -380,7 +380,7 @@ async def test_worker_sigtermed_then_sigkilled_mid_drain_loses_its_task_to_anoth
     try:
         async with running_controller(kube, namespace, stale_after=timedelta(seconds=2)):
             victim = await _worker_process(cluster, doomed, namespace, "--drain-grace", "60")
-            await make_task(kube, namespace, "interrupted", payload={"sleepSeconds": 30})
+            await make_task(kube, namespace, "interrupted", payload={"sleepSeconds": 6})  # outlasts SIGTERM + 2 s
             await wait_for(kube, namespace, "interrupted", phase_is("Running"), timeout=20)
             victim.send_signal(signal.SIGTERM)
             deadline = time.monotonic() + 10
