@@ -142,13 +142,15 @@ class AgenticTask(Resource):
         namespace: str | None = None,
         generate_name: str | None = None,
         labels: dict[str, str] | None = None,
-        **payload: Any,
+        payload: dict[str, Any] | None = None,
     ) -> AgenticTask:
         """A task in one call: `AgenticTask.new("fix-bug", prompt="...", accelerator="cuda", min_ram_gb=48)`.
 
-        Without a name, `generate_name` (default "task-") lets the server pick one. Extra keyword arguments go into
-        the payload as given (e.g. `sleepSeconds=1` for the stub executor).
+        Without a name, `generate_name` (default "task-") lets the server pick one. `payload` holds further free-form
+        payload fields as given (e.g. `payload={"sleepSeconds": 1}` for the stub executor). NB: no **kwargs, so a
+        misspelled argument (`accelerater="cuda"`) is a TypeError, not a payload field.
         """
+        named = {"prompt": prompt, "repo": repo, "branch": branch, "inputs": inputs}
         meta = ObjectMeta(
             name=name,
             generate_name=None if name else (generate_name or "task-"),
@@ -158,7 +160,7 @@ class AgenticTask(Resource):
         spec = AgenticTaskSpec(
             kind=kind,
             executor=executor,
-            payload=Payload(prompt=prompt, repo=repo, branch=branch, inputs=inputs or {}, **payload),
+            payload=Payload.model_validate({**(payload or {}), **{k: v for k, v in named.items() if v is not None}}),
             model_ref=model_ref,
             required_capability=RequiredCapability(
                 accelerator=accelerator,

@@ -19,6 +19,7 @@ from foreman.api.cron import parse
 from foreman.api.envelope import ResultEnvelope
 from foreman.api.errors import NotFound
 from foreman.api.kube import Kube, RetryPolicy, WatchEvent
+from foreman.api.requests import creatable_body
 from foreman.api.resources import TERMINAL_PHASES, AgenticTask
 from foreman.api.schedules import (
     TRIGGER_ANNOTATION,
@@ -120,7 +121,10 @@ class ForemanClient:
                 existing.append(name)
             except NotFound:
                 pass
-        return [await self.kube.create(task) for task in creation_order(graph, existing)]
+        ordered = creation_order(graph, existing)
+        for task in ordered:
+            creatable_body(task)  # NB: a task too large to store is refused before anything is created
+        return [await self.kube.create(task) for task in ordered]
 
     async def get(self, name: str) -> AgenticTask:
         return await self.kube.get(AgenticTask, name, self.namespace)

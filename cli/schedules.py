@@ -8,8 +8,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-import yaml
-from pydantic import ValidationError
 
 from foreman.api import reasons
 from foreman.api.base import find_condition, utcnow
@@ -17,8 +15,8 @@ from foreman.api.cron import ScheduleError, parse
 from foreman.api.schedule_sync import plan_sync
 from foreman.api.schedules import TaskSchedule
 from foreman.api.sdk import ForemanClient
-from foreman.api.validation import describe as describe_error
 from foreman.cli.errors import UserError, missing_is_a_user_error, user_errors
+from foreman.cli.files import documents, resource
 from foreman.cli.render import age, table
 from foreman.cli.tasks import CLI_RETRY, Kubeconfig, Namespace
 
@@ -125,32 +123,22 @@ def trigger(
 
 
 def load_schedules(path: Path, namespace: str) -> list[TaskSchedule]:
-    """Every TaskSchedule in a file or in the *.yaml / *.yml files of a folder, validated, cron included."""
-    files = sorted([*path.glob("*.yaml"), *path.glob("*.yml")]) if path.is_dir() else [path]
+    """Every TaskSchedule in a file or in the YAML files of a folder, validated, cron included."""
     schedules: dict[tuple[str, str], TaskSchedule] = {}
-    for file in files:
-        for index, document in enumerate(yaml.safe_load_all(file.read_text()), start=1):
-            where = f"{file}, document {index}"
-            if document is None:
-                continue
-            if not isinstance(document, dict) or document.get("kind") != "TaskSchedule":
-                kind = document.get("kind") if isinstance(document, dict) else type(document).__name__
-                raise UserError(f"{where}: expected a TaskSchedule, got {kind}")
-            document.setdefault("metadata", {}).setdefault("namespace", namespace)
-            spec = document.get("spec")
-            if isinstance(spec, dict) and spec.setdefault("source", "declarative") != "declarative":
-                raise UserError(f"{where}: sync keeps declarative schedules; this one says source {spec['source']}")
-            try:
-                schedule = TaskSchedule.model_validate(document)
-                parse(schedule.spec.schedule, schedule.spec.time_zone)
-            except ValidationError as error:
-                raise UserError(f"{where}: {describe_error(error)}") from None
-            except ScheduleError as error:
-                raise UserError(f"{where}: {error.reason}: {error}") from None
-            key = (schedule.namespace or namespace, schedule.name)
-            if key in schedules:
-                raise UserError(f"{where}: {key[0]}/{key[1]} is defined twice")
-            schedules[key] = schedule
+    for where, document in documents(str(path)):
+        document.setdefault("metadata", {}).setdefault("namespace", namespace)
+        spec = document.get("spec")
+        if isinstance(spec, dict) and spec.setdefault("source", "declarative") != "declarative":
+            raise UserError(f"{where}: sync keeps declarative schedules; this one says source {spec['source']}")
+        schedule = resource(TaskSchedule, document, where)
+        try:
+            parse(schedule.spec.schedule, schedule.spec.time_zone)
+        except ScheduleError as error:
+            raise UserError(f"{where}: {error.reason}: {error}") from None
+        key = (schedule.namespace or namespace, schedule.name)
+        if key in schedules:
+            raise UserError(f"{where}: {key[0]}/{key[1]} is defined twice")
+        schedules[key] = schedule
     return list(schedules.values())
 
 

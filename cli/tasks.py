@@ -4,22 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sys
 import time
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 import yaml
-from pydantic import ValidationError
 
 from foreman.api.envelope import PASSING_VERDICTS
 from foreman.api.errors import AlreadyExists
 from foreman.api.kube import Kube, Relisted, RetryPolicy
 from foreman.api.resources import TERMINAL_PHASES, AgenticTask, FleetNode
 from foreman.api.sdk import ForemanClient, WaitTimeout
-from foreman.api.validation import describe as describe_error
 from foreman.cli.errors import UserError, missing_is_a_user_error, user_errors
+from foreman.cli.files import documents, resource
 from foreman.cli.render import age, nodes_table, table, tasks_table
 
 Kubeconfig = Annotated[str | None, typer.Option("--kubeconfig", envvar="KUBECONFIG", help="Kubeconfig file.")]
@@ -33,21 +30,12 @@ async def _client(kubeconfig: str | None, namespace: str) -> ForemanClient:
     return await ForemanClient.connect(kubeconfig, namespace=namespace, retry=CLI_RETRY)
 
 
-def load_tasks(text: str, source: str) -> list[AgenticTask]:
-    """Every AgenticTask in a multi-document YAML text, validated; the first bad document stops everything."""
-    tasks = []
-    for index, document in enumerate(yaml.safe_load_all(text), start=1):
-        if document is None:
-            continue
-        if not isinstance(document, dict) or document.get("kind") != "AgenticTask":
-            kind = document.get("kind") if isinstance(document, dict) else type(document).__name__
-            raise UserError(f"{source}, document {index}: expected an AgenticTask, got {kind}")
-        try:
-            tasks.append(AgenticTask.model_validate(document))
-        except ValidationError as error:
-            raise UserError(f"{source}, document {index}: {describe_error(error)}") from None
+def load_tasks(source: str) -> list[AgenticTask]:
+    """Every AgenticTask in a (multi-document) YAML file, a folder of them or stdin, validated; the first bad
+    document stops everything."""
+    tasks = [resource(AgenticTask, document, where) for where, document in documents(source)]
     if not tasks:
-        raise UserError(f"{source}: no AgenticTask in it")
+        raise UserError(f"{'stdin' if source == '-' else source}: no AgenticTask in it")
     return tasks
 
 
@@ -57,7 +45,10 @@ def passed(task: AgenticTask) -> bool:
 
 @user_errors
 def submit(
-    file: Annotated[str, typer.Option("--file", "-f", help="YAML file of one or more AgenticTasks, or - for stdin.")],
+    file: Annotated[
+        str,
+        typer.Option("--file", "-f", help="YAML file of one or more AgenticTasks, a folder of them, or - for stdin."),
+    ],
     wait: Annotated[bool, typer.Option("--wait", help="Show progress until every task finishes.")] = False,
     timeout: Annotated[float, typer.Option(help="Seconds to wait with --wait.")] = 3600,
     namespace: Namespace = "default",
@@ -71,8 +62,7 @@ def submit(
 
     Example:  foreman submit -f examples/dag.yaml --wait
     """
-    text = sys.stdin.read() if file == "-" else Path(file).read_text()
-    tasks = load_tasks(text, "stdin" if file == "-" else file)
+    tasks = load_tasks(file)
 
     async def run() -> int:
         async with await _client(kubeconfig, namespace) as foreman:

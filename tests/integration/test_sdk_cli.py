@@ -26,7 +26,7 @@ async def system(kube: Kube, namespace: str) -> AsyncIterator[ForemanClient]:
 
 
 async def test_submit_wait_and_generated_names(system: ForemanClient) -> None:
-    task = await system.submit(AgenticTask.new(prompt="hello", sleepSeconds=0.1))
+    task = await system.submit(AgenticTask.new(prompt="hello", payload={"sleepSeconds": 0.1}))
     assert task.name.startswith("task-")
     envelope = await system.wait(task.name, timeout=20)
     assert (envelope.verdict, envelope.schema_version) == ("GO", "foreman.v1")
@@ -35,7 +35,7 @@ async def test_submit_wait_and_generated_names(system: ForemanClient) -> None:
 async def test_graph_as_completed_failures_and_cancel(system: ForemanClient) -> None:
     graph = [
         AgenticTask.new("fan-in", depends_on=["left", "right"]),
-        AgenticTask.new("left", depends_on=["root"], sleepSeconds=0.2),
+        AgenticTask.new("left", depends_on=["root"], payload={"sleepSeconds": 0.2}),
         AgenticTask.new("right", depends_on=["root"]),
         AgenticTask.new("root"),
     ]
@@ -51,14 +51,14 @@ async def test_graph_as_completed_failures_and_cancel(system: ForemanClient) -> 
     with pytest.raises(AlreadyExists):
         await system.submit(AgenticTask.new("root"))
 
-    await system.submit(AgenticTask.new("gate", verdict="NO-GO"))
+    await system.submit(AgenticTask.new("gate", payload={"verdict": "NO-GO"}))
     await system.submit(AgenticTask.new("after-gate", depends_on=["gate"]))
     assert (await system.wait("gate", timeout=20)).verdict == "NO-GO"
     with pytest.raises(TaskFailed) as failed:
         await system.wait("after-gate", timeout=20)
     assert failed.value.reason == "UpstreamFailed"
 
-    await system.submit(AgenticTask.new("long", sleepSeconds=60))
+    await system.submit(AgenticTask.new("long", payload={"sleepSeconds": 60}))
     with pytest.raises(WaitTimeout):
         await system.wait("long", timeout=0.5)
     await system.cancel("long")
@@ -125,3 +125,42 @@ async def test_example_planner_runs(system: ForemanClient, cluster: LocalCluster
     out, _ = await asyncio.wait_for(process.communicate(), 120)
     assert process.returncode == 0
     assert "final verdict: GO" in out.decode()
+
+
+async def test_cli_submit_refuses_a_misspelled_field_and_creates_nothing(
+    kube: Kube, namespace: str, cluster: LocalCluster
+) -> None:
+    """`kubectl apply` refuses an unknown field; `foreman submit` dropped it and ran the task anywhere."""
+    typo = "kind: AgenticTask\nmetadata: {name: typo}\nspec: {kind: verify, requiredCapabilty: {accelerator: cuda}}\n"
+    code, _, err = await foreman_cli(cluster, "submit", "-f", "-", "-n", namespace, stdin=typo)
+    assert (code, err.strip()) == (
+        2,
+        "error: stdin, document 1: unknown field spec.requiredCapabilty (did you mean requiredCapability?)",
+    )
+    assert (await kube.list(AgenticTask, namespace=namespace)).items == []
+
+
+async def test_cli_submit_refuses_a_task_too_large_to_store_with_the_limit_named(
+    kube: Kube, namespace: str, cluster: LocalCluster, tmp_path: Path
+) -> None:
+    """A 2 MB prompt reached etcd and came back as a raw gRPC error after a retry."""
+    big = tmp_path / "big.yaml"
+    big.write_text(
+        f"kind: AgenticTask\nmetadata: {{name: big}}\nspec: {{kind: verify, payload: {{prompt: {'x' * 2_000_000}}}}}\n"
+    )
+    code, _, err = await foreman_cli(cluster, "submit", "-f", str(big), "-n", namespace)
+    assert code == 2
+    assert err.startswith(f"error: {big}, document 1: agentictask big is 1.9 MiB; the limit is 1 MiB per object")
+    assert len(err.strip().splitlines()) == 1
+    with pytest.raises(ValueError, match="the limit is 1 MiB"):
+        await ForemanClient(kube, namespace).submit(AgenticTask.new("big", prompt="x" * 2_000_000))
+    assert (await kube.list(AgenticTask, namespace=namespace)).items == []
+
+
+async def test_cli_submit_takes_a_folder_like_kubectl_apply(kube: Kube, namespace: str, cluster: LocalCluster,
+                                                            tmp_path: Path) -> None:  # fmt: skip
+    (tmp_path / "b.yaml").write_text("kind: AgenticTask\nmetadata: {name: b}\nspec: {kind: verify, dependsOn: [a]}\n")
+    (tmp_path / "a.yaml").write_text("kind: AgenticTask\nmetadata: {name: a}\nspec: {kind: verify}\n")
+    code, out, err = await foreman_cli(cluster, "submit", "-f", str(tmp_path), "-n", namespace)
+    assert code == 0, err
+    assert out.splitlines() == ["agentictask/a created", "agentictask/b created"]

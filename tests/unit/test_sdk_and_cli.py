@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pytest
 from typer.testing import CliRunner
 
@@ -13,12 +15,17 @@ runner = CliRunner()
 
 def test_builder_makes_a_task_in_one_call() -> None:
     task = AgenticTask.new(
-        "fix", prompt="Fix it", accelerator="cuda", min_ram_gb=48, depends_on=["plan"], sleepSeconds=1
+        "fix", prompt="Fix it", accelerator="cuda", min_ram_gb=48, depends_on=["plan"], payload={"sleepSeconds": 1}
     )
     wire = task.to_wire()
     assert wire["spec"]["requiredCapability"]["accelerator"] == "cuda"
-    assert wire["spec"]["payload"] == {"prompt": "Fix it", "inputs": {}, "sleepSeconds": 1}
+    assert wire["spec"]["payload"] == {"sleepSeconds": 1, "prompt": "Fix it", "inputs": {}}
     assert AgenticTask.new(prompt="x").metadata.generate_name == "task-"
+
+
+def test_a_misspelled_keyword_is_refused_not_put_into_the_payload() -> None:
+    with pytest.raises(TypeError, match="accelerater"):
+        AgenticTask.new(accelerater="cuda", min_ram=48)  # type: ignore[call-arg]
 
 
 def test_graph_order_is_upstream_first_and_bad_graphs_are_refused() -> None:
@@ -31,15 +38,44 @@ def test_graph_order_is_upstream_first_and_bad_graphs_are_refused() -> None:
     assert [t.name for t in creation_order([AgenticTask.new("x", depends_on=["old"])], existing=["old"])] == ["x"]
 
 
-def test_load_tasks_names_the_document_and_field() -> None:
+def test_load_tasks_names_the_document_and_field(tmp_path: Path) -> None:
+    tasks = tmp_path / "f.yaml"
+    tasks.write_text(
+        "kind: AgenticTask\nmetadata: {name: a}\nspec: {kind: verify}\n---\nkind: AgenticTask\n"
+        "metadata: {name: b}\nspec: {kind: verify, requiredCapability: {accelerator: tpu}}\n"
+    )
     with pytest.raises(UserError, match=r"f.yaml, document 2: spec.requiredCapability.accelerator"):
-        load_tasks(
-            "kind: AgenticTask\nmetadata: {name: a}\nspec: {kind: verify}\n---\nkind: AgenticTask\n"
-            "metadata: {name: b}\nspec: {kind: verify, requiredCapability: {accelerator: tpu}}\n",
-            "f.yaml",
-        )
-    with pytest.raises(UserError, match="expected an AgenticTask, got FleetNode"):
-        load_tasks("kind: FleetNode\n", "f.yaml")
+        load_tasks(str(tasks))
+    tasks.write_text("kind: FleetNode\n")
+    with pytest.raises(UserError, match="expected kind AgenticTask, got FleetNode"):
+        load_tasks(str(tasks))
+
+
+def test_unknown_fields_are_refused_as_kubectl_does(tmp_path: Path) -> None:
+    """A typo must not be dropped silently (the task would run anywhere); free-form payload keys stay free."""
+    tasks = tmp_path / "typo.yaml"
+    tasks.write_text(
+        "kind: AgenticTask\nmetadata: {name: a, labels: {x: y}}\n"
+        "spec: {kind: verify, payload: {anything: 1, inputs: {deep: {x: 1}}}, requiredCapabilty: {accelerator: cuda}}\n"
+    )
+    with pytest.raises(UserError, match=r"unknown field spec.requiredCapabilty \(did you mean requiredCapability\?\)"):
+        load_tasks(str(tasks))
+    tasks.write_text("kind: AgenticTask\nmetadata: {name: a}\nspec: {kind: verify, requiredCapability: {minRam: 4}}\n")
+    with pytest.raises(UserError, match=r"unknown field spec.requiredCapability.minRam"):
+        load_tasks(str(tasks))
+    tasks.write_text("kind: AgenticTask\nmetadata: {name: a}\nspec: {kind: verify, payload: {anything: 1}}\n")
+    assert load_tasks(str(tasks))[0].spec.payload.model_extra == {"anything": 1}
+
+
+def test_a_folder_is_read_like_kubectl_apply_f_dir(tmp_path: Path) -> None:
+    (tmp_path / "b.yaml").write_text("kind: AgenticTask\nmetadata: {name: b}\nspec: {kind: verify}\n")
+    (tmp_path / "a.yml").write_text("kind: AgenticTask\nmetadata: {name: a}\nspec: {kind: verify}\n")
+    (tmp_path / "notes.txt").write_text("not YAML: ignored, as kubectl does")
+    assert [task.name for task in load_tasks(str(tmp_path))] == ["a", "b"]
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(UserError, match=r"no .yaml, .yml, .json files"):
+        load_tasks(str(empty))
 
 
 def test_user_mistakes_are_one_line_and_exit_2(tmp_path: object) -> None:
