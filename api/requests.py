@@ -18,7 +18,9 @@ MERGE_PATCH = "application/merge-patch+json"
 APPLY_PATCH = "application/apply-patch+yaml"
 JSON = "application/json"
 FIELD_MANAGER = "foreman"
-USER_AGENT = f"{FIELD_MANAGER}/{metadata.version('foreman-dispatch')}"
+PACKAGE_VERSION = metadata.version("foreman-dispatch")
+"""The installed version (`foreman --version`, FleetNode.status.agentVersion)."""
+USER_AGENT = f"{FIELD_MANAGER}/{PACKAGE_VERSION}"
 """The apiserver names the field manager of a create or patch after the User-Agent up to its first "/", so every
 write of ours is owned by `foreman` in managedFields (not the client generator's `OpenAPI-Generator`)."""
 

@@ -14,7 +14,7 @@ from foreman.api.base import find_condition, utcnow
 from foreman.api.cron import ScheduleError, parse
 from foreman.api.schedule_sync import plan_sync
 from foreman.api.schedules import TaskSchedule
-from foreman.api.sdk import ForemanClient
+from foreman.api.sdk import AlreadyTriggered, ForemanClient
 from foreman.cli.errors import UserError, missing_is_a_user_error, user_errors
 from foreman.cli.files import documents, resource
 from foreman.cli.render import age, table
@@ -117,9 +117,13 @@ def trigger(
     async def run() -> str:
         async with await _client(kubeconfig, namespace) as foreman:
             await _get(foreman, name)
-            return await foreman.trigger(name, trigger_id)
+            try:
+                task = await foreman.trigger(name, trigger_id)
+            except AlreadyTriggered as fired:
+                return f"{fired}; not fired again"
+        return f"taskschedule/{name} triggered; its task will be agentictask/{task}"
 
-    typer.echo(f"taskschedule/{name} triggered; its task will be agentictask/{asyncio.run(run())}")
+    typer.echo(asyncio.run(run()))
 
 
 def load_schedules(path: Path, namespace: str) -> list[TaskSchedule]:

@@ -14,7 +14,7 @@ from foreman.api.envelope import PASSING_VERDICTS
 from foreman.api.errors import AlreadyExists
 from foreman.api.kube import Kube, Relisted, RetryPolicy
 from foreman.api.resources import TERMINAL_PHASES, AgenticTask, FleetNode
-from foreman.api.sdk import ForemanClient, WaitTimeout
+from foreman.api.sdk import AlreadyFinished, ForemanClient, WaitTimeout
 from foreman.cli.errors import UserError, missing_is_a_user_error, user_errors
 from foreman.cli.files import documents, resource
 from foreman.cli.render import age, nodes_table, table, tasks_table
@@ -222,18 +222,22 @@ async def _get(foreman: ForemanClient, name: str) -> AgenticTask:
 def cancel(
     name: Annotated[str, typer.Argument()], namespace: Namespace = "default", kubeconfig: Kubeconfig = None
 ) -> None:
-    """Cancel a task: Pending or Scheduled fail at once, Running stop within seconds (reason Cancelled).
+    """Cancel a task: Pending or Scheduled fail at once, Running stop within seconds (reason Cancelled). A task
+    that already finished is left as it is, and the command says so.
 
     Example:  foreman cancel slow-summary
     """
 
-    async def run() -> None:
+    async def run() -> str:
         async with await _client(kubeconfig, namespace) as foreman:
-            await _get(foreman, name)
-            await foreman.cancel(name)
-        typer.echo(f"agentictask/{name} cancelled")
+            with missing_is_a_user_error("task", name, foreman.namespace):
+                try:
+                    await foreman.cancel(name)
+                except AlreadyFinished as finished:
+                    return str(finished)
+        return f"agentictask/{name} cancelled"
 
-    asyncio.run(run())
+    typer.echo(asyncio.run(run()))
 
 
 @user_errors

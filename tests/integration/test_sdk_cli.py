@@ -1,6 +1,7 @@
 """The planner SDK and the task commands against a real apiserver, with a controller and a worker running."""
 
 import asyncio
+import socket
 import sys
 import uuid
 from collections.abc import AsyncIterator
@@ -13,7 +14,7 @@ from foreman.api.kube import Kube
 from foreman.api.localcluster import Identity, LocalCluster
 from foreman.api.resources import AgenticTask
 from foreman.api.sdk import DependencyCycleError, ForemanClient, TaskFailed, WaitTimeout
-from tests.integration.helpers import foreman_cli, running_controller, running_worker
+from tests.integration.helpers import foreman_cli, make_task, running_controller, running_worker
 
 ROOT = Path(__file__).parents[2]
 
@@ -109,12 +110,14 @@ async def test_cli_without_access_or_cluster_says_so_in_one_line(cluster: LocalC
     dead = tmp_path / "kubeconfig"
     dead.write_text(nobody.read_text().replace(f":{cluster.apiserver_port}", ":1"))
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "foreman.cli", "get", "nodes", "--kubeconfig", str(dead), stderr=asyncio.subprocess.PIPE
-    )
-    _, err = await process.communicate()
+        sys.executable, "-m", "foreman.cli", "get", "nodes", "--kubeconfig", str(dead),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await process.communicate()
     assert process.returncode == 2
     assert err.decode().startswith("error: cannot reach the Kubernetes API")
-    assert b"Traceback" not in err
+    assert len(err.decode().strip().splitlines()) == 1  # the retries are for daemons' logs, not printed here
+    assert out == b""
 
 
 async def test_example_planner_runs(system: ForemanClient, cluster: LocalCluster) -> None:
@@ -164,3 +167,50 @@ async def test_cli_submit_takes_a_folder_like_kubectl_apply(kube: Kube, namespac
     code, out, err = await foreman_cli(cluster, "submit", "-f", str(tmp_path), "-n", namespace)
     assert code == 0, err
     assert out.splitlines() == ["agentictask/a created", "agentictask/b created"]
+
+
+@pytest.mark.parametrize("daemon", ["controller", "worker"])
+async def test_a_busy_health_port_is_one_line_naming_the_port_and_flag(cluster: LocalCluster, daemon: str) -> None:
+    with socket.socket() as taken:
+        taken.bind(("0.0.0.0", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        code, _, err = await foreman_cli(cluster, daemon, "--health-port", str(port), "--no-leader-elect"
+                                         if daemon == "controller" else "--node-name=busy-port")  # fmt: skip
+    assert code == 2
+    assert err.startswith(f"error: --health-port {port}: ")
+    assert "in use" in err
+    assert len(err.strip().splitlines()) == 1
+
+
+async def test_argument_mistakes_are_one_error_line_and_there_is_a_version(cluster: LocalCluster) -> None:
+    for args, expected in [
+        (["controller", "--log-format", "xml"], "error: Invalid value for '--log-format'"),
+        (["get"], "error: Missing argument 'what'"),
+        (["submit", "--no-such-flag"], "error: No such option: --no-such-flag"),
+    ]:
+        code, out, err = await foreman_cli(cluster, *args)
+        assert (code, out) == (2, ""), err
+        assert err.startswith(expected)
+        assert len(err.strip().splitlines()) == 1
+        assert "─" not in err  # no boxed panel
+    version = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "foreman.cli", "--version", stdout=asyncio.subprocess.PIPE
+    )
+    out_bytes, _ = await version.communicate()
+    assert version.returncode == 0
+    assert out_bytes.decode().startswith("foreman 0.")
+
+
+async def test_cancel_of_a_finished_task_says_so_and_changes_nothing(
+    kube: Kube, namespace: str, cluster: LocalCluster
+) -> None:
+    await make_task(kube, namespace, "done")
+    await kube.patch_status(AgenticTask, "done", {"phase": "Succeeded", "verdict": "GO"}, namespace=namespace)
+    code, out, err = await foreman_cli(cluster, "cancel", "done", "-n", namespace)
+    assert (code, out.strip()) == (0, "agentictask/done already Succeeded; nothing to cancel"), err
+    assert not (await kube.get(AgenticTask, "done", namespace)).spec.cancel
+    await make_task(kube, namespace, "waiting")
+    code, out, _ = await foreman_cli(cluster, "cancel", "waiting", "-n", namespace)
+    assert (code, out.strip()) == (0, "agentictask/waiting cancelled")
+    assert (await kube.get(AgenticTask, "waiting", namespace)).spec.cancel
