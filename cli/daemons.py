@@ -114,7 +114,7 @@ def controller(
 
     def make(kube: Kube) -> tuple[Daemon, HealthServer]:
         instance = Controller(kube, config)
-        return instance, HealthServer(instance.metrics.registry, healthy=lambda: True, ready=instance.is_ready)
+        return instance, HealthServer(instance.metrics.registry, healthy=instance.is_healthy, ready=instance.is_ready)
 
     asyncio.run(serve(kubeconfig, health_port, make))
 

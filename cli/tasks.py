@@ -252,6 +252,8 @@ def result(
     async def run() -> None:
         async with await _client(kubeconfig, namespace) as foreman:
             task = await _get(foreman, name)
+        if task.status.result is None and task.phase == "Failed":
+            raise UserError(f"{name} Failed ({task.status.failure_reason}) before any result envelope was written")
         if task.status.result is None:
             raise UserError(f"{name} has no result yet (phase {task.phase})")
         typer.echo(task.status.result.model_dump_json(by_alias=True, indent=2))

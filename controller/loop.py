@@ -128,9 +128,19 @@ class Controller:
     def leading(self) -> bool:
         return self.elector is None or self.elector.is_leader
 
-    def is_ready(self) -> bool:
-        """Caches filled from a first list of every watched stream."""
+    def synced(self) -> bool:
+        """Caches filled from a first list of every watched stream: decisions may be made."""
         return bool(self._synced) and all(self._synced.values())
+
+    def is_ready(self) -> bool:
+        """/readyz: synced, the API answering, and the Lease reachable (a standby that can read it is ready; one that
+        cannot even do that would never take over)."""
+        return self.synced() and self.is_healthy() and (self.elector is None or self.elector.trouble is None)
+
+    def is_healthy(self) -> bool:
+        """The API answers: /healthz turns 503 after `unhealthy_after_failures` failed calls in a row (an outage),
+        as the worker's does."""
+        return self.kube.consecutive_failures < self.config.unhealthy_after_failures
 
     # -- running ---------------------------------------------------------------------------------------------------
 
@@ -142,7 +152,7 @@ class Controller:
             *(self._watch_schedules(namespace) for namespace in namespaces),
             self._watch_nodes(),
             self._reconcile_forever(),
-            self.schedules.run(self.is_ready),
+            self.schedules.run(self.synced),
             self._tick(stop),
         ]
         if self.elector is not None:
@@ -222,7 +232,7 @@ class Controller:
         while True:
             await self._wake.wait()
             self._wake.clear()
-            if self.leading and self.is_ready():
+            if self.leading and self.synced():
                 await self.reconcile_once()
 
     def _mark(self, keys: set[TaskKey]) -> None:

@@ -18,7 +18,7 @@ import structlog
 from pydantic import ValidationError
 
 from foreman.api import reasons, status
-from foreman.api.base import utcnow
+from foreman.api.base import find_condition, utcnow
 from foreman.api.daemon import sleep_unless
 from foreman.api.envelope import ResultEnvelope
 from foreman.api.errors import RETRYABLE, ApiError, Conflict, NotFound
@@ -40,6 +40,7 @@ from foreman.worker.registrar import Registrar
 from foreman.worker.rules import Outcome
 
 log = structlog.get_logger("foreman.worker")
+COMPONENT = "foreman-worker"
 
 
 @dataclass
@@ -311,8 +312,8 @@ class Worker:
         failures = 0
         while True:
             try:
-                await self._finish_once(claimed, outcome)
-                return
+                written = await self._finish_once(claimed, outcome)
+                break
             except RETRYABLE as error:
                 failures += 1
                 delay = min(5.0, 0.2 * 2**failures)
@@ -320,8 +321,15 @@ class Worker:
                     "result not written yet, retrying", task=claimed.name, error=str(error), retry_in=delay
                 )
                 await asyncio.sleep(delay)
+        if written is not None and outcome.reason is not None:
+            # NB: failures and requeues (timeout, retry, drain hand-back) are Warning Events, as the controller's are;
+            # the message is the one the status carries (it says which retry, and when)
+            said = find_condition(written.status.conditions, reasons.RUNNING)
+            message = said.message if said is not None else outcome.message
+            await self.kube.emit_event(written, reason=outcome.reason, message=message, component=COMPONENT,
+                                       type="Warning")  # fmt: skip
 
-    async def _finish_once(self, claimed: AgenticTask, outcome: Outcome) -> None:
+    async def _finish_once(self, claimed: AgenticTask, outcome: Outcome) -> AgenticTask | None:
         """Optimistic: written first with the claim's resourceVersion, since nothing but its worker usually writes a
         Running task; a 409 (a cancel, an edit, our own earlier write whose answer was lost) re-reads and checks that
         the task is still ours and Running before writing again."""
@@ -335,7 +343,7 @@ class Worker:
                 self.log.warning(
                     "task already finished or moved on; result not written again", task=task.name, phase=task.phase
                 )
-                return
+                return None
             now = utcnow()
             if outcome.reason == reasons.NODE_DRAINING:
                 patch = status.requeued(task, now, outcome.reason, outcome.message, count_attempt=False)
@@ -344,15 +352,15 @@ class Worker:
                     task, outcome, now, backoff=self.config.retry_backoff, backoff_max=self.config.retry_backoff_max
                 )
             try:
-                await self._write(task, patch)
-                return
+                return await self._write(task, patch)
             except NotFound:
-                return  # deleted: nothing to report to
+                return None  # deleted: nothing to report to
             except Conflict:
                 try:
                     task = await self.kube.get(AgenticTask, claimed.name, claimed.namespace)
                 except NotFound:
-                    return
+                    return None
+        return None  # NB: it kept changing under us; the controller reclaims it if it is left Running
 
     async def _write(self, task: AgenticTask, patch: dict[str, Any]) -> AgenticTask:
         return await self.kube.patch_status(
