@@ -382,6 +382,8 @@ class Controller:
     def _observe(self) -> None:
         for phase, keys in self.cache.by_phase.items():
             self.metrics.tasks.labels(phase).set(len(keys))
+        for node_phase, count in self.cache.nodes_by_phase().items():
+            self.metrics.nodes.labels(node_phase).set(count)
         self.metrics.pending_queue.set(len(self._ready))
 
     # -- writes ----------------------------------------------------------------------------------------------------

@@ -238,7 +238,7 @@ class Worker:
             self.metrics.duration.observe(time.monotonic() - started)
             await self._finish(claimed, outcome)
             self.metrics.tasks_run.labels(
-                outcome.reason or (outcome.envelope.verdict if outcome.envelope else "?")
+                outcome.envelope.verdict if outcome.envelope else "", outcome.reason or ""
             ).inc()
             bound.info(
                 "finished", reason=outcome.reason, verdict=outcome.envelope.verdict if outcome.envelope else None
