@@ -121,6 +121,8 @@ def demo(
     nightly TaskSchedule fired by hand and an every-minute one awaited at its first fire, up to a minute).
 
     Exits 0 when every task ends as expected.
+
+    Example:  foreman demo
     """
     state = Path(tempfile.mkdtemp(prefix="foreman-demo-"))
     cluster = LocalCluster.start(state, progress=say)

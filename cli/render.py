@@ -38,7 +38,9 @@ def nodes_table(nodes: Iterable[FleetNode]) -> str:
     rows = [("NAME", "PHASE", "ACCELERATOR", "RAM", "CONTEXT", "RUNNING", "EXECUTORS", "HEARTBEAT")]
     for node in sorted(nodes, key=lambda n: n.name):
         cap = node.status.capability
-        rows.append((node.name, node.status.phase or "-", f"{cap.accelerator} x{cap.accelerator_count}",
+        # NB: a count only when one is known: `--accelerator cuda` without a count read "cuda x0"
+        count = f" x{cap.accelerator_count}" if cap.accelerator_count else ""
+        rows.append((node.name, node.status.phase or "-", f"{cap.accelerator}{count}",
                      f"{cap.available_ramgb:g}/{cap.total_ramgb:g}", str(cap.max_context_tokens),
                      f"{node.status.running_tasks}/{node.spec.max_concurrent_tasks}",
                      ",".join(cap.executors) or "-", age(node.status.last_heartbeat_time)))  # fmt: skip

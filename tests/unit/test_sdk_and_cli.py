@@ -1,14 +1,20 @@
+import re
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+import typer.main
 from typer.testing import CliRunner
 
 from foreman.api.errors import NotFound, Unreachable, error_from_response
-from foreman.api.resources import AgenticTask
+from foreman.api.resources import AgenticTask, FleetNode
 from foreman.api.sdk import DependencyCycleError, MissingDependencyError, creation_order
 from foreman.cli.errors import UserError, one_line
 from foreman.cli.main import app
+from foreman.cli.render import nodes_table
 from foreman.cli.tasks import load_tasks
+from tests.factories import node
 
 runner = CliRunner()
 
@@ -97,3 +103,27 @@ def test_error_lines_for_cluster_trouble() -> None:
     )
     assert one_line(NotFound('agentictasks.foreman.dev "x" not found')) == 'agentictasks.foreman.dev "x" not found'
     assert "is the cluster up" in one_line(Unreachable("connection refused"))
+
+
+def test_every_command_has_an_example_in_its_help() -> None:
+    """The README promises it; `dev down` and `dev status` had none."""
+
+    def commands(command: Any, path: list[str]) -> Iterator[tuple[str, str]]:
+        children = getattr(command, "commands", None)
+        if not children:
+            yield " ".join(path), command.help or ""
+        for name, child in (children or {}).items():
+            yield from commands(child, [*path, name])
+
+    missing = [path for path, text in commands(typer.main.get_command(app), []) if "Example:" not in text]
+    assert missing == []
+
+
+def test_the_node_table_shows_an_accelerator_count_only_when_known() -> None:
+    declared = node("declared", accelerator="cuda")  # `--accelerator cuda`, no count: it read "cuda x0"
+    detected = FleetNode.model_validate(
+        {"metadata": {"name": "detected"}, "status": {"capability": {"accelerator": "cuda", "acceleratorCount": 2}}}
+    )
+    cells = [re.split(r"\s{2,}", line) for line in nodes_table([declared, detected]).splitlines()[1:]]
+    rows = {row[0]: row[2] for row in cells}
+    assert rows == {"declared": "cuda", "detected": "cuda x2"}
