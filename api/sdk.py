@@ -1,6 +1,6 @@
 """The planner SDK: submit tasks and graphs of tasks, wait for their results (watch-based), cancel them.
 
-async with await ForemanClient.connect(namespace="research") as foreman:
+async with await ForemanClient.connect() as foreman:  # the kubeconfig context's namespace, as kubectl
     task = await foreman.submit(AgenticTask.new(prompt="Summarise the incident", accelerator="cuda"))
     envelope = await foreman.wait(task.name, timeout=600)
 """
@@ -95,9 +95,11 @@ class ForemanClient:
 
     @classmethod
     async def connect(
-        cls, kubeconfig: str | None = None, *, namespace: str = "default", retry: RetryPolicy | None = None
+        cls, kubeconfig: str | None = None, *, namespace: str | None = None, retry: RetryPolicy | None = None
     ) -> Self:
-        return cls(await Kube.connect(kubeconfig, retry=retry), namespace)
+        """No namespace: the kubeconfig context's (as kubectl), else `default`."""
+        kube = await Kube.connect(kubeconfig, retry=retry)
+        return cls(kube, namespace or kube.namespace)
 
     async def close(self) -> None:
         await self.kube.close()

@@ -23,7 +23,7 @@ from foreman.cli.tasks import CLI_RETRY, Kubeconfig, Namespace
 app = typer.Typer(help="Recurring tasks: TaskSchedules create AgenticTasks on a cron schedule.", no_args_is_help=True)
 
 
-async def _client(kubeconfig: str | None, namespace: str) -> ForemanClient:
+async def _client(kubeconfig: str | None, namespace: str | None) -> ForemanClient:
     return await ForemanClient.connect(kubeconfig, namespace=namespace, retry=CLI_RETRY)
 
 
@@ -46,7 +46,7 @@ def schedules_table(schedules: list[TaskSchedule], now: datetime) -> str:
 @app.command("list")
 @user_errors
 def list_(
-    namespace: Namespace = "default",
+    namespace: Namespace = None,
     all_namespaces: Annotated[bool, typer.Option("--all-namespaces", "-A", help="In every namespace.")] = False,
     kubeconfig: Kubeconfig = None,
 ) -> None:
@@ -57,7 +57,8 @@ def list_(
 
     async def run() -> list[TaskSchedule]:
         async with await _client(kubeconfig, namespace) as foreman:
-            return (await foreman.kube.list(TaskSchedule, namespace=None if all_namespaces else namespace)).items
+            scope = None if all_namespaces else foreman.namespace
+            return (await foreman.kube.list(TaskSchedule, namespace=scope)).items
 
     schedules = asyncio.run(run())
     typer.echo(schedules_table(schedules, utcnow()) if schedules else "no TaskSchedules")
@@ -70,7 +71,7 @@ def next_(
     cron: Annotated[str | None, typer.Option("--cron", help="An expression to try instead of a schedule.")] = None,
     time_zone: Annotated[str, typer.Option("--time-zone", help="With --cron: the IANA zone.")] = "UTC",
     count: Annotated[int, typer.Option("--count", "-c", min=1, max=1000, help="How many fires.")] = 5,
-    namespace: Namespace = "default",
+    namespace: Namespace = None,
     kubeconfig: Kubeconfig = None,
 ) -> None:
     """The next fire times of a schedule, in its time zone and in UTC (daylight saving applied).
@@ -106,7 +107,7 @@ def trigger(
     trigger_id: Annotated[
         str | None, typer.Option("--id", help="Fire only if this id was not used before (default: a new one).")
     ] = None,
-    namespace: Namespace = "default",
+    namespace: Namespace = None,
     kubeconfig: Kubeconfig = None,
 ) -> None:
     """Fire a schedule once now, even while suspended and whatever its concurrency policy. The same --id fires once.
@@ -152,7 +153,7 @@ def sync(
     path: Annotated[Path, typer.Option("--file", "-f", help="A folder of TaskSchedule YAML files (or one file).")],
     prune: Annotated[bool, typer.Option("--prune", help="Delete declarative schedules not in the files.")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Say what would change; change nothing.")] = False,
-    namespace: Namespace = "default",
+    namespace: Namespace = None,
     kubeconfig: Kubeconfig = None,
 ) -> None:
     """Make the cluster's declarative TaskSchedules match the files: create, update and (with --prune) delete.
@@ -164,12 +165,12 @@ def sync(
     """
     if not path.exists():
         raise UserError(f"no such file or folder: {path}")
-    wanted = load_schedules(path, namespace)
 
     async def run() -> None:
         async with await _client(kubeconfig, namespace) as foreman:
+            wanted = load_schedules(path, foreman.namespace)
             existing = []
-            for scope in sorted({namespace, *(schedule.namespace or namespace for schedule in wanted)}):
+            for scope in sorted({foreman.namespace, *(s.namespace or foreman.namespace for s in wanted)}):
                 existing += await foreman.list_schedules(scope)
             plan = plan_sync(wanted, existing, prune=prune)
             if plan.conflicts:

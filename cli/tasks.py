@@ -20,13 +20,15 @@ from foreman.cli.files import documents, resource
 from foreman.cli.render import age, nodes_table, table, tasks_table
 
 Kubeconfig = Annotated[str | None, typer.Option("--kubeconfig", envvar="KUBECONFIG", help="Kubeconfig file.")]
-Namespace = Annotated[str, typer.Option("--namespace", "-n", help="Namespace of the tasks.")]
+Namespace = Annotated[
+    str | None, typer.Option("--namespace", "-n", help="Namespace (default: the kubeconfig context's, else default).")
+]
 NOT_PASSED, TIMED_OUT = 1, 3
 # NB: a person is waiting at the terminal: fail fast when the cluster is not there
 CLI_RETRY = RetryPolicy(attempts=2, max_wait=0.5, request_timeout=10)
 
 
-async def _client(kubeconfig: str | None, namespace: str) -> ForemanClient:
+async def _client(kubeconfig: str | None, namespace: str | None) -> ForemanClient:
     return await ForemanClient.connect(kubeconfig, namespace=namespace, retry=CLI_RETRY)
 
 
@@ -51,7 +53,7 @@ def submit(
     ],
     wait: Annotated[bool, typer.Option("--wait", help="Show progress until every task finishes.")] = False,
     timeout: Annotated[float, typer.Option(help="Seconds to wait with --wait.")] = 3600,
-    namespace: Namespace = "default",
+    namespace: Namespace = None,
     kubeconfig: Kubeconfig = None,
 ) -> None:
     """Create the tasks in FILE (upstream first; a dependency cycle or unknown name creates nothing).
@@ -116,7 +118,7 @@ def get(
     what: Annotated[str, typer.Argument(help="tasks or nodes")],
     output: Annotated[str, typer.Option("--output", "-o", help="table, yaml or json")] = "table",
     watch: Annotated[bool, typer.Option("--watch", "-w", help="Keep printing as things change.")] = False,
-    namespace: Namespace = "default",
+    namespace: Namespace = None,
     all_namespaces: Annotated[bool, typer.Option("--all-namespaces", "-A", help="Tasks in every namespace.")] = False,
     kubeconfig: Kubeconfig = None,
 ) -> None:
@@ -133,7 +135,6 @@ def get(
         raise UserError(f"get what? `tasks` or `nodes`, not {what!r}")
     if output not in ("table", "yaml", "json"):
         raise UserError(f"--output is table, yaml or json, not {output!r}")
-    scope = None if all_namespaces or model is FleetNode else namespace
 
     def render(items: list[Any]) -> str:
         if output == "table":
@@ -147,6 +148,7 @@ def get(
 
     async def run() -> None:
         async with await _client(kubeconfig, namespace) as foreman:
+            scope = None if all_namespaces or model is FleetNode else foreman.namespace
             if not watch:
                 typer.echo(render((await foreman.kube.list(model, namespace=scope)).items))
                 return
@@ -167,7 +169,7 @@ def get(
 def describe(
     what: Annotated[str, typer.Argument(help="task")],
     name: Annotated[str, typer.Argument(help="the task's name")],
-    namespace: Namespace = "default",
+    namespace: Namespace = None,
     kubeconfig: Kubeconfig = None,
 ) -> None:
     """A task's spec, timeline, conditions, result envelope and events.
@@ -180,7 +182,7 @@ def describe(
     async def run() -> None:
         async with await _client(kubeconfig, namespace) as foreman:
             task = await _get(foreman, name)
-            events = await foreman.kube.list_raw("v1", "Event", namespace, f"involvedObject.name={name}")
+            events = await foreman.kube.list_raw("v1", "Event", foreman.namespace, f"involvedObject.name={name}")
         spec, status = task.spec, task.status
         need = spec.required_capability
         conditions = [("  TYPE", "STATUS", "REASON", "AGE", "MESSAGE")]
@@ -219,9 +221,7 @@ async def _get(foreman: ForemanClient, name: str) -> AgenticTask:
 
 
 @user_errors
-def cancel(
-    name: Annotated[str, typer.Argument()], namespace: Namespace = "default", kubeconfig: Kubeconfig = None
-) -> None:
+def cancel(name: Annotated[str, typer.Argument()], namespace: Namespace = None, kubeconfig: Kubeconfig = None) -> None:
     """Cancel a task: Pending or Scheduled fail at once, Running stop within seconds (reason Cancelled). A task
     that already finished is left as it is, and the command says so.
 
@@ -241,9 +241,7 @@ def cancel(
 
 
 @user_errors
-def result(
-    name: Annotated[str, typer.Argument()], namespace: Namespace = "default", kubeconfig: Kubeconfig = None
-) -> None:
+def result(name: Annotated[str, typer.Argument()], namespace: Namespace = None, kubeconfig: Kubeconfig = None) -> None:
     """Print a finished task's foreman.v1 result envelope as JSON.
 
     Example:  foreman result report | jq .verdict

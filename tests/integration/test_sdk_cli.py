@@ -214,3 +214,26 @@ async def test_cancel_of_a_finished_task_says_so_and_changes_nothing(
     code, out, _ = await foreman_cli(cluster, "cancel", "waiting", "-n", namespace)
     assert (code, out.strip()) == (0, "agentictask/waiting cancelled")
     assert (await kube.get(AgenticTask, "waiting", namespace)).spec.cancel
+
+
+async def test_the_cli_uses_the_kubeconfig_contexts_namespace_as_kubectl_does(
+    kube: Kube, namespace: str, cluster: LocalCluster, tmp_path: Path
+) -> None:
+    config = tmp_path / "kubeconfig"
+    config.write_text(cluster.kubeconfig().read_text().replace("namespace: default", f"namespace: {namespace}"))
+    assert f"namespace: {namespace}" in config.read_text()
+    task = "kind: AgenticTask\nmetadata: {name: here}\nspec: {kind: verify}\n"
+
+    async def foreman(*args: str, stdin: str | None = None) -> tuple[int, str]:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "foreman.cli", *args, "--kubeconfig", str(config),
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        out, _ = await process.communicate(stdin.encode() if stdin else None)
+        return process.returncode or 0, out.decode()
+
+    assert await foreman("submit", "-f", "-", stdin=task) == (0, "agentictask/here created\n")
+    assert (await kube.get(AgenticTask, "here", namespace)).namespace == namespace
+    code, out = await foreman("get", "tasks")
+    assert code == 0
+    assert out.splitlines()[1].startswith("here ")
