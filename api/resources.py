@@ -55,34 +55,51 @@ class Payload(Model):
     model_config = Model.model_config | {"extra": "allow"}
 
     prompt: str | None = None
+    """The instruction for the agent (the command executor passes it as FOREMAN_PROMPT)."""
     repo: str | None = None
+    """A repository to work on; the place for big inputs (a task is at most 1 MiB)."""
     branch: str | None = None
+    """The branch of `repo`."""
     inputs: dict[str, Any] = Field(default_factory=dict)
+    """Free-form inputs for the executor (references to big data, not the data itself)."""
 
 
 class RequiredCapability(Model):
+    """What a FleetNode must offer to run the task."""
+
     accelerator: AcceleratorRequest = "any"
+    """The accelerator the node must have (any: whatever it has)."""
     min_ramgb: float = Field(default=0, ge=0)
     """Available RAM (GB) the task needs on its node."""
     min_context_tokens: int = Field(default=0, ge=0)
+    """Context window (tokens) the node's models must take at least."""
     node_selector: dict[str, str] = Field(default_factory=dict)
     """FleetNode labels that must all be equal."""
 
 
 class AgenticTaskSpec(Model):
+    """A unit of agent work: what to run, where it may run, and in which order."""
+
     kind: TaskKind
+    """What sort of work it is (reported back in the result envelope)."""
     executor: str = Field(default="stub", min_length=1, max_length=253)
     """Name of the executor plug-in that runs the task (entry-point group foreman.executors)."""
     payload: Payload = Field(default_factory=Payload)
+    """What the executor works on: prompt, repo, branch, inputs, and any further free-form field."""
     model_ref: str | None = None
+    """The model the agent should use (passed to the executor; not used for placement)."""
     required_capability: RequiredCapability = RequiredCapability()
+    """What a FleetNode must offer to run the task."""
     depends_on: list[DnsName] = Field(default_factory=list, max_length=256)
     """Names of AgenticTasks in the same namespace that must succeed first."""
     priority: int = 0
     """Higher runs first."""
     timeout_seconds: int = Field(default=2700, ge=1)
+    """The executor is cancelled after this long (failure reason Timeout, retryable)."""
     retries: int = Field(default=0, ge=0, le=100)
+    """Further attempts after a retryable failure (ExecutorError, Timeout), with exponential backoff."""
     cancel: bool = False
+    """Set to cancel: Pending and Scheduled fail at once, Running stops within seconds (reason Cancelled)."""
 
 
 class AgenticTaskStatus(Model):
