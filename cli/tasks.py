@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 import time
 from typing import Annotated, Any
 
@@ -17,7 +18,7 @@ from foreman.api.resources import TERMINAL_PHASES, AgenticTask, FleetNode
 from foreman.api.sdk import AlreadyFinished, ForemanClient, WaitTimeout
 from foreman.cli.errors import UserError, missing_is_a_user_error, user_errors
 from foreman.cli.files import documents, resource
-from foreman.cli.render import age, nodes_table, table, tasks_table
+from foreman.cli.render import age, nodes_table, table, task_rows, tasks_table
 
 Kubeconfig = Annotated[str | None, typer.Option("--kubeconfig", envvar="KUBECONFIG", help="Kubeconfig file.")]
 Namespace = Annotated[
@@ -87,17 +88,31 @@ def submit(
 
 
 async def follow(kube: Kube, namespace: str, names: set[str], current: dict[str, AgenticTask]) -> None:
-    """Print the table of the named tasks whenever one changes, until all are finished; `current` holds the latest
-    state of each (and what was seen so far when the caller's timeout ends the wait)."""
-    shown = ""
+    """Show the named tasks as they change, until all are finished; `current` holds the latest state of each (and
+    what was seen so far when the caller's timeout ends the wait).
+
+    On a terminal the table is redrawn in place; otherwise (a pipe, a CI log) the table is printed once and then
+    only the rows that changed, each with the time."""
+    redraw = sys.stdout.isatty()
+    shown: dict[str, str] = {}
+    drawn_lines = 0
     async for event in kube.watch(AgenticTask, namespace=namespace):
         for task in event.items if isinstance(event, Relisted) else [event.object]:
             if task.name in names:
                 current[task.name] = task
-        rendered = tasks_table(current.values())
-        if rendered != shown:
-            typer.echo(f"{time.strftime('%H:%M:%S')}\n{rendered}\n")
-            shown = rendered
+        lines = table(task_rows(current.values())).splitlines()
+        rows = dict(zip((t.name for t in sorted(current.values(), key=lambda t: t.name)), lines[1:], strict=True))
+        changed = [row for name, row in rows.items() if shown.get(name) != row]
+        if changed and redraw:
+            # NB: up over what was drawn, clear to the end of the screen, draw again
+            typer.echo(f"\x1b[{drawn_lines}F\x1b[J" if drawn_lines else "", nl=False)
+            typer.echo("\n".join(lines))
+            drawn_lines = len(lines)
+        elif changed:
+            stamp = time.strftime("%H:%M:%S")
+            header = [lines[0]] if not shown else []
+            typer.echo("\n".join(header + [f"{row}    ({stamp})" for row in changed]))
+        shown = rows
         if len(current) == len(names) and all(t.phase in TERMINAL_PHASES for t in current.values()):
             return
 
@@ -108,7 +123,13 @@ async def _follow(foreman: ForemanClient, names: list[str], wait_seconds: float)
         async with asyncio.timeout(wait_seconds):
             await follow(foreman.kube, foreman.namespace, set(names), current)
     except TimeoutError:
-        typer.echo(f"error: {WaitTimeout(f'not finished after {wait_seconds:g} s')}", err=True)
+        unfinished = sorted(
+            f"{name} ({current[name].phase if name in current else 'not seen'})"
+            for name in names
+            if name not in current or current[name].phase not in TERMINAL_PHASES
+        )
+        message = f"not finished after {wait_seconds:g} s: {', '.join(unfinished)}"
+        typer.echo(f"error: {WaitTimeout(message)}", err=True)
         return TIMED_OUT
     return 0 if all(passed(task) for task in current.values()) else NOT_PASSED
 
@@ -116,7 +137,7 @@ async def _follow(foreman: ForemanClient, names: list[str], wait_seconds: float)
 @user_errors
 def get(
     what: Annotated[str, typer.Argument(help="tasks or nodes")],
-    output: Annotated[str, typer.Option("--output", "-o", help="table, yaml or json")] = "table",
+    output: Annotated[str, typer.Option("--output", "-o", help="table, wide, yaml or json")] = "table",
     watch: Annotated[bool, typer.Option("--watch", "-w", help="Keep printing as things change.")] = False,
     namespace: Namespace = None,
     all_namespaces: Annotated[bool, typer.Option("--all-namespaces", "-A", help="Tasks in every namespace.")] = False,
@@ -133,12 +154,14 @@ def get(
         model = FleetNode
     else:
         raise UserError(f"get what? `tasks` or `nodes`, not {what!r}")
-    if output not in ("table", "yaml", "json"):
-        raise UserError(f"--output is table, yaml or json, not {output!r}")
+    if output not in ("table", "wide", "yaml", "json"):
+        raise UserError(f"--output is table, wide, yaml or json, not {output!r}")
 
     def render(items: list[Any]) -> str:
-        if output == "table":
-            return tasks_table(items) if model is AgenticTask else nodes_table(items)
+        if output in ("table", "wide") and model is AgenticTask:
+            return tasks_table(items, namespaces=all_namespaces, wide=output == "wide")
+        if output in ("table", "wide"):
+            return nodes_table(items)
         bodies = [item.to_wire() for item in items]
         return (
             yaml.safe_dump_all(bodies, sort_keys=False)

@@ -237,3 +237,23 @@ async def test_the_cli_uses_the_kubeconfig_contexts_namespace_as_kubectl_does(
     code, out = await foreman("get", "tasks")
     assert code == 0
     assert out.splitlines()[1].startswith("here ")
+
+
+async def test_submit_wait_timeout_names_the_unfinished_tasks_and_prints_only_changes(
+    namespace: str, cluster: LocalCluster
+) -> None:
+    """No controller runs: the task stays Pending. The table was reprinted whole on every change, and the timeout
+    did not say which tasks were unfinished."""
+    lonely = "kind: AgenticTask\nmetadata: {name: lonely}\nspec: {kind: verify}\n"
+    code, out, err = await foreman_cli(
+        cluster, "submit", "-f", "-", "--wait", "--timeout", "1", "-n", namespace, stdin=lonely
+    )
+    assert (code, err.strip()) == (3, "error: not finished after 1 s: lonely (Pending)")
+    lines = out.splitlines()
+    assert lines[0] == "agentictask/lonely created"
+    assert lines[1].split()[:2] == ["NAME", "PHASE"]
+    assert [line.split()[0] for line in lines[2:]] == ["lonely"]  # once: it never changed
+    code, out, _ = await foreman_cli(cluster, "get", "tasks", "-A", "-o", "wide")
+    assert code == 0
+    assert out.splitlines()[0].split()[:2] == ["NAMESPACE", "NAME"]
+    assert any(line.split()[:2] == [namespace, "lonely"] for line in out.splitlines())

@@ -12,9 +12,9 @@ from foreman.api.resources import AgenticTask, FleetNode
 from foreman.api.sdk import DependencyCycleError, MissingDependencyError, creation_order
 from foreman.cli.errors import UserError, one_line
 from foreman.cli.main import app
-from foreman.cli.render import nodes_table
+from foreman.cli.render import nodes_table, task_rows
 from foreman.cli.tasks import load_tasks
-from tests.factories import node
+from tests.factories import node, task
 
 runner = CliRunner()
 
@@ -127,3 +127,22 @@ def test_the_node_table_shows_an_accelerator_count_only_when_known() -> None:
     cells = [re.split(r"\s{2,}", line) for line in nodes_table([declared, detected]).splitlines()[1:]]
     rows = {row[0]: row[2] for row in cells}
     assert rows == {"declared": "cuda", "detected": "cuda x2"}
+
+
+def test_task_tables_name_the_namespace_with_all_namespaces_and_say_why_a_task_waits() -> None:
+    blocked = {
+        "type": "Blocked",
+        "status": "True",
+        "reason": "NoFittingNode",
+        "lastTransitionTime": "2026-01-01T00:00:00Z",
+    }
+    waiting = task("waiting", namespace="a", conditions=[blocked], priority=5, dependsOn=["up"])
+    failed = task("failed", phase="Failed", namespace="b", failureReason="Timeout")
+    rows = task_rows([failed, waiting], namespaces=True, wide=True)
+    assert rows[0][:2] == ("NAMESPACE", "NAME")
+    assert rows[0][-4:] == ("PRIORITY", "ACCELERATOR", "DEPENDS-ON", "EXECUTOR")
+    by_name = {row[1]: row for row in rows[1:]}
+    assert (by_name["waiting"][0], by_name["waiting"][6]) == ("a", "NoFittingNode")
+    assert by_name["waiting"][-4:] == ("5", "any", "up", "stub")
+    assert by_name["failed"][6] == "Timeout"
+    assert task_rows([failed])[0][0] == "NAME"  # one namespace: no column for it
