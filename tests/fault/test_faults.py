@@ -331,6 +331,20 @@ async def _worker_process(cluster: LocalCluster, node: str, namespace: str, *fla
     )  # fmt: skip
 
 
+async def _finished_on(
+    kube: Kube, namespace: str, name: str, rescuer: str, timeout: float
+) -> tuple[AgenticTask, float]:
+    """Start a worker on node `rescuer` right after a kill; the task once finished, and the seconds it took."""
+    killed_at = time.monotonic()
+    backup = RunningWorker(kube, worker_config(rescuer, namespace, heartbeat_interval=0.5))
+    await backup.started()
+    try:
+        done = await wait_for(kube, namespace, name, lambda t: t.phase in TERMINAL, timeout=timeout)
+    finally:
+        await backup.stop()
+    return done, time.monotonic() - killed_at
+
+
 async def test_worker_killed_mid_task_is_reclaimed_or_fails_at_the_limit(
     kube: Kube, namespace: str, cluster: LocalCluster
 ) -> None:
@@ -346,14 +360,7 @@ async def test_worker_killed_mid_task_is_reclaimed_or_fails_at_the_limit(
             assert running.status.assigned_node == doomed
             victim.kill()
             await victim.wait()
-            killed_at = time.monotonic()
-            backup = RunningWorker(kube, worker_config(rescuer, namespace, heartbeat_interval=0.5))
-            await backup.started()
-            try:
-                done = await wait_for(kube, namespace, "survivor", lambda t: t.phase in TERMINAL, timeout=30)
-            finally:
-                await backup.stop()
-            settled = time.monotonic() - killed_at
+            done, settled = await _finished_on(kube, namespace, "survivor", rescuer, timeout=30)
         assert (done.phase, done.status.assigned_node, done.status.attempts) == ("Succeeded", rescuer, 1)
         assert condition(done, "ClaimExpired") == ("True", "NodeLost")
 
@@ -390,16 +397,7 @@ async def test_worker_sigtermed_then_sigkilled_mid_drain_loses_its_task_to_anoth
             await asyncio.sleep(2)  # the supervisor's stop timeout: this is the fault, not a wait for a condition
             victim.kill()
             await victim.wait()
-            killed_at = time.monotonic()
-            backup = RunningWorker(kube, worker_config(rescuer, namespace, heartbeat_interval=0.5))
-            await backup.started()
-            try:
-                done = await wait_for(
-                    kube, namespace, "interrupted", lambda t: t.phase in TERMINAL, timeout=size(30, 60)
-                )
-            finally:
-                await backup.stop()
-            settled = time.monotonic() - killed_at
+            done, settled = await _finished_on(kube, namespace, "interrupted", rescuer, timeout=size(30, 60))
             lost_node = await kube.get(FleetNode, doomed)
     finally:
         await delete_nodes(kube, doomed, rescuer)
