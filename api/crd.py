@@ -45,9 +45,11 @@ PRINTER_COLUMNS: dict[type[Resource], list[dict[str, Any]]] = {
         {"name": "Schedule", "type": "string", "jsonPath": ".spec.schedule"},
         {"name": "TimeZone", "type": "string", "jsonPath": ".spec.timeZone"},
         {"name": "Suspend", "type": "boolean", "jsonPath": ".spec.suspend"},
-        {"name": "Active", "type": "string", "jsonPath": ".status.active"},
+        # NB: a count (a list column prints as "[]"), and Next as a time: a "date" column shows an age, and a time
+        # in the future as <invalid>
+        {"name": "Active", "type": "integer", "jsonPath": ".status.activeCount"},
         {"name": "Last", "type": "date", "jsonPath": ".status.lastScheduleTime"},
-        {"name": "Next", "type": "date", "jsonPath": ".status.nextScheduleTime"},
+        {"name": "Next", "type": "string", "jsonPath": ".status.nextScheduleTime"},
         {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
     ],
 }
@@ -76,6 +78,11 @@ def structural(schema: JsonSchema, defs: dict[str, JsonSchema]) -> JsonSchema:
     if "const" in node:
         node["enum"] = [node.pop("const")]
         node.setdefault("type", "string")
+    if "enum" in node:
+        # NB: `kubectl explain` prints descriptions, not enums: name the values there too
+        said = node.get("description", "").rstrip(".")
+        choices = "One of: " + ", ".join(str(value) for value in node["enum"]) + "."
+        node["description"] = f"{said}. {choices}" if said else choices
 
     if node.get("type") == "object" or "properties" in node:
         node["type"] = "object"

@@ -15,6 +15,7 @@ import os
 import secrets
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Generic, Literal, Self, TypeVar
 
 import aiohttp
@@ -86,18 +87,32 @@ def kubeconfig_path(explicit: str | None) -> str:
     return path
 
 
-async def load_configuration(kubeconfig: str | None = None, context: str | None = None) -> Any:
-    """In-cluster when running in a pod and no kubeconfig is given, else the kubeconfig (or $KUBECONFIG)."""
+IN_CLUSTER_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+
+
+def _pod_namespace() -> str | None:
+    """The namespace of the pod we run in (a few bytes, read once at start like the in-cluster token)."""
+    return IN_CLUSTER_NAMESPACE.read_text().strip() if IN_CLUSTER_NAMESPACE.exists() else None
+
+
+async def load_configuration(kubeconfig: str | None = None, context: str | None = None) -> tuple[Any, str]:
+    """In-cluster when running in a pod and no kubeconfig is given, else the kubeconfig (or $KUBECONFIG); with the
+    namespace kubectl would use when none is given: the context's, or the pod's own, else `default`."""
     configuration = k8s_client.Configuration()
+    namespace = None
     try:
         if kubeconfig is None and "KUBERNETES_SERVICE_HOST" in os.environ:
             k8s_config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+            namespace = _pod_namespace()
         else:
             path = kubeconfig_path(kubeconfig)
             await k8s_config.load_kube_config(config_file=path, context=context, client_configuration=configuration)
+            contexts, current = k8s_config.list_kube_config_contexts(path)
+            chosen = next((c for c in contexts if c.get("name") == context), None) if context else current
+            namespace = ((chosen or {}).get("context") or {}).get("namespace")
     except ConfigException as error:
         raise ConfigError(f"cannot load cluster configuration: {error}") from None
-    return configuration
+    return configuration, namespace or "default"
 
 
 def _no_per_request_environment_lookups(api: Any) -> None:
@@ -118,7 +133,9 @@ def _no_per_request_environment_lookups(api: Any) -> None:
 class Kube:
     """Async, typed access to the Kubernetes API for Foreman resources, Leases, Events and manifests."""
 
-    def __init__(self, configuration: Any, *, retry: RetryPolicy | None = None):
+    def __init__(self, configuration: Any, *, retry: RetryPolicy | None = None, namespace: str = "default"):
+        self.namespace = namespace
+        """The namespace to use when none is given (the kubeconfig context's, as kubectl)."""
         self._api = k8s_client.ApiClient(configuration=configuration)
         self._api.user_agent = requests.USER_AGENT
         _no_per_request_environment_lookups(self._api)
@@ -130,7 +147,8 @@ class Kube:
     async def connect(
         cls, kubeconfig: str | None = None, *, context: str | None = None, retry: RetryPolicy | None = None
     ) -> Self:
-        return cls(await load_configuration(kubeconfig, context), retry=retry)
+        configuration, namespace = await load_configuration(kubeconfig, context)
+        return cls(configuration, retry=retry, namespace=namespace)
 
     @property
     def server(self) -> str:

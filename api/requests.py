@@ -6,6 +6,7 @@ and unit tests check them without a server.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from importlib import metadata
 from typing import Any
@@ -18,7 +19,9 @@ MERGE_PATCH = "application/merge-patch+json"
 APPLY_PATCH = "application/apply-patch+yaml"
 JSON = "application/json"
 FIELD_MANAGER = "foreman"
-USER_AGENT = f"{FIELD_MANAGER}/{metadata.version('foreman-dispatch')}"
+PACKAGE_VERSION = metadata.version("foreman-dispatch")
+"""The installed version (`foreman --version`, FleetNode.status.agentVersion)."""
+USER_AGENT = f"{FIELD_MANAGER}/{PACKAGE_VERSION}"
 """The apiserver names the field manager of a create or patch after the User-Agent up to its first "/", so every
 write of ours is owned by `foreman` in managedFields (not the client generator's `OpenAPI-Generator`)."""
 
@@ -90,11 +93,40 @@ def watch(
     return Request("GET", listing.path, query=query)
 
 
+MAX_OBJECT_BYTES = 1024 * 1024
+"""The largest object we create. etcd refuses a write over 1.5 MiB (its default --max-request-bytes) with a raw gRPC
+error, and a task grows after its create (status, result envelope, managedFields): big inputs belong elsewhere (a
+repository, an object store) with a reference in the payload."""
+
+
+class ObjectTooLarge(ValueError):
+    """Refused before sending: the object is bigger than `MAX_OBJECT_BYTES`."""
+
+
+def creatable_body(obj: Resource) -> dict[str, Any]:
+    """The body that creates `obj`; ObjectTooLarge, with the limit named, when the API could not store it."""
+    body = obj.to_wire()
+    size = len(json.dumps(body, separators=(",", ":")).encode())
+    if size > MAX_OBJECT_BYTES:
+        what = f"{obj.singular} {obj.metadata.name or obj.metadata.generate_name or ''}".rstrip()
+        raise ObjectTooLarge(
+            f"{what} is {size / 1024 / 1024:.1f} MiB; the limit is {MAX_OBJECT_BYTES // 1024 // 1024} MiB per object "
+            "(etcd stores at most 1.5 MiB per write): put big inputs in a repository or object store and pass a "
+            "reference (payload.repo, payload.inputs)"
+        )
+    return body
+
+
 def create(obj: Resource) -> Request:
+    """NB: `fieldValidation=Strict` makes a server that has it (Kubernetes >= 1.25; GA in 1.27) refuse a field its
+    installed CRD does not know (one our newer models send) instead of dropping it; older servers ignore the
+    parameter. A user's typo never gets this far: `foreman.api.validation.unknown_fields` refuses it first."""
+    body = creatable_body(obj)
     return Request(
         "POST",
         resource_path(type(obj), namespace=obj.metadata.namespace),
-        body=obj.to_wire(),
+        query={"fieldValidation": "Strict"},
+        body=body,
         idempotent=obj.metadata.name is not None,
     )
 

@@ -21,7 +21,7 @@ DnsName = Annotated[str, Field(min_length=1, max_length=253, pattern=r"^[a-z0-9]
 Accelerator = Literal["cuda", "metal", "rocm", "cpu"]
 AcceleratorRequest = Literal["cuda", "metal", "rocm", "cpu", "any"]
 TaskPhase = Literal["Pending", "Scheduled", "Running", "Succeeded", "Failed"]
-NodePhase = Literal["Ready", "Draining", "NotReady", "Unknown"]
+NodePhase = Literal["Ready", "Draining", "Stopped", "NotReady", "Unknown"]
 TERMINAL_PHASES: frozenset[TaskPhase] = frozenset({"Succeeded", "Failed"})
 
 
@@ -55,37 +55,53 @@ class Payload(Model):
     model_config = Model.model_config | {"extra": "allow"}
 
     prompt: str | None = None
+    """The instruction for the agent (the command executor passes it as FOREMAN_PROMPT)."""
     repo: str | None = None
+    """A repository to work on; the place for big inputs (a task is at most 1 MiB)."""
     branch: str | None = None
+    """The branch of `repo`."""
     inputs: dict[str, Any] = Field(default_factory=dict)
+    """Free-form inputs for the executor (references to big data, not the data itself)."""
 
 
 class RequiredCapability(Model):
+    """What a FleetNode must offer to run the task."""
+
     accelerator: AcceleratorRequest = "any"
+    """The accelerator the node must have (any: whatever it has)."""
     min_ramgb: float = Field(default=0, ge=0)
     """Available RAM (GB) the task needs on its node."""
     min_context_tokens: int = Field(default=0, ge=0)
+    """Context window (tokens) the node's models must take at least."""
     node_selector: dict[str, str] = Field(default_factory=dict)
     """FleetNode labels that must all be equal."""
 
 
 class AgenticTaskSpec(Model):
+    """A unit of agent work: what to run, where it may run, and in which order."""
+
     kind: TaskKind
+    """What sort of work it is (reported back in the result envelope)."""
     executor: str = Field(default="stub", min_length=1, max_length=253)
     """Name of the executor plug-in that runs the task (entry-point group foreman.executors)."""
     payload: Payload = Field(default_factory=Payload)
+    """What the executor works on: prompt, repo, branch, inputs, and any further free-form field."""
     model_ref: str | None = None
-    """Model to run with (agent executor): overrides the Agent's `model`."""
+    """The model the agent executor runs with (overrides its Agent's `model`); passed to other executors as given."""
     agent_ref: DnsName | None = None
     """Name of an Agent in the task's namespace (agent executor); none: the built-in defaults."""
     required_capability: RequiredCapability = RequiredCapability()
+    """What a FleetNode must offer to run the task."""
     depends_on: list[DnsName] = Field(default_factory=list, max_length=256)
     """Names of AgenticTasks in the same namespace that must succeed first."""
     priority: int = 0
     """Higher runs first."""
     timeout_seconds: int = Field(default=2700, ge=1)
+    """The executor is cancelled after this long (failure reason Timeout, retryable)."""
     retries: int = Field(default=0, ge=0, le=100)
+    """Further attempts after a retryable failure (ExecutorError, Timeout), with exponential backoff."""
     cancel: bool = False
+    """Set to cancel: Pending and Scheduled fail at once, Running stops within seconds (reason Cancelled)."""
 
 
 class Usage(Model):
@@ -163,13 +179,15 @@ class AgenticTask(Resource):
         namespace: str | None = None,
         generate_name: str | None = None,
         labels: dict[str, str] | None = None,
-        **payload: Any,
+        payload: dict[str, Any] | None = None,
     ) -> AgenticTask:
         """A task in one call: `AgenticTask.new("fix-bug", prompt="...", accelerator="cuda", min_ram_gb=48)`.
 
-        Without a name, `generate_name` (default "task-") lets the server pick one. Extra keyword arguments go into
-        the payload as given (e.g. `sleepSeconds=1` for the stub executor).
+        Without a name, `generate_name` (default "task-") lets the server pick one. `payload` holds further free-form
+        payload fields as given (e.g. `payload={"sleepSeconds": 1}` for the stub executor). NB: no **kwargs, so a
+        misspelled argument (`accelerater="cuda"`) is a TypeError, not a payload field.
         """
+        named = {"prompt": prompt, "repo": repo, "branch": branch, "inputs": inputs}
         meta = ObjectMeta(
             name=name,
             generate_name=None if name else (generate_name or "task-"),
@@ -179,7 +197,7 @@ class AgenticTask(Resource):
         spec = AgenticTaskSpec(
             kind=kind,
             executor=executor,
-            payload=Payload(prompt=prompt, repo=repo, branch=branch, inputs=inputs or {}, **payload),
+            payload=Payload.model_validate({**(payload or {}), **{k: v for k, v in named.items() if v is not None}}),
             model_ref=model_ref,
             agent_ref=agent_ref,
             required_capability=RequiredCapability(

@@ -81,6 +81,8 @@ class TaskScheduleStatus(Model):
     next_schedule_time: datetime | None = None
     active: list[str] = Field(default_factory=list)
     """Unfinished tasks created by this schedule."""
+    active_count: int = Field(default=0, ge=0)
+    """How many `active` holds (for `kubectl get ts`: a printer column cannot count a list)."""
     run_history: list[RunRecord] = Field(default_factory=list)
     """Newest first, at most spec.maxRunHistory entries."""
     last_trigger: str | None = None

@@ -1,6 +1,6 @@
 """The planner SDK: submit tasks and graphs of tasks, wait for their results (watch-based), cancel them.
 
-async with await ForemanClient.connect(namespace="research") as foreman:
+async with await ForemanClient.connect() as foreman:  # the kubeconfig context's namespace, as kubectl
     task = await foreman.submit(AgenticTask.new(prompt="Summarise the incident", accelerator="cuda"))
     envelope = await foreman.wait(task.name, timeout=600)
 """
@@ -18,8 +18,9 @@ from foreman.api import transcript
 from foreman.api.base import ObjectMeta, utcnow
 from foreman.api.cron import parse
 from foreman.api.envelope import ResultEnvelope
-from foreman.api.errors import NotFound
+from foreman.api.errors import Conflict, NotFound
 from foreman.api.kube import Kube, RetryPolicy, WatchEvent
+from foreman.api.requests import creatable_body
 from foreman.api.resources import TERMINAL_PHASES, AgenticTask
 from foreman.api.schedules import (
     TRIGGER_ANNOTATION,
@@ -58,6 +59,18 @@ class NotOurs(ValueError):
     """A schedule of that name exists and belongs to the other source (declarative vs dynamic): left alone."""
 
 
+class AlreadyFinished(ValueError):
+    """`cancel` of a task that had already finished: nothing was changed."""
+
+    def __init__(self, task: AgenticTask):
+        self.task = task
+        super().__init__(f"agentictask/{task.name} already {task.phase}; nothing to cancel")
+
+
+class AlreadyTriggered(ValueError):
+    """`trigger` with an id that already fired the schedule: it does not fire again."""
+
+
 def creation_order(tasks: Iterable[AgenticTask], existing: Iterable[str] = ()) -> list[AgenticTask]:
     """Upstream first (pure). Raises DependencyCycleError or MissingDependencyError before anything is created."""
     by_name = {task.name: task for task in tasks}
@@ -83,9 +96,11 @@ class ForemanClient:
 
     @classmethod
     async def connect(
-        cls, kubeconfig: str | None = None, *, namespace: str = "default", retry: RetryPolicy | None = None
+        cls, kubeconfig: str | None = None, *, namespace: str | None = None, retry: RetryPolicy | None = None
     ) -> Self:
-        return cls(await Kube.connect(kubeconfig, retry=retry), namespace)
+        """No namespace: the kubeconfig context's (as kubectl), else `default`."""
+        kube = await Kube.connect(kubeconfig, retry=retry)
+        return cls(kube, namespace or kube.namespace)
 
     async def close(self) -> None:
         await self.kube.close()
@@ -114,14 +129,11 @@ class ForemanClient:
         if any(task.metadata.name is None for task in graph):
             raise ValueError("tasks in a graph need names (dependsOn refers to them)")
         outside = {u for task in graph for u in task.spec.depends_on} - {task.name for task in graph}
-        existing = []
-        for name in outside:
-            try:
-                await self.get(name)
-                existing.append(name)
-            except NotFound:
-                pass
-        return [await self.kube.create(task) for task in creation_order(graph, existing)]
+        existing = [name for name in outside if await self._exists(name)]
+        ordered = creation_order(graph, existing)
+        for task in ordered:
+            creatable_body(task)  # NB: a task too large to store is refused before anything is created
+        return [await self.kube.create(task) for task in ordered]
 
     async def get(self, name: str) -> AgenticTask:
         return await self.kube.get(AgenticTask, name, self.namespace)
@@ -130,8 +142,22 @@ class ForemanClient:
         return (await self.kube.list(AgenticTask, namespace=self.namespace, label_selector=selector)).items
 
     async def cancel(self, name: str) -> AgenticTask:
-        """Set spec.cancel: a Pending or Scheduled task fails at once, a Running one within seconds."""
-        return await self.kube.patch(AgenticTask, name, {"spec": {"cancel": True}}, namespace=self.namespace)
+        """Set spec.cancel: a Pending or Scheduled task fails at once, a Running one within seconds. A finished task
+        is left as it is (AlreadyFinished): the patch carries the resourceVersion it was judged on."""
+        while True:
+            task = await self.get(name)
+            if task.phase in TERMINAL_PHASES:
+                raise AlreadyFinished(task)
+            try:
+                return await self.kube.patch(
+                    AgenticTask,
+                    name,
+                    {"spec": {"cancel": True}},
+                    namespace=self.namespace,
+                    resource_version=task.metadata.resource_version,
+                )
+            except Conflict:
+                continue  # it moved meanwhile (perhaps it finished): judge it again
 
     async def delete(self, name: str) -> None:
         await self.kube.delete(AgenticTask, name, self.namespace)
@@ -219,6 +245,13 @@ class ForemanClient:
         if existing.spec.source != wanted.spec.source:
             raise NotOurs(f"taskschedule {wanted.name} is {existing.spec.source}; not changing it from here")
 
+    async def _exists(self, task_name: str) -> bool:
+        try:
+            await self.get(task_name)
+        except NotFound:
+            return False
+        return True
+
     async def get_schedule(self, name: str, namespace: str | None = None) -> TaskSchedule:
         return await self.kube.get(TaskSchedule, name, namespace or self.namespace)
 
@@ -230,6 +263,16 @@ class ForemanClient:
 
     async def trigger(self, name: str, trigger_id: str | None = None) -> str:
         """Fire a schedule once now (even if suspended); the same id never fires twice. Returns the task's name."""
+        if trigger_id is not None:
+            task_name = manual_task_name(name, trigger_id)
+            schedule = await self.get_schedule(name)
+            fired = trigger_id in (
+                schedule.metadata.annotations.get(TRIGGER_ANNOTATION),  # asked for already, fired or about to be
+                schedule.status.last_trigger,
+                *(run.trigger for run in schedule.status.run_history),
+            )
+            if fired or await self._exists(task_name):
+                raise AlreadyTriggered(f"taskschedule/{name} already fired for id {trigger_id!r} ({task_name})")
         trigger_id = trigger_id or f"{utcnow():%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
         patch = {"metadata": {"annotations": {TRIGGER_ANNOTATION: trigger_id}}}
         await self.kube.patch(TaskSchedule, name, patch, namespace=self.namespace)

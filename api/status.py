@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from foreman.api import reasons
-from foreman.api.base import ConditionStatus, set_condition
+from foreman.api.base import ConditionStatus, find_condition, set_condition
 from foreman.api.envelope import ResultEnvelope, Verdict
 from foreman.api.resources import AgenticTask
 
@@ -62,6 +62,10 @@ def _stopped(task: AgenticTask, reason: str, message: str) -> list[ConditionUpda
     updates: list[ConditionUpdate] = [(reasons.FINISHED, "True", reason, message)]
     if task.phase == "Running":
         updates.insert(0, (reasons.RUNNING, "False", reason, message))
+    blocked = find_condition(task.status.conditions, reasons.BLOCKED)
+    if blocked is not None and blocked.status == "True":
+        # NB: a failed task waits for nothing; a stale "waiting for ..." would contradict its failure reason
+        updates.insert(0, (reasons.BLOCKED, "False", reason, message))
     return updates
 
 

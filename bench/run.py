@@ -157,7 +157,7 @@ class System:
             self.workers.append(worker)
             self.runners.append(asyncio.create_task(worker.run(self.stop)))
         settle_heap()  # as `foreman controller` and `foreman worker` do once started
-        while not (controller.leading and controller.is_ready() and len(controller.cache.nodes) >= nodes):
+        while not (controller.leading and controller.synced() and len(controller.cache.nodes) >= nodes):
             await asyncio.sleep(0.05)
         return controller
 

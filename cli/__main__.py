@@ -1,5 +1,5 @@
 """`python -m foreman.cli` runs the `foreman` command."""
 
-from foreman.cli.main import app
+from foreman.cli.main import main
 
-app()
+main()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import enum
 import shlex
 from collections.abc import Callable
 from datetime import timedelta
@@ -30,7 +31,14 @@ KubeconfigOption = Annotated[
         "--kubeconfig", envvar="KUBECONFIG", help="Kubeconfig file (default: in-cluster, else ~/.kube/config)."
     ),
 ]
-LogFormat = Annotated[str, typer.Option("--log-format", help="json (daemons) or console.")]
+
+
+class LogFormat(enum.StrEnum):
+    json = "json"
+    console = "console"
+
+
+LogFormatOption = Annotated[LogFormat, typer.Option("--log-format", help="json (daemons) or console.")]
 
 
 class Daemon(Protocol):
@@ -44,7 +52,13 @@ async def serve(kubeconfig: str | None, health_port: int, make: Callable[[Kube],
     async with await Kube.connect(kubeconfig) as kube:
         daemon, health = make(kube)
         if health_port:
-            await health.start(health_port)
+            try:
+                await health.start(health_port)
+            except OSError as error:
+                raise UserError(
+                    f"--health-port {health_port}: {error.strerror or error} (another Foreman daemon on this host? "
+                    "give each its own port, or 0 for none)"
+                ) from None
         settle_heap()
         try:
             await daemon.run(stop)
@@ -78,13 +92,13 @@ def controller(
         str | None, typer.Option(help="Leader-election identity (default: $POD_NAME or host-pid).")
     ] = None,
     health_port: Annotated[int, typer.Option(help="Port for /healthz, /readyz and /metrics (0: none).")] = 8080,
-    log_format: LogFormat = "json",
+    log_format: LogFormatOption = LogFormat.json,
 ) -> None:
     """Run the controller: place Pending AgenticTasks on fitting FleetNodes, enforce dependencies, reclaim lost work.
 
     Example:  foreman controller --kubeconfig ~/.foreman/dev/kubeconfig --log-format console
     """
-    configure_logging(json=log_format == "json")
+    configure_logging(json=log_format is LogFormat.json)
     config = ControllerConfig(
         namespaces=tuple(namespace or ()),
         stale_after=timedelta(seconds=stale_after),
@@ -100,7 +114,7 @@ def controller(
 
     def make(kube: Kube) -> tuple[Daemon, HealthServer]:
         instance = Controller(kube, config)
-        return instance, HealthServer(instance.metrics.registry, healthy=lambda: True, ready=instance.is_ready)
+        return instance, HealthServer(instance.metrics.registry, healthy=instance.is_healthy, ready=instance.is_ready)
 
     asyncio.run(serve(kubeconfig, health_port, make))
 
@@ -169,7 +183,7 @@ def worker(
         float | None, typer.Option(help="Seconds running tasks get to finish on SIGTERM (default 30).")
     ] = None,
     health_port: Annotated[int, typer.Option(help="Port for /healthz and /metrics (0: none).")] = 8081,
-    log_format: LogFormat = "json",
+    log_format: LogFormatOption = LogFormat.json,
 ) -> None:
     """Run a worker: register this host as a FleetNode, claim tasks placed on it and run their executors.
 
@@ -179,7 +193,7 @@ def worker(
 
     Example:  foreman worker --llm-endpoint http://127.0.0.1:11434/v1 --model qwen2.5-coder:7b
     """
-    configure_logging(json=log_format == "json")
+    configure_logging(json=log_format is LogFormat.json)
     config = worker_config(
         config_file,
         {

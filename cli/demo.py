@@ -171,6 +171,8 @@ def demo(
     agent that fixes a failing test in a git repository, talking to a scripted model server).
 
     Exits 0 when every task ends as expected.
+
+    Example:  foreman demo
     """
     state = Path(tempfile.mkdtemp(prefix="foreman-demo-"))
     cluster = LocalCluster.start(state, progress=say)

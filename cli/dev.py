@@ -60,11 +60,16 @@ def down(
     state_dir: StateDir = DEFAULT_STATE_DIR,
     purge: Annotated[bool, typer.Option(help="Also delete the data (all tasks and nodes).")] = False,
 ) -> None:
-    """Stop the local control plane (SIGTERM, then SIGKILL after 15 s)."""
+    """Stop the local control plane (SIGTERM, then SIGKILL after 15 s). Its ports and tokens are kept for the next
+    `foreman dev up`, so running daemons and kubeconfigs reach it again; --purge forgets them and the data.
+
+    Example:  foreman dev down;  foreman dev down --purge
+    """
     cluster = LocalCluster.load(state_dir)
-    if cluster is None:
+    if cluster is None or not (cluster.running("apiserver") or cluster.running("etcd")):
         typer.echo("not running")
     else:
+        _progress(f"stopping kube-apiserver ({cluster.server}) and etcd (up to 15 s each)")
         cluster.stop()
         typer.echo("stopped")
     if purge and state_dir.exists():
@@ -76,7 +81,10 @@ def down(
 @app.command()
 @user_errors
 def status(state_dir: StateDir = DEFAULT_STATE_DIR) -> None:
-    """Say whether the local control plane runs, where, and which kubeconfig reaches it."""
+    """Say whether the local control plane runs, where, and which kubeconfig reaches it (exit 1 when it does not).
+
+    Example:  foreman dev status
+    """
     cluster = LocalCluster.load(state_dir)
     if cluster is None or not cluster.running("apiserver"):
         typer.echo("not running (start it with `foreman dev up`)")

@@ -3,22 +3,65 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 from typing import Annotated
 
 import typer
 
+# NB: typer (>= 0.24) vendors click as typer._click; its exceptions are not re-exported under a public name
+from typer._click.exceptions import NoArgsIsHelpError, UsageError
+
+from foreman.api.daemon import configure_logging
 from foreman.api.install import install as install_into
 from foreman.api.kube import Kube
 from foreman.api.manifests import install_manifests, pinned_worker_rbac, render
+from foreman.api.requests import PACKAGE_VERSION
 from foreman.cli import daemons, demo, dev, logs, schedules, tasks
-from foreman.cli.errors import user_errors
+from foreman.cli.errors import USER_ERROR, user_errors
 
 app = typer.Typer(
     name="foreman",
     help="Capability-aware dispatcher for agentic tasks on Kubernetes.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,
 )
+
+
+def _print_version(asked: bool) -> None:
+    if asked:
+        typer.echo(f"foreman {PACKAGE_VERSION}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _every_command(
+    version: Annotated[
+        bool, typer.Option("--version", is_eager=True, callback=_print_version, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    # NB: a person at a terminal gets one `error:` line for a failure, not the retry warnings before it (those are
+    # for daemons' logs); the daemons configure their own logging when they start.
+    configure_logging(json=False, level="critical")
+
+
+def main() -> None:
+    """The `foreman` command. A mistake in the arguments is one `error:` line and exit 2, like any other mistake
+    (click would print a usage block, or typer a boxed panel)."""
+    try:
+        code = app(standalone_mode=False)
+    except NoArgsIsHelpError as help_asked:
+        typer.echo(help_asked.ctx.get_help() if help_asked.ctx else "")
+        code = 0
+    except UsageError as error:
+        where = f" (see `{error.ctx.command_path} --help`)" if error.ctx else ""
+        typer.echo(f"error: {error.format_message()}{where}", err=True)
+        code = USER_ERROR
+    except typer.Abort:
+        code = 130
+    sys.exit(code or 0)
+
+
 app.add_typer(dev.app, name="dev")
 app.add_typer(schedules.app, name="schedule")
 app.command()(daemons.controller)

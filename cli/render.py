@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
-from foreman.api.base import utcnow
+from foreman.api.base import find_condition, utcnow
 from foreman.api.resources import AgenticTask, FleetNode
 
 
@@ -24,21 +24,45 @@ def age(moment: datetime | None, now: datetime | None = None) -> str:
     return f"{max(seconds, 0)}s"
 
 
-def tasks_table(tasks: Iterable[AgenticTask]) -> str:
-    rows = [("NAME", "PHASE", "KIND", "NODE", "VERDICT", "REASON", "ATTEMPTS", "AGE")]
-    for task in sorted(tasks, key=lambda t: t.name):
+def reason_of(task: AgenticTask) -> str:
+    """Why it failed, or why a Pending task waits (its Blocked condition), else "-"."""
+    if task.status.failure_reason:
+        return task.status.failure_reason
+    blocked = find_condition(task.status.conditions, "Blocked")
+    return blocked.reason if blocked is not None and blocked.status == "True" else "-"
+
+
+def task_rows(tasks: Iterable[AgenticTask], *, namespaces: bool = False, wide: bool = False) -> list[tuple[str, ...]]:
+    """Header and one row per task (by namespace and name); `namespaces` adds NAMESPACE first (for -A), `wide` adds
+    what placement and ordering look at (-o wide), as kubectl does."""
+    header = ("NAME", "PHASE", "KIND", "NODE", "VERDICT", "REASON", "ATTEMPTS", "AGE")
+    more = ("PRIORITY", "ACCELERATOR", "DEPENDS-ON", "EXECUTOR") if wide else ()
+    rows: list[tuple[str, ...]] = [(("NAMESPACE",) if namespaces else ()) + header + more]
+    for task in sorted(tasks, key=lambda t: (t.namespace or "", t.name)):
         status = task.status
-        node, verdict, reason = status.assigned_node or "-", status.verdict or "-", status.failure_reason or "-"
-        created = age(task.metadata.creation_timestamp)
-        rows.append((task.name, status.phase, task.spec.kind, node, verdict, reason, str(status.attempts), created))
-    return table(rows)
+        row: tuple[str, ...] = (
+            task.name, status.phase, task.spec.kind, status.assigned_node or "-", status.verdict or "-",
+            reason_of(task), str(status.attempts), age(task.metadata.creation_timestamp),
+        )  # fmt: skip
+        if wide:
+            spec = task.spec
+            depends = ",".join(spec.depends_on) or "-"
+            row += (str(spec.priority), spec.required_capability.accelerator, depends, spec.executor)
+        rows.append(((task.namespace or "",) if namespaces else ()) + row)
+    return rows
+
+
+def tasks_table(tasks: Iterable[AgenticTask], *, namespaces: bool = False, wide: bool = False) -> str:
+    return table(task_rows(tasks, namespaces=namespaces, wide=wide))
 
 
 def nodes_table(nodes: Iterable[FleetNode]) -> str:
     rows = [("NAME", "PHASE", "ACCELERATOR", "RAM", "CONTEXT", "RUNNING", "EXECUTORS", "HEARTBEAT")]
     for node in sorted(nodes, key=lambda n: n.name):
         cap = node.status.capability
-        rows.append((node.name, node.status.phase or "-", f"{cap.accelerator} x{cap.accelerator_count}",
+        # NB: a count only when one is known: `--accelerator cuda` without a count read "cuda x0"
+        count = f" x{cap.accelerator_count}" if cap.accelerator_count else ""
+        rows.append((node.name, node.status.phase or "-", f"{cap.accelerator}{count}",
                      f"{cap.available_ramgb:g}/{cap.total_ramgb:g}", str(cap.max_context_tokens),
                      f"{node.status.running_tasks}/{node.spec.max_concurrent_tasks}",
                      ",".join(cap.executors) or "-", age(node.status.last_heartbeat_time)))  # fmt: skip

@@ -8,24 +8,22 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-import yaml
-from pydantic import ValidationError
 
 from foreman.api import reasons
 from foreman.api.base import find_condition, utcnow
 from foreman.api.cron import ScheduleError, parse
 from foreman.api.schedule_sync import plan_sync
 from foreman.api.schedules import TaskSchedule
-from foreman.api.sdk import ForemanClient
-from foreman.api.validation import describe as describe_error
+from foreman.api.sdk import AlreadyTriggered, ForemanClient
 from foreman.cli.errors import UserError, missing_is_a_user_error, user_errors
+from foreman.cli.files import documents, resource
 from foreman.cli.render import age, table
 from foreman.cli.tasks import CLI_RETRY, Kubeconfig, Namespace
 
 app = typer.Typer(help="Recurring tasks: TaskSchedules create AgenticTasks on a cron schedule.", no_args_is_help=True)
 
 
-async def _client(kubeconfig: str | None, namespace: str) -> ForemanClient:
+async def _client(kubeconfig: str | None, namespace: str | None) -> ForemanClient:
     return await ForemanClient.connect(kubeconfig, namespace=namespace, retry=CLI_RETRY)
 
 
@@ -48,7 +46,7 @@ def schedules_table(schedules: list[TaskSchedule], now: datetime) -> str:
 @app.command("list")
 @user_errors
 def list_(
-    namespace: Namespace = "default",
+    namespace: Namespace = None,
     all_namespaces: Annotated[bool, typer.Option("--all-namespaces", "-A", help="In every namespace.")] = False,
     kubeconfig: Kubeconfig = None,
 ) -> None:
@@ -59,7 +57,8 @@ def list_(
 
     async def run() -> list[TaskSchedule]:
         async with await _client(kubeconfig, namespace) as foreman:
-            return (await foreman.kube.list(TaskSchedule, namespace=None if all_namespaces else namespace)).items
+            scope = None if all_namespaces else foreman.namespace
+            return (await foreman.kube.list(TaskSchedule, namespace=scope)).items
 
     schedules = asyncio.run(run())
     typer.echo(schedules_table(schedules, utcnow()) if schedules else "no TaskSchedules")
@@ -72,7 +71,7 @@ def next_(
     cron: Annotated[str | None, typer.Option("--cron", help="An expression to try instead of a schedule.")] = None,
     time_zone: Annotated[str, typer.Option("--time-zone", help="With --cron: the IANA zone.")] = "UTC",
     count: Annotated[int, typer.Option("--count", "-c", min=1, max=1000, help="How many fires.")] = 5,
-    namespace: Namespace = "default",
+    namespace: Namespace = None,
     kubeconfig: Kubeconfig = None,
 ) -> None:
     """The next fire times of a schedule, in its time zone and in UTC (daylight saving applied).
@@ -108,7 +107,7 @@ def trigger(
     trigger_id: Annotated[
         str | None, typer.Option("--id", help="Fire only if this id was not used before (default: a new one).")
     ] = None,
-    namespace: Namespace = "default",
+    namespace: Namespace = None,
     kubeconfig: Kubeconfig = None,
 ) -> None:
     """Fire a schedule once now, even while suspended and whatever its concurrency policy. The same --id fires once.
@@ -119,38 +118,32 @@ def trigger(
     async def run() -> str:
         async with await _client(kubeconfig, namespace) as foreman:
             await _get(foreman, name)
-            return await foreman.trigger(name, trigger_id)
+            try:
+                task = await foreman.trigger(name, trigger_id)
+            except AlreadyTriggered as fired:
+                return f"{fired}; not fired again"
+        return f"taskschedule/{name} triggered; its task will be agentictask/{task}"
 
-    typer.echo(f"taskschedule/{name} triggered; its task will be agentictask/{asyncio.run(run())}")
+    typer.echo(asyncio.run(run()))
 
 
 def load_schedules(path: Path, namespace: str) -> list[TaskSchedule]:
-    """Every TaskSchedule in a file or in the *.yaml / *.yml files of a folder, validated, cron included."""
-    files = sorted([*path.glob("*.yaml"), *path.glob("*.yml")]) if path.is_dir() else [path]
+    """Every TaskSchedule in a file or in the YAML files of a folder, validated, cron included."""
     schedules: dict[tuple[str, str], TaskSchedule] = {}
-    for file in files:
-        for index, document in enumerate(yaml.safe_load_all(file.read_text()), start=1):
-            where = f"{file}, document {index}"
-            if document is None:
-                continue
-            if not isinstance(document, dict) or document.get("kind") != "TaskSchedule":
-                kind = document.get("kind") if isinstance(document, dict) else type(document).__name__
-                raise UserError(f"{where}: expected a TaskSchedule, got {kind}")
-            document.setdefault("metadata", {}).setdefault("namespace", namespace)
-            spec = document.get("spec")
-            if isinstance(spec, dict) and spec.setdefault("source", "declarative") != "declarative":
-                raise UserError(f"{where}: sync keeps declarative schedules; this one says source {spec['source']}")
-            try:
-                schedule = TaskSchedule.model_validate(document)
-                parse(schedule.spec.schedule, schedule.spec.time_zone)
-            except ValidationError as error:
-                raise UserError(f"{where}: {describe_error(error)}") from None
-            except ScheduleError as error:
-                raise UserError(f"{where}: {error.reason}: {error}") from None
-            key = (schedule.namespace or namespace, schedule.name)
-            if key in schedules:
-                raise UserError(f"{where}: {key[0]}/{key[1]} is defined twice")
-            schedules[key] = schedule
+    for where, document in documents(str(path)):
+        document.setdefault("metadata", {}).setdefault("namespace", namespace)
+        spec = document.get("spec")
+        if isinstance(spec, dict) and spec.setdefault("source", "declarative") != "declarative":
+            raise UserError(f"{where}: sync keeps declarative schedules; this one says source {spec['source']}")
+        schedule = resource(TaskSchedule, document, where)
+        try:
+            parse(schedule.spec.schedule, schedule.spec.time_zone)
+        except ScheduleError as error:
+            raise UserError(f"{where}: {error.reason}: {error}") from None
+        key = (schedule.namespace or namespace, schedule.name)
+        if key in schedules:
+            raise UserError(f"{where}: {key[0]}/{key[1]} is defined twice")
+        schedules[key] = schedule
     return list(schedules.values())
 
 
@@ -160,7 +153,7 @@ def sync(
     path: Annotated[Path, typer.Option("--file", "-f", help="A folder of TaskSchedule YAML files (or one file).")],
     prune: Annotated[bool, typer.Option("--prune", help="Delete declarative schedules not in the files.")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Say what would change; change nothing.")] = False,
-    namespace: Namespace = "default",
+    namespace: Namespace = None,
     kubeconfig: Kubeconfig = None,
 ) -> None:
     """Make the cluster's declarative TaskSchedules match the files: create, update and (with --prune) delete.
@@ -172,12 +165,12 @@ def sync(
     """
     if not path.exists():
         raise UserError(f"no such file or folder: {path}")
-    wanted = load_schedules(path, namespace)
 
     async def run() -> None:
         async with await _client(kubeconfig, namespace) as foreman:
+            wanted = load_schedules(path, foreman.namespace)
             existing = []
-            for scope in sorted({namespace, *(schedule.namespace or namespace for schedule in wanted)}):
+            for scope in sorted({foreman.namespace, *(s.namespace or foreman.namespace for s in wanted)}):
                 existing += await foreman.list_schedules(scope)
             plan = plan_sync(wanted, existing, prune=prune)
             if plan.conflicts:

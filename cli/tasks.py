@@ -6,48 +6,39 @@ import asyncio
 import json
 import sys
 import time
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 import yaml
-from pydantic import ValidationError
 
 from foreman.api.envelope import PASSING_VERDICTS
 from foreman.api.errors import AlreadyExists
 from foreman.api.kube import Kube, Relisted, RetryPolicy
 from foreman.api.resources import TERMINAL_PHASES, AgenticTask, FleetNode
-from foreman.api.sdk import ForemanClient, WaitTimeout
-from foreman.api.validation import describe as describe_error
+from foreman.api.sdk import AlreadyFinished, ForemanClient, WaitTimeout
 from foreman.cli.errors import UserError, missing_is_a_user_error, user_errors
-from foreman.cli.render import age, nodes_table, table, tasks_table
+from foreman.cli.files import documents, resource
+from foreman.cli.render import age, nodes_table, table, task_rows, tasks_table
 
 Kubeconfig = Annotated[str | None, typer.Option("--kubeconfig", envvar="KUBECONFIG", help="Kubeconfig file.")]
-Namespace = Annotated[str, typer.Option("--namespace", "-n", help="Namespace of the tasks.")]
+Namespace = Annotated[
+    str | None, typer.Option("--namespace", "-n", help="Namespace (default: the kubeconfig context's, else default).")
+]
 NOT_PASSED, TIMED_OUT = 1, 3
 # NB: a person is waiting at the terminal: fail fast when the cluster is not there
 CLI_RETRY = RetryPolicy(attempts=2, max_wait=0.5, request_timeout=10)
 
 
-async def _client(kubeconfig: str | None, namespace: str) -> ForemanClient:
+async def _client(kubeconfig: str | None, namespace: str | None) -> ForemanClient:
     return await ForemanClient.connect(kubeconfig, namespace=namespace, retry=CLI_RETRY)
 
 
-def load_tasks(text: str, source: str) -> list[AgenticTask]:
-    """Every AgenticTask in a multi-document YAML text, validated; the first bad document stops everything."""
-    tasks = []
-    for index, document in enumerate(yaml.safe_load_all(text), start=1):
-        if document is None:
-            continue
-        if not isinstance(document, dict) or document.get("kind") != "AgenticTask":
-            kind = document.get("kind") if isinstance(document, dict) else type(document).__name__
-            raise UserError(f"{source}, document {index}: expected an AgenticTask, got {kind}")
-        try:
-            tasks.append(AgenticTask.model_validate(document))
-        except ValidationError as error:
-            raise UserError(f"{source}, document {index}: {describe_error(error)}") from None
+def load_tasks(source: str) -> list[AgenticTask]:
+    """Every AgenticTask in a (multi-document) YAML file, a folder of them or stdin, validated; the first bad
+    document stops everything."""
+    tasks = [resource(AgenticTask, document, where) for where, document in documents(source)]
     if not tasks:
-        raise UserError(f"{source}: no AgenticTask in it")
+        raise UserError(f"{'stdin' if source == '-' else source}: no AgenticTask in it")
     return tasks
 
 
@@ -57,10 +48,13 @@ def passed(task: AgenticTask) -> bool:
 
 @user_errors
 def submit(
-    file: Annotated[str, typer.Option("--file", "-f", help="YAML file of one or more AgenticTasks, or - for stdin.")],
+    file: Annotated[
+        str,
+        typer.Option("--file", "-f", help="YAML file of one or more AgenticTasks, a folder of them, or - for stdin."),
+    ],
     wait: Annotated[bool, typer.Option("--wait", help="Show progress until every task finishes.")] = False,
     timeout: Annotated[float, typer.Option(help="Seconds to wait with --wait.")] = 3600,
-    namespace: Namespace = "default",
+    namespace: Namespace = None,
     kubeconfig: Kubeconfig = None,
 ) -> None:
     """Create the tasks in FILE (upstream first; a dependency cycle or unknown name creates nothing).
@@ -71,8 +65,7 @@ def submit(
 
     Example:  foreman submit -f examples/dag.yaml --wait
     """
-    text = sys.stdin.read() if file == "-" else Path(file).read_text()
-    tasks = load_tasks(text, "stdin" if file == "-" else file)
+    tasks = load_tasks(file)
 
     async def run() -> int:
         async with await _client(kubeconfig, namespace) as foreman:
@@ -95,17 +88,31 @@ def submit(
 
 
 async def follow(kube: Kube, namespace: str, names: set[str], current: dict[str, AgenticTask]) -> None:
-    """Print the table of the named tasks whenever one changes, until all are finished; `current` holds the latest
-    state of each (and what was seen so far when the caller's timeout ends the wait)."""
-    shown = ""
+    """Show the named tasks as they change, until all are finished; `current` holds the latest state of each (and
+    what was seen so far when the caller's timeout ends the wait).
+
+    On a terminal the table is redrawn in place; otherwise (a pipe, a CI log) the table is printed once and then
+    only the rows that changed, each with the time."""
+    redraw = sys.stdout.isatty()
+    shown: dict[str, str] = {}
+    drawn_lines = 0
     async for event in kube.watch(AgenticTask, namespace=namespace):
         for task in event.items if isinstance(event, Relisted) else [event.object]:
             if task.name in names:
                 current[task.name] = task
-        rendered = tasks_table(current.values())
-        if rendered != shown:
-            typer.echo(f"{time.strftime('%H:%M:%S')}\n{rendered}\n")
-            shown = rendered
+        lines = table(task_rows(current.values())).splitlines()
+        rows = dict(zip((t.name for t in sorted(current.values(), key=lambda t: t.name)), lines[1:], strict=True))
+        changed = [row for name, row in rows.items() if shown.get(name) != row]
+        if changed and redraw:
+            # NB: up over what was drawn, clear to the end of the screen, draw again
+            typer.echo(f"\x1b[{drawn_lines}F\x1b[J" if drawn_lines else "", nl=False)
+            typer.echo("\n".join(lines))
+            drawn_lines = len(lines)
+        elif changed:
+            stamp = time.strftime("%H:%M:%S")
+            header = [lines[0]] if not shown else []
+            typer.echo("\n".join(header + [f"{row}    ({stamp})" for row in changed]))
+        shown = rows
         if len(current) == len(names) and all(t.phase in TERMINAL_PHASES for t in current.values()):
             return
 
@@ -116,7 +123,13 @@ async def _follow(foreman: ForemanClient, names: list[str], wait_seconds: float)
         async with asyncio.timeout(wait_seconds):
             await follow(foreman.kube, foreman.namespace, set(names), current)
     except TimeoutError:
-        typer.echo(f"error: {WaitTimeout(f'not finished after {wait_seconds:g} s')}", err=True)
+        unfinished = sorted(
+            f"{name} ({current[name].phase if name in current else 'not seen'})"
+            for name in names
+            if name not in current or current[name].phase not in TERMINAL_PHASES
+        )
+        message = f"not finished after {wait_seconds:g} s: {', '.join(unfinished)}"
+        typer.echo(f"error: {WaitTimeout(message)}", err=True)
         return TIMED_OUT
     return 0 if all(passed(task) for task in current.values()) else NOT_PASSED
 
@@ -124,9 +137,9 @@ async def _follow(foreman: ForemanClient, names: list[str], wait_seconds: float)
 @user_errors
 def get(
     what: Annotated[str, typer.Argument(help="tasks or nodes")],
-    output: Annotated[str, typer.Option("--output", "-o", help="table, yaml or json")] = "table",
+    output: Annotated[str, typer.Option("--output", "-o", help="table, wide, yaml or json")] = "table",
     watch: Annotated[bool, typer.Option("--watch", "-w", help="Keep printing as things change.")] = False,
-    namespace: Namespace = "default",
+    namespace: Namespace = None,
     all_namespaces: Annotated[bool, typer.Option("--all-namespaces", "-A", help="Tasks in every namespace.")] = False,
     kubeconfig: Kubeconfig = None,
 ) -> None:
@@ -141,13 +154,14 @@ def get(
         model = FleetNode
     else:
         raise UserError(f"get what? `tasks` or `nodes`, not {what!r}")
-    if output not in ("table", "yaml", "json"):
-        raise UserError(f"--output is table, yaml or json, not {output!r}")
-    scope = None if all_namespaces or model is FleetNode else namespace
+    if output not in ("table", "wide", "yaml", "json"):
+        raise UserError(f"--output is table, wide, yaml or json, not {output!r}")
 
     def render(items: list[Any]) -> str:
-        if output == "table":
-            return tasks_table(items) if model is AgenticTask else nodes_table(items)
+        if output in ("table", "wide") and model is AgenticTask:
+            return tasks_table(items, namespaces=all_namespaces, wide=output == "wide")
+        if output in ("table", "wide"):
+            return nodes_table(items)
         bodies = [item.to_wire() for item in items]
         return (
             yaml.safe_dump_all(bodies, sort_keys=False)
@@ -157,6 +171,7 @@ def get(
 
     async def run() -> None:
         async with await _client(kubeconfig, namespace) as foreman:
+            scope = None if all_namespaces or model is FleetNode else foreman.namespace
             if not watch:
                 typer.echo(render((await foreman.kube.list(model, namespace=scope)).items))
                 return
@@ -177,7 +192,7 @@ def get(
 def describe(
     what: Annotated[str, typer.Argument(help="task")],
     name: Annotated[str, typer.Argument(help="the task's name")],
-    namespace: Namespace = "default",
+    namespace: Namespace = None,
     kubeconfig: Kubeconfig = None,
 ) -> None:
     """A task's spec, timeline, conditions, result envelope and events.
@@ -190,7 +205,7 @@ def describe(
     async def run() -> None:
         async with await _client(kubeconfig, namespace) as foreman:
             task = await _get(foreman, name)
-            events = await foreman.kube.list_raw("v1", "Event", namespace, f"involvedObject.name={name}")
+            events = await foreman.kube.list_raw("v1", "Event", foreman.namespace, f"involvedObject.name={name}")
         spec, status = task.spec, task.status
         need = spec.required_capability
         conditions = [("  TYPE", "STATUS", "REASON", "AGE", "MESSAGE")]
@@ -229,27 +244,27 @@ async def _get(foreman: ForemanClient, name: str) -> AgenticTask:
 
 
 @user_errors
-def cancel(
-    name: Annotated[str, typer.Argument()], namespace: Namespace = "default", kubeconfig: Kubeconfig = None
-) -> None:
-    """Cancel a task: Pending or Scheduled fail at once, Running stop within seconds (reason Cancelled).
+def cancel(name: Annotated[str, typer.Argument()], namespace: Namespace = None, kubeconfig: Kubeconfig = None) -> None:
+    """Cancel a task: Pending or Scheduled fail at once, Running stop within seconds (reason Cancelled). A task
+    that already finished is left as it is, and the command says so.
 
     Example:  foreman cancel slow-summary
     """
 
-    async def run() -> None:
+    async def run() -> str:
         async with await _client(kubeconfig, namespace) as foreman:
-            await _get(foreman, name)
-            await foreman.cancel(name)
-        typer.echo(f"agentictask/{name} cancelled")
+            with missing_is_a_user_error("task", name, foreman.namespace):
+                try:
+                    await foreman.cancel(name)
+                except AlreadyFinished as finished:
+                    return str(finished)
+        return f"agentictask/{name} cancelled"
 
-    asyncio.run(run())
+    typer.echo(asyncio.run(run()))
 
 
 @user_errors
-def result(
-    name: Annotated[str, typer.Argument()], namespace: Namespace = "default", kubeconfig: Kubeconfig = None
-) -> None:
+def result(name: Annotated[str, typer.Argument()], namespace: Namespace = None, kubeconfig: Kubeconfig = None) -> None:
     """Print a finished task's foreman.v1 result envelope as JSON.
 
     Example:  foreman result report | jq .verdict
@@ -258,6 +273,8 @@ def result(
     async def run() -> None:
         async with await _client(kubeconfig, namespace) as foreman:
             task = await _get(foreman, name)
+        if task.status.result is None and task.phase == "Failed":
+            raise UserError(f"{name} Failed ({task.status.failure_reason}) before any result envelope was written")
         if task.status.result is None:
             raise UserError(f"{name} has no result yet (phase {task.phase})")
         typer.echo(task.status.result.model_dump_json(by_alias=True, indent=2))

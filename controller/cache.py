@@ -8,8 +8,9 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from datetime import datetime
+from typing import get_args
 
-from foreman.api.resources import NODE_LABEL, AgenticTask, FleetNode, Payload, TaskPhase
+from foreman.api.resources import NODE_LABEL, AgenticTask, FleetNode, NodePhase, Payload, TaskPhase
 from foreman.api.schedules import SCHEDULE_LABEL
 from foreman.controller.match import Usage
 
@@ -178,6 +179,15 @@ class Cache:
             node.spec,
             node.metadata.labels,
         )
+
+    def nodes_by_phase(self) -> dict[str, int]:
+        """How many nodes are in each phase; every phase a node can be in is there, 0 when none is (a gauge that
+        is never set back to 0 would keep counting the last node that left its phase)."""
+        counts = dict.fromkeys(get_args(NodePhase), 0)
+        for node in self.nodes.values():
+            phase = node.status.phase or "Unknown"
+            counts[phase] += 1
+        return counts
 
     def remove_node(self, name: str) -> None:
         self.nodes.pop(name, None)

@@ -28,6 +28,8 @@ class ControllerConfig:
     """Longest the TaskSchedule loop sleeps without an event (it wakes for each due slot anyway)."""
     watch_timeout: int = 60
     """Server-side watch timeout; a stream silent for longer (plus a grace) is treated as stalled."""
+    unhealthy_after_failures: int = 3
+    """API calls failing in a row before /healthz and /readyz answer 503 (the worker's degraded_after_failures)."""
 
     @property
     def check_every(self) -> float:

@@ -177,10 +177,12 @@ def plan(schedule: TaskSchedule, tasks: Sequence[AgenticTask], now: datetime) ->
         now=now,
         observed_generation=schedule.metadata.generation,
     )
+    active = history.active(kept)
     status = TaskScheduleStatus(
         last_schedule_time=last,
         next_schedule_time=upcoming,
-        active=history.active(kept),
+        active=active,
+        active_count=len(active),
         run_history=history.run_history(current.run_history, kept, draft.skipped, now, spec.max_run_history),
         last_trigger=trigger or current.last_trigger,
         observed_generation=schedule.metadata.generation,

@@ -61,18 +61,35 @@ class LeaderElector:
         self._last_renewal = 0.0
         self._observed: tuple[str | None, datetime | None] | None = None
         self._observed_at = 0.0
+        self.trouble: str | None = None
+        """Why the last round could not read or write the Lease (None: it could); the replica is not ready then."""
+        self.failed_rounds = 0
+        """Rounds in a row that could not read or write the Lease."""
 
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
             try:
                 await self._try_once()
             except ApiError as error:
-                log.warning("lease update failed", lease=self.config.name, error=str(error))
+                self._troubled(str(error))
+            else:
+                self._troubled(None)
             if self.is_leader and time.monotonic() - self._last_renewal > self.config.renew_deadline:
                 self._set_leader(False)
             await sleep_unless(stop, self.config.retry_period)
         if self.is_leader:
             await self._release()
+
+    def _troubled(self, trouble: str | None) -> None:
+        """Say it once when the Lease becomes unreachable, once when it is back: not every retry period for ever."""
+        self.failed_rounds = 0 if trouble is None else self.failed_rounds + 1
+        if trouble == self.trouble:
+            return
+        if trouble is None:
+            log.info("lease reachable again", lease=self.config.name)
+        else:
+            log.error("cannot hold the leader-election lease", lease=self.config.name, error=trouble)
+        self.trouble = trouble
 
     async def _try_once(self) -> None:
         try:
@@ -106,7 +123,15 @@ class LeaderElector:
                 lease_transitions=0,
             )
             meta = ObjectMeta(name=self.config.name, namespace=self.config.namespace)
-            await self.kube.create_lease(Lease(metadata=meta, spec=spec))
+            try:
+                await self.kube.create_lease(Lease(metadata=meta, spec=spec))
+            except NotFound:
+                namespace = self.config.namespace
+                raise NotFound(
+                    f"namespace {namespace} does not exist, so the Lease cannot be created: run `foreman install` "
+                    f"(it creates {namespace}), or pass --lease-namespace",
+                    status=404,
+                ) from None
             return
         if action == "renew":
             spec = lease.spec.model_copy(update={"renew_time": now})

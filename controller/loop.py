@@ -31,7 +31,7 @@ from foreman.controller.leader import LeaderElector, LeaseConfig
 from foreman.controller.match import Need, Offer, Placer
 from foreman.controller.metrics import ControllerMetrics
 from foreman.controller.ready import ReadyQueue
-from foreman.controller.reclaim import GiveUp, node_is_live, node_went_silent, reclaim
+from foreman.controller.reclaim import GiveUp, heard_recently, node_is_live, node_went_silent, reclaim
 from foreman.controller.rules import Backoff, Blocked, Fail, Ready, decide
 from foreman.controller.schedules import ScheduleLoop
 
@@ -129,9 +129,19 @@ class Controller:
     def leading(self) -> bool:
         return self.elector is None or self.elector.is_leader
 
-    def is_ready(self) -> bool:
-        """Caches filled from a first list of every watched stream."""
+    def synced(self) -> bool:
+        """Caches filled from a first list of every watched stream: decisions may be made."""
         return bool(self._synced) and all(self._synced.values())
+
+    def is_ready(self) -> bool:
+        """/readyz: synced, the API answering, and the Lease reachable (a standby that can read it is ready; one that
+        cannot even do that would never take over)."""
+        return self.synced() and self.is_healthy() and (self.elector is None or self.elector.trouble is None)
+
+    def is_healthy(self) -> bool:
+        """The API answers: /healthz turns 503 after `unhealthy_after_failures` failed calls in a row (an outage),
+        as the worker's does."""
+        return self.kube.consecutive_failures < self.config.unhealthy_after_failures
 
     # -- running ---------------------------------------------------------------------------------------------------
 
@@ -144,7 +154,7 @@ class Controller:
             *(self._watch_agents(namespace) for namespace in namespaces),
             self._watch_nodes(),
             self._reconcile_forever(),
-            self.schedules.run(self.is_ready),
+            self.schedules.run(self.synced),
             self._tick(stop),
         ]
         if self.elector is not None:
@@ -235,7 +245,7 @@ class Controller:
         while True:
             await self._wake.wait()
             self._wake.clear()
-            if self.leading and self.is_ready():
+            if self.leading and self.synced():
                 await self.reconcile_once()
 
     def _mark(self, keys: set[TaskKey]) -> None:
@@ -277,7 +287,7 @@ class Controller:
         live = self._check_nodes(now, writes)
         if frozenset(live) != self._live:
             self._live, self._nodes_changed = frozenset(live), True
-        self._check_placed_tasks(now, live, dirty, writes)
+        self._check_placed_tasks(now, dirty, writes)
         self._decide(now, dirty, writes)
         self._place(now, live, writes, dirty)
         self._observe()
@@ -305,12 +315,11 @@ class Controller:
                 writes.append(self._mark_node_not_ready(node, now))
         return live
 
-    def _check_placed_tasks(
-        self, now: datetime, live: dict[str, FleetNode], dirty: set[TaskKey], writes: list[Write]
-    ) -> None:
+    def _check_placed_tasks(self, now: datetime, dirty: set[TaskKey], writes: list[Write]) -> None:
         for task in self.cache.active():
             name = task.status.assigned_node or ""
-            action = reclaim(task, self.cache.nodes.get(name), name in live, self.config.max_claim_expiries)
+            heard = heard_recently(self.cache.heard_at.get(name), now, self.config.stale_after)
+            action = reclaim(task, self.cache.nodes.get(name), heard, self.config.max_claim_expiries)
             if isinstance(action, GiveUp):
                 writes.append(
                     self._write(
@@ -386,6 +395,8 @@ class Controller:
     def _observe(self) -> None:
         for phase, keys in self.cache.by_phase.items():
             self.metrics.tasks.labels(phase).set(len(keys))
+        for node_phase, count in self.cache.nodes_by_phase().items():
+            self.metrics.nodes.labels(node_phase).set(count)
         self.metrics.pending_queue.set(len(self._ready))
 
     # -- writes ----------------------------------------------------------------------------------------------------

@@ -29,4 +29,5 @@ class ControllerMetrics:
             ["reason"],
             registry=self.registry,
         )
+        self.nodes = Gauge("foreman_fleet_nodes", "FleetNodes seen, by phase", ["phase"], registry=self.registry)
         self.leader = Gauge("foreman_leader", "1 while this replica holds the lease", registry=self.registry)

@@ -13,19 +13,23 @@ from foreman.api import reasons
 from foreman.api.resources import AgenticTask, FleetNode
 
 
+def heard_recently(observed_at: datetime | None, now: datetime, stale_after: timedelta) -> bool:
+    """Whether the controller saw a new heartbeat of the node within the staleness threshold."""
+    return observed_at is not None and now - observed_at <= stale_after
+
+
 def node_is_live(node: FleetNode | None, observed_at: datetime | None, now: datetime, stale_after: timedelta) -> bool:
-    """Ready and heard from within the staleness threshold."""
-    return (
-        node is not None
-        and node.status.phase == "Ready"
-        and observed_at is not None
-        and now - observed_at <= stale_after
-    )
+    """Ready and heard from within the staleness threshold: a node tasks may be placed on."""
+    return node is not None and node.status.phase == "Ready" and heard_recently(observed_at, now, stale_after)
 
 
 def node_went_silent(node: FleetNode, observed_at: datetime | None, now: datetime, stale_after: timedelta) -> bool:
-    """A node still marked Ready whose heartbeat is stale: the controller marks it NotReady."""
-    return node.status.phase == "Ready" and (observed_at is None or now - observed_at > stale_after)
+    """A node still marked Ready or Draining whose heartbeat is stale: the controller marks it NotReady.
+
+    NB: a draining worker keeps heartbeating until its drain is done and then marks its node Stopped; one that is
+    still Draining and silent was killed mid-drain (a supervisor's stop timeout), and its tasks are lost.
+    """
+    return node.status.phase in ("Ready", "Draining") and not heard_recently(observed_at, now, stale_after)
 
 
 @dataclass(frozen=True)
@@ -43,22 +47,22 @@ class GiveUp:
     message: str
 
 
-def reclaim(task: AgenticTask, node: FleetNode | None, node_live: bool, max_expiries: int) -> Requeue | GiveUp | None:
-    """What to do with a Scheduled or Running task given the state of its node (None: leave it)."""
+def reclaim(task: AgenticTask, node: FleetNode | None, heard: bool, max_expiries: int) -> Requeue | GiveUp | None:
+    """What to do with a Scheduled or Running task given its node and whether that node was heard from recently
+    (None: leave it)."""
     if task.phase not in ("Scheduled", "Running"):
         return None
     where = task.status.assigned_node
-    if node is not None and node.status.phase == "Draining":
-        if task.phase == "Scheduled":
-            return Requeue(reasons.NODE_DRAINING, f"node {where} is draining; not started there", expired=False)
-        return None  # NB: a draining worker finishes or hands back its running tasks itself
-    if node_live:
-        return None
+    phase = node.status.phase if node is not None else None
+    if task.phase == "Scheduled" and phase in ("Draining", "Stopped"):
+        return Requeue(reasons.NODE_DRAINING, f"node {where} is {phase.lower()}; not started there", expired=False)
+    if phase in ("Ready", "Draining") and heard:
+        return None  # NB: a draining worker that is still heard finishes or hands back its running tasks itself
     why = (
         "was deleted"
         if node is None
-        else f"is {node.status.phase or 'Unknown'}"
-        if node.status.phase != "Ready"
+        else f"is {phase or 'Unknown'}"
+        if phase not in ("Ready", "Draining")
         else "stopped heartbeating"
     )
     if task.status.attempts + 1 >= max_expiries:

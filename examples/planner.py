@@ -15,10 +15,15 @@ from foreman.api.sdk import ForemanClient, TaskFailed
 async def main(namespace: str) -> int:
     run = time.strftime("%H%M%S")
     questions = ["queue", "cache", "database"]
-    plan = AgenticTask.new(f"plan-{run}", prompt="Split the migration into research questions.", sleepSeconds=0.5)
+    plan = AgenticTask.new(
+        f"plan-{run}", prompt="Split the migration into research questions.", payload={"sleepSeconds": 0.5}
+    )
     research = [
         AgenticTask.new(
-            f"research-{q}-{run}", prompt=f"How do we migrate the {q}?", depends_on=[plan.name], sleepSeconds=0.5
+            f"research-{q}-{run}",
+            prompt=f"How do we migrate the {q}?",
+            depends_on=[plan.name],
+            payload={"sleepSeconds": 0.5},
         )
         for q in questions
     ]

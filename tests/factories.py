@@ -13,7 +13,7 @@ T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 def task(name: str, *, phase: str = "Pending", namespace: str = "ns", **spec: Any) -> AgenticTask:
     status: dict[str, Any] = {"phase": phase}
-    for key in ("verdict", "assignedNode", "attempts", "notBefore", "failureReason"):
+    for key in ("verdict", "assignedNode", "attempts", "notBefore", "failureReason", "startedAt", "conditions"):
         if key in spec:
             status[key] = spec.pop(key)
     return AgenticTask.model_validate(

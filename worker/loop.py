@@ -19,7 +19,7 @@ from pydantic import ValidationError
 
 from foreman.api import reasons, status, transcript
 from foreman.api.agents import Agent
-from foreman.api.base import utcnow
+from foreman.api.base import find_condition, utcnow
 from foreman.api.daemon import sleep_unless
 from foreman.api.envelope import ResultEnvelope
 from foreman.api.errors import RETRYABLE, ApiError, Conflict, NotFound
@@ -42,6 +42,7 @@ from foreman.worker.registrar import Registrar
 from foreman.worker.rules import Outcome
 
 log = structlog.get_logger("foreman.worker")
+COMPONENT = "foreman-worker"
 
 
 @dataclass
@@ -123,8 +124,10 @@ class Worker:
         )
         await self.registrar.register()
         # NB: heartbeats start as soon as the node is registered: recovering its old tasks lists from a possibly busy
-        # apiserver, and a node silent for that long could be judged lost before it ever looked for work
-        components = [asyncio.create_task(self.registrar.run(stop)), asyncio.create_task(self._probe(stop))]
+        # apiserver, and a node silent for that long could be judged lost before it ever looked for work. They go on
+        # through the drain: the controller judges a silent Draining node lost (its worker was killed mid-drain).
+        drained = asyncio.Event()
+        components = [asyncio.create_task(self.registrar.run(drained)), asyncio.create_task(self._probe(stop))]
         stopped = asyncio.create_task(stop.wait())
         try:
             await self._recover()
@@ -138,11 +141,13 @@ class Worker:
             if failure is None:
                 await self._drain()
         finally:
+            drained.set()
             for task in [stopped, *components]:
                 task.cancel()
             await asyncio.gather(stopped, *components, return_exceptions=True)
         if failure is not None:
             raise failure
+        await self._mark_stopped()
         self.log.info("worker stopped")
 
     async def _drain(self) -> None:
@@ -162,6 +167,16 @@ class Worker:
             for execution in list(self._executions.values()):
                 execution.cancel(reasons.NODE_DRAINING, f"node {self.node} is draining")
             await asyncio.gather(*(e.runner for e in running if e.runner), return_exceptions=True)
+
+    async def _mark_stopped(self) -> None:
+        """The drain is done: say so, so the controller knows this node is gone rather than still draining."""
+        assert self.registrar is not None
+        self.registrar.phase = "Stopped"
+        try:
+            await self.registrar.heartbeat()
+        except ApiError as error:
+            # NB: left Draining, the node falls silent and the controller marks it NotReady after --stale-after
+            self.log.warning("could not mark the node Stopped", error=str(error))
 
     async def _recover(self) -> None:
         """Tasks Running on this node from a previous life go back to Pending: nobody is executing them."""
@@ -253,7 +268,7 @@ class Worker:
             self.metrics.duration.observe(time.monotonic() - started)
             await self._finish(execution.task, outcome)
             self.metrics.tasks_run.labels(
-                outcome.reason or (outcome.envelope.verdict if outcome.envelope else "?")
+                outcome.envelope.verdict if outcome.envelope else "", outcome.reason or ""
             ).inc()
             bound.info(
                 "finished", reason=outcome.reason, verdict=outcome.envelope.verdict if outcome.envelope else None
@@ -362,8 +377,8 @@ class Worker:
         failures = 0
         while True:
             try:
-                await self._finish_once(claimed, outcome)
-                return
+                written = await self._finish_once(claimed, outcome)
+                break
             except RETRYABLE as error:
                 failures += 1
                 delay = min(5.0, 0.2 * 2**failures)
@@ -371,8 +386,15 @@ class Worker:
                     "result not written yet, retrying", task=claimed.name, error=str(error), retry_in=delay
                 )
                 await asyncio.sleep(delay)
+        if written is not None and outcome.reason is not None:
+            # NB: failures and requeues (timeout, retry, drain hand-back) are Warning Events, as the controller's are;
+            # the message is the one the status carries (it says which retry, and when)
+            said = find_condition(written.status.conditions, reasons.RUNNING)
+            message = said.message if said is not None else outcome.message
+            await self.kube.emit_event(written, reason=outcome.reason, message=message, component=COMPONENT,
+                                       type="Warning")  # fmt: skip
 
-    async def _finish_once(self, claimed: AgenticTask, outcome: Outcome) -> None:
+    async def _finish_once(self, claimed: AgenticTask, outcome: Outcome) -> AgenticTask | None:
         """Optimistic: written first with the claim's resourceVersion, since nothing but its worker usually writes a
         Running task; a 409 (a cancel, an edit, our own earlier write whose answer was lost) re-reads and checks that
         the task is still ours and Running before writing again."""
@@ -386,7 +408,7 @@ class Worker:
                 self.log.warning(
                     "task already finished or moved on; result not written again", task=task.name, phase=task.phase
                 )
-                return
+                return None
             now = utcnow()
             if outcome.reason == reasons.NODE_DRAINING:
                 patch = status.requeued(task, now, outcome.reason, outcome.message, count_attempt=False)
@@ -395,15 +417,15 @@ class Worker:
                     task, outcome, now, backoff=self.config.retry_backoff, backoff_max=self.config.retry_backoff_max
                 )
             try:
-                await self._write(task, patch)
-                return
+                return await self._write(task, patch)
             except NotFound:
-                return  # deleted: nothing to report to
+                return None  # deleted: nothing to report to
             except Conflict:
                 try:
                     task = await self.kube.get(AgenticTask, claimed.name, claimed.namespace)
                 except NotFound:
-                    return
+                    return None
+        return None  # NB: it kept changing under us; the controller reclaims it if it is left Running
 
     async def _write(self, task: AgenticTask, patch: dict[str, Any]) -> AgenticTask:
         return await self.kube.patch_status(

@@ -9,7 +9,10 @@ class WorkerMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         self.tasks_run = Counter(
-            "foreman_worker_tasks_total", "Tasks run, by outcome", ["outcome"], registry=self.registry
+            "foreman_worker_tasks_total",
+            "Tasks run, by verdict (empty when none) and failure reason (empty on success)",
+            ["verdict", "reason"],
+            registry=self.registry,
         )
         self.duration = Histogram(
             "foreman_worker_execution_seconds",

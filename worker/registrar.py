@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import functools
 import platform
 import socket
 import time
 from collections.abc import Callable
-from importlib.metadata import PackageNotFoundError, version
 
 import structlog
 
@@ -16,6 +14,7 @@ from foreman.api.base import ObjectMeta, set_condition, utcnow
 from foreman.api.daemon import sleep_unless
 from foreman.api.errors import AlreadyExists, ApiError, Forbidden, NotFound
 from foreman.api.kube import Kube
+from foreman.api.requests import PACKAGE_VERSION
 from foreman.api.resources import FleetNode, FleetNodeSpec, NodeCapability, NodePhase
 from foreman.api.status import wire_time
 from foreman.worker.config import WorkerConfig
@@ -23,15 +22,6 @@ from foreman.worker.detect import memory
 from foreman.worker.metrics import WorkerMetrics
 
 log = structlog.get_logger("foreman.worker.registrar")
-
-
-@functools.cache
-def agent_version() -> str:
-    """The installed version (read once: importlib.metadata scans site-packages on disk, in the event loop)."""
-    try:
-        return version("foreman-dispatch")
-    except PackageNotFoundError:
-        return "unknown"
 
 
 class WorkerStalled(Exception):
@@ -105,7 +95,7 @@ class Registrar:
             "lastHeartbeatTime": wire_time(now),
             "capability": self.capability.model_copy(update={"executors": self.executors()}).to_wire(),
             "runningTasks": self.running(),
-            "agentVersion": agent_version(),
+            "agentVersion": PACKAGE_VERSION,
             "os": platform.system().lower(),
             "arch": platform.machine(),
             "conditions": [c.to_wire() for c in conditions],

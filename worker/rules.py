@@ -93,8 +93,15 @@ def finished(
         return status.requeued(
             task, now, outcome.reason, message, count_attempt=True, not_before=now + timedelta(seconds=delay)
         )
+    # NB: the time the work ran, from the claim, so a task that timed out after 2 s or was cancelled after 5 s of
+    # work does not read elapsedSec 0
+    ran_for = (now - task.status.started_at).total_seconds() if task.status.started_at else 0.0
     envelope = outcome.envelope or ResultEnvelope(
-        kind=task.spec.kind, verdict="INCOMPLETE", summary=outcome.message[:4096], failure_reason=outcome.reason
+        kind=task.spec.kind,
+        verdict="INCOMPLETE",
+        summary=outcome.message[:4096],
+        failure_reason=outcome.reason,
+        elapsed_sec=round(max(0.0, ran_for), 3),
     )
     body = status.failed(task, now, outcome.reason, outcome.message, verdict="INCOMPLETE", result=envelope)
     return {**body, **usage_of(envelope)}

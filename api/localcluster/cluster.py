@@ -96,9 +96,16 @@ def ensure_apiserver(progress: Progress = lambda _: None) -> Path:
     return binary
 
 
-def free_port() -> int:
+def free_port(wanted: int = 0) -> int:
+    """`wanted` if it can be listened on now (0: any free port), else any free port."""
     with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
+        # NB: as the servers themselves listen (Go sets SO_REUSEADDR): a port whose last connections are in
+        # TIME_WAIT after a stop is free for them
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", wanted))
+        except OSError:
+            sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
 
@@ -126,17 +133,24 @@ class LocalCluster:
 
     @classmethod
     def start(cls, state_dir: Path, *, audit: bool = False, progress: Progress = lambda _: None) -> LocalCluster:
-        """Start etcd and kube-apiserver on free ports, wait until ready and write kubeconfigs."""
+        """Start etcd and kube-apiserver, wait until ready and write kubeconfigs.
+
+        A state dir that ran a control plane before gets its ports and tokens again (while the ports are free), so
+        daemons and kubeconfigs from before `foreman dev down` reach the new one; otherwise free ports, new tokens.
+        """
         apiserver = ensure_apiserver(progress)
         state_dir.mkdir(parents=True, exist_ok=True)
+        before = cls.load(state_dir) or cls(state_dir=state_dir)
         cluster = cls(
             state_dir=state_dir,
-            etcd_port=free_port(),
-            etcd_peer_port=free_port(),
-            apiserver_port=free_port(),
-            tokens={identity.value: secrets.token_hex(16) for identity in Identity},
+            etcd_port=free_port(before.etcd_port),
+            etcd_peer_port=free_port(before.etcd_peer_port),
+            apiserver_port=free_port(before.apiserver_port),
+            tokens=before.tokens or {identity.value: secrets.token_hex(16) for identity in Identity},
             audit=audit,
         )
+        if before.apiserver_port and cluster.apiserver_port != before.apiserver_port:
+            progress(f"port {before.apiserver_port} is taken now: daemons started before must be restarted")
         cluster._write_credentials()
         progress(f"starting etcd on 127.0.0.1:{cluster.etcd_port}")
         cluster.start_etcd()
@@ -161,7 +175,8 @@ class LocalCluster:
         return cls(**{**data, "state_dir": Path(data["state_dir"])})
 
     def save(self) -> None:
-        (self.state_dir / "state.json").write_text(json.dumps({**asdict(self), "state_dir": str(self.state_dir)}))
+        """NB: the state holds every identity's bearer token, so only its owner may read it (as the kubeconfigs)."""
+        _write_private(self.state_dir / "state.json", json.dumps({**asdict(self), "state_dir": str(self.state_dir)}))
 
     def start_etcd(self) -> None:
         etcd = _require("etcd", "etcd-server")
@@ -242,11 +257,12 @@ class LocalCluster:
         _reap(pid)
 
     def stop(self) -> None:
+        """Stop both processes; the state is kept (without pids) so the next start reuses its ports and tokens."""
         self.stop_process("apiserver")
         self.stop_process("etcd")
-        state = self.state_dir / "state.json"
-        if state.exists():
-            state.unlink()
+        self.pids = {}
+        if self.state_dir.exists():
+            self.save()
 
     def running(self, name: str) -> bool:
         pid = self.pids.get(name)
@@ -276,8 +292,7 @@ class LocalCluster:
             "current-context": name,
         }
         path = self.kubeconfig(identity)
-        path.write_text(yaml.safe_dump(config, sort_keys=False))
-        path.chmod(0o600)
+        _write_private(path, yaml.safe_dump(config, sort_keys=False))
         return path
 
     def _write_credentials(self) -> None:
@@ -287,9 +302,7 @@ class LocalCluster:
             openssl = _require("openssl", "openssl")
             subprocess.run([openssl, "genrsa", "-out", str(key), "2048"], check=True, capture_output=True)
         lines = [f'{self.tokens[i.value]},{USERS[i][0]},{i.value},"{USERS[i][1]}"' for i in Identity]
-        tokens = self.state_dir / "tokens.csv"
-        tokens.write_text("\n".join(lines) + "\n")
-        tokens.chmod(0o600)
+        _write_private(self.state_dir / "tokens.csv", "\n".join(lines) + "\n")
 
     def _write_audit_policy(self) -> Path:
         # NB: only writes to agentictasks, and reads, at Metadata level: enough to count API calls per task.
@@ -334,3 +347,11 @@ def _alive(pid: int) -> bool:
 def _reap(pid: int) -> None:
     with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, 0)
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write a file only its owner can read, from the first byte (no window in which it is world-readable)."""
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(descriptor, 0o600)  # NB: an existing file keeps its mode through O_CREAT (a 0644 one from before)
+    with os.fdopen(descriptor, "w") as file:
+        file.write(text)

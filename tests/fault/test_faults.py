@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+import signal
 import sys
 import time
 import uuid
@@ -330,6 +331,20 @@ async def _worker_process(cluster: LocalCluster, node: str, namespace: str, *fla
     )  # fmt: skip
 
 
+async def _finished_on(
+    kube: Kube, namespace: str, name: str, rescuer: str, timeout: float
+) -> tuple[AgenticTask, float]:
+    """Start a worker on node `rescuer` right after a kill; the task once finished, and the seconds it took."""
+    killed_at = time.monotonic()
+    backup = RunningWorker(kube, worker_config(rescuer, namespace, heartbeat_interval=0.5))
+    await backup.started()
+    try:
+        done = await wait_for(kube, namespace, name, lambda t: t.phase in TERMINAL, timeout=timeout)
+    finally:
+        await backup.stop()
+    return done, time.monotonic() - killed_at
+
+
 async def test_worker_killed_mid_task_is_reclaimed_or_fails_at_the_limit(
     kube: Kube, namespace: str, cluster: LocalCluster
 ) -> None:
@@ -345,14 +360,7 @@ async def test_worker_killed_mid_task_is_reclaimed_or_fails_at_the_limit(
             assert running.status.assigned_node == doomed
             victim.kill()
             await victim.wait()
-            killed_at = time.monotonic()
-            backup = RunningWorker(kube, worker_config(rescuer, namespace, heartbeat_interval=0.5))
-            await backup.started()
-            try:
-                done = await wait_for(kube, namespace, "survivor", lambda t: t.phase in TERMINAL, timeout=30)
-            finally:
-                await backup.stop()
-            settled = time.monotonic() - killed_at
+            done, settled = await _finished_on(kube, namespace, "survivor", rescuer, timeout=30)
         assert (done.phase, done.status.assigned_node, done.status.attempts) == ("Succeeded", rescuer, 1)
         assert condition(done, "ClaimExpired") == ("True", "NodeLost")
 
@@ -368,3 +376,33 @@ async def test_worker_killed_mid_task_is_reclaimed_or_fails_at_the_limit(
     finally:
         await delete_nodes(kube, doomed, rescuer, unlucky)
     ROWS.append(Row("worker SIGKILLed mid-task (not restarted)", 2, 2, 0, 0, settled))
+
+
+async def test_worker_sigtermed_then_sigkilled_mid_drain_loses_its_task_to_another_node(
+    kube: Kube, namespace: str, cluster: LocalCluster
+) -> None:
+    """SIGTERM a worker while it runs a task, then SIGKILL it 2 s later (a supervisor's stop timeout, shorter than
+    the drain grace): its node stays Draining and falls silent; the task must not read Running for ever."""
+    doomed, rescuer = unique("mid-drain"), unique("after-drain")
+    try:
+        async with running_controller(kube, namespace, stale_after=timedelta(seconds=2)):
+            victim = await _worker_process(cluster, doomed, namespace, "--drain-grace", "60")
+            await make_task(kube, namespace, "interrupted", payload={"sleepSeconds": 6})  # outlasts SIGTERM + 2 s
+            await wait_for(kube, namespace, "interrupted", phase_is("Running"), timeout=20)
+            victim.send_signal(signal.SIGTERM)
+            deadline = time.monotonic() + 10
+            while (await kube.get(FleetNode, doomed)).status.phase != "Draining":
+                assert time.monotonic() < deadline, "the worker never started draining"
+                await asyncio.sleep(0.05)
+            await asyncio.sleep(2)  # the supervisor's stop timeout: this is the fault, not a wait for a condition
+            victim.kill()
+            await victim.wait()
+            done, settled = await _finished_on(kube, namespace, "interrupted", rescuer, timeout=size(30, 60))
+            lost_node = await kube.get(FleetNode, doomed)
+    finally:
+        await delete_nodes(kube, doomed, rescuer)
+    stuck = 0 if done.phase == "Succeeded" else 1
+    ROWS.append(Row("worker SIGTERMed, SIGKILLed 2 s into its drain", 1, 1, stuck, 0, settled))
+    assert (done.phase, done.status.assigned_node, done.status.attempts) == ("Succeeded", rescuer, 1)
+    assert condition(done, "ClaimExpired") == ("True", "NodeLost")
+    assert lost_node.status.phase == "NotReady"

@@ -77,7 +77,7 @@ class Running:
 
 class RunningController(Running):
     def __init__(self, controller: Controller):
-        super().__init__(controller.run, controller.is_ready)
+        super().__init__(controller.run, controller.synced)
         self.controller = controller
 
     async def started(self) -> Controller:  # type: ignore[override]

@@ -16,7 +16,7 @@ import pytest
 from foreman.api.agents import Agent
 from foreman.api.kube import Kube
 from foreman.api.localcluster import LocalCluster
-from foreman.api.resources import AgenticTask
+from foreman.api.resources import AgenticTask, FleetNode
 from foreman.worker.executors.agent import AgentExecutor
 from tests.integration.helpers import (
     condition,
@@ -26,7 +26,7 @@ from tests.integration.helpers import (
     running_worker,
     wait_for,
 )
-from tests.llm_server import Call, Fail, ScriptedLLM, Turn, demo_repository, demo_script
+from tests.llm_server import Call, Fail, ScriptedLLM, Turn, bench_script, demo_repository, demo_script
 
 FINISHED = ("Succeeded", "Failed")
 ToolsAll = ("list_files", "read_file", "write_file", "edit_file", "grep", "run", "submit_result")
@@ -67,7 +67,10 @@ async def test_the_agent_fixes_a_failing_test_and_commits_on_its_branch(
             running_controller(kube, namespace),
             running_worker(kube, "agent-box", namespace, {"agent": AgentExecutor}, executors=executors) as worker,
         ):
-            await make_agent(kube, namespace, "fixer", model="scripted-model", tools=list(ToolsAll))
+            await make_agent(
+                kube, namespace, "fixer", model="scripted-model", tools=list(ToolsAll), maxOutputTokens=512,
+                temperature=0.2,
+            )  # fmt: skip
             await make_task(
                 kube, namespace, "fix-add", executor="agent", agentRef="fixer",
                 payload={"prompt": "The tests fail. Fix the bug.", "repo": str(repository)},
@@ -92,6 +95,14 @@ async def test_the_agent_fixes_a_failing_test_and_commits_on_its_branch(
     assert sample("foreman_agent_tokens_total", {"model": "scripted-model", "direction": "completion"}) == 50
     assert sample("foreman_agent_tool_calls_total", {"tool": "edit_file", "outcome": "ok"}) == 1
     assert sample("foreman_agent_turns_sum") == 5
+    first = llm.requests[0]
+    assert (first["model"], first["max_tokens"], first["temperature"], first["stream"]) == (
+        "scripted-model",
+        512,
+        0.2,
+        True,
+    )
+    assert [tool["function"]["name"] for tool in first["tools"]] == list(ToolsAll)
     # the model saw the unittest failure, then the fix passing: the run tool's output went back to it
     tool_results = [m["content"] for m in llm.requests[-1]["messages"] if m["role"] == "tool"]
     assert tool_results[3].startswith("exit code 0"), tool_results[3]
@@ -208,7 +219,7 @@ async def test_a_task_whose_agent_does_not_exist_waits_without_a_slot(
     assert task.status.verdict == "GO"
 
 
-async def test_cancel_and_timeout_stop_the_loop_and_kill_a_running_command(
+async def test_cancel_delete_and_timeout_stop_the_loop_and_kill_a_running_command(
     kube: Kube, namespace: str, tmp_path: Path
 ) -> None:
     sleeper = "import os, time; open(os.environ['HOME'] + '/../pid', 'w').write(str(os.getpid())); time.sleep(120)"
@@ -219,42 +230,101 @@ async def test_cancel_and_timeout_stop_the_loop_and_kill_a_running_command(
     async with (
         ScriptedLLM(sleep_forever) as llm, running_controller(kube, namespace),
         running_worker(
-            kube, "sleepy-box", namespace, {"agent": AgentExecutor}, max_concurrent_tasks=2,
+            kube, "sleepy-box", namespace, {"agent": AgentExecutor}, max_concurrent_tasks=3,
             executors=agent_settings(llm, tmp_path, allowCommands=[["python3", "-c"]], keepWorkspace="always"),
         ),
     ):  # fmt: skip
         await make_agent(kube, namespace, "sleeper", tools=["run"])
-        await make_task(kube, namespace, "to-cancel", executor="agent", agentRef="sleeper", payload={"prompt": "x"})
-        await make_task(
-            kube, namespace, "to-time-out", executor="agent", agentRef="sleeper", timeoutSeconds=3,
-            payload={"prompt": "x"},
-        )  # fmt: skip
-        pids = await _pids(tmp_path / "workspaces", 2)
+        for name, timeout in (("to-cancel", 600), ("to-delete", 600), ("to-time-out", 3)):
+            await make_task(
+                kube, namespace, name, executor="agent", agentRef="sleeper", timeoutSeconds=timeout,
+                payload={"prompt": "x"},
+            )  # fmt: skip
+        pids = await _pids(tmp_path / "workspaces", 3)
         await kube.patch(AgenticTask, "to-cancel", {"spec": {"cancel": True}}, namespace=namespace)
-        cancelled_at = time.monotonic()
-        cancelled = await wait_for(kube, namespace, "to-cancel", finished, timeout=10)
-        assert time.monotonic() - cancelled_at < 2
+        cancelled = await wait_for(kube, namespace, "to-cancel", finished, timeout=2)
+        await _gone(pids["to-cancel"], within=2)
+        await kube.delete(AgenticTask, "to-delete", namespace)
+        await _gone(pids["to-delete"], within=2)
         timed_out = await wait_for(kube, namespace, "to-time-out", finished, timeout=10)
+        await _gone(pids["to-time-out"], within=2)
     assert (cancelled.phase, cancelled.status.failure_reason) == ("Failed", "Cancelled")
     assert (timed_out.phase, timed_out.status.failure_reason) == ("Failed", "Timeout")
-    for pid in pids:
-        with pytest.raises(ProcessLookupError):
-            os.kill(pid, 0)
 
 
-async def _pids(root: Path, count: int) -> list[int]:
-    """The pids the sleeping commands wrote (one per workspace), once they all have."""
+async def _pids(root: Path, count: int) -> dict[str, int]:
+    """The pids the sleeping commands wrote, by task (workspaces are named after their task), once all have."""
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         written = await asyncio.to_thread(_written, root)
         if len(written) == count:
-            return [int(text) for text in written]
+            return written
         await asyncio.sleep(0.05)
     raise AssertionError("the commands never started")
 
 
-def _written(root: Path) -> list[str]:
-    return [text for text in (path.read_text().strip() for path in root.glob("*/pid")) if text]
+def _written(root: Path) -> dict[str, int]:
+    found = {path.parent.name.rsplit("-", 1)[0]: path.read_text().strip() for path in root.glob("*/pid")}
+    return {task: int(pid) for task, pid in found.items() if pid}
+
+
+async def _gone(pid: int, *, within: float) -> None:
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        assert time.monotonic() < deadline, f"process {pid} still running after {within} s"
+        await asyncio.sleep(0.02)
+
+
+async def test_the_node_offers_agent_only_while_its_model_server_answers(
+    kube: Kube, namespace: str, tmp_path: Path
+) -> None:
+    async def offers_agent(expected: bool) -> None:
+        deadline = time.monotonic() + 10
+        while ("agent" in (await kube.get(FleetNode, "probe-box")).status.capability.executors) != expected:
+            assert time.monotonic() < deadline, f"the node never {'offered' if expected else 'stopped offering'} agent"
+            await asyncio.sleep(0.05)
+
+    async with (
+        ScriptedLLM([]) as llm,
+        running_worker(
+            kube, "probe-box", namespace, {"agent": AgentExecutor}, executors=agent_settings(llm, tmp_path),
+            heartbeat_interval=0.2,
+        ),
+    ):  # fmt: skip
+        await offers_agent(True)
+        llm.down = True
+        await offers_agent(False)
+        llm.down = False
+        await offers_agent(True)
+
+
+async def test_foreman_logs_follows_a_running_agent_until_it_ends(
+    kube: Kube, namespace: str, cluster: LocalCluster, tmp_path: Path
+) -> None:
+    async with (
+        ScriptedLLM(bench_script(turns=4, delay=0.3)) as llm,
+        running_controller(kube, namespace),
+        running_worker(
+            kube, "follow-box", namespace, {"agent": AgentExecutor}, executors=agent_settings(llm, tmp_path)
+        ),
+    ):
+        await make_task(kube, namespace, "followed", executor="agent", payload={"prompt": "Go."})
+        code, out, err = await foreman_cli(cluster, "logs", "followed", "-f", "-n", namespace)
+        task = await kube.get(AgenticTask, "followed", namespace)
+    assert code == 0, err
+    assert task.phase == "Succeeded"  # -f ended by itself when the task did
+    turns = [line for line in out.splitlines() if " call   " in line]
+    assert [line.split()[2].split("(")[0] for line in turns] == [
+        "write_file",
+        "read_file",
+        "edit_file",
+        "submit_result",
+    ]
+    assert out.splitlines()[-1].startswith("[  4] end    GO (Submitted)")
 
 
 REAL_URL, REAL_MODEL = os.environ.get("FOREMAN_TEST_LLM_URL"), os.environ.get("FOREMAN_TEST_LLM_MODEL")

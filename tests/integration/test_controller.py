@@ -1,16 +1,22 @@
 """The controller against a real kube-apiserver: placement, dependencies, reclaim, leader election."""
 
 import asyncio
+import dataclasses
 import gc
+import socket
+import sys
 import time
 import uuid
 import warnings
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
+from pathlib import Path
 
+import aiohttp
 import pytest
 
 from foreman.api.kube import Kube
+from foreman.api.localcluster import LocalCluster
 from foreman.api.resources import NODE_LABEL, AgenticTask, FleetNode
 from foreman.controller.loop import Controller
 from tests.integration.helpers import (
@@ -242,3 +248,64 @@ async def test_two_controllers_never_double_schedule_and_fail_over(
     finally:
         for replica in replicas:
             await replica.stop()
+
+
+async def _until(predicate: Callable[[], bool], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "condition never met"
+        await asyncio.sleep(0.02)
+
+
+async def test_a_missing_lease_namespace_is_said_once_and_the_controller_is_not_ready(
+    kube: Kube, namespace: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`foreman install` not run: the Lease's namespace is missing. It logged a warning every 2 s for ever."""
+    config = dataclasses.replace(
+        controller_config(namespace, leader_election=True, lease_retry_period=0.02), lease_namespace="not-installed"
+    )
+    controller = Controller(kube, config)
+    running = RunningController(controller)
+    try:
+        await running.started()
+        assert controller.elector is not None
+        await _until(lambda: controller.elector.failed_rounds >= 10, timeout=20)  # type: ignore[union-attr]
+        assert not controller.is_ready()
+        assert controller.is_healthy()  # the API answers; only the Lease cannot be held
+    finally:
+        await running.stop()
+    said = capsys.readouterr()
+    logged = said.out + said.err
+    assert logged.count("cannot hold the leader-election lease") == 1
+    assert "namespace not-installed does not exist" in logged
+    assert "run `foreman install`" in logged
+
+
+async def test_health_and_readiness_turn_503_when_the_api_is_unreachable(cluster: LocalCluster, tmp_path: Path) -> None:
+    """The controller's /healthz and /readyz stayed 200 through a 6-minute API outage (the worker's turned 503)."""
+    dead = tmp_path / "kubeconfig"
+    dead.write_text(cluster.kubeconfig().read_text().replace(f":{cluster.apiserver_port}", ":1"))
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "foreman.cli", "controller", "--kubeconfig", str(dead), "--health-port", str(port),
+        "--no-leader-elect", stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        async with aiohttp.ClientSession() as http:
+            while True:
+                assert time.monotonic() < deadline, "/healthz never turned 503"
+                try:
+                    async with http.get(f"http://127.0.0.1:{port}/healthz") as health:
+                        if health.status == 503:
+                            break
+                except aiohttp.ClientConnectionError:
+                    pass  # not listening yet
+                await asyncio.sleep(0.1)
+            async with http.get(f"http://127.0.0.1:{port}/readyz") as ready:
+                assert ready.status == 503
+    finally:
+        process.terminate()
+        await process.wait()

@@ -2,11 +2,13 @@
 
 import asyncio
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
+from foreman.api.agents import Agent
 from foreman.api.errors import Conflict, Invalid, NotFound
 from foreman.api.kube import Kube, Relisted, WatchEvent
 from foreman.api.localcluster import LocalCluster
@@ -15,14 +17,15 @@ from foreman.api.schedules import TaskSchedule
 from tests.malformed import CORPUS, VALID, Malformed, valid_task
 
 EXAMPLES = sorted((Path(__file__).parents[2] / "examples").glob("*.yaml"))
-MODELS = {"AgenticTask": AgenticTask, "FleetNode": FleetNode, "TaskSchedule": TaskSchedule}
+MODELS = {"AgenticTask": AgenticTask, "FleetNode": FleetNode, "TaskSchedule": TaskSchedule, "Agent": Agent}
 
 
 async def test_crds_are_established_with_printer_columns(kube: Kube) -> None:
     for name, columns in [
-        ("agentictasks.foreman.dev", 5),
+        ("agentictasks.foreman.dev", 6),
         ("fleetnodes.foreman.dev", 7),
         ("taskschedules.foreman.dev", 7),
+        ("agents.foreman.dev", 4),
     ]:
         crd = await kube.get_raw("apiextensions.k8s.io/v1", "CustomResourceDefinition", name)
         established = [c for c in crd["status"]["conditions"] if c["type"] == "Established"]
@@ -174,3 +177,34 @@ async def test_watch_resumes_after_the_server_closes_the_stream(kube: Kube, name
         expected += [("ADDED", f"w-{i}", 0), ("MODIFIED", f"w-{i}", 1)]
     expected.append(("DELETED", "w-3", 1))
     assert seen == expected
+
+
+def test_files_holding_tokens_are_readable_by_their_owner_only(cluster: LocalCluster) -> None:
+    """state.json holds every identity's bearer token; it was written 0644."""
+    for path in (cluster.state_dir / "state.json", cluster.state_dir / "tokens.csv", cluster.kubeconfig()):
+        assert path.stat().st_mode & 0o777 == 0o600, path
+
+
+def test_dev_down_then_up_keeps_the_address_and_tokens_and_says_what_it_does(tmp_path: Path) -> None:
+    """`dev down` then `dev up` moved the API to another port with new tokens: running daemons dialled the old one
+    for ever. `dev down` was silent for the 18 s it took."""
+    state = tmp_path / "dev"
+
+    def dev(*args: str) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-m", "foreman.cli", "dev", *args, "--state-dir", str(state)]
+        return subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+
+    try:
+        assert dev("up").returncode == 0
+        before = (state / "kubeconfig").read_text()
+        assert (state / "state.json").stat().st_mode & 0o777 == 0o600
+        down = dev("down")
+        assert (down.returncode, down.stdout.strip()) == (0, "stopped")
+        assert down.stderr.startswith("stopping kube-apiserver (https://127.0.0.1:")
+        assert dev("status").returncode == 1
+        assert dev("up").returncode == 0
+        assert (state / "kubeconfig").read_text() == before  # same server, same token
+        assert dev("status").returncode == 0
+    finally:
+        dev("down", "--purge")
+    assert not state.exists()

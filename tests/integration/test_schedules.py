@@ -22,7 +22,7 @@ from foreman.api.kube import Kube
 from foreman.api.localcluster import LocalCluster
 from foreman.api.resources import AgenticTask
 from foreman.api.schedules import SCHEDULE_LABEL, TaskSchedule, manual_task_name, task_name
-from foreman.api.sdk import ForemanClient, NotOurs
+from foreman.api.sdk import AlreadyTriggered, ForemanClient, NotOurs
 from foreman.api.status import wire_time
 from foreman.controller.loop import Controller
 from tests.integration.helpers import events, foreman_cli, running_controller, running_worker
@@ -197,7 +197,15 @@ async def test_suspend_and_manual_triggers(kube: Kube, namespace: str, clock: Fa
         (task,) = await until(tasks_of(kube, namespace, "paused"), lambda tasks: len(tasks) == 1)
         assert task.name == name
         await until(schedule_of(kube, namespace, "paused"), lambda s: s.status.last_trigger == "release-42")
-        await foreman.trigger("paused", "release-42")  # the same id again: nothing
+        with pytest.raises(AlreadyTriggered):  # the same id again: nothing, and it says so
+            await foreman.trigger("paused", "release-42")
+        code, out, err = await foreman_cli(
+            cluster, "schedule", "trigger", "paused", "--id", "release-42", "-n", namespace
+        )
+        assert (code, out.strip()) == (
+            0,
+            f"taskschedule/paused already fired for id 'release-42' ({name}); not fired again",
+        ), err
         code, out, err = await foreman_cli(
             cluster, "schedule", "trigger", "paused", "--id", "release-43", "-n", namespace
         )

@@ -22,6 +22,7 @@ from tests.integration.helpers import (
     RunningWorker,
     condition,
     delete_nodes,
+    foreman_cli,
     make_task,
     phase_is,
     running_controller,
@@ -257,10 +258,36 @@ async def test_sigterm_drains_and_hands_back_unfinished_work(kube: Kube, namespa
             worker.send_signal(signal.SIGTERM)
             assert worker.wait(10) == 0, worker.stderr.read() if worker.stderr else ""
             handed_back = await kube.get(AgenticTask, "too-long", namespace)
-            assert (await kube.get(FleetNode, node)).status.phase == "Draining"
+            assert (await kube.get(FleetNode, node)).status.phase == "Stopped"  # drain done: gone, not draining
         finally:
             worker.kill()
             await delete_nodes(kube, node)
     assert handed_back.phase in ("Pending", "Scheduled")  # back in the queue (the controller may already retry it)
     assert handed_back.status.attempts == 0
     assert condition(handed_back, "Running") == ("False", "NodeDraining")
+
+
+async def test_timeouts_and_retries_are_warning_events_and_say_how_long_they_ran(
+    kube: Kube, namespace: str, cluster: LocalCluster
+) -> None:
+    """The README promised failures and requeues as Events; a worker's timeouts and retries wrote none, and the
+    failure envelope read elapsedSec 0.0 after 1 s of work."""
+    node = unique("events")
+    async with running_controller(kube, namespace), running_worker(kube, node, namespace, retry_backoff=0.1):
+        await make_task(kube, namespace, "slow", timeoutSeconds=1, retries=1, payload={"sleepSeconds": 30})
+        failed = await wait_for(kube, namespace, "slow", phase_is("Failed"), timeout=30)
+    await delete_nodes(kube, node)
+    events = await kube.list_raw("v1", "Event", namespace, "involvedObject.name=slow")
+    warnings = [(e["type"], e["reason"], e["source"]["component"]) for e in events if e["reason"] == "Timeout"]
+    assert warnings == [("Warning", "Timeout", "foreman-worker")] * 2  # the retry, then the failure
+    assert any("retry 1 of 1" in e["message"] for e in events)
+    assert failed.status.result is not None
+    assert failed.status.result.elapsed_sec >= 1.0
+    code, _, err = await foreman_cli(cluster, "result", "slow", "-n", namespace)
+    assert code == 0, err  # a worker's failure has an envelope
+    await make_task(kube, namespace, "never-ran", cancel=True)
+    await kube.patch_status(
+        AgenticTask, "never-ran", {"phase": "Failed", "failureReason": "Cancelled"}, namespace=namespace
+    )
+    code, _, err = await foreman_cli(cluster, "result", "never-ran", "-n", namespace)
+    assert (code, err.strip()) == (2, "error: never-ran Failed (Cancelled) before any result envelope was written")

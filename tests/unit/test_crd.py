@@ -78,3 +78,21 @@ def test_checked_in_manifests_match_the_models() -> None:
         path = MANIFESTS / relative
         assert path.exists(), f"{relative} missing: run `make manifests`"
         assert path.read_text() == manifests.render(documents), f"{relative} is stale: run `make manifests`"
+
+
+def test_kubectl_explain_has_a_description_for_every_spec_field_with_its_values() -> None:
+    """`kubectl explain agentictask.spec` had no descriptions for most fields and listed no enum values."""
+    schema = custom_resource_definition(AgenticTask)["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    spec = schema["properties"]["spec"]
+    undescribed = [name for name, field in spec["properties"].items() if not field.get("description")]
+    assert undescribed == []
+    capability = spec["properties"]["requiredCapability"]["properties"]
+    assert [name for name, field in capability.items() if not field.get("description")] == []
+    assert capability["accelerator"]["description"].endswith("One of: cuda, metal, rocm, cpu, any.")
+
+
+def test_taskschedule_columns_show_a_count_and_a_time_not_a_list_and_an_age() -> None:
+    """`kubectl get ts` showed ACTIVE as [] and NEXT (a future time in a date column) as <invalid>."""
+    columns = {column["name"]: column for column in PRINTER_COLUMNS[TaskSchedule]}
+    assert (columns["Active"]["type"], columns["Active"]["jsonPath"]) == ("integer", ".status.activeCount")
+    assert columns["Next"]["type"] == "string"

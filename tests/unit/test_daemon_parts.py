@@ -9,10 +9,12 @@ from typer.testing import CliRunner
 
 from foreman.api.daemon import YOUNG_COLLECTION_EVERY, HealthServer, settle_heap
 from foreman.cli.main import app
+from foreman.controller.cache import Cache
 from foreman.controller.metrics import ControllerMetrics
 from foreman.worker.config import WorkerConfig
 from foreman.worker.metrics import WorkerMetrics
 from foreman.worker.registrar import Registrar, WorkerStalled
+from tests.factories import T0, node
 
 
 def registrar(failures: int, exit_after: float) -> Registrar:
@@ -59,6 +61,24 @@ def test_health_server_serves_probes_and_metrics() -> None:
     healthz, readyz, text = asyncio.run(probe())
     assert (healthz, readyz) == (200, 503)
     assert "foreman_leader 1.0" in text
+    assert "foreman_reconcile_errors_total 0.0" in text
+    assert "_created" not in text  # a second series per counter that nobody reads
+
+
+def test_worker_outcomes_keep_verdicts_and_failure_reasons_apart() -> None:
+    metrics = WorkerMetrics()
+    metrics.tasks_run.labels("GO", "").inc()
+    metrics.tasks_run.labels("INCOMPLETE", "Timeout").inc()
+    assert metrics.registry.get_sample_value("foreman_worker_tasks_total", {"verdict": "GO", "reason": ""}) == 1
+    timeouts = {"verdict": "INCOMPLETE", "reason": "Timeout"}
+    assert metrics.registry.get_sample_value("foreman_worker_tasks_total", timeouts) == 1
+
+
+def test_fleet_nodes_are_counted_by_phase_with_zeros() -> None:
+    cache = Cache()
+    for name, phase in (("a", "Ready"), ("b", "Ready"), ("c", "Draining")):
+        cache.upsert_node(node(name, phase=phase), T0)
+    assert cache.nodes_by_phase() == {"Ready": 2, "Draining": 1, "Stopped": 0, "NotReady": 0, "Unknown": 0}
 
 
 def test_install_dry_run_and_manifests_need_no_cluster() -> None:

@@ -87,7 +87,7 @@ def test_a_due_slot_creates_one_task_from_the_template() -> None:
     assert task.spec.priority == 5
     assert result.status.last_schedule_time == SLOT
     assert result.status.next_schedule_time == SLOT + timedelta(days=1)
-    assert result.status.active == [task.name]
+    assert (result.status.active, result.status.active_count) == ([task.name], 1)
     assert [(r.task_name, r.phase) for r in result.status.run_history] == [(task.name, "Pending")]
 
 

@@ -4,6 +4,7 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
+from foreman.api.agents import Agent
 from foreman.api.base import set_condition
 from foreman.api.envelope import ResultEnvelope
 from foreman.api.resources import AgenticTask, FleetNode
@@ -12,7 +13,7 @@ from foreman.api.validation import describe
 from tests.malformed import CORPUS, Malformed
 
 EXAMPLES = sorted(Path(__file__).parents[2].joinpath("examples").glob("*.yaml"))
-MODELS = {"AgenticTask": AgenticTask, "FleetNode": FleetNode, "TaskSchedule": TaskSchedule}
+MODELS = {"AgenticTask": AgenticTask, "FleetNode": FleetNode, "TaskSchedule": TaskSchedule, "Agent": Agent}
 
 
 def example_documents() -> list[dict[str, object]]:

@@ -55,6 +55,12 @@ def test_create_with_generate_name_is_not_idempotent() -> None:
     assert not requests.create(generated).idempotent
 
 
+def test_creates_ask_for_strict_field_validation() -> None:
+    """A server that validates fields refuses one its CRD does not know rather than dropping it; others ignore it."""
+    task = AgenticTask.model_validate({"metadata": {"name": "a", "namespace": "n"}, "spec": {"kind": "verify"}})
+    assert requests.create(task).query == {"fieldValidation": "Strict"}
+
+
 def test_apply_uses_a_fixed_field_manager() -> None:
     request = requests.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "x"}})
     assert (request.path, request.query["fieldManager"]) == ("/api/v1/namespaces/x", "foreman")
@@ -90,3 +96,11 @@ def test_a_resource_type_not_served_is_retryable_and_no_notfound() -> None:
         assert isinstance(error, NotServed)
         assert isinstance(error, RETRYABLE)
         assert not isinstance(error, NotFound)
+
+
+def test_an_object_too_big_for_etcd_is_refused_before_sending_with_the_limit_named() -> None:
+    """A 2 MB prompt reached etcd and came back as a raw gRPC error after a retry."""
+    huge = AgenticTask.new("huge", prompt="x" * 2_000_000)
+    with pytest.raises(requests.ObjectTooLarge, match=r"agentictask huge is 1.9 MiB; the limit is 1 MiB per object"):
+        requests.create(huge)
+    assert requests.create(AgenticTask.new("big", prompt="x" * 1_000_000)).body["spec"]["payload"]["prompt"]

@@ -3,6 +3,7 @@ from typing import Any
 
 import pytest
 
+from foreman.api import status
 from foreman.api.base import set_condition
 from foreman.api.resources import AgenticTask
 from foreman.controller.rules import Backoff, Blocked, Fail, Ready, cycle_through, decide
@@ -88,3 +89,21 @@ def test_scheduling_clears_blocked_only_on_a_task_that_was_blocked() -> None:
     blocked = set_condition([], type="Blocked", status="True", reason="NoFittingNode", now=T0)
     waited = task("x").model_copy(update={"status": task("x").status.model_copy(update={"conditions": blocked})})
     assert conditions(scheduled(waited, "node-a", T0))["Blocked"] == ("False", "FleetNodeAssigned")
+
+
+def test_a_failed_task_is_no_longer_blocked() -> None:
+    """A task that failed (here: a dependency cycle found after it waited for a missing upstream) kept
+    Blocked=True "waiting for tasks that do not exist", naming a task that existed by then."""
+    blocked = {
+        "type": "Blocked",
+        "status": "True",
+        "reason": "DependencyNotFound",
+        "message": "waiting for tasks that do not exist: b",
+        "lastTransitionTime": T0,
+    }
+    waiting = task("a", dependsOn=["b"], conditions=[blocked])
+    patch = status.failed(waiting, T0, "DependencyCycle", "dependency cycle: a -> b -> a")
+    by_type = {c["type"]: c for c in patch["conditions"]}
+    assert (by_type["Blocked"]["status"], by_type["Blocked"]["reason"]) == ("False", "DependencyCycle")
+    never_blocked = status.failed(task("c"), T0, "Cancelled", "cancelled while Pending")
+    assert [c["type"] for c in never_blocked["conditions"]] == ["Finished"]

@@ -1,24 +1,37 @@
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
 import pytest
+import typer.main
 from typer.testing import CliRunner
 
 from foreman.api.errors import NotFound, Unreachable, error_from_response
-from foreman.api.resources import AgenticTask
+from foreman.api.resources import AgenticTask, FleetNode
 from foreman.api.sdk import DependencyCycleError, MissingDependencyError, creation_order
 from foreman.cli.errors import UserError, one_line
 from foreman.cli.main import app
+from foreman.cli.render import nodes_table, task_rows
 from foreman.cli.tasks import load_tasks
+from tests.factories import node, task
 
 runner = CliRunner()
 
 
 def test_builder_makes_a_task_in_one_call() -> None:
     task = AgenticTask.new(
-        "fix", prompt="Fix it", accelerator="cuda", min_ram_gb=48, depends_on=["plan"], sleepSeconds=1
+        "fix", prompt="Fix it", accelerator="cuda", min_ram_gb=48, depends_on=["plan"], payload={"sleepSeconds": 1}
     )
     wire = task.to_wire()
     assert wire["spec"]["requiredCapability"]["accelerator"] == "cuda"
-    assert wire["spec"]["payload"] == {"prompt": "Fix it", "inputs": {}, "sleepSeconds": 1}
+    assert wire["spec"]["payload"] == {"sleepSeconds": 1, "prompt": "Fix it", "inputs": {}}
     assert AgenticTask.new(prompt="x").metadata.generate_name == "task-"
+
+
+def test_a_misspelled_keyword_is_refused_not_put_into_the_payload() -> None:
+    with pytest.raises(TypeError, match="accelerater"):
+        AgenticTask.new(accelerater="cuda", min_ram=48)  # type: ignore[call-arg]
 
 
 def test_graph_order_is_upstream_first_and_bad_graphs_are_refused() -> None:
@@ -31,15 +44,44 @@ def test_graph_order_is_upstream_first_and_bad_graphs_are_refused() -> None:
     assert [t.name for t in creation_order([AgenticTask.new("x", depends_on=["old"])], existing=["old"])] == ["x"]
 
 
-def test_load_tasks_names_the_document_and_field() -> None:
+def test_load_tasks_names_the_document_and_field(tmp_path: Path) -> None:
+    tasks = tmp_path / "f.yaml"
+    tasks.write_text(
+        "kind: AgenticTask\nmetadata: {name: a}\nspec: {kind: verify}\n---\nkind: AgenticTask\n"
+        "metadata: {name: b}\nspec: {kind: verify, requiredCapability: {accelerator: tpu}}\n"
+    )
     with pytest.raises(UserError, match=r"f.yaml, document 2: spec.requiredCapability.accelerator"):
-        load_tasks(
-            "kind: AgenticTask\nmetadata: {name: a}\nspec: {kind: verify}\n---\nkind: AgenticTask\n"
-            "metadata: {name: b}\nspec: {kind: verify, requiredCapability: {accelerator: tpu}}\n",
-            "f.yaml",
-        )
-    with pytest.raises(UserError, match="expected an AgenticTask, got FleetNode"):
-        load_tasks("kind: FleetNode\n", "f.yaml")
+        load_tasks(str(tasks))
+    tasks.write_text("kind: FleetNode\n")
+    with pytest.raises(UserError, match="expected kind AgenticTask, got FleetNode"):
+        load_tasks(str(tasks))
+
+
+def test_unknown_fields_are_refused_as_kubectl_does(tmp_path: Path) -> None:
+    """A typo must not be dropped silently (the task would run anywhere); free-form payload keys stay free."""
+    tasks = tmp_path / "typo.yaml"
+    tasks.write_text(
+        "kind: AgenticTask\nmetadata: {name: a, labels: {x: y}}\n"
+        "spec: {kind: verify, payload: {anything: 1, inputs: {deep: {x: 1}}}, requiredCapabilty: {accelerator: cuda}}\n"
+    )
+    with pytest.raises(UserError, match=r"unknown field spec.requiredCapabilty \(did you mean requiredCapability\?\)"):
+        load_tasks(str(tasks))
+    tasks.write_text("kind: AgenticTask\nmetadata: {name: a}\nspec: {kind: verify, requiredCapability: {minRam: 4}}\n")
+    with pytest.raises(UserError, match=r"unknown field spec.requiredCapability.minRam"):
+        load_tasks(str(tasks))
+    tasks.write_text("kind: AgenticTask\nmetadata: {name: a}\nspec: {kind: verify, payload: {anything: 1}}\n")
+    assert load_tasks(str(tasks))[0].spec.payload.model_extra == {"anything": 1}
+
+
+def test_a_folder_is_read_like_kubectl_apply_f_dir(tmp_path: Path) -> None:
+    (tmp_path / "b.yaml").write_text("kind: AgenticTask\nmetadata: {name: b}\nspec: {kind: verify}\n")
+    (tmp_path / "a.yml").write_text("kind: AgenticTask\nmetadata: {name: a}\nspec: {kind: verify}\n")
+    (tmp_path / "notes.txt").write_text("not YAML: ignored, as kubectl does")
+    assert [task.name for task in load_tasks(str(tmp_path))] == ["a", "b"]
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(UserError, match=r"no .yaml, .yml, .json files"):
+        load_tasks(str(empty))
 
 
 def test_user_mistakes_are_one_line_and_exit_2(tmp_path: object) -> None:
@@ -61,3 +103,46 @@ def test_error_lines_for_cluster_trouble() -> None:
     )
     assert one_line(NotFound('agentictasks.foreman.dev "x" not found')) == 'agentictasks.foreman.dev "x" not found'
     assert "is the cluster up" in one_line(Unreachable("connection refused"))
+
+
+def test_every_command_has_an_example_in_its_help() -> None:
+    """The README promises it; `dev down` and `dev status` had none."""
+
+    def commands(command: Any, path: list[str]) -> Iterator[tuple[str, str]]:
+        children = getattr(command, "commands", None)
+        if not children:
+            yield " ".join(path), command.help or ""
+        for name, child in (children or {}).items():
+            yield from commands(child, [*path, name])
+
+    missing = [path for path, text in commands(typer.main.get_command(app), []) if "Example:" not in text]
+    assert missing == []
+
+
+def test_the_node_table_shows_an_accelerator_count_only_when_known() -> None:
+    declared = node("declared", accelerator="cuda")  # `--accelerator cuda`, no count: it read "cuda x0"
+    detected = FleetNode.model_validate(
+        {"metadata": {"name": "detected"}, "status": {"capability": {"accelerator": "cuda", "acceleratorCount": 2}}}
+    )
+    cells = [re.split(r"\s{2,}", line) for line in nodes_table([declared, detected]).splitlines()[1:]]
+    rows = {row[0]: row[2] for row in cells}
+    assert rows == {"declared": "cuda", "detected": "cuda x2"}
+
+
+def test_task_tables_name_the_namespace_with_all_namespaces_and_say_why_a_task_waits() -> None:
+    blocked = {
+        "type": "Blocked",
+        "status": "True",
+        "reason": "NoFittingNode",
+        "lastTransitionTime": "2026-01-01T00:00:00Z",
+    }
+    waiting = task("waiting", namespace="a", conditions=[blocked], priority=5, dependsOn=["up"])
+    failed = task("failed", phase="Failed", namespace="b", failureReason="Timeout")
+    rows = task_rows([failed, waiting], namespaces=True, wide=True)
+    assert rows[0][:2] == ("NAMESPACE", "NAME")
+    assert rows[0][-4:] == ("PRIORITY", "ACCELERATOR", "DEPENDS-ON", "EXECUTOR")
+    by_name = {row[1]: row for row in rows[1:]}
+    assert (by_name["waiting"][0], by_name["waiting"][6]) == ("a", "NoFittingNode")
+    assert by_name["waiting"][-4:] == ("5", "any", "up", "stub")
+    assert by_name["failed"][6] == "Timeout"
+    assert task_rows([failed])[0][0] == "NAME"  # one namespace: no column for it

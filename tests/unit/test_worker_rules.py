@@ -51,6 +51,13 @@ def test_non_retryable_failures_fail_at_once() -> None:
         assert patch["phase"] == "Failed"
 
 
+def test_a_failure_envelope_says_how_long_the_work_ran() -> None:
+    """A task that timed out after 2 s (or was cancelled after 5 s of work) read elapsedSec 0.0."""
+    running = task("t", phase="Running", startedAt=T0 - timedelta(seconds=2))
+    patch = finished(running, Outcome(reason="Timeout", message="slow"), T0, backoff=5, backoff_max=300)
+    assert patch["result"]["elapsedSec"] == 2.0
+
+
 def test_backoff_is_capped() -> None:
     assert [retry_delay(n, 5, 60) for n in range(6)] == [5, 10, 20, 40, 60, 60]
     assert T0 + timedelta(seconds=retry_delay(0, 5, 60)) > T0
