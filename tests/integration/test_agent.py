@@ -318,12 +318,8 @@ async def test_foreman_logs_follows_a_running_agent_until_it_ends(
     assert code == 0, err
     assert task.phase == "Succeeded"  # -f ended by itself when the task did
     turns = [line for line in out.splitlines() if " call   " in line]
-    assert [line.split()[2].split("(")[0] for line in turns] == [
-        "write_file",
-        "read_file",
-        "edit_file",
-        "submit_result",
-    ]
+    called = [line.split(" call   ", 1)[1].split("(")[0] for line in turns]
+    assert called == ["write_file", "read_file", "edit_file", "submit_result"]
     assert out.splitlines()[-1].startswith("[  4] end    GO (Submitted)")
 
 
