@@ -132,7 +132,11 @@ def offset_changes(zone: ZoneInfo, year: int) -> list[datetime]:
     return changes
 
 
-AWKWARD = [datetime(2028, 2, 28, tzinfo=UTC), datetime(2026, 12, 31, 12, tzinfo=UTC), datetime(2026, 4, 30, tzinfo=UTC)]
+AWKWARD = [  # noon of a leap day, of a year's last day, of a 30-day month's last day: windows cross their ends
+    datetime(2028, 2, 29, 12, tzinfo=UTC),
+    datetime(2026, 12, 31, 12, tzinfo=UTC),
+    datetime(2026, 4, 30, 12, tzinfo=UTC),
+]
 STARTS = [(name, change) for name in ZONES for change in offset_changes(ZoneInfo(name), 2026)] + [
     (name, moment) for name in ("UTC", "Asia/Kolkata", "Europe/Berlin") for moment in AWKWARD
 ]
@@ -279,12 +283,15 @@ def test_fires_agree_with_cronsim_where_its_rules_are_ours(case: tuple[str, Zone
     expression, zone, start = case
     theirs = as_cronsim_reads(expression)
     reference = Reference(expression, zone)
-    # cronsim steps hours in UTC, so on Lord Howe's half-hour change it skips fires: `29 */2 * * *` goes from 00:29
-    # to 04:29 on 5 April 2026, missing 02:29 (+10:30), which the wall clock shows once.
-    assume(theirs is not None and reference.ever_fires() and zone.key != "Australia/Lord_Howe")
+    # Not in two zones. cronsim steps hours in UTC, so on Lord Howe's half-hour change it skips fires: `29 */2 * * *`
+    # goes from 00:29 to 04:29 on 5 April 2026, missing 02:29 (+10:30), which the wall clock shows once. And moving
+    # to a day that begins with a gap (Santiago's), it gives a wildcard schedule that day's midnight, which the clock
+    # never shows: `*/1 0 1 9 0` fires at "00:00-04:00" on 6 September 2026 (the instant of 01:00-03:00).
+    assume(theirs is not None and reference.ever_fires())
+    assume(zone.key not in ("Australia/Lord_Howe", "America/Santiago"))
     assert theirs is not None
     expected = reference.fires(start, start + WINDOW, MOST)
-    fires = []
+    fires: list[datetime] = []
     for fire in CronSim(theirs.upper(), (start - timedelta(seconds=1)).astimezone(zone)):
         if fire >= start + WINDOW or len(fires) == MOST:
             break
