@@ -189,6 +189,28 @@ def test_a_rejected_schedule_says_why_once_and_fires_nothing() -> None:
         assert at(with_status(sched, result), SLOT + timedelta(days=4)).notes == ()
 
 
+def test_a_stored_equal_range_fires_at_the_corrected_times_after_an_upgrade() -> None:
+    """Issue 16: croniter fired `0 3-3 * * *` every hour; the stored status says it last fired at 14:00. After the
+    upgrade nothing is due until 03:00 tomorrow, and then one task."""
+    stored = schedule(schedule="0 3-3 * * *", status={"lastScheduleTime": T0.replace(hour=14).isoformat()})
+    afternoon = at(stored, T0.replace(hour=15, minute=30))
+    assert afternoon.create == ()
+    assert afternoon.status.next_schedule_time == SLOT + timedelta(days=1)
+    assert len(at(with_status(stored, afternoon), SLOT + timedelta(days=1)).create) == 1
+
+
+def test_a_slot_the_old_reading_skipped_is_a_missed_one_after_an_upgrade() -> None:
+    """`1,*` beside Mondays now means every day (the union), not Mondays only: today's midnight slot, after the last
+    Monday fire, is missed as in an outage, and catchUp decides (RunOnce runs it late once, Skip records it)."""
+    monday = {"lastScheduleTime": (T0 - timedelta(days=3)).isoformat()}  # T0 is Thursday 1 January 2026
+    run_once = at(schedule(schedule="0 0 1,* * mon", status=monday), T0.replace(hour=10))
+    assert [task.name for task in run_once.create] == [task_name("nightly", T0)]
+    assert run_once.status.next_schedule_time == T0 + timedelta(days=1)
+    skip = at(schedule(schedule="0 0 1,* * mon", status=monday, catchUp="Skip"), T0.replace(hour=10))
+    assert skip.create == ()
+    assert skip.status.run_history[0].phase == "Skipped"
+
+
 def test_manual_trigger_fires_once_per_id_even_when_suspended() -> None:
     sched = schedule(suspend=True, annotations={"foreman.dev/trigger": "run-1"})
     now = SLOT + timedelta(hours=1, seconds=7)
