@@ -28,7 +28,7 @@ from foreman.api.transcript import Transcript, capped
 from foreman.api.validation import describe
 from foreman.worker.agent import conversation, workspace
 from foreman.worker.agent.conversation import REPEAT_LIMIT, Act, Message, Retry, Settings, Stop, Tell
-from foreman.worker.agent.llm import Completion, Endpoint, ModelServer, backoff
+from foreman.worker.agent.llm import Completion, Endpoint, ModelRequest, ModelServer, backoff
 from foreman.worker.agent.publisher import Publisher
 from foreman.worker.agent.stream import ToolCall
 from foreman.worker.agent.tools import Toolbox
@@ -257,15 +257,15 @@ class AgentRun:
         """One model call, asked again (with backoff) while its answer must not enter the history."""
         retries = 0
         while True:
-            completion = await self.server.complete(
+            request = ModelRequest(
                 model=self.settings.model,
                 messages=conversation.fit(messages, self.settings.context_window_tokens),
                 tools=self.toolbox.definitions(),
                 max_tokens=self.settings.max_output_tokens,
                 temperature=self.settings.temperature,
                 turn_timeout=self.settings.turn_timeout,
-                on_retry=self.retrying,
             )
+            completion = await self.server.complete(request, self.retrying)
             self.tally.add(completion)
             self.count(completion)
             step = conversation.judge(completion.answer, truncated_retries=retries, nudged=nudged)

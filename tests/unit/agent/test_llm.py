@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from foreman.worker.agent.llm import Endpoint, ModelServer, ModelServerError, backoff
+from foreman.worker.agent.llm import Endpoint, ModelRequest, ModelServer, ModelServerError, backoff
 from tests.llm_server import Call, Fail, ScriptedLLM, Turn
 
 MESSAGES = [{"role": "user", "content": "hi"}]
@@ -16,10 +16,7 @@ async def ask(server: ModelServer, retries: list[str], turn_timeout: float = 10)
     async def note(reason: str, delay: float) -> None:
         retries.append(reason)
 
-    return await server.complete(
-        model="m", messages=MESSAGES, tools=[], max_tokens=None, temperature=None, turn_timeout=turn_timeout,
-        on_retry=note,
-    )  # fmt: skip
+    return await server.complete(ModelRequest("m", MESSAGES, [], turn_timeout=turn_timeout), note)
 
 
 async def no_sleep(seconds: float) -> None:
