@@ -41,3 +41,9 @@ TASK_CREATED: Final = "TaskCreated"
 FIRE_SKIPPED: Final = "FireSkipped"
 TASK_REPLACED: Final = "TaskReplaced"
 HISTORY_PRUNED: Final = "HistoryPruned"
+
+# FleetNode: condition InferenceReady, for nodes with a model server (the agent executor's endpoint).
+INFERENCE_READY: Final = "InferenceReady"
+MODELS_LISTED: Final = "ModelsListed"
+ENDPOINT_UNREACHABLE: Final = "EndpointUnreachable"
+ENDPOINT_ERROR: Final = "EndpointError"

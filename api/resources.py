@@ -221,6 +221,22 @@ class FleetNodeSpec(Model):
     max_concurrent_tasks: int = Field(default=1, ge=1, le=1024)
 
 
+class ModelOffer(Model):
+    """A model the node's inference server serves, as the worker discovered it."""
+
+    name: str = Field(min_length=1, max_length=253)
+    """The name the server lists it under (what the agent executor sends)."""
+    aliases: list[str] = Field(default_factory=list)
+    """Other names tasks may use for it (the worker's `modelAliases`): placement matches these too."""
+    context_tokens: int | None = Field(default=None, ge=0)
+    """Its context window, where the server says (vLLM max_model_len, llama.cpp n_ctx, Ollama context_length)."""
+    loaded: bool | None = None
+    """In memory now, where the server says (Ollama /api/ps, LM Studio state)."""
+    tokens_per_second: float | None = Field(default=None, ge=0)
+    """Generation speed measured by the agent executor on this node (moving average of completion tokens per
+    second of streaming); none until it has run a task with the model."""
+
+
 class NodeCapability(Model):
     accelerator: Accelerator = "cpu"
     accelerator_count: int = Field(default=0, ge=0)
@@ -228,6 +244,9 @@ class NodeCapability(Model):
     available_ramgb: float = Field(default=0, ge=0)
     max_context_tokens: int = Field(default=0, ge=0)
     installed_models: list[str] = Field(default_factory=list)
+    """Names of the models the node serves (discovered, plus `--model`); placement matches a task's model here."""
+    models: list[ModelOffer] = Field(default_factory=list)
+    """What the node's inference server serves, with context and speed where known (refreshed by its worker)."""
     executors: list[str] = Field(default_factory=list)
     """Executors installed and configured on the node; a task is placed only where its executor is (an empty list
     means unknown, for nodes not kept by a worker)."""

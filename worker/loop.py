@@ -26,19 +26,20 @@ from foreman.api.errors import RETRYABLE, ApiError, Conflict, NotFound
 from foreman.api.kube import Kube, Relisted
 from foreman.api.resources import NODE_LABEL, AgenticTask
 from foreman.api.validation import describe
-from foreman.worker import rules
+from foreman.worker import inference, rules
 from foreman.worker.config import WorkerConfig
 from foreman.worker.detect import detect
+from foreman.worker.executors.agent import AgentExecutorSettings
 from foreman.worker.executors.base import (
     ContractViolation,
     ExecutionContext,
     Executor,
-    is_available,
     is_configured,
     load_executors,
+    requires_inference_server,
 )
 from foreman.worker.metrics import WorkerMetrics
-from foreman.worker.registrar import Registrar
+from foreman.worker.registrar import Offering, Registrar
 from foreman.worker.rules import Outcome
 
 log = structlog.get_logger("foreman.worker")
@@ -74,7 +75,14 @@ class Worker:
         self.draining = False
         self._executions: dict[str, Execution] = {}  # by task uid
         self._known: dict[str, AgenticTask] = {}  # this node's tasks as last seen, by uid
-        self._available: dict[str, bool] = {}  # executors' own say on whether they can take work now
+        self.agent_settings = AgentExecutorSettings.model_validate(self.config.executors.get("agent") or {})
+        self.inference_probe = (
+            inference.InferenceProbe(self.agent_settings.endpoint, self.agent_settings.api_key_env)
+            if self.agent_settings.endpoint
+            else None
+        )
+        self.inference: inference.InferenceState | None = None
+        self.speeds = inference.Speeds()
         self.log = log.bind(node=self.node)
 
     def configured_executors(self) -> list[str]:
@@ -84,26 +92,35 @@ class Worker:
             if is_configured(executor, self.config.executors.get(name, {}))
         )
 
-    def advertised_executors(self) -> list[str]:
-        return [name for name in self.configured_executors() if self._available.get(name, True)]
-
-    async def check_availability(self) -> None:
-        """Ask each configured executor whether it can take work now (the agent's model server answers)."""
-        names = self.configured_executors()
-        answers = await asyncio.gather(
-            *(is_available(self.executors[name], self.config.executors.get(name, {})) for name in names),
-            return_exceptions=True,
+    def offering(self) -> Offering:
+        """What the node offers now: its executors (the agent's only while its model server answers) and models."""
+        ready = self.inference is not None and self.inference.ready
+        executors = [
+            name for name in self.configured_executors() if ready or not requires_inference_server(self.executors[name])
+        ]
+        details = self.inference_probe.details if self.inference_probe is not None and ready else {}
+        models = inference.offers(
+            details,
+            aliases=self.agent_settings.model_aliases,
+            speeds=self.speeds.by_model,
+            manual=self.config.installed_models,
         )
-        for name, answer in zip(names, answers, strict=True):
-            available = answer is True
-            if self._available.get(name, True) != available:
-                self.log.warning("executor unavailable" if not available else "executor available", executor=name)
-            self._available[name] = available
+        return Offering(executors, models, self.inference)
+
+    async def check_inference(self) -> None:
+        """Ask the node's model server what it serves (when it has one), and log when it comes or goes."""
+        if self.inference_probe is None:
+            return
+        state = await self.inference_probe.check()
+        if self.inference is None or self.inference.ready != state.ready:
+            log_as = self.log.info if state.ready else self.log.warning
+            log_as("model server " + ("answers" if state.ready else "does not answer"), message=state.message)
+        self.inference = state
 
     async def _probe(self, stop: asyncio.Event) -> None:
-        """Availability checked on its own clock, so a hanging model server never delays a heartbeat."""
+        """The model server is asked on its own clock, so one that hangs never delays a heartbeat."""
         while not await sleep_unless(stop, self.config.heartbeat_interval):
-            await self.check_availability()
+            await self.check_inference()
 
     def is_healthy(self) -> bool:
         return self.registrar is not None and not self.registrar.degraded
@@ -112,7 +129,7 @@ class Worker:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Register, recover, work until `stop`, then drain: finish or hand back running tasks, and return."""
-        await self.check_availability()
+        await self.check_inference()
         capability = await detect(self.config)
         self.registrar = Registrar(
             self.kube,
@@ -120,7 +137,7 @@ class Worker:
             capability,
             self.metrics,
             running=lambda: len(self._executions),
-            executors=self.advertised_executors,
+            offering=self.offering,
         )
         await self.registrar.register()
         # NB: heartbeats start as soon as the node is registered: recovering its old tasks lists from a possibly busy
@@ -326,6 +343,7 @@ class Worker:
             agent=agent,
             publish_transcript=lambda text: self._publish_transcript(execution, text),
             metrics=self.metrics,
+            report_speed=self.speeds.observe,
         )
         execution.work = asyncio.create_task(executor.execute(task, context))
         if execution.cancel_reason:  # cancelled while claiming

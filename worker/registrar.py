@@ -7,21 +7,32 @@ import platform
 import socket
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import structlog
 
+from foreman.api import reasons
 from foreman.api.base import ObjectMeta, set_condition, utcnow
 from foreman.api.daemon import sleep_unless
 from foreman.api.errors import AlreadyExists, ApiError, Forbidden, NotFound
 from foreman.api.kube import Kube
 from foreman.api.requests import PACKAGE_VERSION
-from foreman.api.resources import FleetNode, FleetNodeSpec, NodeCapability, NodePhase
+from foreman.api.resources import FleetNode, FleetNodeSpec, ModelOffer, NodeCapability, NodePhase
 from foreman.api.status import wire_time
 from foreman.worker.config import WorkerConfig
 from foreman.worker.detect import memory
+from foreman.worker.inference import InferenceState
 from foreman.worker.metrics import WorkerMetrics
 
 log = structlog.get_logger("foreman.worker.registrar")
+
+
+@dataclass(frozen=True)
+class Offering:
+    executors: list[str] = field(default_factory=list)
+    models: tuple[ModelOffer, ...] = ()
+    inference: InferenceState | None = None
+    """The model server's state, for the InferenceReady condition (None: the node has no model server)."""
 
 
 class WorkerStalled(Exception):
@@ -36,15 +47,15 @@ class Registrar:
         capability: NodeCapability,
         metrics: WorkerMetrics,
         running: Callable[[], int],
-        executors: Callable[[], list[str]] = list,
+        offering: Callable[[], Offering] = lambda: Offering(),
     ):
         self.kube = kube
         self.config = config
         self.capability = capability
         self.metrics = metrics
         self.running = running
-        self.executors = executors
-        """The executors the node offers now (some depend on a service that may come and go)."""
+        self.offering = offering
+        """What the node offers now beyond its hardware: executors, models, the model server's state."""
         self.phase: NodePhase = "Ready"
         self.node: FleetNode | None = None
         self.degraded_since: float | None = None
@@ -90,10 +101,28 @@ class Registrar:
             reason="WorkerHeartbeat" if ready else self.phase,
             now=now,
         )
+        offering = self.offering()
+        if offering.inference is not None:
+            state = offering.inference
+            conditions = set_condition(
+                conditions,
+                type=reasons.INFERENCE_READY,
+                status="True" if state.ready else "False",
+                reason=state.reason,
+                message=state.message,
+                now=now,
+            )
+        capability = self.capability.model_copy(
+            update={
+                "executors": offering.executors,
+                "models": list(offering.models),
+                "installed_models": [model.name for model in offering.models],
+            }
+        )
         body = {
             "phase": self.phase,
             "lastHeartbeatTime": wire_time(now),
-            "capability": self.capability.model_copy(update={"executors": self.executors()}).to_wire(),
+            "capability": capability.to_wire(),
             "runningTasks": self.running(),
             "agentVersion": PACKAGE_VERSION,
             "os": platform.system().lower(),

@@ -9,7 +9,7 @@ where a tool call was wanted.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -60,13 +60,15 @@ class Settings:
     context_window_tokens: int | None
 
 
-def settings_for(task: AgenticTask, agent: AgentSpec | None) -> Settings:
+def settings_for(task: AgenticTask, agent: AgentSpec | None, *, aliases: Mapping[str, str] | None = None) -> Settings:
+    """The task's agent settings; the model by the name the node's server knows it (`aliases`: task name -> served)."""
     spec = agent or AgentSpec()
+    model = task.spec.model_ref or spec.model
     tools = tuple(spec.tools) if spec.tools is not None else DEFAULT_TOOLS
     if "submit_result" not in tools:
         tools = (*tools, "submit_result")
     return Settings(
-        model=task.spec.model_ref or spec.model,
+        model=(aliases or {}).get(model, model) if model else None,
         system_prompt=spec.system_prompt or SYSTEM_PROMPT,
         tools=tools,
         max_turns=spec.max_turns,

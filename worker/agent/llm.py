@@ -22,9 +22,6 @@ import openai
 from foreman.worker.agent.conversation import CHARS_PER_TOKEN, Message, estimate_tokens
 from foreman.worker.agent.stream import Answer, Assembler, TokenCount
 
-PROBE_TIMEOUT = 5.0
-"""Seconds the availability probe waits for the server's model list."""
-
 OnRetry = Callable[[str, float], Awaitable[None]]
 """Told each retry's reason and delay (the transcript records it)."""
 
@@ -100,14 +97,6 @@ class ModelServer:
 
     async def close(self) -> None:
         await self._client.close()
-
-    async def answers(self) -> bool:
-        """Whether the server answers `GET /models` now (what the node advertises `agent` on)."""
-        try:
-            await self._client.models.list(timeout=PROBE_TIMEOUT)
-        except openai.OpenAIError:
-            return False
-        return True
 
     async def complete(self, request: ModelRequest, on_retry: OnRetry) -> Completion:
         failing_since: float | None = None

@@ -58,6 +58,9 @@ class AgentExecutorSettings(Model):
     request_timeout_seconds: float = Field(default=30.0, gt=0)
     retry_budget_seconds: float = Field(default=300.0, ge=0)
     """Seconds a model call may keep failing (5xx, resets, timeouts) before the task fails with ExecutorError."""
+    model_aliases: dict[str, str] = Field(default_factory=dict)
+    """Name a task or Agent uses -> name the server lists, e.g. {"qwen2.5-coder:32b": "qwen2.5-coder-32b-q4.gguf"}
+    (Ollama and llama-server name the same model differently); placement matches the aliases too."""
 
 
 @dataclass
@@ -98,20 +101,13 @@ class Ending:
 
 class AgentExecutor:
     name = "agent"
+    requires_inference_server = True
 
     def __init__(self) -> None:
         self._servers: dict[tuple[str, str | None], ModelServer] = {}
 
     def is_configured(self, settings: Mapping[str, Any]) -> bool:
         return bool(settings.get("endpoint"))
-
-    async def available(self, settings: Mapping[str, Any]) -> bool:
-        """The node offers `agent` only while its model server answers."""
-        try:
-            parsed = AgentExecutorSettings.model_validate(settings)
-        except ValidationError:
-            return False
-        return parsed.endpoint is not None and await self.server(parsed).answers()
 
     def server(self, settings: AgentExecutorSettings) -> ModelServer:
         """One client per endpoint, shared by the node's tasks (its connection pool, what it learnt of the server)."""
@@ -132,7 +128,7 @@ class AgentExecutor:
             raise RuntimeError(f"executors.agent settings are invalid: {describe(error)}") from None
         if not settings.endpoint:
             raise RuntimeError("the agent executor has no endpoint configured on this worker (--llm-endpoint)")
-        agent = conversation.settings_for(task, context.agent)
+        agent = conversation.settings_for(task, context.agent, aliases=settings.model_aliases)
         started = time.monotonic()
         space = workspace.create(settings.workspace_root, task.name)
         run = AgentRun(task, agent, self.server(settings), space, settings, context)
@@ -289,9 +285,10 @@ class AgentRun:
         metrics.agent_tokens.labels(model, "prompt").inc(completion.usage.prompt)
         metrics.agent_tokens.labels(model, "completion").inc(completion.usage.completion)
         if completion.generation_seconds > 0 and completion.usage.completion > 1:
-            metrics.agent_generation_speed.labels(model).observe(
-                completion.usage.completion / completion.generation_seconds
-            )
+            speed = completion.usage.completion / completion.generation_seconds
+            metrics.agent_generation_speed.labels(model).observe(speed)
+            if self.context.report_speed is not None and self.settings.model:
+                self.context.report_speed(self.settings.model, speed)
 
     async def retrying(self, reason: str, delay: float) -> None:
         self.log.warning("model call retried", reason=reason, retry_in=round(delay, 2))

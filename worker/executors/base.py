@@ -30,6 +30,8 @@ class ExecutionContext:
     """Stores the task's transcript (JSON lines, whole each time) where `foreman logs` reads it."""
     metrics: WorkerMetrics | None = None
     """The worker's metrics, for executors that count more than the worker does (the agent's tokens)."""
+    report_speed: Callable[[str, float], None] | None = None
+    """Tells the worker a model's measured generation speed (tokens per second), which its FleetNode publishes."""
 
 
 @runtime_checkable
@@ -53,12 +55,10 @@ def is_configured(executor: Executor, settings: Mapping[str, Any]) -> bool:
     return bool(check(settings)) if callable(check) else True
 
 
-async def is_available(executor: Executor, settings: Mapping[str, Any]) -> bool:
-    """Whether the executor can take work now. An executor that depends on a service (the agent's model server)
-    may define `async available(settings)`; the worker asks it before every heartbeat and advertises the executor
-    only while it says yes."""
-    check = getattr(executor, "available", None)
-    return bool(await check(settings)) if callable(check) else True
+def requires_inference_server(executor: Executor) -> bool:
+    """Whether the executor runs on the node's model server (the agent): the node offers it only while that server
+    answers (condition InferenceReady)."""
+    return bool(getattr(executor, "requires_inference_server", False))
 
 
 class ContractViolation(Exception):

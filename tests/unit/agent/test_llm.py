@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from foreman.worker.agent.llm import Endpoint, ModelRequest, ModelServer, ModelServerError, backoff
-from tests.llm_server import Call, Fail, ScriptedLLM, Turn
+from tests.llm_server import Fail, ScriptedLLM, Turn
 
 MESSAGES = [{"role": "user", "content": "hi"}]
 
@@ -74,15 +74,6 @@ async def test_a_server_that_keeps_failing_is_given_up_after_the_budget() -> Non
         server = ModelServer(Endpoint(llm.base_url, retry_budget=0.2))
         with pytest.raises(ModelServerError, match="gave up after"):
             await ask(server, [])
-        await server.close()
-
-
-async def test_availability_follows_the_server() -> None:
-    async with ScriptedLLM([Turn(calls=[Call("f", {})])]) as llm:
-        server = ModelServer(Endpoint(llm.base_url))
-        assert await server.answers()
-        llm.down = True
-        assert not await server.answers()
         await server.close()
 
 
