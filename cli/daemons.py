@@ -19,6 +19,7 @@ from foreman.api.kube import Kube
 from foreman.cli.errors import UserError, user_errors
 from foreman.controller.config import ControllerConfig
 from foreman.controller.loop import Controller
+from foreman.controller.match import POLICIES
 from foreman.worker.config import WorkerConfig
 from foreman.worker.loop import Worker
 from foreman.worker.registrar import WorkerStalled
@@ -39,6 +40,12 @@ class LogFormat(enum.StrEnum):
 
 
 LogFormatOption = Annotated[LogFormat, typer.Option("--log-format", help="json (daemons) or console.")]
+
+
+class Placement(enum.StrEnum):
+    first_fit = "first-fit"
+    spread = "spread"
+    fastest = "fastest"
 
 
 class Daemon(Protocol):
@@ -91,12 +98,19 @@ def controller(
     identity: Annotated[
         str | None, typer.Option(help="Leader-election identity (default: $POD_NAME or host-pid).")
     ] = None,
+    placement: Annotated[
+        Placement,
+        typer.Option(
+            help="Which fitting node a task goes to: first-fit (by name), spread (most free slots), fastest (highest "
+            "measured tokens per second for the task's model)."
+        ),
+    ] = Placement.first_fit,
     health_port: Annotated[int, typer.Option(help="Port for /healthz, /readyz and /metrics (0: none).")] = 8080,
     log_format: LogFormatOption = LogFormat.json,
 ) -> None:
     """Run the controller: place Pending AgenticTasks on fitting FleetNodes, enforce dependencies, reclaim lost work.
 
-    Example:  foreman controller --kubeconfig ~/.foreman/dev/kubeconfig --log-format console
+    Example:  foreman controller --kubeconfig ~/.foreman/dev/kubeconfig --log-format console --placement fastest
     """
     configure_logging(json=log_format is LogFormat.json)
     config = ControllerConfig(
@@ -108,6 +122,7 @@ def controller(
         lease_namespace=lease_namespace,
         lease_name=lease_name,
         lease_duration=lease_duration,
+        placement=next(policy for policy in POLICIES if policy == placement.value),
     )
     if identity:
         config = dataclasses.replace(config, identity=identity)

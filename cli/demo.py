@@ -36,7 +36,7 @@ EXAMPLES = ROOT / "examples"
 WORKERS = {
     # name: flags declaring what the node offers (detection would report this machine's own hardware)
     "gpu-box": ["--accelerator", "cuda", "--accelerator-count", "1", "--ram-gb", "80", "--context-tokens", "131072",
-                "--max-concurrent", "2"],
+                "--max-concurrent", "2", "--model", "qwen2.5-coder-32b"],
     "mac-studio": ["--accelerator", "metal", "--ram-gb", "64", "--context-tokens", "32768",
                    "--label", "foreman.dev/pool=design-team"],
     "cpu-server": ["--accelerator", "cpu", "--ram-gb", "16", "--context-tokens", "8192", "--max-concurrent", "2",

@@ -6,7 +6,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 
 from foreman.api.base import find_condition, utcnow
-from foreman.api.resources import AgenticTask, FleetNode
+from foreman.api.resources import AgenticTask, FleetNode, ModelOffer
 
 
 def table(rows: Sequence[Sequence[str]]) -> str:
@@ -56,14 +56,30 @@ def tasks_table(tasks: Iterable[AgenticTask], *, namespaces: bool = False, wide:
     return table(task_rows(tasks, namespaces=namespaces, wide=wide))
 
 
-def nodes_table(nodes: Iterable[FleetNode]) -> str:
-    rows = [("NAME", "PHASE", "ACCELERATOR", "RAM", "CONTEXT", "RUNNING", "EXECUTORS", "HEARTBEAT")]
+def nodes_table(nodes: Iterable[FleetNode], *, wide: bool = False) -> str:
+    """FleetNodes, one a row; MODELS lists what each serves (context, speed), the first two unless `wide`."""
+    rows = [("NAME", "PHASE", "ACCELERATOR", "RAM", "CONTEXT", "RUNNING", "EXECUTORS", "MODELS", "HEARTBEAT")]
     for node in sorted(nodes, key=lambda n: n.name):
         cap = node.status.capability
         # NB: a count only when one is known: `--accelerator cuda` without a count read "cuda x0"
         count = f" x{cap.accelerator_count}" if cap.accelerator_count else ""
+        models = [model_summary(model) for model in cap.models] or list(cap.installed_models)
+        shown = models if wide or len(models) <= 2 else [*models[:2], f"+{len(models) - 2} more"]
         rows.append((node.name, node.status.phase or "-", f"{cap.accelerator}{count}",
                      f"{cap.available_ramgb:g}/{cap.total_ramgb:g}", str(cap.max_context_tokens),
                      f"{node.status.running_tasks}/{node.spec.max_concurrent_tasks}",
-                     ",".join(cap.executors) or "-", age(node.status.last_heartbeat_time)))  # fmt: skip
+                     ",".join(cap.executors) or "-", ", ".join(shown) or "-",
+                     age(node.status.last_heartbeat_time)))  # fmt: skip
     return table(rows)
+
+
+def model_summary(model: ModelOffer) -> str:
+    """`name (32k ctx, 41 tok/s)`: what is known of a served model."""
+    known = []
+    if model.context_tokens:
+        known.append(
+            f"{model.context_tokens // 1024}k ctx" if model.context_tokens >= 1024 else f"{model.context_tokens} ctx"
+        )
+    if model.tokens_per_second is not None:
+        known.append(f"{model.tokens_per_second:.0f} tok/s")
+    return f"{model.name} ({', '.join(known)})" if known else model.name

@@ -161,7 +161,7 @@ def get(
         if output in ("table", "wide") and model is AgenticTask:
             return tasks_table(items, namespaces=all_namespaces, wide=output == "wide")
         if output in ("table", "wide"):
-            return nodes_table(items)
+            return nodes_table(items, wide=output == "wide")
         bodies = [item.to_wire() for item in items]
         return (
             yaml.safe_dump_all(bodies, sort_keys=False)

@@ -45,26 +45,28 @@ class Cache:
         self.nodes: dict[str, FleetNode] = {}
         self.heard_at: dict[str, datetime] = {}
         """When the controller last saw each node's heartbeat change, on its own clock."""
-        self.agents: dict[str, set[str]] = defaultdict(set)
-        """Names of the Agents in each namespace (whether a task's agentRef exists is all placement asks)."""
+        self.agents: dict[str, dict[str, str | None]] = defaultdict(dict)
+        """The Agents of each namespace, by name, with their model: all placement asks of them."""
 
     # -- agents ----------------------------------------------------------------------------------------------------
 
-    def set_agent(self, namespace: str, name: str, exists: bool) -> set[TaskKey]:
-        """Record that an Agent exists (or not); return the tasks that name it, to look at again."""
+    def set_agent(self, namespace: str, name: str, model: str | None, *, exists: bool) -> set[TaskKey]:
+        """Record an Agent (or that it is gone); return the tasks that name it, to look at again."""
         if exists:
-            self.agents[namespace].add(name)
+            self.agents[namespace][name] = model
         else:
-            self.agents[namespace].discard(name)
+            self.agents[namespace].pop(name, None)
         return {(namespace, task.name) for task in self.siblings(namespace).values() if task.spec.agent_ref == name}
 
-    def replace_agents(self, agents: Iterable[tuple[str, str]], namespace: str | None = None) -> set[TaskKey]:
+    def replace_agents(
+        self, agents: Iterable[tuple[str, str, str | None]], namespace: str | None = None
+    ) -> set[TaskKey]:
         """A relist: the Agents of one namespace (all when None) are exactly these; every task naming an Agent in
         that scope is looked at again."""
         for known in [namespace] if namespace is not None else list(self.agents):
             self.agents.pop(known, None)
-        for agent_namespace, name in agents:
-            self.agents[agent_namespace].add(name)
+        for agent_namespace, name, model in agents:
+            self.agents[agent_namespace][name] = model
         return {
             (ns, task.name)
             for ns, tasks in self.tasks.items()
@@ -72,6 +74,12 @@ class Cache:
             for task in tasks.values()
             if task.spec.agent_ref
         }
+
+    def model_of(self, task: AgenticTask) -> str | None:
+        """The model a task runs with: its own modelRef, else its Agent's."""
+        if task.spec.model_ref or not task.spec.agent_ref:
+            return task.spec.model_ref
+        return self.agents.get(task.namespace or "", {}).get(task.spec.agent_ref)
 
     # -- tasks -----------------------------------------------------------------------------------------------------
 

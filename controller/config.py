@@ -7,6 +7,8 @@ import socket
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from foreman.controller.match import PlacementPolicy
+
 
 @dataclass(frozen=True)
 class ControllerConfig:
@@ -28,6 +30,9 @@ class ControllerConfig:
     """Longest the TaskSchedule loop sleeps without an event (it wakes for each due slot anyway)."""
     watch_timeout: int = 60
     """Server-side watch timeout; a stream silent for longer (plus a grace) is treated as stalled."""
+    placement: PlacementPolicy = "first-fit"
+    """Which fitting node a task goes to: first-fit (by name), spread (most free slots), fastest (highest measured
+    tokens per second for the task's model)."""
     unhealthy_after_failures: int = 3
     """API calls failing in a row before /healthz and /readyz answer 503 (the worker's degraded_after_failures)."""
 

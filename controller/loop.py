@@ -41,7 +41,8 @@ Write = Coroutine[Any, Any, object]
 """One API write of a reconcile pass, created during the pass and sent at its end."""
 
 
-def need_of(task: AgenticTask) -> Need:
+def need_of(task: AgenticTask, model: str | None) -> Need:
+    """What a task needs; `model` is the one it runs with (its modelRef, else its Agent's)."""
     capability = task.spec.required_capability
     return Need(
         accelerator=capability.accelerator,
@@ -49,11 +50,19 @@ def need_of(task: AgenticTask) -> Need:
         context_tokens=capability.min_context_tokens,
         selector=tuple(sorted(capability.node_selector.items())),
         executor=task.spec.executor,
+        model=model,
     )
 
 
 def offer_of(node: FleetNode) -> Offer:
     capability = node.status.capability
+    contexts: dict[str, int | None] = dict.fromkeys(capability.installed_models)
+    speeds: dict[str, float] = {}
+    for model in capability.models:
+        for name in (model.name, *model.aliases):
+            contexts[name] = model.context_tokens
+            if model.tokens_per_second is not None:
+                speeds[name] = model.tokens_per_second
     return Offer(
         name=node.name,
         accelerator=capability.accelerator,
@@ -62,6 +71,8 @@ def offer_of(node: FleetNode) -> Offer:
         slots=node.spec.max_concurrent_tasks,
         labels=node.metadata.labels,
         executors=frozenset(capability.executors),
+        models=contexts,
+        speeds=speeds,
     )
 
 
@@ -74,7 +85,8 @@ def placement_order(task: AgenticTask) -> PlacementOrder:
 
 
 def no_fit_message(need: Need) -> str:
-    wanted = [f"accelerator {need.accelerator}"]
+    wanted = [f"model {need.model}"] if need.model else []
+    wanted.append(f"accelerator {need.accelerator}")
     if need.ram_gb:
         wanted.append(f"{need.ram_gb:g} GB RAM")
     if need.context_tokens:
@@ -210,11 +222,13 @@ class Controller:
         self._synced[stream] = False
         async for event in self.kube.watch(Agent, namespace=namespace, timeout_seconds=self.config.watch_timeout):
             if isinstance(event, Relisted):
-                self._mark(self.cache.replace_agents(((a.namespace or "", a.name) for a in event.items), namespace))
+                agents = ((a.namespace or "", a.name, a.spec.model) for a in event.items)
+                self._mark(self.cache.replace_agents(agents, namespace))
                 self._synced[stream] = True
             else:
                 agent = event.object
-                self._mark(self.cache.set_agent(agent.namespace or "", agent.name, event.type != "DELETED"))
+                exists = event.type != "DELETED"
+                self._mark(self.cache.set_agent(agent.namespace or "", agent.name, agent.spec.model, exists=exists))
 
     async def _watch_nodes(self) -> None:
         self._synced["nodes"] = False
@@ -365,14 +379,18 @@ class Controller:
         """
         if not self._ready:
             return
-        placer = Placer((offer_of(node) for node in live.values() if node.status.phase == "Ready"), self.cache.usage())
+        placer = Placer(
+            (offer_of(node) for node in live.values() if node.status.phase == "Ready"),
+            self.cache.usage(),
+            policy=self.config.placement,
+        )
         if placer.has_capacity():
             with contextlib.closing(self._ready.in_order()) as ready:
                 for key in ready:
                     task = self.cache.task(key)
                     if task is None:
                         continue
-                    node = placer.place(need_of(task))
+                    node = placer.place(need_of(task, self.cache.model_of(task)))
                     if node is not None:
                         self._ready.discard(key)
                         writes.append(self._schedule(task, node, now))
@@ -385,7 +403,7 @@ class Controller:
             waiting = self.cache.task(key)
             if waiting is None:
                 continue
-            need = need_of(waiting)
+            need = need_of(waiting, self.cache.model_of(waiting))
             blocked = None if placer.fits_when_empty(need) else Blocked(reasons.NO_FITTING_NODE, no_fit_message(need))
             if transitions.needs_pending_write(waiting, blocked):
                 patch = transitions.pending(waiting, now, blocked)

@@ -1,15 +1,22 @@
-"""First-fit placement of Pending tasks onto FleetNodes, as pure functions.
+"""Placement of Pending tasks onto FleetNodes, as pure functions.
 
 Slots and RAM in use come from the tasks the controller itself sees Scheduled or Running on each node, never from a
-field nothing writes. Nodes are tried in name order; the first that fits wins.
+field nothing writes. A node fits a task when its accelerator, free RAM, labels, executors and model do; among the
+fitting nodes the policy chooses: `first-fit` the first by name, `spread` the one with the most free slots (ties by
+name), `fastest` the one with the highest measured tokens per second for the task's model (unknown speeds last, ties
+by free slots, then name).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Literal
 
 from foreman.api.resources import AcceleratorRequest
+
+PlacementPolicy = Literal["first-fit", "spread", "fastest"]
+POLICIES: tuple[PlacementPolicy, ...] = ("first-fit", "spread", "fastest")
 
 
 @dataclass(frozen=True)
@@ -21,6 +28,8 @@ class Need:
     context_tokens: int = 0
     selector: tuple[tuple[str, str], ...] = ()
     executor: str = "stub"
+    model: str | None = None
+    """The model the task runs with: the node must serve it (by name or alias)."""
 
 
 @dataclass(frozen=True)
@@ -35,6 +44,15 @@ class Offer:
     labels: Mapping[str, str] = field(default_factory=dict)
     executors: frozenset[str] = frozenset()
     """Empty: not advertised (any executor is assumed)."""
+    models: Mapping[str, int | None] = field(default_factory=dict)
+    """Every name (and alias) of a model the node serves -> its context window, where known."""
+    speeds: Mapping[str, float] = field(default_factory=dict)
+    """Measured tokens per second, by model name and alias."""
+
+    def context_for(self, model: str | None) -> int:
+        """The context a task gets here: its model's where the node knows it, else the node's largest."""
+        known = self.models.get(model) if model else None
+        return known if known is not None else self.context_tokens
 
 
 @dataclass
@@ -48,29 +66,42 @@ def fits(need: Need, offer: Offer, usage: Usage) -> bool:
         usage.slots < offer.slots
         and (need.accelerator == "any" or need.accelerator == offer.accelerator)
         and need.ram_gb <= offer.ram_gb - usage.ram_gb
-        and need.context_tokens <= offer.context_tokens
+        and (need.model is None or need.model in offer.models)
+        and need.context_tokens <= offer.context_for(need.model)
         and all(offer.labels.get(key) == value for key, value in need.selector)
         and (not offer.executors or need.executor in offer.executors)
     )
 
 
-def first_fit(need: Need, offers: Sequence[Offer], usage: Mapping[str, Usage]) -> str | None:
-    """The first node by name that fits; offers must already be sorted by name."""
-    for offer in offers:
-        if fits(need, offer, usage.get(offer.name, Usage())):
-            return offer.name
-    return None
+def choose(
+    need: Need, offers: Sequence[Offer], usage: Mapping[str, Usage], policy: PlacementPolicy = "first-fit"
+) -> str | None:
+    """The node the policy picks among those that fit (offers sorted by name), or None when none fits."""
+    if policy == "first-fit":
+        return next((o.name for o in offers if fits(need, o, usage.get(o.name, Usage()))), None)
+    fitting = [o for o in offers if fits(need, o, usage.get(o.name, Usage()))]
+    if not fitting:
+        return None
+
+    def free(offer: Offer) -> int:
+        return offer.slots - usage.get(offer.name, Usage()).slots
+
+    if policy == "spread":
+        return min(fitting, key=lambda o: (-free(o), o.name)).name
+    speed = (lambda o: o.speeds.get(need.model)) if need.model else (lambda o: None)
+    return min(fitting, key=lambda o: (speed(o) is None, -(speed(o) or 0.0), -free(o), o.name)).name
 
 
 class Placer:
-    """One placement pass: places tasks one after another, each on the first fitting node.
+    """One placement pass: places tasks one after another, each on the node its policy chooses among those that fit.
 
     NB: for 10,000 tasks x 1,000 nodes a plain scan is too slow in Python, so two things keep it near-linear:
     nodes are indexed by accelerator and dropped from the index when full, and a need that found no node is
     remembered for the rest of the pass (usage only grows within a pass, so it cannot fit later either).
     """
 
-    def __init__(self, offers: Iterable[Offer], usage: Mapping[str, Usage]):
+    def __init__(self, offers: Iterable[Offer], usage: Mapping[str, Usage], *, policy: PlacementPolicy = "first-fit"):
+        self.policy = policy
         ordered = sorted(offers, key=lambda offer: offer.name)
         self.usage = {
             offer.name: Usage(usage.get(offer.name, Usage()).slots, usage.get(offer.name, Usage()).ram_gb)
@@ -87,7 +118,7 @@ class Placer:
         if need in self._unplaceable:
             return None
         candidates = self._candidates.get(need.accelerator, [])
-        chosen = first_fit(need, candidates, self.usage)
+        chosen = choose(need, candidates, self.usage, self.policy)
         if chosen is None:
             self._unplaceable.add(need)
             return None

@@ -1,9 +1,10 @@
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from foreman.controller.match import Need, Offer, Placer, Usage, first_fit, fits
+from foreman.controller.match import POLICIES, Need, Offer, PlacementPolicy, Placer, Usage, choose, fits
 
 ACCELERATORS = ["cuda", "metal", "rocm", "cpu"]
+MODELS = ["qwen2.5-coder:32b", "llama3.1:8b", "phi-3"]
 
 offers_strategy = st.lists(
     st.builds(
@@ -15,6 +16,8 @@ offers_strategy = st.lists(
         slots=st.integers(1, 3),
         labels=st.dictionaries(st.sampled_from(["pool", "zone"]), st.sampled_from(["a", "b"]), max_size=2),
         executors=st.frozensets(st.sampled_from(["stub", "command"])),
+        models=st.dictionaries(st.sampled_from(MODELS), st.sampled_from([None, 4096, 32768]), max_size=3),
+        speeds=st.dictionaries(st.sampled_from(MODELS), st.sampled_from([8.0, 20.0, 45.0, 80.0]), max_size=3),
     ),
     max_size=8,
     unique_by=lambda offer: offer.name,
@@ -26,6 +29,7 @@ needs_strategy = st.builds(
     context_tokens=st.sampled_from([0, 4096, 32768, 100000]),
     selector=st.lists(st.tuples(st.sampled_from(["pool", "zone"]), st.sampled_from(["a", "b"])), max_size=1).map(tuple),
     executor=st.sampled_from(["stub", "command"]),
+    model=st.sampled_from([None, *MODELS]),
 )
 
 
@@ -45,15 +49,17 @@ def test_fit_table() -> None:
 
 
 @settings(max_examples=300)
-@given(offers=offers_strategy, needs=st.lists(needs_strategy, max_size=20))
-def test_placement_respects_constraints_order_and_capacity(offers: list[Offer], needs: list[Need]) -> None:
+@given(offers=offers_strategy, needs=st.lists(needs_strategy, max_size=20), policy=st.sampled_from(POLICIES))
+def test_placement_respects_constraints_order_and_capacity(
+    offers: list[Offer], needs: list[Need], policy: PlacementPolicy
+) -> None:
     ordered = sorted(offers, key=lambda offer: offer.name)
-    placer = Placer(offers, {})
+    placer = Placer(offers, {}, policy=policy)
     usage: dict[str, Usage] = {}
     for need in needs:
         chosen = placer.place(need)
-        # the same answer as a plain first-fit scan by name over the usage so far
-        assert chosen == first_fit(need, ordered, usage)
+        # the same answer as the policy's plain scan over every node by name, with the usage so far
+        assert chosen == choose(need, ordered, usage, policy)
         if chosen is not None:
             offer = next(o for o in offers if o.name == chosen)
             assert fits(need, offer, usage.get(chosen, Usage()))
@@ -73,3 +79,46 @@ def test_existing_usage_counts() -> None:
     assert placer.place(Need("cpu")) is None
     assert placer.fits_when_empty(Need("cpu"))
     assert not placer.fits_when_empty(Need("cuda"))
+
+
+@settings(max_examples=500)
+@given(
+    offers=offers_strategy,
+    need=needs_strategy,
+    used=st.dictionaries(st.text("abcdef", min_size=1, max_size=4), st.integers(0, 2)),
+)
+def test_each_policy_picks_what_it_promises(offers: list[Offer], need: Need, used: dict[str, int]) -> None:
+    ordered = sorted(offers, key=lambda offer: offer.name)
+    usage = {name: Usage(slots=slots) for name, slots in used.items()}
+    fitting = [o for o in ordered if fits(need, o, usage.get(o.name, Usage()))]
+    picks = {policy: choose(need, ordered, usage, policy) for policy in POLICIES}
+    if not fitting:
+        assert set(picks.values()) == {None}
+        return
+
+    def free(offer: Offer) -> int:
+        return offer.slots - usage.get(offer.name, Usage()).slots
+
+    assert picks["first-fit"] == fitting[0].name
+    most = max(free(o) for o in fitting)
+    assert picks["spread"] == next(o.name for o in fitting if free(o) == most)
+    known = [o for o in fitting if need.model is not None and need.model in o.speeds]
+    fastest = next(o for o in fitting if o.name == picks["fastest"])
+    if known:
+        assert need.model is not None
+        top = max(o.speeds[need.model] for o in known)
+        assert fastest.speeds.get(need.model) == top
+        tied = [o for o in known if o.speeds[need.model] == top]
+    else:
+        tied = fitting  # no speed known: the spread rule decides
+    assert free(fastest) == max(free(o) for o in tied)
+    assert fastest.name == min(o.name for o in tied if free(o) == free(fastest))
+
+
+def test_models_and_their_context() -> None:
+    node = Offer("n", "cuda", 80, 131072, slots=2, models={"qwen2.5-coder:32b": 32768, "llama3.1:8b": None})
+    assert fits(Need("any", model="qwen2.5-coder:32b", context_tokens=32768), node, Usage())
+    assert not fits(Need("any", model="qwen2.5-coder:32b", context_tokens=65536), node, Usage())  # that model's
+    assert fits(Need("any", model="llama3.1:8b", context_tokens=65536), node, Usage())  # unknown: the node's
+    assert not fits(Need("any", model="phi-3"), node, Usage())
+    assert fits(Need("any"), node, Usage())  # no model named: any node
