@@ -22,6 +22,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import fleet
 from agent import agent_benchmarks
 from reporting import report, say, target
 
@@ -370,6 +371,23 @@ def matcher() -> None:
     say(f"  CPU per task at 1k / 10k / 100k tasks: {', '.join(f'{v * 1e6:.1f} us' for v in per_task)} (flat = linear)")
 
 
+def placement_policies() -> None:
+    """The simulated heterogeneous fleet (bench/fleet.py): pure placement, a discrete-event clock."""
+    for pattern, load in (("all at once", None), ("at half load", 0.5)):
+        figures = fleet.compare(load)
+        report.setdefault("placement", {})[pattern] = figures
+        lines = [
+            f"{policy} makespan {f['makespan_vs_first_fit']:.2f}x first-fit ({f['makespan_vs_lower_bound']:.2f}x the "
+            f"bound), latency {f['latency_vs_first_fit']:.2f}x"
+            for policy, f in figures.items()
+        ]
+        say(f"placement, 2,000 agent tasks {pattern} on 20 nodes (8-80 tokens/s): " + "; ".join(lines))
+        fastest = figures["fastest"]
+        if load is None:  # NB: with arrivals, makespan is the last arrival's, and the bound (no arrivals) says nothing
+            target("fastest makespan / lower bound", fastest["makespan_vs_lower_bound"], 1.3)
+            target("first-fit makespan / fastest makespan", 1 / fastest["makespan_vs_first_fit"], 1.5, below=False)
+
+
 def memory() -> None:
     probe = [sys.executable, str(Path(__file__).with_name("memory_probe.py"))]
     baseline = float(subprocess.check_output([*probe, "--empty"]))
@@ -418,6 +436,7 @@ def main() -> None:
     report["date"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     say(f"Foreman benchmarks, {report['date']}, {report['machine']}")
     matcher()
+    placement_policies()
     memory()
     cluster = LocalCluster.start(Path(tempfile.mkdtemp(prefix="foreman-bench-")), audit=True)
     try:
