@@ -231,6 +231,27 @@ def list_objects(
     return Request("GET", object_path(api_version, kind, None, namespace), query=query)
 
 
+def watch_objects(
+    api_version: str,
+    kind: str,
+    *,
+    resource_version: str,
+    timeout_seconds: int,
+    namespace: str | None = None,
+    field_selector: str | None = None,
+) -> Request:
+    """A watch of a built-in kind from a resourceVersion, with bookmarks (as `watch` for our resources)."""
+    listing = list_objects(api_version, kind, namespace, field_selector)
+    query = {
+        **listing.query,
+        "watch": "true",
+        "resourceVersion": resource_version,
+        "allowWatchBookmarks": "true",
+        "timeoutSeconds": str(timeout_seconds),
+    }
+    return Request("GET", listing.path, query=query)
+
+
 def get_object(api_version: str, kind: str, name: str, namespace: str | None = None) -> Request:
     return Request("GET", object_path(api_version, kind, name, namespace))
 
