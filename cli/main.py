@@ -17,6 +17,7 @@ from foreman.api.kube import Kube
 from foreman.api.manifests import install_manifests, pinned_worker_rbac, render
 from foreman.api.requests import PACKAGE_VERSION
 from foreman.cli import daemons, demo, dev, logs, schedules, tasks
+from foreman.cli.dashboard import dashboard
 from foreman.cli.errors import USER_ERROR, user_errors
 
 app = typer.Typer(
@@ -67,6 +68,7 @@ app.add_typer(schedules.app, name="schedule")
 app.command()(daemons.controller)
 app.command()(daemons.worker)
 app.command()(demo.demo)
+app.command()(dashboard)
 for command in (tasks.submit, tasks.get, tasks.describe, tasks.cancel, tasks.result, logs.logs):
     app.command()(command)
 
