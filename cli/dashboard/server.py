@@ -187,6 +187,8 @@ STATE = web.AppKey("state", State)
 
 @web.middleware
 async def _guard(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> Any:
+    if request.path == "/healthz":
+        return await handler(request)  # NB: a kubelet probe names the pod's IP; "ok" tells nobody anything
     state = request.app[STATE]
     settings = state.settings
     refusal = guard.host_refusal(request.host, guard.allowed_hosts(settings.address, settings.allow_hosts))
@@ -223,6 +225,10 @@ async def _index(request: web.Request) -> web.Response:
     page = page.replace("{{token}}", token).replace("{{actions}}", str(settings.allow_actions).lower())
     page = page.replace("{{scope}}", scope).replace("{{server}}", request.app[STATE].kube.server)
     return web.Response(text=page, content_type="text/html")
+
+
+async def _healthz(request: web.Request) -> web.Response:
+    return web.Response(text="ok")
 
 
 async def _static(request: web.Request) -> web.Response:
@@ -293,6 +299,7 @@ def make_app(kube: Kube, settings: Settings) -> web.Application:
     state = State(kube, settings)
     app[STATE] = state
     app.router.add_get("/", _index)
+    app.router.add_get("/healthz", _healthz)
     app.router.add_get("/static/{path:.+}", _static)
     app.router.add_get("/events/{page}", _events)
     app.router.add_post("/api/tasks/{namespace}/{name}/cancel", _cancel)

@@ -7,10 +7,12 @@ copied there (how docs/dashboard-*.png are made).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
 import shutil
+import sys
 import tempfile
 import uuid
 from collections.abc import AsyncIterator
@@ -24,6 +26,7 @@ import pytest
 from foreman.api import transcript
 from foreman.api.base import utcnow
 from foreman.api.kube import Kube
+from foreman.api.localcluster import LocalCluster
 from foreman.api.resources import AgenticTask, FleetNode
 from foreman.api.schedules import TRIGGER_ANNOTATION, TaskSchedule
 from foreman.cli.dashboard import guard
@@ -295,3 +298,34 @@ async def test_read_only_by_default_no_cancel_button_and_posts_refused(kube: Kub
                 assert refused.status == 403
                 assert "read-only" in (await refused.json())["error"]
         assert not (await kube.get(AgenticTask, "waiting", namespace)).spec.cancel
+
+
+async def test_the_command_serves_the_namespace_of_its_kubeconfig_until_stopped(
+    cluster: LocalCluster, namespace: str
+) -> None:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "foreman.cli", "dashboard", "--port", "0", "-n", namespace,
+        "--kubeconfig", str(cluster.kubeconfig()), stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    assert process.stderr is not None
+    try:
+        line = (await asyncio.wait_for(process.stderr.readline(), 30)).decode()
+        assert line.startswith(f"dashboard of {namespace} on https://127.0.0.1:"), line
+        url = line.rsplit(": ", 1)[1].strip()
+        async with aiohttp.ClientSession() as http:
+            async with http.get(url) as index:
+                assert index.status == 200
+                page = await index.text()
+                assert '<meta name="foreman-actions" content="false">' in page
+                assert index.headers["X-Frame-Options"] == "DENY"
+            async with http.get(url + "static/vendor/dagre.min.js") as dagre:
+                assert dagre.status == 200
+            async with http.get(url + "healthz", headers={"Host": "10.1.2.3:8090"}) as probe:
+                assert await probe.text() == "ok"  # a kubelet probe names the pod's IP
+            async with http.get(url + "events/tasks") as events:
+                assert events.headers["Content-Type"] == "text/event-stream"
+                first = await events.content.readline()
+                assert json.loads(first.removeprefix(b"data: "))["rows"] == []
+    finally:
+        process.terminate()
+        assert await asyncio.wait_for(process.wait(), 30) == 0

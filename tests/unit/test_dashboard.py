@@ -6,10 +6,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from typer.testing import CliRunner
 
+from foreman.api import manifests
 from foreman.api.resources import AgenticTask, FleetNode
 from foreman.api.schedules import TaskSchedule
 from foreman.cli.dashboard import guard, views
+from foreman.cli.main import app
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 
@@ -273,3 +276,18 @@ def test_an_action_must_come_from_the_dashboard_page_with_its_token(
         host="127.0.0.1:8090", origin=origin, fetch_site=fetch_site, token=token, expected="secret"
     )
     assert (refusal is None) is allowed, refusal
+
+
+def test_the_in_cluster_dashboard_is_optional_and_only_reads() -> None:
+    assert not any(doc["metadata"]["name"] == manifests.DASHBOARD for doc in manifests.install_manifests())
+    documents = manifests.install_manifests(with_dashboard=True)
+    role = next(d for d in documents if d["kind"] == "ClusterRole" and d["metadata"]["name"] == manifests.DASHBOARD)
+    assert {verb for rule in role["rules"] for verb in rule["verbs"]} == {"get", "list", "watch"}
+    deployment = next(d for d in documents if d["kind"] == "Deployment")
+    pod = deployment["spec"]["template"]["spec"]
+    assert pod["serviceAccountName"] == manifests.DASHBOARD
+    assert pod["containers"][0]["args"] == ["dashboard", "--address", "0.0.0.0", "--port", "8090", "--all-namespaces"]
+    assert pod["containers"][0]["readinessProbe"]["httpGet"]["path"] == "/healthz"
+    printed = CliRunner().invoke(app, ["manifests", "--with-dashboard"])
+    assert printed.exit_code == 0
+    assert "kind: Deployment\nmetadata:\n  name: foreman-dashboard" in printed.output
