@@ -169,6 +169,28 @@ def _container(name: str, args: list[str], port: int, probes: dict[str, Any]) ->
     }
 
 
+def _deployment(name: str, replicas: int, container: dict[str, Any]) -> Manifest:
+    """A Deployment of `container` in our namespace, run as the ServiceAccount of the same name."""
+    labels = {"app.kubernetes.io/name": name}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": _meta(name, NAMESPACE),
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": labels},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {
+                    "serviceAccountName": name,
+                    "securityContext": {"runAsNonRoot": True},
+                    "containers": [container],
+                },
+            },
+        },
+    }
+
+
 def controller_deployment() -> Manifest:
     args = ["controller", "--health-port", str(CONTROLLER_HEALTH_PORT), "--lease-namespace", NAMESPACE]
     probes = {
@@ -176,24 +198,8 @@ def controller_deployment() -> Manifest:
         "readinessProbe": _probe("/readyz", CONTROLLER_HEALTH_PORT),
         "env": [{"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}],
     }
-    labels = {"app.kubernetes.io/name": CONTROLLER}
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": _meta(CONTROLLER, NAMESPACE),
-        "spec": {
-            "replicas": 2,  # NB: one leads through the Lease; the other takes over within one lease period
-            "selector": {"matchLabels": labels},
-            "template": {
-                "metadata": {"labels": labels},
-                "spec": {
-                    "serviceAccountName": CONTROLLER,
-                    "securityContext": {"runAsNonRoot": True},
-                    "containers": [_container("controller", args, CONTROLLER_HEALTH_PORT, probes)],
-                },
-            },
-        },
-    }
+    # NB: two replicas: one leads through the Lease; the other takes over within one lease period
+    return _deployment(CONTROLLER, 2, _container("controller", args, CONTROLLER_HEALTH_PORT, probes))
 
 
 def worker_daemonset() -> Manifest:
@@ -228,24 +234,7 @@ def dashboard() -> list[Manifest]:
     deploy/foreman-dashboard 8090` (the dashboard answers to localhost; a probe reads /healthz)."""
     args = ["dashboard", "--address", "0.0.0.0", "--port", str(DASHBOARD_PORT), "--all-namespaces"]
     probes = {"readinessProbe": _probe("/healthz", DASHBOARD_PORT), "livenessProbe": _probe("/healthz", DASHBOARD_PORT)}
-    labels = {"app.kubernetes.io/name": DASHBOARD}
-    deployment = {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": _meta(DASHBOARD, NAMESPACE),
-        "spec": {
-            "replicas": 1,
-            "selector": {"matchLabels": labels},
-            "template": {
-                "metadata": {"labels": labels},
-                "spec": {
-                    "serviceAccountName": DASHBOARD,
-                    "securityContext": {"runAsNonRoot": True},
-                    "containers": [_container("dashboard", args, DASHBOARD_PORT, probes)],
-                },
-            },
-        },
-    }
+    deployment = _deployment(DASHBOARD, 1, _container("dashboard", args, DASHBOARD_PORT, probes))
     return [
         {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": _meta(DASHBOARD, NAMESPACE)},
         _cluster_role(DASHBOARD, DASHBOARD_RULES),

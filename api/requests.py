@@ -83,6 +83,12 @@ def watch(
     field_selector: str | None = None,
 ) -> Request:
     listing = list_(model, namespace=namespace, label_selector=label_selector, field_selector=field_selector)
+    return _watching(listing, resource_version, timeout_seconds)
+
+
+def _watching(listing: Request, resource_version: str, timeout_seconds: int) -> Request:
+    """The watch of what `listing` lists, from a resourceVersion, with bookmarks; the server ends it after the
+    timeout (the client then resumes)."""
     query = {
         **listing.query,
         "watch": "true",
@@ -240,16 +246,8 @@ def watch_objects(
     namespace: str | None = None,
     field_selector: str | None = None,
 ) -> Request:
-    """A watch of a built-in kind from a resourceVersion, with bookmarks (as `watch` for our resources)."""
-    listing = list_objects(api_version, kind, namespace, field_selector)
-    query = {
-        **listing.query,
-        "watch": "true",
-        "resourceVersion": resource_version,
-        "allowWatchBookmarks": "true",
-        "timeoutSeconds": str(timeout_seconds),
-    }
-    return Request("GET", listing.path, query=query)
+    """A watch of a built-in kind (as `watch` for our resources)."""
+    return _watching(list_objects(api_version, kind, namespace, field_selector), resource_version, timeout_seconds)
 
 
 def get_object(api_version: str, kind: str, name: str, namespace: str | None = None) -> Request:

@@ -263,34 +263,35 @@ async def _events(request: web.Request) -> web.StreamResponse:
     return response
 
 
-async def _cancel(request: web.Request) -> web.Response:
+async def _act(request: web.Request, what: str, act: Callable[[ForemanClient, str], Awaitable[str]]) -> web.Response:
+    """Run one action as the user; its refusals (already finished or fired, gone, forbidden) become the answer."""
     state = request.app[STATE]
     namespace, name = request.match_info["namespace"], request.match_info["name"]
     try:
-        await ForemanClient(state.kube, namespace).cancel(name)
-    except AlreadyFinished as finished:
-        return web.json_response({"error": str(finished)}, status=409)
+        message = await act(ForemanClient(state.kube, namespace), name)
+    except (AlreadyFinished, AlreadyTriggered) as refused:
+        return web.json_response({"error": str(refused)}, status=409)
     except NotFound:
-        return web.json_response({"error": f"no task {namespace}/{name}"}, status=404)
+        return web.json_response({"error": f"no {what} {namespace}/{name}"}, status=404)
     except ApiError as error:
         return web.json_response({"error": str(error)}, status=error.status or 502)
-    log.info("task cancelled from the dashboard", namespace=namespace, name=name)
-    return web.json_response({"message": f"agentictask/{name} cancelled"})
+    log.info("action from the dashboard", namespace=namespace, name=name, message=message)
+    return web.json_response({"message": message})
+
+
+async def _cancel(request: web.Request) -> web.Response:
+    async def cancel(foreman: ForemanClient, name: str) -> str:
+        await foreman.cancel(name)
+        return f"agentictask/{name} cancelled"
+
+    return await _act(request, "task", cancel)
 
 
 async def _trigger(request: web.Request) -> web.Response:
-    state = request.app[STATE]
-    namespace, name = request.match_info["namespace"], request.match_info["name"]
-    try:
-        task = await ForemanClient(state.kube, namespace).trigger(name)
-    except AlreadyTriggered as fired:
-        return web.json_response({"error": str(fired)}, status=409)
-    except NotFound:
-        return web.json_response({"error": f"no schedule {namespace}/{name}"}, status=404)
-    except ApiError as error:
-        return web.json_response({"error": str(error)}, status=error.status or 502)
-    log.info("schedule triggered from the dashboard", namespace=namespace, name=name, task=task)
-    return web.json_response({"message": f"taskschedule/{name} triggered", "task": task})
+    async def trigger(foreman: ForemanClient, name: str) -> str:
+        return f"taskschedule/{name} triggered; its task will be {await foreman.trigger(name)}"
+
+    return await _act(request, "schedule", trigger)
 
 
 def make_app(kube: Kube, settings: Settings) -> web.Application:
