@@ -15,7 +15,7 @@ import typer
 
 from foreman.api.kube import Kube
 from foreman.cli.dashboard.server import Settings, serving
-from foreman.cli.errors import user_errors
+from foreman.cli.errors import UserError, user_errors
 from foreman.cli.tasks import Kubeconfig, Namespace
 
 
@@ -59,9 +59,12 @@ def dashboard(
             loop = asyncio.get_running_loop()
             for signum in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(signum, stop.set)
-            async with serving(kube, settings, port) as url:
-                typer.echo(f"dashboard of {scope or 'all namespaces'} on {kube.server}: {url}", err=True)
-                await stop.wait()
+            try:
+                async with serving(kube, settings, port) as url:
+                    typer.echo(f"dashboard of {scope or 'all namespaces'} on {kube.server}: {url}", err=True)
+                    await stop.wait()
+            except OSError as error:
+                raise UserError(f"cannot listen on {address}:{port}: {error.strerror or error} (try --port)") from None
 
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(run())

@@ -12,6 +12,7 @@ import contextlib
 import json
 import os
 import shutil
+import socket
 import sys
 import tempfile
 import uuid
@@ -31,7 +32,7 @@ from foreman.api.resources import AgenticTask, FleetNode
 from foreman.api.schedules import TRIGGER_ANNOTATION, TaskSchedule
 from foreman.cli.dashboard import guard
 from foreman.cli.dashboard.server import Settings, serving
-from tests.integration.helpers import delete_nodes, make_task, running_controller, running_worker, wait_for
+from tests.integration.helpers import delete_nodes, foreman_cli, make_task, running_controller, running_worker, wait_for
 
 playwright = pytest.importorskip(
     "playwright.async_api", reason="Playwright for Python is not installed (pip '.[test]')"
@@ -329,3 +330,11 @@ async def test_the_command_serves_the_namespace_of_its_kubeconfig_until_stopped(
     finally:
         process.terminate()
         assert await asyncio.wait_for(process.wait(), 30) == 0
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        code, _, err = await foreman_cli(cluster, "dashboard", "--port", port, "-n", namespace)
+    assert code == 2
+    assert err.startswith(f"error: cannot listen on 127.0.0.1:{port}: "), err
