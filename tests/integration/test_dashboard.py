@@ -124,7 +124,7 @@ async def test_fleet_shows_the_demo_nodes_with_capabilities_slots_and_heartbeat_
         await node(kube, "mac-studio", accelerator="metal", totalRAMGB=64, availableRAMGB=40, maxContextTokens=32768,
                    installedModels=["llama3.1:8b"], executors=["stub"],
                    labels={"foreman.dev/pool": "design-team"})  # fmt: skip
-        await node(kube, "cpu-server", slots=2, accelerator="cpu", totalRAMGB=16, availableRAMGB=12,
+        await node(kube, "cpu-server", slots=2, accelerator="cpu", totalRAMGB=16, availableRAMGB=12, age_s=45,
                    maxContextTokens=8192, executors=["stub", "command"])  # fmt: skip
         await node(kube, "old-box", accelerator="cpu", totalRAMGB=8, availableRAMGB=8, age_s=600, executors=["stub"])
         async with running_controller(kube, namespace), dashboard(kube, namespace) as (url, _):
@@ -144,6 +144,7 @@ async def test_fleet_shows_the_demo_nodes_with_capabilities_slots_and_heartbeat_
             await expect(mac).to_contain_text("foreman.dev/pool=design-team")
             await expect(mac.locator(".ram")).to_contain_text("24 / 64 GB used")
             await expect(page.locator('[data-node="cpu-server"] .context')).to_have_text("8,192 tokens")
+            await expect(page.locator('[data-node="cpu-server"] .heartbeat')).to_have_attribute("data-level", "late")
             await expect(page.locator('[data-node="old-box"] .heartbeat')).to_have_attribute("data-level", "stale")
             await snap(page, tmp_path, "fleet")
     finally:

@@ -250,7 +250,7 @@ function renderTask(body, context) {
     (e.calls || []).map((c) => h("div", { class: "call" }, `${c.name}(${c.arguments})`)),
     e.usage ? h("div", { class: "title" }, `${e.usage.prompt || 0} tokens in, ${e.usage.completion || 0} out`) : null));
   const timeline = h("table", {}, h("tbody", {}, body.timeline.map((m) =>
-    h("tr", {}, h("td", {}, m.time.replace("T", " ").replace(/\.\d+/, "")), h("td", {}, m.what), h("td", {}, m.reason), h("td", {}, m.message)))));
+    h("tr", {}, h("td", { class: "nowrap" }, m.time.replace("T", " ")), h("td", {}, m.what), h("td", {}, m.reason), h("td", {}, m.message)))));
   view.replaceChildren(
     h("div", { class: "task-head" }, h("h2", {}, `${body.namespace}/${body.name}`), badge(body.phase, `tone-${body.tone}`),
       body.verdict ? badge(body.verdict, `tone-${body.tone}`) : null,
