@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import html
 import json
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -218,12 +219,18 @@ async def _guard(request: web.Request, handler: Callable[[web.Request], Awaitabl
 
 
 async def _index(request: web.Request) -> web.Response:
-    settings = request.app[STATE].settings
+    """The page, with this server's token (only when it may act), whether it may act, and what it shows."""
+    state = request.app[STATE]
+    settings = state.settings
     page = (STATIC / "index.html").read_text()
-    scope = settings.namespace or "all namespaces"
-    token = settings.token if settings.allow_actions else ""
-    page = page.replace("{{token}}", token).replace("{{actions}}", str(settings.allow_actions).lower())
-    page = page.replace("{{scope}}", scope).replace("{{server}}", request.app[STATE].kube.server)
+    values = {
+        "token": settings.token if settings.allow_actions else "",
+        "actions": str(settings.allow_actions).lower(),
+        "scope": settings.namespace or "all namespaces",
+        "server": state.kube.server,
+    }
+    for name, value in values.items():
+        page = page.replace("{{" + name + "}}", html.escape(value))
     return web.Response(text=page, content_type="text/html")
 
 
