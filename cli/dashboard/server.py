@@ -24,7 +24,7 @@ from aiohttp import web
 from foreman.api import transcript
 from foreman.api.base import utcnow
 from foreman.api.errors import ApiError, NotFound
-from foreman.api.kube import Kube, Relisted, WatchEvent
+from foreman.api.kube import Kube, Relisted
 from foreman.api.resources import AgenticTask, FleetNode, Resource
 from foreman.api.schedules import TaskSchedule
 from foreman.api.sdk import AlreadyFinished, AlreadyTriggered, ForemanClient
@@ -83,9 +83,9 @@ class State:
     async def watch_all(self) -> None:
         scope = self.settings.namespace
         await asyncio.gather(
-            self._keep_watching("tasks", lambda: self._mirror(AgenticTask, self.tasks, scope)),
-            self._keep_watching("nodes", lambda: self._mirror(FleetNode, self.nodes, None)),
-            self._keep_watching("schedules", lambda: self._mirror(TaskSchedule, self.schedules, scope)),
+            self._keep_watching("tasks", lambda: self._mirror("tasks", AgenticTask, self.tasks, scope)),
+            self._keep_watching("nodes", lambda: self._mirror("nodes", FleetNode, self.nodes, None)),
+            self._keep_watching("schedules", lambda: self._mirror("schedules", TaskSchedule, self.schedules, scope)),
         )
 
     async def _keep_watching(self, what: str, watch: Callable[[], Awaitable[None]]) -> None:
@@ -98,7 +98,9 @@ class State:
                 self.changed()
                 await asyncio.sleep(RETRY_FORBIDDEN)
 
-    async def _mirror(self, model: type[Any], into: dict[Any, Any], namespace: str | None) -> None:
+    async def _mirror(self, what: str, model: type[Any], into: dict[Any, Any], namespace: str | None) -> None:
+        """Keep `into` equal to what the watch of `model` sees; a (re)list clears the error shown for `what`."""
+
         def key(obj: Resource) -> Any:
             return (obj.namespace or "", obj.name) if obj.metadata.namespace is not None else obj.name
 
@@ -106,7 +108,7 @@ class State:
             if isinstance(event, Relisted):
                 into.clear()
                 into.update({key(obj): obj for obj in event.items})
-                self.errors.pop(model.plural, None)
+                self.errors.pop(what, None)
             elif event.type == "DELETED":
                 into.pop(key(event.object), None)
             else:
@@ -125,6 +127,7 @@ class State:
             if count == 1:
                 del self._followers[key]
                 self.transcripts.pop(key, None)
+                self.errors.pop(f"transcript {key[0]}/{key[1]}", None)
                 follower.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await follower
@@ -134,17 +137,20 @@ class State:
     async def _follow_transcript(self, key: views.Key) -> None:
         namespace, name = key
         selector = f"metadata.name={transcript.configmap_name(name)}"
+        failure = f"transcript {namespace}/{name}"
         while True:
             try:
                 async for event in self.kube.watch_raw("v1", "ConfigMap", namespace=namespace, field_selector=selector):
-                    found = event.items if isinstance(event, Relisted) else [event.object]
-                    if isinstance(event, WatchEvent) and event.type == "DELETED":
-                        found = []
+                    if isinstance(event, Relisted):
+                        found = event.items
+                        self.errors.pop(failure, None)
+                    else:
+                        found = [] if event.type == "DELETED" else [event.object]
                     text = next(((obj.get("data") or {}).get(transcript.KEY) for obj in found), None)
                     self.transcripts[key] = str(text) if text is not None else None
                     self.changed()
             except ApiError as error:
-                self.errors[f"transcript {namespace}/{name}"] = f"cannot watch the transcript: {error}"
+                self.errors[failure] = f"cannot watch the transcript: {error}"
                 self.changed()
                 await asyncio.sleep(RETRY_FORBIDDEN)
 

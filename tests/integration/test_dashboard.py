@@ -27,7 +27,7 @@ import pytest
 from foreman.api import transcript
 from foreman.api.base import utcnow
 from foreman.api.kube import Kube
-from foreman.api.localcluster import LocalCluster
+from foreman.api.localcluster import Identity, LocalCluster
 from foreman.api.resources import AgenticTask, FleetNode
 from foreman.api.schedules import TRIGGER_ANNOTATION, TaskSchedule
 from foreman.cli.dashboard import guard
@@ -339,3 +339,20 @@ async def test_the_command_serves_the_namespace_of_its_kubeconfig_until_stopped(
         code, _, err = await foreman_cli(cluster, "dashboard", "--port", port, "-n", namespace)
     assert code == 2
     assert err.startswith(f"error: cannot listen on 127.0.0.1:{port}: "), err
+
+
+async def test_it_reads_with_the_users_own_rights(
+    cluster: LocalCluster, kube: Kube, namespace: str, page: Page
+) -> None:
+    """As the worker's identity (tasks yes; listing FleetNodes and TaskSchedules no) the pages say what they may not
+    show, and show the rest."""
+    await make_task(kube, namespace, "visible")
+    as_worker = await Kube.connect(str(cluster.kubeconfig(Identity.WORKER)))
+    async with as_worker, dashboard(as_worker, namespace) as (url, _):
+        await page.goto(url + "#/fleet")
+        await expect(page.locator(".errors")).to_contain_text("cannot watch nodes", timeout=WAIT_MS)
+        await expect(page.locator(".errors")).to_contain_text("forbidden")
+        await page.goto(url + "#/schedules")
+        await expect(page.locator(".errors")).to_contain_text("cannot watch schedules", timeout=WAIT_MS)
+        await page.goto(url + "#/tasks")
+        await expect(page.locator('tr[data-task="visible"]')).to_have_count(1, timeout=WAIT_MS)
