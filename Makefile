@@ -7,7 +7,7 @@ CACHE := $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/foreman
 CODE := api controller worker cli
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: install control-plane test lint typecheck unit integration manifests check-manifests demo bench soak clean
+.PHONY: install control-plane browser test lint typecheck unit integration manifests check-manifests demo bench soak clean
 
 install: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
@@ -19,6 +19,15 @@ $(VENV)/.installed: pyproject.toml
 # The real kube-apiserver (built once from Debian's source package and cached) plus etcd.
 control-plane: install
 	bash api/localcluster/build-kube-apiserver.sh $(CACHE)
+
+# Debian's chromium for the dashboard's browser tests (Playwright drives it through executable_path: no browser is
+# downloaded at test time). Installed with apt like etcd, quietly, with sudo when not root.
+browser:
+	@command -v chromium >/dev/null || { \
+	  echo "==> installing Debian's chromium with apt"; \
+	  if [ "$$(id -u)" -eq 0 ]; then sudo=; else sudo=sudo; fi; \
+	  $$sudo apt-get update -qq && $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	    --no-install-recommends chromium fonts-dejavu-core >/dev/null; }
 
 lint: install
 	$(BIN)/ruff check .
@@ -35,10 +44,10 @@ typecheck: install
 unit: install
 	$(BIN)/pytest tests/unit -q
 
-integration: install control-plane
+integration: install control-plane browser
 	$(BIN)/pytest tests/integration -q
 
-test: lint typecheck control-plane
+test: lint typecheck control-plane browser
 	$(BIN)/pytest -q
 
 demo: install control-plane

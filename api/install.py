@@ -21,9 +21,11 @@ async def _wait_established(kube: Kube, name: str) -> None:
         await asyncio.sleep(0.02)
 
 
-async def install(kube: Kube, *, with_workloads: bool = False, wait_seconds: float = 30.0) -> list[Manifest]:
+async def install(
+    kube: Kube, *, with_workloads: bool = False, with_dashboard: bool = False, wait_seconds: float = 30.0
+) -> list[Manifest]:
     """Apply every manifest (idempotent: server-side apply, field manager `foreman`); return what was applied."""
-    manifests = install_manifests(with_workloads=with_workloads)
+    manifests = install_manifests(with_workloads=with_workloads, with_dashboard=with_dashboard)
     for manifest in manifests:
         await kube.apply(manifest)
     crd_names = [m["metadata"]["name"] for m in manifests if m["kind"] == "CustomResourceDefinition"]

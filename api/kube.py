@@ -10,10 +10,11 @@ from __future__ import annotations
 import asyncio
 import builtins
 import contextlib
+import functools
 import json
 import os
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generic, Literal, Self, TypeVar
@@ -46,6 +47,7 @@ from foreman.api.resources import Resource
 log = structlog.get_logger("foreman.kube")
 
 R = TypeVar("R", bound=Resource)
+T = TypeVar("T")
 
 
 class ConfigError(Exception):
@@ -67,16 +69,16 @@ class Listing(Generic[R]):
 
 
 @dataclass(frozen=True)
-class WatchEvent(Generic[R]):
+class WatchEvent(Generic[T]):
     type: Literal["ADDED", "MODIFIED", "DELETED"]
-    object: R
+    object: T
 
 
 @dataclass(frozen=True)
-class Relisted(Generic[R]):
+class Relisted(Generic[T]):
     """The full state after a (re)list: replace the cache with it, which also accounts for deletions missed."""
 
-    items: list[R]
+    items: list[T]
     resource_version: str
 
 
@@ -311,32 +313,81 @@ class Kube:
         longer than timeout_seconds plus a grace period is treated as stalled and reopened.
         """
         selectors = {"namespace": namespace, "label_selector": label_selector, "field_selector": field_selector}
+
+        async def relist() -> Relisted[R]:
+            listing = await self.list(
+                model, namespace=namespace, label_selector=label_selector, field_selector=field_selector
+            )
+            return Relisted(listing.items, listing.resource_version)
+
+        def watch_from(version: str) -> Request:
+            return requests.watch(model, resource_version=version, timeout_seconds=timeout_seconds, **selectors)
+
+        decode = functools.partial(decode_watch_line, model)
+        async for event in self._watch(model.plural, relist, watch_from, decode, timeout_seconds, max_backoff):
+            yield event
+
+    async def watch_raw(
+        self,
+        api_version: str,
+        kind: str,
+        *,
+        namespace: str | None = None,
+        field_selector: str | None = None,
+        timeout_seconds: int = 60,
+        max_backoff: float = 5.0,
+    ) -> AsyncIterator[WatchEvent[dict[str, Any]] | Relisted[dict[str, Any]]]:
+        """`watch` for a built-in kind (ConfigMaps holding transcripts), objects as plain dicts."""
+
+        async def relist() -> Relisted[dict[str, Any]]:
+            body = await self._send(requests.list_objects(api_version, kind, namespace, field_selector))
+            return Relisted(builtins.list(body.get("items") or []), body["metadata"]["resourceVersion"])
+
+        def watch_from(version: str) -> Request:
+            return requests.watch_objects(
+                api_version,
+                kind,
+                resource_version=version,
+                timeout_seconds=timeout_seconds,
+                namespace=namespace,
+                field_selector=field_selector,
+            )
+
+        decode = decode_raw_watch_line
+        async for event in self._watch(kind, relist, watch_from, decode, timeout_seconds, max_backoff):
+            yield event
+
+    async def _watch(
+        self,
+        what: str,
+        relist: Callable[[], Awaitable[Relisted[T]]],
+        watch_from: Callable[[str], Request],
+        decode: Callable[[bytes], tuple[str | None, WatchEvent[T] | None]],
+        timeout_seconds: int,
+        max_backoff: float,
+    ) -> AsyncIterator[WatchEvent[T] | Relisted[T]]:
+        """The list-then-watch loop of `watch` and `watch_raw`: resume after the stream ends, relist on Gone."""
         resource_version: str | None = None
         failures = 0
         while True:
             try:
                 if resource_version is None:
-                    listing = await self.list(
-                        model, namespace=namespace, label_selector=label_selector, field_selector=field_selector
-                    )
-                    resource_version = listing.resource_version
-                    yield Relisted(listing.items, resource_version)
-                request = requests.watch(
-                    model, resource_version=resource_version, timeout_seconds=timeout_seconds, **selectors
-                )
-                async for line in self._stream(request, timeout_seconds):
+                    listed = await relist()
+                    resource_version = listed.resource_version
+                    yield listed
+                async for line in self._stream(watch_from(resource_version), timeout_seconds):
                     failures = 0
-                    seen, event = decode_watch_line(model, line)
+                    seen, event = decode(line)
                     resource_version = seen or resource_version
                     if event is not None:
                         yield event
             except Gone:
-                log.info("watch resourceVersion expired, relisting", resource=model.plural)
+                log.info("watch resourceVersion expired, relisting", resource=what)
                 resource_version = None
             except RETRYABLE as error:
                 failures += 1
                 delay = min(max_backoff, 0.1 * 2**failures)
-                log.warning("watch interrupted", resource=model.plural, error=str(error), retry_in=delay)
+                log.warning("watch interrupted", resource=what, error=str(error), retry_in=delay)
                 await asyncio.sleep(delay)
 
     async def _stream(self, request: Request, timeout_seconds: int) -> AsyncIterator[bytes]:
@@ -447,6 +498,16 @@ def decode_watch_line(model: type[R], line: bytes) -> tuple[str | None, WatchEve
         raise error_from_response(int(obj.get("code", 500)), obj)
     parsed = _parse(model, obj) if kind in ("ADDED", "MODIFIED", "DELETED") else None
     return obj.get("metadata", {}).get("resourceVersion"), WatchEvent(kind, parsed) if parsed is not None else None
+
+
+def decode_raw_watch_line(line: bytes) -> tuple[str | None, WatchEvent[dict[str, Any]] | None]:
+    """One watch line of a built-in kind: its resourceVersion and the event (None for a bookmark); ERROR raises."""
+    event = json.loads(line)
+    kind, obj = event.get("type"), event.get("object") or {}
+    if kind == "ERROR":
+        raise error_from_response(int(obj.get("code", 500)), obj)
+    version = (obj.get("metadata") or {}).get("resourceVersion")
+    return version, WatchEvent(kind, obj) if kind in ("ADDED", "MODIFIED", "DELETED") else None
 
 
 def _parse(model: type[R], body: dict[str, Any]) -> R | None:

@@ -21,6 +21,8 @@ NAMESPACE = "foreman-system"
 IMAGE = "ghcr.io/foreman-dev/foreman:0.1.0"
 CONTROLLER = "foreman-controller"
 WORKER = "foreman-worker"
+DASHBOARD = "foreman-dashboard"
+DASHBOARD_PORT = 8090
 LEASE_NAME = "foreman-controller"
 CONTROLLER_HEALTH_PORT = 8080
 WORKER_HEALTH_PORT = 8081
@@ -53,6 +55,13 @@ WORKER_RULES = [
     _rule([GROUP], ["agents"], ["get"]),
     _rule([""], ["configmaps"], ["get", "create", "patch"]),
     _rule([""], ["events"], ["create", "patch"]),
+]
+# NB: the in-cluster dashboard only reads (its pages) and is reached through `kubectl port-forward`; cancel and trigger
+# stay with people's own credentials (`foreman dashboard --allow-actions` on their machine).
+DASHBOARD_RULES = [
+    _rule([GROUP], ["agentictasks", "fleetnodes", "taskschedules", "agents"], ["get", "list", "watch"]),
+    _rule([""], ["configmaps"], ["get", "list", "watch"]),  # agent transcripts, followed live
+    _rule([""], ["events"], ["get", "list"]),
 ]
 LEASE_RULES = [_rule(["coordination.k8s.io"], ["leases"], ["get", "create", "update"])]
 
@@ -160,6 +169,28 @@ def _container(name: str, args: list[str], port: int, probes: dict[str, Any]) ->
     }
 
 
+def _deployment(name: str, replicas: int, container: dict[str, Any]) -> Manifest:
+    """A Deployment of `container` in our namespace, run as the ServiceAccount of the same name."""
+    labels = {"app.kubernetes.io/name": name}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": _meta(name, NAMESPACE),
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": labels},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {
+                    "serviceAccountName": name,
+                    "securityContext": {"runAsNonRoot": True},
+                    "containers": [container],
+                },
+            },
+        },
+    }
+
+
 def controller_deployment() -> Manifest:
     args = ["controller", "--health-port", str(CONTROLLER_HEALTH_PORT), "--lease-namespace", NAMESPACE]
     probes = {
@@ -167,24 +198,8 @@ def controller_deployment() -> Manifest:
         "readinessProbe": _probe("/readyz", CONTROLLER_HEALTH_PORT),
         "env": [{"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}],
     }
-    labels = {"app.kubernetes.io/name": CONTROLLER}
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": _meta(CONTROLLER, NAMESPACE),
-        "spec": {
-            "replicas": 2,  # NB: one leads through the Lease; the other takes over within one lease period
-            "selector": {"matchLabels": labels},
-            "template": {
-                "metadata": {"labels": labels},
-                "spec": {
-                    "serviceAccountName": CONTROLLER,
-                    "securityContext": {"runAsNonRoot": True},
-                    "containers": [_container("controller", args, CONTROLLER_HEALTH_PORT, probes)],
-                },
-            },
-        },
-    }
+    # NB: two replicas: one leads through the Lease; the other takes over within one lease period
+    return _deployment(CONTROLLER, 2, _container("controller", args, CONTROLLER_HEALTH_PORT, probes))
 
 
 def worker_daemonset() -> Manifest:
@@ -214,6 +229,20 @@ def worker_daemonset() -> Manifest:
     }
 
 
+def dashboard() -> list[Manifest]:
+    """`foreman dashboard -A` in the cluster, read-only, for `kubectl -n foreman-system port-forward
+    deploy/foreman-dashboard 8090` (the dashboard answers to localhost; a probe reads /healthz)."""
+    args = ["dashboard", "--address", "0.0.0.0", "--port", str(DASHBOARD_PORT), "--all-namespaces"]
+    probes = {"readinessProbe": _probe("/healthz", DASHBOARD_PORT), "livenessProbe": _probe("/healthz", DASHBOARD_PORT)}
+    deployment = _deployment(DASHBOARD, 1, _container("dashboard", args, DASHBOARD_PORT, probes))
+    return [
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": _meta(DASHBOARD, NAMESPACE)},
+        _cluster_role(DASHBOARD, DASHBOARD_RULES),
+        _cluster_role_binding(DASHBOARD),
+        deployment,
+    ]
+
+
 def files() -> dict[str, list[Manifest]]:
     """Relative path under manifests/ → the documents in it."""
     crds = {f"crds/{crd['metadata']['name']}.yaml": [crd] for crd in all_crds()}
@@ -222,6 +251,7 @@ def files() -> dict[str, list[Manifest]]:
         "rbac.yaml": rbac(),
         "controller.yaml": [controller_deployment()],
         "worker.yaml": [worker_daemonset()],
+        "dashboard.yaml": dashboard(),  # NB: optional, so not in the kustomization: kubectl apply -f it
         "kustomization.yaml": [
             {
                 "apiVersion": "kustomize.config.k8s.io/v1beta1",
@@ -232,10 +262,12 @@ def files() -> dict[str, list[Manifest]]:
     }
 
 
-def install_manifests(*, with_workloads: bool = False) -> list[Manifest]:
-    """What `foreman install` applies, in dependency order (the Deployment and DaemonSet only on request)."""
+def install_manifests(*, with_workloads: bool = False, with_dashboard: bool = False) -> list[Manifest]:
+    """What `foreman install` applies, in dependency order (the Deployment and DaemonSet, and the read-only
+    dashboard, only on request)."""
     docs = [*all_crds(), *rbac()]
-    return [*docs, controller_deployment(), worker_daemonset()] if with_workloads else docs
+    workloads = [controller_deployment(), worker_daemonset()] if with_workloads else []
+    return [*docs, *workloads, *(dashboard() if with_dashboard else [])]
 
 
 def render(documents: list[Manifest]) -> str:

@@ -83,6 +83,12 @@ def watch(
     field_selector: str | None = None,
 ) -> Request:
     listing = list_(model, namespace=namespace, label_selector=label_selector, field_selector=field_selector)
+    return _watching(listing, resource_version, timeout_seconds)
+
+
+def _watching(listing: Request, resource_version: str, timeout_seconds: int) -> Request:
+    """The watch of what `listing` lists, from a resourceVersion, with bookmarks; the server ends it after the
+    timeout (the client then resumes)."""
     query = {
         **listing.query,
         "watch": "true",
@@ -229,6 +235,19 @@ def list_objects(
 ) -> Request:
     query = {"fieldSelector": field_selector} if field_selector else {}
     return Request("GET", object_path(api_version, kind, None, namespace), query=query)
+
+
+def watch_objects(
+    api_version: str,
+    kind: str,
+    *,
+    resource_version: str,
+    timeout_seconds: int,
+    namespace: str | None = None,
+    field_selector: str | None = None,
+) -> Request:
+    """A watch of a built-in kind (as `watch` for our resources)."""
+    return _watching(list_objects(api_version, kind, namespace, field_selector), resource_version, timeout_seconds)
 
 
 def get_object(api_version: str, kind: str, name: str, namespace: str | None = None) -> Request:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -26,6 +27,7 @@ from foreman.api.localcluster import LocalCluster
 from foreman.api.resources import AgenticTask
 from foreman.api.schedules import TaskSchedule, task_name
 from foreman.api.sdk import ForemanClient
+from foreman.cli.dashboard.server import Settings, serving
 from foreman.cli.errors import UserError, user_errors
 from foreman.cli.schedules import schedules_table
 from foreman.cli.tasks import follow
@@ -149,6 +151,46 @@ def show_agent_work(text: str | None, repository: Path) -> None:
     typer.echo(f"\nbranch {branch} of the repository: {log.stdout.strip() or log.stderr.strip()}")
 
 
+def port_or_any(port: int) -> int:
+    """`port` when it is free on loopback, else 0 (any free one): a second demo must not fail for its dashboard."""
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            say(f"port {port} is taken; the dashboard takes a free one")
+            return 0
+    return port
+
+
+async def keep_up_until_enter(url: str) -> None:
+    """At a terminal, leave everything running (the dashboard live) until the user presses Enter; headless (CI), not
+    at all."""
+    if not sys.stdin.isatty():
+        return
+    say(f"\neverything is still running: the dashboard is at {url} (press Enter to stop it all)")
+    await asyncio.to_thread(sys.stdin.readline)
+
+
+def report(expected: dict[str, tuple[str, str]], tasks: dict[str, AgenticTask], schedules: list[TaskSchedule]) -> bool:
+    """Print the result envelopes, the schedules and whether every task ended as expected."""
+    typer.echo("\nresult envelopes:")
+    for name in sorted(tasks):
+        result = tasks[name].status.result
+        if result is not None:
+            typer.echo(f"  {name}: {result.model_dump_json(by_alias=True, exclude={'extra'})}")
+    typer.echo(f"\nschedules:\n{schedules_table(schedules, utcnow())}")
+    wrong = {
+        name: outcome(tasks[name]) if name in tasks else "never seen"
+        for name in expected
+        if name not in tasks or outcome(tasks[name]) != expected[name]
+    }
+    if wrong:
+        typer.secho(f"\nunexpected outcomes: {wrong}", fg=typer.colors.RED, err=True)
+        return False
+    typer.secho(f"\nall {len(expected)} tasks ended as expected", fg=typer.colors.GREEN)
+    return True
+
+
 async def follow_examples(kube: Kube, names: set[str], wait_seconds: float) -> dict[str, AgenticTask]:
     """The tasks' final state (or their state when the time ran out: the outcome check reports the rest)."""
     tasks: dict[str, AgenticTask] = {}
@@ -164,13 +206,15 @@ def demo(
     keep: Annotated[
         bool, typer.Option(help="Leave the control plane and daemons running (prints how to stop them).")
     ] = False,
+    dashboard_port: Annotated[int, typer.Option(help="Port of the dashboard (a free one if it is taken).")] = 8090,
 ) -> None:
     """Run Foreman end to end on this machine: a local control plane, the controller, four workers with different
     capabilities, and the examples (a fan-out / fan-in DAG, a task only one node fits, a failure that cascades, a
     nightly TaskSchedule fired by hand and an every-minute one awaited at its first fire, up to a minute, and an
     agent that fixes a failing test in a git repository, talking to a scripted model server).
 
-    Exits 0 when every task ends as expected.
+    The dashboard (`foreman dashboard`) shows it all live; at a terminal it stays up, with everything else, until
+    you press Enter. Exits 0 when every task ends as expected.
 
     Example:  foreman demo
     """
@@ -187,7 +231,7 @@ def demo(
     say(f"scripted model server (a stand-in for llama.cpp / Ollama: the model is scripted) at {url}")
     workers = {**WORKERS, AGENT_NODE: agent_worker_flags(state, url)}
 
-    async def run() -> tuple[dict[str, tuple[str, str]], dict[str, AgenticTask], list[TaskSchedule], str | None]:
+    async def run() -> bool:
         async with await Kube.connect(str(cluster.kubeconfig())) as kube:
             say("installing CRDs and RBAC")
             await install(kube)
@@ -195,15 +239,18 @@ def demo(
             for name, flags in workers.items():
                 spawn(name, "worker", "--node-name", name, "--health-port", "0", *flags)
                 say(f"worker {name}: {' '.join(flags[:8])}")
-            expected = await apply_examples(kube)
-            await apply_agent_example(kube, repository)
-            tasks = await follow_examples(kube, set(expected), timeout)
-            agent_transcript = await ForemanClient(kube, NAMESPACE).transcript(AGENT_TASK)
-            return expected, tasks, (await kube.list(TaskSchedule, namespace=NAMESPACE)).items, agent_transcript
+            async with serving(kube, Settings(namespace=NAMESPACE), port_or_any(dashboard_port)) as url:
+                typer.echo(f"dashboard: {url}  (open it to watch the fleet, the graphs and the agent live)")
+                expected = await apply_examples(kube)
+                await apply_agent_example(kube, repository)
+                tasks = await follow_examples(kube, set(expected), timeout)
+                show_agent_work(await ForemanClient(kube, NAMESPACE).transcript(AGENT_TASK), repository)
+                passed = report(expected, tasks, (await kube.list(TaskSchedule, namespace=NAMESPACE)).items)
+                await keep_up_until_enter(url)
+                return passed
 
     try:
-        expected, tasks, schedules, agent_transcript = asyncio.run(run())
-        show_agent_work(agent_transcript, repository)
+        passed = asyncio.run(run())
     finally:
         model.terminate()
         for process in processes:
@@ -219,19 +266,5 @@ def demo(
         else:
             cluster.stop()
             shutil.rmtree(state, ignore_errors=True)
-
-    typer.echo("\nresult envelopes:")
-    for name in sorted(tasks):
-        result = tasks[name].status.result
-        if result is not None:
-            typer.echo(f"  {name}: {result.model_dump_json(by_alias=True, exclude={'extra'})}")
-    typer.echo(f"\nschedules:\n{schedules_table(schedules, utcnow())}")
-    wrong = {
-        name: outcome(tasks[name]) if name in tasks else "never seen"
-        for name in expected
-        if name not in tasks or outcome(tasks[name]) != expected[name]
-    }
-    if wrong:
-        typer.secho(f"\nunexpected outcomes: {wrong}", fg=typer.colors.RED, err=True)
+    if not passed:
         raise typer.Exit(1)
-    typer.secho(f"\nall {len(expected)} tasks ended as expected", fg=typer.colors.GREEN)

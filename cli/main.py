@@ -17,6 +17,7 @@ from foreman.api.kube import Kube
 from foreman.api.manifests import install_manifests, pinned_worker_rbac, render
 from foreman.api.requests import PACKAGE_VERSION
 from foreman.cli import daemons, demo, dev, logs, schedules, tasks
+from foreman.cli.dashboard import dashboard
 from foreman.cli.errors import USER_ERROR, user_errors
 
 app = typer.Typer(
@@ -67,6 +68,7 @@ app.add_typer(schedules.app, name="schedule")
 app.command()(daemons.controller)
 app.command()(daemons.worker)
 app.command()(demo.demo)
+app.command()(dashboard)
 for command in (tasks.submit, tasks.get, tasks.describe, tasks.cancel, tasks.result, logs.logs):
     app.command()(command)
 
@@ -78,12 +80,17 @@ WithWorkloads = Annotated[
     bool,
     typer.Option("--with-workloads", help="Also the controller Deployment and worker DaemonSet (needs the image)."),
 ]
+WithDashboard = Annotated[
+    bool,
+    typer.Option("--with-dashboard", help="Also a read-only dashboard Deployment (reach it with port-forward)."),
+]
 
 
 @app.command()
 @user_errors
 def manifests(
     with_workloads: WithWorkloads = False,
+    with_dashboard: WithDashboard = False,
     worker_node: Annotated[
         str | None,
         typer.Option(help="Instead: a per-host worker identity that can touch only this FleetNode (created with it)."),
@@ -92,9 +99,14 @@ def manifests(
     """Print what `foreman install` applies, as multi-document YAML.
 
     Example:  foreman manifests --with-workloads | kubectl apply -f -
+              foreman manifests --with-dashboard | kubectl apply -f -
               foreman manifests --worker-node gpu-01 | kubectl apply -f -
     """
-    documents = pinned_worker_rbac(worker_node) if worker_node else install_manifests(with_workloads=with_workloads)
+    documents = (
+        pinned_worker_rbac(worker_node)
+        if worker_node
+        else install_manifests(with_workloads=with_workloads, with_dashboard=with_dashboard)
+    )
     typer.echo(render(documents), nl=False)
 
 
@@ -104,19 +116,20 @@ def install(
     kubeconfig: Kubeconfig = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print what would be applied, apply nothing.")] = False,
     with_workloads: WithWorkloads = False,
+    with_dashboard: WithDashboard = False,
 ) -> None:
     """Install the CRDs and RBAC (server-side apply; safe to repeat).
 
     Example:  foreman install --kubeconfig ~/.kube/config
     """
     if dry_run:
-        for manifest in install_manifests(with_workloads=with_workloads):
+        for manifest in install_manifests(with_workloads=with_workloads, with_dashboard=with_dashboard):
             typer.echo(f"would apply {manifest['kind']}/{manifest['metadata']['name']}")
         return
 
     async def run() -> None:
         async with await Kube.connect(kubeconfig) as kube:
-            for manifest in await install_into(kube, with_workloads=with_workloads):
+            for manifest in await install_into(kube, with_workloads=with_workloads, with_dashboard=with_dashboard):
                 typer.echo(f"applied {manifest['kind']}/{manifest['metadata']['name']}")
 
     asyncio.run(run())

@@ -10,6 +10,7 @@ def test_demo_runs_end_to_end() -> None:
     )
     assert demo.returncode == 0, demo.stdout[-3000:] + demo.stderr[-3000:]
     assert "all 16 tasks ended as expected" in demo.stdout
+    assert "dashboard: http://127.0.0.1:" in demo.stdout  # served while it ran; not waited on (no terminal)
     assert "end    GO (Submitted)" in demo.stdout  # the agent's transcript
     assert "branch foreman/fix-calc of the repository: " in demo.stdout
     assert "Fixed add() in calc.py" in demo.stdout  # the commit on the branch

@@ -46,6 +46,20 @@ def test_watch_resumes_from_a_resource_version_with_bookmarks() -> None:
     }
 
 
+def test_a_watch_of_a_built_in_kind_selects_one_object_by_field() -> None:
+    request = requests.watch_objects(
+        "v1", "ConfigMap", resource_version="9", timeout_seconds=30, namespace="ns", field_selector="metadata.name=x"
+    )
+    assert request.path == "/api/v1/namespaces/ns/configmaps"
+    assert request.query == {
+        "fieldSelector": "metadata.name=x",
+        "watch": "true",
+        "resourceVersion": "9",
+        "allowWatchBookmarks": "true",
+        "timeoutSeconds": "30",
+    }
+
+
 def test_create_with_generate_name_is_not_idempotent() -> None:
     named = AgenticTask.model_validate({"metadata": {"name": "a", "namespace": "n"}, "spec": {"kind": "verify"}})
     generated = AgenticTask.model_validate(

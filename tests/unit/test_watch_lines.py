@@ -5,7 +5,7 @@ import json
 import pytest
 
 from foreman.api.errors import Gone
-from foreman.api.kube import WatchEvent, decode_watch_line
+from foreman.api.kube import WatchEvent, decode_raw_watch_line, decode_watch_line
 from foreman.api.resources import AgenticTask
 
 
@@ -49,3 +49,13 @@ def test_an_error_line_raises_its_api_error() -> None:
     status = {"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "Expired", "code": 410}
     with pytest.raises(Gone):
         decode_watch_line(AgenticTask, line("ERROR", status))
+
+
+def test_a_raw_watch_line_keeps_the_object_as_a_dict_and_skips_bookmarks() -> None:
+    configmap = {"metadata": {"name": "t-transcript", "resourceVersion": "5"}, "data": {"transcript.jsonl": "{}"}}
+    seen, event = decode_raw_watch_line(line("MODIFIED", configmap))
+    assert seen == "5"
+    assert event == WatchEvent("MODIFIED", configmap)
+    assert decode_raw_watch_line(line("BOOKMARK", {"metadata": {"resourceVersion": "6"}})) == ("6", None)
+    with pytest.raises(Gone):
+        decode_raw_watch_line(line("ERROR", {"code": 410, "reason": "Expired", "message": "too old"}))

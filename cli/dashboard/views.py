@@ -1,0 +1,412 @@
+"""What each dashboard page shows, as JSON-ready dicts: pure functions of the objects the server watches.
+
+The server re-renders a page's view whenever what it watches changes (and on a clock tick, for ages) and sends it
+only when it differs; the page draws what it gets. Everything here is tested without a server or a browser.
+"""
+
+from __future__ import annotations
+
+import graphlib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+import yaml
+
+from foreman.api import transcript
+from foreman.api.base import find_condition
+from foreman.api.cron import ScheduleError, parse
+from foreman.api.envelope import PASSING_VERDICTS
+from foreman.api.resources import TERMINAL_PHASES, AgenticTask, FleetNode
+from foreman.api.schedules import TaskSchedule
+from foreman.cli.render import age, reason_of
+
+Tone = Literal["pending", "blocked", "scheduled", "running", "passed", "not-passed", "failed", "missing"]
+HeartbeatLevel = Literal["fresh", "late", "stale", "unknown"]
+Key = tuple[str, str]
+"""(namespace, name) of a namespaced object."""
+
+NO_QUEUE = "-"
+"""Queue and position in it: shown as "-" until tasks have queues (the queue issue)."""
+
+
+def tone(task: AgenticTask) -> Tone:
+    """The colour a task is drawn in: its phase, with Succeeded split by verdict and Pending by whether it waits."""
+    phase = task.phase
+    if phase == "Succeeded":
+        return "passed" if task.status.verdict in PASSING_VERDICTS else "not-passed"
+    if phase == "Failed":
+        return "failed"
+    if phase == "Pending":
+        blocked = find_condition(task.status.conditions, "Blocked")
+        return "blocked" if blocked is not None and blocked.status == "True" else "pending"
+    return "scheduled" if phase == "Scheduled" else "running"
+
+
+def heartbeat_level(last: datetime | None, now: datetime, stale_after: float) -> HeartbeatLevel:
+    """fresh, then late (amber) after a third of the controller's staleness threshold (three heartbeats missed at
+    the defaults, 10 s and 90 s), then stale (red) once the controller would call the node NotReady."""
+    if last is None:
+        return "unknown"
+    seconds = (now - last).total_seconds()
+    if seconds >= stale_after:
+        return "stale"
+    return "late" if seconds >= stale_after / 3 else "fresh"
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.replace(microsecond=0).isoformat().replace("+00:00", "Z") if moment else None
+
+
+def _ref(task: AgenticTask) -> dict[str, Any]:
+    return {"namespace": task.namespace or "", "name": task.name, "phase": task.phase, "tone": tone(task)}
+
+
+# -- fleet -----------------------------------------------------------------------------------------------------------
+
+
+def node_card(node: FleetNode, placed: Iterable[AgenticTask], now: datetime, stale_after: float) -> dict[str, Any]:
+    """One FleetNode as a card; `placed` are the tasks Scheduled or Running on it (its slots)."""
+    status, cap = node.status, node.status.capability
+    in_slots = sorted((t for t in placed if t.phase in ("Scheduled", "Running")), key=lambda t: (t.namespace, t.name))
+    count = f" x{cap.accelerator_count}" if cap.accelerator_count else ""
+    context = cap.max_context_tokens or None
+    return {
+        "name": node.name,
+        "phase": status.phase or "Unknown",
+        "accelerator": f"{cap.accelerator}{count}",
+        "ram": {"used": round(max(cap.total_ramgb - cap.available_ramgb, 0), 1), "total": cap.total_ramgb},
+        "contextTokens": context,
+        # NB: the node reports one context window for its server; speed is not reported yet
+        "models": [
+            {"name": model, "contextTokens": context, "tokensPerSecond": None} for model in cap.installed_models
+        ],
+        "executors": cap.executors,
+        "labels": node.metadata.labels,
+        "slots": {"used": len(in_slots), "total": node.spec.max_concurrent_tasks},
+        "tasks": [_ref(task) for task in in_slots],
+        "heartbeat": {
+            "time": _iso(status.last_heartbeat_time),
+            "age": age(status.last_heartbeat_time, now),
+            "level": heartbeat_level(status.last_heartbeat_time, now, stale_after),
+        },
+        "system": " ".join(part for part in (status.os, status.arch, status.agent_version) if part),
+    }
+
+
+def fleet_view(
+    nodes: Iterable[FleetNode], tasks: Iterable[AgenticTask], now: datetime, stale_after: float
+) -> dict[str, Any]:
+    by_node: dict[str, list[AgenticTask]] = {}
+    for task in tasks:
+        if task.status.assigned_node:
+            by_node.setdefault(task.status.assigned_node, []).append(task)
+    cards = [node_card(n, by_node.get(n.name, []), now, stale_after) for n in sorted(nodes, key=lambda n: n.name)]
+    return {"nodes": cards}
+
+
+# -- tasks -----------------------------------------------------------------------------------------------------------
+
+
+def labels_match(labels: Mapping[str, str], selector: str) -> bool:
+    """A label selector of equalities and existence tests, as kubectl's simplest form: `team=a,urgent,!done`."""
+    for term in (part.strip() for part in selector.split(",")):
+        if not term:
+            continue
+        if "!=" in term:
+            key, value = (s.strip() for s in term.split("!=", 1))
+            if labels.get(key) == value:
+                return False
+        elif "=" in term:
+            key, value = (s.strip() for s in term.replace("==", "=").split("=", 1))
+            if labels.get(key) != value:
+                return False
+        elif term.startswith("!"):
+            if term[1:].strip() in labels:
+                return False
+        elif term not in labels:
+            return False
+    return True
+
+
+@dataclass(frozen=True)
+class TaskFilter:
+    namespace: str = ""
+    phase: str = ""
+    kind: str = ""
+    label: str = ""
+
+    @classmethod
+    def from_query(cls, query: Mapping[str, str]) -> TaskFilter:
+        return cls(**{name: query.get(name, "").strip() for name in ("namespace", "phase", "kind", "label")})
+
+    def admits(self, task: AgenticTask) -> bool:
+        return (
+            (not self.namespace or task.namespace == self.namespace)
+            and (not self.phase or task.phase == self.phase)
+            and (not self.kind or task.spec.kind == self.kind)
+            and (not self.label or labels_match(task.metadata.labels, self.label))
+        )
+
+
+def why_pending(task: AgenticTask) -> str:
+    """What a Pending task waits for, in words (its Blocked condition, or a retry's backoff), else ""."""
+    if task.phase != "Pending":
+        return ""
+    blocked = find_condition(task.status.conditions, "Blocked")
+    if blocked is not None and blocked.status == "True":
+        return f"{blocked.reason}: {blocked.message}" if blocked.message else blocked.reason
+    if task.status.not_before is not None:
+        return f"retry backoff until {_iso(task.status.not_before)}"
+    return "waiting for a free slot on a fitting node"
+
+
+def task_row(task: AgenticTask, now: datetime, *, in_graph: bool = False) -> dict[str, Any]:
+    status = task.status
+    return {
+        **_ref(task),
+        "kind": task.spec.kind,
+        "executor": task.spec.executor,
+        "node": status.assigned_node or "-",
+        "verdict": status.verdict or "-",
+        "reason": reason_of(task),
+        "why": why_pending(task),
+        "queue": NO_QUEUE,
+        "position": NO_QUEUE,
+        "attempts": status.attempts,
+        "age": age(task.metadata.creation_timestamp, now),
+        "labels": task.metadata.labels,
+        "dependsOn": task.spec.depends_on,
+        "inGraph": in_graph or bool(task.spec.depends_on),
+    }
+
+
+def tasks_view(tasks: Mapping[Key, AgenticTask], wanted: TaskFilter, now: datetime) -> dict[str, Any]:
+    """The rows that pass the filter (by namespace, name), and the values each filter can take."""
+    everything = list(tasks.values())
+    shown = sorted((t for t in everything if wanted.admits(t)), key=lambda t: (t.namespace or "", t.name))
+    around = _neighbours(tasks)
+    return {
+        "rows": [task_row(task, now, in_graph=bool(around.get((task.namespace or "", task.name)))) for task in shown],
+        "total": len(everything),
+        "choices": {
+            "namespace": sorted({t.namespace or "" for t in everything}),
+            "phase": ["Pending", "Scheduled", "Running", "Succeeded", "Failed"],
+            "kind": sorted({t.spec.kind for t in everything}),
+        },
+    }
+
+
+# -- graphs ----------------------------------------------------------------------------------------------------------
+
+
+def _neighbours(tasks: Mapping[Key, AgenticTask]) -> dict[Key, set[Key]]:
+    """Undirected dependsOn adjacency within each namespace (upstreams that do not exist included)."""
+    around: dict[Key, set[Key]] = {key: set() for key in tasks}
+    for (namespace, name), task in tasks.items():
+        for upstream in task.spec.depends_on:
+            around[(namespace, name)].add((namespace, upstream))
+            around.setdefault((namespace, upstream), set()).add((namespace, name))
+    return around
+
+
+def component(tasks: Mapping[Key, AgenticTask], start: Key) -> set[Key]:
+    """Every task connected to `start` through dependsOn, either way."""
+    around, seen, todo = _neighbours(tasks), {start}, [start]
+    while todo:
+        for other in around.get(todo.pop(), ()):
+            if other not in seen:
+                seen.add(other)
+                todo.append(other)
+    return seen
+
+
+def graphs_index(tasks: Mapping[Key, AgenticTask]) -> list[dict[str, Any]]:
+    """The graphs there are (tasks connected by dependsOn, two or more), each named after its first root task."""
+    around, seen, graphs = _neighbours(tasks), set[Key](), []
+    for key in sorted(tasks):
+        if key in seen or not around[key]:
+            continue
+        members = component(tasks, key)
+        seen |= members
+        present = [tasks[k] for k in members if k in tasks]
+        roots = sorted(t.name for t in present if not t.spec.depends_on) or sorted(t.name for t in present)
+        tones: dict[str, int] = {}
+        for task in present:
+            tones[tone(task)] = tones.get(tone(task), 0) + 1
+        graphs.append({"namespace": key[0], "name": roots[0], "size": len(members), "tones": tones})
+    return graphs
+
+
+def graph_view(tasks: Mapping[Key, AgenticTask], *, namespace: str, name: str = "", label: str = "") -> dict[str, Any]:
+    """The DAG of one graph: the tasks connected to `name`, or the tasks whose labels match `label`; edges point from
+    an upstream to the task that depends on it. An upstream that does not exist is a node of tone `missing`."""
+    if name:
+        members = component(tasks, (namespace, name)) if (namespace, name) in tasks else set()
+        title = f"{namespace}/{name} and the tasks connected to it"
+    else:
+        members = {
+            k
+            for k, t in tasks.items()
+            if (not namespace or k[0] == namespace) and labels_match(t.metadata.labels, label)
+        }
+        title = f"tasks labelled {label}" + (f" in {namespace}" if namespace else "")
+    nodes: list[dict[str, Any]] = []
+    edges: list[dict[str, str]] = []
+    for key in sorted(members):
+        task = tasks.get(key)
+        if task is None:
+            nodes.append(
+                {"id": "/".join(key), "namespace": key[0], "name": key[1], "phase": "Missing", "tone": "missing"}
+            )
+            continue
+        nodes.append({**_ref(task), "id": "/".join(key), "verdict": task.status.verdict, "reason": reason_of(task)})
+        for upstream in task.spec.depends_on:
+            if (key[0], upstream) in members:
+                edges.append({"from": f"{key[0]}/{upstream}", "to": "/".join(key)})
+    return {"title": title, "nodes": nodes, "edges": edges, "order": _order(nodes, edges)}
+
+
+def _order(nodes: list[dict[str, Any]], edges: list[dict[str, str]]) -> list[str]:
+    """Upstream first (the page lists the tasks in this order beside the drawing); a cycle keeps name order."""
+    sorter = graphlib.TopologicalSorter({node["id"]: [] for node in nodes})
+    for edge in edges:
+        sorter.add(edge["to"], edge["from"])
+    try:
+        return list(sorter.static_order())
+    except graphlib.CycleError:
+        return [node["id"] for node in nodes]
+
+
+# -- one task --------------------------------------------------------------------------------------------------------
+
+
+def timeline(task: AgenticTask) -> list[dict[str, Any]]:
+    """What happened to the task, oldest first: creation, its conditions' transitions, claim, start, finish."""
+    status = task.status
+    moments: list[tuple[datetime, str, str, str]] = []
+    marks = (
+        (task.metadata.creation_timestamp, "Created", ""),
+        (status.claimed_at, "Claimed", status.claimed_by or ""),
+        (status.started_at, "Started", status.assigned_node or ""),
+        (status.finished_at, "Finished", status.failure_reason or status.verdict or ""),
+    )
+    moments += [(when, what, detail, "") for when, what, detail in marks if when is not None]
+    for condition in status.conditions:
+        what = f"{condition.type}={condition.status}"
+        moments.append((condition.last_transition_time, what, condition.reason, condition.message))
+    moments.sort(key=lambda m: m[0])
+    return [{"time": _iso(when), "what": what, "reason": why, "message": msg} for when, what, why, msg in moments]
+
+
+def transcript_entries(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Transcript records (`foreman.api.transcript`) as entries the page draws: turns, tool calls, results."""
+    entries: list[dict[str, Any]] = []
+    for record in records:
+        kind, turn = record.get("event"), record.get("turn")
+        entry: dict[str, Any] = {"kind": kind if isinstance(kind, str) else "other", "turn": turn}
+        if kind == "task":
+            entry |= {"title": f"task for model {record.get('model') or 'default'}", "text": record.get("prompt", "")}
+            entry["tools"] = record.get("tools", [])
+        elif kind == "answer":
+            entry |= {"title": "model", "text": record.get("content") or "", "reasoning": record.get("reasoning")}
+            entry["calls"] = [
+                {"name": c.get("name"), "arguments": c.get("arguments", "")} for c in record.get("toolCalls", [])
+            ]
+            entry["usage"] = record.get("usage")
+        elif kind == "tool":
+            entry |= {
+                "title": f"{record.get('name')} {'ok' if record.get('ok') else 'failed'}",
+                "ok": bool(record.get("ok")),
+            }
+            entry["text"] = record.get("result", "")
+        elif kind == "retry":
+            entry |= {"title": "retry", "text": str(record.get("reason", ""))}
+        elif kind == "note":
+            entry |= {"title": "note", "text": str(record.get("message", ""))}
+        elif kind == "end":
+            entry |= {"title": f"end: {record.get('verdict') or '-'} ({record.get('reason')})"}
+            entry["text"] = record.get("summary", "")
+        elif kind == "elided":
+            entry |= {"title": f"{record.get('lines')} lines dropped", "text": "the transcript is kept under 1 MiB"}
+        else:
+            entry |= {"title": str(kind), "text": transcript.capped(str(record), 2000)}
+        entries.append(entry)
+    return entries
+
+
+def task_view(task: AgenticTask | None, transcript_text: str | None, *, actions: bool) -> dict[str, Any]:
+    """The task page: spec, timeline, result envelope, usage and transcript; `found` False once it is gone."""
+    if task is None:
+        return {"found": False}
+    status = task.status
+    return {
+        "found": True,
+        **_ref(task),
+        "kind": task.spec.kind,
+        "node": status.assigned_node,
+        "verdict": status.verdict,
+        "reason": reason_of(task),
+        "why": why_pending(task),
+        "attempts": f"{status.attempts}/{task.spec.retries + 1}",
+        "labels": task.metadata.labels,
+        "dependsOn": task.spec.depends_on,
+        "spec": yaml.safe_dump(task.spec.to_wire(), sort_keys=False, width=100),
+        "timeline": timeline(task),
+        "result": status.result.model_dump(mode="json", by_alias=True) if status.result else None,
+        "usage": status.usage.model_dump(mode="json", by_alias=True) if status.usage else None,
+        "transcript": transcript_entries(transcript.parse(transcript_text or "")),
+        "hasTranscript": transcript_text is not None,
+        "canCancel": actions and task.phase not in TERMINAL_PHASES and not task.spec.cancel,
+    }
+
+
+# -- schedules -------------------------------------------------------------------------------------------------------
+
+
+def schedule_card(schedule: TaskSchedule, now: datetime, *, actions: bool, fires: int = 3) -> dict[str, Any]:
+    """A TaskSchedule with its next fires (in its zone and UTC) and its run history, newest first."""
+    spec, status = schedule.spec, schedule.status
+    upcoming: list[dict[str, str]] = []
+    error = None
+    try:
+        cron = parse(spec.schedule, spec.time_zone)
+        for fire in cron.upcoming(now, fires):
+            upcoming.append(
+                {"local": f"{fire.astimezone(cron.zone):%Y-%m-%d %H:%M %a %Z}", "utc": f"{fire:%Y-%m-%d %H:%M} UTC"}
+            )
+    except ScheduleError as refused:
+        error = f"{refused.reason}: {refused}"
+    history = [
+        {
+            "scheduled": _iso(run.scheduled_time),
+            "task": run.task_name,
+            "trigger": run.trigger,
+            "phase": run.phase,
+            "verdict": run.verdict,
+            "message": run.message,
+            "started": _iso(run.start_time),
+            "finished": _iso(run.finish_time),
+        }
+        for run in status.run_history
+    ]
+    return {
+        "namespace": schedule.namespace or "",
+        "name": schedule.name,
+        "schedule": spec.schedule,
+        "timeZone": spec.time_zone,
+        "suspend": spec.suspend,
+        "concurrencyPolicy": spec.concurrency_policy,
+        "active": status.active,
+        "last": _iso(status.last_schedule_time),
+        "next": upcoming,
+        "error": error,
+        "history": history,
+        "canTrigger": actions,
+    }
+
+
+def schedules_view(schedules: Iterable[TaskSchedule], now: datetime, *, actions: bool) -> dict[str, Any]:
+    ordered = sorted(schedules, key=lambda s: (s.namespace or "", s.name))
+    return {"schedules": [schedule_card(schedule, now, actions=actions) for schedule in ordered]}
