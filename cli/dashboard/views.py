@@ -78,10 +78,12 @@ def node_card(node: FleetNode, placed: Iterable[AgenticTask], now: datetime, sta
         "accelerator": f"{cap.accelerator}{count}",
         "ram": {"used": round(max(cap.total_ramgb - cap.available_ramgb, 0), 1), "total": cap.total_ramgb},
         "contextTokens": context,
-        # NB: the node reports one context window for its server; speed is not reported yet
         "models": [
-            {"name": model, "contextTokens": context, "tokensPerSecond": None} for model in cap.installed_models
-        ],
+            {"name": m.name, "contextTokens": m.context_tokens or context, "tokensPerSecond": m.tokens_per_second}
+            for m in cap.models
+        ]
+        # NB: a node without a model server lists the names it was given by hand, with the node's context
+        or [{"name": model, "contextTokens": context, "tokensPerSecond": None} for model in cap.installed_models],
         "executors": cap.executors,
         "labels": node.metadata.labels,
         "slots": {"used": len(in_slots), "total": node.spec.max_concurrent_tasks},

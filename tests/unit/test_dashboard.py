@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from foreman.api import manifests
-from foreman.api.resources import AgenticTask, FleetNode
+from foreman.api.resources import AgenticTask, FleetNode, ModelOffer
 from foreman.api.schedules import TaskSchedule
 from foreman.cli.dashboard import guard, views
 from foreman.cli.main import app
@@ -80,6 +80,12 @@ def test_a_node_card_shows_ram_used_models_and_the_tasks_in_its_slots() -> None:
     assert card["ram"] == {"used": 24, "total": 80}
     assert card["models"] == [{"name": "qwen", "contextTokens": 131072, "tokensPerSecond": None}]
     assert card["slots"] == {"used": 1, "total": 2}
+    served = node.model_copy(
+        update={"status": node.status.model_copy(update={"capability": node.status.capability.model_copy(update={
+            "models": [ModelOffer(name="qwen", context_tokens=32768, tokens_per_second=41.5)]})})}
+    )  # fmt: skip
+    discovered = views.fleet_view([served], [], NOW, 90)["nodes"][0]
+    assert discovered["models"] == [{"name": "qwen", "contextTokens": 32768, "tokensPerSecond": 41.5}]
     assert [t["name"] for t in card["tasks"]] == ["running"]
     assert card["heartbeat"] == {"time": "2026-12-01T11:59:50Z", "age": "10s", "level": "fresh"}
 
