@@ -22,6 +22,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import fairness
 import fleet
 from agent import agent_benchmarks
 from reporting import report, say, target
@@ -388,6 +389,14 @@ def placement_policies() -> None:
             target("first-fit makespan / fastest makespan", 1 / fastest["makespan_vs_first_fit"], 1.5, below=False)
 
 
+def fair_share() -> None:
+    """Queues of weights 1, 2, 4 on a simulated fleet (bench/fairness.py): the controller's FairShare, pure."""
+    figures = fairness.simulate()
+    report["fair_share"] = figures
+    say(f"fair share, 3 x 1,000 tasks at once, 40 slots: {figures}")
+    target("Jain's fairness index of share / weight (simulated)", figures["jain"], 0.95, below=False)
+
+
 def memory() -> None:
     probe = [sys.executable, str(Path(__file__).with_name("memory_probe.py"))]
     baseline = float(subprocess.check_output([*probe, "--empty"]))
@@ -437,6 +446,7 @@ def main() -> None:
     say(f"Foreman benchmarks, {report['date']}, {report['machine']}")
     matcher()
     placement_policies()
+    fair_share()
     memory()
     cluster = LocalCluster.start(Path(tempfile.mkdtemp(prefix="foreman-bench-")), audit=True)
     try:
