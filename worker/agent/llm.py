@@ -14,7 +14,7 @@ import asyncio
 import random
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import openai
@@ -94,11 +94,25 @@ class ModelServer:
         )
         self.include_usage = True
         """Ask for the usage chunk until the server says it does not know the option."""
+        self._default_model: str | None = None
+
+    async def default_model(self) -> str | None:
+        """What a task that names no model runs with: the first model the server lists (llama-server and vLLM list
+        the one they serve; Ollama needs a name, and gets one). None when it lists nothing."""
+        if self._default_model is None:
+            try:
+                listing = await self._client.models.list()
+            except openai.OpenAIError:
+                return None
+            self._default_model = next((model.id for model in listing.data), None)
+        return self._default_model
 
     async def close(self) -> None:
         await self._client.close()
 
     async def complete(self, request: ModelRequest, on_retry: OnRetry) -> Completion:
+        if request.model is None:
+            request = replace(request, model=await self.default_model())
         failing_since: float | None = None
         failures = 0
         while True:

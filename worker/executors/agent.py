@@ -132,26 +132,36 @@ class AgentExecutor:
         started = time.monotonic()
         space = workspace.create(settings.workspace_root, task.name)
         run = AgentRun(task, agent, self.server(settings), space, settings, context)
-        passed = False
+        ending: Ending | None = None
         try:
             ending = await run.work()
-            if context.metrics is not None:
-                context.metrics.agent_turns.observe(run.tally.turns)
-            passed = ending.verdict in PASSING_VERDICTS
-            return ResultEnvelope(
-                kind=task.spec.kind,
-                verdict=ending.verdict,
-                summary=ending.summary[:65536],
-                extra={**ending.extra, "usage": run.tally.usage().to_wire()},
-                elapsed_sec=round(time.monotonic() - started, 3),
-                failure_reason=None if ending.reason == "Submitted" else ending.reason,
-            )
         finally:
-            keep = settings.keep_workspace == "always" or (settings.keep_workspace == "onFailure" and not passed)
-            if keep:
+            kept = keeps_workspace(settings, ending)
+            if kept:
                 log.info("workspace kept", task=task.name, path=str(space.root))
             else:
                 await workspace.remove(space)
+        if context.metrics is not None:
+            context.metrics.agent_turns.observe(run.tally.turns)
+        extra = {**ending.extra, "usage": run.tally.usage().to_wire()}
+        if kept:
+            extra["workspace"] = str(space.root)
+        return ResultEnvelope(
+            kind=task.spec.kind,
+            verdict=ending.verdict,
+            summary=ending.summary[:65536],
+            extra=extra,
+            elapsed_sec=round(time.monotonic() - started, 3),
+            failure_reason=None if ending.reason == "Submitted" else ending.reason,
+        )
+
+
+def keeps_workspace(settings: AgentExecutorSettings, ending: Ending | None) -> bool:
+    """Whether the workspace stays after the task (None: it did not end by itself). A commit that was not pushed
+    lives only there, so its workspace stays whatever `keepWorkspace` says."""
+    if settings.keep_workspace == "always" or (ending is not None and ending.extra.get("commit") and not settings.push):
+        return True
+    return settings.keep_workspace == "onFailure" and (ending is None or ending.verdict not in PASSING_VERDICTS)
 
 
 class AgentRun:

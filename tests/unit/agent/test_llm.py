@@ -81,3 +81,12 @@ def test_backoff_grows_is_capped_and_jittered() -> None:
     assert 0.25 <= backoff(1) <= 0.5
     assert 2 <= backoff(4) <= 4
     assert all(15 <= backoff(20) <= 30 for _ in range(20))
+
+
+async def test_a_task_without_a_model_runs_with_the_first_the_server_lists() -> None:
+    async with ScriptedLLM([Turn("hi"), Turn("again")], models=["qwen2.5-coder:7b", "llama3.1:8b"]) as llm:
+        server = ModelServer(Endpoint(llm.base_url), sleep=no_sleep)
+        await server.complete(ModelRequest(None, MESSAGES, []), lambda reason, delay: no_sleep(delay))
+        await server.complete(ModelRequest("llama3.1:8b", MESSAGES, []), lambda reason, delay: no_sleep(delay))
+        await server.close()
+    assert [request["model"] for request in llm.requests] == ["qwen2.5-coder:7b", "llama3.1:8b"]

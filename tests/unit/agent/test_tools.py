@@ -10,6 +10,7 @@ import pytest
 from foreman.worker.agent import tools, workspace
 from foreman.worker.agent.tools import Toolbox, allowed
 from foreman.worker.agent.workspace import ToolError, Workspace, branch_for
+from foreman.worker.executors.agent import AgentExecutorSettings, Ending, keeps_workspace
 
 ALL = ("list_files", "read_file", "write_file", "edit_file", "grep", "run", "submit_result")
 
@@ -153,3 +154,21 @@ def test_branch_names_git_would_misread_are_refused(name: str) -> None:
 def test_branch_default_and_good_names() -> None:
     assert branch_for("fix-42", None) == "foreman/fix-42"
     assert branch_for("t", "feature/x-1.2") == "feature/x-1.2"
+
+
+@pytest.mark.parametrize(
+    ("keep", "push", "verdict", "commit", "kept"),
+    [
+        ("never", True, "GO", "abc", False),
+        ("never", False, "GO", "abc", True),  # an unpushed commit lives only in the workspace
+        ("never", False, "GO", None, False),
+        ("onFailure", True, "NO-GO", None, True),
+        ("onFailure", True, "GO", "abc", False),
+        ("onFailure", True, None, None, True),  # stopped (timeout, cancel): not a pass
+        ("always", True, "GO", "abc", True),
+    ],
+)
+def test_when_the_workspace_is_kept(keep: str, push: bool, verdict: str | None, commit: str | None, kept: bool) -> None:
+    settings = AgentExecutorSettings.model_validate({"endpoint": "http://x/v1", "keepWorkspace": keep, "push": push})
+    ending = Ending(verdict, "s", "Submitted", {"commit": commit}) if verdict else None  # type: ignore[arg-type]
+    assert keeps_workspace(settings, ending) is kept
