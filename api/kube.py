@@ -150,10 +150,6 @@ class Kube:
         configuration, namespace = await load_configuration(kubeconfig, context)
         return cls(configuration, retry=retry, namespace=namespace)
 
-    @property
-    def server(self) -> str:
-        return str(self._api.configuration.host)
-
     async def close(self) -> None:
         await self._api.close()
 

@@ -21,7 +21,6 @@ NAMESPACE = "foreman-system"
 IMAGE = "ghcr.io/foreman-dev/foreman:0.1.0"
 CONTROLLER = "foreman-controller"
 WORKER = "foreman-worker"
-LEASE_NAME = "foreman-controller"
 CONTROLLER_HEALTH_PORT = 8080
 WORKER_HEALTH_PORT = 8081
 

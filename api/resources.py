@@ -49,6 +49,14 @@ class Resource(Model):
         return self.metadata.namespace
 
 
+Key = tuple[str, str]
+"""(namespace, name); "" as the namespace of a cluster-scoped object."""
+
+
+def key_of(obj: Resource) -> Key:
+    return (obj.namespace or "", obj.name)
+
+
 class Payload(Model):
     """What the executor works on. Known fields are typed; anything else is kept as given (free-form inputs)."""
 
@@ -154,6 +162,11 @@ class AgenticTask(Resource):
     @property
     def phase(self) -> TaskPhase:
         return self.status.phase
+
+    @property
+    def held_node(self) -> str | None:
+        """The node the task holds a slot on (Scheduled or Running there); what its node label must name."""
+        return self.status.assigned_node if self.phase in ("Scheduled", "Running") else None
 
     @classmethod
     def new(

@@ -9,13 +9,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from foreman.api.resources import key_of
 from foreman.api.schedules import TaskSchedule
-
-Key = tuple[str, str]  # (namespace, name)
-
-
-def key_of(schedule: TaskSchedule) -> Key:
-    return (schedule.namespace or "", schedule.name)
 
 
 @dataclass(frozen=True)

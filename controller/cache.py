@@ -10,17 +10,13 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import get_args
 
-from foreman.api.resources import NODE_LABEL, AgenticTask, FleetNode, NodePhase, Payload, TaskPhase
+from foreman.api.resources import NODE_LABEL, AgenticTask, FleetNode, Key, NodePhase, Payload, TaskPhase, key_of
 from foreman.api.schedules import SCHEDULE_LABEL
 from foreman.controller.match import Usage
 
-TaskKey = tuple[str, str]  # (namespace, name)
-ScheduleKey = tuple[str, str]  # (namespace, TaskSchedule name)
+TaskKey = Key
+ScheduleKey = Key
 EMPTY_PAYLOAD = Payload()
-
-
-def key_of(task: AgenticTask) -> TaskKey:
-    return (task.namespace or "", task.name)
 
 
 def is_newer(candidate: str | None, current: str | None) -> bool:
@@ -166,8 +162,7 @@ class Cache:
     @staticmethod
     def label_is_wrong(task: AgenticTask) -> bool:
         """The node label is a watch hint for workers; it must name the assigned node while the task holds one."""
-        wanted = task.status.assigned_node if task.phase in ("Scheduled", "Running") else None
-        return task.metadata.labels.get(NODE_LABEL) != wanted
+        return task.metadata.labels.get(NODE_LABEL) != task.held_node
 
     # -- nodes -----------------------------------------------------------------------------------------------------
 

@@ -21,10 +21,10 @@ from foreman.api.base import set_condition, utcnow
 from foreman.api.daemon import sleep_unless
 from foreman.api.errors import ApiError, Conflict, NotFound
 from foreman.api.kube import Kube, Relisted
-from foreman.api.resources import NODE_LABEL, AgenticTask, FleetNode
+from foreman.api.resources import NODE_LABEL, AgenticTask, FleetNode, key_of
 from foreman.api.schedules import TaskSchedule
 from foreman.controller import transitions
-from foreman.controller.cache import Cache, TaskKey, key_of
+from foreman.controller.cache import Cache, TaskKey
 from foreman.controller.config import ControllerConfig
 from foreman.controller.firing import Note
 from foreman.controller.leader import LeaderElector, LeaseConfig
@@ -363,8 +363,8 @@ class Controller:
                 patch = status.failed(task, now, decision.reason, decision.message, verdict=decision.verdict)
                 writes.append(self._write(task, patch, decision.reason, decision.message))
             elif isinstance(decision, Blocked):
-                if transitions.needs_pending_write(task, decision):
-                    patch = transitions.pending(task, now, decision)
+                if transitions.needs_blocked_write(task, decision):
+                    patch = transitions.blocked(task, now, decision)
                     writes.append(self._write(task, patch, decision.reason, decision.message, warn=False))
             elif isinstance(decision, Backoff):
                 self._backoff[key] = decision.until
@@ -405,10 +405,13 @@ class Controller:
                 continue
             need = need_of(waiting, self.cache.model_of(waiting))
             blocked = None if placer.fits_when_empty(need) else Blocked(reasons.NO_FITTING_NODE, no_fit_message(need))
-            if transitions.needs_pending_write(waiting, blocked):
-                patch = transitions.pending(waiting, now, blocked)
-                message = blocked.message if blocked else ""
-                writes.append(self._write(waiting, patch, reasons.NO_FITTING_NODE, message, warn=False))
+            if transitions.needs_blocked_write(waiting, blocked):
+                # NB: computed before the patch, which replaces the Blocked reason this is read from
+                reason, message = (
+                    (blocked.reason, blocked.message) if blocked else (transitions.unblocked_reason(waiting), "")
+                )
+                patch = transitions.blocked(waiting, now, blocked)
+                writes.append(self._write(waiting, patch, reason, message, warn=False))
 
     def _observe(self) -> None:
         for phase, keys in self.cache.by_phase.items():
@@ -480,10 +483,9 @@ class Controller:
 
     async def _relabel(self, task: AgenticTask) -> None:
         """Make the node label (the workers' watch hint) agree with the status (the truth)."""
-        wanted = task.status.assigned_node if task.phase in ("Scheduled", "Running") else None
         try:
             updated = await self.kube.patch(
-                AgenticTask, task.name, {"metadata": {"labels": {NODE_LABEL: wanted}}}, namespace=task.namespace
+                AgenticTask, task.name, {"metadata": {"labels": {NODE_LABEL: task.held_node}}}, namespace=task.namespace
             )
         except NotFound:
             return

@@ -18,7 +18,7 @@ import structlog
 from foreman.api.daemon import sleep_unless
 from foreman.api.errors import AlreadyExists, ApiError, Conflict, NotFound
 from foreman.api.kube import Kube
-from foreman.api.resources import AgenticTask
+from foreman.api.resources import AgenticTask, key_of
 from foreman.api.schedules import TaskSchedule
 from foreman.controller.cache import Cache, ScheduleKey, is_newer
 from foreman.controller.firing import Note, Plan, plan
@@ -27,10 +27,6 @@ log = structlog.get_logger("foreman.schedules")
 
 CLEARABLE = ("lastScheduleTime", "nextScheduleTime", "lastTrigger")
 """Status fields a plan may leave out; a merge patch needs an explicit null to remove them."""
-
-
-def key_of(schedule: TaskSchedule) -> ScheduleKey:
-    return (schedule.namespace or "", schedule.name)
 
 
 def status_patch(result: Plan) -> dict[str, Any]:

@@ -35,12 +35,21 @@ def scheduled(task: AgenticTask, node: str, now: datetime) -> dict[str, Any]:
     }
 
 
-def pending(task: AgenticTask, now: datetime, blocked: Blocked | None) -> dict[str, Any]:
-    """Stay Pending, with condition Blocked saying why it cannot be placed (or that it no longer is blocked)."""
+def unblocked_reason(task: AgenticTask) -> str:
+    """Why a Blocked task no longer is: the opposite of what blocked it (a node now fits, or what it waited for came:
+    dependencies, its Agent)."""
+    current = find_condition(task.status.conditions, reasons.BLOCKED)
+    if current is not None and current.reason == reasons.NO_FITTING_NODE:
+        return reasons.FITTING_NODE_AVAILABLE
+    return reasons.DEPENDENCIES_MET
+
+
+def blocked(task: AgenticTask, now: datetime, why: Blocked | None) -> dict[str, Any]:
+    """Stay Pending, with condition Blocked saying why it cannot be placed (or, with None, that it no longer is)."""
     update: ConditionUpdate = (
-        (reasons.BLOCKED, "True", blocked.reason, blocked.message)
-        if blocked
-        else (reasons.BLOCKED, "False", reasons.DEPENDENCIES_MET, "")
+        (reasons.BLOCKED, "True", why.reason, why.message)
+        if why
+        else (reasons.BLOCKED, "False", unblocked_reason(task), "")
     )
     return {
         "phase": "Pending",
@@ -49,13 +58,9 @@ def pending(task: AgenticTask, now: datetime, blocked: Blocked | None) -> dict[s
     }
 
 
-def needs_pending_write(task: AgenticTask, blocked: Blocked | None) -> bool:
-    """Whether `pending` would change anything (so an unchanged Blocked task costs no write)."""
+def needs_blocked_write(task: AgenticTask, why: Blocked | None) -> bool:
+    """Whether `blocked` would change anything (so an unchanged Blocked task costs no write)."""
     current = find_condition(task.status.conditions, reasons.BLOCKED)
-    if blocked is None:
+    if why is None:
         return current is not None and current.status == "True"
-    return (
-        current is None
-        or current.status != "True"
-        or (current.reason, current.message) != (blocked.reason, blocked.message)
-    )
+    return current is None or current.status != "True" or (current.reason, current.message) != (why.reason, why.message)

@@ -24,7 +24,7 @@ from foreman.api.daemon import sleep_unless
 from foreman.api.envelope import ResultEnvelope
 from foreman.api.errors import RETRYABLE, ApiError, Conflict, NotFound
 from foreman.api.kube import Kube, Relisted
-from foreman.api.resources import NODE_LABEL, AgenticTask
+from foreman.api.resources import NODE_LABEL, TERMINAL_PHASES, AgenticTask
 from foreman.api.validation import describe
 from foreman.worker import inference, rules
 from foreman.worker.config import WorkerConfig
@@ -242,7 +242,7 @@ class Worker:
     def _consider(self, task: AgenticTask) -> None:
         """Record what the watch (or poll) says about one of this node's tasks, and start it if it is claimable."""
         uid = task.metadata.uid or ""
-        if task.phase in ("Succeeded", "Failed") or task.status.assigned_node != self.node:
+        if task.phase in TERMINAL_PHASES or task.status.assigned_node != self.node:
             self._known.pop(uid, None)
         else:
             self._known[uid] = task
