@@ -30,6 +30,7 @@ from yarl import URL
 
 from foreman.api import requests
 from foreman.api.base import utcnow
+from foreman.api.daemon import backoff_delay
 from foreman.api.errors import (
     RETRYABLE,
     AlreadyExists,
@@ -331,7 +332,7 @@ class Kube:
                 resource_version = None
             except RETRYABLE as error:
                 failures += 1
-                delay = min(max_backoff, 0.1 * 2**failures)
+                delay = backoff_delay(failures, 0.1, max_backoff)
                 log.warning("watch interrupted", resource=model.plural, error=str(error), retry_in=delay)
                 await asyncio.sleep(delay)
 

@@ -41,6 +41,11 @@ TASK_CREATED: Final = "TaskCreated"
 FIRE_SKIPPED: Final = "FireSkipped"
 TASK_REPLACED: Final = "TaskReplaced"
 
+# FleetNode: condition Ready, written by the worker's heartbeat (reason its phase) and the controller.
+READY: Final = "Ready"
+WORKER_HEARTBEAT: Final = "WorkerHeartbeat"
+HEARTBEAT_STALE: Final = "HeartbeatStale"
+
 # FleetNode: condition InferenceReady, for nodes with a model server (the agent executor's endpoint).
 INFERENCE_READY: Final = "InferenceReady"
 MODELS_LISTED: Final = "ModelsListed"

@@ -23,7 +23,8 @@ from foreman.api.base import find_condition, utcnow
 from foreman.api.daemon import sleep_unless
 from foreman.api.envelope import ResultEnvelope
 from foreman.api.errors import RETRYABLE, ApiError, Conflict, NotFound
-from foreman.api.kube import Kube, Relisted
+from foreman.api.kube import Relisted
+from foreman.api.kubeapi import KubeApi
 from foreman.api.resources import NODE_LABEL, TERMINAL_PHASES, AgenticTask
 from foreman.api.validation import describe
 from foreman.worker import inference, rules
@@ -64,7 +65,7 @@ class Execution:
 
 
 class Worker:
-    def __init__(self, kube: Kube, config: WorkerConfig, *, executors: Mapping[str, type[Executor]] | None = None):
+    def __init__(self, kube: KubeApi, config: WorkerConfig, *, executors: Mapping[str, type[Executor]] | None = None):
         self.kube = kube
         self.config = config
         self.node = config.node_name

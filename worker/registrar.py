@@ -15,7 +15,7 @@ from foreman.api import reasons
 from foreman.api.base import ObjectMeta, set_condition, utcnow
 from foreman.api.daemon import sleep_unless
 from foreman.api.errors import AlreadyExists, ApiError, Forbidden, NotFound
-from foreman.api.kube import Kube
+from foreman.api.kubeapi import KubeApi
 from foreman.api.requests import PACKAGE_VERSION
 from foreman.api.resources import FleetNode, FleetNodeSpec, ModelOffer, NodeCapability, NodePhase
 from foreman.api.status import wire_time
@@ -42,7 +42,7 @@ class WorkerStalled(Exception):
 class Registrar:
     def __init__(
         self,
-        kube: Kube,
+        kube: KubeApi,
         config: WorkerConfig,
         capability: NodeCapability,
         metrics: WorkerMetrics,

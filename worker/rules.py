@@ -9,6 +9,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from foreman.api import reasons, status
+from foreman.api.daemon import backoff_delay
 from foreman.api.envelope import ResultEnvelope
 from foreman.api.resources import AgenticTask, Usage
 
@@ -62,10 +63,6 @@ def usage_of(envelope: ResultEnvelope) -> dict[str, Any]:
         return {}
 
 
-def retry_delay(attempts: int, base: float, cap: float) -> float:
-    return float(min(cap, base * 2**attempts))
-
-
 def finished(
     task: AgenticTask, outcome: Outcome, now: datetime, *, backoff: float, backoff_max: float
 ) -> dict[str, Any]:
@@ -88,7 +85,7 @@ def finished(
             ),
         }
     if outcome.reason in RETRYABLE_REASONS and task.status.attempts < task.spec.retries:
-        delay = retry_delay(task.status.attempts, backoff, backoff_max)
+        delay = backoff_delay(task.status.attempts, backoff, backoff_max)
         message = f"{outcome.message}; retry {task.status.attempts + 1} of {task.spec.retries} in {delay:g} s"
         return status.requeued(
             task, now, outcome.reason, message, count_attempt=True, not_before=now + timedelta(seconds=delay)

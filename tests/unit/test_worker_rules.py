@@ -1,7 +1,8 @@
 from datetime import timedelta
 
+from foreman.api.daemon import backoff_delay
 from foreman.api.envelope import ResultEnvelope
-from foreman.worker.rules import Outcome, claim, claimable, claimed_by_us, finished, retry_delay
+from foreman.worker.rules import Outcome, claim, claimable, claimed_by_us, finished
 from tests.factories import T0, task
 
 
@@ -59,5 +60,5 @@ def test_a_failure_envelope_says_how_long_the_work_ran() -> None:
 
 
 def test_backoff_is_capped() -> None:
-    assert [retry_delay(n, 5, 60) for n in range(6)] == [5, 10, 20, 40, 60, 60]
-    assert T0 + timedelta(seconds=retry_delay(0, 5, 60)) > T0
+    assert [backoff_delay(n, 5, 60) for n in range(6)] == [5, 10, 20, 40, 60, 60]
+    assert T0 + timedelta(seconds=backoff_delay(0, 5, 60)) > T0
