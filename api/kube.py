@@ -1,7 +1,8 @@
 """The one module that talks to the Kubernetes API: typed models in, typed models out.
 
 Requests are prepared by the pure functions in `foreman.api.requests`; this module only sends them, maps errors to
-`foreman.api.errors` classes and applies the retry policy (tenacity: 5xx, 429 and lost connections; never a 409).
+`foreman.api.errors` classes and applies the retry policy (tenacity: 5xx, 429, lost connections and NotServed, a
+resource its CRD does not serve yet; never a 409).
 Kubernetes-asyncio provides configuration loading (kubeconfig, in-cluster, token refresh) and the HTTP session.
 """
 
@@ -117,10 +118,9 @@ async def load_configuration(kubeconfig: str | None = None, context: str | None 
 
 
 def _no_per_request_environment_lookups(api: Any) -> None:
-    """kubernetes-asyncio opens its aiohttp session with trust_env=True, so every request looks up ~/.netrc and the
-    proxy environment, each in a worker thread: two thread hand-offs per call, ~20 % of throughput (bench/). The API
-    server does not change, so look its proxy up once, here, and switch the per-request lookups off (netrc never
-    applies: requests carry a bearer token or a client certificate)."""
+    """kubernetes-asyncio opens its aiohttp session with trust_env=True: a ~/.netrc and proxy lookup in a thread per
+    request (~20 % of throughput, docs/design.md "Measured"). The API server does not change, so look its proxy up
+    once, here, and switch the per-request lookups off (netrc never applies: requests carry a token or certificate)."""
     rest = api.rest_client
     if not rest.proxy:
         with contextlib.suppress(LookupError):

@@ -1,7 +1,8 @@
 """Declarative TaskSchedules: a set kept in files (a Git repository) made true in the cluster, `kubectl apply --prune`
 style, without ever touching a dynamic schedule (one a planner created through the SDK).
 
-Pure: the files' schedules and the cluster's in, what to create, update and prune out. `ForemanClient` carries it out.
+Pure: the files' schedules and the cluster's in, what to create, update and prune out. `foreman schedules sync`
+(cli/schedules.py) carries it out through `ForemanClient`.
 """
 
 from __future__ import annotations

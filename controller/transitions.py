@@ -18,8 +18,8 @@ from foreman.controller.rules import Blocked
 def scheduled(task: AgenticTask, node: str, now: datetime) -> dict[str, Any]:
     """Pending → Scheduled on `node`; a Blocked condition, if the task ever had one, turns False.
 
-    NB: a task that was never blocked gets no Blocked condition at all: every condition is carried, decoded and
-    re-encoded by the apiserver on each later write of the task (about 0.5 ms of its CPU each, bench/).
+    NB: a task that was never blocked gets no Blocked condition at all: each condition costs the apiserver CPU on every
+    later write of the task (docs/design.md, "Measured").
     """
     updates: list[ConditionUpdate] = [
         (reasons.SCHEDULED, "True", reasons.FLEET_NODE_ASSIGNED, f"assigned to FleetNode {node}")
