@@ -28,8 +28,8 @@ from foreman.controller.cache import Cache, TaskKey
 from foreman.controller.config import ControllerConfig
 from foreman.controller.leader import LeaderElector, LeaseConfig
 from foreman.controller.metrics import ControllerMetrics
+from foreman.controller.placeable import PlaceableQueue
 from foreman.controller.plan import LabelWrite, NodeNotReady, PlacementOrder, Plan, StatusWrite, plan_pass
-from foreman.controller.ready import ReadyQueue
 from foreman.controller.schedules import Scheduled, ScheduleLoop
 from foreman.controller.workqueue import WorkQueue
 
@@ -47,7 +47,7 @@ class Controller:
         self.cache = Cache()
         self.metrics = ControllerMetrics()
         self.queue: WorkQueue[TaskKey] = WorkQueue(lambda: self.clock().timestamp())
-        self._ready: ReadyQueue[TaskKey, PlacementOrder] = ReadyQueue()
+        self._placeable: PlaceableQueue[TaskKey, PlacementOrder] = PlaceableQueue()
         self._synced: dict[str, bool] = {}
         self._acting = asyncio.Event()
         """Leading and synced: the only state in which either loop decides anything."""
@@ -246,7 +246,13 @@ class Controller:
         now = self.clock()
         dirty = self.queue.take()
         plan = plan_pass(
-            self.cache, self._ready, dirty, now, self.config, live_before=self._live, nodes_changed=self._nodes_changed
+            self.cache,
+            self._placeable,
+            dirty,
+            now,
+            self.config,
+            live_before=self._live,
+            nodes_changed=self._nodes_changed,
         )
         self._live, self._nodes_changed = plan.live, False
         self._observe()
@@ -282,7 +288,7 @@ class Controller:
             self.metrics.tasks.labels(phase).set(len(keys))
         for node_phase, count in self.cache.nodes_by_phase().items():
             self.metrics.nodes.labels(node_phase).set(count)
-        self.metrics.pending_queue.set(len(self._ready))
+        self.metrics.pending_queue.set(len(self._placeable))
 
     # -- writes ----------------------------------------------------------------------------------------------------
 
@@ -324,7 +330,7 @@ class Controller:
         if write.warn:
             self._emit(updated, write.reason, write.message, "Warning")
         if write.placed and task.metadata.creation_timestamp:
-            self.metrics.time_to_schedule.observe((now - task.metadata.creation_timestamp).total_seconds())
+            self.metrics.time_to_place.observe((now - task.metadata.creation_timestamp).total_seconds())
         if write.relabel:
             await self._relabel(updated)
 

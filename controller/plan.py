@@ -18,13 +18,12 @@ from typing import Any
 
 from foreman.api import node_status, reasons, status
 from foreman.api.resources import AgenticTask, FleetNode, key_of
-from foreman.controller import transitions
 from foreman.controller.cache import Cache, TaskKey
 from foreman.controller.config import ControllerConfig
 from foreman.controller.match import Need, Offer, Placer
-from foreman.controller.ready import ReadyQueue
+from foreman.controller.placeable import PlaceableQueue
 from foreman.controller.reclaim import GiveUp, heard_recently, node_is_live, node_went_silent, reclaim
-from foreman.controller.rules import Backoff, Blocked, Fail, Ready, decide
+from foreman.controller.rules import Backoff, Blocked, Fail, Placeable, decide
 
 PlacementOrder = tuple[int, datetime, str]
 
@@ -78,13 +77,13 @@ def no_fit_message(need: Need) -> str:
         wanted.append(f"{need.context_tokens} context tokens")
     wanted += [f"{key}={value}" for key, value in need.selector]
     wanted.append(f"executor {need.executor}")
-    return "no Ready FleetNode offers " + ", ".join(wanted)
+    return "no Placeable FleetNode offers " + ", ".join(wanted)
 
 
 @dataclass(frozen=True)
 class StatusWrite:
     """One optimistic status write of a task (with its resourceVersion). `warn`: also a Warning Event (a failure,
-    a requeue); `relabel`: then make the node label agree; `placed`: a placement (time to schedule is measured)."""
+    a requeue); `relabel`: then make the node label agree; `placed`: a placement (time since creation measured)."""
 
     task: AgenticTask
     patch: dict[str, Any]
@@ -115,7 +114,7 @@ Intent = StatusWrite | LabelWrite | NodeNotReady
 @dataclass
 class Plan:
     live: frozenset[str]
-    """The nodes tasks may be placed on now (Ready and heard from)."""
+    """The nodes tasks may be placed on now (Placeable and heard from)."""
     writes: list[Intent] = field(default_factory=list)
     requeue: dict[TaskKey, datetime] = field(default_factory=dict)
     """Tasks to look at again at a time (retry backoff running out)."""
@@ -123,7 +122,7 @@ class Plan:
 
 def plan_pass(
     cache: Cache,
-    ready: ReadyQueue[TaskKey, PlacementOrder],
+    placeable: PlaceableQueue[TaskKey, PlacementOrder],
     dirty: set[TaskKey],
     now: datetime,
     config: ControllerConfig,
@@ -134,17 +133,17 @@ def plan_pass(
     """Decide one pass. `dirty`: the tasks to decide again; `live_before`, `nodes_changed`: the last pass's live nodes
     and whether a node changed since (then every waiting task's "could anything ever fit" is looked at again).
 
-    NB: `ready` is the one piece of state a pass changes: the placeable tasks, kept in placement order between passes
-    so that thousands waiting for a few slots are not sorted again on every event (`foreman.controller.ready`).
+    NB: `placeable` is the one piece of state a pass changes: the tasks that may be placed, kept in placement order
+    between passes, so thousands waiting for a few slots are not sorted again on every event (controller/placeable.py).
     """
     dirty = set(dirty)
     plan = Plan(live=frozenset())
     live = _check_nodes(cache, now, config, plan)
     plan.live = frozenset(live)
     _check_placed_tasks(cache, now, config, dirty, plan)
-    _decide(cache, ready, now, dirty, plan)
+    _decide(cache, placeable, now, dirty, plan)
     recheck_all = nodes_changed or plan.live != live_before
-    _place(cache, ready, now, config, live, dirty, recheck_all, plan)
+    _place(cache, placeable, now, config, live, dirty, recheck_all, plan)
     return plan
 
 
@@ -180,22 +179,22 @@ def _check_placed_tasks(cache: Cache, now: datetime, config: ControllerConfig, d
 
 
 def _decide(
-    cache: Cache, ready: ReadyQueue[TaskKey, PlacementOrder], now: datetime, dirty: set[TaskKey], plan: Plan
+    cache: Cache, placeable: PlaceableQueue[TaskKey, PlacementOrder], now: datetime, dirty: set[TaskKey], plan: Plan
 ) -> None:
     for key in dirty:
-        ready.discard(key)
+        placeable.discard(key)
         task = cache.task(key)
         if task is None:
             continue
         decision = decide(task, cache.siblings(key[0]), now, cache.agents.get(key[0], frozenset()))
-        if isinstance(decision, Ready):
-            ready.add(key, placement_order(task))
+        if isinstance(decision, Placeable):
+            placeable.add(key, placement_order(task))
         elif isinstance(decision, Fail):
             patch = status.failed(task, now, decision.reason, decision.message, verdict=decision.verdict)
             plan.writes.append(StatusWrite(task, patch, decision.reason, decision.message))
         elif isinstance(decision, Blocked):
-            if transitions.needs_blocked_write(task, decision):
-                patch = transitions.blocked(task, now, decision)
+            if status.needs_blocked_write(task, (decision.reason, decision.message)):
+                patch = status.blocked(task, now, decision.reason, decision.message)
                 plan.writes.append(StatusWrite(task, patch, decision.reason, decision.message, warn=False))
         elif isinstance(decision, Backoff):
             plan.requeue[key] = decision.until
@@ -203,7 +202,7 @@ def _decide(
 
 def _place(
     cache: Cache,
-    ready: ReadyQueue[TaskKey, PlacementOrder],
+    placeable: PlaceableQueue[TaskKey, PlacementOrder],
     now: datetime,
     config: ControllerConfig,
     live: dict[str, FleetNode],
@@ -211,12 +210,12 @@ def _place(
     recheck_all: bool,
     plan: Plan,
 ) -> None:
-    """Place ready tasks by priority while any node has a free slot; then say which could never fit.
+    """Place tasks by priority while any node has a free slot; then say which could never fit.
 
     NB: with thousands of tasks waiting for a handful of slots this runs on every event, so it stops at the first
     full fleet, and looks again at "could anything ever fit" only for new tasks or when nodes changed.
     """
-    if not ready:
+    if not placeable:
         return
     placer = Placer(
         (offer_of(node) for node in live.values() if node.status.phase == "Ready"),
@@ -224,15 +223,15 @@ def _place(
         policy=config.placement,
     )
     if placer.has_capacity():
-        with contextlib.closing(ready.in_order()) as in_order:
+        with contextlib.closing(placeable.in_order()) as in_order:
             for key in in_order:
                 task = cache.task(key)
                 if task is None:
                     continue
                 node = placer.place(need_of(task, cache.model_of(task)))
                 if node is not None:
-                    ready.discard(key)
-                    patch = transitions.scheduled(task, node, now)
+                    placeable.discard(key)
+                    patch = status.placed(task, node, now)
                     message = f"assigned to FleetNode {node}"
                     plan.writes.append(
                         StatusWrite(
@@ -242,17 +241,18 @@ def _place(
                 if not placer.has_capacity():
                     break
     # NB: iterating the queue already walks a snapshot of it
-    recheck: Iterable[TaskKey] = ready if recheck_all else [k for k in dirty if k in ready]
+    recheck: Iterable[TaskKey] = placeable if recheck_all else [k for k in dirty if k in placeable]
     for key in recheck:
         waiting = cache.task(key)
         if waiting is None:
             continue
         need = need_of(waiting, cache.model_of(waiting))
-        blocked = None if placer.fits_when_empty(need) else Blocked(reasons.NO_FITTING_NODE, no_fit_message(need))
-        if transitions.needs_blocked_write(waiting, blocked):
+        why = None if placer.fits_when_empty(need) else (reasons.NO_FITTING_NODE, no_fit_message(need))
+        if not status.needs_blocked_write(waiting, why):
+            continue
+        if why is None:
             # NB: the reason counted and logged is the one written: unblocking is not NoFittingNode
-            reason = blocked.reason if blocked else transitions.unblocked_reason(waiting)
-            message = blocked.message if blocked else ""
-            plan.writes.append(
-                StatusWrite(waiting, transitions.blocked(waiting, now, blocked), reason, message, warn=False)
-            )
+            patch, reason, message = status.unblocked(waiting, now), status.unblocked_reason(waiting), ""
+        else:
+            patch, (reason, message) = status.blocked(waiting, now, *why), why
+        plan.writes.append(StatusWrite(waiting, patch, reason, message, warn=False))

@@ -308,7 +308,7 @@ class Worker:
             if not rules.claimable(task, self.node):
                 return None
             try:
-                return await self._write(task, rules.claim(task, utcnow(), self.claimant))
+                return await self._write(task, status.claimed(task, utcnow(), self.claimant))
             except Conflict:
                 self.metrics.claim_conflicts.inc()
                 try:

@@ -1,4 +1,5 @@
-"""The worker's decisions as pure functions: what it may claim, and the status its outcome becomes."""
+"""The worker's decisions as pure functions: what it may claim, and which move its outcome is (`foreman.api.status`
+writes the bodies)."""
 
 from __future__ import annotations
 
@@ -26,19 +27,6 @@ def claimable(task: AgenticTask, node: str) -> bool:
         and not task.spec.cancel
         and task.metadata.deletion_timestamp is None
     )
-
-
-def claim(task: AgenticTask, now: datetime, claimant: str) -> dict[str, Any]:
-    """Scheduled → Running; sent with the task's resourceVersion, so only one claimer can win."""
-    return {
-        "phase": "Running",
-        "claimedBy": claimant,
-        "claimedAt": status.wire_time(now),
-        "startedAt": status.wire_time(now),
-        "conditions": status.with_conditions(
-            task, now, (reasons.RUNNING, "True", reasons.CLAIMED, f"claimed by {task.status.assigned_node}")
-        ),
-    }
 
 
 @dataclass(frozen=True)
@@ -69,21 +57,7 @@ def finished(
     """The terminal write for an outcome, or back to Pending with a backoff when a retry is left."""
     if outcome.reason is None:
         assert outcome.envelope is not None
-        envelope = outcome.envelope
-        message = envelope.summary[:1024]
-        return {
-            "phase": "Succeeded",
-            "verdict": envelope.verdict,
-            "result": envelope.to_wire(),
-            **usage_of(envelope),
-            "finishedAt": status.wire_time(now),
-            "conditions": status.with_conditions(
-                task,
-                now,
-                (reasons.RUNNING, "False", reasons.COMPLETED, message),
-                (reasons.FINISHED, "True", reasons.COMPLETED, message),
-            ),
-        }
+        return status.succeeded(task, now, outcome.envelope, usage_of(outcome.envelope))
     if outcome.reason in RETRYABLE_REASONS and task.status.attempts < task.spec.retries:
         delay = backoff_delay(task.status.attempts, backoff, backoff_max)
         message = f"{outcome.message}; retry {task.status.attempts + 1} of {task.spec.retries} in {delay:g} s"

@@ -1,7 +1,6 @@
 from typing import Any
 
-from foreman.controller.rules import Blocked
-from foreman.controller.transitions import blocked, needs_blocked_write
+from foreman.api.status import needs_blocked_write, unblocked
 from tests.factories import T0, task
 
 
@@ -18,13 +17,13 @@ def test_unblocking_says_the_opposite_of_what_blocked_the_task() -> None:
     """`pending(None)` wrote DependenciesMet even when NoFittingNode had blocked the task (issue 17)."""
     no_fit = task("x", conditions=[blocked_by("NoFittingNode")])
     assert needs_blocked_write(no_fit, None)
-    assert blocked_condition(blocked(no_fit, T0, None)) == ("False", "FittingNodeAvailable")
+    assert blocked_condition(unblocked(no_fit, T0)) == ("False", "FittingNodeAvailable")
     waited = task("y", conditions=[blocked_by("WaitingForDependencies")])
-    assert blocked_condition(blocked(waited, T0, None)) == ("False", "DependenciesMet")
+    assert blocked_condition(unblocked(waited, T0)) == ("False", "DependenciesMet")
 
 
 def test_an_unchanged_block_costs_no_write() -> None:
     waiting = task("x", conditions=[blocked_by("NoFittingNode")])
-    assert not needs_blocked_write(waiting, Blocked("NoFittingNode", "m"))
-    assert needs_blocked_write(waiting, Blocked("NoFittingNode", "another"))
+    assert not needs_blocked_write(waiting, ("NoFittingNode", "m"))
+    assert needs_blocked_write(waiting, ("NoFittingNode", "another"))
     assert not needs_blocked_write(task("never"), None)
