@@ -241,12 +241,23 @@ class Kube:
     ) -> Listing[R]:
         """A consistent list (from etcd); with `cached`, from the apiserver's watch cache: possibly a moment stale,
         but it costs the server no read of the whole collection (what a periodic safety-net list should use)."""
-        request = requests.list_(
-            model, namespace=namespace, label_selector=label_selector, field_selector=field_selector, cached=cached
-        )
-        body = await self._send(request)
-        items = [_parse(model, item) for item in body.get("items") or []]
-        return Listing([item for item in items if item is not None], body["metadata"]["resourceVersion"])
+        items: builtins.list[R] = []
+        token: str | None = None
+        while True:
+            request = requests.list_(
+                model,
+                namespace=namespace,
+                label_selector=label_selector,
+                field_selector=field_selector,
+                cached=cached,
+                continue_=token,
+            )
+            body = await self._send(request)
+            items += [item for raw in body.get("items") or [] if (item := _parse(model, raw)) is not None]
+            token = body["metadata"].get("continue")
+            if not token:
+                # NB: every page of one list is of the same snapshot, so its resourceVersion is the list's
+                return Listing(items, body["metadata"]["resourceVersion"])
 
     async def create(self, obj: R) -> R:
         return type(obj).model_validate(await self._send(requests.create(obj)))
@@ -387,31 +398,17 @@ class Kube:
         type: Literal["Normal", "Warning"] = "Normal",
     ) -> None:
         """Record a Kubernetes Event on obj (best effort: an event that cannot be written is logged, not raised)."""
-        namespace = obj.metadata.namespace or "default"
-        now = utcnow().isoformat().replace("+00:00", "Z")
-        body = {
-            "apiVersion": "v1",
-            "kind": "Event",
-            "metadata": {"name": f"{obj.name}.{secrets.token_hex(8)}", "namespace": namespace},
-            "involvedObject": {
-                "apiVersion": obj.api_version,
-                "kind": obj.kind,
-                "name": obj.name,
-                "namespace": obj.metadata.namespace,
-                "uid": obj.metadata.uid,
-                "resourceVersion": obj.metadata.resource_version,
-            },
-            "reason": reason,
-            "message": message,
-            "type": type,
-            "source": {"component": component},
-            "firstTimestamp": now,
-            "lastTimestamp": now,
-            "count": 1,
-            "reportingComponent": component,
-        }
+        request = requests.event(
+            obj,
+            reason=reason,
+            message=message,
+            component=component,
+            type=type,
+            now=utcnow(),
+            suffix=secrets.token_hex(8),
+        )
         try:
-            await self._send(requests.create_object(body))
+            await self._send(request)
         except AlreadyExists:
             pass  # a retried create whose first attempt landed: the event is recorded
         except ApiError as error:

@@ -186,11 +186,13 @@ class ForemanClient:
         names: Iterable[str],
         timeout: float | None = None,  # noqa: ASYNC109 - public API, like asyncio.as_completed
     ) -> AsyncIterator[AgenticTask]:
-        """Yield each task as it finishes (Succeeded or Failed), from one watch of the namespace."""
+        """Yield each task as it finishes (Succeeded or Failed), from one watch: of the task alone when there is one,
+        else of the namespace."""
         waiting = set(names)
+        only = f"metadata.name={next(iter(waiting))}" if len(waiting) == 1 else None
         try:
             async with asyncio.timeout(timeout):
-                async for event in self.kube.watch(AgenticTask, namespace=self.namespace):
+                async for event in self.kube.watch(AgenticTask, namespace=self.namespace, field_selector=only):
                     for task in [event.object] if isinstance(event, WatchEvent) else event.items:
                         if task.name in waiting and task.phase in TERMINAL_PHASES:
                             waiting.discard(task.name)
