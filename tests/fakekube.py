@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 from typing import Any, Literal, TypeVar
 
 from foreman.api.base import utcnow
-from foreman.api.errors import AlreadyExists, Conflict, NotFound
+from foreman.api.errors import AlreadyExists, ApiError, Conflict, NotFound
 from foreman.api.kube import Listing, Relisted, WatchEvent
 from foreman.api.lease import Lease
 from foreman.api.resources import Resource
@@ -41,6 +41,9 @@ class FakeKube:
         self.events: list[tuple[str, str, str]] = []
         """(object name, reason, type) of each Event emitted."""
         self.status_writes: list[tuple[str, dict[str, Any]]] = []
+        """(object name, status patch) of each status write tried, refused ones included."""
+        self.refuse: dict[str, list[ApiError]] = {}
+        """Errors the next status writes of an object raise, one each, in order."""
         self._versions = itertools.count(1)
         self._watchers: dict[str, list[asyncio.Queue[tuple[str, dict[str, Any]]]]] = {}
         self._held: dict[str, asyncio.Event] = {}
@@ -110,6 +113,8 @@ class FakeKube:
         resource_version: str | None = None,
     ) -> R:
         self.status_writes.append((name, status))
+        if self.refuse.get(name):
+            raise self.refuse[name].pop(0)
         return await self.patch(
             model,
             name,

@@ -8,6 +8,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
+from foreman.api.errors import Conflict, ServerError
 from foreman.api.resources import AgenticTask, FleetNode
 from foreman.api.schedules import TaskSchedule
 from foreman.controller.config import ControllerConfig
@@ -63,3 +64,25 @@ async def test_a_schedule_created_before_the_caches_synced_is_planned_as_soon_as
         await until(lambda: ("ns", "nightly") in controller.schedules.schedules)
         nodes_listed.set()
         await until(lambda: written(kube, "nightly"))  # its Accepted condition
+
+
+async def test_a_conflicting_write_is_decided_again_on_the_fresh_task() -> None:
+    kube = FakeKube()
+    kube.refuse["moving"] = [Conflict("changed meanwhile", status=409)]
+    async with running(Controller(kube, ControllerConfig(leader_election=False))):
+        await kube.create(AgenticTask.new("moving", namespace="ns"))
+        await until(lambda: len(kube.status_writes) == 2)  # refused, then written after a fresh read
+    task = await kube.get(AgenticTask, "moving", "ns")
+    assert (task.phase, task.status.conditions[0].reason) == ("Pending", "NoFittingNode")
+
+
+async def test_a_failed_write_is_retried_after_a_backoff_of_its_own() -> None:
+    kube = FakeKube()
+    kube.refuse["flaky"] = [ServerError("etcd timeout", status=500), ServerError("again", status=500)]
+    controller = Controller(kube, ControllerConfig(leader_election=False))
+    async with running(controller):
+        await kube.create(AgenticTask.new("flaky", namespace="ns"))
+        await until(lambda: len(kube.status_writes) == 3)
+        task = await kube.get(AgenticTask, "flaky", "ns")
+    assert task.status.conditions[0].reason == "NoFittingNode"
+    assert controller.metrics.reconcile_errors._value.get() == 2
