@@ -30,7 +30,7 @@ from foreman.controller.leader import LeaderElector, LeaseConfig
 from foreman.controller.metrics import ControllerMetrics
 from foreman.controller.placeable import PlaceableQueue
 from foreman.controller.plan import LabelWrite, NodeNotReady, PlacementOrder, Plan, StatusWrite, plan_pass
-from foreman.controller.schedules import Scheduled, ScheduleLoop
+from foreman.controller.schedules import Fired, ScheduleLoop
 from foreman.controller.workqueue import WorkQueue
 
 log = structlog.get_logger("foreman.controller")
@@ -203,7 +203,7 @@ class Controller:
             done = await self.schedules.run_once(self.clock())
             self._carry_out(done)
 
-    def _carry_out(self, done: Scheduled) -> None:
+    def _carry_out(self, done: Fired) -> None:
         """What a schedule pass returns: the tasks it created or read go into the cache (and are placed), its notes
         become Events on the schedule."""
         for task in done.tasks:
@@ -222,7 +222,8 @@ class Controller:
 
     def _update_acting(self) -> None:
         """Start or stop deciding. NB: on becoming able, everything is looked at: what was created while the caches
-        listed or before leadership was won was only queued (it waited for the next resync, up to 30 s)."""
+        listed or before leadership was won was only queued, and waited for a periodic wake-up (15 s; 30 s for a
+        schedule)."""
         if not (self.leading and self.synced()):
             self._acting.clear()
         elif not self._acting.is_set():

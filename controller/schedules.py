@@ -3,7 +3,7 @@
 
 It runs inside the controller, under its leadership and on its cache: the controller's watches feed both, so a
 schedule costs no extra watch of tasks. The controller runs its passes (`run_once`) while it leads, and carries out
-what each returns (`Scheduled`: tasks to remember, notes to emit as Events). Time comes from an injectable clock, so
+what each returns (`Fired`: tasks to remember, notes to emit as Events). Time comes from an injectable clock, so
 tests can move it.
 """
 
@@ -38,7 +38,7 @@ def status_patch(result: Plan) -> dict[str, Any]:
 
 
 @dataclass
-class Scheduled:
+class Fired:
     """What a schedule pass did that the controller carries on with."""
 
     tasks: list[AgenticTask] = field(default_factory=list)
@@ -96,10 +96,10 @@ class ScheduleLoop:
 
     # -- running ---------------------------------------------------------------------------------------------------
 
-    async def run_once(self, now: datetime) -> Scheduled:
+    async def run_once(self, now: datetime) -> Fired:
         """Plan and carry out every schedule that is due or changed."""
         semaphore = asyncio.Semaphore(self.concurrency)
-        done = Scheduled()
+        done = Fired()
 
         async def bounded(key: ScheduleKey) -> None:
             async with semaphore:
@@ -108,7 +108,7 @@ class ScheduleLoop:
         await asyncio.gather(*(bounded(key) for key in self.queue.take()))
         return done
 
-    async def reconcile(self, key: ScheduleKey, now: datetime, done: Scheduled) -> None:
+    async def reconcile(self, key: ScheduleKey, now: datetime, done: Fired) -> None:
         schedule = self.schedules.get(key)
         if schedule is None:
             return
