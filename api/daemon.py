@@ -44,17 +44,17 @@ YOUNG_COLLECTION_EVERY = 5_000
 def settle_heap() -> None:
     """Keep the cyclic garbage collector off what a daemon holds for its whole life; call it when start-up is done.
 
-    A daemon's heap is its imports and its caches: hundreds of thousands of long-lived, acyclic objects (a cached
-    task is ~60) that every full collection walked again. Measured in bench/ (controller, 20 workers and submitter in
-    one process, 2,000 tasks): the collector took 13 % of the process's CPU, and each full collection held the event
-    loop for up to 0.2 s. So start-up objects are frozen (never scanned again), and the youngest generation is
-    collected 7x less often, so that a request's short-lived objects are gone before they would be promoted and
-    scanned again: 5 % of the CPU (the process's CPU per task fell from 14 to 10 ms), pauses of at most 0.1 s, the
-    same peak RSS. A larger young generation cut CPU further but its pauses showed in create-to-Running latency.
-    Refcounting still frees acyclic garbage at once, frozen or not.
+    NB: start-up objects are frozen and the youngest generation collected 7x less often: the collector's share of
+    the CPU fell from 13 % to 5 % (docs/design.md, "Measured").
     """
     gc.freeze()
     gc.set_threshold(YOUNG_COLLECTION_EVERY, 20, 20)
+
+
+def backoff_delay(failures: int, base: float, cap: float) -> float:
+    """Exponential backoff, the one formula of the work queue, the watches and the worker's task retries: `base`
+    after no failure, doubled with each one, never more than `cap`."""
+    return float(min(cap, base * 2**failures))
 
 
 async def sleep_unless(stop: asyncio.Event, seconds: float) -> bool:

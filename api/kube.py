@@ -1,7 +1,8 @@
 """The one module that talks to the Kubernetes API: typed models in, typed models out.
 
 Requests are prepared by the pure functions in `foreman.api.requests`; this module only sends them, maps errors to
-`foreman.api.errors` classes and applies the retry policy (tenacity: 5xx, 429 and lost connections; never a 409).
+`foreman.api.errors` classes and applies the retry policy (tenacity: 5xx, 429, lost connections and NotServed, a
+resource its CRD does not serve yet; never a 409).
 Kubernetes-asyncio provides configuration loading (kubeconfig, in-cluster, token refresh) and the HTTP session.
 """
 
@@ -31,6 +32,7 @@ from yarl import URL
 
 from foreman.api import requests
 from foreman.api.base import utcnow
+from foreman.api.daemon import backoff_delay
 from foreman.api.errors import (
     RETRYABLE,
     AlreadyExists,
@@ -118,10 +120,9 @@ async def load_configuration(kubeconfig: str | None = None, context: str | None 
 
 
 def _no_per_request_environment_lookups(api: Any) -> None:
-    """kubernetes-asyncio opens its aiohttp session with trust_env=True, so every request looks up ~/.netrc and the
-    proxy environment, each in a worker thread: two thread hand-offs per call, ~20 % of throughput (bench/). The API
-    server does not change, so look its proxy up once, here, and switch the per-request lookups off (netrc never
-    applies: requests carry a bearer token or a client certificate)."""
+    """kubernetes-asyncio opens its aiohttp session with trust_env=True: a ~/.netrc and proxy lookup in a thread per
+    request (~20 % of throughput, docs/design.md "Measured"). The API server does not change, so look its proxy up
+    once, here, and switch the per-request lookups off (netrc never applies: requests carry a token or certificate)."""
     rest = api.rest_client
     if not rest.proxy:
         with contextlib.suppress(LookupError):
@@ -151,10 +152,6 @@ class Kube:
     ) -> Self:
         configuration, namespace = await load_configuration(kubeconfig, context)
         return cls(configuration, retry=retry, namespace=namespace)
-
-    @property
-    def server(self) -> str:
-        return str(self._api.configuration.host)
 
     async def close(self) -> None:
         await self._api.close()
@@ -246,12 +243,23 @@ class Kube:
     ) -> Listing[R]:
         """A consistent list (from etcd); with `cached`, from the apiserver's watch cache: possibly a moment stale,
         but it costs the server no read of the whole collection (what a periodic safety-net list should use)."""
-        request = requests.list_(
-            model, namespace=namespace, label_selector=label_selector, field_selector=field_selector, cached=cached
-        )
-        body = await self._send(request)
-        items = [_parse(model, item) for item in body.get("items") or []]
-        return Listing([item for item in items if item is not None], body["metadata"]["resourceVersion"])
+        items: builtins.list[R] = []
+        token: str | None = None
+        while True:
+            request = requests.list_(
+                model,
+                namespace=namespace,
+                label_selector=label_selector,
+                field_selector=field_selector,
+                cached=cached,
+                continue_=token,
+            )
+            body = await self._send(request)
+            items += [item for raw in body.get("items") or [] if (item := _parse(model, raw)) is not None]
+            token = body["metadata"].get("continue")
+            if not token:
+                # NB: every page of one list is of the same snapshot, so its resourceVersion is the list's
+                return Listing(items, body["metadata"]["resourceVersion"])
 
     async def create(self, obj: R) -> R:
         return type(obj).model_validate(await self._send(requests.create(obj)))
@@ -386,7 +394,7 @@ class Kube:
                 resource_version = None
             except RETRYABLE as error:
                 failures += 1
-                delay = min(max_backoff, 0.1 * 2**failures)
+                delay = backoff_delay(failures, 0.1, max_backoff)
                 log.warning("watch interrupted", resource=what, error=str(error), retry_in=delay)
                 await asyncio.sleep(delay)
 
@@ -441,31 +449,17 @@ class Kube:
         type: Literal["Normal", "Warning"] = "Normal",
     ) -> None:
         """Record a Kubernetes Event on obj (best effort: an event that cannot be written is logged, not raised)."""
-        namespace = obj.metadata.namespace or "default"
-        now = utcnow().isoformat().replace("+00:00", "Z")
-        body = {
-            "apiVersion": "v1",
-            "kind": "Event",
-            "metadata": {"name": f"{obj.name}.{secrets.token_hex(8)}", "namespace": namespace},
-            "involvedObject": {
-                "apiVersion": obj.api_version,
-                "kind": obj.kind,
-                "name": obj.name,
-                "namespace": obj.metadata.namespace,
-                "uid": obj.metadata.uid,
-                "resourceVersion": obj.metadata.resource_version,
-            },
-            "reason": reason,
-            "message": message,
-            "type": type,
-            "source": {"component": component},
-            "firstTimestamp": now,
-            "lastTimestamp": now,
-            "count": 1,
-            "reportingComponent": component,
-        }
+        request = requests.event(
+            obj,
+            reason=reason,
+            message=message,
+            component=component,
+            type=type,
+            now=utcnow(),
+            suffix=secrets.token_hex(8),
+        )
         try:
-            await self._send(requests.create_object(body))
+            await self._send(request)
         except AlreadyExists:
             pass  # a retried create whose first attempt landed: the event is recorded
         except ApiError as error:

@@ -23,7 +23,6 @@ CONTROLLER = "foreman-controller"
 WORKER = "foreman-worker"
 DASHBOARD = "foreman-dashboard"
 DASHBOARD_PORT = 8090
-LEASE_NAME = "foreman-controller"
 CONTROLLER_HEALTH_PORT = 8080
 WORKER_HEALTH_PORT = 8081
 

@@ -17,6 +17,7 @@ DEPENDENCIES_MET: Final = "DependenciesMet"
 DEPENDENCY_CYCLE: Final = "DependencyCycle"
 UPSTREAM_FAILED: Final = "UpstreamFailed"
 NO_FITTING_NODE: Final = "NoFittingNode"
+FITTING_NODE_AVAILABLE: Final = "FittingNodeAvailable"
 FLEET_NODE_ASSIGNED: Final = "FleetNodeAssigned"
 CLAIMED: Final = "Claimed"
 CANCELLED: Final = "Cancelled"
@@ -29,7 +30,6 @@ EXECUTOR_ERROR: Final = "ExecutorError"
 EXECUTOR_CONTRACT_VIOLATION: Final = "ExecutorContractViolation"
 TIMEOUT: Final = "Timeout"
 COMPLETED: Final = "Completed"
-RETRY_SCHEDULED: Final = "RetryScheduled"
 
 # TaskSchedule: condition Accepted and the events of firing.
 ACCEPTED: Final = "Accepted"
@@ -40,7 +40,11 @@ IMPOSSIBLE_SCHEDULE: Final = "ImpossibleSchedule"
 TASK_CREATED: Final = "TaskCreated"
 FIRE_SKIPPED: Final = "FireSkipped"
 TASK_REPLACED: Final = "TaskReplaced"
-HISTORY_PRUNED: Final = "HistoryPruned"
+
+# FleetNode: condition Ready, written by the worker's heartbeat (reason its phase) and the controller.
+READY: Final = "Ready"
+WORKER_HEARTBEAT: Final = "WorkerHeartbeat"
+HEARTBEAT_STALE: Final = "HeartbeatStale"
 
 # FleetNode: condition InferenceReady, for nodes with a model server (the agent executor's endpoint).
 INFERENCE_READY: Final = "InferenceReady"

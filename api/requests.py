@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from datetime import datetime
 from importlib import metadata
 from typing import Any
 
@@ -37,26 +38,52 @@ class Request:
     """False when repeating the request after a lost answer could do the work twice (create with generateName)."""
 
 
+@dataclass(frozen=True)
+class KindInfo:
+    api_path: str  # /api/v1 or /apis/<group>/<version>
+    plural: str
+    namespaced: bool
+
+
+def path(
+    info: KindInfo, *, namespace: str | None = None, name: str | None = None, subresource: str | None = None
+) -> str:
+    """The one URL builder: a collection (of all namespaces when a namespaced kind gets none), an object, or one of
+    its subresources."""
+    built = info.api_path
+    if info.namespaced and namespace:
+        built += f"/namespaces/{namespace}"
+    built += f"/{info.plural}"
+    if name:
+        built += f"/{name}"
+        if subresource:
+            built += f"/{subresource}"
+    return built
+
+
+def kind_of(model: type[Resource]) -> KindInfo:
+    return KindInfo(f"/apis/{GROUP}/{VERSION}", model.plural, model.namespaced)
+
+
 def resource_path(
     model: type[Resource], *, namespace: str | None = None, name: str | None = None, subresource: str | None = None
 ) -> str:
-    """The URL path of a Foreman resource collection, object or subresource; no namespace on a namespaced
-    resource means all namespaces."""
-    path = f"/apis/{GROUP}/{VERSION}"
-    if model.namespaced and namespace:
-        path += f"/namespaces/{namespace}"
-    elif not model.namespaced and namespace:
+    """The URL path of a Foreman resource collection, object or subresource."""
+    if not model.namespaced and namespace:
         raise ValueError(f"{model.__name__} is cluster-scoped; got namespace {namespace!r}")
-    path += f"/{model.plural}"
-    if name:
-        path += f"/{name}"
-        if subresource:
-            path += f"/{subresource}"
-    return path
+    return path(kind_of(model), namespace=namespace, name=name, subresource=subresource)
 
 
 def get(model: type[Resource], name: str, namespace: str | None = None) -> Request:
     return Request("GET", resource_path(model, namespace=namespace, name=name))
+
+
+PAGE_SIZE = 500
+"""Objects per LIST page (client-go's default): a start with 100,000 tasks never holds one giant response."""
+
+
+def _selectors(label_selector: str | None, field_selector: str | None) -> dict[str, str]:
+    return {k: v for k, v in (("labelSelector", label_selector), ("fieldSelector", field_selector)) if v}
 
 
 def list_(
@@ -66,10 +93,18 @@ def list_(
     label_selector: str | None = None,
     field_selector: str | None = None,
     cached: bool = False,
+    continue_: str | None = None,
 ) -> Request:
-    query = {k: v for k, v in (("labelSelector", label_selector), ("fieldSelector", field_selector)) if v}
+    """One page of a list; `continue_` is the token the previous page ended with.
+
+    NB: a list from the watch cache (`cached`) is one answer: the apiserver pages only lists it reads from etcd."""
+    query = _selectors(label_selector, field_selector)
     if cached:
         query["resourceVersion"] = "0"  # any version the watch cache has: served from memory
+    else:
+        query["limit"] = str(PAGE_SIZE)
+        if continue_:
+            query["continue"] = continue_
     return Request("GET", resource_path(model, namespace=namespace), query=query)
 
 
@@ -82,21 +117,21 @@ def watch(
     label_selector: str | None = None,
     field_selector: str | None = None,
 ) -> Request:
-    listing = list_(model, namespace=namespace, label_selector=label_selector, field_selector=field_selector)
-    return _watching(listing, resource_version, timeout_seconds)
+    path = resource_path(model, namespace=namespace)
+    return _watching(path, _selectors(label_selector, field_selector), resource_version, timeout_seconds)
 
 
-def _watching(listing: Request, resource_version: str, timeout_seconds: int) -> Request:
-    """The watch of what `listing` lists, from a resourceVersion, with bookmarks; the server ends it after the
-    timeout (the client then resumes)."""
+def _watching(path: str, selectors: dict[str, str], resource_version: str, timeout_seconds: int) -> Request:
+    """The watch of a collection, from a resourceVersion, with bookmarks; the server ends it after the timeout (the
+    client then resumes). Never paged: a watch is one stream."""
     query = {
-        **listing.query,
+        **selectors,
         "watch": "true",
         "resourceVersion": resource_version,
         "allowWatchBookmarks": "true",
         "timeoutSeconds": str(timeout_seconds),
     }
-    return Request("GET", listing.path, query=query)
+    return Request("GET", path, query=query)
 
 
 MAX_OBJECT_BYTES = 1024 * 1024
@@ -159,13 +194,6 @@ def delete(model: type[Resource], name: str, namespace: str | None = None) -> Re
     return Request("DELETE", resource_path(model, namespace=namespace, name=name))
 
 
-@dataclass(frozen=True)
-class KindInfo:
-    api_path: str  # /api/v1 or /apis/<group>/<version>
-    plural: str
-    namespaced: bool
-
-
 # The kinds `foreman install` applies; anything else in a manifest is a programming error, caught by the tests.
 KNOWN_KINDS: dict[tuple[str, str], KindInfo] = {
     ("v1", "Namespace"): KindInfo("/api/v1", "namespaces", False),
@@ -189,10 +217,7 @@ KNOWN_KINDS: dict[tuple[str, str], KindInfo] = {
     ("apps/v1", "Deployment"): KindInfo("/apis/apps/v1", "deployments", True),
     ("apps/v1", "DaemonSet"): KindInfo("/apis/apps/v1", "daemonsets", True),
     ("coordination.k8s.io/v1", "Lease"): KindInfo("/apis/coordination.k8s.io/v1", "leases", True),
-    **{
-        (API_VERSION, model.__name__): KindInfo(f"/apis/{API_VERSION}", model.plural, model.namespaced)
-        for model in (AgenticTask, FleetNode, TaskSchedule, Agent)
-    },
+    **{(API_VERSION, model.__name__): kind_of(model) for model in (AgenticTask, FleetNode, TaskSchedule, Agent)},
 }
 
 
@@ -202,13 +227,9 @@ def object_path(api_version: str, kind: str, name: str | None = None, namespace:
         info = KNOWN_KINDS[(api_version, kind)]
     except KeyError:
         raise ValueError(f"unsupported kind {api_version}/{kind}") from None
-    path = info.api_path
-    if info.namespaced:
-        if not namespace:
-            raise ValueError(f"{kind} {name} needs a namespace")
-        path += f"/namespaces/{namespace}"
-    path += f"/{info.plural}"
-    return f"{path}/{name}" if name else path
+    if info.namespaced and not namespace:
+        raise ValueError(f"{kind} {name} needs a namespace")
+    return path(info, namespace=namespace, name=name)
 
 
 def apply(body: dict[str, Any]) -> Request:
@@ -230,11 +251,48 @@ def create_object(body: dict[str, Any]) -> Request:
     )
 
 
+def event(
+    obj: Resource,
+    *,
+    reason: str,
+    message: str,
+    component: str,
+    type: str,
+    now: datetime,
+    suffix: str,
+) -> Request:
+    """Create a core/v1 Event about `obj`; `suffix` makes its name unique (a named create: safe to retry)."""
+    namespace = obj.metadata.namespace or "default"
+    moment = now.isoformat().replace("+00:00", "Z")
+    return create_object(
+        {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"name": f"{obj.name}.{suffix}", "namespace": namespace},
+            "involvedObject": {
+                "apiVersion": obj.api_version,
+                "kind": obj.kind,
+                "name": obj.name,
+                "namespace": obj.metadata.namespace,
+                "uid": obj.metadata.uid,
+                "resourceVersion": obj.metadata.resource_version,
+            },
+            "reason": reason,
+            "message": message,
+            "type": type,
+            "source": {"component": component},
+            "firstTimestamp": moment,
+            "lastTimestamp": moment,
+            "count": 1,
+            "reportingComponent": component,
+        }
+    )
+
+
 def list_objects(
     api_version: str, kind: str, namespace: str | None = None, field_selector: str | None = None
 ) -> Request:
-    query = {"fieldSelector": field_selector} if field_selector else {}
-    return Request("GET", object_path(api_version, kind, None, namespace), query=query)
+    return Request("GET", object_path(api_version, kind, None, namespace), query=_selectors(None, field_selector))
 
 
 def watch_objects(
@@ -247,7 +305,8 @@ def watch_objects(
     field_selector: str | None = None,
 ) -> Request:
     """A watch of a built-in kind (as `watch` for our resources)."""
-    return _watching(list_objects(api_version, kind, namespace, field_selector), resource_version, timeout_seconds)
+    path = object_path(api_version, kind, None, namespace)
+    return _watching(path, _selectors(None, field_selector), resource_version, timeout_seconds)
 
 
 def get_object(api_version: str, kind: str, name: str, namespace: str | None = None) -> Request:

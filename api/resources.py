@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal, Self
 
-from pydantic import Field
+from pydantic import Field, ModelWrapValidatorHandler, PrivateAttr, model_validator
 
 from foreman.api.base import Conditions, Model, ObjectMeta
 from foreman.api.envelope import ResultEnvelope, TaskKind, Verdict
@@ -47,6 +47,14 @@ class Resource(Model):
     @property
     def namespace(self) -> str | None:
         return self.metadata.namespace
+
+
+Key = tuple[str, str]
+"""(namespace, name); "" as the namespace of a cluster-scoped object."""
+
+
+def key_of(obj: Resource) -> Key:
+    return (obj.namespace or "", obj.name)
 
 
 class Payload(Model):
@@ -154,6 +162,11 @@ class AgenticTask(Resource):
     @property
     def phase(self) -> TaskPhase:
         return self.status.phase
+
+    @property
+    def held_node(self) -> str | None:
+        """The node the task holds a slot on (Scheduled or Running there); what its node label must name."""
+        return self.status.assigned_node if self.phase in ("Scheduled", "Running") else None
 
     @classmethod
     def new(
@@ -273,3 +286,25 @@ class FleetNode(Resource):
     kind: Literal["FleetNode"] = "FleetNode"
     spec: FleetNodeSpec = FleetNodeSpec()
     status: FleetNodeStatus = FleetNodeStatus()
+    _status_written_at: datetime | None = PrivateAttr(default=None)
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _note_status_write(cls, data: Any, handler: ModelWrapValidatorHandler[Self]) -> Self:
+        node = handler(data)
+        meta = data.get("metadata") if isinstance(data, dict) else None
+        if isinstance(meta, dict):
+            entries = meta.get("managedFields") or []
+            # NB: every manager's entry, not only the status subresource's: some apiservers record no `subresource`
+            # and fold a manager's writes into one entry, and a later write of any kind only errs towards more grace
+            times = [entry["time"] for entry in entries if entry.get("time")]
+            if times:
+                node._status_written_at = datetime.fromisoformat(max(times))
+        return node
+
+    @property
+    def status_written_at(self) -> datetime | None:
+        """When the apiserver, on its own clock, last stored a write of the node (its managedFields; to the second):
+        at the latest the worker's last heartbeat. NB: the one judge of a silence older than the controller that needs
+        no trust in the worker's clock; managedFields themselves are not kept (memory)."""
+        return self._status_written_at

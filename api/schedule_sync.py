@@ -1,7 +1,8 @@
 """Declarative TaskSchedules: a set kept in files (a Git repository) made true in the cluster, `kubectl apply --prune`
 style, without ever touching a dynamic schedule (one a planner created through the SDK).
 
-Pure: the files' schedules and the cluster's in, what to create, update and prune out. `ForemanClient` carries it out.
+Pure: the files' schedules and the cluster's in, what to create, update and prune out. `foreman schedules sync`
+(cli/schedules.py) carries it out through `ForemanClient`.
 """
 
 from __future__ import annotations
@@ -9,13 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from foreman.api.resources import key_of
 from foreman.api.schedules import TaskSchedule
-
-Key = tuple[str, str]  # (namespace, name)
-
-
-def key_of(schedule: TaskSchedule) -> Key:
-    return (schedule.namespace or "", schedule.name)
 
 
 @dataclass(frozen=True)

@@ -14,8 +14,8 @@ import secrets
 from collections.abc import AsyncIterator, Iterable
 from typing import Any, Self
 
-from foreman.api import transcript
-from foreman.api.base import ObjectMeta, utcnow
+from foreman.api import reasons, transcript
+from foreman.api.base import ObjectMeta, find_condition, utcnow
 from foreman.api.cron import parse
 from foreman.api.envelope import ResultEnvelope
 from foreman.api.errors import Conflict, NotFound
@@ -39,7 +39,8 @@ class TaskFailed(Exception):
         self.task = task
         self.reason = task.status.failure_reason or "Failed"
         self.envelope = task.status.result
-        detail = next((c.message for c in task.status.conditions if c.type == "Finished" and c.message), "")
+        finished = find_condition(task.status.conditions, reasons.FINISHED)
+        detail = finished.message if finished else ""
         super().__init__(f"task {task.name} failed: {self.reason}" + (f" ({detail})" if detail else ""))
 
 
@@ -185,11 +186,13 @@ class ForemanClient:
         names: Iterable[str],
         timeout: float | None = None,  # noqa: ASYNC109 - public API, like asyncio.as_completed
     ) -> AsyncIterator[AgenticTask]:
-        """Yield each task as it finishes (Succeeded or Failed), from one watch of the namespace."""
+        """Yield each task as it finishes (Succeeded or Failed), from one watch: of the task alone when there is one,
+        else of the namespace."""
         waiting = set(names)
+        only = f"metadata.name={next(iter(waiting))}" if len(waiting) == 1 else None
         try:
             async with asyncio.timeout(timeout):
-                async for event in self.kube.watch(AgenticTask, namespace=self.namespace):
+                async for event in self.kube.watch(AgenticTask, namespace=self.namespace, field_selector=only):
                     for task in [event.object] if isinstance(event, WatchEvent) else event.items:
                         if task.name in waiting and task.phase in TERMINAL_PHASES:
                             waiting.discard(task.name)

@@ -1,4 +1,9 @@
-"""Status merge-patch bodies that controller and worker both write (pure: task and time in, dict out).
+"""How a task moves (README, "How a task moves"), as the status merge-patch body of every move: pure, task and time
+in, dict out. The controller and the worker decide when (`controller.rules`, `controller.plan`, `worker.rules`); the
+bodies of all moves are here, so the state machine of an AgenticTask is one file:
+
+    Pending --blocked/unblocked--> Pending --placed--> Scheduled --claimed--> Running --succeeded--> Succeeded
+    Scheduled | Running --requeued--> Pending          any but Succeeded --failed--> Failed
 
 Conditions are a list, which a merge patch replaces whole, so each body carries the full updated list.
 """
@@ -34,6 +39,93 @@ def with_conditions(task: AgenticTask, now: datetime, *updates: ConditionUpdate)
             observed_generation=task.metadata.generation,
         )
     return [condition.to_wire() for condition in conditions]
+
+
+def placed(task: AgenticTask, node: str, now: datetime) -> dict[str, Any]:
+    """Pending → Scheduled on `node`; a Blocked condition, if the task ever had one, turns False.
+
+    NB: a task that was never blocked gets no Blocked condition at all: each condition costs the apiserver CPU on every
+    later write of the task (docs/design.md, "Measured").
+    """
+    updates: list[ConditionUpdate] = [
+        (reasons.SCHEDULED, "True", reasons.FLEET_NODE_ASSIGNED, f"assigned to FleetNode {node}")
+    ]
+    if find_condition(task.status.conditions, reasons.BLOCKED) is not None:
+        updates.insert(0, (reasons.BLOCKED, "False", reasons.FLEET_NODE_ASSIGNED, ""))
+    return {
+        "phase": "Scheduled",
+        "assignedNode": node,
+        "notBefore": None,
+        "observedGeneration": task.metadata.generation,
+        "conditions": with_conditions(task, now, *updates),
+    }
+
+
+def blocked(task: AgenticTask, now: datetime, reason: str, message: str) -> dict[str, Any]:
+    """Stay Pending, with condition Blocked saying why it cannot be placed."""
+    return _pending(task, now, (reasons.BLOCKED, "True", reason, message))
+
+
+def unblocked(task: AgenticTask, now: datetime) -> dict[str, Any]:
+    """Stay Pending, no longer blocked (placement comes next)."""
+    return _pending(task, now, (reasons.BLOCKED, "False", unblocked_reason(task), ""))
+
+
+def _pending(task: AgenticTask, now: datetime, update: ConditionUpdate) -> dict[str, Any]:
+    return {
+        "phase": "Pending",
+        "observedGeneration": task.metadata.generation,
+        "conditions": with_conditions(task, now, update),
+    }
+
+
+def unblocked_reason(task: AgenticTask) -> str:
+    """Why a Blocked task no longer is: the opposite of what blocked it (a node now fits, or what it waited for came:
+    dependencies, its Agent)."""
+    current = find_condition(task.status.conditions, reasons.BLOCKED)
+    if current is not None and current.reason == reasons.NO_FITTING_NODE:
+        return reasons.FITTING_NODE_AVAILABLE
+    return reasons.DEPENDENCIES_MET
+
+
+def needs_blocked_write(task: AgenticTask, why: tuple[str, str] | None) -> bool:
+    """Whether `blocked` with this (reason, message), or `unblocked` for None, would change anything (so an unchanged
+    Blocked task costs no write)."""
+    current = find_condition(task.status.conditions, reasons.BLOCKED)
+    if why is None:
+        return current is not None and current.status == "True"
+    return current is None or current.status != "True" or (current.reason, current.message) != why
+
+
+def claimed(task: AgenticTask, now: datetime, claimant: str) -> dict[str, Any]:
+    """Scheduled → Running; sent with the task's resourceVersion, so only one claimer can win."""
+    return {
+        "phase": "Running",
+        "claimedBy": claimant,
+        "claimedAt": wire_time(now),
+        "startedAt": wire_time(now),
+        "conditions": with_conditions(
+            task, now, (reasons.RUNNING, "True", reasons.CLAIMED, f"claimed by {task.status.assigned_node}")
+        ),
+    }
+
+
+def succeeded(task: AgenticTask, now: datetime, envelope: ResultEnvelope, usage: dict[str, Any]) -> dict[str, Any]:
+    """Running → Succeeded with the executor's envelope (whatever its verdict); `usage`: the `status.usage` body."""
+    message = envelope.summary[:1024]
+    return {
+        "phase": "Succeeded",
+        "verdict": envelope.verdict,
+        "result": envelope.to_wire(),
+        **usage,
+        "finishedAt": wire_time(now),
+        "conditions": with_conditions(
+            task,
+            now,
+            (reasons.RUNNING, "False", reasons.COMPLETED, message),
+            (reasons.FINISHED, "True", reasons.COMPLETED, message),
+        ),
+    }
 
 
 def failed(

@@ -7,20 +7,27 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import get_args
 
-from foreman.api.resources import NODE_LABEL, AgenticTask, FleetNode, NodePhase, Payload, TaskPhase
+from foreman.api.resources import NODE_LABEL, AgenticTask, FleetNode, Key, NodePhase, Payload, TaskPhase, key_of
 from foreman.api.schedules import SCHEDULE_LABEL
 from foreman.controller.match import Usage
 
-TaskKey = tuple[str, str]  # (namespace, name)
-ScheduleKey = tuple[str, str]  # (namespace, TaskSchedule name)
+TaskKey = Key
+ScheduleKey = Key
 EMPTY_PAYLOAD = Payload()
 
 
-def key_of(task: AgenticTask) -> TaskKey:
-    return (task.namespace or "", task.name)
+def first_heard(node: FleetNode, now: datetime) -> datetime:
+    """When to count a node first seen (at start, or created since) as last heard from: when the apiserver stored its
+    last status write, never later than now. A node whose worker went silent an hour before the controller started
+    is then stale at once, instead of getting a full grace and tasks it would never run.
+
+    NB: managedFields times are whole seconds, so the write may have been up to a second later than it says.
+    """
+    written = node.status_written_at
+    return now if written is None else min(now, written + timedelta(seconds=1))
 
 
 def is_newer(candidate: str | None, current: str | None) -> bool:
@@ -166,8 +173,7 @@ class Cache:
     @staticmethod
     def label_is_wrong(task: AgenticTask) -> bool:
         """The node label is a watch hint for workers; it must name the assigned node while the task holds one."""
-        wanted = task.status.assigned_node if task.phase in ("Scheduled", "Running") else None
-        return task.metadata.labels.get(NODE_LABEL) != wanted
+        return task.metadata.labels.get(NODE_LABEL) != task.held_node
 
     # -- nodes -----------------------------------------------------------------------------------------------------
 
@@ -177,7 +183,9 @@ class Cache:
         if old is not None and not is_newer(node.metadata.resource_version, old.metadata.resource_version):
             return False
         self.nodes[node.name] = node
-        if old is None or node.status.last_heartbeat_time != old.status.last_heartbeat_time:
+        if old is None:
+            self.heard_at[node.name] = first_heard(node, now)
+        elif node.status.last_heartbeat_time != old.status.last_heartbeat_time:
             self.heard_at[node.name] = now
         if old is None:
             return True

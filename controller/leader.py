@@ -18,7 +18,7 @@ import structlog
 from foreman.api.base import ObjectMeta, utcnow
 from foreman.api.daemon import sleep_unless
 from foreman.api.errors import AlreadyExists, ApiError, Conflict, NotFound
-from foreman.api.kube import Kube
+from foreman.api.kubeapi import KubeApi
 from foreman.api.lease import Lease, LeaseSpec
 
 log = structlog.get_logger("foreman.leader")
@@ -53,7 +53,7 @@ class LeaseConfig:
 
 
 class LeaderElector:
-    def __init__(self, kube: Kube, config: LeaseConfig, *, on_change: Callable[[bool], None] = lambda _: None):
+    def __init__(self, kube: KubeApi, config: LeaseConfig, *, on_change: Callable[[bool], None] = lambda _: None):
         self.kube = kube
         self.config = config
         self.on_change = on_change

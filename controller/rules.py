@@ -15,7 +15,7 @@ from foreman.api.resources import TERMINAL_PHASES, AgenticTask
 
 
 @dataclass(frozen=True)
-class Ready:
+class Placeable:
     """Eligible for placement now."""
 
 
@@ -41,7 +41,7 @@ class Fail:
     verdict: Verdict = "INCOMPLETE"
 
 
-Decision = Ready | Blocked | Backoff | Fail
+Decision = Placeable | Blocked | Backoff | Fail
 
 
 def cycle_through(name: str, siblings: Mapping[str, AgenticTask]) -> list[str] | None:
@@ -67,8 +67,8 @@ def cycle_through(name: str, siblings: Mapping[str, AgenticTask]) -> list[str] |
     return None
 
 
-def dependency_state(task: AgenticTask, siblings: Mapping[str, AgenticTask]) -> Ready | Blocked | Fail:
-    """Ready when every upstream Succeeded with a passing verdict; Failed when any cannot; otherwise Blocked."""
+def dependency_state(task: AgenticTask, siblings: Mapping[str, AgenticTask]) -> Placeable | Blocked | Fail:
+    """Placeable when every upstream Succeeded with a passing verdict; Failed when any cannot; otherwise Blocked."""
     cycle = cycle_through(task.name, siblings)
     if cycle:
         return Fail(reasons.DEPENDENCY_CYCLE, "dependency cycle: " + " -> ".join(cycle))
@@ -88,7 +88,7 @@ def dependency_state(task: AgenticTask, siblings: Mapping[str, AgenticTask]) -> 
         return Blocked(reasons.DEPENDENCY_NOT_FOUND, "waiting for tasks that do not exist: " + ", ".join(missing))
     if waiting:
         return Blocked(reasons.WAITING_FOR_DEPENDENCIES, "waiting for " + ", ".join(waiting))
-    return Ready()
+    return Placeable()
 
 
 def decide(
@@ -103,7 +103,7 @@ def decide(
     if task.phase == "Scheduled":
         return None
     state = dependency_state(task, siblings)
-    if not isinstance(state, Ready):
+    if not isinstance(state, Placeable):
         return state
     if task.spec.agent_ref and task.spec.agent_ref not in agents:
         # NB: like a missing upstream, a missing Agent must not take a node slot; the Agent's arrival wakes the task

@@ -2,7 +2,9 @@
 `firing.plan` (create, cancel, delete tasks; write the schedule's status).
 
 It runs inside the controller, under its leadership and on its cache: the controller's watches feed both, so a
-schedule costs no extra watch of tasks. Time comes from an injectable clock, so tests can move it.
+schedule costs no extra watch of tasks. The controller runs its passes (`run_once`) while it leads, and carries out
+what each returns (`Fired`: tasks to remember, notes to emit as Events). Time comes from an injectable clock, so
+tests can move it.
 """
 
 from __future__ import annotations
@@ -10,18 +12,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 import structlog
 
-from foreman.api.daemon import sleep_unless
 from foreman.api.errors import AlreadyExists, ApiError, Conflict, NotFound
-from foreman.api.kube import Kube
-from foreman.api.resources import AgenticTask
+from foreman.api.kubeapi import KubeApi
+from foreman.api.resources import AgenticTask, key_of
 from foreman.api.schedules import TaskSchedule
 from foreman.controller.cache import Cache, ScheduleKey, is_newer
 from foreman.controller.firing import Note, Plan, plan
+from foreman.controller.workqueue import WorkQueue
 
 log = structlog.get_logger("foreman.schedules")
 
@@ -29,118 +32,95 @@ CLEARABLE = ("lastScheduleTime", "nextScheduleTime", "lastTrigger")
 """Status fields a plan may leave out; a merge patch needs an explicit null to remove them."""
 
 
-def key_of(schedule: TaskSchedule) -> ScheduleKey:
-    return (schedule.namespace or "", schedule.name)
-
-
 def status_patch(result: Plan) -> dict[str, Any]:
     body = result.status.to_wire()
     return {**dict.fromkeys(CLEARABLE), **body}
 
 
+@dataclass
+class Fired:
+    """What a schedule pass did that the controller carries on with."""
+
+    tasks: list[AgenticTask] = field(default_factory=list)
+    """Tasks created (or found created by an earlier fire): for the controller's cache, and to be placed."""
+    notes: list[tuple[TaskSchedule, Note]] = field(default_factory=list)
+    """What to tell about each schedule (its Events)."""
+
+
 class ScheduleLoop:
-    def __init__(
-        self,
-        kube: Kube,
-        cache: Cache,
-        *,
-        clock: Callable[[], datetime],
-        leading: Callable[[], bool],
-        remember: Callable[[AgenticTask], None],
-        record: Callable[[TaskSchedule, Note], None],
-        check_every: float,
-        concurrency: int,
-    ):
+    def __init__(self, kube: KubeApi, cache: Cache, *, clock: Callable[[], datetime], concurrency: int):
         self.kube = kube
         self.cache = cache
         self.clock = clock
-        self.leading = leading
-        self.remember = remember
-        """Put a task this loop created or read into the controller's cache (and let the controller place it)."""
-        self.record = record
-        self.check_every = check_every
-        """Longest sleep without an event: bounds how late a fire is after a wall-clock jump (suspend, NTP)."""
         self.concurrency = concurrency
         self.schedules: dict[ScheduleKey, TaskSchedule] = {}
-        self._dirty: set[ScheduleKey] = set()
-        self._due: dict[ScheduleKey, datetime] = {}
-        self._wake = asyncio.Event()
+        self.queue: WorkQueue[ScheduleKey] = WorkQueue(lambda: self.clock().timestamp())
+        """Schedules to plan again: changed, their tasks changed, a slot due, a failed step retried."""
 
     # -- fed by the controller's watch -----------------------------------------------------------------------------
 
     def upsert(self, schedule: TaskSchedule) -> None:
+        if self._store(schedule):
+            self.queue.add(key_of(schedule))
+
+    def _store(self, schedule: TaskSchedule) -> bool:
         key = key_of(schedule)
         old = self.schedules.get(key)
         if old is None or is_newer(schedule.metadata.resource_version, old.metadata.resource_version):
             self.schedules[key] = schedule
-            self.mark({key})
+            return True
+        return False
 
     def remove(self, schedule: TaskSchedule) -> None:
         self.schedules.pop(key_of(schedule), None)
-        self._due.pop(key_of(schedule), None)
+        self.queue.remove(key_of(schedule))
 
     def replace(self, schedules: Iterable[TaskSchedule], namespace: str | None) -> None:
         listed = {key_of(schedule): schedule for schedule in schedules}
         for key in [key for key in self.schedules if namespace in (None, key[0]) and key not in listed]:
             del self.schedules[key]
-            self._due.pop(key, None)
+            self.queue.remove(key)
         self.schedules.update(listed)
-        self.mark(set(listed))
+        self.queue.add_all(listed)
 
-    def mark(self, keys: set[ScheduleKey]) -> None:
-        self._dirty |= keys
-        self._wake.set()
+    def tasks_changed(self, keys: Iterable[ScheduleKey]) -> None:
+        """Tasks of these schedules changed (the controller's cache says which): plan them again."""
+        self.queue.add_all(key for key in keys if key in self.schedules)
 
     def mark_all(self) -> None:
-        self.mark(set(self.schedules))
+        self.queue.add_all(self.schedules)
 
     def wake(self) -> None:
-        """Look again now: the clock moved (tests) or tasks changed (`cache.touched_schedules`)."""
-        self._wake.set()
+        """Look again now: the clock moved (tests)."""
+        self.queue.poke()
 
     # -- running ---------------------------------------------------------------------------------------------------
 
-    async def run(self, ready: Callable[[], bool]) -> None:
+    async def run_once(self, now: datetime) -> Fired:
+        """Plan and carry out every schedule that is due or changed."""
         semaphore = asyncio.Semaphore(self.concurrency)
+        done = Fired()
 
-        async def bounded(key: ScheduleKey, now: datetime) -> None:
+        async def bounded(key: ScheduleKey) -> None:
             async with semaphore:
-                await self.reconcile(key, now)
+                await self.reconcile(key, now, done)
 
-        while True:
-            acting = self.leading() and ready()
-            # NB: a standby sleeps the full period, or due times in the past would make it spin
-            await sleep_unless(self._wake, self._sleep_for() if acting else self.check_every)
-            self._wake.clear()
-            if not (self.leading() and ready()):
-                continue
-            now = self.clock()
-            self._dirty |= self.cache.touched_schedules & self.schedules.keys()
-            self.cache.touched_schedules.clear()
-            keys = self._dirty | {key for key, due in self._due.items() if due <= now}
-            self._dirty = set()
-            await asyncio.gather(*(bounded(key, now) for key in keys))
+        await asyncio.gather(*(bounded(key) for key in self.queue.take()))
+        return done
 
-    def _sleep_for(self) -> float:
-        if not self._due:
-            return self.check_every
-        seconds = (min(self._due.values()) - self.clock()).total_seconds()
-        return min(self.check_every, max(0.0, seconds))
-
-    async def reconcile(self, key: ScheduleKey, now: datetime) -> None:
+    async def reconcile(self, key: ScheduleKey, now: datetime, done: Fired) -> None:
         schedule = self.schedules.get(key)
         if schedule is None:
-            self._due.pop(key, None)
             return
         result = plan(schedule, self.cache.schedule_tasks(key), now)
         bound = log.bind(schedule=schedule.name, namespace=schedule.namespace)
         if result.wake_at is None:
-            self._due.pop(key, None)
+            self.queue.cancel_after(key)
         else:
-            self._due[key] = result.wake_at
+            self.queue.add_at(key, result.wake_at.timestamp())
         try:
             for task in result.create:
-                await self._create(task)
+                done.tasks.append(await self._create(task))
             for name in result.cancel:
                 await self._ignore_missing(
                     self.kube.patch(AgenticTask, name, {"spec": {"cancel": True}}, namespace=schedule.namespace)
@@ -152,7 +132,7 @@ class ScheduleLoop:
             # nothing of them again
             for note in result.notes:
                 bound.info(note.message, reason=note.reason)
-                self.record(schedule, note)
+                done.notes.append((schedule, note))
             if result.status != schedule.status:
                 updated = await self.kube.patch_status(
                     TaskSchedule,
@@ -161,8 +141,7 @@ class ScheduleLoop:
                     namespace=schedule.namespace,
                     resource_version=schedule.metadata.resource_version,
                 )
-                self.upsert(updated)
-                self._dirty.discard(key)
+                self._store(updated)  # NB: our own write: no reason to plan again
         except Conflict:
             bound.debug("schedule changed meanwhile, planning again")
             await self._refresh(schedule)
@@ -171,16 +150,17 @@ class ScheduleLoop:
             self.remove(schedule)
             return
         except ApiError as error:
-            bound.warning("schedule step failed, retrying", error=str(error))
-            asyncio.get_running_loop().call_later(1.0, self.mark, {key})
+            delay = self.queue.retry(key)
+            bound.warning("schedule step failed, retrying", error=str(error), retry_in=delay)
+            return
+        self.queue.forget(key)
 
-    async def _create(self, task: AgenticTask) -> None:
+    async def _create(self, task: AgenticTask) -> AgenticTask:
         try:
-            created = await self.kube.create(task)
+            return await self.kube.create(task)
         except AlreadyExists:
             # NB: fired before (a restart, a lost answer): the existing task is the fire; never a second one
-            created = await self.kube.get(AgenticTask, task.name, task.namespace)
-        self.remember(created)
+            return await self.kube.get(AgenticTask, task.name, task.namespace)
 
     @staticmethod
     async def _ignore_missing(call: Any) -> None:
@@ -193,4 +173,4 @@ class ScheduleLoop:
         except NotFound:
             self.remove(schedule)
         except ApiError:
-            asyncio.get_running_loop().call_later(1.0, self.mark, {key_of(schedule)})
+            self.queue.retry(key_of(schedule))

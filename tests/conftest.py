@@ -9,10 +9,20 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+import structlog
 
 from foreman.api.install import install
 from foreman.api.kube import Kube
 from foreman.api.localcluster import Identity, LocalCluster
+
+
+@pytest.fixture(autouse=True)
+def logging_of_its_own() -> Iterator[None]:
+    """Each test starts with structlog's defaults. NB: the CLI configures logging for the whole process (quiet, and
+    to the stderr of the test that ran it), so a later test reading its logs found none, depending on the order the
+    tests ran in (tests/unit before tests/integration)."""
+    yield
+    structlog.reset_defaults()
 
 
 @pytest.fixture(scope="session")

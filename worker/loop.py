@@ -23,8 +23,9 @@ from foreman.api.base import find_condition, utcnow
 from foreman.api.daemon import sleep_unless
 from foreman.api.envelope import ResultEnvelope
 from foreman.api.errors import RETRYABLE, ApiError, Conflict, NotFound
-from foreman.api.kube import Kube, Relisted
-from foreman.api.resources import NODE_LABEL, AgenticTask
+from foreman.api.kube import Relisted
+from foreman.api.kubeapi import KubeApi
+from foreman.api.resources import NODE_LABEL, TERMINAL_PHASES, AgenticTask
 from foreman.api.validation import describe
 from foreman.worker import inference, rules
 from foreman.worker.config import WorkerConfig
@@ -64,7 +65,7 @@ class Execution:
 
 
 class Worker:
-    def __init__(self, kube: Kube, config: WorkerConfig, *, executors: Mapping[str, type[Executor]] | None = None):
+    def __init__(self, kube: KubeApi, config: WorkerConfig, *, executors: Mapping[str, type[Executor]] | None = None):
         self.kube = kube
         self.config = config
         self.node = config.node_name
@@ -242,7 +243,7 @@ class Worker:
     def _consider(self, task: AgenticTask) -> None:
         """Record what the watch (or poll) says about one of this node's tasks, and start it if it is claimable."""
         uid = task.metadata.uid or ""
-        if task.phase in ("Succeeded", "Failed") or task.status.assigned_node != self.node:
+        if task.phase in TERMINAL_PHASES or task.status.assigned_node != self.node:
             self._known.pop(uid, None)
         else:
             self._known[uid] = task
@@ -307,7 +308,7 @@ class Worker:
             if not rules.claimable(task, self.node):
                 return None
             try:
-                return await self._write(task, rules.claim(task, utcnow(), self.claimant))
+                return await self._write(task, status.claimed(task, utcnow(), self.claimant))
             except Conflict:
                 self.metrics.claim_conflicts.inc()
                 try:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import platform
 import socket
 import time
 from collections.abc import Callable
@@ -11,14 +10,12 @@ from dataclasses import dataclass, field
 
 import structlog
 
-from foreman.api import reasons
-from foreman.api.base import ObjectMeta, set_condition, utcnow
+from foreman.api import node_status
+from foreman.api.base import ObjectMeta, utcnow
 from foreman.api.daemon import sleep_unless
 from foreman.api.errors import AlreadyExists, ApiError, Forbidden, NotFound
-from foreman.api.kube import Kube
-from foreman.api.requests import PACKAGE_VERSION
+from foreman.api.kubeapi import KubeApi
 from foreman.api.resources import FleetNode, FleetNodeSpec, ModelOffer, NodeCapability, NodePhase
-from foreman.api.status import wire_time
 from foreman.worker.config import WorkerConfig
 from foreman.worker.detect import memory
 from foreman.worker.inference import InferenceState
@@ -42,7 +39,7 @@ class WorkerStalled(Exception):
 class Registrar:
     def __init__(
         self,
-        kube: Kube,
+        kube: KubeApi,
         config: WorkerConfig,
         capability: NodeCapability,
         metrics: WorkerMetrics,
@@ -91,27 +88,7 @@ class Registrar:
     async def heartbeat(self) -> None:
         if self.config.overrides.available_ramgb is None:
             self.capability = self.capability.model_copy(update={"available_ramgb": (await memory()).available_gb})
-        now = utcnow()
-        previous = self.node.status.conditions if self.node else []
-        ready = self.phase == "Ready"
-        conditions = set_condition(
-            previous,
-            type="Ready",
-            status="True" if ready else "False",
-            reason="WorkerHeartbeat" if ready else self.phase,
-            now=now,
-        )
         offering = self.offering()
-        if offering.inference is not None:
-            state = offering.inference
-            conditions = set_condition(
-                conditions,
-                type=reasons.INFERENCE_READY,
-                status="True" if state.ready else "False",
-                reason=state.reason,
-                message=state.message,
-                now=now,
-            )
         capability = self.capability.model_copy(
             update={
                 "executors": offering.executors,
@@ -119,16 +96,15 @@ class Registrar:
                 "installed_models": [model.name for model in offering.models],
             }
         )
-        body = {
-            "phase": self.phase,
-            "lastHeartbeatTime": wire_time(now),
-            "capability": capability.to_wire(),
-            "runningTasks": self.running(),
-            "agentVersion": PACKAGE_VERSION,
-            "os": platform.system().lower(),
-            "arch": platform.machine(),
-            "conditions": [c.to_wire() for c in conditions],
-        }
+        state = offering.inference
+        body = node_status.heartbeat(
+            self.node.status.conditions if self.node else [],
+            phase=self.phase,
+            now=utcnow(),
+            capability=capability,
+            running=self.running(),
+            inference=(state.ready, state.reason, state.message) if state is not None else None,
+        )
         self.node = await self.kube.patch_status(FleetNode, self.config.node_name, body)
 
     async def run(self, stop: asyncio.Event) -> None:

@@ -1,4 +1,5 @@
-"""The worker's decisions as pure functions: what it may claim, and the status its outcome becomes."""
+"""The worker's decisions as pure functions: what it may claim, and which move its outcome is (`foreman.api.status`
+writes the bodies)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from foreman.api import reasons, status
+from foreman.api.daemon import backoff_delay
 from foreman.api.envelope import ResultEnvelope
 from foreman.api.resources import AgenticTask, Usage
 
@@ -25,19 +27,6 @@ def claimable(task: AgenticTask, node: str) -> bool:
         and not task.spec.cancel
         and task.metadata.deletion_timestamp is None
     )
-
-
-def claim(task: AgenticTask, now: datetime, claimant: str) -> dict[str, Any]:
-    """Scheduled → Running; sent with the task's resourceVersion, so only one claimer can win."""
-    return {
-        "phase": "Running",
-        "claimedBy": claimant,
-        "claimedAt": status.wire_time(now),
-        "startedAt": status.wire_time(now),
-        "conditions": status.with_conditions(
-            task, now, (reasons.RUNNING, "True", reasons.CLAIMED, f"claimed by {task.status.assigned_node}")
-        ),
-    }
 
 
 @dataclass(frozen=True)
@@ -62,33 +51,15 @@ def usage_of(envelope: ResultEnvelope) -> dict[str, Any]:
         return {}
 
 
-def retry_delay(attempts: int, base: float, cap: float) -> float:
-    return float(min(cap, base * 2**attempts))
-
-
 def finished(
     task: AgenticTask, outcome: Outcome, now: datetime, *, backoff: float, backoff_max: float
 ) -> dict[str, Any]:
     """The terminal write for an outcome, or back to Pending with a backoff when a retry is left."""
     if outcome.reason is None:
         assert outcome.envelope is not None
-        envelope = outcome.envelope
-        message = envelope.summary[:1024]
-        return {
-            "phase": "Succeeded",
-            "verdict": envelope.verdict,
-            "result": envelope.to_wire(),
-            **usage_of(envelope),
-            "finishedAt": status.wire_time(now),
-            "conditions": status.with_conditions(
-                task,
-                now,
-                (reasons.RUNNING, "False", reasons.COMPLETED, message),
-                (reasons.FINISHED, "True", reasons.COMPLETED, message),
-            ),
-        }
+        return status.succeeded(task, now, outcome.envelope, usage_of(outcome.envelope))
     if outcome.reason in RETRYABLE_REASONS and task.status.attempts < task.spec.retries:
-        delay = retry_delay(task.status.attempts, backoff, backoff_max)
+        delay = backoff_delay(task.status.attempts, backoff, backoff_max)
         message = f"{outcome.message}; retry {task.status.attempts + 1} of {task.spec.retries} in {delay:g} s"
         return status.requeued(
             task, now, outcome.reason, message, count_attempt=True, not_before=now + timedelta(seconds=delay)

@@ -15,6 +15,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from foreman.api.base import utcnow
 from foreman.api.kube import Kube
 from foreman.api.localcluster import LocalCluster
 from foreman.api.resources import NODE_LABEL, AgenticTask, FleetNode
@@ -205,6 +206,21 @@ async def test_claim_expiry_ladder(kube: Kube, namespace: str, nodes: list[str])
         failed = await wait_for(kube, namespace, "orphan", phase_is("Failed"))
         assert failed.status.failure_reason == "ClaimExpiryLimitReached"
         assert (await kube.get(FleetNode, flaky)).status.phase == "NotReady"
+
+
+async def test_a_node_silent_since_before_the_start_gets_no_grace(kube: Kube, namespace: str, nodes: list[str]) -> None:
+    """At start every node got the full staleness grace: one whose worker had been silent for an hour took new tasks
+    for 90 s, each then reclaimed with an attempt counted (issue 17). The apiserver's time of the node's last status
+    write judges it; the controller's clock here runs an hour ahead of the worker's last heartbeat."""
+    silent = unique("silent")
+    nodes.append(silent)
+    await make_node(kube, silent)
+    an_hour_later = lambda: utcnow() + timedelta(hours=1)  # noqa: E731
+    async with running_controller(kube, namespace, clock=an_hour_later):
+        await make_task(kube, namespace, "fresh")
+        waiting = await wait_for(kube, namespace, "fresh", lambda t: condition(t, "Blocked") is not None)
+        assert (waiting.phase, condition(waiting, "Blocked")) == ("Pending", ("True", "NoFittingNode"))
+        assert (await kube.get(FleetNode, silent)).status.phase == "NotReady"
 
 
 async def test_two_controllers_never_double_schedule_and_fail_over(

@@ -11,7 +11,7 @@ from foreman.worker.executors.base import ContractViolation, ExecutionContext, E
 from foreman.worker.executors.command import CommandExecutor, result_from
 from foreman.worker.executors.stub import StubExecutor
 
-PLUGIN = Path(__file__).parents[2] / "examples" / "executor-plugin"
+PLUGIN = Path(__file__).parents[3] / "examples" / "executor-plugin"
 TASK = AgenticTask.model_validate(
     {"metadata": {"name": "t", "namespace": "n"}, "spec": {"kind": "review", "payload": {"prompt": "abc"}}}
 )

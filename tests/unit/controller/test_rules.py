@@ -6,8 +6,7 @@ import pytest
 from foreman.api import status
 from foreman.api.base import set_condition
 from foreman.api.resources import AgenticTask
-from foreman.controller.rules import Backoff, Blocked, Fail, Ready, cycle_through, decide
-from foreman.controller.transitions import scheduled
+from foreman.controller.rules import Backoff, Blocked, Fail, Placeable, cycle_through, decide
 from tests.factories import T0, task
 
 
@@ -18,9 +17,9 @@ def siblings(*tasks: AgenticTask) -> dict[str, AgenticTask]:
 @pytest.mark.parametrize(
     ("upstream", "expected"),
     [
-        (task("up", phase="Succeeded", verdict="GO"), Ready()),
-        (task("up", phase="Succeeded", verdict="GATE-PASS"), Ready()),
-        (task("up", phase="Succeeded", verdict="SKIPPED"), Ready()),
+        (task("up", phase="Succeeded", verdict="GO"), Placeable()),
+        (task("up", phase="Succeeded", verdict="GATE-PASS"), Placeable()),
+        (task("up", phase="Succeeded", verdict="SKIPPED"), Placeable()),
         (
             task("up", phase="Succeeded", verdict="NO-GO"),
             Fail("UpstreamFailed", "upstream up finished with verdict NO-GO"),
@@ -77,18 +76,18 @@ def test_cancel_fails_pending_and_scheduled_but_leaves_running_to_the_worker() -
 def test_retry_backoff_holds_a_ready_task_until_not_before() -> None:
     later = T0 + timedelta(seconds=30)
     assert decide(task("x", notBefore=later), {}, T0) == Backoff(later)
-    assert decide(task("x", notBefore=later), {}, later) == Ready()
+    assert decide(task("x", notBefore=later), {}, later) == Placeable()
 
 
 def test_scheduling_clears_blocked_only_on_a_task_that_was_blocked() -> None:
     def conditions(patch: dict[str, Any]) -> dict[str, tuple[str, str]]:
         return {c["type"]: (c["status"], c["reason"]) for c in patch["conditions"]}
 
-    fresh = scheduled(task("x"), "node-a", T0)
+    fresh = status.placed(task("x"), "node-a", T0)
     assert conditions(fresh) == {"Scheduled": ("True", "FleetNodeAssigned")}
     blocked = set_condition([], type="Blocked", status="True", reason="NoFittingNode", now=T0)
     waited = task("x").model_copy(update={"status": task("x").status.model_copy(update={"conditions": blocked})})
-    assert conditions(scheduled(waited, "node-a", T0))["Blocked"] == ("False", "FleetNodeAssigned")
+    assert conditions(status.placed(waited, "node-a", T0))["Blocked"] == ("False", "FleetNodeAssigned")
 
 
 def test_a_failed_task_is_no_longer_blocked() -> None:

@@ -12,7 +12,7 @@ from foreman.api.schedules import TaskSchedule
 from foreman.api.validation import describe
 from tests.malformed import CORPUS, Malformed
 
-EXAMPLES = sorted(Path(__file__).parents[2].joinpath("examples").glob("*.yaml"))
+EXAMPLES = sorted(Path(__file__).parents[3].joinpath("examples").glob("*.yaml"))
 MODELS = {"AgenticTask": AgenticTask, "FleetNode": FleetNode, "TaskSchedule": TaskSchedule, "Agent": Agent}
 
 

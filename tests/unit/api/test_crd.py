@@ -7,7 +7,7 @@ from foreman.api.crd import PRINTER_COLUMNS, all_crds, custom_resource_definitio
 from foreman.api.resources import AgenticTask
 from foreman.api.schedules import TaskSchedule
 
-MANIFESTS = Path(__file__).parents[2] / "manifests"
+MANIFESTS = Path(__file__).parents[3] / "manifests"
 
 
 def walk(schema: Any) -> list[dict[str, Any]]:

@@ -1,4 +1,4 @@
-"""The tasks ready to be placed, kept in placement order so that a pass need not sort them all.
+"""The tasks that may be placed now, kept in placement order so that a pass need not sort them all.
 
 NB: with thousands of tasks waiting for a few free slots, the controller runs a placement pass on nearly every event;
 sorting the whole backlog each time made placement the biggest piece of its own CPU in the throughput benchmark. A
@@ -16,7 +16,7 @@ Order = TypeVar("Order")
 _MISSING = object()
 
 
-class ReadyQueue(Generic[Key, Order]):
+class PlaceableQueue(Generic[Key, Order]):
     """A set of keys, each with an order; `in_order` walks them smallest order first.
 
     A heap with lazy deletion: `discard` and re-adding with another order only update the key's current order, and a

@@ -3,7 +3,7 @@ from contextlib import closing
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from foreman.controller.ready import ReadyQueue
+from foreman.controller.placeable import PlaceableQueue
 
 keys = st.sampled_from("abcdefgh")
 operations = st.lists(
@@ -20,7 +20,7 @@ operations = st.lists(
 @settings(max_examples=400)
 @given(operations)
 def test_behaves_like_a_dict_sorted_on_every_walk(steps: list[tuple[str, str, int]]) -> None:
-    queue: ReadyQueue[str, int] = ReadyQueue()
+    queue: PlaceableQueue[str, int] = PlaceableQueue()
     model: dict[str, int] = {}
     for operation, key, value in steps:
         if operation == "add":
@@ -47,7 +47,7 @@ def test_behaves_like_a_dict_sorted_on_every_walk(steps: list[tuple[str, str, in
 
 
 def test_a_long_backlog_is_walked_only_as_far_as_asked() -> None:
-    queue: ReadyQueue[int, int] = ReadyQueue()
+    queue: PlaceableQueue[int, int] = PlaceableQueue()
     for key in range(10_000):
         queue.add(key, -key)
     with closing(queue.in_order()) as ordered:
@@ -57,7 +57,7 @@ def test_a_long_backlog_is_walked_only_as_far_as_asked() -> None:
 
 
 def test_re_adding_many_times_does_not_grow_the_heap_without_bound() -> None:
-    queue: ReadyQueue[str, int] = ReadyQueue()
+    queue: PlaceableQueue[str, int] = PlaceableQueue()
     for round_ in range(1_000):
         queue.discard("task")
         queue.add("task", round_ % 2)

@@ -13,6 +13,7 @@ from foreman.api.errors import (
     error_from_response,
 )
 from foreman.api.resources import AgenticTask, FleetNode
+from tests.factories import T0
 
 
 def test_paths_for_namespaced_and_cluster_resources() -> None:
@@ -118,3 +119,32 @@ def test_an_object_too_big_for_etcd_is_refused_before_sending_with_the_limit_nam
     with pytest.raises(requests.ObjectTooLarge, match=r"agentictask huge is 1.9 MiB; the limit is 1 MiB per object"):
         requests.create(huge)
     assert requests.create(AgenticTask.new("big", prompt="x" * 1_000_000)).body["spec"]["payload"]["prompt"]
+
+
+def test_lists_are_paginated_except_from_the_watch_cache() -> None:
+    """A controller start with 100,000 tasks held one giant response (issue 17)."""
+    first = requests.list_(AgenticTask, namespace="ns", label_selector="a=b")
+    assert first.query == {"labelSelector": "a=b", "limit": str(requests.PAGE_SIZE)}
+    assert requests.list_(AgenticTask, continue_="token").query == {
+        "limit": str(requests.PAGE_SIZE),
+        "continue": "token",
+    }
+    assert requests.list_(AgenticTask, cached=True).query == {"resourceVersion": "0"}
+
+
+def test_every_path_comes_from_one_builder() -> None:
+    assert requests.object_path("foreman.dev/v1alpha1", "AgenticTask", "a", "ns") == requests.resource_path(
+        AgenticTask, namespace="ns", name="a"
+    )
+    assert requests.object_path("v1", "Event", None, "ns") == "/api/v1/namespaces/ns/events"
+    with pytest.raises(ValueError, match="needs a namespace"):
+        requests.object_path("v1", "ConfigMap", "c")
+
+
+def test_an_event_is_a_named_create_about_its_object() -> None:
+    task = AgenticTask.new("a", namespace="ns")
+    request = requests.event(task, reason="NodeLost", message="m", component="c", type="Warning", now=T0, suffix="abc")
+    assert (request.method, request.path, request.idempotent) == ("POST", "/api/v1/namespaces/ns/events", True)
+    assert request.body["metadata"] == {"name": "a.abc", "namespace": "ns"}
+    assert request.body["involvedObject"]["kind"] == "AgenticTask"
+    assert (request.body["type"], request.body["firstTimestamp"]) == ("Warning", "2026-01-01T00:00:00Z")

@@ -1,7 +1,9 @@
 from datetime import timedelta
 
+from foreman.api.daemon import backoff_delay
 from foreman.api.envelope import ResultEnvelope
-from foreman.worker.rules import Outcome, claim, claimable, claimed_by_us, finished, retry_delay
+from foreman.api.status import claimed
+from foreman.worker.rules import Outcome, claimable, claimed_by_us, finished
 from tests.factories import T0, task
 
 
@@ -13,7 +15,7 @@ def test_only_tasks_scheduled_here_and_not_cancelled_are_claimable() -> None:
 
 
 def test_a_claim_names_the_claimant_so_a_lost_answer_can_be_recognised() -> None:
-    patch = claim(task("t", phase="Scheduled", assignedNode="me"), T0, "me/abc")
+    patch = claimed(task("t", phase="Scheduled", assignedNode="me"), T0, "me/abc")
     assert (patch["phase"], patch["claimedBy"]) == ("Running", "me/abc")
     mine = task("t", phase="Running", assignedNode="me")
     mine = mine.model_copy(update={"status": mine.status.model_copy(update={"claimed_by": "me/abc"})})
@@ -59,5 +61,5 @@ def test_a_failure_envelope_says_how_long_the_work_ran() -> None:
 
 
 def test_backoff_is_capped() -> None:
-    assert [retry_delay(n, 5, 60) for n in range(6)] == [5, 10, 20, 40, 60, 60]
-    assert T0 + timedelta(seconds=retry_delay(0, 5, 60)) > T0
+    assert [backoff_delay(n, 5, 60) for n in range(6)] == [5, 10, 20, 40, 60, 60]
+    assert T0 + timedelta(seconds=backoff_delay(0, 5, 60)) > T0

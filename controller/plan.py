@@ -1,0 +1,258 @@
+"""One reconcile pass as a pure function: the cache, the queue of placeable tasks, the keys to look at and the time
+in, a `Plan` of intents out (status writes, label writes, nodes to mark NotReady, keys to look at again later).
+
+The controller loop only applies a plan (`foreman.controller.loop`), as the schedule loop applies `firing.plan`:
+every decision of a pass can be read, and tested, without an apiserver.
+
+A pass (1) marks silent nodes NotReady, (2) takes tasks back from lost or draining nodes, (3) decides every task
+that changed (cancel, dependencies, backoff), (4) places the placeable ones by priority, by the placement policy.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from foreman.api import node_status, reasons, status
+from foreman.api.resources import AgenticTask, FleetNode, key_of
+from foreman.controller.cache import Cache, TaskKey
+from foreman.controller.config import ControllerConfig
+from foreman.controller.match import Need, Offer, Placer
+from foreman.controller.placeable import PlaceableQueue
+from foreman.controller.reclaim import GiveUp, heard_recently, node_is_live, node_went_silent, reclaim
+from foreman.controller.rules import Backoff, Blocked, Fail, Placeable, decide
+
+PlacementOrder = tuple[int, datetime, str]
+
+
+def need_of(task: AgenticTask, model: str | None) -> Need:
+    """What a task needs; `model` is the one it runs with (its modelRef, else its Agent's)."""
+    capability = task.spec.required_capability
+    return Need(
+        accelerator=capability.accelerator,
+        ram_gb=capability.min_ramgb,
+        context_tokens=capability.min_context_tokens,
+        selector=tuple(sorted(capability.node_selector.items())),
+        executor=task.spec.executor,
+        model=model,
+    )
+
+
+def offer_of(node: FleetNode) -> Offer:
+    capability = node.status.capability
+    contexts: dict[str, int | None] = dict.fromkeys(capability.installed_models)
+    speeds: dict[str, float] = {}
+    for model in capability.models:
+        for name in (model.name, *model.aliases):
+            contexts[name] = model.context_tokens
+            if model.tokens_per_second is not None:
+                speeds[name] = model.tokens_per_second
+    return Offer(
+        name=node.name,
+        accelerator=capability.accelerator,
+        ram_gb=capability.available_ramgb,
+        context_tokens=capability.max_context_tokens,
+        slots=node.spec.max_concurrent_tasks,
+        labels=node.metadata.labels,
+        executors=frozenset(capability.executors),
+        models=contexts,
+        speeds=speeds,
+    )
+
+
+def placement_order(task: AgenticTask) -> PlacementOrder:
+    created = task.metadata.creation_timestamp or datetime.max.replace(tzinfo=UTC)
+    return (-task.spec.priority, created, task.name)
+
+
+def no_fit_message(need: Need) -> str:
+    wanted = [f"model {need.model}"] if need.model else []
+    wanted.append(f"accelerator {need.accelerator}")
+    if need.ram_gb:
+        wanted.append(f"{need.ram_gb:g} GB RAM")
+    if need.context_tokens:
+        wanted.append(f"{need.context_tokens} context tokens")
+    wanted += [f"{key}={value}" for key, value in need.selector]
+    wanted.append(f"executor {need.executor}")
+    return "no Placeable FleetNode offers " + ", ".join(wanted)
+
+
+@dataclass(frozen=True)
+class StatusWrite:
+    """One optimistic status write of a task (with its resourceVersion). `warn`: also a Warning Event (a failure,
+    a requeue); `relabel`: then make the node label agree; `placed`: a placement (time since creation measured)."""
+
+    task: AgenticTask
+    patch: dict[str, Any]
+    reason: str
+    message: str
+    warn: bool = True
+    relabel: bool = False
+    placed: bool = False
+
+
+@dataclass(frozen=True)
+class LabelWrite:
+    """Make the task's node label (the workers' watch hint) name the node it holds (the status, the truth)."""
+
+    task: AgenticTask
+
+
+@dataclass(frozen=True)
+class NodeNotReady:
+    node: FleetNode
+    patch: dict[str, Any]
+    message: str
+
+
+Intent = StatusWrite | LabelWrite | NodeNotReady
+
+
+@dataclass
+class Plan:
+    live: frozenset[str]
+    """The nodes tasks may be placed on now (Placeable and heard from)."""
+    writes: list[Intent] = field(default_factory=list)
+    requeue: dict[TaskKey, datetime] = field(default_factory=dict)
+    """Tasks to look at again at a time (retry backoff running out)."""
+
+
+def plan_pass(
+    cache: Cache,
+    placeable: PlaceableQueue[TaskKey, PlacementOrder],
+    dirty: set[TaskKey],
+    now: datetime,
+    config: ControllerConfig,
+    *,
+    live_before: frozenset[str] = frozenset(),
+    nodes_changed: bool = True,
+) -> Plan:
+    """Decide one pass. `dirty`: the tasks to decide again; `live_before`, `nodes_changed`: the last pass's live nodes
+    and whether a node changed since (then every waiting task's "could anything ever fit" is looked at again).
+
+    NB: `placeable` is the one piece of state a pass changes: the tasks that may be placed, kept in placement order
+    between passes, so thousands waiting for a few slots are not sorted again on every event (controller/placeable.py).
+    """
+    dirty = set(dirty)
+    plan = Plan(live=frozenset())
+    live = _check_nodes(cache, now, config, plan)
+    plan.live = frozenset(live)
+    _check_placed_tasks(cache, now, config, dirty, plan)
+    _decide(cache, placeable, now, dirty, plan)
+    recheck_all = nodes_changed or plan.live != live_before
+    _place(cache, placeable, now, config, live, dirty, recheck_all, plan)
+    return plan
+
+
+def _check_nodes(cache: Cache, now: datetime, config: ControllerConfig, plan: Plan) -> dict[str, FleetNode]:
+    live = {}
+    for name, node in cache.nodes.items():
+        heard_at = cache.heard_at.get(name)
+        if node_is_live(node, heard_at, now, config.stale_after):
+            live[name] = node
+        elif node_went_silent(node, heard_at, now, config.stale_after):
+            message = f"no heartbeat for more than {config.stale_after.total_seconds():g} s"
+            plan.writes.append(NodeNotReady(node, node_status.not_ready(node, now, message), message))
+    return live
+
+
+def _check_placed_tasks(cache: Cache, now: datetime, config: ControllerConfig, dirty: set[TaskKey], plan: Plan) -> None:
+    for task in cache.active():
+        name = task.status.assigned_node or ""
+        heard = heard_recently(cache.heard_at.get(name), now, config.stale_after)
+        action = reclaim(task, cache.nodes.get(name), heard, config.max_claim_expiries)
+        if isinstance(action, GiveUp):
+            patch = status.failed(task, now, action.reason, action.message)
+            plan.writes.append(StatusWrite(task, patch, action.reason, action.message))
+            dirty.discard(key_of(task))
+        elif action is not None:
+            patch = status.requeued(
+                task, now, action.reason, action.message, count_attempt=action.expired, claim_expired=action.expired
+            )
+            plan.writes.append(StatusWrite(task, patch, action.reason, action.message, relabel=True))
+            dirty.discard(key_of(task))
+        elif cache.label_is_wrong(task):
+            plan.writes.append(LabelWrite(task))
+
+
+def _decide(
+    cache: Cache, placeable: PlaceableQueue[TaskKey, PlacementOrder], now: datetime, dirty: set[TaskKey], plan: Plan
+) -> None:
+    for key in dirty:
+        placeable.discard(key)
+        task = cache.task(key)
+        if task is None:
+            continue
+        decision = decide(task, cache.siblings(key[0]), now, cache.agents.get(key[0], frozenset()))
+        if isinstance(decision, Placeable):
+            placeable.add(key, placement_order(task))
+        elif isinstance(decision, Fail):
+            patch = status.failed(task, now, decision.reason, decision.message, verdict=decision.verdict)
+            plan.writes.append(StatusWrite(task, patch, decision.reason, decision.message))
+        elif isinstance(decision, Blocked):
+            if status.needs_blocked_write(task, (decision.reason, decision.message)):
+                patch = status.blocked(task, now, decision.reason, decision.message)
+                plan.writes.append(StatusWrite(task, patch, decision.reason, decision.message, warn=False))
+        elif isinstance(decision, Backoff):
+            plan.requeue[key] = decision.until
+
+
+def _place(
+    cache: Cache,
+    placeable: PlaceableQueue[TaskKey, PlacementOrder],
+    now: datetime,
+    config: ControllerConfig,
+    live: dict[str, FleetNode],
+    dirty: set[TaskKey],
+    recheck_all: bool,
+    plan: Plan,
+) -> None:
+    """Place tasks by priority while any node has a free slot; then say which could never fit.
+
+    NB: with thousands of tasks waiting for a handful of slots this runs on every event, so it stops at the first
+    full fleet, and looks again at "could anything ever fit" only for new tasks or when nodes changed.
+    """
+    if not placeable:
+        return
+    placer = Placer(
+        (offer_of(node) for node in live.values() if node.status.phase == "Ready"),
+        cache.usage(),
+        policy=config.placement,
+    )
+    if placer.has_capacity():
+        with contextlib.closing(placeable.in_order()) as in_order:
+            for key in in_order:
+                task = cache.task(key)
+                if task is None:
+                    continue
+                node = placer.place(need_of(task, cache.model_of(task)))
+                if node is not None:
+                    placeable.discard(key)
+                    patch = status.placed(task, node, now)
+                    message = f"assigned to FleetNode {node}"
+                    plan.writes.append(
+                        StatusWrite(
+                            task, patch, reasons.FLEET_NODE_ASSIGNED, message, warn=False, relabel=True, placed=True
+                        )
+                    )
+                if not placer.has_capacity():
+                    break
+    # NB: iterating the queue already walks a snapshot of it
+    recheck: Iterable[TaskKey] = placeable if recheck_all else [k for k in dirty if k in placeable]
+    for key in recheck:
+        waiting = cache.task(key)
+        if waiting is None:
+            continue
+        need = need_of(waiting, cache.model_of(waiting))
+        why = None if placer.fits_when_empty(need) else (reasons.NO_FITTING_NODE, no_fit_message(need))
+        if not status.needs_blocked_write(waiting, why):
+            continue
+        if why is None:
+            # NB: the reason counted and logged is the one written: unblocking is not NoFittingNode
+            patch, reason, message = status.unblocked(waiting, now), status.unblocked_reason(waiting), ""
+        else:
+            patch, (reason, message) = status.blocked(waiting, now, *why), why
+        plan.writes.append(StatusWrite(waiting, patch, reason, message, warn=False))

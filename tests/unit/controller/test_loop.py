@@ -1,0 +1,88 @@
+"""The controller loop's own logic (when it looks, what it requeues) against the in-memory API: milliseconds.
+
+What the real apiserver does (conflicts on stale writes, watches, field managers) is tested in tests/integration.
+"""
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+
+from foreman.api.errors import Conflict, ServerError
+from foreman.api.resources import AgenticTask, FleetNode
+from foreman.api.schedules import TaskSchedule
+from foreman.controller.config import ControllerConfig
+from foreman.controller.loop import Controller
+from tests.factories import schedule
+from tests.fakekube import FakeKube
+
+
+@asynccontextmanager
+async def running(controller: Controller) -> AsyncIterator[Controller]:
+    stop = asyncio.Event()
+    task = asyncio.create_task(controller.run(stop))
+    try:
+        yield controller
+    finally:
+        stop.set()
+        await task
+
+
+async def until(predicate: Callable[[], bool], timeout: float = 2.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "condition never met"
+        await asyncio.sleep(0.005)
+
+
+def written(kube: FakeKube, name: str) -> bool:
+    return any(written == name for written, _ in kube.status_writes)
+
+
+async def test_a_task_created_while_the_caches_list_is_decided_as_soon_as_the_controller_can() -> None:
+    """Created in the first second after start, a task waited 15-16 s (the next liveness tick) when the TaskSchedule
+    cache was the last to sync: that sync woke nothing (issue 17)."""
+    kube = FakeKube()
+    schedules_listed = kube.hold(TaskSchedule)
+    controller = Controller(kube, ControllerConfig(leader_election=False))
+    async with running(controller):
+        await kube.create(AgenticTask.new("early", namespace="ns"))
+        await until(lambda: controller.cache.task(("ns", "early")) is not None)
+        assert not written(kube, "early")  # not synced: nothing is decided yet
+        schedules_listed.set()
+        await until(lambda: written(kube, "early"))  # blocked: no node fits
+
+
+async def test_a_schedule_created_before_the_caches_synced_is_planned_as_soon_as_the_controller_can() -> None:
+    """A TaskSchedule created at start waited 31-32 s: the schedule loop slept its full check period while the
+    caches were not synced, and nothing woke it when they were (issue 17)."""
+    kube = FakeKube()
+    nodes_listed = kube.hold(FleetNode)
+    controller = Controller(kube, ControllerConfig(leader_election=False))
+    async with running(controller):
+        await kube.create(schedule("nightly"))
+        await until(lambda: ("ns", "nightly") in controller.schedules.schedules)
+        nodes_listed.set()
+        await until(lambda: written(kube, "nightly"))  # its Accepted condition
+
+
+async def test_a_conflicting_write_is_decided_again_on_the_fresh_task() -> None:
+    kube = FakeKube()
+    kube.refuse["moving"] = [Conflict("changed meanwhile", status=409)]
+    async with running(Controller(kube, ControllerConfig(leader_election=False))):
+        await kube.create(AgenticTask.new("moving", namespace="ns"))
+        await until(lambda: len(kube.status_writes) == 2)  # refused, then written after a fresh read
+    task = await kube.get(AgenticTask, "moving", "ns")
+    assert (task.phase, task.status.conditions[0].reason) == ("Pending", "NoFittingNode")
+
+
+async def test_a_failed_write_is_retried_after_a_backoff_of_its_own() -> None:
+    kube = FakeKube()
+    kube.refuse["flaky"] = [ServerError("etcd timeout", status=500), ServerError("again", status=500)]
+    controller = Controller(kube, ControllerConfig(leader_election=False))
+    async with running(controller):
+        await kube.create(AgenticTask.new("flaky", namespace="ns"))
+        await until(lambda: len(kube.status_writes) == 3)
+        task = await kube.get(AgenticTask, "flaky", "ns")
+    assert task.status.conditions[0].reason == "NoFittingNode"
+    assert controller.metrics.reconcile_errors._value.get() == 2
