@@ -153,6 +153,11 @@ class Kube:
         configuration, namespace = await load_configuration(kubeconfig, context)
         return cls(configuration, retry=retry, namespace=namespace)
 
+    @property
+    def server(self) -> str:
+        """The apiserver's URL (what the dashboard says it reads)."""
+        return str(self._api.configuration.host)
+
     async def close(self) -> None:
         await self._api.close()
 
