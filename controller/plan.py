@@ -77,7 +77,7 @@ def no_fit_message(need: Need) -> str:
         wanted.append(f"{need.context_tokens} context tokens")
     wanted += [f"{key}={value}" for key, value in need.selector]
     wanted.append(f"executor {need.executor}")
-    return "no Placeable FleetNode offers " + ", ".join(wanted)
+    return "no Ready FleetNode offers " + ", ".join(wanted)
 
 
 @dataclass(frozen=True)
