@@ -136,6 +136,8 @@ def openapi_schema(model: type[Resource]) -> JsonSchema:
         schema["properties"]["status"] = status
     if "description" in raw:
         schema["description"] = raw["description"]
+    if "x-kubernetes-validations" in raw:
+        schema["x-kubernetes-validations"] = raw["x-kubernetes-validations"]  # the resource's own rules (Rule)
     if "spec" in raw.get("required", []):
         schema["required"] = ["spec"]
     return schema

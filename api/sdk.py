@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Iterable
 from typing import Any, Self
 
 from foreman.api import transcript
-from foreman.api.base import ObjectMeta, utcnow
+from foreman.api.base import STORED, ObjectMeta, utcnow
 from foreman.api.cron import parse
 from foreman.api.envelope import ResultEnvelope
 from foreman.api.errors import Conflict, NotFound
@@ -235,7 +235,7 @@ class ForemanClient:
             },
             "spec": schedule.spec.to_wire(),
         }
-        return TaskSchedule.model_validate(await self.kube.apply(manifest))
+        return TaskSchedule.model_validate(await self.kube.apply(manifest), context=STORED)
 
     async def _refuse_other_source(self, wanted: TaskSchedule) -> None:
         try:
