@@ -29,6 +29,13 @@ applied server-side ("field not declared in schema"), so they get the CRDs witho
 rules on every input that goes through Foreman (CLI, SDK), the apiserver then checks types and bounds only."""
 
 
+VALIDATING_ADMISSION_POLICY = Release(1, 30)
+"""admissionregistration.k8s.io/v1 ValidatingAdmissionPolicy (GA). Older servers do not get the policy that keeps a
+per-node worker to its own node's tasks (manifests.worker_admission): there every worker may still write the status of
+any task (README, "Reliability and security")."""
+ADMISSION_KINDS = frozenset({"ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"})
+
+
 def release_of(version: dict[str, Any]) -> Release:
     """The release in a GET /version answer; managed clusters say minor "30+", so the digits are read from gitVersion
     first (v1.37.2, v1.30.4-eks-...)."""
@@ -40,6 +47,9 @@ def release_of(version: dict[str, Any]) -> Release:
 
 def for_server(manifests: list[Manifest], release: Release) -> list[Manifest]:
     """The manifests as a server of `release` takes them (unchanged for a current one)."""
+    if release >= VALIDATING_ADMISSION_POLICY:
+        return manifests
+    manifests = [m for m in manifests if m["kind"] not in ADMISSION_KINDS]
     if release >= CEL_VALIDATION:
         return manifests
     return [_without_validations(m) if m["kind"] == "CustomResourceDefinition" else m for m in manifests]

@@ -9,7 +9,7 @@ from pydantic import ValidationError
 from foreman.api.agents import Agent
 from foreman.api.base import STORED, Model
 from foreman.api.crd import all_crds
-from foreman.api.features import CEL_VALIDATION, Release, for_server, release_of
+from foreman.api.features import CEL_VALIDATION, VALIDATING_ADMISSION_POLICY, Release, for_server, release_of
 from foreman.api.manifests import install_manifests
 from foreman.api.resources import AgenticTask, AgenticTaskSpec, FleetNode
 from foreman.api.schedules import TaskSchedule, TaskScheduleSpec
@@ -63,15 +63,20 @@ def test_the_crds_carry_each_rule_as_cel_on_its_models_node() -> None:
     assert _validations(crds["FleetNode"]) == _validations(crds["Agent"]) == []
 
 
-def test_older_servers_get_the_crds_without_cel_and_the_rest_unchanged() -> None:
+def test_older_servers_get_the_crds_without_cel_and_no_admission_policy() -> None:
     manifests = install_manifests()
+    kinds = [m["kind"] for m in manifests]
+    assert kinds[-2:] == ["ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"]
     assert for_server(manifests, Release(1, 37)) is manifests
-    assert for_server(manifests, CEL_VALIDATION) is manifests
+    assert for_server(manifests, VALIDATING_ADMISSION_POLICY) is manifests
+    without_policy = for_server(manifests, Release(1, 29))
+    assert without_policy == manifests[:-2]
+    assert _validations(for_server(manifests, CEL_VALIDATION)) != []
     old = for_server(manifests, Release(1, 20))
     assert _validations(old) == []
     assert _validations(manifests) != []  # not changed in place
     assert [m for m in old if m["kind"] != "CustomResourceDefinition"] == [
-        m for m in manifests if m["kind"] != "CustomResourceDefinition"
+        m for m in manifests[:-2] if m["kind"] != "CustomResourceDefinition"
     ]
 
 
