@@ -168,6 +168,11 @@ def custom_resource_definition(model: type[Resource]) -> JsonSchema:
                     "subresources": {"status": {}} if "status" in model.model_fields else {},
                     "additionalPrinterColumns": PRINTER_COLUMNS[model],
                     "schema": {"openAPIV3Schema": openapi_schema(model)},
+                    **(
+                        {"selectableFields": [{"jsonPath": path} for path in model.selectable_fields]}
+                        if model.selectable_fields
+                        else {}
+                    ),
                 }
             ],
         },

@@ -11,6 +11,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from foreman.api.resources import NODE_LABEL
+
 Manifest = dict[str, Any]
 
 
@@ -33,6 +35,11 @@ VALIDATING_ADMISSION_POLICY = Release(1, 30)
 """admissionregistration.k8s.io/v1 ValidatingAdmissionPolicy (GA). Older servers do not get the policy that keeps a
 per-node worker to its own node's tasks (manifests.worker_admission): there every worker may still write the status of
 any task (README, "Reliability and security")."""
+SELECTABLE_FIELDS = Release(1, 31)
+"""CRD `selectableFields` (field selectors on custom resources: beta and on by default in 1.31, GA in 1.32). There a
+worker selects its tasks by `status.assignedNode` and `status.phase`, and the controller no longer writes the node
+label (3 writes per task instead of 4); older servers refuse the field in the CRD, so they get it without, and the
+label path as before."""
 ADMISSION_KINDS = frozenset({"ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"})
 
 
@@ -45,20 +52,43 @@ def release_of(version: dict[str, Any]) -> Release:
     return Release(int(re.sub(r"\D", "", str(version["major"]))), int(re.sub(r"\D", "", str(version["minor"]))))
 
 
+@dataclass(frozen=True)
+class Selection:
+    """How a worker selects the tasks Scheduled or Running on its node: one of the two selectors is set."""
+
+    label_selector: str | None = None
+    field_selector: str | None = None
+
+
+def tasks_on_node(node: str, release: Release) -> Selection:
+    """By field where the server has selectableFields (the status is the truth, no label to wait for), else by the
+    node label the controller keeps in step with the status."""
+    if release >= SELECTABLE_FIELDS:
+        return Selection(field_selector=f"status.assignedNode={node},status.phase!=Succeeded,status.phase!=Failed")
+    return Selection(label_selector=f"{NODE_LABEL}={node}")
+
+
+def writes_node_label(release: Release) -> bool:
+    """Whether the controller must keep the node label: only for workers on servers without selectableFields."""
+    return release < SELECTABLE_FIELDS
+
+
 def for_server(manifests: list[Manifest], release: Release) -> list[Manifest]:
-    """The manifests as a server of `release` takes them (unchanged for a current one)."""
-    if release >= VALIDATING_ADMISSION_POLICY:
+    """The manifests as a server of `release` takes them (the same list for a current one)."""
+    if release >= SELECTABLE_FIELDS:
         return manifests
-    manifests = [m for m in manifests if m["kind"] not in ADMISSION_KINDS]
-    if release >= CEL_VALIDATION:
-        return manifests
-    return [_without_validations(m) if m["kind"] == "CustomResourceDefinition" else m for m in manifests]
+    manifests = [_older_crd(m, release) if m["kind"] == "CustomResourceDefinition" else m for m in manifests]
+    if release < VALIDATING_ADMISSION_POLICY:
+        manifests = [m for m in manifests if m["kind"] not in ADMISSION_KINDS]
+    return manifests
 
 
-def _without_validations(crd: Manifest) -> Manifest:
+def _older_crd(crd: Manifest, release: Release) -> Manifest:
     crd = copy.deepcopy(crd)
     for version in crd["spec"]["versions"]:
-        _strip(version["schema"]["openAPIV3Schema"])
+        version.pop("selectableFields", None)
+        if release < CEL_VALIDATION:
+            _strip(version["schema"]["openAPIV3Schema"])
     return crd
 
 

@@ -32,6 +32,8 @@ class Resource(Model):
     singular: ClassVar[str]
     short_name: ClassVar[str]
     namespaced: ClassVar[bool]
+    selectable_fields: ClassVar[tuple[str, ...]] = ()
+    """JSON paths a field selector may name (CRD selectableFields, Kubernetes >= 1.31)."""
     max_name_length: ClassVar[int | None] = None
     """Set where the name must fit somewhere shorter than the API's 253 characters (a label value)."""
 
@@ -161,6 +163,9 @@ class AgenticTask(Resource):
     singular: ClassVar[str] = "agentictask"
     short_name: ClassVar[str] = "at"
     namespaced: ClassVar[bool] = True
+
+    # NB: workers select the tasks Scheduled or Running on their node by these (features.tasks_on_node)
+    selectable_fields: ClassVar[tuple[str, ...]] = (".status.assignedNode", ".status.phase")
 
     kind: Literal["AgenticTask"] = "AgenticTask"
     spec: AgenticTaskSpec

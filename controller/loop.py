@@ -20,6 +20,7 @@ from foreman.api.agents import Agent
 from foreman.api.base import set_condition, utcnow
 from foreman.api.daemon import sleep_unless
 from foreman.api.errors import ApiError, Conflict, NotFound
+from foreman.api.features import writes_node_label
 from foreman.api.kube import Kube, Relisted
 from foreman.api.resources import NODE_LABEL, AgenticTask, FleetNode
 from foreman.api.schedules import TaskSchedule
@@ -90,6 +91,7 @@ class Controller:
         self.config = config or ControllerConfig()
         self.clock = clock
         self.cache = Cache()
+        self.write_labels = True  # until run() asks the server (features.writes_node_label)
         self.metrics = ControllerMetrics()
         self._dirty: set[TaskKey] = set()
         self._ready: ReadyQueue[TaskKey, PlacementOrder] = ReadyQueue()
@@ -147,6 +149,7 @@ class Controller:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Run until `stop` is set; a component that fails unexpectedly stops the whole controller (and raises)."""
+        self.write_labels = writes_node_label(await self.kube.server_version())
         namespaces: tuple[str | None, ...] = self.config.namespaces or (None,)
         components: list[Coroutine[Any, Any, None]] = [
             *(self._watch_tasks(namespace) for namespace in namespaces),
@@ -333,7 +336,7 @@ class Controller:
                 )
                 writes.append(self._write(task, patch, action.reason, action.message, relabel=True))
                 dirty.discard(key_of(task))
-            elif self.cache.label_is_wrong(task):
+            elif self.write_labels and self.cache.label_is_wrong(task):
                 writes.append(self._relabel(task))
 
     def _decide(self, now: datetime, dirty: set[TaskKey], writes: list[Write]) -> None:
@@ -461,7 +464,10 @@ class Controller:
         return updated
 
     async def _relabel(self, task: AgenticTask) -> None:
-        """Make the node label (the workers' watch hint) agree with the status (the truth)."""
+        """Make the node label (the workers' watch hint) agree with the status (the truth); not needed (and not
+        written) where workers select by field (features.writes_node_label)."""
+        if not self.write_labels:
+            return
         wanted = task.status.assigned_node if task.phase in ("Scheduled", "Running") else None
         try:
             updated = await self.kube.patch(

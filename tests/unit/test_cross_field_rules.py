@@ -9,7 +9,17 @@ from pydantic import ValidationError
 from foreman.api.agents import Agent
 from foreman.api.base import STORED, Model
 from foreman.api.crd import all_crds
-from foreman.api.features import CEL_VALIDATION, VALIDATING_ADMISSION_POLICY, Release, for_server, release_of
+from foreman.api.features import (
+    CEL_VALIDATION,
+    SELECTABLE_FIELDS,
+    VALIDATING_ADMISSION_POLICY,
+    Release,
+    Selection,
+    for_server,
+    release_of,
+    tasks_on_node,
+    writes_node_label,
+)
 from foreman.api.manifests import install_manifests
 from foreman.api.resources import AgenticTask, AgenticTaskSpec, FleetNode
 from foreman.api.schedules import TaskSchedule, TaskScheduleSpec
@@ -63,21 +73,44 @@ def test_the_crds_carry_each_rule_as_cel_on_its_models_node() -> None:
     assert _validations(crds["FleetNode"]) == _validations(crds["Agent"]) == []
 
 
-def test_older_servers_get_the_crds_without_cel_and_no_admission_policy() -> None:
+def _selectable(manifests: list[Any]) -> list[Any]:
+    return [v.get("selectableFields") for m in manifests if m["kind"] == "CustomResourceDefinition"
+            for v in m["spec"]["versions"]]  # fmt: skip
+
+
+def test_older_servers_get_what_they_take_of_the_manifests() -> None:
     manifests = install_manifests()
     kinds = [m["kind"] for m in manifests]
     assert kinds[-2:] == ["ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"]
+    assert _selectable(manifests) == [
+        [{"jsonPath": ".status.assignedNode"}, {"jsonPath": ".status.phase"}],
+        *[None] * 3,
+    ]
     assert for_server(manifests, Release(1, 37)) is manifests
-    assert for_server(manifests, VALIDATING_ADMISSION_POLICY) is manifests
+    assert for_server(manifests, SELECTABLE_FIELDS) is manifests
+    at_130 = for_server(manifests, VALIDATING_ADMISSION_POLICY)
+    assert [m["kind"] for m in at_130] == kinds
+    assert _selectable(at_130) == [None] * 4
+    assert _validations(at_130) == _validations(manifests)
     without_policy = for_server(manifests, Release(1, 29))
-    assert without_policy == manifests[:-2]
-    assert _validations(for_server(manifests, CEL_VALIDATION)) != []
+    assert [m["kind"] for m in without_policy] == kinds[:-2]
+    assert _validations(for_server(manifests, CEL_VALIDATION)) == _validations(manifests)
     old = for_server(manifests, Release(1, 20))
     assert _validations(old) == []
+    assert _selectable(old) == [None] * 4
     assert _validations(manifests) != []  # not changed in place
     assert [m for m in old if m["kind"] != "CustomResourceDefinition"] == [
         m for m in manifests[:-2] if m["kind"] != "CustomResourceDefinition"
     ]
+
+
+def test_workers_select_by_field_where_the_server_can_and_the_controller_then_writes_no_label() -> None:
+    current, floor = tasks_on_node("gpu-1", Release(1, 37)), tasks_on_node("gpu-1", Release(1, 20))
+    assert current == Selection(field_selector="status.assignedNode=gpu-1,status.phase!=Succeeded,status.phase!=Failed")
+    assert floor == Selection(label_selector="foreman.dev/node=gpu-1")
+    assert tasks_on_node("n", SELECTABLE_FIELDS) == tasks_on_node("n", Release(1, 37))
+    assert tasks_on_node("n", Release(1, 30)) == Selection(label_selector="foreman.dev/node=n")
+    assert [writes_node_label(Release(1, m)) for m in (20, 30, 31, 37)] == [True, True, False, False]
 
 
 @pytest.mark.parametrize(
