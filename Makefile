@@ -5,9 +5,14 @@ VENV := .venv
 BIN := $(VENV)/bin
 CACHE := $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/foreman
 CODE := api controller worker cli
+# The oldest Kubernetes release we support (README, "Kubernetes releases"): `make test` runs the integration suite on it
+# too. The current release is the one pinned in api/localcluster/kube-apiserver/go.mod.
+KUBERNETES_FLOOR := 1.20.2
+BUILD_APISERVER := bash api/localcluster/build-kube-apiserver.sh $(CACHE)
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: install control-plane browser test lint typecheck unit integration manifests check-manifests demo bench soak clean
+.PHONY: install control-plane control-plane-floor browser test lint typecheck unit integration manifests check-manifests \
+	demo bench soak clean
 
 install: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
@@ -16,9 +21,13 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $@
 
-# The real kube-apiserver (built once from Debian's source package and cached) plus etcd.
+# The real kube-apiserver of the current release (built once with Go from the k8s.io/kubernetes module and cached)
+# plus etcd; -floor: the oldest supported release's (built once from Debian's source package).
 control-plane: install
-	bash api/localcluster/build-kube-apiserver.sh $(CACHE)
+	$(BUILD_APISERVER)
+
+control-plane-floor: install
+	$(BUILD_APISERVER) $(KUBERNETES_FLOOR)
 
 # Debian's chromium for the dashboard's browser tests (Playwright drives it through executable_path: no browser is
 # downloaded at test time). Installed with apt like etcd, quietly, with sudo when not root.
@@ -47,8 +56,9 @@ unit: install
 integration: install control-plane browser
 	$(BIN)/pytest tests/integration -q
 
-test: lint typecheck control-plane browser
+test: lint typecheck control-plane control-plane-floor browser
 	$(BIN)/pytest -q
+	FOREMAN_TEST_KUBERNETES=$(KUBERNETES_FLOOR) $(BIN)/pytest tests/integration -q
 
 demo: install control-plane
 	$(BIN)/foreman demo

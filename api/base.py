@@ -5,16 +5,45 @@ Every resource model parses the wire format (camelCase) once where data enters a
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal, Self
 
-from pydantic import AliasGenerator, BaseModel, ConfigDict, Field
+from pydantic import (
+    AliasGenerator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    GetJsonSchemaHandler,
+    ValidationInfo,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema
 
 
 def _wire_name(name: str) -> str:
     # NB: Kubernetes spells acronyms in caps (minRAMGB, totalRAMGB), which to_camel cannot guess.
     return to_camel(name).replace("Ramgb", "RAMGB")
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A cross-field rule, written once for both sides: `cel` goes into the CRD as an `x-kubernetes-validations` entry
+    on the model's schema node (the apiserver refuses a breaking object with 422, Kubernetes >= 1.25), `holds` is the
+    same check on the model, and both refuse with `message`, which starts with the wire path of the field to fix."""
+
+    cel: str
+    message: str
+    holds: Callable[[Any], bool]
+
+
+STORED: dict[str, Any] = {"stored": True}
+"""Validation context for objects read back from the apiserver: the cross-field rules are not checked there. What the
+server stored is a fact to handle (an object created on a server without CEL, or before a rule existed), not input to
+refuse: the controller still reads a self-dependent task and fails it with DependencyCycle."""
 
 
 class Model(BaseModel):
@@ -27,6 +56,25 @@ class Model(BaseModel):
         extra="ignore",
         use_attribute_docstrings=True,
     )
+
+    rules: ClassVar[tuple[Rule, ...]] = ()
+    """Cross-field rules of this model (see Rule); checked on input, emitted into the CRD by foreman.api.crd."""
+
+    @model_validator(mode="after")
+    def _rules_hold(self, info: ValidationInfo) -> Self:
+        if not (info.context or {}).get("stored"):
+            for rule in self.rules:
+                if not rule.holds(self):
+                    raise ValueError(rule.message)
+        return self
+
+    @classmethod
+    def __get_pydantic_json_schema__(cls, core_schema: CoreSchema, handler: GetJsonSchemaHandler) -> JsonSchemaValue:
+        schema = handler(core_schema)
+        if cls.rules:
+            node = handler.resolve_ref_schema(schema)
+            node["x-kubernetes-validations"] = [{"rule": rule.cel, "message": rule.message} for rule in cls.rules]
+        return schema
 
     def to_wire(self) -> dict[str, Any]:
         """The JSON body Kubernetes expects: camelCase, no nulls, no empty strings (see `without_empty_strings`)."""

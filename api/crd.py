@@ -136,6 +136,8 @@ def openapi_schema(model: type[Resource]) -> JsonSchema:
         schema["properties"]["status"] = status
     if "description" in raw:
         schema["description"] = raw["description"]
+    if "x-kubernetes-validations" in raw:
+        schema["x-kubernetes-validations"] = raw["x-kubernetes-validations"]  # the resource's own rules (Rule)
     if "spec" in raw.get("required", []):
         schema["required"] = ["spec"]
     return schema
@@ -166,6 +168,11 @@ def custom_resource_definition(model: type[Resource]) -> JsonSchema:
                     "subresources": {"status": {}} if "status" in model.model_fields else {},
                     "additionalPrinterColumns": PRINTER_COLUMNS[model],
                     "schema": {"openAPIV3Schema": openapi_schema(model)},
+                    **(
+                        {"selectableFields": [{"jsonPath": path} for path in model.selectable_fields]}
+                        if model.selectable_fields
+                        else {}
+                    ),
                 }
             ],
         },

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+from foreman.api.features import for_server
 from foreman.api.kube import Kube
 from foreman.api.manifests import Manifest, install_manifests
 
@@ -24,8 +25,10 @@ async def _wait_established(kube: Kube, name: str) -> None:
 async def install(
     kube: Kube, *, with_workloads: bool = False, with_dashboard: bool = False, wait_seconds: float = 30.0
 ) -> list[Manifest]:
-    """Apply every manifest (idempotent: server-side apply, field manager `foreman`); return what was applied."""
-    manifests = install_manifests(with_workloads=with_workloads, with_dashboard=with_dashboard)
+    """Apply every manifest (idempotent: server-side apply, field manager `foreman`), as the server's release takes
+    them (features.for_server); return what was applied."""
+    wanted = install_manifests(with_workloads=with_workloads, with_dashboard=with_dashboard)
+    manifests = for_server(wanted, await kube.server_version())
     for manifest in manifests:
         await kube.apply(manifest)
     crd_names = [m["metadata"]["name"] for m in manifests if m["kind"] == "CustomResourceDefinition"]

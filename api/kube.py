@@ -31,7 +31,7 @@ from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt,
 from yarl import URL
 
 from foreman.api import requests
-from foreman.api.base import utcnow
+from foreman.api.base import STORED, utcnow
 from foreman.api.daemon import backoff_delay
 from foreman.api.errors import (
     RETRYABLE,
@@ -42,6 +42,7 @@ from foreman.api.errors import (
     Unreachable,
     error_from_response,
 )
+from foreman.api.features import Release, release_of
 from foreman.api.lease import Lease
 from foreman.api.requests import Request
 from foreman.api.resources import Resource
@@ -235,7 +236,7 @@ class Kube:
     # -- Foreman resources -----------------------------------------------------------------------------------------
 
     async def get(self, model: type[R], name: str, namespace: str | None = None) -> R:
-        return model.model_validate(await self._send(requests.get(model, name, namespace)))
+        return model.model_validate(await self._send(requests.get(model, name, namespace)), context=STORED)
 
     async def list(
         self,
@@ -267,7 +268,7 @@ class Kube:
                 return Listing(items, body["metadata"]["resourceVersion"])
 
     async def create(self, obj: R) -> R:
-        return type(obj).model_validate(await self._send(requests.create(obj)))
+        return type(obj).model_validate(await self._send(requests.create(obj)), context=STORED)
 
     async def patch(
         self,
@@ -283,7 +284,7 @@ class Kube:
         request = requests.merge_patch(
             model, name, patch, namespace=namespace, resource_version=resource_version, subresource=subresource
         )
-        return model.model_validate(await self._send(request))
+        return model.model_validate(await self._send(request), context=STORED)
 
     async def patch_status(
         self,
@@ -424,6 +425,10 @@ class Kube:
         result: dict[str, Any] = await self._send(requests.apply(manifest))
         return result
 
+    async def server_version(self) -> Release:
+        """The apiserver's Kubernetes release (GET /version), to switch features on by what it offers."""
+        return release_of(await self._send(Request("GET", "/version")))
+
     async def get_raw(self, api_version: str, kind: str, name: str, namespace: str | None = None) -> dict[str, Any]:
         result: dict[str, Any] = await self._send(requests.get_object(api_version, kind, name, namespace))
         return result
@@ -486,7 +491,7 @@ def decode_watch_line(model: type[R], line: bytes) -> tuple[str | None, WatchEve
     """
     try:
         parser: type[_EventLine[R]] = _EventLine[model]  # type: ignore[valid-type]
-        fast = parser.model_validate_json(line)
+        fast = parser.model_validate_json(line, context=STORED)
     except ValidationError:
         pass
     else:
@@ -512,7 +517,7 @@ def decode_raw_watch_line(line: bytes) -> tuple[str | None, WatchEvent[dict[str,
 def _parse(model: type[R], body: dict[str, Any]) -> R | None:
     """Parse one object from a list or watch; an object our model rejects is logged and skipped, not fatal."""
     try:
-        return model.model_validate(body)
+        return model.model_validate(body, context=STORED)
     except ValidationError as error:
         name = body.get("metadata", {}).get("name")
         log.error("object does not match the model, skipped", resource=model.plural, name=name, error=str(error))

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any, Literal, Protocol, TypeVar
 
+from foreman.api.features import Release
 from foreman.api.kube import Listing, Relisted, WatchEvent
 from foreman.api.lease import Lease
 from foreman.api.resources import Resource
@@ -67,6 +68,10 @@ class KubeApi(Protocol):
     ) -> AsyncIterator[WatchEvent[R] | Relisted[R]]: ...
 
     async def apply(self, manifest: dict[str, Any]) -> dict[str, Any]: ...
+
+    async def server_version(self) -> Release:
+        """The apiserver's release: what it offers (field selectors on our resources, CEL) depends on it."""
+        ...
 
     async def get_lease(self, name: str, namespace: str) -> Lease: ...
 

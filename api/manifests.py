@@ -103,8 +103,8 @@ def pinned_worker_rbac(node: str) -> list[Manifest]:
     """A worker identity for one host (outside the cluster) that can touch only its own FleetNode.
 
     NB: RBAC cannot restrict `create` by name, so this identity cannot create FleetNodes: its node is created here,
-    by whoever applies this, and the worker's registrar patches it. Task status stays open to every worker: scoping
-    that to tasks assigned to the node needs an admission policy (README, "Reliability and security").
+    by whoever applies this, and the worker's registrar patches it. Which tasks' status it may change is the admission
+    policy's part (worker_admission, installed with the rest; Kubernetes >= 1.30).
     """
     name = f"{WORKER}-{node}"
     own_node = {**_rule([GROUP], ["fleetnodes", "fleetnodes/status"], ["get", "patch"]), "resourceNames": [node]}
@@ -120,6 +120,72 @@ def pinned_worker_rbac(node: str) -> list[Manifest]:
         _cluster_role(name, rules),
         _cluster_role_binding(name),
         fleet_node,
+    ]
+
+
+PINNED_WORKER_PREFIX = f"system:serviceaccount:{NAMESPACE}:{WORKER}-"
+"""The user name of a per-node worker identity (pinned_worker_rbac), less its node's name."""
+OWN_NODE_POLICY = f"{WORKER}-own-node"
+
+
+def worker_admission() -> list[Manifest]:
+    """A per-node worker identity may change the status only of tasks Scheduled or Running on its own node, and never
+    move one to another node: so it claims only what was scheduled there and cannot finish or fail another node's
+    work. RBAC cannot say this (it scopes by verb and name, not by content); a ValidatingAdmissionPolicy (Kubernetes
+    >= 1.30, features.VALIDATING_ADMISSION_POLICY) can. The node is read off the user name (the ServiceAccount
+    `foreman-worker-NODE`); the shared DaemonSet identity has no node in its name and is not matched."""
+    policy = {
+        "failurePolicy": "Fail",
+        "matchConstraints": {
+            "resourceRules": [
+                {
+                    "apiGroups": [GROUP],
+                    "apiVersions": ["*"],
+                    "operations": ["UPDATE"],
+                    "resources": ["agentictasks/status"],
+                }
+            ]
+        },
+        "matchConditions": [
+            {
+                "name": "per-node-worker",
+                "expression": f"request.userInfo.username.startsWith('{PINNED_WORKER_PREFIX}')",
+            }
+        ],
+        "variables": [
+            {"name": "node", "expression": f"request.userInfo.username.substring({len(PINNED_WORKER_PREFIX)})"}
+        ],
+        "validations": [
+            {
+                "expression": "has(oldObject.status) && has(oldObject.status.assignedNode)"
+                " && oldObject.status.assignedNode == variables.node"
+                " && has(oldObject.status.phase) && oldObject.status.phase in ['Scheduled', 'Running']",
+                "messageExpression": "'a worker may change the status only of tasks Scheduled or Running on its own"
+                " node (' + variables.node + ')'",
+                "reason": "Forbidden",
+            },
+            {
+                "expression": "!has(object.status) || !has(object.status.assignedNode)"
+                " || object.status.assignedNode == variables.node",
+                "messageExpression": "'a worker may not move a task to another node than its own (' + variables.node"
+                " + ')'",
+                "reason": "Forbidden",
+            },
+        ],
+    }
+    return [
+        {
+            "apiVersion": "admissionregistration.k8s.io/v1",
+            "kind": "ValidatingAdmissionPolicy",
+            "metadata": {"name": OWN_NODE_POLICY},
+            "spec": policy,
+        },
+        {
+            "apiVersion": "admissionregistration.k8s.io/v1",
+            "kind": "ValidatingAdmissionPolicyBinding",
+            "metadata": {"name": OWN_NODE_POLICY},
+            "spec": {"policyName": OWN_NODE_POLICY, "validationActions": ["Deny"]},
+        },
     ]
 
 
@@ -248,6 +314,7 @@ def files() -> dict[str, list[Manifest]]:
     return {
         **crds,
         "rbac.yaml": rbac(),
+        "admission.yaml": worker_admission(),
         "controller.yaml": [controller_deployment()],
         "worker.yaml": [worker_daemonset()],
         "dashboard.yaml": dashboard(),  # NB: optional, so not in the kustomization: kubectl apply -f it
@@ -255,7 +322,7 @@ def files() -> dict[str, list[Manifest]]:
             {
                 "apiVersion": "kustomize.config.k8s.io/v1beta1",
                 "kind": "Kustomization",
-                "resources": [*crds, "rbac.yaml", "controller.yaml", "worker.yaml"],
+                "resources": [*crds, "rbac.yaml", "admission.yaml", "controller.yaml", "worker.yaml"],
             }
         ],
     }
@@ -264,7 +331,7 @@ def files() -> dict[str, list[Manifest]]:
 def install_manifests(*, with_workloads: bool = False, with_dashboard: bool = False) -> list[Manifest]:
     """What `foreman install` applies, in dependency order (the Deployment and DaemonSet, and the read-only
     dashboard, only on request)."""
-    docs = [*all_crds(), *rbac()]
+    docs = [*all_crds(), *rbac(), *worker_admission()]
     workloads = [controller_deployment(), worker_daemonset()] if with_workloads else []
     return [*docs, *workloads, *(dashboard() if with_dashboard else [])]
 

@@ -217,6 +217,12 @@ KNOWN_KINDS: dict[tuple[str, str], KindInfo] = {
     ("apps/v1", "Deployment"): KindInfo("/apis/apps/v1", "deployments", True),
     ("apps/v1", "DaemonSet"): KindInfo("/apis/apps/v1", "daemonsets", True),
     ("coordination.k8s.io/v1", "Lease"): KindInfo("/apis/coordination.k8s.io/v1", "leases", True),
+    ("admissionregistration.k8s.io/v1", "ValidatingAdmissionPolicy"): KindInfo(
+        "/apis/admissionregistration.k8s.io/v1", "validatingadmissionpolicies", False
+    ),
+    ("admissionregistration.k8s.io/v1", "ValidatingAdmissionPolicyBinding"): KindInfo(
+        "/apis/admissionregistration.k8s.io/v1", "validatingadmissionpolicybindings", False
+    ),
     **{(API_VERSION, model.__name__): kind_of(model) for model in (AgenticTask, FleetNode, TaskSchedule, Agent)},
 }
 

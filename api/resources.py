@@ -7,7 +7,7 @@ from typing import Annotated, Any, ClassVar, Literal, Self
 
 from pydantic import Field, ModelWrapValidatorHandler, PrivateAttr, model_validator
 
-from foreman.api.base import Conditions, Model, ObjectMeta
+from foreman.api.base import Conditions, Model, ObjectMeta, Rule
 from foreman.api.envelope import ResultEnvelope, TaskKind, Verdict
 
 GROUP = "foreman.dev"
@@ -32,6 +32,8 @@ class Resource(Model):
     singular: ClassVar[str]
     short_name: ClassVar[str]
     namespaced: ClassVar[bool]
+    selectable_fields: ClassVar[tuple[str, ...]] = ()
+    """JSON paths a field selector may name (CRD selectableFields, Kubernetes >= 1.31)."""
     max_name_length: ClassVar[int | None] = None
     """Set where the name must fit somewhere shorter than the API's 253 characters (a label value)."""
 
@@ -85,6 +87,10 @@ class RequiredCapability(Model):
     """FleetNode labels that must all be equal."""
 
 
+MAX_ATTEMPTS_SECONDS = 7 * 24 * 3600
+"""All attempts of a task together (timeoutSeconds each) may take at most a week: more retries need shorter tries."""
+
+
 class AgenticTaskSpec(Model):
     """A unit of agent work: what to run, where it may run, and in which order."""
 
@@ -110,6 +116,17 @@ class AgenticTaskSpec(Model):
     """Further attempts after a retryable failure (ExecutorError, Timeout), with exponential backoff."""
     cancel: bool = False
     """Set to cancel: Pending and Scheduled fail at once, Running stops within seconds (reason Cancelled)."""
+
+    rules: ClassVar[tuple[Rule, ...]] = (
+        # NB: a division, not (retries + 1) * timeoutSeconds: CEL refuses an int64 overflow as an evaluation error
+        Rule(
+            cel="!has(self.retries) || self.retries == 0 || !has(self.timeoutSeconds)"
+            f" || self.timeoutSeconds <= {MAX_ATTEMPTS_SECONDS} / (self.retries + 1)",
+            message=f"spec.retries: (retries + 1) x timeoutSeconds must be at most {MAX_ATTEMPTS_SECONDS} (a week of "
+            "attempts)",
+            holds=lambda spec: spec.retries == 0 or spec.timeout_seconds <= MAX_ATTEMPTS_SECONDS // (spec.retries + 1),
+        ),
+    )
 
 
 class Usage(Model):
@@ -155,9 +172,21 @@ class AgenticTask(Resource):
     short_name: ClassVar[str] = "at"
     namespaced: ClassVar[bool] = True
 
+    # NB: workers select the tasks Scheduled or Running on their node by these (features.tasks_on_node)
+    selectable_fields: ClassVar[tuple[str, ...]] = (".status.assignedNode", ".status.phase")
+
     kind: Literal["AgenticTask"] = "AgenticTask"
     spec: AgenticTaskSpec
     status: AgenticTaskStatus = AgenticTaskStatus()
+
+    # NB: at the root, where CEL sees metadata.name (the generated one too, for generateName)
+    rules: ClassVar[tuple[Rule, ...]] = (
+        Rule(
+            cel="!has(self.spec.dependsOn) || !(self.metadata.name in self.spec.dependsOn)",
+            message="spec.dependsOn: a task cannot depend on itself",
+            holds=lambda task: not task.metadata.name or task.metadata.name not in task.spec.depends_on,
+        ),
+    )
 
     @property
     def phase(self) -> TaskPhase:

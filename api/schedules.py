@@ -8,7 +8,7 @@ from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field
 
-from foreman.api.base import Conditions, Model
+from foreman.api.base import Conditions, Model, Rule
 from foreman.api.envelope import Verdict
 from foreman.api.resources import GROUP, AgenticTaskSpec, Resource
 
@@ -19,6 +19,8 @@ TRIGGER_ANNOTATION = f"{GROUP}/trigger"
 SCHEDULED_AT_ANNOTATION = f"{GROUP}/scheduled-at"
 """On a created task: the slot it was created for (so history can be rebuilt from the tasks alone)."""
 
+ON_TIME_SECONDS = 60
+"""A fire noticed within this of its slot is on time; with catchUp Skip a later one is skipped."""
 NAME_LIMIT = 63
 """Created task names are label values too (users select on them), so they keep to 63 characters."""
 
@@ -61,6 +63,22 @@ class TaskScheduleSpec(Model):
     """Who owns it: declarative (`foreman schedule sync` may update and prune it) or dynamic (created by a planner
     through the SDK; sync never touches it)."""
     task_template: TaskTemplate
+
+    rules: ClassVar[tuple[Rule, ...]] = (
+        Rule(
+            cel="!has(self.startingDeadlineSeconds) || !has(self.catchUp) || self.catchUp != 'Skip'"
+            f" || self.startingDeadlineSeconds <= {ON_TIME_SECONDS}",
+            message=f"spec.startingDeadlineSeconds: over {ON_TIME_SECONDS} has no effect with catchUp Skip (a fire "
+            f"more than {ON_TIME_SECONDS} s late is skipped anyway)",
+            holds=lambda spec: (
+                not (
+                    spec.catch_up == "Skip"
+                    and spec.starting_deadline_seconds is not None
+                    and spec.starting_deadline_seconds > ON_TIME_SECONDS
+                )
+            ),
+        ),
+    )
 
 
 class RunRecord(Model):

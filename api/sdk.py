@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Iterable
 from typing import Any, Self
 
 from foreman.api import reasons, transcript
-from foreman.api.base import ObjectMeta, find_condition, utcnow
+from foreman.api.base import STORED, ObjectMeta, find_condition, utcnow
 from foreman.api.cron import parse
 from foreman.api.envelope import ResultEnvelope
 from foreman.api.errors import Conflict, NotFound
@@ -238,7 +238,7 @@ class ForemanClient:
             },
             "spec": schedule.spec.to_wire(),
         }
-        return TaskSchedule.model_validate(await self.kube.apply(manifest))
+        return TaskSchedule.model_validate(await self.kube.apply(manifest), context=STORED)
 
     async def _refuse_other_source(self, wanted: TaskSchedule) -> None:
         try:

@@ -22,6 +22,16 @@ StateDir = Annotated[
         "--state-dir", envvar="FOREMAN_DEV_DIR", help="Where the control plane keeps its data and kubeconfig."
     ),
 ]
+KubernetesVersion = Annotated[
+    str | None,
+    typer.Option(
+        "--kubernetes-version",
+        envvar="FOREMAN_KUBERNETES_VERSION",
+        help="The kube-apiserver release to run: 1.20 (the oldest supported), a full release such as 1.34.4 (built "
+        "on first use), or a minor already built. Default: the current one pinned by this version of Foreman.",
+        show_default=False,
+    ),
+]
 DEFAULT_STATE_DIR = Path(os.path.expanduser("~/.foreman/dev"))
 
 
@@ -36,21 +46,22 @@ async def _install(kubeconfig: Path) -> None:
 
 @app.command()
 @user_errors
-def up(state_dir: StateDir = DEFAULT_STATE_DIR) -> None:
+def up(state_dir: StateDir = DEFAULT_STATE_DIR, kubernetes_version: KubernetesVersion = None) -> None:
     """Start etcd and kube-apiserver on free loopback ports and install Foreman's CRDs and RBAC.
 
-    The first run builds kube-apiserver from Debian's Kubernetes source (a few minutes); later runs start in seconds.
+    The first run of a release builds its kube-apiserver (the current one with Go, ~10 minutes; 1.20 from Debian's
+    source package, a few minutes); later runs start in seconds.
 
-    Example:  foreman dev up && export KUBECONFIG=~/.foreman/dev/kubeconfig
+    Example:  foreman dev up && export KUBECONFIG=~/.foreman/dev/kubeconfig;  foreman dev up --kubernetes-version 1.20
     """
     existing = LocalCluster.load(state_dir)
     if existing and existing.running("apiserver"):
         typer.echo(f"already running at {existing.server}; kubeconfig: {existing.kubeconfig()}")
         return
-    cluster = LocalCluster.start(state_dir, progress=_progress)
+    cluster = LocalCluster.start(state_dir, kubernetes=kubernetes_version, progress=_progress)
     _progress("installing CRDs and RBAC")
     asyncio.run(_install(cluster.kubeconfig()))
-    typer.echo(f"control plane ready at {cluster.server}")
+    typer.echo(f"control plane (Kubernetes v{cluster.kubernetes}) ready at {cluster.server}")
     typer.echo(f"export KUBECONFIG={cluster.kubeconfig()}")
 
 
@@ -89,4 +100,5 @@ def status(state_dir: StateDir = DEFAULT_STATE_DIR) -> None:
     if cluster is None or not cluster.running("apiserver"):
         typer.echo("not running (start it with `foreman dev up`)")
         raise typer.Exit(1)
-    typer.echo(f"running at {cluster.server}; kubeconfig: {cluster.kubeconfig()}")
+    release = f" (Kubernetes v{cluster.kubernetes})" if cluster.kubernetes else ""
+    typer.echo(f"running at {cluster.server}{release}; kubeconfig: {cluster.kubeconfig()}")

@@ -17,6 +17,7 @@ from foreman.api.base import ObjectMeta, OwnerReference, find_condition, set_con
 from foreman.api.cron import Cron, ScheduleError, parse
 from foreman.api.resources import API_VERSION, TERMINAL_PHASES, AgenticTask
 from foreman.api.schedules import (
+    ON_TIME_SECONDS,
     SCHEDULE_LABEL,
     SCHEDULED_AT_ANNOTATION,
     TRIGGER_ANNOTATION,
@@ -29,7 +30,7 @@ from foreman.api.schedules import (
 from foreman.api.status import wire_time
 from foreman.controller import history
 
-ON_TIME = timedelta(seconds=60)
+ON_TIME = timedelta(seconds=ON_TIME_SECONDS)
 """A fire noticed within this of its slot is on time; later, it is a catch-up (and with catchUp Skip, missed)."""
 
 

@@ -20,6 +20,7 @@ from foreman.api.agents import Agent
 from foreman.api.base import utcnow
 from foreman.api.daemon import sleep_unless
 from foreman.api.errors import ApiError, Conflict, NotFound
+from foreman.api.features import writes_node_label
 from foreman.api.kube import Relisted
 from foreman.api.kubeapi import KubeApi
 from foreman.api.resources import NODE_LABEL, AgenticTask, FleetNode, Resource, key_of
@@ -45,6 +46,7 @@ class Controller:
         self.config = config or ControllerConfig()
         self.clock = clock
         self.cache = Cache()
+        self.write_labels = True  # until run() asks the server (features.writes_node_label)
         self.metrics = ControllerMetrics()
         self.queue: WorkQueue[TaskKey] = WorkQueue(lambda: self.clock().timestamp())
         self._placeable: PlaceableQueue[TaskKey, PlacementOrder] = PlaceableQueue()
@@ -93,6 +95,7 @@ class Controller:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Run until `stop` is set; a component that fails unexpectedly stops the whole controller (and raises)."""
+        self.write_labels = writes_node_label(await self.kube.server_version())
         namespaces: tuple[str | None, ...] = self.config.namespaces or (None,)
         streams = [
             f"{kind}/{namespace or '*'}" for kind in ("tasks", "schedules", "agents") for namespace in namespaces
@@ -254,6 +257,7 @@ class Controller:
             self.config,
             live_before=self._live,
             nodes_changed=self._nodes_changed,
+            write_labels=self.write_labels,
         )
         self._live, self._nodes_changed = plan.live, False
         self._observe()
@@ -336,7 +340,10 @@ class Controller:
             await self._relabel(updated)
 
     async def _relabel(self, task: AgenticTask) -> None:
-        """Make the node label (the workers' watch hint) agree with the status (the truth)."""
+        """Make the node label (the workers' watch hint) agree with the status (the truth); not needed (and not
+        written) where workers select by field (features.writes_node_label)."""
+        if not self.write_labels:
+            return
         try:
             updated = await self.kube.patch(
                 AgenticTask, task.name, {"metadata": {"labels": {NODE_LABEL: task.held_node}}}, namespace=task.namespace

@@ -129,9 +129,11 @@ def plan_pass(
     *,
     live_before: frozenset[str] = frozenset(),
     nodes_changed: bool = True,
+    write_labels: bool = True,
 ) -> Plan:
     """Decide one pass. `dirty`: the tasks to decide again; `live_before`, `nodes_changed`: the last pass's live nodes
-    and whether a node changed since (then every waiting task's "could anything ever fit" is looked at again).
+    and whether a node changed since (then every waiting task's "could anything ever fit" is looked at again);
+    `write_labels`: whether workers find their tasks by the node label (older servers) rather than by field.
 
     NB: `placeable` is the one piece of state a pass changes: the tasks that may be placed, kept in placement order
     between passes, so thousands waiting for a few slots are not sorted again on every event (controller/placeable.py).
@@ -140,7 +142,7 @@ def plan_pass(
     plan = Plan(live=frozenset())
     live = _check_nodes(cache, now, config, plan)
     plan.live = frozenset(live)
-    _check_placed_tasks(cache, now, config, dirty, plan)
+    _check_placed_tasks(cache, now, config, dirty, plan, write_labels=write_labels)
     _decide(cache, placeable, now, dirty, plan)
     recheck_all = nodes_changed or plan.live != live_before
     _place(cache, placeable, now, config, live, dirty, recheck_all, plan)
@@ -159,7 +161,9 @@ def _check_nodes(cache: Cache, now: datetime, config: ControllerConfig, plan: Pl
     return live
 
 
-def _check_placed_tasks(cache: Cache, now: datetime, config: ControllerConfig, dirty: set[TaskKey], plan: Plan) -> None:
+def _check_placed_tasks(
+    cache: Cache, now: datetime, config: ControllerConfig, dirty: set[TaskKey], plan: Plan, *, write_labels: bool
+) -> None:
     for task in cache.active():
         name = task.status.assigned_node or ""
         heard = heard_recently(cache.heard_at.get(name), now, config.stale_after)
@@ -174,7 +178,7 @@ def _check_placed_tasks(cache: Cache, now: datetime, config: ControllerConfig, d
             )
             plan.writes.append(StatusWrite(task, patch, action.reason, action.message, relabel=True))
             dirty.discard(key_of(task))
-        elif cache.label_is_wrong(task):
+        elif write_labels and cache.label_is_wrong(task):
             plan.writes.append(LabelWrite(task))
 
 

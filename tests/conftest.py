@@ -27,8 +27,15 @@ def logging_of_its_own() -> Iterator[None]:
 
 @pytest.fixture(scope="session")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
-    """etcd + kube-apiserver on free ports, with Foreman's CRDs and RBAC installed."""
-    local = LocalCluster.start(tmp_path_factory.mktemp("cluster"), audit=bool(os.environ.get("FOREMAN_TEST_AUDIT")))
+    """etcd + kube-apiserver on free ports, with Foreman's CRDs and RBAC installed.
+
+    The release is the current one unless FOREMAN_TEST_KUBERNETES names another (`make test` runs the integration
+    suite a second time with 1.20, the oldest release we support)."""
+    local = LocalCluster.start(
+        tmp_path_factory.mktemp("cluster"),
+        audit=bool(os.environ.get("FOREMAN_TEST_AUDIT")),
+        kubernetes=os.environ.get("FOREMAN_TEST_KUBERNETES") or None,
+    )
 
     async def install_all() -> None:
         async with await Kube.connect(str(local.kubeconfig())) as kube:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from foreman.api.base import STORED
 from foreman.api.resources import AgenticTask, FleetNode
 from foreman.api.schedules import TaskSchedule
 
@@ -21,7 +22,8 @@ def task(name: str, *, phase: str = "Pending", namespace: str = "ns", **spec: An
             "metadata": {"name": name, "namespace": namespace, "resourceVersion": "1", "creationTimestamp": T0},
             "spec": {"kind": "verify", **spec},
             "status": status,
-        }
+        },
+        context=STORED,  # as read from the apiserver: a self-dependency is stored (older servers), not input
     )
 
 

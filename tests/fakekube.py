@@ -13,6 +13,7 @@ from typing import Any, Literal, TypeVar
 
 from foreman.api.base import utcnow
 from foreman.api.errors import AlreadyExists, ApiError, Conflict, NotFound
+from foreman.api.features import Release
 from foreman.api.kube import Listing, Relisted, WatchEvent
 from foreman.api.lease import Lease
 from foreman.api.resources import Resource
@@ -37,6 +38,8 @@ def merged(target: Any, patch: Any) -> Any:
 class FakeKube:
     def __init__(self) -> None:
         self.consecutive_failures = 0
+        self.release = Release(1, 20)
+        """The release it answers as: v1.20 by default (workers select their tasks by the node label)."""
         self.objects: dict[str, Stored] = {}
         self.events: list[tuple[str, str, str]] = []
         """(object name, reason, type) of each Event emitted."""
@@ -151,6 +154,9 @@ class FakeKube:
 
     async def apply(self, manifest: dict[str, Any]) -> dict[str, Any]:
         return manifest
+
+    async def server_version(self) -> Release:
+        return self.release
 
     async def get_lease(self, name: str, namespace: str) -> Lease:
         raise NotFound("no leases here", status=404)

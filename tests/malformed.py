@@ -132,3 +132,62 @@ CORPUS: list[Malformed] = [
     _s("schedule-template-missing", "spec.taskTemplate", DELETE),
     _s("schedule-template-task-kind", "spec.taskTemplate.spec.kind", "deploy"),
 ]
+
+
+@dataclass(frozen=True)
+class Refused:
+    """A cross-field rule's case (foreman.api.base.Rule): each field fine on its own, the object refused as a whole,
+    by the model and by the apiserver's CEL rule (Kubernetes >= 1.25), with the same message."""
+
+    id: str
+    resource: Literal["AgenticTask", "TaskSchedule"]
+    fields: dict[str, Any]  # wire path -> value, set on the valid object (its name is `name` in body())
+    message: str
+
+    def body(self, name: str = "corpus") -> dict[str, Any]:
+        body = VALID[self.resource](name)
+        for path, value in self.fields.items():
+            named = [name if item == "{name}" else item for item in value] if isinstance(value, list) else value
+            body = Malformed(self.id, self.resource, path, named).apply_to(body)
+        return body
+
+
+WEEK = 7 * 24 * 3600
+RETRIES = f"spec.retries: (retries + 1) x timeoutSeconds must be at most {WEEK} (a week of attempts)"
+REFUSED: list[Refused] = [
+    Refused(
+        "task-depends-on-itself",
+        "AgenticTask",
+        {"spec.dependsOn": ["plan", "{name}"]},
+        "spec.dependsOn: a task cannot depend on itself",
+    ),
+    Refused(
+        "task-attempts-over-a-week", "AgenticTask", {"spec.retries": 7, "spec.timeoutSeconds": WEEK // 8 + 1}, RETRIES
+    ),
+    Refused("task-one-try-over-a-week", "AgenticTask", {"spec.retries": 1, "spec.timeoutSeconds": WEEK}, RETRIES),
+    Refused(
+        "schedule-template-attempts-over-a-week",
+        "TaskSchedule",
+        {"spec.taskTemplate.spec.retries": 100, "spec.taskTemplate.spec.timeoutSeconds": 6000},
+        RETRIES,
+    ),
+    Refused(
+        "schedule-skip-with-a-deadline",
+        "TaskSchedule",
+        {"spec.catchUp": "Skip", "spec.startingDeadlineSeconds": 61},
+        "spec.startingDeadlineSeconds: over 60 has no effect with catchUp Skip (a fire more than 60 s late is skipped"
+        " anyway)",
+    ),
+]
+# Right at each bound: accepted by both.
+ACCEPTED: list[Refused] = [
+    Refused("task-attempts-a-week", "AgenticTask", {"spec.retries": 7, "spec.timeoutSeconds": WEEK // 8}, ""),
+    Refused("task-one-try-a-week", "AgenticTask", {"spec.timeoutSeconds": WEEK * 4}, ""),
+    Refused(
+        "schedule-skip-with-a-short-deadline",
+        "TaskSchedule",
+        {"spec.catchUp": "Skip", "spec.startingDeadlineSeconds": 60},
+        "",
+    ),
+    Refused("schedule-runonce-with-a-deadline", "TaskSchedule", {"spec.startingDeadlineSeconds": 3600}, ""),
+]

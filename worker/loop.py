@@ -23,9 +23,10 @@ from foreman.api.base import find_condition, utcnow
 from foreman.api.daemon import sleep_unless
 from foreman.api.envelope import ResultEnvelope
 from foreman.api.errors import RETRYABLE, ApiError, Conflict, NotFound
+from foreman.api.features import Release, tasks_on_node
 from foreman.api.kube import Relisted
 from foreman.api.kubeapi import KubeApi
-from foreman.api.resources import NODE_LABEL, TERMINAL_PHASES, AgenticTask
+from foreman.api.resources import TERMINAL_PHASES, AgenticTask
 from foreman.api.validation import describe
 from foreman.worker import inference, rules
 from foreman.worker.config import WorkerConfig
@@ -69,6 +70,7 @@ class Worker:
         self.kube = kube
         self.config = config
         self.node = config.node_name
+        self.selection = tasks_on_node(self.node, Release(1, 20))  # until run() asks the server
         self.claimant = f"{self.node}/{uuid.uuid4().hex[:12]}"
         self.metrics = WorkerMetrics()
         self.executors = {name: cls() for name, cls in (executors or load_executors()).items()}
@@ -141,6 +143,7 @@ class Worker:
             offering=self.offering,
         )
         await self.registrar.register()
+        self.selection = tasks_on_node(self.node, await self.kube.server_version())
         # NB: heartbeats start as soon as the node is registered: recovering its old tasks lists from a possibly busy
         # apiserver, and a node silent for that long could be judged lost before it ever looked for work. They go on
         # through the drain: the controller judges a silent Draining node lost (its worker was killed mid-drain).
@@ -198,7 +201,9 @@ class Worker:
 
     async def _recover(self) -> None:
         """Tasks Running on this node from a previous life go back to Pending: nobody is executing them."""
-        listing = await self.kube.list(AgenticTask, label_selector=f"{NODE_LABEL}={self.node}")
+        listing = await self.kube.list(
+            AgenticTask, label_selector=self.selection.label_selector, field_selector=self.selection.field_selector
+        )
         now = utcnow()
         for task in listing.items:
             if task.phase == "Running" and task.status.assigned_node == self.node:
@@ -211,9 +216,12 @@ class Worker:
     # -- finding work ----------------------------------------------------------------------------------------------
 
     async def _watch(self, namespace: str | None) -> None:
-        selector = f"{NODE_LABEL}={self.node}"
         async for event in self.kube.watch(
-            AgenticTask, namespace=namespace, label_selector=selector, timeout_seconds=self.config.watch_timeout
+            AgenticTask,
+            namespace=namespace,
+            label_selector=self.selection.label_selector,
+            field_selector=self.selection.field_selector,
+            timeout_seconds=self.config.watch_timeout,
         ):
             if isinstance(event, Relisted):
                 for task in event.items:
@@ -232,7 +240,12 @@ class Worker:
             try:
                 # NB: from the apiserver's watch cache (resourceVersion 0): a consistent list would read and decode
                 # every task in the namespace from etcd, for each worker, each period
-                listing = await self.kube.list(AgenticTask, label_selector=f"{NODE_LABEL}={self.node}", cached=True)
+                listing = await self.kube.list(
+                    AgenticTask,
+                    label_selector=self.selection.label_selector,
+                    field_selector=self.selection.field_selector,
+                    cached=True,
+                )
             except ApiError as error:
                 self.log.warning("poll failed", error=str(error))
                 continue

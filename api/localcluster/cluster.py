@@ -1,8 +1,9 @@
 """Start and stop etcd + kube-apiserver on free loopback ports, with static tokens for each of our identities.
 
 There is no controller-manager, scheduler or kubelet: enough for CRDs, watches, RBAC, Leases and Events, which is all
-Foreman needs. The apiserver binary is built once from Debian's Kubernetes source (see build-kube-apiserver.sh) and
-cached; etcd comes from Debian's etcd-server package.
+Foreman needs. The apiserver binary is built once per release and cached (see build-kube-apiserver.sh): the current
+release from the k8s.io/kubernetes Go module pinned in kube-apiserver/go.mod, the v1.20.2 floor from Debian's
+Kubernetes source; etcd comes from Debian's etcd-server package.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -27,6 +29,9 @@ from pathlib import Path
 import yaml
 
 BUILD_SCRIPT = Path(__file__).with_name("build-kube-apiserver.sh")
+GO_MODULE = Path(__file__).with_name("kube-apiserver") / "go.mod"
+FLOOR_RELEASE = "1.20.2"
+"""The oldest release we support and test: the one Debian bookworm ships as source (README, Kubernetes releases)."""
 READY_TIMEOUT_S = 90.0
 Progress = Callable[[str], None]
 
@@ -68,19 +73,63 @@ def cache_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "foreman"
 
 
-def ensure_apiserver(progress: Progress = lambda _: None) -> Path:
-    """Path of a cached kube-apiserver binary, building it first if needed (minutes, once per machine)."""
-    binary = Path(os.environ.get("FOREMAN_KUBE_APISERVER", cache_dir() / "kube-apiserver"))
+def current_release() -> str:
+    """The release `foreman dev up`, the demo and the tests run by default: the one pinned in our Go module."""
+    found = re.search(r"^\s*(?:require )?k8s\.io/kubernetes v(\S+)", GO_MODULE.read_text(), re.MULTILINE)
+    assert found, f"{GO_MODULE} requires no k8s.io/kubernetes"
+    return found[1]
+
+
+def _cached(release: str) -> Path:
+    return cache_dir() / f"kube-apiserver-v{release}"
+
+
+def resolve_release(wanted: str | None) -> str:
+    """A full release (1.37.2) for what a user asked: nothing (the current one), 1.37.2, v1.34.4, or a minor (1.20:
+    the floor, 1.37: the current one, another: the newest cached build of it)."""
+    if not wanted:
+        return current_release()
+    release = wanted.removeprefix("v")
+    if re.fullmatch(r"1\.\d+\.\d+", release):
+        return release
+    if not re.fullmatch(r"1\.\d+", release):
+        raise PrerequisiteMissing(f"not a Kubernetes release: {wanted!r} (want e.g. {current_release()} or 1.20)")
+    known = [r for r in (FLOOR_RELEASE, current_release()) if r.startswith(release + ".")]
+    cached = sorted(
+        (p.name.removeprefix("kube-apiserver-v") for p in cache_dir().glob(f"kube-apiserver-v{release}.*")),
+        key=lambda r: int(r.rsplit(".", 1)[1]),
+    )
+    if not (known or cached):
+        raise PrerequisiteMissing(
+            f"no kube-apiserver {release}.x is built; name a full release to build one (e.g. {release}.0)"
+        )
+    return (known or cached)[-1]
+
+
+def ensure_apiserver(progress: Progress = lambda _: None, release: str | None = None) -> Path:
+    """Path of a cached kube-apiserver of `release` (default: the current one), building it first if needed (minutes,
+    once per machine and release). FOREMAN_KUBE_APISERVER names a binary to use instead, whatever its release."""
+    if override := os.environ.get("FOREMAN_KUBE_APISERVER"):
+        return Path(override)
+    release = resolve_release(release)
+    binary = _cached(release)
+    if release == FLOOR_RELEASE and not binary.exists() and (cache_dir() / "kube-apiserver").exists():
+        binary = cache_dir() / "kube-apiserver"  # NB: cached under this name before releases were told apart
     if binary.is_file() and os.access(binary, os.X_OK):
         return binary
-    if not shutil.which("apt-get") and not shutil.which("go"):
+    if release == FLOOR_RELEASE and not shutil.which("apt-get"):
         raise PrerequisiteMissing(
-            "kube-apiserver is not built and this machine has neither apt-get nor go to build it; "
+            f"kube-apiserver v{release} is built from Debian's source package and this machine has no apt-get; "
             "set FOREMAN_KUBE_APISERVER to a kube-apiserver binary"
         )
-    progress(f"building kube-apiserver into {binary.parent} (first run only, a few minutes)")
+    if release != FLOOR_RELEASE and not shutil.which("go"):
+        raise PrerequisiteMissing(
+            f"kube-apiserver v{release} is not built and `go` is not on PATH to build it (Go {_go_line()} or newer); "
+            "set FOREMAN_KUBE_APISERVER to a kube-apiserver binary"
+        )
+    progress(f"building kube-apiserver v{release} into {binary.parent} (first run only, ~10 minutes)")
     process = subprocess.Popen(
-        ["bash", str(BUILD_SCRIPT), str(binary.parent)],
+        ["bash", str(BUILD_SCRIPT), str(binary.parent), release],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -89,11 +138,19 @@ def ensure_apiserver(progress: Progress = lambda _: None) -> Path:
     tail: list[str] = []
     for line in process.stdout:
         tail = [*tail[-19:], line.rstrip()]
-        if line.startswith(("==>", "+++")):
+        if line.startswith("==>"):
             progress(line.rstrip())
-    if process.wait() != 0:
-        raise PrerequisiteMissing("building kube-apiserver failed:\n" + "\n".join(tail))
+    code = process.wait()
+    if code == 2 and tail and tail[-1].startswith("error: "):
+        raise PrerequisiteMissing(tail[-1].removeprefix("error: "))
+    if code != 0:
+        raise PrerequisiteMissing(f"building kube-apiserver v{release} failed:\n" + "\n".join(tail))
     return binary
+
+
+def _go_line() -> str:
+    found = re.search(r"^go (\S+)$", GO_MODULE.read_text(), re.MULTILINE)
+    return found[1] if found else "?"
 
 
 def free_port(wanted: int = 0) -> int:
@@ -128,17 +185,28 @@ class LocalCluster:
     tokens: dict[str, str] = field(default_factory=dict)
     pids: dict[str, int] = field(default_factory=dict)
     audit: bool = False
+    kubernetes: str = ""
+    """The release that runs (1.37.2), as asked at start; a state from before releases were told apart says ""."""
 
     # -- lifecycle -------------------------------------------------------------------------------------------------
 
     @classmethod
-    def start(cls, state_dir: Path, *, audit: bool = False, progress: Progress = lambda _: None) -> LocalCluster:
-        """Start etcd and kube-apiserver, wait until ready and write kubeconfigs.
+    def start(
+        cls,
+        state_dir: Path,
+        *,
+        audit: bool = False,
+        kubernetes: str | None = None,
+        progress: Progress = lambda _: None,
+    ) -> LocalCluster:
+        """Start etcd and kube-apiserver of release `kubernetes` (default: the current one), wait until ready and write
+        kubeconfigs.
 
         A state dir that ran a control plane before gets its ports and tokens again (while the ports are free), so
         daemons and kubeconfigs from before `foreman dev down` reach the new one; otherwise free ports, new tokens.
         """
-        apiserver = ensure_apiserver(progress)
+        release = resolve_release(kubernetes)
+        apiserver = ensure_apiserver(progress, release)
         state_dir.mkdir(parents=True, exist_ok=True)
         before = cls.load(state_dir) or cls(state_dir=state_dir)
         cluster = cls(
@@ -148,13 +216,14 @@ class LocalCluster:
             apiserver_port=free_port(before.apiserver_port),
             tokens=before.tokens or {identity.value: secrets.token_hex(16) for identity in Identity},
             audit=audit,
+            kubernetes=release,
         )
         if before.apiserver_port and cluster.apiserver_port != before.apiserver_port:
             progress(f"port {before.apiserver_port} is taken now: daemons started before must be restarted")
         cluster._write_credentials()
         progress(f"starting etcd on 127.0.0.1:{cluster.etcd_port}")
         cluster.start_etcd()
-        progress(f"starting kube-apiserver on https://127.0.0.1:{cluster.apiserver_port}")
+        progress(f"starting kube-apiserver v{release} on https://127.0.0.1:{cluster.apiserver_port}")
         cluster.start_apiserver(apiserver)
         try:
             cluster.wait_ready()
@@ -194,7 +263,7 @@ class LocalCluster:
         )  # fmt: skip
 
     def start_apiserver(self, binary: Path | None = None) -> None:
-        binary = binary or ensure_apiserver()
+        binary = binary or ensure_apiserver(release=self.kubernetes or None)
         args = [
             str(binary),
             "--etcd-servers", f"http://127.0.0.1:{self.etcd_port}",
