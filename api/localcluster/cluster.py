@@ -148,6 +148,10 @@ def ensure_apiserver(progress: Progress = lambda _: None, release: str | None = 
     return binary
 
 
+def _release_key(release: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in release.split("."))
+
+
 def _go_line() -> str:
     found = re.search(r"^go (\S+)$", GO_MODULE.read_text(), re.MULTILINE)
     return found[1] if found else "?"
@@ -206,9 +210,15 @@ class LocalCluster:
         daemons and kubeconfigs from before `foreman dev down` reach the new one; otherwise free ports, new tokens.
         """
         release = resolve_release(kubernetes)
+        before = cls.load(state_dir) or cls(state_dir=state_dir)
+        if before.kubernetes and _release_key(release) < _release_key(before.kubernetes):
+            # NB: an apiserver never reads what a newer one stored (storage versions move forward only)
+            raise PrerequisiteMissing(
+                f"{state_dir} holds the data of Kubernetes v{before.kubernetes}, which v{release} cannot read; "
+                "use another --state-dir, or `foreman dev down --purge` first"
+            )
         apiserver = ensure_apiserver(progress, release)
         state_dir.mkdir(parents=True, exist_ok=True)
-        before = cls.load(state_dir) or cls(state_dir=state_dir)
         cluster = cls(
             state_dir=state_dir,
             etcd_port=free_port(before.etcd_port),

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from foreman.api.localcluster import PrerequisiteMissing, ensure_apiserver
+from foreman.api.localcluster import LocalCluster, PrerequisiteMissing, ensure_apiserver
 from foreman.api.localcluster.cluster import (
     BUILD_SCRIPT,
     FLOOR_RELEASE,
@@ -127,3 +127,12 @@ def test_the_build_script_refuses_a_go_too_old_for_the_release(tmp_path: Path) -
     assert done.returncode == 2
     assert done.stderr.startswith(f"error: kube-apiserver v{current_release()} is built with Go ")
     assert done.stderr.endswith(f"`go` on PATH ({farm}/go) is 1.19.8\n")
+
+
+def test_an_older_release_is_not_started_on_a_newer_ones_data(cache: Path, tmp_path: Path) -> None:
+    state = tmp_path / "dev"
+    state.mkdir()
+    LocalCluster(state_dir=state, kubernetes=current_release()).save()  # as `foreman dev up` left it
+    with pytest.raises(PrerequisiteMissing, match=f"holds the data of Kubernetes v{current_release()}, which v1.20.2"):
+        LocalCluster.start(state, kubernetes="1.20")
+    assert sorted(p.name for p in state.iterdir()) == ["state.json"]  # nothing started, nothing written
