@@ -111,21 +111,36 @@ def seconds(task: AgenticTask) -> float:
     return (task.status.finished_at - task.status.started_at).total_seconds()
 
 
+async def task_overhead(
+    admin: Kube, cluster: LocalCluster, workspaces: Path, turns: int, delay: float, runs: int
+) -> tuple[float, list[float]]:
+    """The median of (task time - model time) over `runs` tasks of `turns` turns of `delay` seconds each."""
+    async with model_server(turns, delay) as url, system(cluster, url, workspaces, 1):
+        tasks = await run_tasks(admin, f"overhead-{turns}-{int(delay * 1000)}", runs)
+    durations = [seconds(task) for task in tasks]
+    return statistics.median(d - turns * delay for d in durations), durations
+
+
 async def loop_overhead(admin: Kube, cluster: LocalCluster, workspaces: Path, delay: float, runs: int) -> None:
-    async with model_server(TURNS, delay) as url, system(cluster, url, workspaces, 1):
-        tasks = await run_tasks(admin, f"overhead-{int(delay * 1000)}", runs)
+    """The task's overhead over the model's time, and the cost of one more turn (its tool call, its transcript
+    write): the overhead's growth from TURNS to 2 x TURNS turns, per turn. The first includes what a task costs once
+    (claim, workspace, the last transcript write awaited before the result); the second does not."""
+    overhead, durations = await task_overhead(admin, cluster, workspaces, TURNS, delay, runs)
+    longer, _ = await task_overhead(admin, cluster, workspaces, 2 * TURNS, delay, runs)
     server = TURNS * delay
-    overhead = statistics.median(seconds(task) - server for task in tasks)
     per_turn_ms = overhead / TURNS * 1000
+    marginal_ms = max(0.0, longer - overhead) / TURNS * 1000
     report.setdefault("agent", {})[f"turn_{delay:g}s"] = {
-        "task_seconds": [round(seconds(t), 3) for t in tasks], "server_seconds": server,
+        "task_seconds": [round(d, 3) for d in durations], "server_seconds": server,
         "overhead_per_turn_ms": round(per_turn_ms, 2), "overhead_fraction": round(overhead / server, 4),
+        "marginal_per_turn_ms": round(marginal_ms, 2),
     }  # fmt: skip
     say(f"agent loop, {TURNS} turns of {delay:g} s: task {server + overhead:.2f} s for {server:.2f} s of model time; "
-        f"overhead {per_turn_ms:.1f} ms per turn ({overhead / server:.1%})")  # fmt: skip
+        f"overhead {per_turn_ms:.1f} ms per turn ({overhead / server:.1%}); "
+        f"each further turn {marginal_ms:.1f} ms")  # fmt: skip
     if delay >= 1:
         target("agent loop overhead per turn at 1 s turns / turn time", overhead / server, 0.05)
-    target(f"agent overhead per read/edit tool call ({delay:g} s turns)", per_turn_ms, 20, unit=" ms")
+    target(f"agent overhead per read/edit tool call ({delay:g} s turns)", marginal_ms, 20, unit=" ms")
 
 
 async def fifty_at_once(admin: Kube, cluster: LocalCluster, workspaces: Path, delay: float) -> None:
