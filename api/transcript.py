@@ -11,6 +11,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from foreman.api.resources import AgenticTask
+
 KEY = "transcript.jsonl"
 LIMIT = 900_000
 """Bytes of transcript kept: a ConfigMap holds 1 MiB in all, and its metadata needs some of it."""
@@ -22,6 +24,18 @@ HEAD = 8
 
 def configmap_name(task_name: str) -> str:
     return f"{task_name}-transcript"[:253]
+
+
+def configmap(task: AgenticTask, text: str) -> dict[str, Any]:
+    """The ConfigMap that holds a task's transcript, owned by the task (a cluster's garbage collector deletes it
+    with the task), for a server-side apply."""
+    owner = {"apiVersion": task.api_version, "kind": task.kind, "name": task.name, "uid": task.metadata.uid}
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": configmap_name(task.name), "namespace": task.namespace, "ownerReferences": [owner]},
+        "data": {KEY: text},
+    }
 
 
 def capped(text: str, limit: int = RESULT_CAP) -> str:

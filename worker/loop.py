@@ -384,15 +384,8 @@ class Worker:
         it in the task's status too. Best effort: a transcript that cannot be written never fails the task."""
         task = execution.task
         name = transcript.configmap_name(task.name)
-        owner = {"apiVersion": task.api_version, "kind": task.kind, "name": task.name, "uid": task.metadata.uid}
-        configmap = {
-            "apiVersion": "v1",
-            "kind": "ConfigMap",
-            "metadata": {"name": name, "namespace": task.namespace, "ownerReferences": [owner]},
-            "data": {transcript.KEY: text},
-        }
         try:
-            await self.kube.apply(configmap)
+            await self.kube.apply(transcript.configmap(task, text))
             if task.status.transcript_ref != name:
                 execution.task = await self.kube.patch_status(
                     AgenticTask, task.name, {"transcriptRef": name}, namespace=task.namespace
