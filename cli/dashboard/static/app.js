@@ -71,16 +71,22 @@ function open() {
 window.addEventListener("hashchange", open);
 window.addEventListener("DOMContentLoaded", open);
 
+// What each action last said, by its path: the page is redrawn on every change the server sends (the action's own
+// effect among them), so the message is kept here and drawn with the page, not only written into the current DOM.
+const said = new Map();
+const message = (path) => h("span", { class: "message" }, said.get(path) || "");
+
 async function act(path, button, label) {
   button.disabled = true;
   const note = button.nextElementSibling; // the .message beside every action button
   try {
     const response = await fetch(path, { method: "POST", headers: { "X-Foreman-Token": TOKEN } });
     const body = await response.json();
-    note.textContent = response.ok ? body.message : `refused: ${body.error}`;
+    said.set(path, response.ok ? body.message : `refused: ${body.error}`);
   } catch (error) {
-    note.textContent = `${label} failed: ${error}`;
+    said.set(path, `${label} failed: ${error}`);
   } finally {
+    note.textContent = said.get(path);
     button.disabled = false;
   }
 }
@@ -240,8 +246,9 @@ function renderTask(body, context) {
   const kv = (pairs, cls = "") => h("div", { class: `kv ${cls}` }, pairs.flatMap(([k, v]) => [h("div", {}, k), h("div", {}, v ?? "-")]));
   const actions = [];
   if (body.canCancel) {
-    const button = h("button", { class: "cancel", onclick: () => act(`/api/tasks/${enc(body.namespace)}/${enc(body.name)}/cancel`, button, "cancel") }, "Cancel");
-    actions.push(button, h("span", { class: "message" }));
+    const path = `/api/tasks/${enc(body.namespace)}/${enc(body.name)}/cancel`;
+    const button = h("button", { class: "cancel", onclick: () => act(path, button, "cancel") }, "Cancel");
+    actions.push(button, message(path));
   }
   const entries = body.transcript.map((e) => h("div", { class: `entry kind-${e.kind}${e.ok === false ? " failed" : ""}` },
     h("div", { class: "title" }, `${e.turn !== undefined && e.turn !== null ? `turn ${e.turn} · ` : ""}${e.title}`),
@@ -277,8 +284,9 @@ function renderTask(body, context) {
 
 function renderSchedules(body) {
   const cards = body.schedules.map((s) => {
+    const triggerPath = `/api/schedules/${enc(s.namespace)}/${enc(s.name)}/trigger`;
     const trigger = s.canTrigger
-      ? h("button", { class: "trigger", onclick: (event) => act(`/api/schedules/${enc(s.namespace)}/${enc(s.name)}/trigger`, event.target, "trigger") }, "Trigger now")
+      ? h("button", { class: "trigger", onclick: (event) => act(triggerPath, event.target, "trigger") }, "Trigger now")
       : null;
     const history = s.history.length
       ? h("table", {}, h("thead", {}, h("tr", {}, ["scheduled", "task", "phase", "verdict", "message"].map((c) => h("th", {}, c)))),
@@ -288,7 +296,7 @@ function renderSchedules(body) {
       : h("p", { class: "empty" }, "no runs yet");
     return h("section", { class: "card schedule", "data-schedule": s.name },
       h("h3", {}, `${s.namespace}/${s.name}`, s.suspend ? badge("suspended", "tone-pending") : null),
-      h("div", {}, h("code", {}, s.schedule), ` in ${s.timeZone}, ${s.concurrencyPolicy}`, trigger ? [" ", trigger, h("span", { class: "message" })] : null),
+      h("div", {}, h("code", {}, s.schedule), ` in ${s.timeZone}, ${s.concurrencyPolicy}`, trigger ? [" ", trigger, message(triggerPath)] : null),
       s.error ? h("div", { class: "errors" }, s.error) : null,
       h("h3", {}, "Next fires"),
       h("ul", { class: "next" }, s.next.map((f) => h("li", {}, `${f.local}  (${f.utc})`))),
