@@ -6,11 +6,22 @@ Plain data, no I/O: the loop feeds it watch events and the answers to its own wr
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import get_args
 
-from foreman.api.resources import NODE_LABEL, AgenticTask, FleetNode, Key, NodePhase, Payload, TaskPhase, key_of
+from foreman.api.resources import (
+    NODE_LABEL,
+    TERMINAL_PHASES,
+    AgenticTask,
+    AgenticTaskStatus,
+    FleetNode,
+    Key,
+    NodePhase,
+    Payload,
+    TaskPhase,
+    key_of,
+)
 from foreman.api.schedules import SCHEDULE_LABEL
 from foreman.controller.match import Usage
 
@@ -41,8 +52,36 @@ def is_newer(candidate: str | None, current: str | None) -> bool:
         return candidate != current
 
 
+def for_decisions(task: AgenticTask) -> AgenticTask:
+    """The task as the cache keeps it: without what no decision of the controller reads.
+
+    Payloads are never read (and may be megabytes). A finished task is read only as an upstream (its phase, verdict
+    and failureReason), by the indexes (labels, dependsOn) and by clean-up (finishedAt, its spec): its result
+    envelope, conditions, usage, annotations and claim are dropped, most of what it weighs. NB: a TaskSchedule's
+    tasks are kept whole: the schedule's run history shows their outcome (the Finished condition, the result's
+    summary) and start time; its history limits keep them few.
+    """
+    spec = task.spec.model_copy(update={"payload": EMPTY_PAYLOAD}) if task.spec.payload != EMPTY_PAYLOAD else task.spec
+    if task.phase not in TERMINAL_PHASES or SCHEDULE_LABEL in task.metadata.labels:
+        return task if spec is task.spec else task.model_copy(update={"spec": spec})
+    status = task.status
+    kept = AgenticTaskStatus(
+        phase=status.phase,
+        assigned_node=status.assigned_node,
+        finished_at=status.finished_at,
+        verdict=status.verdict,
+        failure_reason=status.failure_reason,
+        attempts=status.attempts,
+    )
+    metadata = task.metadata.model_copy(update={"annotations": {}}) if task.metadata.annotations else task.metadata
+    return task.model_copy(update={"metadata": metadata, "spec": spec, "status": kept})
+
+
 class Cache:
-    def __init__(self) -> None:
+    def __init__(self, *, on_finished: Callable[[AgenticTask | None, AgenticTask], None] | None = None) -> None:
+        self._on_finished = on_finished
+        """Told (before the task is trimmed) of each task the cache sees finish: absent or unfinished before,
+        Succeeded or Failed now. The outcome metrics are counted there."""
         self.tasks: dict[str, dict[str, AgenticTask]] = defaultdict(dict)
         self.by_phase: dict[TaskPhase, set[TaskKey]] = defaultdict(set)
         self._dependants: dict[str, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
@@ -102,9 +141,9 @@ class Cache:
         old = self.task(key)
         if old is not None and not is_newer(task.metadata.resource_version, old.metadata.resource_version):
             return set()
-        if task.spec.payload != EMPTY_PAYLOAD:
-            # NB: the controller never reads payloads, which may be megabytes each: do not hold them.
-            task = task.model_copy(update={"spec": task.spec.model_copy(update={"payload": EMPTY_PAYLOAD})})
+        if self._on_finished and task.phase in TERMINAL_PHASES and (old is None or old.phase not in TERMINAL_PHASES):
+            self._on_finished(old, task)
+        task = for_decisions(task)
         if old is not None:
             self._unindex(key, old)
         self.tasks[key[0]][key[1]] = task

@@ -25,10 +25,12 @@ from foreman.api.kube import Relisted
 from foreman.api.kubeapi import KubeApi
 from foreman.api.resources import NODE_LABEL, AgenticTask, FleetNode, Resource, key_of
 from foreman.api.schedules import TaskSchedule
+from foreman.controller import readings
 from foreman.controller.cache import Cache, TaskKey
 from foreman.controller.config import ControllerConfig
 from foreman.controller.leader import LeaderElector, LeaseConfig
 from foreman.controller.metrics import ControllerMetrics
+from foreman.controller.outcomes import outcome, queue_of
 from foreman.controller.placeable import PlaceableQueue
 from foreman.controller.plan import LabelWrite, NodeNotReady, PlacementOrder, Plan, StatusWrite, plan_pass
 from foreman.controller.schedules import Fired, ScheduleLoop
@@ -45,9 +47,12 @@ class Controller:
         self.kube = kube
         self.config = config or ControllerConfig()
         self.clock = clock
-        self.cache = Cache()
+        self.cache = Cache(on_finished=self._finished)
         self.write_labels = True  # until run() asks the server (features.writes_node_label)
         self.metrics = ControllerMetrics()
+        self.metrics.read_at_scrape(lambda: readings.read(self.cache, self._placeable, queue_of, self.clock()))
+        self.started_at = clock()
+        """Tasks that finished before are not counted in the outcome metrics (a restart would count them again)."""
         self.queue: WorkQueue[TaskKey] = WorkQueue(lambda: self.clock().timestamp())
         self._placeable: PlaceableQueue[TaskKey, PlacementOrder] = PlaceableQueue()
         self._synced: dict[str, bool] = {}
@@ -214,6 +219,11 @@ class Controller:
         for schedule, note in done.notes:
             kind: Literal["Normal", "Warning"] = "Warning" if note.warning else "Normal"
             self._emit(schedule, note.reason, note.message, kind)
+
+    def _finished(self, old: AgenticTask | None, new: AgenticTask) -> None:
+        """The cache saw a task finish: count it, once, if this replica leads (foreman.controller.outcomes)."""
+        if self.leading and (finished := outcome(old, new, since=self.started_at)):
+            self.metrics.record(finished)
 
     def _stream_synced(self, stream: str) -> None:
         self._synced[stream] = True

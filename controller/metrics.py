@@ -1,8 +1,23 @@
-"""Prometheus metrics of one controller (its own registry, so several can live in one process, as in tests)."""
+"""Prometheus metrics of one controller (its own registry, so several can live in one process, as in tests).
+
+The outcome metrics are counted when the controller sees a task finish (`foreman.controller.outcomes`), so they
+outlive the task; the gauges the alerts watch are read from the cache at scrape time (`foreman.controller.readings`).
+manifests/monitoring/ has the alerts (PrometheusRule) and a Grafana dashboard built on these names.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from foreman.controller.outcomes import Outcome
+from foreman.controller.readings import Readings
+
+DURATION_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 1200, 2700, 5400, 10800, 21600)
+"""Seconds, created to finished (or to placed): from a stub's second to a long agent run with retries."""
 
 
 class ControllerMetrics:
@@ -32,3 +47,67 @@ class ControllerMetrics:
         )
         self.nodes = Gauge("foreman_fleet_nodes", "FleetNodes seen, by phase", ["phase"], registry=self.registry)
         self.leader = Gauge("foreman_leader", "1 while this replica holds the lease", registry=self.registry)
+        self.completed = Counter(
+            "foreman_task_completed_total",
+            "Tasks finished, by namespace, queue, kind (spec.kind), verdict and outcome (Succeeded or failureReason)",
+            ["namespace", "queue", "kind", "verdict", "outcome"],
+            registry=self.registry,
+        )
+        self.duration = Histogram(
+            "foreman_task_duration_seconds",
+            "Finished tasks: from creation to finish, by kind",
+            ["kind"],
+            buckets=DURATION_BUCKETS,
+            registry=self.registry,
+        )
+        self.queue_wait = Histogram(
+            "foreman_task_queue_wait_seconds",
+            "Finished tasks that held a node: from creation to their (last) placement, by queue",
+            ["queue"],
+            buckets=DURATION_BUCKETS,
+            registry=self.registry,
+        )
+        self.tokens = Counter(
+            "foreman_task_tokens_total",
+            "Tokens finished tasks used (status.usage), by namespace, queue, kind and direction: prompt or completion",
+            ["namespace", "queue", "kind", "direction"],
+            registry=self.registry,
+        )
+
+    def record(self, outcome: Outcome) -> None:
+        """Count one finished task."""
+        self.completed.labels(outcome.namespace, outcome.queue, outcome.kind, outcome.verdict, outcome.outcome).inc()
+        if outcome.duration is not None:
+            self.duration.labels(outcome.kind).observe(outcome.duration)
+        if outcome.queue_wait is not None:
+            self.queue_wait.labels(outcome.queue).observe(outcome.queue_wait)
+        for direction, tokens in (("prompt", outcome.prompt_tokens), ("completion", outcome.completion_tokens)):
+            if tokens:
+                self.tokens.labels(outcome.namespace, outcome.queue, outcome.kind, direction).inc(tokens)
+
+    def read_at_scrape(self, read: Callable[[], Readings]) -> None:
+        """Serve the gauges of `read()` (the cache, now) on every scrape."""
+        self.registry.register(_ReadingsCollector(read))
+
+
+class _ReadingsCollector(Collector):
+    def __init__(self, read: Callable[[], Readings]):
+        self._read = read
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        readings = self._read()
+        families = (
+            ("foreman_queue_waiting_tasks", "Tasks ready to place, waiting for a slot, by queue", ["queue"],
+             {(queue,): n for queue, n in readings.waiting.items()}),
+            ("foreman_queue_running_tasks", "Tasks holding a node (Scheduled or Running), by queue", ["queue"],
+             {(queue,): n for queue, n in readings.running.items()}),
+            ("foreman_fleet_node_heartbeat_age_seconds", "Seconds since the controller saw the node's heartbeat change",
+             ["node", "phase"], dict(readings.heartbeat_age)),
+            ("foreman_tasks_past_timeout", "Running tasks started longer ago than their timeoutSeconds, by namespace",
+             ["namespace"], {(namespace,): n for namespace, n in readings.past_timeout.items()}),
+        )  # fmt: skip
+        for name, documentation, labels, values in families:
+            family = GaugeMetricFamily(name, documentation, labels=labels)
+            for label_values, value in values.items():
+                family.add_metric(list(label_values), value)
+            yield family
