@@ -14,20 +14,18 @@ from foreman.api.resources import (
     NODE_LABEL,
     TERMINAL_PHASES,
     AgenticTask,
-    AgenticTaskStatus,
     FleetNode,
     Key,
     NodePhase,
-    Payload,
     TaskPhase,
     key_of,
 )
 from foreman.api.schedules import SCHEDULE_LABEL
 from foreman.controller.match import Usage
+from foreman.controller.trim import for_decisions
 
 TaskKey = Key
 ScheduleKey = Key
-EMPTY_PAYLOAD = Payload()
 
 
 def first_heard(node: FleetNode, now: datetime) -> datetime:
@@ -50,31 +48,6 @@ def is_newer(candidate: str | None, current: str | None) -> bool:
         return int(candidate) > int(current)
     except ValueError:
         return candidate != current
-
-
-def for_decisions(task: AgenticTask) -> AgenticTask:
-    """The task as the cache keeps it: without what no decision of the controller reads.
-
-    Payloads are never read (and may be megabytes). A finished task is read only as an upstream (its phase, verdict
-    and failureReason), by the indexes (labels, dependsOn) and by clean-up (finishedAt, its spec): its result
-    envelope, conditions, usage, annotations and claim are dropped, most of what it weighs. NB: a TaskSchedule's
-    tasks are kept whole: the schedule's run history shows their outcome (the Finished condition, the result's
-    summary) and start time; its history limits keep them few.
-    """
-    spec = task.spec.model_copy(update={"payload": EMPTY_PAYLOAD}) if task.spec.payload != EMPTY_PAYLOAD else task.spec
-    if task.phase not in TERMINAL_PHASES or SCHEDULE_LABEL in task.metadata.labels:
-        return task if spec is task.spec else task.model_copy(update={"spec": spec})
-    status = task.status
-    kept = AgenticTaskStatus(
-        phase=status.phase,
-        assigned_node=status.assigned_node,
-        finished_at=status.finished_at,
-        verdict=status.verdict,
-        failure_reason=status.failure_reason,
-        attempts=status.attempts,
-    )
-    metadata = task.metadata.model_copy(update={"annotations": {}}) if task.metadata.annotations else task.metadata
-    return task.model_copy(update={"metadata": metadata, "spec": spec, "status": kept})
 
 
 class Cache:

@@ -25,7 +25,7 @@ from foreman.api.errors import Invalid
 from foreman.api.kube import Kube
 from foreman.api.localcluster import LocalCluster
 from foreman.api.resources import AgenticTask, FleetNode
-from foreman.controller.cache import EMPTY_PAYLOAD
+from foreman.controller.trim import EMPTY_PAYLOAD
 from foreman.worker.config import WorkerConfig
 from tests.fault.report import ROWS, Row, size
 from tests.integration.helpers import (
