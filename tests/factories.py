@@ -64,3 +64,11 @@ def schedule(name: str = "nightly", *, created: datetime = T0, status: dict[str,
             "status": status or {},
         }
     )
+
+
+def moved(before: AgenticTask, patch: dict[str, Any], version: int) -> AgenticTask:
+    """The task after a status merge patch (a body from foreman.api.status), as the watch then delivers it."""
+    body = before.to_wire()
+    body["status"] = {**body.get("status", {}), **{k: v for k, v in patch.items() if v is not None}}
+    body["metadata"]["resourceVersion"] = str(version)
+    return AgenticTask.model_validate(body, context=STORED)
