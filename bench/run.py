@@ -213,13 +213,14 @@ async def latency(admin: Kube, floor: dict[str, float]) -> None:
     target("create->Running p95 / (create + 2 patches)", section["Running"]["p95_ms"] / 1000 / path_floor, 6)
 
 
-async def throughput(admin: Kube, cluster: LocalCluster, controller: Controller, writes_per_task: float) -> None:
-    """2,000 tasks at once over 20 nodes, timed until all are Succeeded.
+async def run_tasks(
+    admin: Kube, cluster: LocalCluster, controller: Controller, names: list[str]
+) -> tuple[float, dict[str, float]]:
+    """Create `names` at once (64 in flight), wait until all are Succeeded: seconds, CPU seconds per task by process.
 
     NB: completion is read from the controller's cache, which its own watch keeps: a separate watch just to observe
     would add ~5 watch deliveries per task to the server under test (measured: ~4 % of the throughput).
     """
-    names = {f"tp-{i:04}" for i in range(2000)}
     keys = {(NAMESPACE, name) for name in names}
     semaphore = asyncio.Semaphore(64)
 
@@ -229,12 +230,18 @@ async def throughput(admin: Kube, cluster: LocalCluster, controller: Controller,
 
     meter = CpuMeter(cluster)
     started = time.perf_counter()
-    await asyncio.gather(*(create(n) for n in sorted(names)))
-    async with asyncio.timeout(600):
+    await asyncio.gather(*(create(n) for n in names))
+    async with asyncio.timeout(1800):
         while not keys <= controller.cache.by_phase["Succeeded"]:
             await asyncio.sleep(0.01)
     elapsed = time.perf_counter() - started
-    per_task = {name: seconds / len(names) for name, seconds in meter.spent().items()}
+    return elapsed, {name: seconds / len(names) for name, seconds in meter.spent().items()}
+
+
+async def throughput(admin: Kube, cluster: LocalCluster, controller: Controller, writes_per_task: float) -> None:
+    """2,000 tasks at once over 20 nodes, timed until all are Succeeded."""
+    names = [f"tp-{i:04}" for i in range(2000)]
+    elapsed, per_task = await run_tasks(admin, cluster, controller, names)
     rate = len(names) / elapsed
     meter = CpuMeter(cluster)
     raw = report["raw_status_patches_per_s"]
@@ -253,13 +260,33 @@ async def throughput(admin: Kube, cluster: LocalCluster, controller: Controller,
         "ratio_to_best_round": round(rate * writes_per_task / raw["best"], 3),
     }
     say(f"throughput: 2000 tasks over 20 nodes in {elapsed:.1f} s = {rate:.0f} tasks/s; ceiling {ceiling:.0f} tasks/s")
-    cpu_report(per_task, per_patch, rate)
+    report["throughput"]["cpu"] = cpu_report(per_task, per_patch, rate)
     target("throughput / (raw status patches per s / writes per task)", rate / ceiling, 0.5, below=False)
     say(f"  against the best raw round ({raw['best']:.0f}/s) instead of the median: "
         f"{report['throughput']['ratio_to_best_round']:.3g}")  # fmt: skip
 
 
-def cpu_report(per_task: dict[str, float], per_patch: dict[str, float], rate: float) -> None:
+async def throughput_at_scale(admin: Kube, cluster: LocalCluster, controller: Controller) -> None:
+    """10,000 tasks at once over the same 20 nodes, by a controller that starts holding the 2,000 finished ones:
+    tasks/s against the 2,000-task run's, and CPU per task by process beside it (where a slowdown would come from)."""
+    names = [f"tq-{i:05}" for i in range(10_000)]
+    elapsed, per_task = await run_tasks(admin, cluster, controller, names)
+    rate = len(names) / elapsed
+    base = report["throughput"]
+    report["throughput_10000"] = {
+        "tasks": len(names),
+        "seconds": round(elapsed, 2),
+        "tasks_per_s": round(rate, 1),
+        "ratio_to_2000": round(rate / base["tasks_per_s"], 3),
+        "ms_per_task": {name: round(seconds * 1000, 2) for name, seconds in per_task.items()},
+    }
+    cpu = ", ".join(f"{name} {seconds * 1000:.1f} ms (at 2,000: {base['cpu'][name]['ms_per_task']})"
+                    for name, seconds in per_task.items())  # fmt: skip
+    say(f"throughput: 10000 tasks over 20 nodes in {elapsed:.1f} s = {rate:.0f} tasks/s; CPU per task: {cpu}")
+    target("tasks/s at 10,000 / at 2,000", rate / base["tasks_per_s"], 0.9, below=False)
+
+
+def cpu_report(per_task: dict[str, float], per_patch: dict[str, float], rate: float) -> dict[str, Any]:
     """CPU per task against CPU per raw status patch (the rounds after the run), process by process: how many raw
     patches' worth of work a task costs each of them, where the throughput formula counts the writes per task."""
     section = {
@@ -271,11 +298,11 @@ def cpu_report(per_task: dict[str, float], per_patch: dict[str, float], rate: fl
         }
         for name in per_task
     }
-    report["throughput"]["cpu"] = section
     say("  CPU during the run, per process: cores; ms per task = raw status patches' worth of its CPU")
     for name, row in section.items():
         cost = f"{row['ms_per_task']} ms/task = {row['raw_patches_per_task']} raw patches"
         say(f"    {name}: {row['cores']} cores; {cost}")
+    return section
 
 
 def audit_entries(cluster: LocalCluster, offset: int) -> list[dict[str, Any]]:
@@ -403,38 +430,57 @@ def memory() -> None:
     filled = float(subprocess.check_output(probe))
     report["memory_mib"] = {
         "controller_process_empty": round(baseline, 1),
-        "with_10000_tasks_1000_nodes": round(filled, 1),
+        "with_10000_finished_tasks_1000_nodes": round(filled, 1),
     }
-    say(f"memory: controller process {baseline:.0f} MiB empty, {filled:.0f} MiB with 10,000 tasks and 1,000 nodes")
-    target("controller RSS with 10,000 tasks and 1,000 nodes", filled, 150, unit=" MiB")
+    say(f"memory: controller process {baseline:.0f} MiB empty, {filled:.0f} MiB with 10,000 finished tasks and 1,000 "
+        "nodes")  # fmt: skip
+    target("controller RSS with 10,000 finished tasks and 1,000 nodes", filled, 150, unit=" MiB")
 
 
 # -- main ----------------------------------------------------------------------------------------------------------
 
 
-async def against_the_apiserver(cluster: LocalCluster) -> None:
+SECTIONS = ("matcher", "placement", "fair-share", "memory", "agents", "latency", "throughput", "throughput-10k")
+"""`python bench/run.py [SECTION ...]` runs only those (all by default; `make bench` runs all)."""
+ASSUMED_WRITES_PER_TASK = 4.0
+"""The ceiling's writes per task when the latency section (which counts them in the audit log) is not run."""
+
+
+async def against_the_apiserver(cluster: LocalCluster, sections: set[str]) -> None:
     async with await Kube.connect(str(cluster.kubeconfig())) as admin:
         await install(admin)
-        # NB: first, as a worker host runs it: a process and an apiserver not yet holding the 2,000-task run's caches
-        # and objects (run after them, 50 agents at once measured 0.86-0.90 of the server's capacity, alone 0.92)
-        await agent_benchmarks(cluster, Path(tempfile.mkdtemp(prefix="foreman-bench-ws-")))
+        if "agents" in sections:
+            # NB: first, as a worker host runs it: a process and an apiserver not yet holding the 2,000-task run's
+            # caches and objects (run after them, 50 agents at once measured 0.86-0.90 of the server's capacity)
+            await agent_benchmarks(cluster, Path(tempfile.mkdtemp(prefix="foreman-bench-ws-")))
         for namespace in (NAMESPACE, FLOOR_NAMESPACE):
             await admin.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
         floor = await floors(admin)
-        offset = cluster.audit_log.stat().st_size  # count only what the system does from here on
-        system = System(cluster)
-        await system.start(3, "lat")
-        await latency(admin, floor)
-        await system.close()
-        writes_per_task = audit_counts(cluster, 200, offset)
-        schedule_latency(audit_entries(cluster, offset), floor)
-        system = System(cluster)
-        controller = await system.start(20, "tp")
-        await throughput(admin, cluster, controller, writes_per_task)
-        await system.close()
+        writes_per_task = ASSUMED_WRITES_PER_TASK
+        if "latency" in sections:
+            offset = cluster.audit_log.stat().st_size  # count only what the system does from here on
+            system = System(cluster)
+            await system.start(3, "lat")
+            await latency(admin, floor)
+            await system.close()
+            writes_per_task = audit_counts(cluster, 200, offset)
+            schedule_latency(audit_entries(cluster, offset), floor)
+        if sections & {"throughput", "throughput-10k"}:
+            system = System(cluster)
+            controller = await system.start(20, "tp")
+            await throughput(admin, cluster, controller, writes_per_task)
+            await system.close()
+        if "throughput-10k" in sections:
+            # NB: a fresh controller, as after a restart: it lists the 2,000 finished tasks first (real history)
+            system = System(cluster)
+            await throughput_at_scale(admin, cluster, await system.start(20, "tp"))
+            await system.close()
 
 
 def main() -> None:
+    sections = set(sys.argv[1:]) or set(SECTIONS)
+    if unknown := sections - set(SECTIONS):
+        sys.exit(f"unknown sections {sorted(unknown)}; choose from {', '.join(SECTIONS)}")
     RESULTS.mkdir(exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     # NB: the daemons log as in production (JSON lines at info), into a file beside the report: thousands of lines
@@ -446,15 +492,16 @@ def main() -> None:
     )
     report["date"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     say(f"Foreman benchmarks, {report['date']}, {report['machine']}")
-    matcher()
-    placement_policies()
-    fair_share()
-    memory()
-    cluster = LocalCluster.start(Path(tempfile.mkdtemp(prefix="foreman-bench-")), audit=True)
-    try:
-        asyncio.run(against_the_apiserver(cluster))
-    finally:
-        cluster.stop()
+    for name, section in (("matcher", matcher), ("placement", placement_policies), ("fair-share", fair_share),
+                          ("memory", memory)):  # fmt: skip
+        if name in sections:
+            section()
+    if sections & {"agents", "latency", "throughput", "throughput-10k"}:
+        cluster = LocalCluster.start(Path(tempfile.mkdtemp(prefix="foreman-bench-")), audit=True)
+        try:
+            asyncio.run(against_the_apiserver(cluster, sections))
+        finally:
+            cluster.stop()
     logs.close()
     out = RESULTS / f"bench-{stamp}.json"
     out.write_text(json.dumps(report, indent=2))
