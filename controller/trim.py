@@ -28,7 +28,9 @@ def for_decisions(task: AgenticTask) -> AgenticTask:
     tasks are kept whole: the schedule's run history shows their outcome (the Finished condition, the result's
     summary) and start time; its history limits keep them few.
     """
-    update: dict[str, Any] = {"spec": task.spec.model_copy(update={"payload": EMPTY_PAYLOAD})}
+    update: dict[str, Any] = {}
+    if task.spec.payload != EMPTY_PAYLOAD:
+        update["spec"] = task.spec.model_copy(update={"payload": EMPTY_PAYLOAD})
     if task.phase in TERMINAL_PHASES and SCHEDULE_LABEL not in task.metadata.labels:
         status = task.status
         update["status"] = AgenticTaskStatus(
@@ -40,7 +42,7 @@ def for_decisions(task: AgenticTask) -> AgenticTask:
             attempts=status.attempts,
         )
         update["metadata"] = task.metadata.model_copy(update={"annotations": {}})
-    return compact(task.model_copy(update=update))
+    return compact(task.model_copy(update=update) if update else task)
 
 
 def compact(model: M) -> M:
