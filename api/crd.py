@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from foreman.api.agents import Agent
+from foreman.api.queues import TaskQueue
 from foreman.api.resources import GROUP, VERSION, AgenticTask, FleetNode, Resource
 from foreman.api.schedules import TaskSchedule
 
@@ -39,6 +40,13 @@ PRINTER_COLUMNS: dict[type[Resource], list[dict[str, Any]]] = {
         {"name": "Model", "type": "string", "jsonPath": ".spec.model"},
         {"name": "MaxTurns", "type": "integer", "jsonPath": ".spec.maxTurns"},
         {"name": "Tools", "type": "string", "jsonPath": ".spec.tools", "priority": 1},
+        {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+    ],
+    TaskQueue: [
+        {"name": "Weight", "type": "number", "jsonPath": ".spec.weight"},
+        {"name": "Running", "type": "integer", "jsonPath": ".status.running"},
+        {"name": "Pending", "type": "integer", "jsonPath": ".status.pending"},
+        {"name": "Max", "type": "integer", "jsonPath": ".spec.maxRunning"},
         {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
     ],
     TaskSchedule: [
@@ -179,7 +187,7 @@ def custom_resource_definition(model: type[Resource]) -> JsonSchema:
     }
 
 
-RESOURCES: tuple[type[Resource], ...] = (AgenticTask, FleetNode, TaskSchedule, Agent)
+RESOURCES: tuple[type[Resource], ...] = (AgenticTask, FleetNode, TaskSchedule, Agent, TaskQueue)
 
 
 def all_crds() -> list[JsonSchema]:

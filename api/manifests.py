@@ -42,6 +42,9 @@ CONTROLLER_RULES = [
     _rule([GROUP], ["fleetnodes"], ["get", "list", "watch"]),
     _rule([GROUP], ["fleetnodes/status"], ["get", "patch"]),
     _rule([GROUP], ["agents"], ["get", "list", "watch"]),
+    _rule([GROUP], ["taskqueues"], ["get", "list", "watch"]),
+    _rule([GROUP], ["taskqueues/status"], ["get", "patch"]),
+    _rule([""], ["namespaces"], ["get", "list", "watch"]),  # a TaskQueue's namespaceSelector reads their labels
     _rule([""], ["events"], ["create", "patch"]),
 ]
 # NB: ConfigMaps hold agent transcripts (`<task>-transcript`, written once per turn). Cluster-wide here, like the
@@ -58,7 +61,7 @@ WORKER_RULES = [
 # NB: the in-cluster dashboard only reads (its pages) and is reached through `kubectl port-forward`; cancel and trigger
 # stay with people's own credentials (`foreman dashboard --allow-actions` on their machine).
 DASHBOARD_RULES = [
-    _rule([GROUP], ["agentictasks", "fleetnodes", "taskschedules", "agents"], ["get", "list", "watch"]),
+    _rule([GROUP], ["agentictasks", "fleetnodes", "taskschedules", "agents", "taskqueues"], ["get", "list", "watch"]),
     _rule([""], ["configmaps"], ["get", "list", "watch"]),  # agent transcripts, followed live
     _rule([""], ["events"], ["get", "list"]),
 ]
