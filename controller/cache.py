@@ -14,7 +14,7 @@ from foreman.api.queues import TaskQueue
 from foreman.api.resources import NODE_LABEL, AgenticTask, FleetNode, Key, NodePhase, Payload, TaskPhase, key_of
 from foreman.api.schedules import SCHEDULE_LABEL
 from foreman.controller.match import Usage
-from foreman.controller.queues import QueueRule, queue_of, rule_of
+from foreman.controller.queues import QueueLoad, QueueRule, loads_of, queue_of, rule_of
 
 TaskKey = Key
 ScheduleKey = Key
@@ -224,6 +224,15 @@ class Cache:
                 used.slots += 1
                 used.ram_gb += task.spec.required_capability.min_ramgb
         return usage
+
+    def queue_loads(self) -> dict[str, QueueLoad]:
+        """Each queue's tasks Scheduled or Running, by the accelerator of the node holding them."""
+
+        def accelerator(task: AgenticTask) -> str:
+            node = self.nodes.get(task.status.assigned_node or "")
+            return node.status.capability.accelerator if node is not None else "unknown"
+
+        return loads_of((self.queue_of(task), accelerator(task)) for task in self.active())
 
     @staticmethod
     def label_is_wrong(task: AgenticTask) -> bool:

@@ -23,7 +23,7 @@ from foreman.controller.cache import Cache, TaskKey
 from foreman.controller.config import ControllerConfig
 from foreman.controller.match import Need, Offer, Placer
 from foreman.controller.placeable import PlaceableLanes
-from foreman.controller.queues import FairShare, QueueLoad, is_full, loads_of, shares
+from foreman.controller.queues import FairShare, QueueLoad, full_queues, shares
 from foreman.controller.reclaim import GiveUp, heard_recently, node_is_live, node_went_silent, reclaim
 from foreman.controller.rules import Backoff, Blocked, Fail, Placeable, decide
 
@@ -243,9 +243,9 @@ def _place(
     full fleet, and looks again at "could anything ever fit" only for new tasks or when nodes changed (and at a
     queue's tasks when it filled up or got room).
     """
-    loads = loads_of((cache.queue_of(task), _accelerator(cache, task)) for task in cache.active())
+    loads = cache.queue_loads()
     if not placeable:
-        plan.full = _full(cache, loads)
+        plan.full = full_queues(cache.queue_rules, loads)
         return loads
     placer = Placer(
         (offer_of(node) for node in live.values() if node.status.phase == "Ready"),
@@ -283,7 +283,8 @@ def _place(
         waiting = cache.task(key)
         if waiting is None:
             continue
-        why = _why_waiting(waiting, placer, share, placeable.lane_of(key) or DEFAULT_QUEUE, cache)
+        need = need_of(waiting, cache.model_of(waiting))
+        why = why_held(need, placer, placeable.lane_of(key) or DEFAULT_QUEUE, plan.full)
         if not status.needs_blocked_write(waiting, why):
             continue
         if why is None:
@@ -295,26 +296,14 @@ def _place(
     return loads
 
 
-def _why_waiting(
-    task: AgenticTask, placer: Placer, share: FairShare[TaskKey], queue: str, cache: Cache
-) -> tuple[str, str] | None:
-    """What the Blocked condition of a placeable task left waiting says: nothing can ever take it, or its queue is at
-    its cap; None when it only waits for a free slot."""
-    need = need_of(task, cache.model_of(task))
+def why_held(need: Need, placer: Placer, queue: str, full: frozenset[str]) -> tuple[str, str] | None:
+    """What holds a placeable task back beyond a busy slot: nothing can ever take it, or its queue is at its cap
+    (`full`: the queues at their cap). None: it only waits for a free slot. The Blocked condition says it."""
     if not placer.fits_when_empty(need):
         return reasons.NO_FITTING_NODE, no_fit_message(need)
-    if share.full(queue):
-        return reasons.QUEUE_FULL, f"TaskQueue {queue} is at its maxRunning={share.rules[queue].max_running}"
+    if queue in full:
+        return reasons.QUEUE_FULL, f"TaskQueue {queue} is at its maxRunning"
     return None
-
-
-def _accelerator(cache: Cache, task: AgenticTask) -> str:
-    node = cache.nodes.get(task.status.assigned_node or "")
-    return node.status.capability.accelerator if node is not None else "unknown"
-
-
-def _full(cache: Cache, loads: Mapping[str, QueueLoad]) -> frozenset[str]:
-    return frozenset(name for name, rule in cache.queue_rules.items() if is_full(rule, loads.get(name, QueueLoad())))
 
 
 def _write_queue_status(

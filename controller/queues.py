@@ -77,6 +77,10 @@ def is_full(rule: QueueRule, load: QueueLoad) -> bool:
     return rule.max_running is not None and load.running >= rule.max_running
 
 
+def full_queues(rules: Mapping[str, QueueRule], loads: Mapping[str, QueueLoad]) -> frozenset[str]:
+    return frozenset(name for name, rule in rules.items() if is_full(rule, loads.get(name, QueueLoad())))
+
+
 def capped_accelerators(rule: QueueRule, load: QueueLoad) -> frozenset[str]:
     """The accelerators on which one more task of the queue would pass its `maxRunningPerAccelerator`."""
     return frozenset(
@@ -128,7 +132,7 @@ class FairShare(Generic[K]):
         return is_full(self.rules[name], self.loads[name])
 
     def full_queues(self) -> frozenset[str]:
-        return frozenset(name for name in self.rules if self.full(name))
+        return full_queues(self.rules, self.loads)
 
     def _peek(self, name: str) -> bool:
         if name in self._heads:

@@ -26,7 +26,7 @@ def pass_over(
     cache: Cache, *, at: timedelta = timedelta(0), ready: PlaceableLanes[TaskKey, PlacementOrder] | None = None
 ) -> Plan:
     everything = {(ns, name) for ns, names in cache.tasks.items() for name in names}
-    return plan_pass(cache, ready or PlaceableLanes(), everything, T0 + at, CONFIG)
+    return plan_pass(cache, PlaceableLanes() if ready is None else ready, everything, T0 + at, CONFIG)
 
 
 def status_writes(plan: Plan) -> dict[str, tuple[str, str | None]]:
