@@ -13,7 +13,7 @@ from datetime import datetime
 from foreman.api import reasons
 from foreman.api.status import wire_time
 from foreman.controller.cache import Cache, TaskKey
-from foreman.controller.match import PlacementPolicy, Placer
+from foreman.controller.match import Placer
 from foreman.controller.plan import PlacementOrder, need_of, offer_of, placement_order, why_held
 from foreman.controller.queues import full_queues
 from foreman.controller.rules import Backoff, Blocked, Placeable, decide
@@ -35,7 +35,7 @@ class Waiting:
         return f"Pending in {where}: {self.message} ({self.reason})."
 
 
-def line_up(cache: Cache, now: datetime, policy: PlacementPolicy = "first-fit") -> dict[TaskKey, Waiting]:
+def line_up(cache: Cache, now: datetime) -> dict[TaskKey, Waiting]:
     """Every Pending task of the cache: its queue, its position in that queue's line and why it waits."""
     lines: dict[str, list[tuple[PlacementOrder, TaskKey]]] = {}
     waiting: dict[TaskKey, Waiting] = {}
@@ -53,7 +53,7 @@ def line_up(cache: Cache, now: datetime, policy: PlacementPolicy = "first-fit") 
         elif isinstance(decision, Placeable):
             lines.setdefault(queue, []).append((placement_order(task), key))
     ready = (offer_of(node) for node in cache.nodes.values() if node.status.phase == "Ready")
-    placer = Placer(ready, cache.usage(), policy=policy)
+    placer = Placer(ready, cache.usage())  # NB: only asked whether anything could ever fit: no policy
     full = full_queues(cache.queue_rules, cache.queue_loads())
     for queue, line in lines.items():
         for position, (_, key) in enumerate(sorted(line), 1):

@@ -62,9 +62,8 @@ def test_queue_full_is_written_once_and_lifted_when_the_queue_has_room() -> None
     lanes: PlaceableLanes[TaskKey, PlacementOrder] = PlaceableLanes()
     first = run(cache, lanes)
     assert placed(first) == ["w0"]
-    assert status_writes(first) == {"w0": ("FleetNodeAssigned", "Scheduled")} | {
-        name: ("QueueFull", "Pending") for name in ("w1", "w2")
-    }
+    held = dict.fromkeys(("w1", "w2"), ("QueueFull", "Pending"))
+    assert status_writes(first) == {"w0": ("FleetNodeAssigned", "Scheduled"), **held}
     for write in first.writes:  # the writes' answers come back into the cache
         assert isinstance(write, StatusWrite)
         stored(cache, task(write.task.name, queue="q", **_status_after(write)))
@@ -79,8 +78,7 @@ def test_queue_full_is_written_once_and_lifted_when_the_queue_has_room() -> None
 
 
 def _status_after(write: StatusWrite) -> dict[str, Any]:
-    status = {key: value for key, value in write.patch.items() if key in ("phase", "assignedNode", "conditions")}
-    return status
+    return {key: value for key, value in write.patch.items() if key in ("phase", "assignedNode", "conditions")}
 
 
 def stored(cache: Cache, changed: AgenticTask) -> None:
