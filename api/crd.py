@@ -92,6 +92,18 @@ def structural(schema: JsonSchema, defs: dict[str, JsonSchema]) -> JsonSchema:
         choices = "One of: " + ", ".join(str(value) for value in node["enum"]) + "."
         node["description"] = f"{said}. {choices}" if said else choices
 
+    for bound in ("Minimum", "Maximum"):
+        # NB: JSON Schema 2020 (pydantic's `gt`) gives the bound itself; OpenAPI v3.0 a flag beside minimum/maximum
+        if isinstance(node.get(f"exclusive{bound}"), int | float):
+            node[bound.lower()], node[f"exclusive{bound}"] = node[f"exclusive{bound}"], True
+    if isinstance(keys := node.pop("propertyNames", None), dict) and "enum" in keys:
+        # NB: a structural schema cannot constrain map keys; a CEL rule can (servers without CEL take any key)
+        allowed = ", ".join(f"'{key}'" for key in keys["enum"])
+        message = "keys must be one of: " + ", ".join(keys["enum"])
+        node.setdefault("x-kubernetes-validations", []).append(
+            {"rule": f"self.all(k, k in [{allowed}])", "message": message}
+        )
+
     if node.get("type") == "object" or "properties" in node:
         node["type"] = "object"
         extra = node.pop("additionalProperties", None)

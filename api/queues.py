@@ -8,7 +8,7 @@ or into the default queue: weight 1, no cap, unless a TaskQueue named `default` 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import ClassVar, Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field
 
@@ -66,13 +66,12 @@ class TaskQueueSpec(Model):
     """Share of the fleet under contention, relative to the other queues' weights (the default queue has 1)."""
     max_running: int | None = Field(default=None, ge=0)
     """Hard cap on the queue's tasks Scheduled or Running across the fleet; none: no cap."""
-    max_running_per_accelerator: dict[Accelerator, int] = Field(default_factory=dict)
+    max_running_per_accelerator: dict[Accelerator, Annotated[int, Field(ge=0)]] = Field(default_factory=dict)
     """Hard caps by the node's accelerator, e.g. {cuda: 4}."""
 
 
 class TaskQueueStatus(Model):
-    """Written by the controller at most every few seconds, when it changed (kubectl's columns; `foreman queue list`
-    counts live)."""
+    """Counts for kubectl's columns, written by the controller when they change (at most every 5 s)."""
 
     running: int = Field(default=0, ge=0)
     """Tasks of the queue Scheduled or Running."""
