@@ -64,6 +64,7 @@ DASHBOARD_RULES = [
     _rule([GROUP], ["agentictasks", "fleetnodes", "taskschedules", "agents", "taskqueues"], ["get", "list", "watch"]),
     _rule([""], ["configmaps"], ["get", "list", "watch"]),  # agent transcripts, followed live
     _rule([""], ["events"], ["get", "list"]),
+    _rule([""], ["namespaces"], ["get", "list", "watch"]),  # the labels TaskQueues select namespaces by
 ]
 LEASE_RULES = [_rule(["coordination.k8s.io"], ["leases"], ["get", "create", "update"])]
 

@@ -8,7 +8,7 @@ or into the default queue: weight 1, no cap, unless a TaskQueue named `default` 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Annotated, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import Field
 
@@ -17,6 +17,12 @@ from foreman.api.resources import Accelerator, Resource
 
 DEFAULT_QUEUE = "default"
 """The queue of tasks no TaskQueue takes; a TaskQueue of this name sets its weight and caps."""
+
+
+def labels_of(namespace: Mapping[str, Any]) -> tuple[str, dict[str, str]]:
+    """A Namespace object's name and labels (what a namespaceSelector reads)."""
+    return namespace["metadata"]["name"], dict(namespace["metadata"].get("labels") or {})
+
 
 SelectorOperator = Literal["In", "NotIn", "Exists", "DoesNotExist"]
 

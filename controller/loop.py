@@ -23,7 +23,7 @@ from foreman.api.errors import ApiError, Conflict, NotFound
 from foreman.api.features import writes_node_label
 from foreman.api.kube import Relisted
 from foreman.api.kubeapi import KubeApi
-from foreman.api.queues import TaskQueue
+from foreman.api.queues import TaskQueue, labels_of
 from foreman.api.resources import NODE_LABEL, AgenticTask, FleetNode, Resource, key_of
 from foreman.api.schedules import TaskSchedule
 from foreman.controller.cache import Cache, TaskKey
@@ -208,19 +208,13 @@ class Controller:
 
     async def _watch_namespaces(self) -> None:
         """Namespace labels, for the TaskQueues' namespaceSelectors."""
-
-        def labels(namespace: dict[str, Any]) -> dict[str, str]:
-            return namespace["metadata"].get("labels") or {}
-
         async for event in self.kube.watch_raw("v1", "Namespace", timeout_seconds=self.config.watch_timeout):
             if isinstance(event, Relisted):
-                listed = {namespace["metadata"]["name"]: labels(namespace) for namespace in event.items}
-                self._mark(self.cache.replace_namespace_labels(listed))
+                self._mark(self.cache.replace_namespace_labels(dict(map(labels_of, event.items))))
                 self._stream_synced("namespaces")
             else:
-                name = event.object["metadata"]["name"]
-                gone = event.type == "DELETED"
-                self._mark(self.cache.set_namespace_labels(name, None if gone else labels(event.object)))
+                name, labels = labels_of(event.object)
+                self._mark(self.cache.set_namespace_labels(name, None if event.type == "DELETED" else labels))
 
     async def _resync(self, stop: asyncio.Event) -> None:
         """Safety net: look at every task and schedule again at each resync period."""
