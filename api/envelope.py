@@ -1,0 +1,13 @@
+"""Public import path of the result envelope (README, examples/): the names of `foreman.api.models.envelope`,
+re-exported; Foreman's own code imports that module instead."""
+
+from foreman.api.models.envelope import (
+    PASSING_VERDICTS,
+    SCHEMA_VERSION,
+    VERDICTS,
+    ResultEnvelope,
+    TaskKind,
+    Verdict,
+)
+
+__all__ = ["PASSING_VERDICTS", "SCHEMA_VERSION", "VERDICTS", "ResultEnvelope", "TaskKind", "Verdict"]
