@@ -8,11 +8,11 @@ from __future__ import annotations
 import contextlib
 from datetime import datetime
 
-from foreman.api.agents import Agent
-from foreman.api.errors import Forbidden, NotFound, NotServed
-from foreman.api.kube import Kube
-from foreman.api.queues import TaskQueue
-from foreman.api.resources import AgenticTask, FleetNode
+from foreman.api.http.errors import Forbidden, NotFound, NotServed
+from foreman.api.http.kube import Kube
+from foreman.api.models.agents import Agent
+from foreman.api.models.queues import TaskQueue
+from foreman.api.models.resources import AgenticTask, FleetNode
 from foreman.controller.cache import Cache
 
 UNREADABLE = (Forbidden, NotFound, NotServed)

@@ -8,9 +8,9 @@ from datetime import datetime
 
 import typer
 
-from foreman.api.base import utcnow
-from foreman.api.queues import DEFAULT_QUEUE
-from foreman.api.sdk import ForemanClient
+from foreman.api.models.base import utcnow
+from foreman.api.models.queues import DEFAULT_QUEUE
+from foreman.api.tooling.sdk import ForemanClient
 from foreman.cli.errors import user_errors
 from foreman.cli.lineup import fleet_view
 from foreman.cli.render import table

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 
-from foreman.api.base import find_condition, utcnow
-from foreman.api.resources import AgenticTask, FleetNode, Key, ModelOffer, key_of
+from foreman.api.models.base import find_condition, utcnow
+from foreman.api.models.resources import AgenticTask, FleetNode, Key, ModelOffer, key_of
 from foreman.controller.waiting import Waiting
 
 

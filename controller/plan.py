@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from foreman.api import node_status, reasons, status
-from foreman.api.queues import DEFAULT_QUEUE, TaskQueue, TaskQueueStatus
-from foreman.api.resources import AgenticTask, FleetNode, key_of
+from foreman.api.models.queues import DEFAULT_QUEUE, TaskQueue, TaskQueueStatus
+from foreman.api.models.resources import AgenticTask, FleetNode, key_of
+from foreman.api.state import node_status, reasons, status
 from foreman.controller.cache import Cache, TaskKey
 from foreman.controller.config import ControllerConfig
 from foreman.controller.match import Need, Offer, Placer

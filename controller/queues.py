@@ -14,7 +14,7 @@ from collections.abc import Container, Hashable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
-from foreman.api.queues import DEFAULT_QUEUE, LabelSelector, TaskQueue
+from foreman.api.models.queues import DEFAULT_QUEUE, LabelSelector, TaskQueue
 
 K = TypeVar("K", bound=Hashable)
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from foreman.api import reasons
-from foreman.api.status import wire_time
+from foreman.api.state import reasons
+from foreman.api.state.status import wire_time
 from foreman.controller.cache import Cache, TaskKey
 from foreman.controller.match import Placer
 from foreman.controller.plan import PlacementOrder, need_of, offer_of, placement_order, why_held

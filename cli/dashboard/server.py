@@ -21,15 +21,15 @@ from typing import Any
 import structlog
 from aiohttp import web
 
-from foreman.api import transcript
-from foreman.api.agents import Agent
-from foreman.api.base import utcnow
-from foreman.api.errors import ApiError, NotFound
-from foreman.api.kube import Kube, Relisted
-from foreman.api.queues import TaskQueue, labels_of
-from foreman.api.resources import AgenticTask, FleetNode, Resource
-from foreman.api.schedules import TaskSchedule
-from foreman.api.sdk import AlreadyFinished, AlreadyTriggered, ForemanClient
+from foreman.api.http.errors import ApiError, NotFound
+from foreman.api.http.kube import Kube, Relisted
+from foreman.api.models import transcript
+from foreman.api.models.agents import Agent
+from foreman.api.models.base import utcnow
+from foreman.api.models.queues import TaskQueue, labels_of
+from foreman.api.models.resources import AgenticTask, FleetNode, Resource
+from foreman.api.models.schedules import TaskSchedule
+from foreman.api.tooling.sdk import AlreadyFinished, AlreadyTriggered, ForemanClient
 from foreman.cli.dashboard import guard, views
 from foreman.controller.cache import Cache
 from foreman.controller.waiting import line_up

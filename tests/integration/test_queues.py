@@ -12,11 +12,11 @@ from typing import Any
 
 import pytest
 
-from foreman.api.base import utcnow
-from foreman.api.kube import Kube
-from foreman.api.localcluster import LocalCluster
-from foreman.api.queues import TaskQueue
-from foreman.api.resources import AgenticTask
+from foreman.api.http.kube import Kube
+from foreman.api.models.base import utcnow
+from foreman.api.models.queues import TaskQueue
+from foreman.api.models.resources import AgenticTask
+from foreman.api.tooling.localcluster import LocalCluster
 from tests.integration.helpers import (
     delete_nodes,
     foreman_cli,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from foreman.api.queues import LabelSelector
+from foreman.api.models.queues import LabelSelector
 
 
 @pytest.mark.parametrize(

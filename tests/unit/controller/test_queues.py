@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from foreman.api.queues import LabelSelector
+from foreman.api.models.queues import LabelSelector
 from foreman.controller.queues import (
     FairShare,
     QueueLoad,
