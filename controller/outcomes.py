@@ -18,18 +18,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from foreman.api import reasons
-from foreman.api.base import find_condition
-from foreman.api.resources import TERMINAL_PHASES, AgenticTask
-from foreman.controller.queues import DEFAULT_QUEUE
-
-
-def queue_of(task: AgenticTask) -> str:
-    """The queue a task counts in: the one it names, else the default queue.
-
-    NB: a stand-in until TaskQueue selection (namespaceSelector) lands in foreman.controller.queues."""
-    named = getattr(task.spec, "queue", None)
-    return named if isinstance(named, str) and named else DEFAULT_QUEUE
+from foreman.api.state import reasons
+from foreman.api.models.base import find_condition
+from foreman.api.models.resources import TERMINAL_PHASES, AgenticTask
 
 
 @dataclass(frozen=True)
@@ -52,8 +43,9 @@ class Outcome:
     completion_tokens: int = 0
 
 
-def outcome(old: AgenticTask | None, new: AgenticTask, *, since: datetime) -> Outcome | None:
-    """The outcome to count for this change of a task, or None when it is not a finish to count (see the module)."""
+def outcome(old: AgenticTask | None, new: AgenticTask, *, since: datetime, queue: str) -> Outcome | None:
+    """The outcome to count for this change of a task, or None when it is not a finish to count (see the module).
+    `queue`: the task's queue (`Cache.queue_of`)."""
     if new.phase not in TERMINAL_PHASES or (old is not None and old.phase in TERMINAL_PHASES):
         return None
     finished = new.status.finished_at
@@ -64,7 +56,7 @@ def outcome(old: AgenticTask | None, new: AgenticTask, *, since: datetime) -> Ou
     usage = new.status.usage
     return Outcome(
         namespace=new.namespace or "",
-        queue=queue_of(new),
+        queue=queue,
         kind=new.spec.kind,
         verdict=new.status.verdict or "",
         outcome="Succeeded" if new.phase == "Succeeded" else new.status.failure_reason or "Failed",

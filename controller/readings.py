@@ -7,11 +7,10 @@ Read at scrape time, not kept up to date on every pass: a count per queue walks 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from foreman.api.resources import AgenticTask
 from foreman.controller.cache import Cache, TaskKey
 
 
@@ -29,11 +28,11 @@ class Readings:
     them: it is hung, or lost without the controller noticing yet). Every namespace with a Running task is here."""
 
 
-def read(cache: Cache, waiting: Iterable[TaskKey], queue_of: Callable[[AgenticTask], str], now: datetime) -> Readings:
+def read(cache: Cache, waiting: Iterable[TaskKey], now: datetime) -> Readings:
     """The gauges now. `waiting`: the keys of the tasks ready to place (the controller's placeable queue)."""
-    waiting_count: Counter[str] = Counter(queue_of(task) for key in waiting if (task := cache.task(key)))
+    waiting_count: Counter[str] = Counter(cache.queue_of(task) for key in waiting if (task := cache.task(key)))
     active = cache.active()
-    running = Counter(queue_of(task) for task in active)
+    running = Counter(cache.queue_of(task) for task in active)
     past: Counter[str] = Counter()
     for task in active:
         if task.phase == "Running":

@@ -11,8 +11,8 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
-from foreman.api.resources import TERMINAL_PHASES, AgenticTask, AgenticTaskStatus, Payload
-from foreman.api.schedules import SCHEDULE_LABEL
+from foreman.api.models.resources import TERMINAL_PHASES, AgenticTask, AgenticTaskStatus, Payload
+from foreman.api.models.schedules import SCHEDULE_LABEL
 
 EMPTY_PAYLOAD = Payload()
 M = TypeVar("M", bound=BaseModel)

@@ -4,12 +4,12 @@ from datetime import timedelta
 
 import pytest
 
-from foreman.api import status
-from foreman.api.envelope import ResultEnvelope
-from foreman.api.resources import AgenticTask
+from foreman.api.state import status
+from foreman.api.models.envelope import ResultEnvelope
+from foreman.api.models.resources import AgenticTask
 from foreman.controller.cache import Cache
 from foreman.controller.metrics import ControllerMetrics
-from foreman.controller.outcomes import Outcome, outcome, queue_of
+from foreman.controller.outcomes import Outcome, outcome
 from tests.factories import T0, moved, task
 
 SINCE = T0
@@ -32,7 +32,7 @@ def lifecycle(*, end: str = "succeeded", finished_after: timedelta = timedelta(m
 
 def test_a_success_counts_its_kind_verdict_times_and_tokens() -> None:
     *_, running, done = lifecycle()
-    assert outcome(running, done, since=SINCE) == Outcome(
+    assert outcome(running, done, since=SINCE, queue="default") == Outcome(
         namespace="ns", queue="default", kind="review", verdict="NO-GO", outcome="Succeeded",
         duration=300.0, queue_wait=10.0, prompt_tokens=1200, completion_tokens=300,
     )  # fmt: skip
@@ -40,7 +40,7 @@ def test_a_success_counts_its_kind_verdict_times_and_tokens() -> None:
 
 def test_a_failure_counts_its_reason_as_the_outcome() -> None:
     *_, running, done = lifecycle(end="failed")
-    counted = outcome(running, done, since=SINCE)
+    counted = outcome(running, done, since=SINCE, queue="default")
     assert counted is not None
     assert (counted.verdict, counted.outcome, counted.prompt_tokens) == ("INCOMPLETE", "Timeout", 0)
 
@@ -48,7 +48,7 @@ def test_a_failure_counts_its_reason_as_the_outcome() -> None:
 def test_a_task_that_never_held_a_node_has_no_queue_wait() -> None:
     pending = task("t")
     cancelled = moved(pending, status.failed(pending, T0 + timedelta(seconds=3), "Cancelled", "cancelled"), 2)
-    counted = outcome(pending, cancelled, since=SINCE)
+    counted = outcome(pending, cancelled, since=SINCE, queue="default")
     assert counted is not None
     assert (counted.outcome, counted.duration, counted.queue_wait) == ("Cancelled", 3.0, None)
 
@@ -62,15 +62,15 @@ def test_a_task_that_never_held_a_node_has_no_queue_wait() -> None:
 )
 def test_only_a_finish_counts(old: int, new: int, why: str) -> None:
     steps = lifecycle()
-    assert outcome(steps[old], steps[new], since=SINCE) is None, why
+    assert outcome(steps[old], steps[new], since=SINCE, queue="default") is None, why
 
 
 def test_a_finish_first_seen_counts_once_unless_it_came_before_the_controller_started() -> None:
     """A relist after a watch gap shows a task finished meanwhile for the first time: it counts. A restart lists
     every task finished before it: they were counted by the replica that saw them finish."""
     done = lifecycle()[-1]
-    assert outcome(None, done, since=SINCE) is not None
-    assert outcome(None, done, since=T0 + timedelta(hours=1)) is None
+    assert outcome(None, done, since=SINCE, queue="default") is not None
+    assert outcome(None, done, since=T0 + timedelta(hours=1), queue="default") is None
 
 
 def test_the_cache_tells_of_each_finish_once_before_trimming_the_task() -> None:
@@ -95,7 +95,7 @@ def test_the_cache_tells_of_each_finish_once_before_trimming_the_task() -> None:
 def test_recorded_outcomes_land_in_the_registry() -> None:
     metrics = ControllerMetrics()
     *_, running, done = lifecycle()
-    counted = outcome(running, done, since=SINCE)
+    counted = outcome(running, done, since=SINCE, queue="default")
     assert counted is not None
     metrics.record(counted)
     sample = metrics.registry.get_sample_value
@@ -106,7 +106,3 @@ def test_recorded_outcomes_land_in_the_registry() -> None:
     tokens = {"namespace": "ns", "queue": "default", "kind": "review"}
     assert sample("foreman_task_tokens_total", {**tokens, "direction": "prompt"}) == 1200
     assert sample("foreman_task_tokens_total", {**tokens, "direction": "completion"}) == 300
-
-
-def test_a_task_naming_no_queue_is_in_the_default_queue() -> None:
-    assert queue_of(task("t")) == "default"
