@@ -7,10 +7,10 @@ import uuid
 
 import aiohttp
 
-from foreman.api.runtime.daemon import HealthServer
-from foreman.api.models.envelope import ResultEnvelope
 from foreman.api.http.kube import Kube
+from foreman.api.models.envelope import ResultEnvelope
 from foreman.api.models.resources import AgenticTask, Usage
+from foreman.api.runtime.daemon import HealthServer
 from foreman.controller.loop import Controller
 from foreman.worker.executors.base import ExecutionContext
 from foreman.worker.executors.stub import StubExecutor
