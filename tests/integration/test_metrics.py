@@ -9,6 +9,7 @@ import aiohttp
 
 from foreman.api.http.kube import Kube
 from foreman.api.models.envelope import ResultEnvelope
+from foreman.api.models.queues import TaskQueue
 from foreman.api.models.resources import AgenticTask, Usage
 from foreman.api.runtime.daemon import HealthServer
 from foreman.controller.loop import Controller
@@ -29,7 +30,10 @@ class MeteredExecutor:
         return ResultEnvelope(kind=task.spec.kind, verdict="GO", summary="reviewed", extra={"usage": usage})
 
 
-async def scrape(controller: Controller) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+Series = dict[tuple[str, frozenset[tuple[str, str]]], float]
+
+
+async def scrape(controller: Controller) -> Series:
     """The controller's /metrics, as served in production (HealthServer), by series name and labels."""
     server = HealthServer(controller.metrics.registry, healthy=lambda: True, ready=lambda: True)
     await server.start(0, host="127.0.0.1")
@@ -48,13 +52,39 @@ async def scrape(controller: Controller) -> dict[tuple[str, frozenset[tuple[str,
     return series
 
 
-def total(series: dict[tuple[str, frozenset[tuple[str, str]]], float], name: str, **labels: str) -> float:
+def total(series: Series, name: str, **labels: str) -> float:
     wanted = set(labels.items())
     return sum(value for (found, have), value in series.items() if found == name and wanted <= have)
 
 
 async def test_finished_tasks_are_counted_once_by_outcome(kube: Kube, namespace: str) -> None:
-    node = f"m-{uuid.uuid4().hex[:6]}"
+    node, team = f"m-{uuid.uuid4().hex[:6]}", f"team-{uuid.uuid4().hex[:6]}"
+    await kube.create(TaskQueue.model_validate({"metadata": {"name": team}, "spec": {"weight": 1}}))
+    try:
+        series, restarted = await run_and_scrape(kube, namespace, node, team)
+    finally:
+        await kube.delete(TaskQueue, team)
+    mine = {"namespace": namespace, "queue": "default"}
+    assert total(series, COMPLETED, **mine, kind="verify", verdict="GO", outcome="Succeeded") == 2
+    assert total(series, COMPLETED, **mine, kind="verify", verdict="NO-GO", outcome="Succeeded") == 1
+    assert total(series, COMPLETED, **mine, kind="verify", verdict="INCOMPLETE", outcome="Timeout") == 1
+    assert total(series, COMPLETED, **mine, kind="verify", verdict="INCOMPLETE", outcome="Cancelled") == 1
+    assert total(series, COMPLETED, **mine, kind="review", verdict="GO", outcome="Succeeded") == 1
+    assert total(series, COMPLETED, namespace=namespace, queue=team, outcome="Succeeded") == 1  # it named the queue
+    assert total(series, COMPLETED) == len(NAMES)  # nothing counted twice (the controller's own writes, the watch)
+    assert total(series, "foreman_task_tokens_total", **mine, kind="review", direction="prompt") == 1200
+    assert total(series, "foreman_task_tokens_total", **mine, kind="review", direction="completion") == 300
+    assert total(series, "foreman_task_duration_seconds_count") == len(NAMES)
+    assert total(series, "foreman_task_queue_wait_seconds_count", queue="default") == len(NAMES) - 2  # never placed
+    assert total(series, "foreman_task_queue_wait_seconds_count", queue=team) == 1
+    assert total(restarted, COMPLETED) == 0  # finished before that controller started: counted already
+
+
+NAMES = ("ok-1", "ok-2", "nogo", "slow", "review", "cancelled", "queued")
+
+
+async def run_and_scrape(kube: Kube, namespace: str, node: str, team: str) -> tuple[Series, Series]:
+    """Run NAMES to their end and scrape the controller; then scrape one started afterwards, holding them all."""
     plugins = {"stub": StubExecutor, "metered": MeteredExecutor}
     async with (
         running_controller(kube, namespace) as controller,
@@ -72,23 +102,12 @@ async def test_finished_tasks_are_counted_once_by_outcome(kube: Kube, namespace:
         await make_task(kube, namespace, "slow", payload={"sleepSeconds": 30}, timeoutSeconds=1)
         await make_task(kube, namespace, "review", kind="review", executor="metered")
         await make_task(kube, namespace, "cancelled", cancel=True)
-        names = ("ok-1", "ok-2", "nogo", "slow", "review", "cancelled")
-        for name in names:
+        await make_task(kube, namespace, "queued", queue=team)
+        for name in NAMES:
             await wait_for(kube, namespace, name, lambda t: t.phase in ("Succeeded", "Failed"), timeout=20)
         deadline = time.monotonic() + 10
-        while total(series := await scrape(controller), COMPLETED) < len(names) and time.monotonic() < deadline:
+        while total(series := await scrape(controller), COMPLETED) < len(NAMES) and time.monotonic() < deadline:
             await asyncio.sleep(0.05)  # the watch brings the last finish a moment after the API shows it
-    mine = {"namespace": namespace, "queue": "default"}
-    assert total(series, COMPLETED, **mine, kind="verify", verdict="GO", outcome="Succeeded") == 2
-    assert total(series, COMPLETED, **mine, kind="verify", verdict="NO-GO", outcome="Succeeded") == 1
-    assert total(series, COMPLETED, **mine, kind="verify", verdict="INCOMPLETE", outcome="Timeout") == 1
-    assert total(series, COMPLETED, **mine, kind="verify", verdict="INCOMPLETE", outcome="Cancelled") == 1
-    assert total(series, COMPLETED, **mine, kind="review", verdict="GO", outcome="Succeeded") == 1
-    assert total(series, COMPLETED) == len(names)  # nothing counted twice (the controller's own writes, the watch)
-    assert total(series, "foreman_task_tokens_total", **mine, kind="review", direction="prompt") == 1200
-    assert total(series, "foreman_task_tokens_total", **mine, kind="review", direction="completion") == 300
-    assert total(series, "foreman_task_duration_seconds_count") == len(names)
-    assert total(series, "foreman_task_queue_wait_seconds_count", queue="default") == len(names) - 1  # never placed
     async with running_controller(kube, namespace) as restarted:
-        assert len(restarted.cache.by_phase["Succeeded"] | restarted.cache.by_phase["Failed"]) == len(names)
-        assert total(await scrape(restarted), COMPLETED) == 0  # finished before it started: counted already
+        assert len(restarted.cache.by_phase["Succeeded"] | restarted.cache.by_phase["Failed"]) == len(NAMES)
+        return series, await scrape(restarted)
