@@ -387,6 +387,11 @@ def placement_policies() -> None:
         if load is None:  # NB: with arrivals, makespan is the last arrival's, and the bound (no arrivals) says nothing
             target("fastest makespan / lower bound", fastest["makespan_vs_lower_bound"], 1.3)
             target("first-fit makespan / fastest makespan", 1 / fastest["makespan_vs_first_fit"], 1.5, below=False)
+            # NB: why those two cannot be met: no placement at all beats the optimum (bench/fleet.py, `optimum`)
+            optimum, first_fit = fastest["optimum_vs_lower_bound"], figures["first-fit"]["makespan_vs_optimum"]
+            fastest_to_optimum = fastest["makespan_vs_optimum"]
+            say(f"  the optimum of any placement (sizes known, tasks split) is {optimum:.2f}x the lower bound, and "
+                f"first-fit is {first_fit:.3f}x the optimum, fastest {fastest_to_optimum:.3f}x")  # fmt: skip
 
 
 def fair_share() -> None:
