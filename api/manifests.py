@@ -31,9 +31,10 @@ def _rule(groups: list[str], resources: list[str], verbs: list[str]) -> dict[str
     return {"apiGroups": groups, "resources": resources, "verbs": verbs}
 
 
-# Least privilege: the controller decides placement (task status and the node label) and runs TaskSchedules (it
-# creates their tasks, cancels them under Replace and deletes them past the history limits); the worker only moves its
-# claimed tasks' status and keeps its own FleetNode. Neither can read Secrets.
+# Least privilege: the controller decides placement (task status and the node label), runs TaskSchedules (it
+# creates their tasks, cancels them under Replace and deletes them past the history limits) and deletes finished tasks
+# past their time to live, with the transcript ConfigMap each owns (read first: deleted only when the task owns it);
+# the worker only moves its claimed tasks' status and keeps its own FleetNode. Neither can read Secrets.
 CONTROLLER_RULES = [
     _rule([GROUP], ["agentictasks"], ["get", "list", "watch", "patch", "create", "delete"]),
     _rule([GROUP], ["agentictasks/status"], ["get", "patch"]),
@@ -42,6 +43,7 @@ CONTROLLER_RULES = [
     _rule([GROUP], ["fleetnodes"], ["get", "list", "watch"]),
     _rule([GROUP], ["fleetnodes/status"], ["get", "patch"]),
     _rule([GROUP], ["agents"], ["get", "list", "watch"]),
+    _rule([""], ["configmaps"], ["get", "delete"]),
     _rule([""], ["events"], ["create", "patch"]),
 ]
 # NB: ConfigMaps hold agent transcripts (`<task>-transcript`, written once per turn). Cluster-wide here, like the
@@ -256,8 +258,15 @@ def _deployment(name: str, replicas: int, container: dict[str, Any]) -> Manifest
     }
 
 
+TTL_AFTER_SUCCESS = 24 * 3600
+TTL_AFTER_FAILURE = 7 * 24 * 3600
+"""What the shipped controller keeps finished tasks for (README, "Clean-up of finished tasks"): a day for a success,
+whose result has been read by then; a week for a failure, which someone may look at after a weekend."""
+
+
 def controller_deployment() -> Manifest:
     args = ["controller", "--health-port", str(CONTROLLER_HEALTH_PORT), "--lease-namespace", NAMESPACE]
+    args += ["--ttl-after-success", str(TTL_AFTER_SUCCESS), "--ttl-after-failure", str(TTL_AFTER_FAILURE)]
     probes = {
         "livenessProbe": _probe("/healthz", CONTROLLER_HEALTH_PORT),
         "readinessProbe": _probe("/readyz", CONTROLLER_HEALTH_PORT),

@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 import structlog
 
-from foreman.api import reasons
+from foreman.api import reasons, transcript
 from foreman.api.agents import Agent
 from foreman.api.base import utcnow
 from foreman.api.daemon import sleep_unless
@@ -30,7 +30,16 @@ from foreman.controller.config import ControllerConfig
 from foreman.controller.leader import LeaderElector, LeaseConfig
 from foreman.controller.metrics import ControllerMetrics
 from foreman.controller.placeable import PlaceableQueue
-from foreman.controller.plan import LabelWrite, NodeNotReady, PlacementOrder, Plan, StatusWrite, plan_pass
+from foreman.controller.plan import (
+    Intent,
+    LabelWrite,
+    NodeNotReady,
+    PlacementOrder,
+    Plan,
+    StatusWrite,
+    TaskDelete,
+    plan_pass,
+)
 from foreman.controller.schedules import Fired, ScheduleLoop
 from foreman.controller.workqueue import WorkQueue
 
@@ -280,11 +289,13 @@ class Controller:
 
         await asyncio.gather(*(bounded(self._carry(intent, now)) for intent in plan.writes))
 
-    async def _carry(self, intent: StatusWrite | LabelWrite | NodeNotReady, now: datetime) -> None:
+    async def _carry(self, intent: Intent, now: datetime) -> None:
         if isinstance(intent, StatusWrite):
             await self._write(intent, now)
         elif isinstance(intent, LabelWrite):
             await self._relabel(intent.task)
+        elif isinstance(intent, TaskDelete):
+            await self._delete(intent.task)
         else:
             await self._mark_node_not_ready(intent, now)
 
@@ -356,6 +367,50 @@ class Controller:
             self.queue.retry(key_of(task))
             return
         self.cache.upsert_task(updated)
+
+    async def _delete(self, task: AgenticTask) -> None:
+        """Delete a finished task past its time to live: its transcript first (a task deleted first would leave no
+        trace of it, where no garbage collector runs), then the task as it was read (uid and resourceVersion: a
+        task changed meanwhile is decided again)."""
+        if not self.leading:
+            return
+        key = key_of(task)
+        try:
+            await self._delete_transcript(task)
+            await self.kube.delete(
+                AgenticTask,
+                task.name,
+                task.namespace,
+                uid=task.metadata.uid,
+                resource_version=task.metadata.resource_version,
+            )
+        except Conflict:
+            await self._refresh(task)
+            return
+        except NotFound:
+            pass
+        except ApiError as error:
+            self.metrics.reconcile_errors.inc()
+            log.warning("finished task not deleted", task=task.name, namespace=task.namespace, error=str(error))
+            self.queue.retry(key)
+            return
+        log.info("finished task deleted: its time to live is over", task=task.name, namespace=task.namespace,
+                 phase=task.phase, finished_at=task.status.finished_at)  # fmt: skip
+        self.metrics.deleted.labels(task.phase).inc()
+        self.queue.remove(key)
+        self._mark(self.cache.remove_task(key))
+
+    async def _delete_transcript(self, task: AgenticTask) -> None:
+        """The ConfigMap the task's status names, if the task owns it."""
+        name = task.status.transcript_ref
+        if not name:
+            return
+        try:
+            body = await self.kube.get_raw("v1", "ConfigMap", name, task.namespace)
+            if transcript.owned_by(body, task):
+                await self.kube.delete_raw("v1", "ConfigMap", name, task.namespace, uid=body["metadata"]["uid"])
+        except NotFound:
+            return
 
     async def _mark_node_not_ready(self, intent: NodeNotReady, now: datetime) -> None:
         if not self.leading:
