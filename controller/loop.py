@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 import structlog
 
-from foreman.api import reasons, transcript
+from foreman.api import reasons
 from foreman.api.agents import Agent
 from foreman.api.base import utcnow
 from foreman.api.daemon import sleep_unless
@@ -27,6 +27,7 @@ from foreman.api.resources import NODE_LABEL, AgenticTask, FleetNode, Resource, 
 from foreman.api.schedules import TaskSchedule
 from foreman.controller.cache import Cache, TaskKey
 from foreman.controller.config import ControllerConfig
+from foreman.controller.deletion import delete_finished
 from foreman.controller.leader import LeaderElector, LeaseConfig
 from foreman.controller.metrics import ControllerMetrics
 from foreman.controller.placeable import PlaceableQueue
@@ -369,21 +370,13 @@ class Controller:
         self.cache.upsert_task(updated)
 
     async def _delete(self, task: AgenticTask) -> None:
-        """Delete a finished task past its time to live: its transcript first (a task deleted first would leave no
-        trace of it, where no garbage collector runs), then the task as it was read (uid and resourceVersion: a
-        task changed meanwhile is decided again)."""
+        """Delete a finished task past its time to live (controller/deletion.py); one changed meanwhile is decided
+        again."""
         if not self.leading:
             return
         key = key_of(task)
         try:
-            await self._delete_transcript(task)
-            await self.kube.delete(
-                AgenticTask,
-                task.name,
-                task.namespace,
-                uid=task.metadata.uid,
-                resource_version=task.metadata.resource_version,
-            )
+            await delete_finished(self.kube, task)
         except Conflict:
             await self._refresh(task)
             return
@@ -399,18 +392,6 @@ class Controller:
         self.metrics.deleted.labels(task.phase).inc()
         self.queue.remove(key)
         self._mark(self.cache.remove_task(key))
-
-    async def _delete_transcript(self, task: AgenticTask) -> None:
-        """The ConfigMap the task's status names, if the task owns it."""
-        name = task.status.transcript_ref
-        if not name:
-            return
-        try:
-            body = await self.kube.get_raw("v1", "ConfigMap", name, task.namespace)
-            if transcript.owned_by(body, task):
-                await self.kube.delete_raw("v1", "ConfigMap", name, task.namespace, uid=body["metadata"]["uid"])
-        except NotFound:
-            return
 
     async def _mark_node_not_ready(self, intent: NodeNotReady, now: datetime) -> None:
         if not self.leading:

@@ -1,7 +1,8 @@
 """The worker: finds tasks Scheduled on its node, claims them optimistically, runs executors, writes results.
 
 Its watch (of the tasks Scheduled or Running on its node: `features.tasks_on_node`; all namespaces unless configured)
-both finds work and delivers cancels and deletions of running tasks; a slow poll is only a safety net. Decisions are in `rules`; this module does the I/O.
+both finds work and delivers cancels and deletions of running tasks; a slow poll is only a safety net. Decisions are
+in `rules`; this module does the I/O.
 """
 
 from __future__ import annotations
