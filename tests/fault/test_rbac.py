@@ -2,13 +2,14 @@
 
 import pytest
 
-from foreman.api import requests
+from foreman.api import requests, transcript
 from foreman.api.agents import Agent
-from foreman.api.errors import Forbidden
+from foreman.api.errors import Forbidden, NotFound
 from foreman.api.kube import Kube
 from foreman.api.localcluster import Identity, LocalCluster
 from foreman.api.resources import NODE_LABEL, AgenticTask, FleetNode
 from foreman.api.schedules import TaskSchedule
+from foreman.controller.deletion import delete_finished
 from tests.integration.helpers import make_task
 
 
@@ -84,6 +85,19 @@ async def test_controller_role(cluster: LocalCluster, kube: Kube, namespace: str
         )
         await controller.create(fired)
         await controller.delete(AgenticTask, "fired", namespace)
+        # finished tasks past their time to live, with the transcript each owns (read first: owned?), nothing else
+        expired = await make_task(kube, namespace, "expired")
+        await kube.apply(transcript.configmap(expired, "{}\n"))
+        await kube.patch_status(AgenticTask, "expired", {"transcriptRef": "expired-transcript"}, namespace=namespace)
+        await delete_finished(controller, await controller.get(AgenticTask, "expired", namespace))
+        with pytest.raises(NotFound):
+            await kube.get_raw("v1", "ConfigMap", "expired-transcript", namespace)
+        with pytest.raises(Forbidden):
+            await controller._send(requests.list_objects("v1", "ConfigMap", namespace))
+        with pytest.raises(Forbidden):
+            await controller.apply(
+                {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x", "namespace": namespace}}
+            )
         with pytest.raises(Forbidden):
             await controller._send(requests.list_objects("v1", "Secret", namespace))
         with pytest.raises(Forbidden):
