@@ -27,11 +27,11 @@ import fleet
 from agent import agent_benchmarks
 from reporting import report, say, target
 
-from foreman.api.daemon import configure_logging, settle_heap
-from foreman.api.install import install
-from foreman.api.kube import Kube, Relisted
-from foreman.api.localcluster import Identity, LocalCluster
-from foreman.api.resources import AgenticTask
+from foreman.api.http.kube import Kube, Relisted
+from foreman.api.models.resources import AgenticTask
+from foreman.api.runtime.daemon import configure_logging, settle_heap
+from foreman.api.tooling.install import install
+from foreman.api.tooling.localcluster import Identity, LocalCluster
 from foreman.controller.config import ControllerConfig
 from foreman.controller.loop import Controller
 from foreman.controller.match import Need, Offer, Placer

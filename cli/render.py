@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
-from foreman.api.base import find_condition, utcnow
-from foreman.api.resources import AgenticTask, FleetNode, ModelOffer
+from foreman.api.models.base import find_condition, utcnow
+from foreman.api.models.resources import AgenticTask, FleetNode, ModelOffer
 
 
 def table(rows: Sequence[Sequence[str]]) -> str:

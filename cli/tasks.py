@@ -11,11 +11,11 @@ from typing import Annotated, Any
 import typer
 import yaml
 
-from foreman.api.envelope import PASSING_VERDICTS
-from foreman.api.errors import AlreadyExists
-from foreman.api.kube import Kube, Relisted, RetryPolicy
-from foreman.api.resources import TERMINAL_PHASES, AgenticTask, FleetNode
-from foreman.api.sdk import AlreadyFinished, ForemanClient, WaitTimeout
+from foreman.api.http.errors import AlreadyExists
+from foreman.api.http.kube import Kube, Relisted, RetryPolicy
+from foreman.api.models.envelope import PASSING_VERDICTS
+from foreman.api.models.resources import TERMINAL_PHASES, AgenticTask, FleetNode
+from foreman.api.tooling.sdk import AlreadyFinished, ForemanClient, WaitTimeout
 from foreman.cli.errors import UserError, missing_is_a_user_error, user_errors
 from foreman.cli.files import documents, resource
 from foreman.cli.render import age, nodes_table, table, task_rows, tasks_table

@@ -10,8 +10,8 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import get_args
 
-from foreman.api.resources import NODE_LABEL, AgenticTask, FleetNode, Key, NodePhase, Payload, TaskPhase, key_of
-from foreman.api.schedules import SCHEDULE_LABEL
+from foreman.api.models.resources import NODE_LABEL, AgenticTask, FleetNode, Key, NodePhase, Payload, TaskPhase, key_of
+from foreman.api.models.schedules import SCHEDULE_LABEL
 from foreman.controller.match import Usage
 
 TaskKey = Key

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import contextlib
 
-from foreman.api import transcript
-from foreman.api.errors import NotFound
-from foreman.api.kubeapi import KubeApi
-from foreman.api.resources import AgenticTask
+from foreman.api.models import transcript
+from foreman.api.http.errors import NotFound
+from foreman.api.http.kubeapi import KubeApi
+from foreman.api.models.resources import AgenticTask
 
 
 async def delete_finished(kube: KubeApi, task: AgenticTask) -> None:

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from foreman.api.resources import TERMINAL_PHASES, AgenticTask
+from foreman.api.models.resources import TERMINAL_PHASES, AgenticTask
 
 
 @dataclass(frozen=True)

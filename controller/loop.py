@@ -15,16 +15,16 @@ from typing import Any, Literal
 
 import structlog
 
-from foreman.api import reasons
-from foreman.api.agents import Agent
-from foreman.api.base import utcnow
-from foreman.api.daemon import sleep_unless
-from foreman.api.errors import ApiError, Conflict, NotFound
-from foreman.api.features import writes_node_label
-from foreman.api.kube import Relisted
-from foreman.api.kubeapi import KubeApi
-from foreman.api.resources import NODE_LABEL, AgenticTask, FleetNode, Resource, key_of
-from foreman.api.schedules import TaskSchedule
+from foreman.api.http.errors import ApiError, Conflict, NotFound
+from foreman.api.http.features import writes_node_label
+from foreman.api.http.kube import Relisted
+from foreman.api.http.kubeapi import KubeApi
+from foreman.api.models.agents import Agent
+from foreman.api.models.base import utcnow
+from foreman.api.models.resources import NODE_LABEL, AgenticTask, FleetNode, Resource, key_of
+from foreman.api.models.schedules import TaskSchedule
+from foreman.api.runtime.daemon import sleep_unless
+from foreman.api.state import reasons
 from foreman.controller.cache import Cache, TaskKey
 from foreman.controller.config import ControllerConfig
 from foreman.controller.deletion import delete_finished

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
-from foreman.api.resources import AcceleratorRequest
+from foreman.api.models.resources import AcceleratorRequest
 
 PlacementPolicy = Literal["first-fit", "spread", "fastest"]
 POLICIES: tuple[PlacementPolicy, ...] = ("first-fit", "spread", "fastest")

@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from foreman.api import node_status, reasons, status
-from foreman.api.resources import TERMINAL_PHASES, AgenticTask, FleetNode, key_of
+from foreman.api.models.resources import TERMINAL_PHASES, AgenticTask, FleetNode, key_of
+from foreman.api.state import node_status, reasons, status
 from foreman.controller.cache import Cache, TaskKey
 from foreman.controller.config import ControllerConfig
 from foreman.controller.expiry import Expire, ExpireAt, expiry

@@ -9,9 +9,9 @@ from collections.abc import Container, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-from foreman.api import reasons
-from foreman.api.envelope import PASSING_VERDICTS, Verdict
-from foreman.api.resources import TERMINAL_PHASES, AgenticTask
+from foreman.api.models.envelope import PASSING_VERDICTS, Verdict
+from foreman.api.models.resources import TERMINAL_PHASES, AgenticTask
+from foreman.api.state import reasons
 
 
 @dataclass(frozen=True)

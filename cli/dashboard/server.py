@@ -21,13 +21,13 @@ from typing import Any
 import structlog
 from aiohttp import web
 
-from foreman.api import transcript
-from foreman.api.base import utcnow
-from foreman.api.errors import ApiError, NotFound
-from foreman.api.kube import Kube, Relisted
-from foreman.api.resources import AgenticTask, FleetNode, Resource
-from foreman.api.schedules import TaskSchedule
-from foreman.api.sdk import AlreadyFinished, AlreadyTriggered, ForemanClient
+from foreman.api.http.errors import ApiError, NotFound
+from foreman.api.http.kube import Kube, Relisted
+from foreman.api.models import transcript
+from foreman.api.models.base import utcnow
+from foreman.api.models.resources import AgenticTask, FleetNode, Resource
+from foreman.api.models.schedules import TaskSchedule
+from foreman.api.tooling.sdk import AlreadyFinished, AlreadyTriggered, ForemanClient
 from foreman.cli.dashboard import guard, views
 
 log = structlog.get_logger("foreman.dashboard")

@@ -14,12 +14,12 @@ from typing import Any, Literal
 
 import yaml
 
-from foreman.api import transcript
-from foreman.api.base import find_condition
-from foreman.api.cron import ScheduleError, parse
-from foreman.api.envelope import PASSING_VERDICTS
-from foreman.api.resources import TERMINAL_PHASES, AgenticTask, FleetNode
-from foreman.api.schedules import TaskSchedule
+from foreman.api.models import transcript
+from foreman.api.models.base import find_condition
+from foreman.api.models.envelope import PASSING_VERDICTS
+from foreman.api.models.resources import TERMINAL_PHASES, AgenticTask, FleetNode
+from foreman.api.models.schedules import TaskSchedule
+from foreman.api.state.cron import ScheduleError, parse
 from foreman.cli.render import age, reason_of
 
 Tone = Literal["pending", "blocked", "scheduled", "running", "passed", "not-passed", "failed", "missing"]
@@ -303,7 +303,7 @@ def timeline(task: AgenticTask) -> list[dict[str, Any]]:
 
 
 def transcript_entries(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Transcript records (`foreman.api.transcript`) as entries the page draws: turns, tool calls, results."""
+    """Transcript records (`foreman.api.models.transcript`) as entries the page draws: turns, tool calls, results."""
     entries: list[dict[str, Any]] = []
     for record in records:
         kind, turn = record.get("event"), record.get("turn")

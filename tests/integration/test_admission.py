@@ -6,12 +6,12 @@ from typing import Any
 
 import pytest
 
-from foreman.api.errors import Forbidden
-from foreman.api.features import VALIDATING_ADMISSION_POLICY
-from foreman.api.kube import Kube
-from foreman.api.localcluster import Identity, LocalCluster
-from foreman.api.manifests import pinned_worker_rbac
-from foreman.api.resources import AgenticTask
+from foreman.api.http.errors import Forbidden
+from foreman.api.http.features import VALIDATING_ADMISSION_POLICY
+from foreman.api.http.kube import Kube
+from foreman.api.models.resources import AgenticTask
+from foreman.api.tooling.localcluster import Identity, LocalCluster
+from foreman.api.tooling.manifests import pinned_worker_rbac
 from tests.integration.helpers import make_task
 
 NODE = "pinned"  # the node of Identity.PINNED_WORKER's ServiceAccount, foreman-worker-pinned

@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 
-from foreman.api.agents import Agent
-from foreman.api.kube import Kube
-from foreman.api.localcluster import LocalCluster
-from foreman.api.resources import AgenticTask, FleetNode
+from foreman.api.http.kube import Kube
+from foreman.api.models.agents import Agent
+from foreman.api.models.resources import AgenticTask, FleetNode
+from foreman.api.tooling.localcluster import LocalCluster
 from foreman.worker.executors.agent import AgentExecutor
 from tests.integration.helpers import (
     condition,

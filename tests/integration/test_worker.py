@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from foreman.api.envelope import ResultEnvelope
-from foreman.api.kube import Kube
-from foreman.api.localcluster import LocalCluster
-from foreman.api.resources import NODE_LABEL, AgenticTask, FleetNode
+from foreman.api.http.kube import Kube
+from foreman.api.models.envelope import ResultEnvelope
+from foreman.api.models.resources import NODE_LABEL, AgenticTask, FleetNode
+from foreman.api.tooling.localcluster import LocalCluster
 from foreman.worker.executors.base import ExecutionContext, load_executors
 from foreman.worker.executors.command import CommandExecutor
 from foreman.worker.executors.stub import StubExecutor

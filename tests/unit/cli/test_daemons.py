@@ -5,7 +5,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from foreman.api import manifests
+from foreman.api.tooling import manifests
 from foreman.cli import daemons
 from foreman.cli.daemons import worker_config
 from foreman.cli.main import app

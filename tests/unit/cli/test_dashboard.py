@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from foreman.api import manifests
-from foreman.api.resources import AgenticTask, FleetNode, ModelOffer
-from foreman.api.schedules import TaskSchedule
+from foreman.api.models.resources import AgenticTask, FleetNode, ModelOffer
+from foreman.api.models.schedules import TaskSchedule
+from foreman.api.tooling import manifests
 from foreman.cli.dashboard import guard, views
 from foreman.cli.main import app
 

@@ -9,11 +9,11 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import timedelta
 
-from foreman.api.base import utcnow
-from foreman.api.errors import Conflict, ServerError
-from foreman.api.resources import AgenticTask, FleetNode
-from foreman.api.schedules import TaskSchedule
-from foreman.api.status import wire_time
+from foreman.api.http.errors import Conflict, ServerError
+from foreman.api.models.base import utcnow
+from foreman.api.models.resources import AgenticTask, FleetNode
+from foreman.api.models.schedules import TaskSchedule
+from foreman.api.state.status import wire_time
 from foreman.controller.config import ControllerConfig
 from foreman.controller.expiry import TimeToLive
 from foreman.controller.loop import Controller
