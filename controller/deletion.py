@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import contextlib
 
-from foreman.api.models import transcript
 from foreman.api.http.errors import NotFound
 from foreman.api.http.kubeapi import KubeApi
+from foreman.api.models import transcript
 from foreman.api.models.resources import AgenticTask
 
 
