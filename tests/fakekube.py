@@ -161,6 +161,13 @@ class FakeKube:
                 continue  # NB: written while held, and already in the list
             yield WatchEvent(kind, model.model_validate(body))  # type: ignore[arg-type]
 
+    async def watch_raw(
+        self, api_version: str, kind: str, **_: Any
+    ) -> AsyncIterator[WatchEvent[dict[str, Any]] | Relisted[dict[str, Any]]]:
+        """Built-in kinds (the controller's namespaces): none here, and none ever come."""
+        yield Relisted([], "1")
+        await asyncio.Event().wait()
+
     async def apply(self, manifest: dict[str, Any]) -> dict[str, Any]:
         return manifest
 

@@ -81,6 +81,17 @@ class KubeApi(Protocol):
         max_backoff: float = 5.0,
     ) -> AsyncIterator[WatchEvent[R] | Relisted[R]]: ...
 
+    def watch_raw(
+        self,
+        api_version: str,
+        kind: str,
+        *,
+        namespace: str | None = None,
+        field_selector: str | None = None,
+        timeout_seconds: int = 60,
+        max_backoff: float = 5.0,
+    ) -> AsyncIterator[WatchEvent[dict[str, Any]] | Relisted[dict[str, Any]]]: ...
+
     async def apply(self, manifest: dict[str, Any]) -> dict[str, Any]: ...
 
     async def server_version(self) -> Release:

@@ -109,7 +109,9 @@ class AgenticTaskSpec(Model):
     depends_on: list[DnsName] = Field(default_factory=list, max_length=256)
     """Names of AgenticTasks in the same namespace that must succeed first."""
     priority: int = 0
-    """Higher runs first."""
+    """Higher runs first (within the task's queue)."""
+    queue: DnsName | None = None
+    """Name of the TaskQueue whose share the task runs in; none: the queue selecting its namespace, else `default`."""
     timeout_seconds: int = Field(default=2700, ge=1)
     """The executor is cancelled after this long (failure reason Timeout, retryable)."""
     retries: int = Field(default=0, ge=0, le=100)

@@ -80,11 +80,14 @@ def _pending(task: AgenticTask, now: datetime, update: ConditionUpdate) -> dict[
 
 
 def unblocked_reason(task: AgenticTask) -> str:
-    """Why a Blocked task no longer is: the opposite of what blocked it (a node now fits, or what it waited for came:
-    dependencies, its Agent)."""
+    """Why a Blocked task no longer is: the opposite of what blocked it (a node now fits, its queue is below its cap,
+    or what it waited for came: dependencies, its Agent, its TaskQueue)."""
     current = find_condition(task.status.conditions, reasons.BLOCKED)
-    if current is not None and current.reason == reasons.NO_FITTING_NODE:
+    reason = current.reason if current is not None else None
+    if reason == reasons.NO_FITTING_NODE:
         return reasons.FITTING_NODE_AVAILABLE
+    if reason == reasons.QUEUE_FULL:
+        return reasons.QUEUE_HAS_ROOM
     return reasons.DEPENDENCIES_MET
 
 

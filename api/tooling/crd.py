@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from foreman.api.models.agents import Agent
+from foreman.api.models.queues import TaskQueue
 from foreman.api.models.resources import GROUP, VERSION, AgenticTask, FleetNode, Resource
 from foreman.api.models.schedules import TaskSchedule
 
@@ -39,6 +40,13 @@ PRINTER_COLUMNS: dict[type[Resource], list[dict[str, Any]]] = {
         {"name": "Model", "type": "string", "jsonPath": ".spec.model"},
         {"name": "MaxTurns", "type": "integer", "jsonPath": ".spec.maxTurns"},
         {"name": "Tools", "type": "string", "jsonPath": ".spec.tools", "priority": 1},
+        {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+    ],
+    TaskQueue: [
+        {"name": "Weight", "type": "number", "jsonPath": ".spec.weight"},
+        {"name": "Running", "type": "integer", "jsonPath": ".status.running"},
+        {"name": "Pending", "type": "integer", "jsonPath": ".status.pending"},
+        {"name": "Max", "type": "integer", "jsonPath": ".spec.maxRunning"},
         {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
     ],
     TaskSchedule: [
@@ -83,6 +91,18 @@ def structural(schema: JsonSchema, defs: dict[str, JsonSchema]) -> JsonSchema:
         said = node.get("description", "").rstrip(".")
         choices = "One of: " + ", ".join(str(value) for value in node["enum"]) + "."
         node["description"] = f"{said}. {choices}" if said else choices
+
+    for bound in ("Minimum", "Maximum"):
+        # NB: JSON Schema 2020 (pydantic's `gt`) gives the bound itself; OpenAPI v3.0 a flag beside minimum/maximum
+        if isinstance(node.get(f"exclusive{bound}"), int | float):
+            node[bound.lower()], node[f"exclusive{bound}"] = node[f"exclusive{bound}"], True
+    if isinstance(keys := node.pop("propertyNames", None), dict) and "enum" in keys:
+        # NB: a structural schema cannot constrain map keys; a CEL rule can (servers without CEL take any key)
+        allowed = ", ".join(f"'{key}'" for key in keys["enum"])
+        message = "keys must be one of: " + ", ".join(keys["enum"])
+        node.setdefault("x-kubernetes-validations", []).append(
+            {"rule": f"self.all(k, k in [{allowed}])", "message": message}
+        )
 
     if node.get("type") == "object" or "properties" in node:
         node["type"] = "object"
@@ -179,7 +199,7 @@ def custom_resource_definition(model: type[Resource]) -> JsonSchema:
     }
 
 
-RESOURCES: tuple[type[Resource], ...] = (AgenticTask, FleetNode, TaskSchedule, Agent)
+RESOURCES: tuple[type[Resource], ...] = (AgenticTask, FleetNode, TaskSchedule, Agent, TaskQueue)
 
 
 def all_crds() -> list[JsonSchema]:

@@ -43,6 +43,9 @@ CONTROLLER_RULES = [
     _rule([GROUP], ["fleetnodes"], ["get", "list", "watch"]),
     _rule([GROUP], ["fleetnodes/status"], ["get", "patch"]),
     _rule([GROUP], ["agents"], ["get", "list", "watch"]),
+    _rule([GROUP], ["taskqueues"], ["get", "list", "watch"]),
+    _rule([GROUP], ["taskqueues/status"], ["get", "patch"]),
+    _rule([""], ["namespaces"], ["get", "list", "watch"]),  # a TaskQueue's namespaceSelector reads their labels
     _rule([""], ["configmaps"], ["get", "delete"]),
     _rule([""], ["events"], ["create", "patch"]),
 ]
@@ -60,9 +63,10 @@ WORKER_RULES = [
 # NB: the in-cluster dashboard only reads (its pages) and is reached through `kubectl port-forward`; cancel and trigger
 # stay with people's own credentials (`foreman dashboard --allow-actions` on their machine).
 DASHBOARD_RULES = [
-    _rule([GROUP], ["agentictasks", "fleetnodes", "taskschedules", "agents"], ["get", "list", "watch"]),
+    _rule([GROUP], ["agentictasks", "fleetnodes", "taskschedules", "agents", "taskqueues"], ["get", "list", "watch"]),
     _rule([""], ["configmaps"], ["get", "list", "watch"]),  # agent transcripts, followed live
     _rule([""], ["events"], ["get", "list"]),
+    _rule([""], ["namespaces"], ["get", "list", "watch"]),  # the labels TaskQueues select namespaces by
 ]
 LEASE_RULES = [_rule(["coordination.k8s.io"], ["leases"], ["get", "create", "update"])]
 

@@ -8,7 +8,7 @@ from foreman.api.models.resources import NODE_LABEL
 from foreman.controller.cache import Cache, TaskKey
 from foreman.controller.config import ControllerConfig
 from foreman.controller.expiry import TimeToLive
-from foreman.controller.placeable import PlaceableQueue
+from foreman.controller.placeable import PlaceableLanes
 from foreman.controller.plan import LabelWrite, NodeNotReady, PlacementOrder, Plan, StatusWrite, TaskDelete, plan_pass
 from tests.factories import T0, node, task
 
@@ -26,10 +26,10 @@ def cache_of(*objects: Any) -> Cache:
 
 
 def pass_over(
-    cache: Cache, *, at: timedelta = timedelta(0), ready: PlaceableQueue[TaskKey, PlacementOrder] | None = None
+    cache: Cache, *, at: timedelta = timedelta(0), ready: PlaceableLanes[TaskKey, PlacementOrder] | None = None
 ) -> Plan:
     everything = {(ns, name) for ns, names in cache.tasks.items() for name in names}
-    return plan_pass(cache, ready or PlaceableQueue(), everything, T0 + at, CONFIG)
+    return plan_pass(cache, PlaceableLanes() if ready is None else ready, everything, T0 + at, CONFIG)
 
 
 def status_writes(plan: Plan) -> dict[str, tuple[str, str | None]]:
@@ -82,24 +82,24 @@ def deleted(plan: Plan) -> list[str]:
 def test_finished_tasks_are_deleted_at_their_time_and_looked_at_again_then() -> None:
     cache = cache_of(task("ok", phase="Succeeded", finishedAt=T0), task("bad", phase="Failed", finishedAt=T0))
     everything = {("ns", "ok"), ("ns", "bad")}
-    plan = plan_pass(cache, PlaceableQueue(), everything, T0, TTL)
+    plan = plan_pass(cache, PlaceableLanes(), everything, T0, TTL)
     assert (deleted(plan), plan.requeue) == (
         [],
         {("ns", "ok"): T0 + timedelta(hours=1), ("ns", "bad"): T0 + timedelta(hours=2)},
     )
-    assert deleted(plan_pass(cache, PlaceableQueue(), everything, T0 + timedelta(hours=1), TTL)) == ["ok"]
-    assert deleted(plan_pass(cache, PlaceableQueue(), everything, T0 + timedelta(hours=2), TTL)) == ["bad", "ok"]
+    assert deleted(plan_pass(cache, PlaceableLanes(), everything, T0 + timedelta(hours=1), TTL)) == ["ok"]
+    assert deleted(plan_pass(cache, PlaceableLanes(), everything, T0 + timedelta(hours=2), TTL)) == ["bad", "ok"]
 
 
 def test_an_upstream_waits_for_its_dependant_and_goes_when_the_dependant_finishes() -> None:
     later = T0 + timedelta(hours=1, minutes=30)
     up = task("up", phase="Succeeded", finishedAt=T0)
     cache = cache_of(up, task("down", phase="Running", assignedNode="n1", dependsOn=["up"]))
-    assert deleted(plan_pass(cache, PlaceableQueue(), {("ns", "up")}, later, TTL)) == []
+    assert deleted(plan_pass(cache, PlaceableLanes(), {("ns", "up")}, later, TTL)) == []
     cache.remove_task(("ns", "down"))
     cache.upsert_task(task("down", phase="Succeeded", finishedAt=later, dependsOn=["up"]))
     # NB: only the dependant changed; its upstream is looked at again with it
-    assert deleted(plan_pass(cache, PlaceableQueue(), {("ns", "down")}, later, TTL)) == ["up"]
+    assert deleted(plan_pass(cache, PlaceableLanes(), {("ns", "down")}, later, TTL)) == ["up"]
 
 
 def test_a_finished_task_loses_its_node_label_where_workers_select_by_it() -> None:
@@ -107,8 +107,8 @@ def test_a_finished_task_loses_its_node_label_where_workers_select_by_it() -> No
     done = task("done", phase="Succeeded", assignedNode="n1", finishedAt=T0, labels=labels)
     gone = task("gone", phase="Failed", assignedNode="n1", finishedAt=T0, ttlSecondsAfterFinished=0, labels=labels)
     cache, dirty = cache_of(done, gone), {("ns", "done"), ("ns", "gone")}
-    plan = plan_pass(cache, PlaceableQueue(), dirty, T0, TTL)
+    plan = plan_pass(cache, PlaceableLanes(), dirty, T0, TTL)
     assert [w.task.name for w in plan.writes if isinstance(w, LabelWrite)] == ["done"]  # the other one is deleted
     assert deleted(plan) == ["gone"]
-    plan = plan_pass(cache, PlaceableQueue(), dirty, T0, TTL, write_labels=False)
+    plan = plan_pass(cache, PlaceableLanes(), dirty, T0, TTL, write_labels=False)
     assert not [w for w in plan.writes if isinstance(w, LabelWrite)]

@@ -84,20 +84,20 @@ def test_older_servers_get_what_they_take_of_the_manifests() -> None:
     assert kinds[-2:] == ["ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"]
     assert _selectable(manifests) == [
         [{"jsonPath": ".status.assignedNode"}, {"jsonPath": ".status.phase"}],
-        *[None] * 3,
+        *[None] * 4,
     ]
     assert for_server(manifests, Release(1, 37)) is manifests
     assert for_server(manifests, SELECTABLE_FIELDS) is manifests
     at_130 = for_server(manifests, VALIDATING_ADMISSION_POLICY)
     assert [m["kind"] for m in at_130] == kinds
-    assert _selectable(at_130) == [None] * 4
+    assert _selectable(at_130) == [None] * 5
     assert _validations(at_130) == _validations(manifests)
     without_policy = for_server(manifests, Release(1, 29))
     assert [m["kind"] for m in without_policy] == kinds[:-2]
     assert _validations(for_server(manifests, CEL_VALIDATION)) == _validations(manifests)
     old = for_server(manifests, Release(1, 20))
     assert _validations(old) == []
-    assert _selectable(old) == [None] * 4
+    assert _selectable(old) == [None] * 5
     assert _validations(manifests) != []  # not changed in place
     assert [m for m in old if m["kind"] != "CustomResourceDefinition"] == [
         m for m in manifests[:-2] if m["kind"] != "CustomResourceDefinition"

@@ -55,11 +55,12 @@ def test_printer_columns_short_names_and_categories() -> None:
     for crd in all_crds():
         names = crd["spec"]["names"]
         assert names["categories"] == ["foreman"]
-        assert names["shortNames"] in (["at"], ["fn"], ["ts"], ["ag"])
+        assert names["shortNames"] in (["at"], ["fn"], ["ts"], ["ag"], ["tq"])
     assert [c["name"] for cols in PRINTER_COLUMNS.values() for c in cols] == [
         *("Phase", "Kind", "Node", "Verdict", "Age", "Tokens"),
         *("Phase", "Accelerator", "RAM", "Context", "Running", "Heartbeat", "Age"),
         *("Model", "MaxTurns", "Tools", "Age"),
+        *("Weight", "Running", "Pending", "Max", "Age"),
         *("Schedule", "TimeZone", "Suspend", "Active", "Last", "Next", "Age"),
     ]
 
