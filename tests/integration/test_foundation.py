@@ -12,13 +12,17 @@ from foreman.api.http.errors import Conflict, Invalid, NotFound
 from foreman.api.http.features import CEL_VALIDATION
 from foreman.api.http.kube import Kube, Relisted, WatchEvent
 from foreman.api.models.agents import Agent
+from foreman.api.models.queues import TaskQueue
 from foreman.api.models.resources import API_VERSION, AgenticTask, FleetNode
 from foreman.api.models.schedules import TaskSchedule
 from foreman.api.tooling.localcluster import LocalCluster
 from tests.malformed import ACCEPTED, CORPUS, REFUSED, VALID, Malformed, Refused, valid_task
 
 EXAMPLES = sorted((Path(__file__).parents[2] / "examples").glob("*.yaml"))
-MODELS = {"AgenticTask": AgenticTask, "FleetNode": FleetNode, "TaskSchedule": TaskSchedule, "Agent": Agent}
+MODELS = {
+    "AgenticTask": AgenticTask, "FleetNode": FleetNode, "TaskSchedule": TaskSchedule, "Agent": Agent,
+    "TaskQueue": TaskQueue,
+}  # fmt: skip
 
 
 async def test_crds_are_established_with_printer_columns(kube: Kube) -> None:
@@ -143,7 +147,7 @@ async def test_examples_round_trip_through_the_apiserver(kube: Kube, namespace: 
         for document in yaml.safe_load_all(path.read_text()):
             model = MODELS[document["kind"]]
             local = model.model_validate(_in_namespace(model, document, namespace))
-            if model is FleetNode:
+            if not model.namespaced:  # cluster-scoped: one per test run
                 local = local.model_copy(
                     update={"metadata": local.metadata.model_copy(update={"name": f"{local.name}-{namespace}"})}
                 )
