@@ -136,8 +136,10 @@ OWN_NODE_POLICY = f"{WORKER}-own-node"
 def worker_admission() -> list[Manifest]:
     """A per-node worker identity may change the status only of tasks Scheduled or Running on its own node, and never
     move one to another node: so it claims only what was scheduled there and cannot finish or fail another node's
-    work. RBAC cannot say this (it scopes by verb and name, not by content); a ValidatingAdmissionPolicy (Kubernetes
-    >= 1.30, features.VALIDATING_ADMISSION_POLICY) can. The node is read off the user name (the ServiceAccount
+    work; and it registers and changes only its own FleetNode (which RBAC's resourceNames already ensures for the
+    per-node identities, but not for the shared one, which must create its FleetNode). RBAC cannot say this (it
+    scopes by verb and name, not by content); a ValidatingAdmissionPolicy (Kubernetes >= 1.30,
+    features.VALIDATING_ADMISSION_POLICY) can. The node is read off the user name (the ServiceAccount
     `foreman-worker-NODE`), or, for the shared DaemonSet identity, off its token: a token bound to a Pod carries the
     Pod's Node in `userInfo.extra` (NODE_NAME_EXTRA, on by default from 1.30), and the DaemonSet names each FleetNode
     after its Kubernetes Node. A shared token bound to no Pod (a long-lived Secret, `kubectl create token` without
@@ -151,7 +153,13 @@ def worker_admission() -> list[Manifest]:
                     "apiVersions": ["*"],
                     "operations": ["UPDATE"],
                     "resources": ["agentictasks/status"],
-                }
+                },
+                {
+                    "apiGroups": [GROUP],
+                    "apiVersions": ["*"],
+                    "operations": ["CREATE", "UPDATE"],
+                    "resources": ["fleetnodes", "fleetnodes/status"],
+                },
             ]
         },
         "matchConditions": [
@@ -171,16 +179,22 @@ def worker_admission() -> list[Manifest]:
         ],
         "validations": [
             {
-                "expression": "has(oldObject.status) && has(oldObject.status.assignedNode)"
-                " && oldObject.status.assignedNode == variables.node"
+                "expression": "request.resource.resource != 'fleetnodes' || object.metadata.name == variables.node",
+                "messageExpression": "'a worker may register and change only its own FleetNode (' + variables.node"
+                " + ')'",
+                "reason": "Forbidden",
+            },
+            {
+                "expression": "request.resource.resource != 'agentictasks' || has(oldObject.status)"
+                " && has(oldObject.status.assignedNode) && oldObject.status.assignedNode == variables.node"
                 " && has(oldObject.status.phase) && oldObject.status.phase in ['Scheduled', 'Running']",
                 "messageExpression": "'a worker may change the status only of tasks Scheduled or Running on its own"
                 " node (' + variables.node + ')'",
                 "reason": "Forbidden",
             },
             {
-                "expression": "!has(object.status) || !has(object.status.assignedNode)"
-                " || object.status.assignedNode == variables.node",
+                "expression": "request.resource.resource != 'agentictasks' || !has(object.status)"
+                " || !has(object.status.assignedNode) || object.status.assignedNode == variables.node",
                 "messageExpression": "'a worker may not move a task to another node than its own (' + variables.node"
                 " + ')'",
                 "reason": "Forbidden",

@@ -1,5 +1,6 @@
-"""The admission policy that limits a per-node worker identity to the tasks of its own node (Kubernetes >= 1.30),
-proven with that identity's own token; on older servers the policy is not installed and the hole is still there."""
+"""The admission policy that limits a worker to the tasks and the FleetNode of its own node (Kubernetes >= 1.30), proven
+with the tokens a worker really presents: a per-node identity's, and a DaemonSet pod's (bound to the pod, naming its
+Node); on older servers the policy is not installed and the hole is still there."""
 
 import asyncio
 from pathlib import Path
@@ -13,8 +14,8 @@ from foreman.api.kube import Kube
 from foreman.api.localcluster import Identity, LocalCluster
 from foreman.api.manifests import NAMESPACE, WORKER, pinned_worker_rbac
 from foreman.api.requests import Request
-from foreman.api.resources import AgenticTask
-from tests.integration.helpers import make_task
+from foreman.api.resources import AgenticTask, FleetNode
+from tests.integration.helpers import delete_nodes, make_node, make_task
 from tests.tokens import kubeconfig_with_token, service_account_token
 
 NODE = "pinned"  # the node of Identity.PINNED_WORKER's ServiceAccount, foreman-worker-pinned
@@ -59,7 +60,8 @@ async def test_a_daemonset_pods_token_changes_only_the_tasks_of_its_pods_node(
     cluster: LocalCluster, kube: Kube, namespace: str, tmp_path: Path
 ) -> None:
     """The shared DaemonSet identity, as a pod presents it: a token bound to the pod names the pod's Node, and the
-    DaemonSet names its FleetNode after that Node. No kubelet is needed: a Pod object with spec.nodeName set is what
+    DaemonSet names its FleetNode after that Node (so it registers and changes that FleetNode only). No kubelet is
+    needed: a Pod object with spec.nodeName set is what
     the apiserver binds the token to."""
     if await kube.server_version() < VALIDATING_ADMISSION_POLICY:
         pytest.skip("ValidatingAdmissionPolicy needs Kubernetes >= 1.30")
@@ -87,7 +89,18 @@ async def test_a_daemonset_pods_token_changes_only_the_tasks_of_its_pods_node(
         token = await service_account_token(kube, NAMESPACE, WORKER, pod=pod)
         async with await Kube.connect(str(kubeconfig_with_token(cluster.kubeconfig(), token, tmp_path / "pod"))) as ds:
             await _own_node_only(ds, kube, namespace, node)
+            # its FleetNode, named after its Node, as the registrar makes it; no other
+            await ds.create(FleetNode.model_validate({"metadata": {"name": node}}))
+            await ds.patch_status(FleetNode, node, {"phase": "Ready"})
+            await make_node(kube, f"other-{namespace}")
+            with pytest.raises(Forbidden, match=f"only its own FleetNode \\({node}\\)"):
+                await ds.create(FleetNode.model_validate({"metadata": {"name": f"forged-{namespace}"}}))
+            with pytest.raises(Forbidden, match="only its own FleetNode"):
+                await ds.patch_status(FleetNode, f"other-{namespace}", {"phase": "Draining"})
+            with pytest.raises(Forbidden, match="only its own FleetNode"):
+                await ds.patch(FleetNode, f"other-{namespace}", {"metadata": {"labels": {"pool": "forged"}}})
     finally:
+        await delete_nodes(kube, node, f"other-{namespace}")
         # NB: no kubelet confirms a graceful deletion here, so the Pod goes at once
         await kube._send(Request("DELETE", f"/api/v1/namespaces/{NAMESPACE}/pods/{pod['metadata']['name']}",
                                  body={"gracePeriodSeconds": 0}))  # fmt: skip
