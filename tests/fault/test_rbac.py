@@ -6,17 +6,18 @@ from foreman.api import requests
 from foreman.api.agents import Agent
 from foreman.api.errors import Forbidden
 from foreman.api.kube import Kube
-from foreman.api.localcluster import Identity, LocalCluster
+from foreman.api.localcluster import Identity
 from foreman.api.resources import NODE_LABEL, AgenticTask, FleetNode
 from foreman.api.schedules import TaskSchedule
+from tests.clusters import Cluster
 from tests.integration.helpers import make_task
 
 
-async def as_identity(cluster: LocalCluster, identity: Identity) -> Kube:
+async def as_identity(cluster: Cluster, identity: Identity) -> Kube:
     return await Kube.connect(str(cluster.kubeconfig(identity)))
 
 
-async def test_worker_role(cluster: LocalCluster, kube: Kube, namespace: str) -> None:
+async def test_worker_role(cluster: Cluster, kube: Kube, namespace: str) -> None:
     task = await make_task(kube, namespace, "victim")
     async with await as_identity(cluster, Identity.WORKER) as worker:
         # what a worker needs
@@ -59,7 +60,7 @@ async def test_worker_role(cluster: LocalCluster, kube: Kube, namespace: str) ->
     await kube.delete(FleetNode, node.name)
 
 
-async def test_controller_role(cluster: LocalCluster, kube: Kube, namespace: str) -> None:
+async def test_controller_role(cluster: Cluster, kube: Kube, namespace: str) -> None:
     await make_task(kube, namespace, "placed")
     schedule = TaskSchedule.model_validate(
         {
@@ -96,7 +97,7 @@ async def test_controller_role(cluster: LocalCluster, kube: Kube, namespace: str
             await controller.delete(FleetNode, "any")
 
 
-async def test_pinned_worker_touches_only_its_own_fleetnode(cluster: LocalCluster, kube: Kube, namespace: str) -> None:
+async def test_pinned_worker_touches_only_its_own_fleetnode(cluster: Cluster, kube: Kube, namespace: str) -> None:
     """`foreman manifests --worker-node pinned`: its own ServiceAccount and FleetNode, nothing else of the fleet."""
     from foreman.api.manifests import pinned_worker_rbac
     from tests.integration.helpers import phase_is, running_controller, running_worker, wait_for

@@ -11,10 +11,11 @@ import pytest
 from foreman.api.errors import Forbidden
 from foreman.api.features import VALIDATING_ADMISSION_POLICY
 from foreman.api.kube import Kube
-from foreman.api.localcluster import Identity, LocalCluster
+from foreman.api.localcluster import Identity
 from foreman.api.manifests import NAMESPACE, WORKER, pinned_worker_rbac
 from foreman.api.requests import Request
 from foreman.api.resources import AgenticTask, FleetNode
+from tests.clusters import Cluster
 from tests.integration.helpers import delete_nodes, make_node, make_task
 from tests.tokens import kubeconfig_with_token, service_account_token
 
@@ -27,7 +28,7 @@ async def _placed(kube: Kube, namespace: str, name: str, **status: Any) -> Agent
 
 
 @pytest.fixture
-async def pinned(cluster: LocalCluster, kube: Kube) -> Any:
+async def pinned(cluster: Cluster, kube: Kube) -> Any:
     # NB: its ServiceAccount and roles only: the FleetNode it would pre-create is not needed here
     for manifest in pinned_worker_rbac(NODE):
         if manifest["kind"] != "FleetNode":
@@ -57,7 +58,7 @@ async def test_a_worker_changes_only_the_tasks_scheduled_or_running_on_its_own_n
 
 
 async def test_a_daemonset_pods_token_changes_only_the_tasks_of_its_pods_node(
-    cluster: LocalCluster, kube: Kube, namespace: str, tmp_path: Path
+    cluster: Cluster, kube: Kube, namespace: str, tmp_path: Path
 ) -> None:
     """The shared DaemonSet identity, as a pod presents it: a token bound to the pod names the pod's Node, and the
     DaemonSet names its FleetNode after that Node (so it registers and changes that FleetNode only). No kubelet is
@@ -137,7 +138,7 @@ async def _own_node_only(worker: Kube, kube: Kube, namespace: str, node: str) ->
 
 
 async def test_the_shared_worker_identity_and_older_servers_keep_the_open_status(
-    cluster: LocalCluster, kube: Kube, pinned: Kube, namespace: str
+    cluster: Cluster, kube: Kube, pinned: Kube, namespace: str
 ) -> None:
     """What the README says a compromised worker can still do: a shared-identity token bound to no Pod names no node
     (the policy cannot tell which node it is; the static token here is one), and a server without

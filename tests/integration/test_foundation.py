@@ -15,6 +15,7 @@ from foreman.api.kube import Kube, Relisted, WatchEvent
 from foreman.api.localcluster import LocalCluster
 from foreman.api.resources import API_VERSION, AgenticTask, FleetNode
 from foreman.api.schedules import TaskSchedule
+from tests.clusters import Cluster
 from tests.malformed import ACCEPTED, CORPUS, REFUSED, VALID, Malformed, Refused, valid_task
 
 EXAMPLES = sorted((Path(__file__).parents[2] / "examples").glob("*.yaml"))
@@ -34,7 +35,7 @@ async def test_crds_are_established_with_printer_columns(kube: Kube) -> None:
         assert len(crd["spec"]["versions"][0]["additionalPrinterColumns"]) == columns
 
 
-def test_kubectl_lists_the_crds_and_applies_the_examples(cluster: LocalCluster, tmp_path: Path) -> None:
+def test_kubectl_lists_the_crds_and_applies_the_examples(cluster: Cluster, tmp_path: Path) -> None:
     kubeconfig = str(cluster.kubeconfig())
     crds = subprocess.run(
         ["kubectl", "--kubeconfig", kubeconfig, "get", "crd", "-o", "name"], capture_output=True, text=True
@@ -216,9 +217,10 @@ async def test_watch_resumes_after_the_server_closes_the_stream(kube: Kube, name
     assert seen == expected
 
 
-def test_files_holding_tokens_are_readable_by_their_owner_only(cluster: LocalCluster) -> None:
+def test_files_holding_tokens_are_readable_by_their_owner_only(local_cluster: LocalCluster) -> None:
     """state.json holds every identity's bearer token; it was written 0644."""
-    for path in (cluster.state_dir / "state.json", cluster.state_dir / "tokens.csv", cluster.kubeconfig()):
+    state = local_cluster.state_dir
+    for path in (state / "state.json", state / "tokens.csv", local_cluster.kubeconfig()):
         assert path.stat().st_mode & 0o777 == 0o600, path
 
 
