@@ -14,6 +14,7 @@ import pytest
 from foreman.api.envelope import ResultEnvelope
 from foreman.api.kube import Kube
 from foreman.api.resources import NODE_LABEL, AgenticTask, FleetNode
+from foreman.worker.config import WorkerConfig
 from foreman.worker.executors.base import ExecutionContext, load_executors
 from foreman.worker.executors.command import CommandExecutor
 from foreman.worker.executors.stub import StubExecutor
@@ -75,6 +76,25 @@ async def test_a_stub_task_succeeds_and_the_node_is_registered(kube: Kube, names
     assert done.status.claimed_at is not None
     assert done.status.finished_at is not None
     assert condition(done, "Finished") == ("True", "Completed")
+
+
+async def test_a_worker_is_synced_once_the_watch_of_each_of_its_namespaces_has_listed(
+    kube: Kube, namespace: str
+) -> None:
+    """What `make bench` waits on before its clock starts (a worker's start-up lists are not throughput)."""
+    other = f"{namespace}-b"
+    await kube.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": other}})
+    node = unique("synced")
+    running = RunningWorker(kube, WorkerConfig(node_name=node, namespaces=[namespace, other], drain_grace=1))
+    assert not running.worker.synced()
+    try:
+        worker = await running.started()
+        async with asyncio.timeout(10):
+            while not worker.synced():
+                await asyncio.sleep(0.01)
+    finally:
+        await running.stop()
+        await delete_nodes(kube, node)
 
 
 async def test_command_executor_outcomes(kube: Kube, namespace: str, tmp_path: Path) -> None:
