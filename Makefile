@@ -6,9 +6,9 @@ BIN := $(VENV)/bin
 CACHE := $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/foreman
 CODE := api controller worker cli
 # The oldest Kubernetes release we support (README, "Kubernetes releases"): `make test` runs the integration suite on it
-# too. The current release is the one pinned in api/localcluster/kube-apiserver/go.mod.
+# too. The current release is the one pinned in api/tooling/localcluster/kube-apiserver/go.mod.
 KUBERNETES_FLOOR := 1.20.2
-BUILD_APISERVER := bash api/localcluster/build-kube-apiserver.sh $(CACHE)
+BUILD_APISERVER := bash api/tooling/localcluster/build-kube-apiserver.sh $(CACHE)
 export PYTHONDONTWRITEBYTECODE := 1
 
 .PHONY: install control-plane control-plane-floor browser test lint typecheck unit integration manifests check-manifests \
@@ -71,7 +71,7 @@ soak: install control-plane
 	FOREMAN_SOAK=1 $(BIN)/pytest tests/fault -q
 
 manifests: install
-	$(BIN)/python -m foreman.api.manifests manifests
+	$(BIN)/python -m foreman.api.tooling.manifests manifests
 
 check-manifests: manifests
 	git diff --exit-code manifests

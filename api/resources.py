@@ -1,339 +1,58 @@
-"""AgenticTask and FleetNode (foreman.dev/v1alpha1): the single source of truth for the CRD schemas."""
+"""Public import path of the task and node models (README, examples/): the names of
+`foreman.api.models.resources`, re-exported; Foreman's own code imports that module instead."""
 
-from __future__ import annotations
+from foreman.api.models.resources import (
+    API_VERSION,
+    GROUP,
+    MAX_ATTEMPTS_SECONDS,
+    NODE_LABEL,
+    TERMINAL_PHASES,
+    VERSION,
+    Accelerator,
+    AcceleratorRequest,
+    AgenticTask,
+    AgenticTaskSpec,
+    AgenticTaskStatus,
+    DnsName,
+    FleetNode,
+    FleetNodeSpec,
+    FleetNodeStatus,
+    Key,
+    ModelOffer,
+    NodeCapability,
+    NodePhase,
+    Payload,
+    RequiredCapability,
+    Resource,
+    TaskPhase,
+    Usage,
+    key_of,
+)
 
-from datetime import datetime
-from typing import Annotated, Any, ClassVar, Literal, Self
-
-from pydantic import Field, ModelWrapValidatorHandler, PrivateAttr, model_validator
-
-from foreman.api.base import Conditions, Model, ObjectMeta, Rule
-from foreman.api.envelope import ResultEnvelope, TaskKind, Verdict
-
-GROUP = "foreman.dev"
-VERSION = "v1alpha1"
-API_VERSION = f"{GROUP}/{VERSION}"
-NODE_LABEL = f"{GROUP}/node"
-"""Label the controller puts on a scheduled task: a watch hint for workers, never the truth (status is)."""
-
-DnsName = Annotated[str, Field(min_length=1, max_length=253, pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")]
-
-Accelerator = Literal["cuda", "metal", "rocm", "cpu"]
-AcceleratorRequest = Literal["cuda", "metal", "rocm", "cpu", "any"]
-TaskPhase = Literal["Pending", "Scheduled", "Running", "Succeeded", "Failed"]
-NodePhase = Literal["Ready", "Draining", "Stopped", "NotReady", "Unknown"]
-TERMINAL_PHASES: frozenset[TaskPhase] = frozenset({"Succeeded", "Failed"})
-
-
-class Resource(Model):
-    """What every resource has; subclasses say where they live in the API."""
-
-    plural: ClassVar[str]
-    singular: ClassVar[str]
-    short_name: ClassVar[str]
-    namespaced: ClassVar[bool]
-    selectable_fields: ClassVar[tuple[str, ...]] = ()
-    """JSON paths a field selector may name (CRD selectableFields, Kubernetes >= 1.31)."""
-    max_name_length: ClassVar[int | None] = None
-    """Set where the name must fit somewhere shorter than the API's 253 characters (a label value)."""
-
-    api_version: str = API_VERSION
-    kind: str
-    metadata: ObjectMeta = Field(default_factory=ObjectMeta)
-
-    @property
-    def name(self) -> str:
-        assert self.metadata.name is not None, "a resource read from the API always has a name"
-        return self.metadata.name
-
-    @property
-    def namespace(self) -> str | None:
-        return self.metadata.namespace
-
-
-Key = tuple[str, str]
-"""(namespace, name); "" as the namespace of a cluster-scoped object."""
-
-
-def key_of(obj: Resource) -> Key:
-    return (obj.namespace or "", obj.name)
-
-
-class Payload(Model):
-    """What the executor works on. Known fields are typed; anything else is kept as given (free-form inputs)."""
-
-    model_config = Model.model_config | {"extra": "allow"}
-
-    prompt: str | None = None
-    """The instruction for the agent (the command executor passes it as FOREMAN_PROMPT)."""
-    repo: str | None = None
-    """A repository to work on; the place for big inputs (a task is at most 1 MiB)."""
-    branch: str | None = None
-    """The branch of `repo`."""
-    inputs: dict[str, Any] = Field(default_factory=dict)
-    """Free-form inputs for the executor (references to big data, not the data itself)."""
-
-
-class RequiredCapability(Model):
-    """What a FleetNode must offer to run the task."""
-
-    accelerator: AcceleratorRequest = "any"
-    """The accelerator the node must have (any: whatever it has)."""
-    min_ramgb: float = Field(default=0, ge=0)
-    """Available RAM (GB) the task needs on its node."""
-    min_context_tokens: int = Field(default=0, ge=0)
-    """Context window (tokens) the node's models must take at least."""
-    node_selector: dict[str, str] = Field(default_factory=dict)
-    """FleetNode labels that must all be equal."""
-
-
-MAX_ATTEMPTS_SECONDS = 7 * 24 * 3600
-"""All attempts of a task together (timeoutSeconds each) may take at most a week: more retries need shorter tries."""
-
-
-class AgenticTaskSpec(Model):
-    """A unit of agent work: what to run, where it may run, and in which order."""
-
-    kind: TaskKind
-    """What sort of work it is (reported back in the result envelope)."""
-    executor: str = Field(default="stub", min_length=1, max_length=253)
-    """Name of the executor plug-in that runs the task (entry-point group foreman.executors)."""
-    payload: Payload = Field(default_factory=Payload)
-    """What the executor works on: prompt, repo, branch, inputs, and any further free-form field."""
-    model_ref: str | None = None
-    """The model the agent executor runs with (overrides its Agent's `model`); passed to other executors as given."""
-    agent_ref: DnsName | None = None
-    """Name of an Agent in the task's namespace (agent executor); none: the built-in defaults."""
-    required_capability: RequiredCapability = RequiredCapability()
-    """What a FleetNode must offer to run the task."""
-    depends_on: list[DnsName] = Field(default_factory=list, max_length=256)
-    """Names of AgenticTasks in the same namespace that must succeed first."""
-    priority: int = 0
-    """Higher runs first."""
-    timeout_seconds: int = Field(default=2700, ge=1)
-    """The executor is cancelled after this long (failure reason Timeout, retryable)."""
-    retries: int = Field(default=0, ge=0, le=100)
-    """Further attempts after a retryable failure (ExecutorError, Timeout), with exponential backoff."""
-    cancel: bool = False
-    """Set to cancel: Pending and Scheduled fail at once, Running stops within seconds (reason Cancelled)."""
-
-    rules: ClassVar[tuple[Rule, ...]] = (
-        # NB: a division, not (retries + 1) * timeoutSeconds: CEL refuses an int64 overflow as an evaluation error
-        Rule(
-            cel="!has(self.retries) || self.retries == 0 || !has(self.timeoutSeconds)"
-            f" || self.timeoutSeconds <= {MAX_ATTEMPTS_SECONDS} / (self.retries + 1)",
-            message=f"spec.retries: (retries + 1) x timeoutSeconds must be at most {MAX_ATTEMPTS_SECONDS} (a week of "
-            "attempts)",
-            holds=lambda spec: spec.retries == 0 or spec.timeout_seconds <= MAX_ATTEMPTS_SECONDS // (spec.retries + 1),
-        ),
-    )
-
-
-class Usage(Model):
-    """What an agent task consumed, as its inference server reported it."""
-
-    prompt_tokens: int = Field(default=0, ge=0)
-    completion_tokens: int = Field(default=0, ge=0)
-    total_tokens: int = Field(default=0, ge=0)
-    turns: int = Field(default=0, ge=0)
-    """Model calls that produced an answer."""
-    tool_calls: int = Field(default=0, ge=0)
-    model: str | None = None
-    estimated: bool = False
-    """Some turns had no usage from the server, so their tokens were estimated from the text (~4 characters each)."""
-
-
-class AgenticTaskStatus(Model):
-    phase: TaskPhase = "Pending"
-    """A new task reads as Pending at once (schema default), before the controller has seen it."""
-    assigned_node: str | None = None
-    claimed_by: str | None = None
-    """The worker process that claimed it (node/instance): lets a worker recognise its own claim after a lost answer,
-    even beside a twin started with the same node name."""
-    claimed_at: datetime | None = None
-    started_at: datetime | None = None
-    finished_at: datetime | None = None
-    verdict: Verdict | None = None
-    failure_reason: str | None = None
-    result: ResultEnvelope | None = None
-    attempts: int = Field(default=0, ge=0)
-    not_before: datetime | None = None
-    """Retry backoff: the controller does not place the task before this time."""
-    conditions: Conditions
-    observed_generation: int | None = None
-    usage: Usage | None = None
-    transcript_ref: str | None = None
-    """ConfigMap in the task's namespace holding the agent's transcript (`foreman logs TASK`)."""
-
-
-class AgenticTask(Resource):
-    plural: ClassVar[str] = "agentictasks"
-    singular: ClassVar[str] = "agentictask"
-    short_name: ClassVar[str] = "at"
-    namespaced: ClassVar[bool] = True
-
-    # NB: workers select the tasks Scheduled or Running on their node by these (features.tasks_on_node)
-    selectable_fields: ClassVar[tuple[str, ...]] = (".status.assignedNode", ".status.phase")
-
-    kind: Literal["AgenticTask"] = "AgenticTask"
-    spec: AgenticTaskSpec
-    status: AgenticTaskStatus = AgenticTaskStatus()
-
-    # NB: at the root, where CEL sees metadata.name (the generated one too, for generateName)
-    rules: ClassVar[tuple[Rule, ...]] = (
-        Rule(
-            cel="!has(self.spec.dependsOn) || !(self.metadata.name in self.spec.dependsOn)",
-            message="spec.dependsOn: a task cannot depend on itself",
-            holds=lambda task: not task.metadata.name or task.metadata.name not in task.spec.depends_on,
-        ),
-    )
-
-    @property
-    def phase(self) -> TaskPhase:
-        return self.status.phase
-
-    @property
-    def held_node(self) -> str | None:
-        """The node the task holds a slot on (Scheduled or Running there); what its node label must name."""
-        return self.status.assigned_node if self.phase in ("Scheduled", "Running") else None
-
-    @classmethod
-    def new(
-        cls,
-        name: str | None = None,
-        *,
-        prompt: str | None = None,
-        kind: TaskKind = "freeform",
-        executor: str = "stub",
-        accelerator: AcceleratorRequest = "any",
-        min_ram_gb: float = 0,
-        min_context_tokens: int = 0,
-        node_selector: dict[str, str] | None = None,
-        depends_on: list[str] | tuple[str, ...] = (),
-        priority: int = 0,
-        timeout_seconds: int = 2700,
-        retries: int = 0,
-        model_ref: str | None = None,
-        agent_ref: str | None = None,
-        repo: str | None = None,
-        branch: str | None = None,
-        inputs: dict[str, Any] | None = None,
-        namespace: str | None = None,
-        generate_name: str | None = None,
-        labels: dict[str, str] | None = None,
-        payload: dict[str, Any] | None = None,
-    ) -> AgenticTask:
-        """A task in one call: `AgenticTask.new("fix-bug", prompt="...", accelerator="cuda", min_ram_gb=48)`.
-
-        Without a name, `generate_name` (default "task-") lets the server pick one. `payload` holds further free-form
-        payload fields as given (e.g. `payload={"sleepSeconds": 1}` for the stub executor). NB: no **kwargs, so a
-        misspelled argument (`accelerater="cuda"`) is a TypeError, not a payload field.
-        """
-        named = {"prompt": prompt, "repo": repo, "branch": branch, "inputs": inputs}
-        meta = ObjectMeta(
-            name=name,
-            generate_name=None if name else (generate_name or "task-"),
-            namespace=namespace,
-            labels=labels or {},
-        )
-        spec = AgenticTaskSpec(
-            kind=kind,
-            executor=executor,
-            payload=Payload.model_validate({**(payload or {}), **{k: v for k, v in named.items() if v is not None}}),
-            model_ref=model_ref,
-            agent_ref=agent_ref,
-            required_capability=RequiredCapability(
-                accelerator=accelerator,
-                min_ramgb=min_ram_gb,
-                min_context_tokens=min_context_tokens,
-                node_selector=node_selector or {},
-            ),
-            depends_on=list(depends_on),
-            priority=priority,
-            timeout_seconds=timeout_seconds,
-            retries=retries,
-        )
-        return cls(metadata=meta, spec=spec)
-
-
-class FleetNodeSpec(Model):
-    node_name: str | None = None
-    """Host name of the machine the worker runs on."""
-    roles: list[str] = Field(default_factory=list)
-    max_concurrent_tasks: int = Field(default=1, ge=1, le=1024)
-
-
-class ModelOffer(Model):
-    """A model the node's inference server serves, as the worker discovered it."""
-
-    name: str = Field(min_length=1, max_length=253)
-    """The name the server lists it under (what the agent executor sends)."""
-    aliases: list[str] = Field(default_factory=list)
-    """Other names tasks may use for it (the worker's `modelAliases`): placement matches these too."""
-    context_tokens: int | None = Field(default=None, ge=0)
-    """Its context window, where the server says (vLLM max_model_len, llama.cpp n_ctx, Ollama context_length)."""
-    loaded: bool | None = None
-    """In memory now, where the server says (Ollama /api/ps, LM Studio state)."""
-    tokens_per_second: float | None = Field(default=None, ge=0)
-    """Generation speed measured by the agent executor on this node (moving average of completion tokens per
-    second of streaming); none until it has run a task with the model."""
-
-
-class NodeCapability(Model):
-    accelerator: Accelerator = "cpu"
-    accelerator_count: int = Field(default=0, ge=0)
-    total_ramgb: float = Field(default=0, ge=0)
-    available_ramgb: float = Field(default=0, ge=0)
-    max_context_tokens: int = Field(default=0, ge=0)
-    installed_models: list[str] = Field(default_factory=list)
-    """Names of the models the node serves (discovered, plus `--model`); placement matches a task's model here."""
-    models: list[ModelOffer] = Field(default_factory=list)
-    """What the node's inference server serves, with context and speed where known (refreshed by its worker)."""
-    executors: list[str] = Field(default_factory=list)
-    """Executors installed and configured on the node; a task is placed only where its executor is (an empty list
-    means unknown, for nodes not kept by a worker)."""
-
-
-class FleetNodeStatus(Model):
-    phase: NodePhase | None = None
-    last_heartbeat_time: datetime | None = None
-    capability: NodeCapability = NodeCapability()
-    running_tasks: int = Field(default=0, ge=0)
-    """Tasks this node's worker is executing, as it last reported (for display; the controller counts its own)."""
-    agent_version: str | None = None
-    os: str | None = None
-    arch: str | None = None
-    conditions: Conditions
-
-
-class FleetNode(Resource):
-    plural: ClassVar[str] = "fleetnodes"
-    singular: ClassVar[str] = "fleetnode"
-    short_name: ClassVar[str] = "fn"
-    namespaced: ClassVar[bool] = False
-
-    kind: Literal["FleetNode"] = "FleetNode"
-    spec: FleetNodeSpec = FleetNodeSpec()
-    status: FleetNodeStatus = FleetNodeStatus()
-    _status_written_at: datetime | None = PrivateAttr(default=None)
-
-    @model_validator(mode="wrap")
-    @classmethod
-    def _note_status_write(cls, data: Any, handler: ModelWrapValidatorHandler[Self]) -> Self:
-        node = handler(data)
-        meta = data.get("metadata") if isinstance(data, dict) else None
-        if isinstance(meta, dict):
-            entries = meta.get("managedFields") or []
-            # NB: every manager's entry, not only the status subresource's: some apiservers record no `subresource`
-            # and fold a manager's writes into one entry, and a later write of any kind only errs towards more grace
-            times = [entry["time"] for entry in entries if entry.get("time")]
-            if times:
-                node._status_written_at = datetime.fromisoformat(max(times))
-        return node
-
-    @property
-    def status_written_at(self) -> datetime | None:
-        """When the apiserver, on its own clock, last stored a write of the node (its managedFields; to the second):
-        at the latest the worker's last heartbeat. NB: the one judge of a silence older than the controller that needs
-        no trust in the worker's clock; managedFields themselves are not kept (memory)."""
-        return self._status_written_at
+__all__ = [
+    "API_VERSION",
+    "GROUP",
+    "MAX_ATTEMPTS_SECONDS",
+    "NODE_LABEL",
+    "TERMINAL_PHASES",
+    "VERSION",
+    "Accelerator",
+    "AcceleratorRequest",
+    "AgenticTask",
+    "AgenticTaskSpec",
+    "AgenticTaskStatus",
+    "DnsName",
+    "FleetNode",
+    "FleetNodeSpec",
+    "FleetNodeStatus",
+    "Key",
+    "ModelOffer",
+    "NodeCapability",
+    "NodePhase",
+    "Payload",
+    "RequiredCapability",
+    "Resource",
+    "TaskPhase",
+    "Usage",
+    "key_of",
+]

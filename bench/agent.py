@@ -21,10 +21,10 @@ from pathlib import Path
 
 from reporting import report, say, target
 
-from foreman.api.agents import Agent
-from foreman.api.kube import Kube
-from foreman.api.localcluster import Identity, LocalCluster
-from foreman.api.resources import AgenticTask
+from foreman.api.http.kube import Kube
+from foreman.api.models.agents import Agent
+from foreman.api.models.resources import AgenticTask
+from foreman.api.tooling.localcluster import Identity, LocalCluster
 from foreman.controller.config import ControllerConfig
 from foreman.controller.loop import Controller
 from foreman.worker.config import WorkerConfig

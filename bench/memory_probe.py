@@ -5,7 +5,7 @@ import sys
 from datetime import UTC, datetime
 
 import foreman.controller.loop  # noqa: F401 - everything a running controller has imported
-from foreman.api.resources import AgenticTask, FleetNode
+from foreman.api.models.resources import AgenticTask, FleetNode
 from foreman.controller.cache import Cache
 
 EMPTY = "--empty" in sys.argv

@@ -28,12 +28,12 @@ import fleet
 from agent import agent_benchmarks
 from reporting import all_targets, per_release, report, say, side_by_side, target
 
-from foreman.api.daemon import configure_logging, settle_heap
-from foreman.api.install import install
-from foreman.api.kube import Kube, Relisted
-from foreman.api.localcluster import Identity, LocalCluster
-from foreman.api.localcluster.cluster import FLOOR_RELEASE, current_release, is_built, resolve_release
-from foreman.api.resources import AgenticTask
+from foreman.api.http.kube import Kube, Relisted
+from foreman.api.models.resources import AgenticTask
+from foreman.api.runtime.daemon import configure_logging, settle_heap
+from foreman.api.tooling.install import install
+from foreman.api.tooling.localcluster import Identity, LocalCluster
+from foreman.api.tooling.localcluster.cluster import FLOOR_RELEASE, current_release, is_built, resolve_release
 from foreman.controller.config import ControllerConfig
 from foreman.controller.loop import Controller
 from foreman.controller.match import Need, Offer, Placer

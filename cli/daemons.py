@@ -14,8 +14,8 @@ from typing import Annotated, Any, Protocol
 import typer
 import yaml
 
-from foreman.api.daemon import HealthServer, configure_logging, settle_heap, stop_on_signals
-from foreman.api.kube import Kube
+from foreman.api.http.kube import Kube
+from foreman.api.runtime.daemon import HealthServer, configure_logging, settle_heap, stop_on_signals
 from foreman.cli.errors import UserError, user_errors
 from foreman.controller.config import ControllerConfig
 from foreman.controller.loop import Controller

@@ -16,17 +16,17 @@ from typing import Annotated, Any
 import typer
 import yaml
 
-from foreman.api import transcript
-from foreman.api.agents import Agent
-from foreman.api.base import utcnow
-from foreman.api.cron import parse
-from foreman.api.errors import AlreadyExists
-from foreman.api.install import install
-from foreman.api.kube import Kube
-from foreman.api.localcluster import LocalCluster
-from foreman.api.resources import AgenticTask
-from foreman.api.schedules import TaskSchedule, task_name
-from foreman.api.sdk import ForemanClient
+from foreman.api.http.errors import AlreadyExists
+from foreman.api.http.kube import Kube
+from foreman.api.models import transcript
+from foreman.api.models.agents import Agent
+from foreman.api.models.base import utcnow
+from foreman.api.models.resources import AgenticTask
+from foreman.api.models.schedules import TaskSchedule, task_name
+from foreman.api.state.cron import parse
+from foreman.api.tooling.install import install
+from foreman.api.tooling.localcluster import LocalCluster
+from foreman.api.tooling.sdk import ForemanClient
 from foreman.cli.dashboard.server import Settings, serving
 from foreman.cli.errors import UserError, user_errors
 from foreman.cli.schedules import schedules_table

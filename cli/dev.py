@@ -9,9 +9,9 @@ from typing import Annotated
 
 import typer
 
-from foreman.api.install import install
-from foreman.api.kube import Kube
-from foreman.api.localcluster import LocalCluster
+from foreman.api.http.kube import Kube
+from foreman.api.tooling.install import install
+from foreman.api.tooling.localcluster import LocalCluster
 from foreman.cli.errors import user_errors
 
 app = typer.Typer(help="Run a local Kubernetes control plane (etcd + kube-apiserver) with Foreman installed.")

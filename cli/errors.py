@@ -11,10 +11,10 @@ import typer
 import yaml
 from pydantic import ValidationError
 
-from foreman.api.errors import ApiError, Forbidden, NotFound, NotServed, Unauthorized, Unreachable
-from foreman.api.kube import ConfigError
-from foreman.api.localcluster import PrerequisiteMissing
-from foreman.api.validation import describe
+from foreman.api.http.errors import ApiError, Forbidden, NotFound, NotServed, Unauthorized, Unreachable
+from foreman.api.http.kube import ConfigError
+from foreman.api.models.validation import describe
+from foreman.api.tooling.localcluster import PrerequisiteMissing
 
 P = ParamSpec("P")
 T = TypeVar("T")

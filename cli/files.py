@@ -11,9 +11,9 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import ValidationError
 
-from foreman.api.requests import ObjectTooLarge, creatable_body
-from foreman.api.resources import Resource
-from foreman.api.validation import describe, unknown_fields
+from foreman.api.http.requests import ObjectTooLarge, creatable_body
+from foreman.api.models.resources import Resource
+from foreman.api.models.validation import describe, unknown_fields
 from foreman.cli.errors import UserError
 
 R = TypeVar("R", bound=Resource)

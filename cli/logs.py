@@ -7,8 +7,8 @@ from typing import Annotated
 
 import typer
 
-from foreman.api import transcript
-from foreman.api.resources import TERMINAL_PHASES
+from foreman.api.models import transcript
+from foreman.api.models.resources import TERMINAL_PHASES
 from foreman.cli.errors import UserError, user_errors
 from foreman.cli.tasks import Kubeconfig, Namespace, _client, _get
 

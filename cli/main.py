@@ -11,12 +11,12 @@ import typer
 # NB: typer (>= 0.24) vendors click as typer._click; its exceptions are not re-exported under a public name
 from typer._click.exceptions import NoArgsIsHelpError, UsageError
 
-from foreman.api.daemon import configure_logging
-from foreman.api.install import install as install_into
-from foreman.api.kube import Kube
-from foreman.api.manifests import install_manifests, pinned_worker_rbac, render
-from foreman.api.requests import PACKAGE_VERSION
-from foreman.cli import daemons, demo, dev, logs, schedules, tasks
+from foreman.api import PACKAGE_VERSION
+from foreman.api.http.kube import Kube
+from foreman.api.runtime.daemon import configure_logging
+from foreman.api.tooling.install import install as install_into
+from foreman.api.tooling.manifests import install_manifests, pinned_worker_rbac, render
+from foreman.cli import daemons, demo, dev, logs, queues, schedules, tasks
 from foreman.cli.dashboard import dashboard
 from foreman.cli.errors import USER_ERROR, user_errors
 
@@ -65,6 +65,7 @@ def main() -> None:
 
 app.add_typer(dev.app, name="dev")
 app.add_typer(schedules.app, name="schedule")
+app.add_typer(queues.app, name="queue")
 app.command()(daemons.controller)
 app.command()(daemons.worker)
 app.command()(demo.demo)

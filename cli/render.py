@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 
-from foreman.api.base import find_condition, utcnow
-from foreman.api.resources import AgenticTask, FleetNode, ModelOffer
+from foreman.api.models.base import find_condition, utcnow
+from foreman.api.models.resources import AgenticTask, FleetNode, Key, ModelOffer, key_of
+from foreman.controller.waiting import Waiting
 
 
 def table(rows: Sequence[Sequence[str]]) -> str:
@@ -32,17 +33,27 @@ def reason_of(task: AgenticTask) -> str:
     return blocked.reason if blocked is not None and blocked.status == "True" else "-"
 
 
-def task_rows(tasks: Iterable[AgenticTask], *, namespaces: bool = False, wide: bool = False) -> list[tuple[str, ...]]:
+def task_rows(
+    tasks: Iterable[AgenticTask],
+    *,
+    namespaces: bool = False,
+    wide: bool = False,
+    waiting: Mapping[Key, Waiting] | None = None,
+) -> list[tuple[str, ...]]:
     """Header and one row per task (by namespace and name); `namespaces` adds NAMESPACE first (for -A), `wide` adds
-    what placement and ordering look at (-o wide), as kubectl does."""
-    header = ("NAME", "PHASE", "KIND", "NODE", "VERDICT", "REASON", "ATTEMPTS", "AGE")
+    what placement and ordering look at (-o wide), as kubectl does. `waiting`: each Pending task's queue, position
+    and why it waits (`foreman.controller.waiting`): REASON then says why, QUEUE and POSITION where it stands."""
+    header = ("NAME", "PHASE", "KIND", "NODE", "VERDICT", "REASON", "QUEUE", "POSITION", "ATTEMPTS", "AGE")
     more = ("PRIORITY", "ACCELERATOR", "DEPENDS-ON", "EXECUTOR") if wide else ()
     rows: list[tuple[str, ...]] = [(("NAMESPACE",) if namespaces else ()) + header + more]
     for task in sorted(tasks, key=lambda t: (t.namespace or "", t.name)):
         status = task.status
+        line = (waiting or {}).get(key_of(task))
+        reason = line.reason if line is not None else reason_of(task)
+        queue, position = (line.queue, str(line.position or "-")) if line is not None else ("-", "-")
         row: tuple[str, ...] = (
             task.name, status.phase, task.spec.kind, status.assigned_node or "-", status.verdict or "-",
-            reason_of(task), str(status.attempts), age(task.metadata.creation_timestamp),
+            reason, queue, position, str(status.attempts), age(task.metadata.creation_timestamp),
         )  # fmt: skip
         if wide:
             spec = task.spec
@@ -52,8 +63,14 @@ def task_rows(tasks: Iterable[AgenticTask], *, namespaces: bool = False, wide: b
     return rows
 
 
-def tasks_table(tasks: Iterable[AgenticTask], *, namespaces: bool = False, wide: bool = False) -> str:
-    return table(task_rows(tasks, namespaces=namespaces, wide=wide))
+def tasks_table(
+    tasks: Iterable[AgenticTask],
+    *,
+    namespaces: bool = False,
+    wide: bool = False,
+    waiting: Mapping[Key, Waiting] | None = None,
+) -> str:
+    return table(task_rows(tasks, namespaces=namespaces, wide=wide, waiting=waiting))
 
 
 def nodes_table(nodes: Iterable[FleetNode], *, wide: bool = False) -> str:

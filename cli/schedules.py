@@ -9,12 +9,12 @@ from typing import Annotated
 
 import typer
 
-from foreman.api import reasons
-from foreman.api.base import find_condition, utcnow
-from foreman.api.cron import ScheduleError, parse
-from foreman.api.schedule_sync import plan_sync
-from foreman.api.schedules import TaskSchedule
-from foreman.api.sdk import AlreadyTriggered, ForemanClient
+from foreman.api.models.base import find_condition, utcnow
+from foreman.api.models.schedules import TaskSchedule
+from foreman.api.state import reasons
+from foreman.api.state.cron import ScheduleError, parse
+from foreman.api.tooling.schedule_sync import plan_sync
+from foreman.api.tooling.sdk import AlreadyTriggered, ForemanClient
 from foreman.cli.errors import UserError, missing_is_a_user_error, user_errors
 from foreman.cli.files import documents, resource
 from foreman.cli.render import age, table

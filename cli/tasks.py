@@ -6,19 +6,23 @@ import asyncio
 import json
 import sys
 import time
+from collections.abc import Callable, Mapping
 from typing import Annotated, Any
 
 import typer
 import yaml
 
-from foreman.api.envelope import PASSING_VERDICTS
-from foreman.api.errors import AlreadyExists
-from foreman.api.kube import Kube, Relisted, RetryPolicy
-from foreman.api.resources import TERMINAL_PHASES, AgenticTask, FleetNode
-from foreman.api.sdk import AlreadyFinished, ForemanClient, WaitTimeout
+from foreman.api.http.errors import AlreadyExists
+from foreman.api.http.kube import Kube, Relisted, RetryPolicy
+from foreman.api.models.base import utcnow
+from foreman.api.models.envelope import PASSING_VERDICTS
+from foreman.api.models.resources import TERMINAL_PHASES, AgenticTask, FleetNode, Key, key_of
+from foreman.api.tooling.sdk import AlreadyFinished, ForemanClient, WaitTimeout
 from foreman.cli.errors import UserError, missing_is_a_user_error, user_errors
 from foreman.cli.files import documents, resource
+from foreman.cli.lineup import fleet_view
 from foreman.cli.render import age, nodes_table, table, task_rows, tasks_table
+from foreman.controller.waiting import Waiting, line_up
 
 Kubeconfig = Annotated[str | None, typer.Option("--kubeconfig", envvar="KUBECONFIG", help="Kubeconfig file.")]
 Namespace = Annotated[
@@ -157,9 +161,9 @@ def get(
     if output not in ("table", "wide", "yaml", "json"):
         raise UserError(f"--output is table, wide, yaml or json, not {output!r}")
 
-    def render(items: list[Any]) -> str:
+    def render(items: list[Any], waiting: Mapping[Key, Waiting] | None = None) -> str:
         if output in ("table", "wide") and model is AgenticTask:
-            return tasks_table(items, namespaces=all_namespaces, wide=output == "wide")
+            return tasks_table(items, namespaces=all_namespaces, wide=output == "wide", waiting=waiting)
         if output in ("table", "wide"):
             return nodes_table(items, wide=output == "wide")
         bodies = [item.to_wire() for item in items]
@@ -172,6 +176,9 @@ def get(
     async def run() -> None:
         async with await _client(kubeconfig, namespace) as foreman:
             scope = None if all_namespaces or model is FleetNode else foreman.namespace
+            if model is AgenticTask and output in ("table", "wide"):
+                await _tasks_table(foreman.kube, scope, watch=watch, render=render)
+                return
             if not watch:
                 typer.echo(render((await foreman.kube.list(model, namespace=scope)).items))
                 return
@@ -186,6 +193,29 @@ def get(
                 typer.echo(render(list(current.values())) + "\n")
 
     asyncio.run(run())
+
+
+async def _tasks_table(
+    kube: Kube, scope: str | None, *, watch: bool, render: Callable[[list[Any], Mapping[Key, Waiting]], str]
+) -> None:
+    """Tasks with where each Pending one stands and why it waits, computed as the controller would now; with
+    `watch`, again at every change of a task (nodes and queues as they were at the start)."""
+    fleet = await fleet_view(kube, scope, utcnow())
+
+    def shown() -> list[AgenticTask]:
+        return [task for ns, tasks in fleet.tasks.items() if scope in (None, ns) for task in tasks.values()]
+
+    if not watch:
+        typer.echo(render(shown(), line_up(fleet, utcnow())))
+        return
+    async for event in kube.watch(AgenticTask, namespace=scope):
+        if isinstance(event, Relisted):
+            fleet.replace_tasks(event.items, scope)
+        elif event.type == "DELETED":
+            fleet.remove_task(key_of(event.object))
+        else:
+            fleet.upsert_task(event.object)
+        typer.echo(render(shown(), line_up(fleet, utcnow())) + "\n")
 
 
 @user_errors
@@ -206,6 +236,7 @@ def describe(
         async with await _client(kubeconfig, namespace) as foreman:
             task = await _get(foreman, name)
             events = await foreman.kube.list_raw("v1", "Event", foreman.namespace, f"involvedObject.name={name}")
+            line = line_up(await fleet_view(foreman.kube, foreman.namespace, utcnow()), utcnow()).get(key_of(task))
         spec, status = task.spec, task.status
         need = spec.required_capability
         conditions = [("  TYPE", "STATUS", "REASON", "AGE", "MESSAGE")]
@@ -225,6 +256,7 @@ def describe(
             f"    Reason: {status.failure_reason or '-'}    Attempts: {status.attempts}/{spec.retries + 1}",
             f"Timeline:     created {task.metadata.creation_timestamp}, claimed {status.claimed_at or '-'}, "
             f"finished {status.finished_at or '-'}",
+            *([f"Waiting:      {line.sentence()}"] if line is not None else []),
             "Conditions:",
             table(conditions),
             "Result:",

@@ -10,9 +10,11 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import get_args
 
-from foreman.api.resources import NODE_LABEL, AgenticTask, FleetNode, Key, NodePhase, Payload, TaskPhase, key_of
-from foreman.api.schedules import SCHEDULE_LABEL
+from foreman.api.models.queues import TaskQueue
+from foreman.api.models.resources import NODE_LABEL, AgenticTask, FleetNode, Key, NodePhase, Payload, TaskPhase, key_of
+from foreman.api.models.schedules import SCHEDULE_LABEL
 from foreman.controller.match import Usage
+from foreman.controller.queues import QueueLoad, QueueRule, loads_of, queue_of, rule_of
 
 TaskKey = Key
 ScheduleKey = Key
@@ -54,6 +56,11 @@ class Cache:
         """When the controller last saw each node's heartbeat change, on its own clock."""
         self.agents: dict[str, dict[str, str | None]] = defaultdict(dict)
         """The Agents of each namespace, by name, with their model: all placement asks of them."""
+        self.queues: dict[str, TaskQueue] = {}
+        self.queue_rules: dict[str, QueueRule] = {}
+        """What placement reads of each TaskQueue (weight, caps, namespaceSelector)."""
+        self.namespace_labels: dict[str, dict[str, str]] = {}
+        """Every namespace's labels: a TaskQueue's namespaceSelector reads them."""
 
     # -- agents ----------------------------------------------------------------------------------------------------
 
@@ -88,7 +95,55 @@ class Cache:
             return task.spec.model_ref
         return self.agents.get(task.namespace or "", {}).get(task.spec.agent_ref)
 
+    # -- queues ----------------------------------------------------------------------------------------------------
+
+    def set_queue(self, queue: TaskQueue, *, exists: bool) -> set[TaskKey]:
+        """Record a TaskQueue (or that it is gone); return every task when what placement reads of it changed (which
+        queue a task is in, and the caps, may change for any of them)."""
+        rules = dict(self.queue_rules)
+        if exists:
+            self.queues[queue.name] = queue
+            rules[queue.name] = rule_of(queue)
+        else:
+            self.queues.pop(queue.name, None)
+            rules.pop(queue.name, None)
+        return self._set_rules(rules)
+
+    def replace_queues(self, queues: Iterable[TaskQueue]) -> set[TaskKey]:
+        self.queues = {queue.name: queue for queue in queues}
+        return self._set_rules({name: rule_of(queue) for name, queue in self.queues.items()})
+
+    def _set_rules(self, rules: dict[str, QueueRule]) -> set[TaskKey]:
+        if rules == self.queue_rules:
+            return set()
+        self.queue_rules = rules
+        return self.all_tasks()
+
+    def set_namespace_labels(self, namespace: str, labels: Mapping[str, str] | None) -> set[TaskKey]:
+        """Record a namespace's labels (None: it is gone); return its tasks when their queue may have changed."""
+        if self.namespace_labels.get(namespace) == labels:
+            return set()
+        if labels is None:
+            self.namespace_labels.pop(namespace, None)
+        else:
+            self.namespace_labels[namespace] = dict(labels)
+        return {(namespace, name) for name in self.siblings(namespace)} if self.queue_rules else set()
+
+    def replace_namespace_labels(self, listed: Mapping[str, Mapping[str, str]]) -> set[TaskKey]:
+        touched: set[TaskKey] = set()
+        for namespace in set(self.namespace_labels) - set(listed):
+            touched |= self.set_namespace_labels(namespace, None)
+        for namespace, labels in listed.items():
+            touched |= self.set_namespace_labels(namespace, labels)
+        return touched
+
+    def queue_of(self, task: AgenticTask) -> str:
+        return queue_of(task.spec.queue, task.namespace or "", self.queue_rules, self.namespace_labels)
+
     # -- tasks -----------------------------------------------------------------------------------------------------
+
+    def all_tasks(self) -> set[TaskKey]:
+        return {(namespace, name) for namespace, tasks in self.tasks.items() for name in tasks}
 
     def task(self, key: TaskKey) -> AgenticTask | None:
         return self.tasks.get(key[0], {}).get(key[1])
@@ -169,6 +224,15 @@ class Cache:
                 used.slots += 1
                 used.ram_gb += task.spec.required_capability.min_ramgb
         return usage
+
+    def queue_loads(self) -> dict[str, QueueLoad]:
+        """Each queue's tasks Scheduled or Running, by the accelerator of the node holding them."""
+
+        def accelerator(task: AgenticTask) -> str:
+            node = self.nodes.get(task.status.assigned_node or "")
+            return node.status.capability.accelerator if node is not None else "unknown"
+
+        return loads_of((self.queue_of(task), accelerator(task)) for task in self.active())
 
     @staticmethod
     def label_is_wrong(task: AgenticTask) -> bool:

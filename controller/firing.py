@@ -12,11 +12,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Literal
 
-from foreman.api import reasons
-from foreman.api.base import ObjectMeta, OwnerReference, find_condition, set_condition
-from foreman.api.cron import Cron, ScheduleError, parse
-from foreman.api.resources import API_VERSION, TERMINAL_PHASES, AgenticTask
-from foreman.api.schedules import (
+from foreman.api.models.base import ObjectMeta, OwnerReference, find_condition, set_condition
+from foreman.api.models.resources import API_VERSION, TERMINAL_PHASES, AgenticTask
+from foreman.api.models.schedules import (
     ON_TIME_SECONDS,
     SCHEDULE_LABEL,
     SCHEDULED_AT_ANNOTATION,
@@ -27,7 +25,9 @@ from foreman.api.schedules import (
     manual_task_name,
     task_name,
 )
-from foreman.api.status import wire_time
+from foreman.api.state import reasons
+from foreman.api.state.cron import Cron, ScheduleError, parse
+from foreman.api.state.status import wire_time
 from foreman.controller import history
 
 ON_TIME = timedelta(seconds=ON_TIME_SECONDS)

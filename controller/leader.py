@@ -15,11 +15,11 @@ from typing import Literal
 
 import structlog
 
-from foreman.api.base import ObjectMeta, utcnow
-from foreman.api.daemon import sleep_unless
-from foreman.api.errors import AlreadyExists, ApiError, Conflict, NotFound
-from foreman.api.kubeapi import KubeApi
-from foreman.api.lease import Lease, LeaseSpec
+from foreman.api.http.errors import AlreadyExists, ApiError, Conflict, NotFound
+from foreman.api.http.kubeapi import KubeApi
+from foreman.api.models.base import ObjectMeta, utcnow
+from foreman.api.models.lease import Lease, LeaseSpec
+from foreman.api.runtime.daemon import sleep_unless
 
 log = structlog.get_logger("foreman.leader")
 

@@ -15,22 +15,32 @@ from typing import Any, Literal
 
 import structlog
 
-from foreman.api import reasons
-from foreman.api.agents import Agent
-from foreman.api.base import utcnow
-from foreman.api.daemon import sleep_unless
-from foreman.api.errors import ApiError, Conflict, NotFound
-from foreman.api.features import writes_node_label
-from foreman.api.kube import Relisted
-from foreman.api.kubeapi import KubeApi
-from foreman.api.resources import NODE_LABEL, AgenticTask, FleetNode, Resource, key_of
-from foreman.api.schedules import TaskSchedule
+from foreman.api.http.errors import ApiError, Conflict, NotFound
+from foreman.api.http.features import writes_node_label
+from foreman.api.http.kube import Relisted
+from foreman.api.http.kubeapi import KubeApi
+from foreman.api.models.agents import Agent
+from foreman.api.models.base import utcnow
+from foreman.api.models.queues import TaskQueue, labels_of
+from foreman.api.models.resources import NODE_LABEL, AgenticTask, FleetNode, Resource, key_of
+from foreman.api.models.schedules import TaskSchedule
+from foreman.api.runtime.daemon import sleep_unless
+from foreman.api.state import reasons
 from foreman.controller.cache import Cache, TaskKey
 from foreman.controller.config import ControllerConfig
 from foreman.controller.leader import LeaderElector, LeaseConfig
 from foreman.controller.metrics import ControllerMetrics
-from foreman.controller.placeable import PlaceableQueue
-from foreman.controller.plan import LabelWrite, NodeNotReady, PlacementOrder, Plan, StatusWrite, plan_pass
+from foreman.controller.placeable import PlaceableLanes
+from foreman.controller.plan import (
+    Intent,
+    LabelWrite,
+    NodeNotReady,
+    PlacementOrder,
+    Plan,
+    QueueStatusWrite,
+    StatusWrite,
+    plan_pass,
+)
 from foreman.controller.schedules import Fired, ScheduleLoop
 from foreman.controller.workqueue import WorkQueue
 
@@ -49,11 +59,14 @@ class Controller:
         self.write_labels = True  # until run() asks the server (features.writes_node_label)
         self.metrics = ControllerMetrics()
         self.queue: WorkQueue[TaskKey] = WorkQueue(lambda: self.clock().timestamp())
-        self._placeable: PlaceableQueue[TaskKey, PlacementOrder] = PlaceableQueue()
+        self._placeable: PlaceableLanes[TaskKey, PlacementOrder] = PlaceableLanes()
         self._synced: dict[str, bool] = {}
         self._acting = asyncio.Event()
         """Leading and synced: the only state in which either loop decides anything."""
         self._live: frozenset[str] = frozenset()
+        self._full: frozenset[str] = frozenset()
+        """The queues at their cap after the last pass."""
+        self._queues_written_at: dict[str, datetime] = {}
         self._nodes_changed = True
         self._background: set[asyncio.Task[None]] = set()
         self.schedules = ScheduleLoop(kube, self.cache, clock=clock, concurrency=self.config.write_concurrency)
@@ -100,12 +113,14 @@ class Controller:
         streams = [
             f"{kind}/{namespace or '*'}" for kind in ("tasks", "schedules", "agents") for namespace in namespaces
         ]
-        self._synced = dict.fromkeys([*streams, "nodes"], False)
+        self._synced = dict.fromkeys([*streams, "nodes", "queues", "namespaces"], False)
         components: list[Coroutine[Any, Any, None]] = [
             *(self._watch_tasks(namespace) for namespace in namespaces),
             *(self._watch_schedules(namespace) for namespace in namespaces),
             *(self._watch_agents(namespace) for namespace in namespaces),
             self._watch_nodes(),
+            self._watch_queues(),
+            self._watch_namespaces(),
             self._reconcile_forever(),
             self._schedule_forever(),
             self._resync(stop),
@@ -183,6 +198,24 @@ class Controller:
                 self._nodes_changed = True
             self.queue.poke()
 
+    async def _watch_queues(self) -> None:
+        async for event in self.kube.watch(TaskQueue, timeout_seconds=self.config.watch_timeout):
+            if isinstance(event, Relisted):
+                self._mark(self.cache.replace_queues(event.items))
+                self._stream_synced("queues")
+            else:
+                self._mark(self.cache.set_queue(event.object, exists=event.type != "DELETED"))
+
+    async def _watch_namespaces(self) -> None:
+        """Namespace labels, for the TaskQueues' namespaceSelectors."""
+        async for event in self.kube.watch_raw("v1", "Namespace", timeout_seconds=self.config.watch_timeout):
+            if isinstance(event, Relisted):
+                self._mark(self.cache.replace_namespace_labels(dict(map(labels_of, event.items))))
+                self._stream_synced("namespaces")
+            else:
+                name, labels = labels_of(event.object)
+                self._mark(self.cache.set_namespace_labels(name, None if event.type == "DELETED" else labels))
+
     async def _resync(self, stop: asyncio.Event) -> None:
         """Safety net: look at every task and schedule again at each resync period."""
         while not await sleep_unless(stop, self.config.resync_every):
@@ -240,7 +273,7 @@ class Controller:
             self.cache.touched_schedules.clear()
 
     def _mark_all(self) -> None:
-        self._mark({(ns, name) for ns, names in self.cache.tasks.items() for name in names})
+        self._mark(self.cache.all_tasks())
         self.schedules.mark_all()
 
     # -- one pass --------------------------------------------------------------------------------------------------
@@ -256,10 +289,12 @@ class Controller:
             now,
             self.config,
             live_before=self._live,
+            full_before=self._full,
             nodes_changed=self._nodes_changed,
             write_labels=self.write_labels,
+            queues_written_at=self._queues_written_at,
         )
-        self._live, self._nodes_changed = plan.live, False
+        self._live, self._full, self._nodes_changed = plan.live, plan.full, False
         self._observe()
         await self.apply(plan, now)
 
@@ -280,11 +315,13 @@ class Controller:
 
         await asyncio.gather(*(bounded(self._carry(intent, now)) for intent in plan.writes))
 
-    async def _carry(self, intent: StatusWrite | LabelWrite | NodeNotReady, now: datetime) -> None:
+    async def _carry(self, intent: Intent, now: datetime) -> None:
         if isinstance(intent, StatusWrite):
             await self._write(intent, now)
         elif isinstance(intent, LabelWrite):
             await self._relabel(intent.task)
+        elif isinstance(intent, QueueStatusWrite):
+            await self._write_queue_status(intent, now)
         else:
             await self._mark_node_not_ready(intent, now)
 
@@ -371,6 +408,17 @@ class Controller:
         log.warning("node marked NotReady", node=node.name, reason=reasons.HEARTBEAT_STALE)
         self.cache.upsert_node(updated, now)
         self._emit(updated, reasons.HEARTBEAT_STALE, intent.message, "Warning")
+
+    async def _write_queue_status(self, intent: QueueStatusWrite, now: datetime) -> None:
+        if not self.leading:
+            return
+        self._queues_written_at[intent.queue.name] = now
+        try:
+            updated = await self.kube.patch_status(TaskQueue, intent.queue.name, intent.patch)
+        except ApiError as error:
+            log.info("could not write queue status", queue=intent.queue.name, error=str(error))
+            return
+        self.cache.set_queue(updated, exists=True)
 
     async def _refresh(self, task: AgenticTask) -> None:
         try:

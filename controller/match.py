@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
-from foreman.api.resources import AcceleratorRequest
+from foreman.api.models.resources import AcceleratorRequest
 
 PlacementPolicy = Literal["first-fit", "spread", "fastest"]
 POLICIES: tuple[PlacementPolicy, ...] = ("first-fit", "spread", "fastest")
@@ -111,16 +111,20 @@ class Placer:
         self._candidates: dict[str, list[Offer]] = {"any": [o for o in ordered if self.usage[o.name].slots < o.slots]}
         for offer in self._candidates["any"]:
             self._candidates.setdefault(offer.accelerator, []).append(offer)
-        self._unplaceable: set[Need] = set()
+        self._unplaceable: set[tuple[Need, frozenset[str]]] = set()
         self._fits_when_empty: dict[Need, bool] = {}
 
-    def place(self, need: Need) -> str | None:
-        if need in self._unplaceable:
+    def place(self, need: Need, refuse: frozenset[str] = frozenset()) -> str | None:
+        """The node the task goes to (its slot and RAM then taken), or None. `refuse`: accelerators the task may not
+        go to now (its queue's caps on them)."""
+        if (need, refuse) in self._unplaceable:
             return None
         candidates = self._candidates.get(need.accelerator, [])
+        if refuse:
+            candidates = [offer for offer in candidates if offer.accelerator not in refuse]
         chosen = choose(need, candidates, self.usage, self.policy)
         if chosen is None:
-            self._unplaceable.add(need)
+            self._unplaceable.add((need, refuse))
             return None
         used = self.usage[chosen]
         used.slots += 1

@@ -8,7 +8,7 @@ heap hands out the first few in order and leaves the rest untouched.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Generator, Hashable, Iterator
+from collections.abc import Generator, Hashable, Iterable, Iterator
 from typing import Generic, TypeVar
 
 Key = TypeVar("Key", bound=Hashable)
@@ -69,3 +69,40 @@ class PlaceableQueue(Generic[Key, Order]):
             for order, key in walked:
                 if self._order.get(key, _MISSING) == order:
                     heapq.heappush(self._heap, (order, key))
+
+
+class PlaceableLanes(Generic[Key, Order]):
+    """Placeable keys in lanes (one per TaskQueue), each lane a `PlaceableQueue`: a key is in one lane at a time."""
+
+    def __init__(self) -> None:
+        self.lanes: dict[str, PlaceableQueue[Key, Order]] = {}
+        self._lane_of: dict[Key, str] = {}
+
+    def add(self, key: Key, order: Order, lane: str) -> None:
+        if self._lane_of.get(key) not in (None, lane):
+            self.discard(key)
+        self._lane_of[key] = lane
+        self.lanes.setdefault(lane, PlaceableQueue()).add(key, order)
+
+    def discard(self, key: Key) -> None:
+        lane = self._lane_of.pop(key, None)
+        if lane is not None:
+            self.lanes[lane].discard(key)
+            if not self.lanes[lane]:
+                del self.lanes[lane]
+
+    def lane_of(self, key: Key) -> str | None:
+        return self._lane_of.get(key)
+
+    def keys_in(self, lanes: Iterable[str]) -> list[Key]:
+        return [key for lane in lanes if lane in self.lanes for key in self.lanes[lane]]
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._lane_of
+
+    def __len__(self) -> int:
+        return len(self._lane_of)
+
+    def __iter__(self) -> Iterator[Key]:
+        """In no particular order (a snapshot)."""
+        return iter(list(self._lane_of))

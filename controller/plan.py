@@ -11,17 +11,19 @@ that changed (cancel, dependencies, backoff), (4) places the placeable ones by p
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from foreman.api import node_status, reasons, status
-from foreman.api.resources import AgenticTask, FleetNode, key_of
+from foreman.api.models.queues import DEFAULT_QUEUE, TaskQueue, TaskQueueStatus
+from foreman.api.models.resources import AgenticTask, FleetNode, key_of
+from foreman.api.state import node_status, reasons, status
 from foreman.controller.cache import Cache, TaskKey
 from foreman.controller.config import ControllerConfig
 from foreman.controller.match import Need, Offer, Placer
-from foreman.controller.placeable import PlaceableQueue
+from foreman.controller.placeable import PlaceableLanes
+from foreman.controller.queues import FairShare, QueueLoad, full_queues, shares
 from foreman.controller.reclaim import GiveUp, heard_recently, node_is_live, node_went_silent, reclaim
 from foreman.controller.rules import Backoff, Blocked, Fail, Placeable, decide
 
@@ -108,13 +110,26 @@ class NodeNotReady:
     message: str
 
 
-Intent = StatusWrite | LabelWrite | NodeNotReady
+@dataclass(frozen=True)
+class QueueStatusWrite:
+    """A TaskQueue's counts for kubectl's columns (a merge patch of its status; last writer wins, nothing to lose)."""
+
+    queue: TaskQueue
+    patch: dict[str, Any]
+
+
+Intent = StatusWrite | LabelWrite | NodeNotReady | QueueStatusWrite
+
+QUEUE_STATUS_EVERY = timedelta(seconds=5)
+"""A TaskQueue's status is written at most this often: its counts move with every task, and nothing decides on them."""
 
 
 @dataclass
 class Plan:
     live: frozenset[str]
     """The nodes tasks may be placed on now (Placeable and heard from)."""
+    full: frozenset[str] = frozenset()
+    """The queues at their maxRunning after this pass."""
     writes: list[Intent] = field(default_factory=list)
     requeue: dict[TaskKey, datetime] = field(default_factory=dict)
     """Tasks to look at again at a time (retry backoff running out)."""
@@ -122,21 +137,25 @@ class Plan:
 
 def plan_pass(
     cache: Cache,
-    placeable: PlaceableQueue[TaskKey, PlacementOrder],
+    placeable: PlaceableLanes[TaskKey, PlacementOrder],
     dirty: set[TaskKey],
     now: datetime,
     config: ControllerConfig,
     *,
     live_before: frozenset[str] = frozenset(),
+    full_before: frozenset[str] = frozenset(),
     nodes_changed: bool = True,
     write_labels: bool = True,
+    queues_written_at: Mapping[str, datetime] | None = None,
 ) -> Plan:
-    """Decide one pass. `dirty`: the tasks to decide again; `live_before`, `nodes_changed`: the last pass's live nodes
-    and whether a node changed since (then every waiting task's "could anything ever fit" is looked at again);
-    `write_labels`: whether workers find their tasks by the node label (older servers) rather than by field.
+    """Decide one pass. `dirty`: the tasks to decide again; `live_before`, `full_before`, `nodes_changed`: the last
+    pass's live nodes and full queues, and whether a node changed since (then every waiting task's "could anything
+    ever fit" is looked at again); `write_labels`: whether workers find their tasks by the node label (older servers)
+    rather than by field; `queues_written_at`: when each TaskQueue's status was last written (None: never write it).
 
-    NB: `placeable` is the one piece of state a pass changes: the tasks that may be placed, kept in placement order
-    between passes, so thousands waiting for a few slots are not sorted again on every event (controller/placeable.py).
+    NB: `placeable` is the one piece of state a pass changes: the tasks that may be placed, in lanes by queue, kept in
+    placement order between passes, so thousands waiting for a few slots are not sorted again on every event
+    (controller/placeable.py).
     """
     dirty = set(dirty)
     plan = Plan(live=frozenset())
@@ -145,7 +164,9 @@ def plan_pass(
     _check_placed_tasks(cache, now, config, dirty, plan, write_labels=write_labels)
     _decide(cache, placeable, now, dirty, plan)
     recheck_all = nodes_changed or plan.live != live_before
-    _place(cache, placeable, now, config, live, dirty, recheck_all, plan)
+    loads = _place(cache, placeable, now, config, live, dirty, recheck_all, full_before, plan)
+    if queues_written_at is not None:
+        _write_queue_status(cache, placeable, loads, now, queues_written_at, plan)
     return plan
 
 
@@ -183,16 +204,16 @@ def _check_placed_tasks(
 
 
 def _decide(
-    cache: Cache, placeable: PlaceableQueue[TaskKey, PlacementOrder], now: datetime, dirty: set[TaskKey], plan: Plan
+    cache: Cache, placeable: PlaceableLanes[TaskKey, PlacementOrder], now: datetime, dirty: set[TaskKey], plan: Plan
 ) -> None:
     for key in dirty:
         placeable.discard(key)
         task = cache.task(key)
         if task is None:
             continue
-        decision = decide(task, cache.siblings(key[0]), now, cache.agents.get(key[0], frozenset()))
+        decision = decide(task, cache.siblings(key[0]), now, cache.agents.get(key[0], frozenset()), cache.queue_rules)
         if isinstance(decision, Placeable):
-            placeable.add(key, placement_order(task))
+            placeable.add(key, placement_order(task), cache.queue_of(task))
         elif isinstance(decision, Fail):
             patch = status.failed(task, now, decision.reason, decision.message, verdict=decision.verdict)
             plan.writes.append(StatusWrite(task, patch, decision.reason, decision.message))
@@ -206,52 +227,64 @@ def _decide(
 
 def _place(
     cache: Cache,
-    placeable: PlaceableQueue[TaskKey, PlacementOrder],
+    placeable: PlaceableLanes[TaskKey, PlacementOrder],
     now: datetime,
     config: ControllerConfig,
     live: dict[str, FleetNode],
     dirty: set[TaskKey],
     recheck_all: bool,
+    full_before: frozenset[str],
     plan: Plan,
-) -> None:
-    """Place tasks by priority while any node has a free slot; then say which could never fit.
+) -> dict[str, QueueLoad]:
+    """Place tasks while any node has a free slot, the queues taking turns by fair share (each in priority order);
+    then say which could never fit, and which wait for their queue's cap. Returns the queues' loads after the pass.
 
     NB: with thousands of tasks waiting for a handful of slots this runs on every event, so it stops at the first
-    full fleet, and looks again at "could anything ever fit" only for new tasks or when nodes changed.
+    full fleet, and looks again at "could anything ever fit" only for new tasks or when nodes changed (and at a
+    queue's tasks when it filled up or got room).
     """
+    loads = cache.queue_loads()
     if not placeable:
-        return
+        plan.full = full_queues(cache.queue_rules, loads)
+        return loads
     placer = Placer(
         (offer_of(node) for node in live.values() if node.status.phase == "Ready"),
         cache.usage(),
         policy=config.placement,
     )
-    if placer.has_capacity():
-        with contextlib.closing(placeable.in_order()) as in_order:
-            for key in in_order:
-                task = cache.task(key)
-                if task is None:
-                    continue
-                node = placer.place(need_of(task, cache.model_of(task)))
-                if node is not None:
-                    placeable.discard(key)
-                    patch = status.placed(task, node, now)
-                    message = f"assigned to FleetNode {node}"
-                    plan.writes.append(
-                        StatusWrite(
-                            task, patch, reasons.FLEET_NODE_ASSIGNED, message, warn=False, relabel=True, placed=True
-                        )
-                    )
-                if not placer.has_capacity():
-                    break
+    with contextlib.ExitStack() as walks:
+        lines = {lane: walks.enter_context(contextlib.closing(q.in_order())) for lane, q in placeable.lanes.items()}
+        share = FairShare(lines, loads, cache.queue_rules)
+        while placer.has_capacity() and (turn := share.next()) is not None:
+            _, key = turn
+            task = cache.task(key)
+            node = (
+                None if task is None else placer.place(need_of(task, cache.model_of(task)), share.capped_accelerators())
+            )
+            if task is None or node is None:
+                share.skipped()
+                continue
+            share.placed(placer.offers[node].accelerator)
+            placeable.discard(key)
+            patch = status.placed(task, node, now)
+            message = f"assigned to FleetNode {node}"
+            plan.writes.append(
+                StatusWrite(task, patch, reasons.FLEET_NODE_ASSIGNED, message, warn=False, relabel=True, placed=True)
+            )
+    loads = share.loads
+    plan.full = share.full_queues()
     # NB: iterating the queue already walks a snapshot of it
-    recheck: Iterable[TaskKey] = placeable if recheck_all else [k for k in dirty if k in placeable]
+    recheck: Iterable[TaskKey] = (
+        placeable
+        if recheck_all
+        else {*(k for k in dirty if k in placeable), *placeable.keys_in(plan.full ^ full_before)}
+    )
     for key in recheck:
         waiting = cache.task(key)
         if waiting is None:
             continue
         need = need_of(waiting, cache.model_of(waiting))
-        why = None if placer.fits_when_empty(need) else (reasons.NO_FITTING_NODE, no_fit_message(need))
+        why = why_held(need, placer, placeable.lane_of(key) or DEFAULT_QUEUE, plan.full)
         if not status.needs_blocked_write(waiting, why):
             continue
         if why is None:
@@ -260,3 +293,35 @@ def _place(
         else:
             patch, (reason, message) = status.blocked(waiting, now, *why), why
         plan.writes.append(StatusWrite(waiting, patch, reason, message, warn=False))
+    return loads
+
+
+def why_held(need: Need, placer: Placer, queue: str, full: frozenset[str]) -> tuple[str, str] | None:
+    """What holds a placeable task back beyond a busy slot: nothing can ever take it, or its queue is at its cap
+    (`full`: the queues at their cap). None: it only waits for a free slot. The Blocked condition says it."""
+    if not placer.fits_when_empty(need):
+        return reasons.NO_FITTING_NODE, no_fit_message(need)
+    if queue in full:
+        return reasons.QUEUE_FULL, f"TaskQueue {queue} is at its maxRunning"
+    return None
+
+
+def _write_queue_status(
+    cache: Cache,
+    placeable: PlaceableLanes[TaskKey, PlacementOrder],
+    loads: Mapping[str, QueueLoad],
+    now: datetime,
+    written_at: Mapping[str, datetime],
+    plan: Plan,
+) -> None:
+    """Each TaskQueue's counts, when they changed and the last write is old enough."""
+    fleet_share = shares(loads)
+    for name, queue in cache.queues.items():
+        counted = TaskQueueStatus(
+            running=loads[name].running if name in loads else 0,
+            pending=len(placeable.lanes[name]) if name in placeable.lanes else 0,
+            share=round(fleet_share.get(name, 0.0), 3),
+        )
+        last = written_at.get(name)
+        if counted != queue.status and (last is None or now - last >= QUEUE_STATUS_EVERY):
+            plan.writes.append(QueueStatusWrite(queue, counted.model_dump(by_alias=True)))

@@ -1,22 +1,22 @@
-"""Sharing the fleet between queues, as pure functions: which waiting task the placement pass tries next.
+"""Sharing the fleet between queues, as pure functions: which queue a task is in, and which waiting task the placement
+pass tries next.
 
 Queues take turns by weighted fair share: the queue whose running tasks divided by its weight is lowest goes next
 (ties by name), and within a queue tasks go in the controller's own order (priority, then age). It is
 work-conserving: a queue takes more than its share when nobody else waits, and when its next task cannot be placed
 the pass moves on to the queue's following task. Only `maxRunning` (and `maxRunningPerAccelerator`) is a hard cap: a
-queue at its cap is passed over, and its waiting tasks are reported as held by the cap (condition `QueueFull`).
+queue at its cap is passed over, and its waiting tasks say so (condition Blocked, reason QueueFull).
 """
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Container, Hashable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
-K = TypeVar("K", bound=Hashable)
+from foreman.api.models.queues import DEFAULT_QUEUE, LabelSelector, TaskQueue
 
-DEFAULT_QUEUE = "default"
-"""Where tasks go that no TaskQueue selects: weight 1, no cap."""
+K = TypeVar("K", bound=Hashable)
 
 
 @dataclass(frozen=True)
@@ -25,6 +25,31 @@ class QueueRule:
     weight: float = 1.0
     max_running: int | None = None
     max_running_per_accelerator: Mapping[str, int] = field(default_factory=dict)
+    selector: LabelSelector | None = None
+    """The namespaces whose tasks the queue takes; None: only tasks naming it."""
+
+
+def rule_of(queue: TaskQueue) -> QueueRule:
+    spec = queue.spec
+    caps = {str(accelerator): limit for accelerator, limit in spec.max_running_per_accelerator.items()}
+    return QueueRule(queue.name, spec.weight, spec.max_running, caps, spec.namespace_selector)
+
+
+def queue_of(
+    named: str | None, namespace: str, rules: Mapping[str, QueueRule], namespace_labels: Mapping[str, Mapping[str, str]]
+) -> str:
+    """A task's queue: the one it names (`spec.queue`, whether or not it exists), else the first queue by name whose
+    namespaceSelector selects its namespace, else the default queue."""
+    if named:
+        return named
+    labels = namespace_labels.get(namespace, {})
+    selecting = (name for name, rule in sorted(rules.items()) if rule.selector and rule.selector.selects(labels))
+    return next(selecting, DEFAULT_QUEUE)
+
+
+def queue_exists(name: str, queues: Container[str]) -> bool:
+    """The default queue always exists, a TaskQueue of that name or not."""
+    return name == DEFAULT_QUEUE or name in queues
 
 
 @dataclass
@@ -34,83 +59,103 @@ class QueueLoad:
     running: int = 0
     by_accelerator: dict[str, int] = field(default_factory=dict)
 
+    def add(self, accelerator: str) -> None:
+        self.running += 1
+        self.by_accelerator[accelerator] = self.by_accelerator.get(accelerator, 0) + 1
 
-def at_cap(rule: QueueRule, load: QueueLoad, accelerator: str) -> bool:
-    """Whether one more task of the queue, on a node of this accelerator, would pass a hard cap."""
-    if rule.max_running is not None and load.running >= rule.max_running:
-        return True
-    limit = rule.max_running_per_accelerator.get(accelerator)
-    return limit is not None and load.by_accelerator.get(accelerator, 0) >= limit
+
+def loads_of(running: Iterable[tuple[str, str]]) -> dict[str, QueueLoad]:
+    """Each queue's load from its (queue, accelerator) pairs of tasks Scheduled or Running."""
+    loads: dict[str, QueueLoad] = {}
+    for queue, accelerator in running:
+        loads.setdefault(queue, QueueLoad()).add(accelerator)
+    return loads
+
+
+def is_full(rule: QueueRule, load: QueueLoad) -> bool:
+    """At its overall cap: none of its tasks may be placed, on any node."""
+    return rule.max_running is not None and load.running >= rule.max_running
+
+
+def full_queues(rules: Mapping[str, QueueRule], loads: Mapping[str, QueueLoad]) -> frozenset[str]:
+    return frozenset(name for name, rule in rules.items() if is_full(rule, loads.get(name, QueueLoad())))
+
+
+def capped_accelerators(rule: QueueRule, load: QueueLoad) -> frozenset[str]:
+    """The accelerators on which one more task of the queue would pass its `maxRunningPerAccelerator`."""
+    return frozenset(
+        accelerator
+        for accelerator, limit in rule.max_running_per_accelerator.items()
+        if load.by_accelerator.get(accelerator, 0) >= limit
+    )
 
 
 class FairShare(Generic[K]):
-    """One placement pass's turn-taking. `waiting`: each queue's tasks in the controller's order. The pass asks
-    `next()` for a task to try, and says `placed(...)` (with the node's accelerator) or `skipped()` of it."""
+    """One placement pass's turn-taking. `waiting`: each queue's tasks in the controller's order (walked lazily: a
+    pass that fills the fleet after a few tasks reads no further). The pass asks `next()` for a task to try, and says
+    `placed(accelerator)` or `skipped()` of it."""
 
     def __init__(
-        self,
-        waiting: Mapping[str, Sequence[K]],
-        loads: Mapping[str, QueueLoad],
-        rules: Mapping[str, QueueRule],
+        self, waiting: Mapping[str, Iterable[K]], loads: Mapping[str, QueueLoad], rules: Mapping[str, QueueRule]
     ):
-        self._waiting = {name: list(tasks) for name, tasks in waiting.items() if tasks}
-        self._cursor = dict.fromkeys(self._waiting, 0)
-        self._rules = {name: rules.get(name, QueueRule(name)) for name in self._waiting}
-        self.loads = {name: _copy(loads.get(name)) for name in self._waiting}
-        self._current: tuple[str, K] | None = None
+        self._lines: dict[str, Iterator[K]] = {name: iter(tasks) for name, tasks in waiting.items()}
+        self._heads: dict[str, K] = {}
+        self.rules = {name: rules.get(name, QueueRule(name)) for name in {*self._lines, *loads}}
+        self.loads = {name: _copy(loads.get(name)) for name in self.rules}
+        self._current: str | None = None
 
     def next(self) -> tuple[str, K] | None:
-        """The next task to try, from the queue furthest below its share; None when every queue is done or capped.
-
-        NB: a queue at its overall cap is passed over; a per-accelerator cap is the caller's to check (it depends
-        on the node), with `at_cap`."""
-        open_queues = [
-            name for name, tasks in self._waiting.items() if self._cursor[name] < len(tasks) and not self._full(name)
-        ]
-        if not open_queues:
+        """The next task to try, from the queue furthest below its share; None when every queue is done or full."""
+        candidates = [name for name in self._lines if not self.full(name) and self._peek(name)]
+        if not candidates:
             self._current = None
             return None
-        name = min(open_queues, key=lambda q: (self.loads[q].running / self._rules[q].weight, q))
-        self._current = (name, self._waiting[name][self._cursor[name]])
-        return self._current
+        self._current = min(candidates, key=lambda name: (self.loads[name].running / self.rules[name].weight, name))
+        return self._current, self._heads[self._current]
+
+    def capped_accelerators(self) -> frozenset[str]:
+        """Where the task `next()` gave may not go (its queue's per-accelerator caps)."""
+        assert self._current is not None, "asked about the task next() gave"
+        return capped_accelerators(self.rules[self._current], self.loads[self._current])
 
     def placed(self, accelerator: str) -> None:
         assert self._current is not None, "placed() answers next()"
-        name, _ = self._current
-        load = self.loads[name]
-        load.running += 1
-        load.by_accelerator[accelerator] = load.by_accelerator.get(accelerator, 0) + 1
-        self._cursor[name] += 1
+        self.loads[self._current].add(accelerator)
+        del self._heads[self._current]
 
     def skipped(self) -> None:
         """The task could not be placed now: the queue's next task is tried in its turn."""
         assert self._current is not None, "skipped() answers next()"
-        self._cursor[self._current[0]] += 1
+        del self._heads[self._current]
 
-    def held_by_cap(self) -> dict[K, str]:
-        """Tasks not tried because their queue reached `maxRunning`: the message for their QueueFull condition."""
-        held: dict[K, str] = {}
-        for name, tasks in self._waiting.items():
-            if self._full(name):
-                rule = self._rules[name]
-                message = f"queue {name} is at its maxRunning={rule.max_running}"
-                held.update(dict.fromkeys(tasks[self._cursor[name] :], message))
-        return held
+    def full(self, name: str) -> bool:
+        return is_full(self.rules[name], self.loads[name])
 
-    def _full(self, name: str) -> bool:
-        rule = self._rules[name]
-        return rule.max_running is not None and self.loads[name].running >= rule.max_running
+    def full_queues(self) -> frozenset[str]:
+        return full_queues(self.rules, self.loads)
+
+    def _peek(self, name: str) -> bool:
+        if name in self._heads:
+            return True
+        head = next(self._lines[name], _END)
+        if head is _END:
+            return False
+        self._heads[name] = head  # type: ignore[assignment]
+        return True
 
 
-def positions(waiting: Mapping[str, Sequence[K]]) -> dict[K, int]:
+_END = object()
+
+
+def positions(waiting: Mapping[str, Iterable[K]]) -> dict[K, int]:
     """Each waiting task's place in its queue's line (1 is next): the queue's own order, which `FairShare` follows."""
     return {task: index for tasks in waiting.values() for index, task in enumerate(tasks, 1)}
 
 
-def shares(loads: Mapping[str, QueueLoad], rules: Mapping[str, QueueRule]) -> dict[str, float]:
+def shares(loads: Mapping[str, QueueLoad]) -> dict[str, float]:
     """Each queue's actual share of the running tasks (0 to 1)."""
     total = sum(load.running for load in loads.values())
-    return {name: (load.running / total if total else 0.0) for name, load in loads.items() if name in rules}
+    return {name: (load.running / total if total else 0.0) for name, load in loads.items()}
 
 
 def _copy(load: QueueLoad | None) -> QueueLoad:

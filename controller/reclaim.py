@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from foreman.api import reasons
-from foreman.api.resources import AgenticTask, FleetNode
+from foreman.api.models.resources import AgenticTask, FleetNode
+from foreman.api.state import reasons
 
 
 def heard_recently(observed_at: datetime | None, now: datetime, stale_after: timedelta) -> bool:

@@ -9,9 +9,10 @@ from collections.abc import Container, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-from foreman.api import reasons
-from foreman.api.envelope import PASSING_VERDICTS, Verdict
-from foreman.api.resources import TERMINAL_PHASES, AgenticTask
+from foreman.api.models.envelope import PASSING_VERDICTS, Verdict
+from foreman.api.models.resources import TERMINAL_PHASES, AgenticTask
+from foreman.api.state import reasons
+from foreman.controller.queues import queue_exists
 
 
 @dataclass(frozen=True)
@@ -92,10 +93,15 @@ def dependency_state(task: AgenticTask, siblings: Mapping[str, AgenticTask]) -> 
 
 
 def decide(
-    task: AgenticTask, siblings: Mapping[str, AgenticTask], now: datetime, agents: Container[str] = frozenset()
+    task: AgenticTask,
+    siblings: Mapping[str, AgenticTask],
+    now: datetime,
+    agents: Container[str] = frozenset(),
+    queues: Container[str] = frozenset(),
 ) -> Decision | None:
     """What the controller should do with a task, or None when it is not the controller's to decide (it runs
-    on a worker, or it is finished). `agents`: the names of the Agents in the task's namespace."""
+    on a worker, or it is finished). `agents`: the names of the Agents in the task's namespace; `queues`: of the
+    TaskQueues."""
     if task.phase not in ("Pending", "Scheduled"):
         return None
     if task.spec.cancel:
@@ -108,6 +114,8 @@ def decide(
     if task.spec.agent_ref and task.spec.agent_ref not in agents:
         # NB: like a missing upstream, a missing Agent must not take a node slot; the Agent's arrival wakes the task
         return Blocked(reasons.AGENT_NOT_FOUND, f"Agent {task.spec.agent_ref} does not exist in {task.namespace}")
+    if (queue := task.spec.queue) and not queue_exists(queue, queues):
+        return Blocked(reasons.QUEUE_NOT_FOUND, f"TaskQueue {queue} does not exist")
     if task.status.not_before and task.status.not_before > now:
         return Backoff(task.status.not_before)
     return state

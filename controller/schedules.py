@@ -18,10 +18,10 @@ from typing import Any
 
 import structlog
 
-from foreman.api.errors import AlreadyExists, ApiError, Conflict, NotFound
-from foreman.api.kubeapi import KubeApi
-from foreman.api.resources import AgenticTask, key_of
-from foreman.api.schedules import TaskSchedule
+from foreman.api.http.errors import AlreadyExists, ApiError, Conflict, NotFound
+from foreman.api.http.kubeapi import KubeApi
+from foreman.api.models.resources import AgenticTask, key_of
+from foreman.api.models.schedules import TaskSchedule
 from foreman.controller.cache import Cache, ScheduleKey, is_newer
 from foreman.controller.firing import Note, Plan, plan
 from foreman.controller.workqueue import WorkQueue

@@ -12,7 +12,7 @@ import asyncio
 from collections.abc import Callable, Hashable, Iterable
 from typing import Generic, TypeVar
 
-from foreman.api.daemon import backoff_delay, sleep_unless
+from foreman.api.runtime.daemon import backoff_delay, sleep_unless
 
 K = TypeVar("K", bound=Hashable)
 

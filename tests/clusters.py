@@ -20,10 +20,10 @@ import pytest
 import yaml
 from pytest_kubernetes.providers.base import AClusterManager
 
-from foreman.api.kube import Kube
-from foreman.api.localcluster import Identity, LocalCluster
-from foreman.api.localcluster.cluster import USERS
-from foreman.api.manifests import NAMESPACE
+from foreman.api.http.kube import Kube
+from foreman.api.tooling.localcluster import Identity, LocalCluster
+from foreman.api.tooling.localcluster.cluster import USERS
+from foreman.api.tooling.manifests import NAMESPACE
 from tests.tokens import kubeconfig_with_token, service_account_token
 
 CREATED_BY_PYTEST_KUBERNETES = ("k3d", "kind", "minikube", "minikube-docker", "minikube-kvm2")

@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 import structlog
 
-from foreman.api.install import install
-from foreman.api.kube import Kube
-from foreman.api.localcluster import Identity, LocalCluster
+from foreman.api.http.kube import Kube
+from foreman.api.tooling.install import install
+from foreman.api.tooling.localcluster import Identity, LocalCluster
 from tests import clusters
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from foreman.api.base import STORED
-from foreman.api.resources import AgenticTask, FleetNode
-from foreman.api.schedules import TaskSchedule
+from foreman.api.models.base import STORED
+from foreman.api.models.resources import AgenticTask, FleetNode
+from foreman.api.models.schedules import TaskSchedule
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 

@@ -11,12 +11,12 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any, Literal, TypeVar
 
-from foreman.api.base import utcnow
-from foreman.api.errors import AlreadyExists, ApiError, Conflict, NotFound
-from foreman.api.features import Release
-from foreman.api.kube import Listing, Relisted, WatchEvent
-from foreman.api.lease import Lease
-from foreman.api.resources import Resource
+from foreman.api.http.errors import AlreadyExists, ApiError, Conflict, NotFound
+from foreman.api.http.features import Release
+from foreman.api.http.kube import Listing, Relisted, WatchEvent
+from foreman.api.models.base import utcnow
+from foreman.api.models.lease import Lease
+from foreman.api.models.resources import Resource
 
 R = TypeVar("R", bound=Resource)
 Stored = dict[tuple[str, str], dict[str, Any]]
@@ -151,6 +151,13 @@ class FakeKube:
             if kind != "DELETED" and body["metadata"]["resourceVersion"] in seen:
                 continue  # NB: written while held, and already in the list
             yield WatchEvent(kind, model.model_validate(body))  # type: ignore[arg-type]
+
+    async def watch_raw(
+        self, api_version: str, kind: str, **_: Any
+    ) -> AsyncIterator[WatchEvent[dict[str, Any]] | Relisted[dict[str, Any]]]:
+        """Built-in kinds (the controller's namespaces): none here, and none ever come."""
+        yield Relisted([], "1")
+        await asyncio.Event().wait()
 
     async def apply(self, manifest: dict[str, Any]) -> dict[str, Any]:
         return manifest

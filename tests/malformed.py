@@ -136,8 +136,8 @@ CORPUS: list[Malformed] = [
 
 @dataclass(frozen=True)
 class Refused:
-    """A cross-field rule's case (foreman.api.base.Rule): each field fine on its own, the object refused as a whole,
-    by the model and by the apiserver's CEL rule (Kubernetes >= 1.25), with the same message."""
+    """A cross-field rule's case (foreman.api.models.base.Rule): each field fine on its own, the object refused as a
+    whole, by the model and by the apiserver's CEL rule (Kubernetes >= 1.25), with the same message."""
 
     id: str
     resource: Literal["AgenticTask", "TaskSchedule"]

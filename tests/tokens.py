@@ -11,8 +11,8 @@ from typing import Any
 
 import yaml
 
-from foreman.api.kube import Kube
-from foreman.api.requests import Request
+from foreman.api.http.kube import Kube
+from foreman.api.http.requests import Request
 
 TOKEN_SECONDS = 3600
 """Long enough for the longest suite run; the apiserver's minimum is 600 s."""

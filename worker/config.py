@@ -7,8 +7,8 @@ from typing import Any
 
 from pydantic import Field
 
-from foreman.api.base import Model
-from foreman.api.resources import Accelerator
+from foreman.api.models.base import Model
+from foreman.api.models.resources import Accelerator
 
 
 class CapabilityOverrides(Model):

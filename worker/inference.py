@@ -19,8 +19,8 @@ from typing import Any
 import aiohttp
 import structlog
 
-from foreman.api import reasons
-from foreman.api.resources import ModelOffer
+from foreman.api.models.resources import ModelOffer
+from foreman.api.state import reasons
 
 log = structlog.get_logger("foreman.worker.inference")
 

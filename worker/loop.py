@@ -17,17 +17,18 @@ from typing import Any
 import structlog
 from pydantic import ValidationError
 
-from foreman.api import reasons, status, transcript
-from foreman.api.agents import Agent
-from foreman.api.base import find_condition, utcnow
-from foreman.api.daemon import sleep_unless
-from foreman.api.envelope import ResultEnvelope
-from foreman.api.errors import RETRYABLE, ApiError, Conflict, NotFound
-from foreman.api.features import Release, tasks_on_node
-from foreman.api.kube import Relisted
-from foreman.api.kubeapi import KubeApi
-from foreman.api.resources import TERMINAL_PHASES, AgenticTask
-from foreman.api.validation import describe
+from foreman.api.http.errors import RETRYABLE, ApiError, Conflict, NotFound
+from foreman.api.http.features import Release, tasks_on_node
+from foreman.api.http.kube import Relisted
+from foreman.api.http.kubeapi import KubeApi
+from foreman.api.models import transcript
+from foreman.api.models.agents import Agent
+from foreman.api.models.base import find_condition, utcnow
+from foreman.api.models.envelope import ResultEnvelope
+from foreman.api.models.resources import TERMINAL_PHASES, AgenticTask
+from foreman.api.models.validation import describe
+from foreman.api.runtime.daemon import sleep_unless
+from foreman.api.state import reasons, status
 from foreman.worker import inference, rules
 from foreman.worker.config import WorkerConfig
 from foreman.worker.detect import detect

@@ -10,12 +10,12 @@ from dataclasses import dataclass, field
 
 import structlog
 
-from foreman.api import node_status
-from foreman.api.base import ObjectMeta, utcnow
-from foreman.api.daemon import sleep_unless
-from foreman.api.errors import AlreadyExists, ApiError, Forbidden, NotFound
-from foreman.api.kubeapi import KubeApi
-from foreman.api.resources import FleetNode, FleetNodeSpec, ModelOffer, NodeCapability, NodePhase
+from foreman.api.http.errors import AlreadyExists, ApiError, Forbidden, NotFound
+from foreman.api.http.kubeapi import KubeApi
+from foreman.api.models.base import ObjectMeta, utcnow
+from foreman.api.models.resources import FleetNode, FleetNodeSpec, ModelOffer, NodeCapability, NodePhase
+from foreman.api.runtime.daemon import sleep_unless
+from foreman.api.state import node_status
 from foreman.worker.config import WorkerConfig
 from foreman.worker.detect import memory
 from foreman.worker.inference import InferenceState

@@ -1,5 +1,5 @@
-"""The worker's decisions as pure functions: what it may claim, and which move its outcome is (`foreman.api.status`
-writes the bodies)."""
+"""The worker's decisions as pure functions: what it may claim, and which move its outcome is
+(`foreman.api.state.status` writes the bodies)."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from foreman.api import reasons, status
-from foreman.api.daemon import backoff_delay
-from foreman.api.envelope import ResultEnvelope
-from foreman.api.resources import AgenticTask, Usage
+from foreman.api.models.envelope import ResultEnvelope
+from foreman.api.models.resources import AgenticTask, Usage
+from foreman.api.runtime.daemon import backoff_delay
+from foreman.api.state import reasons, status
 
 RETRYABLE_REASONS = frozenset({reasons.EXECUTOR_ERROR, reasons.TIMEOUT})
 """Failures worth another attempt (the executor crashed or ran out of time). A contract violation, an unknown

@@ -21,14 +21,18 @@ from typing import Any
 import structlog
 from aiohttp import web
 
-from foreman.api import transcript
-from foreman.api.base import utcnow
-from foreman.api.errors import ApiError, NotFound
-from foreman.api.kube import Kube, Relisted
-from foreman.api.resources import AgenticTask, FleetNode, Resource
-from foreman.api.schedules import TaskSchedule
-from foreman.api.sdk import AlreadyFinished, AlreadyTriggered, ForemanClient
+from foreman.api.http.errors import ApiError, NotFound
+from foreman.api.http.kube import Kube, Relisted
+from foreman.api.models import transcript
+from foreman.api.models.agents import Agent
+from foreman.api.models.base import utcnow
+from foreman.api.models.queues import TaskQueue, labels_of
+from foreman.api.models.resources import AgenticTask, FleetNode, Resource
+from foreman.api.models.schedules import TaskSchedule
+from foreman.api.tooling.sdk import AlreadyFinished, AlreadyTriggered, ForemanClient
 from foreman.cli.dashboard import guard, views
+from foreman.controller.cache import Cache
+from foreman.controller.waiting import line_up
 
 log = structlog.get_logger("foreman.dashboard")
 
@@ -59,6 +63,9 @@ class State:
         self.tasks: dict[views.Key, AgenticTask] = {}
         self.nodes: dict[str, FleetNode] = {}
         self.schedules: dict[views.Key, TaskSchedule] = {}
+        self.queues: dict[str, TaskQueue] = {}
+        self.agents: dict[views.Key, Agent] = {}
+        self.namespace_labels: dict[str, dict[str, str]] = {}
         self.transcripts: dict[views.Key, str | None] = {}
         self.errors: dict[str, str] = {}
         self._followers: dict[views.Key, tuple[int, asyncio.Task[None]]] = {}
@@ -86,7 +93,32 @@ class State:
             self._keep_watching("tasks", lambda: self._mirror("tasks", AgenticTask, self.tasks, scope)),
             self._keep_watching("nodes", lambda: self._mirror("nodes", FleetNode, self.nodes, None)),
             self._keep_watching("schedules", lambda: self._mirror("schedules", TaskSchedule, self.schedules, scope)),
+            self._keep_watching("queues", lambda: self._mirror("queues", TaskQueue, self.queues, None)),
+            self._keep_watching("agents", lambda: self._mirror("agents", Agent, self.agents, scope)),
+            self._keep_watching("namespaces", self._namespace_labels),
         )
+
+    async def _namespace_labels(self) -> None:
+        """The labels TaskQueues select namespaces by."""
+        async for event in self.kube.watch_raw("v1", "Namespace"):
+            if isinstance(event, Relisted):
+                self.namespace_labels = dict(map(labels_of, event.items))
+                self.errors.pop("namespaces", None)
+            elif event.type == "DELETED":
+                self.namespace_labels.pop(labels_of(event.object)[0], None)
+            else:
+                self.namespace_labels.update([labels_of(event.object)])
+            self.changed()
+
+    def fleet(self, now: datetime) -> Cache:
+        """What the controller would see, for each task's queue and each Pending one's place in line."""
+        fleet = Cache()
+        fleet.replace_tasks(self.tasks.values())
+        fleet.replace_nodes(self.nodes.values(), now)
+        fleet.replace_queues(self.queues.values())
+        fleet.replace_namespace_labels(self.namespace_labels)
+        fleet.replace_agents((namespace, name, agent.spec.model) for (namespace, name), agent in self.agents.items())
+        return fleet
 
     async def _keep_watching(self, what: str, watch: Callable[[], Awaitable[None]]) -> None:
         """Run a watch; one the user's RBAC refuses is reported on the page and tried again later."""
@@ -163,8 +195,8 @@ class State:
             body = views.fleet_view(self.nodes.values(), self.tasks.values(), now, self.settings.stale_after)
             errors = ("nodes", "tasks")
         elif page == "tasks":
-            body = views.tasks_view(self.tasks, views.TaskFilter.from_query(query), now)
-            errors = ("tasks",)
+            body = views.tasks_view(self.tasks, views.TaskFilter.from_query(query), now, self.fleet(now))
+            errors = ("tasks", "queues", "namespaces")
         elif page == "graph" and (query.get("name") or query.get("label")):
             body = views.graph_view(
                 self.tasks,
@@ -177,7 +209,8 @@ class State:
             body, errors = {"graphs": views.graphs_index(self.tasks)}, ("tasks",)
         elif page == "task":
             key = (query.get("namespace", ""), query.get("name", ""))
-            body = views.task_view(self.tasks.get(key), self.transcripts.get(key), actions=actions)
+            line = line_up(self.fleet(now), now).get(key)
+            body = views.task_view(self.tasks.get(key), self.transcripts.get(key), actions=actions, line=line)
             errors = ("tasks", f"transcript {key[0]}/{key[1]}")
         elif page == "schedules":
             body = views.schedules_view(self.schedules.values(), now, actions=actions)

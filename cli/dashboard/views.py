@@ -14,13 +14,16 @@ from typing import Any, Literal
 
 import yaml
 
-from foreman.api import transcript
-from foreman.api.base import find_condition
-from foreman.api.cron import ScheduleError, parse
-from foreman.api.envelope import PASSING_VERDICTS
-from foreman.api.resources import TERMINAL_PHASES, AgenticTask, FleetNode
-from foreman.api.schedules import TaskSchedule
+from foreman.api.models import transcript
+from foreman.api.models.base import find_condition
+from foreman.api.models.envelope import PASSING_VERDICTS
+from foreman.api.models.queues import DEFAULT_QUEUE
+from foreman.api.models.resources import TERMINAL_PHASES, AgenticTask, FleetNode
+from foreman.api.models.schedules import TaskSchedule
+from foreman.api.state.cron import ScheduleError, parse
 from foreman.cli.render import age, reason_of
+from foreman.controller.cache import Cache
+from foreman.controller.waiting import Waiting, line_up
 
 Tone = Literal["pending", "blocked", "scheduled", "running", "passed", "not-passed", "failed", "missing"]
 HeartbeatLevel = Literal["fresh", "late", "stale", "unknown"]
@@ -28,7 +31,7 @@ Key = tuple[str, str]
 """(namespace, name) of a namespaced object."""
 
 NO_QUEUE = "-"
-"""Queue and position in it: shown as "-" until tasks have queues (the queue issue)."""
+"""The position of a task not in a line (not Pending, or held by something other than a slot)."""
 
 
 def tone(task: AgenticTask) -> Tone:
@@ -138,24 +141,29 @@ class TaskFilter:
     phase: str = ""
     kind: str = ""
     label: str = ""
+    queue: str = ""
 
     @classmethod
     def from_query(cls, query: Mapping[str, str]) -> TaskFilter:
-        return cls(**{name: query.get(name, "").strip() for name in ("namespace", "phase", "kind", "label")})
+        return cls(**{name: query.get(name, "").strip() for name in ("namespace", "phase", "kind", "label", "queue")})
 
-    def admits(self, task: AgenticTask) -> bool:
+    def admits(self, task: AgenticTask, queue: str = DEFAULT_QUEUE) -> bool:
         return (
-            (not self.namespace or task.namespace == self.namespace)
+            (not self.queue or queue == self.queue)
+            and (not self.namespace or task.namespace == self.namespace)
             and (not self.phase or task.phase == self.phase)
             and (not self.kind or task.spec.kind == self.kind)
             and (not self.label or labels_match(task.metadata.labels, self.label))
         )
 
 
-def why_pending(task: AgenticTask) -> str:
-    """What a Pending task waits for, in words (its Blocked condition, or a retry's backoff), else ""."""
+def why_pending(task: AgenticTask, line: Waiting | None = None) -> str:
+    """What a Pending task waits for, in words: as the controller would say now (`line`, from `line_up`), else from
+    its Blocked condition or a retry's backoff; "" for any other phase."""
     if task.phase != "Pending":
         return ""
+    if line is not None:
+        return f"{line.reason}: {line.message}"
     blocked = find_condition(task.status.conditions, "Blocked")
     if blocked is not None and blocked.status == "True":
         return f"{blocked.reason}: {blocked.message}" if blocked.message else blocked.reason
@@ -164,7 +172,9 @@ def why_pending(task: AgenticTask) -> str:
     return "waiting for a free slot on a fitting node"
 
 
-def task_row(task: AgenticTask, now: datetime, *, in_graph: bool = False) -> dict[str, Any]:
+def task_row(
+    task: AgenticTask, now: datetime, *, in_graph: bool = False, queue: str = DEFAULT_QUEUE, line: Waiting | None = None
+) -> dict[str, Any]:
     status = task.status
     return {
         **_ref(task),
@@ -173,9 +183,9 @@ def task_row(task: AgenticTask, now: datetime, *, in_graph: bool = False) -> dic
         "node": status.assigned_node or "-",
         "verdict": status.verdict or "-",
         "reason": reason_of(task),
-        "why": why_pending(task),
-        "queue": NO_QUEUE,
-        "position": NO_QUEUE,
+        "why": why_pending(task, line),
+        "queue": queue,
+        "position": str(line.position) if line is not None and line.position else NO_QUEUE,
         "attempts": status.attempts,
         "age": age(task.metadata.creation_timestamp, now),
         "labels": task.metadata.labels,
@@ -184,18 +194,27 @@ def task_row(task: AgenticTask, now: datetime, *, in_graph: bool = False) -> dic
     }
 
 
-def tasks_view(tasks: Mapping[Key, AgenticTask], wanted: TaskFilter, now: datetime) -> dict[str, Any]:
-    """The rows that pass the filter (by namespace, name), and the values each filter can take."""
+def tasks_view(
+    tasks: Mapping[Key, AgenticTask], wanted: TaskFilter, now: datetime, fleet: Cache | None = None
+) -> dict[str, Any]:
+    """The rows that pass the filter (by namespace, name), and the values each filter can take. `fleet`: what the
+    controller would see (tasks, nodes, queues): each task's queue, and each Pending one's place in line and why."""
     everything = list(tasks.values())
-    shown = sorted((t for t in everything if wanted.admits(t)), key=lambda t: (t.namespace or "", t.name))
+    waiting = line_up(fleet, now) if fleet is not None else {}
+    queues = {key: fleet.queue_of(task) if fleet is not None else DEFAULT_QUEUE for key, task in tasks.items()}
+    shown = sorted((k for k, t in tasks.items() if wanted.admits(t, queues[k])), key=lambda k: k)
     around = _neighbours(tasks)
     return {
-        "rows": [task_row(task, now, in_graph=bool(around.get((task.namespace or "", task.name)))) for task in shown],
+        "rows": [
+            task_row(tasks[key], now, in_graph=bool(around.get(key)), queue=queues[key], line=waiting.get(key))
+            for key in shown
+        ],
         "total": len(everything),
         "choices": {
             "namespace": sorted({t.namespace or "" for t in everything}),
             "phase": ["Pending", "Scheduled", "Running", "Succeeded", "Failed"],
             "kind": sorted({t.spec.kind for t in everything}),
+            "queue": sorted(set(queues.values())),
         },
     }
 
@@ -303,7 +322,7 @@ def timeline(task: AgenticTask) -> list[dict[str, Any]]:
 
 
 def transcript_entries(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Transcript records (`foreman.api.transcript`) as entries the page draws: turns, tool calls, results."""
+    """Transcript records (`foreman.api.models.transcript`) as entries the page draws: turns, tool calls, results."""
     entries: list[dict[str, Any]] = []
     for record in records:
         kind, turn = record.get("event"), record.get("turn")
@@ -338,7 +357,9 @@ def transcript_entries(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]
     return entries
 
 
-def task_view(task: AgenticTask | None, transcript_text: str | None, *, actions: bool) -> dict[str, Any]:
+def task_view(
+    task: AgenticTask | None, transcript_text: str | None, *, actions: bool, line: Waiting | None = None
+) -> dict[str, Any]:
     """The task page: spec, timeline, result envelope, usage and transcript; `found` False once it is gone."""
     if task is None:
         return {"found": False}
@@ -350,7 +371,7 @@ def task_view(task: AgenticTask | None, transcript_text: str | None, *, actions:
         "node": status.assigned_node,
         "verdict": status.verdict,
         "reason": reason_of(task),
-        "why": why_pending(task),
+        "why": line.sentence() if line is not None else why_pending(task),
         "attempts": f"{status.attempts}/{task.spec.retries + 1}",
         "labels": task.metadata.labels,
         "dependsOn": task.spec.depends_on,

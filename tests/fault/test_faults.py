@@ -20,11 +20,11 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from foreman.api import requests
-from foreman.api.errors import Invalid
-from foreman.api.kube import Kube
-from foreman.api.localcluster import LocalCluster
-from foreman.api.resources import AgenticTask, FleetNode
+from foreman.api.http import requests
+from foreman.api.http.errors import Invalid
+from foreman.api.http.kube import Kube
+from foreman.api.models.resources import AgenticTask, FleetNode
+from foreman.api.tooling.localcluster import LocalCluster
 from foreman.controller.cache import EMPTY_PAYLOAD
 from foreman.worker.config import WorkerConfig
 from tests.clusters import Cluster
@@ -207,8 +207,8 @@ async def test_skewed_worker_clock_is_not_reclaimed(kube: Kube, namespace: str) 
 
 
 async def _heartbeat_at(kube: Kube, node: str, offset_seconds: float) -> None:
-    from foreman.api.base import utcnow
-    from foreman.api.status import wire_time
+    from foreman.api.models.base import utcnow
+    from foreman.api.state.status import wire_time
 
     moment = utcnow() + timedelta(seconds=offset_seconds)
     await kube.patch_status(FleetNode, node, {"phase": "Ready", "lastHeartbeatTime": wire_time(moment)})
@@ -279,7 +279,7 @@ async def test_network_faults_between_daemons_and_apiserver(
     kube: Kube, namespace: str, cluster: Cluster, tmp_path: Path
 ) -> None:
     """Latency, connection resets and a silent stall on the daemons' path to the apiserver (a proxy in between)."""
-    from foreman.api.kube import RetryPolicy
+    from foreman.api.http.kube import RetryPolicy
     from foreman.controller.config import ControllerConfig
     from foreman.controller.loop import Controller
     from tests.fault.proxy import FaultyProxy

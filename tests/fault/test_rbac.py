@@ -2,13 +2,13 @@
 
 import pytest
 
-from foreman.api import requests
-from foreman.api.agents import Agent
-from foreman.api.errors import Forbidden
-from foreman.api.kube import Kube
-from foreman.api.localcluster import Identity
-from foreman.api.resources import NODE_LABEL, AgenticTask, FleetNode
-from foreman.api.schedules import TaskSchedule
+from foreman.api.http import requests
+from foreman.api.http.errors import Forbidden
+from foreman.api.http.kube import Kube
+from foreman.api.models.agents import Agent
+from foreman.api.models.resources import NODE_LABEL, AgenticTask, FleetNode
+from foreman.api.models.schedules import TaskSchedule
+from foreman.api.tooling.localcluster import Identity
 from tests.clusters import Cluster
 from tests.integration.helpers import make_task
 
@@ -99,7 +99,7 @@ async def test_controller_role(cluster: Cluster, kube: Kube, namespace: str) -> 
 
 async def test_pinned_worker_touches_only_its_own_fleetnode(cluster: Cluster, kube: Kube, namespace: str) -> None:
     """`foreman manifests --worker-node pinned`: its own ServiceAccount and FleetNode, nothing else of the fleet."""
-    from foreman.api.manifests import pinned_worker_rbac
+    from foreman.api.tooling.manifests import pinned_worker_rbac
     from tests.integration.helpers import phase_is, running_controller, running_worker, wait_for
 
     for manifest in pinned_worker_rbac("pinned"):

@@ -10,10 +10,10 @@ from collections.abc import AsyncIterator, Callable, Coroutine
 from datetime import datetime, timedelta
 from typing import Any
 
-from foreman.api import requests
-from foreman.api.base import utcnow
-from foreman.api.kube import Kube
-from foreman.api.resources import AgenticTask, FleetNode
+from foreman.api.http import requests
+from foreman.api.http.kube import Kube
+from foreman.api.models.base import utcnow
+from foreman.api.models.resources import AgenticTask, FleetNode
 from foreman.controller.config import ControllerConfig
 from foreman.controller.loop import Controller
 from foreman.worker.config import WorkerConfig

@@ -8,13 +8,13 @@ from typing import Any
 
 import pytest
 
-from foreman.api.errors import Forbidden
-from foreman.api.features import VALIDATING_ADMISSION_POLICY
-from foreman.api.kube import Kube
-from foreman.api.localcluster import Identity
-from foreman.api.manifests import NAMESPACE, WORKER, pinned_worker_rbac
-from foreman.api.requests import Request
-from foreman.api.resources import AgenticTask, FleetNode
+from foreman.api.http.errors import Forbidden
+from foreman.api.http.features import VALIDATING_ADMISSION_POLICY
+from foreman.api.http.kube import Kube
+from foreman.api.http.requests import Request
+from foreman.api.models.resources import AgenticTask, FleetNode
+from foreman.api.tooling.localcluster import Identity
+from foreman.api.tooling.manifests import NAMESPACE, WORKER, pinned_worker_rbac
 from tests.clusters import Cluster
 from tests.integration.helpers import delete_nodes, make_node, make_task
 from tests.tokens import kubeconfig_with_token, service_account_token

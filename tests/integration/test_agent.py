@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from foreman.api.agents import Agent
-from foreman.api.kube import Kube
-from foreman.api.resources import AgenticTask, FleetNode
+from foreman.api.http.kube import Kube
+from foreman.api.models.agents import Agent
+from foreman.api.models.resources import AgenticTask, FleetNode
 from foreman.worker.executors.agent import AgentExecutor
 from tests.clusters import Cluster
 from tests.integration.helpers import (

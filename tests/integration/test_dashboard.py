@@ -24,12 +24,12 @@ from typing import Any
 import aiohttp
 import pytest
 
-from foreman.api import transcript
-from foreman.api.base import utcnow
-from foreman.api.kube import Kube
-from foreman.api.localcluster import Identity
-from foreman.api.resources import AgenticTask, FleetNode
-from foreman.api.schedules import TRIGGER_ANNOTATION, TaskSchedule
+from foreman.api.http.kube import Kube
+from foreman.api.models import transcript
+from foreman.api.models.base import utcnow
+from foreman.api.models.resources import AgenticTask, FleetNode
+from foreman.api.models.schedules import TRIGGER_ANNOTATION, TaskSchedule
+from foreman.api.tooling.localcluster import Identity
 from foreman.cli.dashboard import guard
 from foreman.cli.dashboard.server import Settings, serving
 from tests.clusters import Cluster

@@ -8,18 +8,22 @@ from pathlib import Path
 import pytest
 import yaml
 
-from foreman.api.agents import Agent
-from foreman.api.errors import Conflict, Invalid, NotFound
-from foreman.api.features import CEL_VALIDATION
-from foreman.api.kube import Kube, Relisted, WatchEvent
-from foreman.api.localcluster import LocalCluster
-from foreman.api.resources import API_VERSION, AgenticTask, FleetNode
-from foreman.api.schedules import TaskSchedule
+from foreman.api.http.errors import Conflict, Invalid, NotFound
+from foreman.api.http.features import CEL_VALIDATION
+from foreman.api.http.kube import Kube, Relisted, WatchEvent
+from foreman.api.models.agents import Agent
+from foreman.api.models.queues import TaskQueue
+from foreman.api.models.resources import API_VERSION, AgenticTask, FleetNode
+from foreman.api.models.schedules import TaskSchedule
+from foreman.api.tooling.localcluster import LocalCluster
 from tests.clusters import Cluster
 from tests.malformed import ACCEPTED, CORPUS, REFUSED, VALID, Malformed, Refused, valid_task
 
 EXAMPLES = sorted((Path(__file__).parents[2] / "examples").glob("*.yaml"))
-MODELS = {"AgenticTask": AgenticTask, "FleetNode": FleetNode, "TaskSchedule": TaskSchedule, "Agent": Agent}
+MODELS = {
+    "AgenticTask": AgenticTask, "FleetNode": FleetNode, "TaskSchedule": TaskSchedule, "Agent": Agent,
+    "TaskQueue": TaskQueue,
+}  # fmt: skip
 
 
 async def test_crds_are_established_with_printer_columns(kube: Kube) -> None:
@@ -132,7 +136,7 @@ def _in_namespace(model: type, body: dict, namespace: str) -> dict:  # type: ign
 
 
 def _create_request(model: type, body: dict, namespace: str):  # type: ignore[no-untyped-def,type-arg]
-    from foreman.api import requests
+    from foreman.api.http import requests
 
     path = requests.resource_path(model, namespace=namespace if model.namespaced else None)
     return requests.Request("POST", path, body=_in_namespace(model, body, namespace))
@@ -144,7 +148,7 @@ async def test_examples_round_trip_through_the_apiserver(kube: Kube, namespace: 
         for document in yaml.safe_load_all(path.read_text()):
             model = MODELS[document["kind"]]
             local = model.model_validate(_in_namespace(model, document, namespace))
-            if model is FleetNode:
+            if not model.namespaced:  # cluster-scoped: one per test run
                 local = local.model_copy(
                     update={"metadata": local.metadata.model_copy(update={"name": f"{local.name}-{namespace}"})}
                 )

@@ -8,9 +8,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from foreman.api.agents import Agent
-from foreman.api.kube import Kube
-from foreman.api.resources import AgenticTask, FleetNode
+from foreman.api.http.kube import Kube
+from foreman.api.models.agents import Agent
+from foreman.api.models.resources import AgenticTask, FleetNode
 from foreman.worker.executors.agent import AgentExecutor
 from foreman.worker.executors.stub import StubExecutor
 from tests.integration.helpers import condition, make_task, running_controller, running_worker, wait_for

@@ -16,13 +16,13 @@ from typing import Any
 
 import pytest
 
-from foreman.api.base import utcnow
-from foreman.api.cron import parse
-from foreman.api.kube import Kube
-from foreman.api.resources import AgenticTask
-from foreman.api.schedules import SCHEDULE_LABEL, TaskSchedule, manual_task_name, task_name
-from foreman.api.sdk import AlreadyTriggered, ForemanClient, NotOurs
-from foreman.api.status import wire_time
+from foreman.api.http.kube import Kube
+from foreman.api.models.base import utcnow
+from foreman.api.models.resources import AgenticTask
+from foreman.api.models.schedules import SCHEDULE_LABEL, TaskSchedule, manual_task_name, task_name
+from foreman.api.state.cron import parse
+from foreman.api.state.status import wire_time
+from foreman.api.tooling.sdk import AlreadyTriggered, ForemanClient, NotOurs
 from foreman.controller.loop import Controller
 from tests.clusters import Cluster
 from tests.integration.helpers import events, foreman_cli, running_controller, running_worker

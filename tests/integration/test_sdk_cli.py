@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from foreman.api.errors import AlreadyExists
-from foreman.api.kube import Kube
-from foreman.api.localcluster import Identity
-from foreman.api.resources import AgenticTask
-from foreman.api.sdk import DependencyCycleError, ForemanClient, TaskFailed, WaitTimeout
+from foreman.api.http.errors import AlreadyExists
+from foreman.api.http.kube import Kube
+from foreman.api.models.resources import AgenticTask
+from foreman.api.tooling.localcluster import Identity
+from foreman.api.tooling.sdk import DependencyCycleError, ForemanClient, TaskFailed, WaitTimeout
 from tests.clusters import Cluster
 from tests.integration.helpers import foreman_cli, make_task, running_controller, running_worker
 

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from foreman.api.envelope import ResultEnvelope
-from foreman.api.kube import Kube
-from foreman.api.resources import NODE_LABEL, AgenticTask, FleetNode
+from foreman.api.http.kube import Kube
+from foreman.api.models.envelope import ResultEnvelope
+from foreman.api.models.resources import NODE_LABEL, AgenticTask, FleetNode
 from foreman.worker.config import WorkerConfig
 from foreman.worker.executors.base import ExecutionContext, load_executors
 from foreman.worker.executors.command import CommandExecutor

@@ -15,8 +15,8 @@ from typing import Any
 
 import yaml
 
-from foreman.api.agents import DEFAULT_TOOLS, AgentSpec, ToolName
-from foreman.api.resources import AgenticTask
+from foreman.api.models.agents import DEFAULT_TOOLS, AgentSpec, ToolName
+from foreman.api.models.resources import AgenticTask
 from foreman.worker.agent.stream import Answer, ToolCall
 
 Message = dict[str, Any]

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from foreman.api.agents import ToolName
-from foreman.api.envelope import VERDICTS
+from foreman.api.models.agents import ToolName
+from foreman.api.models.envelope import VERDICTS
 from foreman.worker.agent.workspace import ToolError, Workspace
 
 READ_LIMIT = 20_000

@@ -21,11 +21,11 @@ from typing import Any, Literal
 import structlog
 from pydantic import Field, ValidationError
 
-from foreman.api.base import Model, utcnow
-from foreman.api.envelope import PASSING_VERDICTS, VERDICTS, ResultEnvelope, Verdict
-from foreman.api.resources import AgenticTask, Usage
-from foreman.api.transcript import Transcript, capped
-from foreman.api.validation import describe
+from foreman.api.models.base import Model, utcnow
+from foreman.api.models.envelope import PASSING_VERDICTS, VERDICTS, ResultEnvelope, Verdict
+from foreman.api.models.resources import AgenticTask, Usage
+from foreman.api.models.transcript import Transcript, capped
+from foreman.api.models.validation import describe
 from foreman.worker.agent import conversation, workspace
 from foreman.worker.agent.conversation import REPEAT_LIMIT, Act, Message, Retry, Settings, Stop, Tell
 from foreman.worker.agent.llm import Completion, Endpoint, ModelRequest, ModelServer, backoff

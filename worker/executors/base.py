@@ -9,9 +9,9 @@ from typing import Any, Protocol, runtime_checkable
 
 import structlog
 
-from foreman.api.agents import AgentSpec
-from foreman.api.envelope import ResultEnvelope
-from foreman.api.resources import AgenticTask
+from foreman.api.models.agents import AgentSpec
+from foreman.api.models.envelope import ResultEnvelope
+from foreman.api.models.resources import AgenticTask
 from foreman.worker.metrics import WorkerMetrics
 
 ENTRY_POINT_GROUP = "foreman.executors"

@@ -18,9 +18,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from foreman.api.envelope import ResultEnvelope
-from foreman.api.resources import AgenticTask
-from foreman.api.validation import describe
+from foreman.api.models.envelope import ResultEnvelope
+from foreman.api.models.resources import AgenticTask
+from foreman.api.models.validation import describe
 from foreman.worker.executors.base import ContractViolation, ExecutionContext
 
 TAIL = 4000

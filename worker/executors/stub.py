@@ -10,8 +10,8 @@ import time
 
 from pydantic import TypeAdapter
 
-from foreman.api.envelope import ResultEnvelope, Verdict
-from foreman.api.resources import AgenticTask
+from foreman.api.models.envelope import ResultEnvelope, Verdict
+from foreman.api.models.resources import AgenticTask
 from foreman.worker.executors.base import ExecutionContext
 
 _verdict = TypeAdapter(Verdict)

@@ -135,7 +135,7 @@ function renderTasks(body, context) {
     state.filters = h("div", { class: "filters" },
       select("namespace", body.choices.namespace), select("phase", body.choices.phase), select("kind", body.choices.kind),
       h("input", { name: "label", placeholder: "label selector (team=a,urgent)", value: params.get("label") || "", onchange: refilter }),
-      h("select", { name: "queue", disabled: true, title: "tasks have no queues yet" }, h("option", {}, "any queue")));
+      select("queue", body.choices.queue));
     state.table = h("div");
     state.heading = h("h2");
     state.errors = h("div");

@@ -8,11 +8,14 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from foreman.api import manifests
-from foreman.api.resources import AgenticTask, FleetNode, ModelOffer
-from foreman.api.schedules import TaskSchedule
+from foreman.api.models.queues import TaskQueue
+from foreman.api.models.resources import AgenticTask, FleetNode, ModelOffer
+from foreman.api.models.schedules import TaskSchedule
+from foreman.api.tooling import manifests
 from foreman.cli.dashboard import guard, views
 from foreman.cli.main import app
+from foreman.controller.cache import Cache
+from tests.factories import node
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 
@@ -116,7 +119,7 @@ def test_the_tasks_table_filters_and_says_why_a_task_is_pending() -> None:
     assert rows["backoff"]["why"] == "retry backoff until 2026-12-01T12:05:00Z"
     assert rows["free-slot"]["why"] == "waiting for a free slot on a fitting node"
     assert rows["done"]["why"] == ""
-    assert (rows["waits"]["queue"], rows["waits"]["position"]) == ("-", "-")
+    assert (rows["waits"]["queue"], rows["waits"]["position"]) == ("default", "-")  # no fleet view: no line
     assert rows["elsewhere"]["inGraph"]
     assert not rows["done"]["inGraph"]
     assert rows["waits"]["age"] == "1m"
@@ -129,6 +132,30 @@ def test_the_tasks_table_filters_and_says_why_a_task_is_pending() -> None:
     assert names(kind="review") == ["elsewhere"]
     assert names(label="team=a") == ["done"]
     assert views.TaskFilter.from_query({"phase": " Failed ", "other": "x"}) == views.TaskFilter(phase="Failed")
+
+
+def test_with_the_fleet_in_view_pending_tasks_say_their_queue_place_in_line_and_why_as_the_controller_would() -> None:
+    tasks = keyed(
+        task("first", spec={"kind": "verify", "priority": 5, "queue": "team"}),
+        task("second", spec={"kind": "verify", "queue": "team"}),
+        task("nowhere", spec={"kind": "verify", "queue": "missing"}),
+        task("busy", "Running", status={"assignedNode": "n1"}),
+    )
+    fleet = Cache()
+    fleet.replace_tasks(tasks.values())
+    fleet.replace_nodes([node("n1")], NOW)
+    fleet.replace_queues([TaskQueue.model_validate({"metadata": {"name": "team"}})])
+    view = views.tasks_view(tasks, views.TaskFilter(), NOW, fleet)
+    rows = {row["name"]: (row["queue"], row["position"], row["why"]) for row in view["rows"]}
+    assert rows == {
+        "first": ("team", "1", "SlotBusy: waiting for a free slot on a fitting node"),
+        "second": ("team", "2", "SlotBusy: waiting for a free slot on a fitting node"),
+        "nowhere": ("missing", "-", "QueueNotFound: TaskQueue missing does not exist"),
+        "busy": ("default", "-", ""),
+    }
+    assert view["choices"]["queue"] == ["default", "missing", "team"]
+    only_team = views.tasks_view(tasks, views.TaskFilter(queue="team"), NOW, fleet)["rows"]
+    assert [row["name"] for row in only_team] == ["first", "second"]
 
 
 def test_a_graph_is_the_tasks_connected_by_depends_on_with_edges_from_upstream() -> None:

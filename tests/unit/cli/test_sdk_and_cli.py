@@ -7,9 +7,9 @@ import pytest
 import typer.main
 from typer.testing import CliRunner
 
-from foreman.api.errors import NotFound, Unreachable, error_from_response
-from foreman.api.resources import AgenticTask, FleetNode
-from foreman.api.sdk import DependencyCycleError, MissingDependencyError, creation_order
+from foreman.api.http.errors import NotFound, Unreachable, error_from_response
+from foreman.api.models.resources import AgenticTask, FleetNode
+from foreman.api.tooling.sdk import DependencyCycleError, MissingDependencyError, creation_order
 from foreman.cli.errors import UserError, one_line
 from foreman.cli.main import app
 from foreman.cli.render import nodes_table, task_rows

@@ -10,8 +10,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from foreman.api.resources import AgenticTask
-from foreman.api.schedules import (
+from foreman.api.models.resources import AgenticTask
+from foreman.api.models.schedules import (
     SCHEDULE_LABEL,
     SCHEDULED_AT_ANNOTATION,
     TaskSchedule,

@@ -8,9 +8,9 @@ import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
-from foreman.api.errors import Conflict, ServerError
-from foreman.api.resources import AgenticTask, FleetNode
-from foreman.api.schedules import TaskSchedule
+from foreman.api.http.errors import Conflict, ServerError
+from foreman.api.models.resources import AgenticTask, FleetNode
+from foreman.api.models.schedules import TaskSchedule
 from foreman.controller.config import ControllerConfig
 from foreman.controller.loop import Controller
 from tests.factories import schedule

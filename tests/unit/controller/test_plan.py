@@ -5,7 +5,7 @@ from typing import Any
 
 from foreman.controller.cache import Cache, TaskKey
 from foreman.controller.config import ControllerConfig
-from foreman.controller.placeable import PlaceableQueue
+from foreman.controller.placeable import PlaceableLanes
 from foreman.controller.plan import LabelWrite, NodeNotReady, PlacementOrder, Plan, StatusWrite, plan_pass
 from tests.factories import T0, node, task
 
@@ -23,10 +23,10 @@ def cache_of(*objects: Any) -> Cache:
 
 
 def pass_over(
-    cache: Cache, *, at: timedelta = timedelta(0), ready: PlaceableQueue[TaskKey, PlacementOrder] | None = None
+    cache: Cache, *, at: timedelta = timedelta(0), ready: PlaceableLanes[TaskKey, PlacementOrder] | None = None
 ) -> Plan:
     everything = {(ns, name) for ns, names in cache.tasks.items() for name in names}
-    return plan_pass(cache, ready or PlaceableQueue(), everything, T0 + at, CONFIG)
+    return plan_pass(cache, PlaceableLanes() if ready is None else ready, everything, T0 + at, CONFIG)
 
 
 def status_writes(plan: Plan) -> dict[str, tuple[str, str | None]]:

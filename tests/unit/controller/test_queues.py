@@ -3,11 +3,23 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Iterator
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from foreman.controller.queues import FairShare, QueueLoad, QueueRule, at_cap, positions
+from foreman.api.models.queues import LabelSelector
+from foreman.controller.queues import (
+    FairShare,
+    QueueLoad,
+    QueueRule,
+    capped_accelerators,
+    loads_of,
+    positions,
+    queue_exists,
+    queue_of,
+    shares,
+)
 
 
 def run_pass(share: FairShare[str], slots: int, fits: set[str] | None = None) -> list[str]:
@@ -37,7 +49,7 @@ def test_an_idle_share_is_used_and_a_cap_is_a_hard_limit() -> None:
     rules = {"a": QueueRule("a", 1), "b": QueueRule("b", 10, max_running=3)}
     share = FairShare({"a": ["a1", "a2", "a3", "a4", "a5"], "b": ["b1", "b2", "b3", "b4", "b5"]}, {}, rules)
     assert sorted(run_pass(share, 10)) == ["a1", "a2", "a3", "a4", "a5", "b1", "b2", "b3"]
-    assert share.held_by_cap() == {"b4": "queue b is at its maxRunning=3", "b5": "queue b is at its maxRunning=3"}
+    assert share.full_queues() == {"b"}
     alone = FairShare({"a": ["x", "y"]}, {"a": QueueLoad(running=50)}, {"a": QueueRule("a", 1)})
     assert run_pass(alone, 5) == ["x", "y"]  # far above its share, but nobody else waits
 
@@ -48,10 +60,17 @@ def test_a_task_that_fits_nowhere_lets_the_queues_next_task_go() -> None:
 
 
 def test_caps_per_accelerator_and_positions() -> None:
-    rule = QueueRule("a", max_running_per_accelerator={"cuda": 2})
-    assert not at_cap(rule, QueueLoad(1, {"cuda": 1}), "cuda")
-    assert at_cap(rule, QueueLoad(2, {"cuda": 2}), "cuda")
-    assert not at_cap(rule, QueueLoad(2, {"cuda": 2}), "metal")
+    rule = QueueRule("a", max_running_per_accelerator={"cuda": 2, "metal": 1})
+    assert capped_accelerators(rule, QueueLoad(1, {"cuda": 1})) == set()
+    assert capped_accelerators(rule, QueueLoad(3, {"cuda": 2, "metal": 1})) == {"cuda", "metal"}
+    share = FairShare({"a": ["x", "y", "z"]}, {}, {"a": rule})
+    assert share.next() == ("a", "x")
+    share.placed("cuda")
+    assert share.next() == ("a", "y")
+    assert share.capped_accelerators() == set()
+    share.placed("cuda")
+    assert share.next() == ("a", "z")
+    assert share.capped_accelerators() == {"cuda"}
     assert positions({"a": ["x", "y"], "b": ["z"]}) == {"x": 1, "y": 2, "z": 1}
 
 
@@ -118,3 +137,44 @@ def test_no_queue_starves_over_many_passes() -> None:
         done = running.pop(rng.randrange(len(running)))
         loads[done[0]].running -= 1
     assert 2.5 < started["b"] / started["a"] < 3.5
+
+
+def test_a_task_is_in_the_queue_it_names_else_the_first_selecting_its_namespace_else_default() -> None:
+    team = LabelSelector.model_validate({"matchLabels": {"team": "a"}})
+    rules = {
+        "b-queue": QueueRule("b-queue", selector=team),
+        "a-queue": QueueRule("a-queue", selector=team),
+        "named-only": QueueRule("named-only"),
+        "everyone": QueueRule("everyone", selector=LabelSelector()),
+    }
+    labels = {"ns-a": {"team": "a"}, "ns-b": {"team": "b"}}
+    assert queue_of("named-only", "ns-a", rules, labels) == "named-only"
+    assert queue_of("missing", "ns-a", rules, labels) == "missing"
+    assert queue_of(None, "ns-a", rules, labels) == "a-queue"  # the first by name of those selecting it
+    assert queue_of(None, "ns-b", rules, labels) == "everyone"  # {} selects every namespace
+    assert queue_of(None, "ns-b", {"a-queue": rules["a-queue"]}, labels) == "default"
+    assert queue_of(None, "unknown", {"a-queue": rules["a-queue"]}, labels) == "default"
+    assert queue_exists("default", {})
+    assert queue_exists("a-queue", rules)
+    assert not queue_exists("missing", rules)
+
+
+def test_loads_and_shares() -> None:
+    loads = loads_of([("a", "cuda"), ("a", "cpu"), ("b", "cuda"), ("a", "cuda")])
+    assert loads == {"a": QueueLoad(3, {"cuda": 2, "cpu": 1}), "b": QueueLoad(1, {"cuda": 1})}
+    assert shares(loads) == {"a": 0.75, "b": 0.25}
+    assert shares({"a": QueueLoad()}) == {"a": 0.0}
+
+
+def test_the_lines_are_read_lazily() -> None:
+    """A pass that fills the fleet after a few tasks reads no further into a queue of thousands."""
+    read: list[int] = []
+
+    def line() -> Iterator[int]:
+        for index in range(10_000):
+            read.append(index)
+            yield index
+
+    share = FairShare({"a": line()}, {}, {"a": QueueRule("a")})
+    assert run_pass(share, 3) == [0, 1, 2]  # type: ignore[arg-type]
+    assert len(read) <= 4

@@ -1,7 +1,7 @@
 from datetime import timedelta
 
-from foreman.api.base import ObjectMeta
-from foreman.api.lease import Lease, LeaseSpec
+from foreman.api.models.base import ObjectMeta
+from foreman.api.models.lease import Lease, LeaseSpec
 from foreman.controller.leader import lease_action
 from foreman.controller.reclaim import GiveUp, Requeue, heard_recently, node_is_live, node_went_silent, reclaim
 from tests.factories import T0, node, task

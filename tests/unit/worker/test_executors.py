@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from foreman.api.resources import AgenticTask
+from foreman.api.models.resources import AgenticTask
 from foreman.worker.executors.base import ContractViolation, ExecutionContext, Executor, is_configured
 from foreman.worker.executors.command import CommandExecutor, result_from
 from foreman.worker.executors.stub import StubExecutor

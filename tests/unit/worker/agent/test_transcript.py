@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from foreman.api import transcript
-from foreman.api.transcript import Transcript, parse, render
+from foreman.api.models import transcript
+from foreman.api.models.transcript import Transcript, parse, render
 
 
 def test_small_transcripts_are_kept_whole() -> None:

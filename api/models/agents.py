@@ -1,0 +1,57 @@
+"""Agent (foreman.dev/v1alpha1): a reusable definition of an LLM agent that `agent`-executor tasks name.
+
+The agent runs on the node's own OpenAI-compatible inference server (llama.cpp, Ollama, vLLM, mlx, LM Studio); what
+the node offers (endpoint, commands the `run` tool may execute) is the worker's configuration, never the Agent's or
+the task's: an Agent says *how* to work, the node says *what is allowed*.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal
+
+from pydantic import Field
+
+from foreman.api.models.base import Model
+from foreman.api.models.resources import Resource
+
+ToolName = Literal["list_files", "read_file", "write_file", "edit_file", "grep", "run", "submit_result"]
+TOOL_NAMES: tuple[ToolName, ...] = (
+    "list_files",
+    "read_file",
+    "write_file",
+    "edit_file",
+    "grep",
+    "run",
+    "submit_result",
+)
+DEFAULT_TOOLS: tuple[ToolName, ...] = tuple(name for name in TOOL_NAMES if name != "run")
+"""An Agent without `tools` gets every tool but `run`: executing commands is opted into, per Agent."""
+
+
+class AgentSpec(Model):
+    model: str | None = Field(default=None, max_length=253)
+    """Model name as the node's server knows it (a task's modelRef overrides it); empty: the server's default."""
+    system_prompt: str | None = Field(default=None, max_length=65536)
+    """Replaces the built-in system prompt."""
+    tools: list[ToolName] | None = None
+    """Built-in tools the agent may call (default: all but `run`). `submit_result` is always available: it is how
+    the agent ends its work."""
+    max_turns: int = Field(default=30, ge=1, le=1000)
+    """Model calls before the task ends INCOMPLETE (MaxTurnsExceeded)."""
+    max_output_tokens: int | None = Field(default=None, ge=1)
+    """max_tokens of each model call."""
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    turn_timeout_seconds: int = Field(default=300, ge=1, le=86400)
+    """Longest silence of the server within one model call (before its first byte, or between two chunks)."""
+    context_window_tokens: int | None = Field(default=None, ge=512)
+    """Conversation budget: older tool results are shortened so that the history fits (estimated tokens)."""
+
+
+class Agent(Resource):
+    plural: ClassVar[str] = "agents"
+    singular: ClassVar[str] = "agent"
+    short_name: ClassVar[str] = "ag"
+    namespaced: ClassVar[bool] = True
+
+    kind: Literal["Agent"] = "Agent"
+    spec: AgentSpec = AgentSpec()

@@ -1,0 +1,71 @@
+"""How a FleetNode moves, as status merge-patch bodies (pure): the worker's heartbeat (Ready, Draining, Stopped) and
+the controller's NotReady for a silent node, the two writers of a node's status."""
+
+from __future__ import annotations
+
+import platform
+from datetime import datetime
+from typing import Any
+
+from foreman.api import PACKAGE_VERSION
+from foreman.api.models.base import Condition, set_condition
+from foreman.api.models.resources import FleetNode, NodeCapability, NodePhase
+from foreman.api.state import reasons
+from foreman.api.state.status import wire_time
+
+Inference = tuple[bool, str, str]
+"""The model server's state for condition InferenceReady: (ready, reason, message)."""
+
+
+def heartbeat(
+    previous: list[Condition],
+    *,
+    phase: NodePhase,
+    now: datetime,
+    capability: NodeCapability,
+    running: int,
+    inference: Inference | None,
+) -> dict[str, Any]:
+    """The worker's heartbeat: its phase (Ready, Draining, Stopped) with condition Ready saying it, what it offers now,
+    and InferenceReady when the node has a model server (`inference` None: it has none)."""
+    ready = phase == "Ready"
+    conditions = set_condition(
+        previous,
+        type=reasons.READY,
+        status="True" if ready else "False",
+        reason=reasons.WORKER_HEARTBEAT if ready else phase,
+        now=now,
+    )
+    if inference is not None:
+        serving, reason, message = inference
+        conditions = set_condition(
+            conditions,
+            type=reasons.INFERENCE_READY,
+            status="True" if serving else "False",
+            reason=reason,
+            message=message,
+            now=now,
+        )
+    return {
+        "phase": phase,
+        "lastHeartbeatTime": wire_time(now),
+        "capability": capability.to_wire(),
+        "runningTasks": running,
+        "agentVersion": PACKAGE_VERSION,
+        "os": platform.system().lower(),
+        "arch": platform.machine(),
+        "conditions": [c.to_wire() for c in conditions],
+    }
+
+
+def not_ready(node: FleetNode, now: datetime, message: str) -> dict[str, Any]:
+    """The controller gave up on a silent node: NotReady, its Ready condition saying why."""
+    conditions = set_condition(
+        node.status.conditions,
+        type=reasons.READY,
+        status="False",
+        reason=reasons.HEARTBEAT_STALE,
+        message=message,
+        now=now,
+    )
+    return {"phase": "NotReady", "conditions": [c.to_wire() for c in conditions]}

@@ -1,0 +1,59 @@
+"""Condition types and reasons: the vocabulary users see in `kubectl describe` and `status.failureReason`."""
+
+from typing import Final
+
+# Condition types on an AgenticTask (each written only when it says something: docs/design.md).
+BLOCKED: Final = "Blocked"
+SCHEDULED: Final = "Scheduled"
+RUNNING: Final = "Running"
+CLAIM_EXPIRED: Final = "ClaimExpired"
+FINISHED: Final = "Finished"
+
+# Reasons.
+WAITING_FOR_DEPENDENCIES: Final = "WaitingForDependencies"
+DEPENDENCY_NOT_FOUND: Final = "DependencyNotFound"
+AGENT_NOT_FOUND: Final = "AgentNotFound"
+DEPENDENCIES_MET: Final = "DependenciesMet"
+DEPENDENCY_CYCLE: Final = "DependencyCycle"
+UPSTREAM_FAILED: Final = "UpstreamFailed"
+NO_FITTING_NODE: Final = "NoFittingNode"
+FITTING_NODE_AVAILABLE: Final = "FittingNodeAvailable"
+QUEUE_NOT_FOUND: Final = "QueueNotFound"
+QUEUE_FULL: Final = "QueueFull"
+QUEUE_HAS_ROOM: Final = "QueueHasRoom"
+# Why a placeable task waits, said on read (`foreman get tasks`), never written: slots change all the time.
+RETRY_BACKOFF: Final = "RetryBackoff"
+SLOT_BUSY: Final = "SlotBusy"
+FLEET_NODE_ASSIGNED: Final = "FleetNodeAssigned"
+CLAIMED: Final = "Claimed"
+CANCELLED: Final = "Cancelled"
+NODE_LOST: Final = "NodeLost"
+CLAIM_EXPIRY_LIMIT_REACHED: Final = "ClaimExpiryLimitReached"
+NODE_DRAINING: Final = "NodeDraining"
+WORKER_RESTART_RECOVERY: Final = "WorkerRestartRecovery"
+EXECUTOR_NOT_FOUND: Final = "ExecutorNotFound"
+EXECUTOR_ERROR: Final = "ExecutorError"
+EXECUTOR_CONTRACT_VIOLATION: Final = "ExecutorContractViolation"
+TIMEOUT: Final = "Timeout"
+COMPLETED: Final = "Completed"
+
+# TaskSchedule: condition Accepted and the events of firing.
+ACCEPTED: Final = "Accepted"
+SCHEDULE_ACCEPTED: Final = "ScheduleAccepted"
+INVALID_SCHEDULE: Final = "InvalidSchedule"
+INVALID_TIME_ZONE: Final = "InvalidTimeZone"
+IMPOSSIBLE_SCHEDULE: Final = "ImpossibleSchedule"
+TASK_CREATED: Final = "TaskCreated"
+FIRE_SKIPPED: Final = "FireSkipped"
+TASK_REPLACED: Final = "TaskReplaced"
+
+# FleetNode: condition Ready, written by the worker's heartbeat (reason its phase) and the controller.
+READY: Final = "Ready"
+WORKER_HEARTBEAT: Final = "WorkerHeartbeat"
+HEARTBEAT_STALE: Final = "HeartbeatStale"
+
+# FleetNode: condition InferenceReady, for nodes with a model server (the agent executor's endpoint).
+INFERENCE_READY: Final = "InferenceReady"
+MODELS_LISTED: Final = "ModelsListed"
+ENDPOINT_UNREACHABLE: Final = "EndpointUnreachable"
+ENDPOINT_ERROR: Final = "EndpointError"

@@ -1,0 +1,192 @@
+"""How a task moves (README, "How a task moves"), as the status merge-patch body of every move: pure, task and time
+in, dict out. The controller and the worker decide when (`controller.rules`, `controller.plan`, `worker.rules`); the
+bodies of all moves are here, so the state machine of an AgenticTask is one file:
+
+    Pending --blocked/unblocked--> Pending --placed--> Scheduled --claimed--> Running --succeeded--> Succeeded
+    Scheduled | Running --requeued--> Pending          any but Succeeded --failed--> Failed
+
+Conditions are a list, which a merge patch replaces whole, so each body carries the full updated list.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from foreman.api.models.base import ConditionStatus, find_condition, set_condition
+from foreman.api.models.envelope import ResultEnvelope, Verdict
+from foreman.api.models.resources import AgenticTask
+from foreman.api.state import reasons
+
+ConditionUpdate = tuple[str, ConditionStatus, str, str]  # type, status, reason, message
+
+
+def wire_time(moment: datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+def with_conditions(task: AgenticTask, now: datetime, *updates: ConditionUpdate) -> list[dict[str, Any]]:
+    """The task's conditions with `updates` applied."""
+    conditions = task.status.conditions
+    for type_, status, reason, message in updates:
+        conditions = set_condition(
+            conditions,
+            type=type_,
+            status=status,
+            reason=reason,
+            message=message,
+            now=now,
+            observed_generation=task.metadata.generation,
+        )
+    return [condition.to_wire() for condition in conditions]
+
+
+def placed(task: AgenticTask, node: str, now: datetime) -> dict[str, Any]:
+    """Pending → Scheduled on `node`; a Blocked condition, if the task ever had one, turns False.
+
+    NB: a task that was never blocked gets no Blocked condition at all: each condition costs the apiserver CPU on every
+    later write of the task (docs/design.md, "Measured").
+    """
+    updates: list[ConditionUpdate] = [
+        (reasons.SCHEDULED, "True", reasons.FLEET_NODE_ASSIGNED, f"assigned to FleetNode {node}")
+    ]
+    if find_condition(task.status.conditions, reasons.BLOCKED) is not None:
+        updates.insert(0, (reasons.BLOCKED, "False", reasons.FLEET_NODE_ASSIGNED, ""))
+    return {
+        "phase": "Scheduled",
+        "assignedNode": node,
+        "notBefore": None,
+        "observedGeneration": task.metadata.generation,
+        "conditions": with_conditions(task, now, *updates),
+    }
+
+
+def blocked(task: AgenticTask, now: datetime, reason: str, message: str) -> dict[str, Any]:
+    """Stay Pending, with condition Blocked saying why it cannot be placed."""
+    return _pending(task, now, (reasons.BLOCKED, "True", reason, message))
+
+
+def unblocked(task: AgenticTask, now: datetime) -> dict[str, Any]:
+    """Stay Pending, no longer blocked (placement comes next)."""
+    return _pending(task, now, (reasons.BLOCKED, "False", unblocked_reason(task), ""))
+
+
+def _pending(task: AgenticTask, now: datetime, update: ConditionUpdate) -> dict[str, Any]:
+    return {
+        "phase": "Pending",
+        "observedGeneration": task.metadata.generation,
+        "conditions": with_conditions(task, now, update),
+    }
+
+
+def unblocked_reason(task: AgenticTask) -> str:
+    """Why a Blocked task no longer is: the opposite of what blocked it (a node now fits, its queue is below its cap,
+    or what it waited for came: dependencies, its Agent, its TaskQueue)."""
+    current = find_condition(task.status.conditions, reasons.BLOCKED)
+    reason = current.reason if current is not None else None
+    if reason == reasons.NO_FITTING_NODE:
+        return reasons.FITTING_NODE_AVAILABLE
+    if reason == reasons.QUEUE_FULL:
+        return reasons.QUEUE_HAS_ROOM
+    return reasons.DEPENDENCIES_MET
+
+
+def needs_blocked_write(task: AgenticTask, why: tuple[str, str] | None) -> bool:
+    """Whether `blocked` with this (reason, message), or `unblocked` for None, would change anything (so an unchanged
+    Blocked task costs no write)."""
+    current = find_condition(task.status.conditions, reasons.BLOCKED)
+    if why is None:
+        return current is not None and current.status == "True"
+    return current is None or current.status != "True" or (current.reason, current.message) != why
+
+
+def claimed(task: AgenticTask, now: datetime, claimant: str) -> dict[str, Any]:
+    """Scheduled → Running; sent with the task's resourceVersion, so only one claimer can win."""
+    return {
+        "phase": "Running",
+        "claimedBy": claimant,
+        "claimedAt": wire_time(now),
+        "startedAt": wire_time(now),
+        "conditions": with_conditions(
+            task, now, (reasons.RUNNING, "True", reasons.CLAIMED, f"claimed by {task.status.assigned_node}")
+        ),
+    }
+
+
+def succeeded(task: AgenticTask, now: datetime, envelope: ResultEnvelope, usage: dict[str, Any]) -> dict[str, Any]:
+    """Running → Succeeded with the executor's envelope (whatever its verdict); `usage`: the `status.usage` body."""
+    message = envelope.summary[:1024]
+    return {
+        "phase": "Succeeded",
+        "verdict": envelope.verdict,
+        "result": envelope.to_wire(),
+        **usage,
+        "finishedAt": wire_time(now),
+        "conditions": with_conditions(
+            task,
+            now,
+            (reasons.RUNNING, "False", reasons.COMPLETED, message),
+            (reasons.FINISHED, "True", reasons.COMPLETED, message),
+        ),
+    }
+
+
+def failed(
+    task: AgenticTask,
+    now: datetime,
+    reason: str,
+    message: str,
+    *,
+    verdict: Verdict = "INCOMPLETE",
+    result: ResultEnvelope | None = None,
+) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "phase": "Failed",
+        "verdict": verdict,
+        "failureReason": reason,
+        "finishedAt": wire_time(now),
+        "observedGeneration": task.metadata.generation,
+        "conditions": with_conditions(task, now, *_stopped(task, reason, message)),
+    }
+    if result is not None:
+        body["result"] = result.to_wire()
+    return body
+
+
+def _stopped(task: AgenticTask, reason: str, message: str) -> list[ConditionUpdate]:
+    updates: list[ConditionUpdate] = [(reasons.FINISHED, "True", reason, message)]
+    if task.phase == "Running":
+        updates.insert(0, (reasons.RUNNING, "False", reason, message))
+    blocked = find_condition(task.status.conditions, reasons.BLOCKED)
+    if blocked is not None and blocked.status == "True":
+        # NB: a failed task waits for nothing; a stale "waiting for ..." would contradict its failure reason
+        updates.insert(0, (reasons.BLOCKED, "False", reason, message))
+    return updates
+
+
+def requeued(
+    task: AgenticTask,
+    now: datetime,
+    reason: str,
+    message: str,
+    *,
+    count_attempt: bool,
+    not_before: datetime | None = None,
+    claim_expired: bool = False,
+) -> dict[str, Any]:
+    """Back to Pending, assignment cleared (null deletes a field in a merge patch)."""
+    updates: list[ConditionUpdate] = [(reasons.SCHEDULED, "False", reason, message)]
+    if task.phase == "Running":
+        updates.append((reasons.RUNNING, "False", reason, message))
+    if claim_expired:
+        updates.append((reasons.CLAIM_EXPIRED, "True", reason, message))
+    return {
+        "phase": "Pending",
+        "assignedNode": None,
+        "claimedBy": None,
+        "claimedAt": None,
+        "startedAt": None,
+        "notBefore": wire_time(not_before) if not_before else None,
+        "attempts": task.status.attempts + (1 if count_attempt else 0),
+        "conditions": with_conditions(task, now, *updates),
+    }

@@ -1,0 +1,388 @@
+"""Everything `foreman install` applies and `make manifests` writes under manifests/, built from Python data.
+
+CRDs come from the pydantic models (foreman.api.tooling.crd); RBAC, the controller Deployment and the worker DaemonSet
+are declared here once. The checked-in YAML is compared with this in the tests, so the two never drift.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from foreman.api.models.resources import GROUP
+from foreman.api.tooling.crd import all_crds
+
+Manifest = dict[str, Any]
+
+NAMESPACE = "foreman-system"
+IMAGE = "ghcr.io/foreman-dev/foreman:0.1.0"
+CONTROLLER = "foreman-controller"
+WORKER = "foreman-worker"
+DASHBOARD = "foreman-dashboard"
+DASHBOARD_PORT = 8090
+CONTROLLER_HEALTH_PORT = 8080
+WORKER_HEALTH_PORT = 8081
+
+
+def _rule(groups: list[str], resources: list[str], verbs: list[str]) -> dict[str, list[str]]:
+    return {"apiGroups": groups, "resources": resources, "verbs": verbs}
+
+
+# Least privilege: the controller decides placement (task status and the node label) and runs TaskSchedules (it
+# creates their tasks, cancels them under Replace and deletes them past the history limits); the worker only moves its
+# claimed tasks' status and keeps its own FleetNode. Neither can read Secrets.
+CONTROLLER_RULES = [
+    _rule([GROUP], ["agentictasks"], ["get", "list", "watch", "patch", "create", "delete"]),
+    _rule([GROUP], ["agentictasks/status"], ["get", "patch"]),
+    _rule([GROUP], ["taskschedules"], ["get", "list", "watch"]),
+    _rule([GROUP], ["taskschedules/status"], ["get", "patch"]),
+    _rule([GROUP], ["fleetnodes"], ["get", "list", "watch"]),
+    _rule([GROUP], ["fleetnodes/status"], ["get", "patch"]),
+    _rule([GROUP], ["agents"], ["get", "list", "watch"]),
+    _rule([GROUP], ["taskqueues"], ["get", "list", "watch"]),
+    _rule([GROUP], ["taskqueues/status"], ["get", "patch"]),
+    _rule([""], ["namespaces"], ["get", "list", "watch"]),  # a TaskQueue's namespaceSelector reads their labels
+    _rule([""], ["events"], ["create", "patch"]),
+]
+# NB: ConfigMaps hold agent transcripts (`<task>-transcript`, written once per turn). Cluster-wide here, like the
+# worker's other rules; README ("The agent executor") says how to narrow it to the namespaces a worker serves.
+WORKER_RULES = [
+    _rule([GROUP], ["agentictasks"], ["get", "list", "watch"]),
+    _rule([GROUP], ["agentictasks/status"], ["get", "patch"]),
+    _rule([GROUP], ["fleetnodes"], ["get", "create", "patch"]),
+    _rule([GROUP], ["fleetnodes/status"], ["get", "patch"]),
+    _rule([GROUP], ["agents"], ["get"]),
+    _rule([""], ["configmaps"], ["get", "create", "patch"]),
+    _rule([""], ["events"], ["create", "patch"]),
+]
+# NB: the in-cluster dashboard only reads (its pages) and is reached through `kubectl port-forward`; cancel and trigger
+# stay with people's own credentials (`foreman dashboard --allow-actions` on their machine).
+DASHBOARD_RULES = [
+    _rule([GROUP], ["agentictasks", "fleetnodes", "taskschedules", "agents", "taskqueues"], ["get", "list", "watch"]),
+    _rule([""], ["configmaps"], ["get", "list", "watch"]),  # agent transcripts, followed live
+    _rule([""], ["events"], ["get", "list"]),
+    _rule([""], ["namespaces"], ["get", "list", "watch"]),  # the labels TaskQueues select namespaces by
+]
+LEASE_RULES = [_rule(["coordination.k8s.io"], ["leases"], ["get", "create", "update"])]
+
+
+def _meta(name: str, namespace: str | None = None) -> dict[str, Any]:
+    meta: dict[str, Any] = {
+        "name": name,
+        "labels": {"app.kubernetes.io/name": name, "app.kubernetes.io/part-of": "foreman"},
+    }
+    if namespace:
+        meta["namespace"] = namespace
+    return meta
+
+
+def _subject(name: str) -> dict[str, str]:
+    return {"kind": "ServiceAccount", "name": name, "namespace": NAMESPACE}
+
+
+def _cluster_role(name: str, rules: list[dict[str, Any]]) -> Manifest:
+    return {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "ClusterRole",
+        "metadata": _meta(name),
+        "rules": rules,
+    }
+
+
+def _cluster_role_binding(name: str) -> Manifest:
+    """Binds the ClusterRole `name` to the ServiceAccount of the same name."""
+    return {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "ClusterRoleBinding",
+        "metadata": _meta(name),
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": name},
+        "subjects": [_subject(name)],
+    }
+
+
+def pinned_worker_rbac(node: str) -> list[Manifest]:
+    """A worker identity for one host (outside the cluster) that can touch only its own FleetNode.
+
+    NB: RBAC cannot restrict `create` by name, so this identity cannot create FleetNodes: its node is created here,
+    by whoever applies this, and the worker's registrar patches it. Which tasks' status it may change is the admission
+    policy's part (worker_admission, installed with the rest; Kubernetes >= 1.30).
+    """
+    name = f"{WORKER}-{node}"
+    own_node = {**_rule([GROUP], ["fleetnodes", "fleetnodes/status"], ["get", "patch"]), "resourceNames": [node]}
+    rules = [*(rule for rule in WORKER_RULES if not rule["resources"][0].startswith("fleetnodes")), own_node]
+    fleet_node = {
+        "apiVersion": f"{GROUP}/v1alpha1",
+        "kind": "FleetNode",
+        "metadata": {"name": node},
+        "spec": {"nodeName": node},
+    }
+    return [
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": _meta(name, NAMESPACE)},
+        _cluster_role(name, rules),
+        _cluster_role_binding(name),
+        fleet_node,
+    ]
+
+
+PINNED_WORKER_PREFIX = f"system:serviceaccount:{NAMESPACE}:{WORKER}-"
+"""The user name of a per-node worker identity (pinned_worker_rbac), less its node's name."""
+SHARED_WORKER_USER = f"system:serviceaccount:{NAMESPACE}:{WORKER}"
+"""The user name of the DaemonSet's worker identity, one ServiceAccount shared by every Node's pod."""
+NODE_NAME_EXTRA = "authentication.kubernetes.io/node-name"
+"""Where the apiserver puts the Node of the Pod a ServiceAccount token is bound to (ServiceAccountTokenPodNodeInfo)."""
+_BOUND_TO_A_NODE = f"has(request.userInfo.extra) && '{NODE_NAME_EXTRA}' in request.userInfo.extra"
+OWN_NODE_POLICY = f"{WORKER}-own-node"
+
+
+def worker_admission() -> list[Manifest]:
+    """A per-node worker identity may change the status only of tasks Scheduled or Running on its own node, and never
+    move one to another node: so it claims only what was scheduled there and cannot finish or fail another node's
+    work; and it registers and changes only its own FleetNode (which RBAC's resourceNames already ensures for the
+    per-node identities, but not for the shared one, which must create its FleetNode). RBAC cannot say this (it
+    scopes by verb and name, not by content); a ValidatingAdmissionPolicy (Kubernetes >= 1.30,
+    features.VALIDATING_ADMISSION_POLICY) can. The node is read off the user name (the ServiceAccount
+    `foreman-worker-NODE`), or, for the shared DaemonSet identity, off its token: a token bound to a Pod carries the
+    Pod's Node in `userInfo.extra` (NODE_NAME_EXTRA, on by default from 1.30), and the DaemonSet names each FleetNode
+    after its Kubernetes Node. A shared token bound to no Pod (a long-lived Secret, `kubectl create token` without
+    `--bound-object-kind Pod`) names no node and is not matched: it keeps the open status (README)."""
+    policy = {
+        "failurePolicy": "Fail",
+        "matchConstraints": {
+            "resourceRules": [
+                {
+                    "apiGroups": [GROUP],
+                    "apiVersions": ["*"],
+                    "operations": ["UPDATE"],
+                    "resources": ["agentictasks/status"],
+                },
+                {
+                    "apiGroups": [GROUP],
+                    "apiVersions": ["*"],
+                    "operations": ["CREATE", "UPDATE"],
+                    "resources": ["fleetnodes", "fleetnodes/status"],
+                },
+            ]
+        },
+        "matchConditions": [
+            {
+                "name": "worker-of-a-node",
+                "expression": f"request.userInfo.username.startsWith('{PINNED_WORKER_PREFIX}')"
+                f" || (request.userInfo.username == '{SHARED_WORKER_USER}' && {_BOUND_TO_A_NODE})",
+            }
+        ],
+        "variables": [
+            {
+                "name": "node",
+                "expression": f"request.userInfo.username.startsWith('{PINNED_WORKER_PREFIX}')"
+                f" ? request.userInfo.username.substring({len(PINNED_WORKER_PREFIX)})"
+                f" : request.userInfo.extra['{NODE_NAME_EXTRA}'][0]",
+            }
+        ],
+        "validations": [
+            {
+                "expression": "request.resource.resource != 'fleetnodes' || object.metadata.name == variables.node",
+                "messageExpression": "'a worker may register and change only its own FleetNode (' + variables.node"
+                " + ')'",
+                "reason": "Forbidden",
+            },
+            {
+                "expression": "request.resource.resource != 'agentictasks' || has(oldObject.status)"
+                " && has(oldObject.status.assignedNode) && oldObject.status.assignedNode == variables.node"
+                " && has(oldObject.status.phase) && oldObject.status.phase in ['Scheduled', 'Running']",
+                "messageExpression": "'a worker may change the status only of tasks Scheduled or Running on its own"
+                " node (' + variables.node + ')'",
+                "reason": "Forbidden",
+            },
+            {
+                "expression": "request.resource.resource != 'agentictasks' || !has(object.status)"
+                " || !has(object.status.assignedNode) || object.status.assignedNode == variables.node",
+                "messageExpression": "'a worker may not move a task to another node than its own (' + variables.node"
+                " + ')'",
+                "reason": "Forbidden",
+            },
+        ],
+    }
+    return [
+        {
+            "apiVersion": "admissionregistration.k8s.io/v1",
+            "kind": "ValidatingAdmissionPolicy",
+            "metadata": {"name": OWN_NODE_POLICY},
+            "spec": policy,
+        },
+        {
+            "apiVersion": "admissionregistration.k8s.io/v1",
+            "kind": "ValidatingAdmissionPolicyBinding",
+            "metadata": {"name": OWN_NODE_POLICY},
+            "spec": {"policyName": OWN_NODE_POLICY, "validationActions": ["Deny"]},
+        },
+    ]
+
+
+def rbac() -> list[Manifest]:
+    cluster_roles = [(CONTROLLER, CONTROLLER_RULES), (WORKER, WORKER_RULES)]
+    return [
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": _meta(NAMESPACE)},
+        *(
+            {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": _meta(n, NAMESPACE)}
+            for n in (CONTROLLER, WORKER)
+        ),
+        *(_cluster_role(n, rules) for n, rules in cluster_roles),
+        *(_cluster_role_binding(n) for n, _ in cluster_roles),
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "Role",
+            "metadata": _meta(f"{CONTROLLER}-leader-election", NAMESPACE),
+            "rules": LEASE_RULES,
+        },
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "RoleBinding",
+            "metadata": _meta(f"{CONTROLLER}-leader-election", NAMESPACE),
+            "roleRef": {
+                "apiGroup": "rbac.authorization.k8s.io",
+                "kind": "Role",
+                "name": f"{CONTROLLER}-leader-election",
+            },
+            "subjects": [_subject(CONTROLLER)],
+        },
+    ]
+
+
+def _probe(path: str, port: int) -> dict[str, Any]:
+    return {"httpGet": {"path": path, "port": port}, "periodSeconds": 10, "failureThreshold": 3}
+
+
+def _container(name: str, args: list[str], port: int, probes: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "name": name,
+        "image": IMAGE,
+        "args": args,
+        "ports": [{"name": "http", "containerPort": port}],
+        "securityContext": {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True},
+        **probes,
+    }
+
+
+def _deployment(name: str, replicas: int, container: dict[str, Any]) -> Manifest:
+    """A Deployment of `container` in our namespace, run as the ServiceAccount of the same name."""
+    labels = {"app.kubernetes.io/name": name}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": _meta(name, NAMESPACE),
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": labels},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {
+                    "serviceAccountName": name,
+                    "securityContext": {"runAsNonRoot": True},
+                    "containers": [container],
+                },
+            },
+        },
+    }
+
+
+def controller_deployment() -> Manifest:
+    args = ["controller", "--health-port", str(CONTROLLER_HEALTH_PORT), "--lease-namespace", NAMESPACE]
+    probes = {
+        "livenessProbe": _probe("/healthz", CONTROLLER_HEALTH_PORT),
+        "readinessProbe": _probe("/readyz", CONTROLLER_HEALTH_PORT),
+        "env": [{"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}],
+    }
+    # NB: two replicas: one leads through the Lease; the other takes over within one lease period
+    return _deployment(CONTROLLER, 2, _container("controller", args, CONTROLLER_HEALTH_PORT, probes))
+
+
+def worker_daemonset() -> Manifest:
+    args = ["worker", "--node-name", "$(NODE_NAME)", "--health-port", str(WORKER_HEALTH_PORT)]
+    probes = {
+        "livenessProbe": _probe("/healthz", WORKER_HEALTH_PORT),
+        "env": [{"name": "NODE_NAME", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}}],
+    }
+    labels = {"app.kubernetes.io/name": WORKER}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "DaemonSet",
+        "metadata": _meta(WORKER, NAMESPACE),
+        "spec": {
+            "selector": {"matchLabels": labels},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {
+                    "serviceAccountName": WORKER,
+                    "securityContext": {"runAsNonRoot": True},
+                    # NB: drain (finish or hand back running tasks) needs the grace period plus a margin
+                    "terminationGracePeriodSeconds": 45,
+                    "containers": [_container("worker", args, WORKER_HEALTH_PORT, probes)],
+                },
+            },
+        },
+    }
+
+
+def dashboard() -> list[Manifest]:
+    """`foreman dashboard -A` in the cluster, read-only, for `kubectl -n foreman-system port-forward
+    deploy/foreman-dashboard 8090` (the dashboard answers to localhost; a probe reads /healthz)."""
+    args = ["dashboard", "--address", "0.0.0.0", "--port", str(DASHBOARD_PORT), "--all-namespaces"]
+    probes = {"readinessProbe": _probe("/healthz", DASHBOARD_PORT), "livenessProbe": _probe("/healthz", DASHBOARD_PORT)}
+    deployment = _deployment(DASHBOARD, 1, _container("dashboard", args, DASHBOARD_PORT, probes))
+    return [
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": _meta(DASHBOARD, NAMESPACE)},
+        _cluster_role(DASHBOARD, DASHBOARD_RULES),
+        _cluster_role_binding(DASHBOARD),
+        deployment,
+    ]
+
+
+def files() -> dict[str, list[Manifest]]:
+    """Relative path under manifests/ → the documents in it."""
+    crds = {f"crds/{crd['metadata']['name']}.yaml": [crd] for crd in all_crds()}
+    return {
+        **crds,
+        "rbac.yaml": rbac(),
+        "admission.yaml": worker_admission(),
+        "controller.yaml": [controller_deployment()],
+        "worker.yaml": [worker_daemonset()],
+        "dashboard.yaml": dashboard(),  # NB: optional, so not in the kustomization: kubectl apply -f it
+        "kustomization.yaml": [
+            {
+                "apiVersion": "kustomize.config.k8s.io/v1beta1",
+                "kind": "Kustomization",
+                "resources": [*crds, "rbac.yaml", "admission.yaml", "controller.yaml", "worker.yaml"],
+            }
+        ],
+    }
+
+
+def install_manifests(*, with_workloads: bool = False, with_dashboard: bool = False) -> list[Manifest]:
+    """What `foreman install` applies, in dependency order (the Deployment and DaemonSet, and the read-only
+    dashboard, only on request)."""
+    docs = [*all_crds(), *rbac(), *worker_admission()]
+    workloads = [controller_deployment(), worker_daemonset()] if with_workloads else []
+    return [*docs, *workloads, *(dashboard() if with_dashboard else [])]
+
+
+def render(documents: list[Manifest]) -> str:
+    header = "# Generated by `make manifests` from foreman.api (do not edit by hand).\n"
+    return header + "---\n".join(yaml.safe_dump(doc, sort_keys=False, width=120) for doc in documents)
+
+
+def write(directory: Path) -> list[Path]:
+    written = []
+    for relative, documents in files().items():
+        path = directory / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(render(documents))
+        written.append(path)
+    return written
+
+
+if __name__ == "__main__":
+    for path in write(Path(sys.argv[1] if len(sys.argv) > 1 else "manifests")):
+        sys.stderr.write(f"wrote {path}\n")

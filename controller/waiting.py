@@ -1,0 +1,64 @@
+"""Why a Pending task waits, and where it stands in its queue's line: computed on read (positions change with every
+placement, so they are never written to the API), with the controller's own functions: `decide` for what blocks a
+task, `queue_of` for its queue, `placement_order` for its place in the line, `why_held` for what a slot cannot fix.
+
+`foreman get tasks`, `foreman describe task` and the dashboard fill a `Cache` from what they list and ask `line_up`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from foreman.api.state import reasons
+from foreman.api.state.status import wire_time
+from foreman.controller.cache import Cache, TaskKey
+from foreman.controller.match import Placer
+from foreman.controller.plan import PlacementOrder, need_of, offer_of, placement_order, why_held
+from foreman.controller.queues import full_queues
+from foreman.controller.rules import Backoff, Blocked, Placeable, decide
+
+SLOT_BUSY_MESSAGE = "waiting for a free slot on a fitting node"
+
+
+@dataclass(frozen=True)
+class Waiting:
+    queue: str
+    position: int | None
+    """1 is next in the queue's line; None while something other than a slot holds the task (dependencies, backoff)."""
+    reason: str
+    message: str
+
+    def sentence(self) -> str:
+        """`foreman describe task`'s explanation."""
+        where = f"number {self.position} in the line of queue {self.queue}" if self.position else f"queue {self.queue}"
+        return f"Pending in {where}: {self.message} ({self.reason})."
+
+
+def line_up(cache: Cache, now: datetime) -> dict[TaskKey, Waiting]:
+    """Every Pending task of the cache: its queue, its position in that queue's line and why it waits."""
+    lines: dict[str, list[tuple[PlacementOrder, TaskKey]]] = {}
+    waiting: dict[TaskKey, Waiting] = {}
+    for key in cache.by_phase["Pending"]:
+        task = cache.task(key)
+        if task is None:
+            continue
+        queue = cache.queue_of(task)
+        decision = decide(task, cache.siblings(key[0]), now, cache.agents.get(key[0], frozenset()), cache.queue_rules)
+        if isinstance(decision, Blocked):
+            waiting[key] = Waiting(queue, None, decision.reason, decision.message)
+        elif isinstance(decision, Backoff):
+            message = f"retry backoff until {wire_time(decision.until)}"
+            waiting[key] = Waiting(queue, None, reasons.RETRY_BACKOFF, message)
+        elif isinstance(decision, Placeable):
+            lines.setdefault(queue, []).append((placement_order(task), key))
+    ready = (offer_of(node) for node in cache.nodes.values() if node.status.phase == "Ready")
+    placer = Placer(ready, cache.usage())  # NB: only asked whether anything could ever fit: no policy
+    full = full_queues(cache.queue_rules, cache.queue_loads())
+    for queue, line in lines.items():
+        for position, (_, key) in enumerate(sorted(line), 1):
+            task = cache.task(key)
+            assert task is not None, "lined up from the cache"
+            why = why_held(need_of(task, cache.model_of(task)), placer, queue, full)
+            waiting[key] = Waiting(queue, position, *(why or (reasons.SLOT_BUSY, SLOT_BUSY_MESSAGE)))
+    return waiting

@@ -1,0 +1,126 @@
+"""Cross-field rules: one Rule per check, refused by the model and (as CEL in the CRD) by the apiserver in the same
+words; older servers get the CRDs without CEL (features.for_server)."""
+
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from foreman.api.http.features import (
+    CEL_VALIDATION,
+    SELECTABLE_FIELDS,
+    VALIDATING_ADMISSION_POLICY,
+    Release,
+    Selection,
+    for_server,
+    release_of,
+    tasks_on_node,
+    writes_node_label,
+)
+from foreman.api.models.agents import Agent
+from foreman.api.models.base import STORED, Model
+from foreman.api.models.resources import AgenticTask, AgenticTaskSpec, FleetNode
+from foreman.api.models.schedules import TaskSchedule, TaskScheduleSpec
+from foreman.api.tooling.crd import all_crds
+from foreman.api.tooling.manifests import install_manifests
+from tests.malformed import ACCEPTED, REFUSED, Refused
+
+MODELS: dict[str, type[Model]] = {"AgenticTask": AgenticTask, "TaskSchedule": TaskSchedule}
+
+
+@pytest.mark.parametrize("case", REFUSED, ids=lambda c: c.id)
+def test_the_model_refuses_with_the_rules_message(case: Refused) -> None:
+    with pytest.raises(ValidationError) as caught:
+        MODELS[case.resource].model_validate(case.body("selfish"))
+    assert case.message in str(caught.value)
+    assert case.message.startswith("spec.")  # names the field to fix
+
+
+@pytest.mark.parametrize("case", REFUSED, ids=lambda c: c.id)
+def test_what_a_server_stored_is_read_back_whatever_the_rules_say(case: Refused) -> None:
+    """An object a server without CEL stored (or from before a rule) is a fact the daemons handle, not input."""
+    assert MODELS[case.resource].model_validate(case.body("selfish"), context=STORED).metadata.name == "selfish"
+
+
+@pytest.mark.parametrize("case", ACCEPTED, ids=lambda c: c.id)
+def test_the_model_takes_objects_right_at_the_bounds(case: Refused) -> None:
+    MODELS[case.resource].model_validate(case.body())
+
+
+def test_every_rule_has_a_refused_case() -> None:
+    rules = [rule for model in (AgenticTask, AgenticTaskSpec, TaskScheduleSpec) for rule in model.rules]
+    assert {rule.message for rule in rules} == {case.message for case in REFUSED}
+    assert FleetNode.rules == Agent.rules == ()
+
+
+def _validations(node: Any) -> list[dict[str, str]]:
+    if isinstance(node, dict):
+        return node.get("x-kubernetes-validations", []) + [v for value in node.values() for v in _validations(value)]
+    if isinstance(node, list):
+        return [v for value in node for v in _validations(value)]
+    return []
+
+
+def test_the_crds_carry_each_rule_as_cel_on_its_models_node() -> None:
+    crds = {crd["spec"]["names"]["kind"]: crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"] for crd in all_crds()}
+    task, schedule = crds["AgenticTask"], crds["TaskSchedule"]
+    as_cel = [{"rule": rule.cel, "message": rule.message} for rule in AgenticTask.rules]
+    assert task["x-kubernetes-validations"] == as_cel
+    spec_rules = [{"rule": rule.cel, "message": rule.message} for rule in AgenticTaskSpec.rules]
+    assert task["properties"]["spec"]["x-kubernetes-validations"] == spec_rules
+    template = schedule["properties"]["spec"]["properties"]["taskTemplate"]["properties"]["spec"]
+    assert template["x-kubernetes-validations"] == spec_rules  # a schedule's template is checked as a task's spec
+    assert _validations(crds["FleetNode"]) == _validations(crds["Agent"]) == []
+
+
+def _selectable(manifests: list[Any]) -> list[Any]:
+    return [v.get("selectableFields") for m in manifests if m["kind"] == "CustomResourceDefinition"
+            for v in m["spec"]["versions"]]  # fmt: skip
+
+
+def test_older_servers_get_what_they_take_of_the_manifests() -> None:
+    manifests = install_manifests()
+    kinds = [m["kind"] for m in manifests]
+    assert kinds[-2:] == ["ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"]
+    assert _selectable(manifests) == [
+        [{"jsonPath": ".status.assignedNode"}, {"jsonPath": ".status.phase"}],
+        *[None] * 4,
+    ]
+    assert for_server(manifests, Release(1, 37)) is manifests
+    assert for_server(manifests, SELECTABLE_FIELDS) is manifests
+    at_130 = for_server(manifests, VALIDATING_ADMISSION_POLICY)
+    assert [m["kind"] for m in at_130] == kinds
+    assert _selectable(at_130) == [None] * 5
+    assert _validations(at_130) == _validations(manifests)
+    without_policy = for_server(manifests, Release(1, 29))
+    assert [m["kind"] for m in without_policy] == kinds[:-2]
+    assert _validations(for_server(manifests, CEL_VALIDATION)) == _validations(manifests)
+    old = for_server(manifests, Release(1, 20))
+    assert _validations(old) == []
+    assert _selectable(old) == [None] * 5
+    assert _validations(manifests) != []  # not changed in place
+    assert [m for m in old if m["kind"] != "CustomResourceDefinition"] == [
+        m for m in manifests[:-2] if m["kind"] != "CustomResourceDefinition"
+    ]
+
+
+def test_workers_select_by_field_where_the_server_can_and_the_controller_then_writes_no_label() -> None:
+    current, floor = tasks_on_node("gpu-1", Release(1, 37)), tasks_on_node("gpu-1", Release(1, 20))
+    assert current == Selection(field_selector="status.assignedNode=gpu-1,status.phase!=Succeeded,status.phase!=Failed")
+    assert floor == Selection(label_selector="foreman.dev/node=gpu-1")
+    assert tasks_on_node("n", SELECTABLE_FIELDS) == tasks_on_node("n", Release(1, 37))
+    assert tasks_on_node("n", Release(1, 30)) == Selection(label_selector="foreman.dev/node=n")
+    assert [writes_node_label(Release(1, m)) for m in (20, 30, 31, 37)] == [True, True, False, False]
+
+
+@pytest.mark.parametrize(
+    ("answer", "release"),
+    [
+        ({"major": "1", "minor": "37", "gitVersion": "v1.37.2"}, Release(1, 37)),
+        ({"major": "1", "minor": "20", "gitVersion": "v1.20.2"}, Release(1, 20)),
+        ({"major": "1", "minor": "30+", "gitVersion": "v1.30.4-eks-a737599"}, Release(1, 30)),
+        ({"major": "1", "minor": "29+", "gitVersion": ""}, Release(1, 29)),
+    ],
+)
+def test_the_release_is_read_from_the_version_answer(answer: dict[str, str], release: Release) -> None:
+    assert release_of(answer) == release
