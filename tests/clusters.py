@@ -1,6 +1,6 @@
 """The cluster the integration and fault suites run against, got through pytest-kubernetes' provider managers.
 
-By default the suites start our own control plane (api/localcluster: seconds, no Docker) and hand it to
+By default the suites start our own control plane (api/tooling/localcluster: seconds, no Docker) and hand it to
 pytest-kubernetes as an already-running cluster (its `external` provider); `--k8s-provider kind` or `k3d` has
 pytest-kubernetes create a real cluster instead (a Docker engine needed), and `--k8s-provider external --k8s-kubeconfig
 PATH` takes any cluster an admin kubeconfig reaches. The tests see one `Cluster` either way: a kubeconfig for each of
