@@ -38,7 +38,7 @@ def test_a_provider_that_cannot_create_its_cluster_says_why_in_one_line(tmp_path
     command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--k8s-provider", "kind",
                ONE_INTEGRATION_TEST]  # fmt: skip
     environment = {**os.environ, "PATH": f"{tmp_path}:{os.environ['PATH']}"}
-    run = subprocess.run(command, cwd=ROOT, env=environment, capture_output=True, text=True, timeout=60)
+    run = subprocess.run(command, cwd=ROOT, env=environment, capture_output=True, text=True, timeout=100)
     assert run.returncode == pytest.ExitCode.USAGE_ERROR
     said = [line for line in run.stdout.splitlines() if "--k8s-provider" in line]
     assert said == [f"! _pytest.outcomes.Exit: --k8s-provider kind: {NO_DOCKER} !"], run.stdout
