@@ -4,12 +4,14 @@ at half the node's speed); 2,000 agent tasks of mixed size (500 to 20,000 comple
 all at once (the fleet saturated until the end), and over time at half the fleet's capacity (nodes often idle, so
 the policy has a choice). Each policy's makespan and mean task latency (arrival to finish) are reported as ratios to
 first-fit's, and makespan to a lower bound: the total work over the total fleet speed (every node busy on its best
-model, no constraint, no arrivals: optimistic).
+model, no constraint, no arrivals: optimistic), and to the optimum: the shortest makespan any placement could reach,
+even knowing every task's size and splitting tasks across nodes (`optimum`), so no policy can beat it.
 """
 
 from __future__ import annotations
 
 import heapq
+import itertools
 import random
 import statistics
 from dataclasses import dataclass
@@ -17,6 +19,8 @@ from dataclasses import dataclass
 from foreman.controller.match import POLICIES, Need, Offer, PlacementPolicy, Placer, Usage
 
 MODELS = ("qwen2.5-coder:32b", "qwen2.5-coder:7b", "llama3.1:8b")
+SPEED_FACTOR = {MODELS[0]: 0.5, MODELS[1]: 1.0, MODELS[2]: 1.0}
+"""A model's speed on a node, as a fraction of the node's speed: the big model runs at half the small ones'."""
 
 
 @dataclass(frozen=True)
@@ -43,7 +47,7 @@ def fleet(seed: int = 11) -> list[Offer]:
     for index, speed in enumerate(speeds):
         served = [m for m in MODELS if rng.random() < 0.7] or [MODELS[1]]
         # NB: the big model runs slower than the small ones on the same node
-        rates = {m: float(speed) * (0.5 if m == MODELS[0] else 1.0) for m in served}
+        rates = {m: float(speed) * SPEED_FACTOR[m] for m in served}
         offers.append(Offer(f"node-{index:02}", "cuda", 64, 32768, slots=1, models=dict.fromkeys(served), speeds=rates))
     return offers
 
@@ -107,12 +111,32 @@ def lower_bound(offers: list[Offer], tasks: list[SimTask]) -> float:
     return sum(t.tokens for t in tasks) / capacity(offers)
 
 
+def optimum(offers: list[Offer], tasks: list[SimTask]) -> float:
+    """The shortest makespan of any placement, all tasks there at once, even one that knows every task's size and may
+    split a task across nodes (so a true lower bound, and reachable only by splitting).
+
+    With a model's speed a fixed fraction of its node's (`SPEED_FACTOR`), each task's work in node-speed units is its
+    tokens over that fraction, and the question is a transportation problem: work of each model to the nodes serving
+    it, each node doing `speed x T` in time T. By Gale's theorem it is feasible iff every set of models fits the nodes
+    serving any of them, so T is the largest (their work) / (those nodes' speed) over the sets of models.
+    """
+    work = {m: sum(t.tokens for t in tasks if t.model == m) / SPEED_FACTOR[m] for m in MODELS}
+    speed = {o.name: max(o.speeds[m] / SPEED_FACTOR[m] for m in o.speeds) * o.slots for o in offers}
+    return max(
+        sum(work[m] for m in chosen) / sum(speed[o.name] for o in offers if set(o.models) & set(chosen))
+        for size in range(1, len(MODELS) + 1)
+        for chosen in itertools.combinations(MODELS, size)
+        if any(set(o.models) & set(chosen) for o in offers)
+    )
+
+
 def compare(load: float | None) -> dict[str, dict[str, float]]:
     offers = fleet()
     tasks = workload(offers, load)
     results = {policy: simulate(offers, tasks, policy) for policy in POLICIES}
     base = results["first-fit"]
     bound = lower_bound(offers, tasks)
+    best = optimum(offers, tasks)
     return {
         policy: {
             "makespan_s": round(result.makespan, 1),
@@ -120,6 +144,8 @@ def compare(load: float | None) -> dict[str, dict[str, float]]:
             "makespan_vs_first_fit": round(result.makespan / base.makespan, 3),
             "latency_vs_first_fit": round(result.mean_latency / base.mean_latency, 3),
             "makespan_vs_lower_bound": round(result.makespan / bound, 3),
+            "makespan_vs_optimum": round(result.makespan / best, 3),
+            "optimum_vs_lower_bound": round(best / bound, 3),
         }
         for policy, result in results.items()
     }
