@@ -80,6 +80,7 @@ class Worker:
         self.draining = False
         self._executions: dict[str, Execution] = {}  # by task uid
         self._known: dict[str, AgenticTask] = {}  # this node's tasks as last seen, by uid
+        self._listed: set[str | None] = set()  # the namespaces whose watch has its first snapshot
         self.agent_settings = AgentExecutorSettings.model_validate(self.config.executors.get("agent") or {})
         self.inference_probe = (
             inference.InferenceProbe(self.agent_settings.endpoint, self.agent_settings.api_key_env)
@@ -129,6 +130,11 @@ class Worker:
 
     def is_healthy(self) -> bool:
         return self.registrar is not None and not self.registrar.degraded
+
+    def synced(self) -> bool:
+        """Registered, recovered, and every watch has listed: from now on it sees each task placed on its node as it
+        is placed (what start-up costs the apiserver is behind it)."""
+        return len(self._listed) == len(self.config.namespaces or [None])
 
     # -- lifecycle -------------------------------------------------------------------------------------------------
 
@@ -225,6 +231,7 @@ class Worker:
             if isinstance(event, Relisted):
                 for task in event.items:
                     self._consider(task)
+                self._listed.add(namespace)
             elif event.type == "DELETED":
                 self._known.pop(event.object.metadata.uid or "", None)
                 execution = self._executions.get(event.object.metadata.uid or "")

@@ -131,15 +131,25 @@ def pinned_worker_rbac(node: str) -> list[Manifest]:
 
 PINNED_WORKER_PREFIX = f"system:serviceaccount:{NAMESPACE}:{WORKER}-"
 """The user name of a per-node worker identity (pinned_worker_rbac), less its node's name."""
+SHARED_WORKER_USER = f"system:serviceaccount:{NAMESPACE}:{WORKER}"
+"""The user name of the DaemonSet's worker identity, one ServiceAccount shared by every Node's pod."""
+NODE_NAME_EXTRA = "authentication.kubernetes.io/node-name"
+"""Where the apiserver puts the Node of the Pod a ServiceAccount token is bound to (ServiceAccountTokenPodNodeInfo)."""
+_BOUND_TO_A_NODE = f"has(request.userInfo.extra) && '{NODE_NAME_EXTRA}' in request.userInfo.extra"
 OWN_NODE_POLICY = f"{WORKER}-own-node"
 
 
 def worker_admission() -> list[Manifest]:
     """A per-node worker identity may change the status only of tasks Scheduled or Running on its own node, and never
     move one to another node: so it claims only what was scheduled there and cannot finish or fail another node's
-    work. RBAC cannot say this (it scopes by verb and name, not by content); a ValidatingAdmissionPolicy (Kubernetes
-    >= 1.30, features.VALIDATING_ADMISSION_POLICY) can. The node is read off the user name (the ServiceAccount
-    `foreman-worker-NODE`); the shared DaemonSet identity has no node in its name and is not matched."""
+    work; and it registers and changes only its own FleetNode (which RBAC's resourceNames already ensures for the
+    per-node identities, but not for the shared one, which must create its FleetNode). RBAC cannot say this (it
+    scopes by verb and name, not by content); a ValidatingAdmissionPolicy (Kubernetes >= 1.30,
+    features.VALIDATING_ADMISSION_POLICY) can. The node is read off the user name (the ServiceAccount
+    `foreman-worker-NODE`), or, for the shared DaemonSet identity, off its token: a token bound to a Pod carries the
+    Pod's Node in `userInfo.extra` (NODE_NAME_EXTRA, on by default from 1.30), and the DaemonSet names each FleetNode
+    after its Kubernetes Node. A shared token bound to no Pod (a long-lived Secret, `kubectl create token` without
+    `--bound-object-kind Pod`) names no node and is not matched: it keeps the open status (README)."""
     policy = {
         "failurePolicy": "Fail",
         "matchConstraints": {
@@ -149,30 +159,48 @@ def worker_admission() -> list[Manifest]:
                     "apiVersions": ["*"],
                     "operations": ["UPDATE"],
                     "resources": ["agentictasks/status"],
-                }
+                },
+                {
+                    "apiGroups": [GROUP],
+                    "apiVersions": ["*"],
+                    "operations": ["CREATE", "UPDATE"],
+                    "resources": ["fleetnodes", "fleetnodes/status"],
+                },
             ]
         },
         "matchConditions": [
             {
-                "name": "per-node-worker",
-                "expression": f"request.userInfo.username.startsWith('{PINNED_WORKER_PREFIX}')",
+                "name": "worker-of-a-node",
+                "expression": f"request.userInfo.username.startsWith('{PINNED_WORKER_PREFIX}')"
+                f" || (request.userInfo.username == '{SHARED_WORKER_USER}' && {_BOUND_TO_A_NODE})",
             }
         ],
         "variables": [
-            {"name": "node", "expression": f"request.userInfo.username.substring({len(PINNED_WORKER_PREFIX)})"}
+            {
+                "name": "node",
+                "expression": f"request.userInfo.username.startsWith('{PINNED_WORKER_PREFIX}')"
+                f" ? request.userInfo.username.substring({len(PINNED_WORKER_PREFIX)})"
+                f" : request.userInfo.extra['{NODE_NAME_EXTRA}'][0]",
+            }
         ],
         "validations": [
             {
-                "expression": "has(oldObject.status) && has(oldObject.status.assignedNode)"
-                " && oldObject.status.assignedNode == variables.node"
+                "expression": "request.resource.resource != 'fleetnodes' || object.metadata.name == variables.node",
+                "messageExpression": "'a worker may register and change only its own FleetNode (' + variables.node"
+                " + ')'",
+                "reason": "Forbidden",
+            },
+            {
+                "expression": "request.resource.resource != 'agentictasks' || has(oldObject.status)"
+                " && has(oldObject.status.assignedNode) && oldObject.status.assignedNode == variables.node"
                 " && has(oldObject.status.phase) && oldObject.status.phase in ['Scheduled', 'Running']",
                 "messageExpression": "'a worker may change the status only of tasks Scheduled or Running on its own"
                 " node (' + variables.node + ')'",
                 "reason": "Forbidden",
             },
             {
-                "expression": "!has(object.status) || !has(object.status.assignedNode)"
-                " || object.status.assignedNode == variables.node",
+                "expression": "request.resource.resource != 'agentictasks' || !has(object.status)"
+                " || !has(object.status.assignedNode) || object.status.assignedNode == variables.node",
                 "messageExpression": "'a worker may not move a task to another node than its own (' + variables.node"
                 " + ')'",
                 "reason": "Forbidden",
