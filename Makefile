@@ -64,7 +64,7 @@ demo: install control-plane
 	$(BIN)/foreman demo
 
 bench: install control-plane
-	$(BIN)/python bench/run.py
+	$(BIN)/python bench/run.py $(BENCH)
 
 # The fault scenarios at full size (1,000 contended tasks, 500 through controller kills, ...), with the report table.
 soak: install control-plane

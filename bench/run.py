@@ -6,6 +6,7 @@ their own RBAC-bound tokens, so the audit log can tell whose calls are whose), w
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import os
@@ -25,7 +26,7 @@ from typing import Any
 import fairness
 import fleet
 from agent import agent_benchmarks
-from reporting import report, say, target
+from reporting import all_targets, per_release, report, say, side_by_side, target
 
 from foreman.api.http.kube import Kube, Relisted
 from foreman.api.models.queues import TaskQueue
@@ -33,6 +34,7 @@ from foreman.api.models.resources import AgenticTask
 from foreman.api.runtime.daemon import configure_logging, settle_heap
 from foreman.api.tooling.install import install
 from foreman.api.tooling.localcluster import Identity, LocalCluster
+from foreman.api.tooling.localcluster.cluster import FLOOR_RELEASE, current_release, is_built, resolve_release
 from foreman.controller.config import ControllerConfig
 from foreman.controller.loop import Controller
 from foreman.controller.match import Need, Offer, Placer
@@ -160,7 +162,15 @@ class System:
             self.workers.append(worker)
             self.runners.append(asyncio.create_task(worker.run(self.stop)))
         settle_heap()  # as `foreman controller` and `foreman worker` do once started
-        while not (controller.leading and controller.synced() and len(controller.cache.nodes) >= nodes):
+        # NB: and every worker has listed its tasks: a worker's start-up lists (its recovery's and its watch's) read
+        # the whole namespace from etcd, which is start-up, not throughput (measured: 40 % of the apiserver's CPU
+        # when the 20 workers started as the 2,000 tasks arrived)
+        while not (
+            controller.leading
+            and controller.synced()
+            and len(controller.cache.nodes) >= nodes
+            and all(worker.synced() for worker in self.workers)
+        ):
             await asyncio.sleep(0.05)
         return controller
 
@@ -266,6 +276,7 @@ async def throughput(admin: Kube, cluster: LocalCluster, controller: Controller,
     say(f"throughput: 2000 tasks over 20 nodes in {elapsed:.1f} s = {rate:.0f} tasks/s; ceiling {ceiling:.0f} tasks/s")
     report["throughput"]["cpu"] = cpu_report(per_task, per_patch, rate)
     target("throughput / (raw status patches per s / writes per task)", rate / ceiling, 0.5, below=False)
+    target("throughput / raw status patches per s", rate / raw["median"], 0.18, below=False)
     say(f"  against the best raw round ({raw['best']:.0f}/s) instead of the median: "
         f"{report['throughput']['ratio_to_best_round']:.3g}")  # fmt: skip
 
@@ -480,8 +491,33 @@ def memory() -> None:
 
 SECTIONS = ("matcher", "placement", "fair-share", "memory", "agents", "latency", "throughput", "throughput-10k")
 """`python bench/run.py [SECTION ...]` runs only those (all by default; `make bench` runs all)."""
+APISERVER_SECTIONS = {"agents", "latency", "throughput", "throughput-10k"}
 ASSUMED_WRITES_PER_TASK = 4.0
 """The ceiling's writes per task when the latency section (which counts them in the audit log) is not run."""
+
+
+def arguments() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("sections", nargs="*", metavar="SECTION", help=f"run only these: {', '.join(SECTIONS)}")
+    parser.add_argument(
+        "--kubernetes",
+        metavar="RELEASES",
+        help="comma-separated releases to run the apiserver sections on, e.g. 1.37.2,1.20 (default: the current one,"
+        " and the oldest supported one when its kube-apiserver is built: `make control-plane-floor`)",
+    )
+    options = parser.parse_args()
+    if unknown := set(options.sections) - set(SECTIONS):
+        parser.error(f"unknown sections {sorted(unknown)}; choose from {', '.join(SECTIONS)}")
+    return options
+
+
+def releases(asked: str | None) -> list[str]:
+    """The releases to run on: as asked, else the current one and the floor where its binary is already built (the
+    bench never waits minutes for a build the user did not ask for)."""
+    if asked:
+        return [resolve_release(release) for release in asked.split(",")]
+    floor = [FLOOR_RELEASE] if is_built(FLOOR_RELEASE) else []
+    return [current_release(), *floor]
 
 
 async def against_the_apiserver(cluster: LocalCluster, sections: set[str]) -> None:
@@ -515,9 +551,8 @@ async def against_the_apiserver(cluster: LocalCluster, sections: set[str]) -> No
 
 
 def main() -> None:
-    sections = set(sys.argv[1:]) or set(SECTIONS)
-    if unknown := sections - set(SECTIONS):
-        sys.exit(f"unknown sections {sorted(unknown)}; choose from {', '.join(SECTIONS)}")
+    options = arguments()
+    sections = set(options.sections) or set(SECTIONS)
     RESULTS.mkdir(exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     # NB: the daemons log as in production (JSON lines at info), into a file beside the report: thousands of lines
@@ -533,17 +568,22 @@ def main() -> None:
                           ("memory", memory)):  # fmt: skip
         if name in sections:
             section()
-    if sections & {"agents", "latency", "throughput", "throughput-10k"}:
-        cluster = LocalCluster.start(Path(tempfile.mkdtemp(prefix="foreman-bench-")), audit=True)
-        try:
-            asyncio.run(against_the_apiserver(cluster, sections))
-        finally:
-            cluster.stop()
+    for release in releases(options.kubernetes) if sections & APISERVER_SECTIONS else []:
+        say(f"\n-- on kube-apiserver v{release} --")
+        with per_release(release):
+            state = Path(tempfile.mkdtemp(prefix="foreman-bench-"))
+            cluster = LocalCluster.start(state, audit=True, kubernetes=release)
+            try:
+                asyncio.run(against_the_apiserver(cluster, sections))
+            finally:
+                cluster.stop()
+    side_by_side()
     logs.close()
     out = RESULTS / f"bench-{stamp}.json"
     out.write_text(json.dumps(report, indent=2))
-    met = sum(t["met"] for t in report["targets"].values())
-    say(f"\n{met} of {len(report['targets'])} targets met; report in {out}, the daemons' logs in {logs.name}")
+    targets = all_targets()
+    met = sum(t["met"] for t in targets)
+    say(f"\n{met} of {len(targets)} targets met; report in {out}, the daemons' logs in {logs.name}")
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ from foreman.api.http.kube import Kube
 from foreman.api.runtime.daemon import HealthServer, configure_logging, settle_heap, stop_on_signals
 from foreman.cli.errors import UserError, user_errors
 from foreman.controller.config import ControllerConfig
+from foreman.controller.expiry import TimeToLive
 from foreman.controller.loop import Controller
 from foreman.controller.match import POLICIES
 from foreman.worker.config import WorkerConfig
@@ -105,6 +106,20 @@ def controller(
             "measured tokens per second for the task's model)."
         ),
     ] = Placement.first_fit,
+    ttl_after_success: Annotated[
+        float | None,
+        typer.Option(
+            min=0,
+            help="Seconds a Succeeded task is kept before it is deleted (default: kept; a task's own "
+            "spec.ttlSecondsAfterFinished wins).",
+        ),
+    ] = None,
+    ttl_after_failure: Annotated[
+        float | None,
+        typer.Option(
+            min=0, help="Seconds a Failed task is kept before it is deleted (default: kept; the task's field wins)."
+        ),
+    ] = None,
     health_port: Annotated[int, typer.Option(help="Port for /healthz, /readyz and /metrics (0: none).")] = 8080,
     log_format: LogFormatOption = LogFormat.json,
 ) -> None:
@@ -123,6 +138,7 @@ def controller(
         lease_name=lease_name,
         lease_duration=lease_duration,
         placement=next(policy for policy in POLICIES if policy == placement.value),
+        ttl=TimeToLive(_seconds(ttl_after_success), _seconds(ttl_after_failure)),
     )
     if identity:
         config = dataclasses.replace(config, identity=identity)
@@ -132,6 +148,10 @@ def controller(
         return instance, HealthServer(instance.metrics.registry, healthy=instance.is_healthy, ready=instance.is_ready)
 
     asyncio.run(serve(kubeconfig, health_port, make))
+
+
+def _seconds(value: float | None) -> timedelta | None:
+    return None if value is None else timedelta(seconds=value)
 
 
 def _labels(pairs: list[str]) -> dict[str, str]:

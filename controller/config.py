@@ -7,6 +7,7 @@ import socket
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from foreman.controller.expiry import TimeToLive
 from foreman.controller.match import PlacementPolicy
 
 
@@ -33,6 +34,8 @@ class ControllerConfig:
     placement: PlacementPolicy = "first-fit"
     """Which fitting node a task goes to: first-fit (by name), spread (most free slots), fastest (highest measured
     tokens per second for the task's model)."""
+    ttl: TimeToLive = field(default_factory=TimeToLive)
+    """How long finished tasks are kept, by outcome (`--ttl-after-success`, `--ttl-after-failure`); unset: for ever."""
     unhealthy_after_failures: int = 3
     """API calls failing in a row before /healthz and /readyz answer 503 (the worker's degraded_after_failures)."""
 

@@ -29,6 +29,7 @@ from foreman.api.state import reasons
 from foreman.controller import readings
 from foreman.controller.cache import Cache, TaskKey
 from foreman.controller.config import ControllerConfig
+from foreman.controller.deletion import delete_finished
 from foreman.controller.leader import LeaderElector, LeaseConfig
 from foreman.controller.metrics import ControllerMetrics
 from foreman.controller.outcomes import outcome
@@ -41,6 +42,7 @@ from foreman.controller.plan import (
     Plan,
     QueueStatusWrite,
     StatusWrite,
+    TaskDelete,
     plan_pass,
 )
 from foreman.controller.schedules import Fired, ScheduleLoop
@@ -330,6 +332,8 @@ class Controller:
             await self._write(intent, now)
         elif isinstance(intent, LabelWrite):
             await self._relabel(intent.task)
+        elif isinstance(intent, TaskDelete):
+            await self._delete(intent.task)
         elif isinstance(intent, QueueStatusWrite):
             await self._write_queue_status(intent, now)
         else:
@@ -403,6 +407,30 @@ class Controller:
             self.queue.retry(key_of(task))
             return
         self.cache.upsert_task(updated)
+
+    async def _delete(self, task: AgenticTask) -> None:
+        """Delete a finished task past its time to live (controller/deletion.py); one changed meanwhile is decided
+        again."""
+        if not self.leading:
+            return
+        key = key_of(task)
+        try:
+            await delete_finished(self.kube, task)
+        except Conflict:
+            await self._refresh(task)
+            return
+        except NotFound:
+            pass
+        except ApiError as error:
+            self.metrics.reconcile_errors.inc()
+            log.warning("finished task not deleted", task=task.name, namespace=task.namespace, error=str(error))
+            self.queue.retry(key)
+            return
+        log.info("finished task deleted: its time to live is over", task=task.name, namespace=task.namespace,
+                 phase=task.phase, finished_at=task.status.finished_at)  # fmt: skip
+        self.metrics.deleted.labels(task.phase).inc()
+        self.queue.remove(key)
+        self._mark(self.cache.remove_task(key))
 
     async def _mark_node_not_ready(self, intent: NodeNotReady, now: datetime) -> None:
         if not self.leading:

@@ -45,6 +45,12 @@ class ControllerMetrics:
             ["reason"],
             registry=self.registry,
         )
+        self.deleted = Counter(
+            "foreman_tasks_deleted_total",
+            "Finished tasks deleted when their time to live was over, by phase",
+            ["phase"],
+            registry=self.registry,
+        )
         self.nodes = Gauge("foreman_fleet_nodes", "FleetNodes seen, by phase", ["phase"], registry=self.registry)
         self.leader = Gauge("foreman_leader", "1 while this replica holds the lease", registry=self.registry)
         self.completed = Counter(

@@ -1,11 +1,13 @@
 """One reconcile pass as a pure function: the cache, the queue of placeable tasks, the keys to look at and the time
-in, a `Plan` of intents out (status writes, label writes, nodes to mark NotReady, keys to look at again later).
+in, a `Plan` of intents out (status writes, label writes, deletions, nodes to mark NotReady, keys to look at again
+later).
 
 The controller loop only applies a plan (`foreman.controller.loop`), as the schedule loop applies `firing.plan`:
 every decision of a pass can be read, and tested, without an apiserver.
 
 A pass (1) marks silent nodes NotReady, (2) takes tasks back from lost or draining nodes, (3) decides every task
-that changed (cancel, dependencies, backoff), (4) places the placeable ones by priority, by the placement policy.
+that changed (cancel, dependencies, backoff), (4) tidies finished tasks (the node label off, deleted when their time
+to live is over), (5) places the placeable ones by priority, by the placement policy.
 """
 
 from __future__ import annotations
@@ -17,10 +19,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from foreman.api.models.queues import DEFAULT_QUEUE, TaskQueue, TaskQueueStatus
-from foreman.api.models.resources import AgenticTask, FleetNode, key_of
+from foreman.api.models.resources import TERMINAL_PHASES, AgenticTask, FleetNode, key_of
 from foreman.api.state import node_status, reasons, status
 from foreman.controller.cache import Cache, TaskKey
 from foreman.controller.config import ControllerConfig
+from foreman.controller.expiry import Expire, ExpireAt, expiry
 from foreman.controller.match import Need, Offer, Placer
 from foreman.controller.placeable import PlaceableLanes
 from foreman.controller.queues import FairShare, QueueLoad, full_queues, shares
@@ -104,6 +107,14 @@ class LabelWrite:
 
 
 @dataclass(frozen=True)
+class TaskDelete:
+    """Delete a finished task whose time to live is over, and what it owns (its transcript): nothing else would,
+    where no garbage collector runs (`foreman dev up`, the test cluster)."""
+
+    task: AgenticTask
+
+
+@dataclass(frozen=True)
 class NodeNotReady:
     node: FleetNode
     patch: dict[str, Any]
@@ -118,7 +129,7 @@ class QueueStatusWrite:
     patch: dict[str, Any]
 
 
-Intent = StatusWrite | LabelWrite | NodeNotReady | QueueStatusWrite
+Intent = StatusWrite | LabelWrite | TaskDelete | NodeNotReady | QueueStatusWrite
 
 QUEUE_STATUS_EVERY = timedelta(seconds=5)
 """A TaskQueue's status is written at most this often: its counts move with every task, and nothing decides on them."""
@@ -132,7 +143,7 @@ class Plan:
     """The queues at their maxRunning after this pass."""
     writes: list[Intent] = field(default_factory=list)
     requeue: dict[TaskKey, datetime] = field(default_factory=dict)
-    """Tasks to look at again at a time (retry backoff running out)."""
+    """Tasks to look at again at a time (retry backoff running out, a finished task's time to live)."""
 
 
 def plan_pass(
@@ -163,6 +174,7 @@ def plan_pass(
     plan.live = frozenset(live)
     _check_placed_tasks(cache, now, config, dirty, plan, write_labels=write_labels)
     _decide(cache, placeable, now, dirty, plan)
+    _tidy_finished(cache, now, config, dirty, plan, write_labels=write_labels)
     recheck_all = nodes_changed or plan.live != live_before
     loads = _place(cache, placeable, now, config, live, dirty, recheck_all, full_before, plan)
     if queues_written_at is not None:
@@ -223,6 +235,33 @@ def _decide(
                 plan.writes.append(StatusWrite(task, patch, decision.reason, decision.message, warn=False))
         elif isinstance(decision, Backoff):
             plan.requeue[key] = decision.until
+
+
+def _tidy_finished(
+    cache: Cache, now: datetime, config: ControllerConfig, dirty: set[TaskKey], plan: Plan, *, write_labels: bool
+) -> None:
+    """What a finished task still needs: deleting when its time to live is over; else, where workers select by the
+    node label, the label off (so a worker's lists hold only its unfinished tasks, however many it ran), and a look
+    again when its time comes.
+
+    NB: a task just finished may be the last dependant an upstream was kept for: its finished upstreams are looked
+    at again too.
+    """
+    finished = {key: task for key in dirty if (task := cache.task(key)) and task.phase in TERMINAL_PHASES}
+    upstreams = {(ns, name) for (ns, _), task in finished.items() for name in task.spec.depends_on}
+    for key in upstreams - finished.keys():
+        if (upstream := cache.task(key)) is not None and upstream.phase in TERMINAL_PHASES:
+            finished[key] = upstream
+    for key, task in finished.items():
+        dependants = (d for k in cache.dependants(key) if (d := cache.task(k)) is not None)
+        decision = expiry(task, dependants, now, config.ttl)
+        if isinstance(decision, Expire):
+            plan.writes.append(TaskDelete(task))
+            continue
+        if isinstance(decision, ExpireAt):
+            plan.requeue[key] = decision.when
+        if write_labels and cache.label_is_wrong(task):
+            plan.writes.append(LabelWrite(task))
 
 
 def _place(

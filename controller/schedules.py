@@ -23,6 +23,7 @@ from foreman.api.http.kubeapi import KubeApi
 from foreman.api.models.resources import AgenticTask, key_of
 from foreman.api.models.schedules import TaskSchedule
 from foreman.controller.cache import Cache, ScheduleKey, is_newer
+from foreman.controller.deletion import delete_finished
 from foreman.controller.firing import Note, Plan, plan
 from foreman.controller.workqueue import WorkQueue
 
@@ -126,8 +127,10 @@ class ScheduleLoop:
                     self.kube.patch(AgenticTask, name, {"spec": {"cancel": True}}, namespace=schedule.namespace)
                 )
             for name in result.delete:
-                await self._ignore_missing(self.kube.delete(AgenticTask, name, schedule.namespace))
-                bound.info("task past the history limit deleted", task=name)
+                # NB: finished tasks of the cache (the plan's input), deleted with their transcripts
+                if (finished := self.cache.task((key[0], name))) is not None:
+                    await self._ignore_missing(delete_finished(self.kube, finished))
+                    bound.info("task past the history limit deleted", task=name)
             # NB: noted before the status write: after a conflict the new plan finds the created tasks and says
             # nothing of them again
             for note in result.notes:

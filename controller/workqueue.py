@@ -4,11 +4,16 @@ A watch event `add`s a key, a wanted wake-up (a retry backoff running out, a sch
 a failed write is `retry`: per-key exponential backoff, reset by `forget` once the key went through. The loop that owns
 the queue `wait`s, then `take`s every key that is due and decides about them together. Time is the caller's clock in
 seconds, so a loop on a fake clock is woken by moving it and `poke`-ing the queue.
+
+Timed keys are kept in a heap as well, so taking the due ones and finding the next costs O(log n) in the number of
+timed keys, not a scan: every finished task waiting for its time to live has one, and the loop asks on every pass.
 """
 
 from __future__ import annotations
 
 import asyncio
+import heapq
+import itertools
 from collections.abc import Callable, Hashable, Iterable
 from typing import Generic, TypeVar
 
@@ -24,6 +29,10 @@ class WorkQueue(Generic[K]):
         self.max_delay = max_delay
         self._ready: set[K] = set()
         self._due: dict[K, float] = {}
+        """The one wish per key that counts."""
+        self._heap: list[tuple[float, int, K]] = []
+        """The same wishes by time, plus outdated ones (skipped when met; dropped when they are the majority)."""
+        self._order = itertools.count()  # NB: ties never compare keys, which need not be ordered
         self._failures: dict[K, int] = {}
         self._wake = asyncio.Event()
 
@@ -43,7 +52,12 @@ class WorkQueue(Generic[K]):
         """Look at `key` again at `when` on the queue's clock (replacing an earlier wish for it: the latest decision
         knows best). NB: a decision's own time, not `add_after`, when it was made at an earlier reading of the clock:
         a clock moved meanwhile would push the wake-up later by as much."""
-        self._due[key] = when
+        if self._due.get(key) != when:
+            self._due[key] = when
+            heapq.heappush(self._heap, (when, next(self._order), key))
+            if len(self._heap) > 2 * len(self._due) + 64:
+                self._heap = [(due, next(self._order), k) for k, due in self._due.items()]
+                heapq.heapify(self._heap)
         self._wake.set()
 
     def cancel_after(self, key: K) -> None:
@@ -75,9 +89,10 @@ class WorkQueue(Generic[K]):
     def take(self) -> set[K]:
         """Every key due now, removed from the queue."""
         now = self.clock()
-        for key in [key for key, due in self._due.items() if due <= now]:
-            del self._due[key]
-            self._ready.add(key)
+        while (first := self._first()) is not None and first[0] <= now:
+            heapq.heappop(self._heap)
+            del self._due[first[1]]
+            self._ready.add(first[1])
         taken, self._ready = self._ready, set()
         self._wake.clear()
         return taken
@@ -86,9 +101,17 @@ class WorkQueue(Generic[K]):
         """Seconds until the first timed key is due (0 when one already is); None without any."""
         if self._ready:
             return 0.0
-        if not self._due:
-            return None
-        return max(0.0, min(self._due.values()) - self.clock())
+        first = self._first()
+        return None if first is None else max(0.0, first[0] - self.clock())
+
+    def _first(self) -> tuple[float, K] | None:
+        """The earliest wish that still counts (outdated ones on top are dropped on the way)."""
+        while self._heap:
+            when, _, key = self._heap[0]
+            if self._due.get(key) == when:
+                return when, key
+            heapq.heappop(self._heap)
+        return None
 
     async def wait(self, longest: float) -> None:
         """Until a key is due, the queue is poked, or `longest` seconds passed."""

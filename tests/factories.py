@@ -12,14 +12,24 @@ from foreman.api.models.schedules import TaskSchedule
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
-def task(name: str, *, phase: str = "Pending", namespace: str = "ns", **spec: Any) -> AgenticTask:
+def task(name: str, *, phase: str = "Pending", namespace: str = "ns", labels: dict[str, str] | None = None,
+         **spec: Any) -> AgenticTask:  # fmt: skip
     status: dict[str, Any] = {"phase": phase}
-    for key in ("verdict", "assignedNode", "attempts", "notBefore", "failureReason", "startedAt", "conditions"):
+    kept = ("verdict", "assignedNode", "attempts", "notBefore", "failureReason", "startedAt", "finishedAt",
+            "transcriptRef", "conditions")  # fmt: skip
+    for key in kept:
         if key in spec:
             status[key] = spec.pop(key)
     return AgenticTask.model_validate(
         {
-            "metadata": {"name": name, "namespace": namespace, "resourceVersion": "1", "creationTimestamp": T0},
+            "metadata": {
+                "name": name,
+                "namespace": namespace,
+                "resourceVersion": "1",
+                "creationTimestamp": T0,
+                "uid": f"uid-{name}",
+                "labels": labels or {},
+            },
             "spec": {"kind": "verify", **spec},
             "status": status,
         },

@@ -127,10 +127,19 @@ class FakeKube:
             subresource="status",
         )
 
-    async def delete(self, model: type[R], name: str, namespace: str | None = None) -> None:
-        body = self._store(model).pop((namespace or "", name), None)
-        if body is None:
-            raise NotFound(f"{name} not found", status=404)
+    async def delete(
+        self,
+        model: type[R],
+        name: str,
+        namespace: str | None = None,
+        *,
+        uid: str | None = None,
+        resource_version: str | None = None,
+    ) -> None:
+        meta = self._body(model, name, namespace)["metadata"]
+        if uid not in (None, meta.get("uid")) or resource_version not in (None, meta["resourceVersion"]):
+            raise Conflict(f"{name} changed", status=409)
+        body = self._store(model).pop((namespace or "", name))
         for queue in self._watchers.get(model.plural, []):
             queue.put_nowait(("DELETED", body))
 
@@ -161,6 +170,12 @@ class FakeKube:
 
     async def apply(self, manifest: dict[str, Any]) -> dict[str, Any]:
         return manifest
+
+    async def get_raw(self, api_version: str, kind: str, name: str, namespace: str | None = None) -> dict[str, Any]:
+        raise NotFound(f"no {kind} here", status=404)
+
+    async def delete_raw(self, api_version: str, kind: str, name: str, namespace: str | None = None, **_: Any) -> None:
+        raise NotFound(f"no {kind} here", status=404)
 
     async def server_version(self) -> Release:
         return self.release

@@ -1,7 +1,8 @@
 """The worker: finds tasks Scheduled on its node, claims them optimistically, runs executors, writes results.
 
-Its watch (label foreman.dev/node=<node>, all namespaces unless configured) both finds work and delivers cancels and
-deletions of running tasks; a slow poll is only a safety net. Decisions are in `rules`; this module does the I/O.
+Its watch (of the tasks Scheduled or Running on its node: `features.tasks_on_node`; all namespaces unless configured)
+both finds work and delivers cancels and deletions of running tasks; a slow poll is only a safety net. Decisions are
+in `rules`; this module does the I/O.
 """
 
 from __future__ import annotations
@@ -79,6 +80,7 @@ class Worker:
         self.draining = False
         self._executions: dict[str, Execution] = {}  # by task uid
         self._known: dict[str, AgenticTask] = {}  # this node's tasks as last seen, by uid
+        self._listed: set[str | None] = set()  # the namespaces whose watch has its first snapshot
         self.agent_settings = AgentExecutorSettings.model_validate(self.config.executors.get("agent") or {})
         self.inference_probe = (
             inference.InferenceProbe(self.agent_settings.endpoint, self.agent_settings.api_key_env)
@@ -128,6 +130,11 @@ class Worker:
 
     def is_healthy(self) -> bool:
         return self.registrar is not None and not self.registrar.degraded
+
+    def synced(self) -> bool:
+        """Registered, recovered, and every watch has listed: from now on it sees each task placed on its node as it
+        is placed (what start-up costs the apiserver is behind it)."""
+        return len(self._listed) == len(self.config.namespaces or [None])
 
     # -- lifecycle -------------------------------------------------------------------------------------------------
 
@@ -202,11 +209,8 @@ class Worker:
 
     async def _recover(self) -> None:
         """Tasks Running on this node from a previous life go back to Pending: nobody is executing them."""
-        listing = await self.kube.list(
-            AgenticTask, label_selector=self.selection.label_selector, field_selector=self.selection.field_selector
-        )
         now = utcnow()
-        for task in listing.items:
+        for task in await self.own_tasks(cached=False):
             if task.phase == "Running" and task.status.assigned_node == self.node:
                 message = f"worker on {self.node} restarted while the task ran"
                 patch = status.requeued(task, now, reasons.WORKER_RESTART_RECOVERY, message, count_attempt=True)
@@ -227,6 +231,7 @@ class Worker:
             if isinstance(event, Relisted):
                 for task in event.items:
                     self._consider(task)
+                self._listed.add(namespace)
             elif event.type == "DELETED":
                 self._known.pop(event.object.metadata.uid or "", None)
                 execution = self._executions.get(event.object.metadata.uid or "")
@@ -241,18 +246,25 @@ class Worker:
             try:
                 # NB: from the apiserver's watch cache (resourceVersion 0): a consistent list would read and decode
                 # every task in the namespace from etcd, for each worker, each period
-                listing = await self.kube.list(
-                    AgenticTask,
-                    label_selector=self.selection.label_selector,
-                    field_selector=self.selection.field_selector,
-                    cached=True,
-                )
+                tasks = await self.own_tasks(cached=True)
             except ApiError as error:
                 self.log.warning("poll failed", error=str(error))
                 continue
-            for task in listing.items:
+            for task in tasks:
                 if not self.config.namespaces or task.namespace in self.config.namespaces:
                     self._consider(task)
+
+    async def own_tasks(self, *, cached: bool) -> list[AgenticTask]:
+        """The tasks Scheduled or Running on this node, never the finished ones, so what the poll and the restart
+        recovery read does not grow with the node's history: by field where the server can select by
+        `status.phase`, else by the node label, which the controller takes off a task when it finishes."""
+        listing = await self.kube.list(
+            AgenticTask,
+            label_selector=self.selection.label_selector,
+            field_selector=self.selection.field_selector,
+            cached=cached,
+        )
+        return listing.items
 
     def _consider(self, task: AgenticTask) -> None:
         """Record what the watch (or poll) says about one of this node's tasks, and start it if it is claimable."""

@@ -33,8 +33,9 @@ rules on every input that goes through Foreman (CLI, SDK), the apiserver then ch
 
 VALIDATING_ADMISSION_POLICY = Release(1, 30)
 """admissionregistration.k8s.io/v1 ValidatingAdmissionPolicy (GA). Older servers do not get the policy that keeps a
-per-node worker to its own node's tasks (manifests.worker_admission): there every worker may still write the status of
-any task (README, "Reliability and security")."""
+worker of a known node (a per-node identity, or a DaemonSet pod's token, which names its Node from 1.30 on) to its own
+node's tasks and FleetNode (manifests.worker_admission): there every worker may still write the status of any task
+(README, "Reliability and security")."""
 SELECTABLE_FIELDS = Release(1, 31)
 """CRD `selectableFields` (field selectors on custom resources: beta and on by default in 1.31, GA in 1.32). There a
 worker selects its tasks by `status.assignedNode` and `status.phase`, and the controller no longer writes the node

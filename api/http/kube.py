@@ -305,8 +305,17 @@ class Kube:
             subresource="status",
         )
 
-    async def delete(self, model: type[R], name: str, namespace: str | None = None) -> None:
-        await self._send(requests.delete(model, name, namespace))
+    async def delete(
+        self,
+        model: type[R],
+        name: str,
+        namespace: str | None = None,
+        *,
+        uid: str | None = None,
+        resource_version: str | None = None,
+    ) -> None:
+        """Delete; with `uid` / `resource_version`, only the object as it was read (a Conflict otherwise)."""
+        await self._send(requests.delete(model, name, namespace, uid=uid, resource_version=resource_version))
 
     # -- watching --------------------------------------------------------------------------------------------------
 
@@ -432,6 +441,11 @@ class Kube:
     async def get_raw(self, api_version: str, kind: str, name: str, namespace: str | None = None) -> dict[str, Any]:
         result: dict[str, Any] = await self._send(requests.get_object(api_version, kind, name, namespace))
         return result
+
+    async def delete_raw(
+        self, api_version: str, kind: str, name: str, namespace: str | None = None, *, uid: str | None = None
+    ) -> None:
+        await self._send(requests.delete_object(api_version, kind, name, namespace, uid=uid))
 
     async def list_raw(
         self, api_version: str, kind: str, namespace: str | None = None, field_selector: str | None = None

@@ -54,7 +54,21 @@ class KubeApi(Protocol):
         resource_version: str | None = None,
     ) -> R: ...
 
-    async def delete(self, model: type[R], name: str, namespace: str | None = None) -> None: ...
+    async def delete(
+        self,
+        model: type[R],
+        name: str,
+        namespace: str | None = None,
+        *,
+        uid: str | None = None,
+        resource_version: str | None = None,
+    ) -> None: ...
+
+    async def get_raw(self, api_version: str, kind: str, name: str, namespace: str | None = None) -> dict[str, Any]: ...
+
+    async def delete_raw(
+        self, api_version: str, kind: str, name: str, namespace: str | None = None, *, uid: str | None = None
+    ) -> None: ...
 
     def watch(
         self,

@@ -188,8 +188,23 @@ def merge_patch(
     return Request("PATCH", path, body=body, content_type=MERGE_PATCH)
 
 
-def delete(model: type[Resource], name: str, namespace: str | None = None) -> Request:
-    return Request("DELETE", resource_path(model, namespace=namespace, name=name))
+def delete(
+    model: type[Resource],
+    name: str,
+    namespace: str | None = None,
+    *,
+    uid: str | None = None,
+    resource_version: str | None = None,
+) -> Request:
+    """With `uid` / `resource_version`, only that object as it was read is deleted (409 otherwise): not a namesake
+    created since, nor one changed meanwhile."""
+    path = resource_path(model, namespace=namespace, name=name)
+    return Request("DELETE", path, body=_deleting(uid, resource_version))
+
+
+def _deleting(uid: str | None, resource_version: str | None) -> dict[str, Any] | None:
+    preconditions = {k: v for k, v in (("uid", uid), ("resourceVersion", resource_version)) if v is not None}
+    return {"apiVersion": "v1", "kind": "DeleteOptions", "preconditions": preconditions} if preconditions else None
 
 
 # The kinds `foreman install` applies; anything else in a manifest is a programming error, caught by the tests.
@@ -315,6 +330,13 @@ def watch_objects(
 
 def get_object(api_version: str, kind: str, name: str, namespace: str | None = None) -> Request:
     return Request("GET", object_path(api_version, kind, name, namespace))
+
+
+def delete_object(
+    api_version: str, kind: str, name: str, namespace: str | None = None, *, uid: str | None = None
+) -> Request:
+    """Delete a built-in object; with `uid`, only that one (not a namesake created since)."""
+    return Request("DELETE", object_path(api_version, kind, name, namespace), body=_deleting(uid, None))
 
 
 def replace_object(body: dict[str, Any]) -> Request:

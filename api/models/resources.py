@@ -118,6 +118,10 @@ class AgenticTaskSpec(Model):
     """Further attempts after a retryable failure (ExecutorError, Timeout), with exponential backoff."""
     cancel: bool = False
     """Set to cancel: Pending and Scheduled fail at once, Running stops within seconds (reason Cancelled)."""
+    ttl_seconds_after_finished: int | None = Field(default=None, ge=0)
+    """Seconds after it finished (status.finishedAt) before the controller deletes the task, as on a Job; wins over
+    the controller's --ttl-after-success / --ttl-after-failure. Kept meanwhile while a dependant that is not finished
+    names it in dependsOn."""
 
     rules: ClassVar[tuple[Rule, ...]] = (
         # NB: a division, not (retries + 1) * timeoutSeconds: CEL refuses an int64 overflow as an evaluation error
@@ -224,6 +228,7 @@ class AgenticTask(Resource):
         generate_name: str | None = None,
         labels: dict[str, str] | None = None,
         payload: dict[str, Any] | None = None,
+        ttl_seconds_after_finished: int | None = None,
     ) -> AgenticTask:
         """A task in one call: `AgenticTask.new("fix-bug", prompt="...", accelerator="cuda", min_ram_gb=48)`.
 
@@ -254,6 +259,7 @@ class AgenticTask(Resource):
             priority=priority,
             timeout_seconds=timeout_seconds,
             retries=retries,
+            ttl_seconds_after_finished=ttl_seconds_after_finished,
         )
         return cls(metadata=meta, spec=spec)
 

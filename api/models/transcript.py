@@ -38,6 +38,13 @@ def configmap(task: AgenticTask, text: str) -> dict[str, Any]:
     }
 
 
+def owned_by(body: dict[str, Any], task: AgenticTask) -> bool:
+    """Whether a ConfigMap is this task's transcript (its owner is the task, by uid). NB: the name comes from the
+    task's status, which a worker writes: only a ConfigMap the task owns may be deleted with it."""
+    owners = body.get("metadata", {}).get("ownerReferences") or []
+    return task.metadata.uid is not None and any(owner.get("uid") == task.metadata.uid for owner in owners)
+
+
 def capped(text: str, limit: int = RESULT_CAP) -> str:
     return text if len(text) <= limit else f"{text[:limit]}… [{len(text) - limit} more characters]"
 

@@ -31,9 +31,10 @@ def _rule(groups: list[str], resources: list[str], verbs: list[str]) -> dict[str
     return {"apiGroups": groups, "resources": resources, "verbs": verbs}
 
 
-# Least privilege: the controller decides placement (task status and the node label) and runs TaskSchedules (it
-# creates their tasks, cancels them under Replace and deletes them past the history limits); the worker only moves its
-# claimed tasks' status and keeps its own FleetNode. Neither can read Secrets.
+# Least privilege: the controller decides placement (task status and the node label), runs TaskSchedules (it
+# creates their tasks, cancels them under Replace and deletes them past the history limits) and deletes finished tasks
+# past their time to live, with the transcript ConfigMap each owns (read first: deleted only when the task owns it);
+# the worker only moves its claimed tasks' status and keeps its own FleetNode. Neither can read Secrets.
 CONTROLLER_RULES = [
     _rule([GROUP], ["agentictasks"], ["get", "list", "watch", "patch", "create", "delete"]),
     _rule([GROUP], ["agentictasks/status"], ["get", "patch"]),
@@ -45,6 +46,7 @@ CONTROLLER_RULES = [
     _rule([GROUP], ["taskqueues"], ["get", "list", "watch"]),
     _rule([GROUP], ["taskqueues/status"], ["get", "patch"]),
     _rule([""], ["namespaces"], ["get", "list", "watch"]),  # a TaskQueue's namespaceSelector reads their labels
+    _rule([""], ["configmaps"], ["get", "delete"]),
     _rule([""], ["events"], ["create", "patch"]),
 ]
 # NB: ConfigMaps hold agent transcripts (`<task>-transcript`, written once per turn). Cluster-wide here, like the
@@ -129,15 +131,25 @@ def pinned_worker_rbac(node: str) -> list[Manifest]:
 
 PINNED_WORKER_PREFIX = f"system:serviceaccount:{NAMESPACE}:{WORKER}-"
 """The user name of a per-node worker identity (pinned_worker_rbac), less its node's name."""
+SHARED_WORKER_USER = f"system:serviceaccount:{NAMESPACE}:{WORKER}"
+"""The user name of the DaemonSet's worker identity, one ServiceAccount shared by every Node's pod."""
+NODE_NAME_EXTRA = "authentication.kubernetes.io/node-name"
+"""Where the apiserver puts the Node of the Pod a ServiceAccount token is bound to (ServiceAccountTokenPodNodeInfo)."""
+_BOUND_TO_A_NODE = f"has(request.userInfo.extra) && '{NODE_NAME_EXTRA}' in request.userInfo.extra"
 OWN_NODE_POLICY = f"{WORKER}-own-node"
 
 
 def worker_admission() -> list[Manifest]:
     """A per-node worker identity may change the status only of tasks Scheduled or Running on its own node, and never
     move one to another node: so it claims only what was scheduled there and cannot finish or fail another node's
-    work. RBAC cannot say this (it scopes by verb and name, not by content); a ValidatingAdmissionPolicy (Kubernetes
-    >= 1.30, features.VALIDATING_ADMISSION_POLICY) can. The node is read off the user name (the ServiceAccount
-    `foreman-worker-NODE`); the shared DaemonSet identity has no node in its name and is not matched."""
+    work; and it registers and changes only its own FleetNode (which RBAC's resourceNames already ensures for the
+    per-node identities, but not for the shared one, which must create its FleetNode). RBAC cannot say this (it
+    scopes by verb and name, not by content); a ValidatingAdmissionPolicy (Kubernetes >= 1.30,
+    features.VALIDATING_ADMISSION_POLICY) can. The node is read off the user name (the ServiceAccount
+    `foreman-worker-NODE`), or, for the shared DaemonSet identity, off its token: a token bound to a Pod carries the
+    Pod's Node in `userInfo.extra` (NODE_NAME_EXTRA, on by default from 1.30), and the DaemonSet names each FleetNode
+    after its Kubernetes Node. A shared token bound to no Pod (a long-lived Secret, `kubectl create token` without
+    `--bound-object-kind Pod`) names no node and is not matched: it keeps the open status (README)."""
     policy = {
         "failurePolicy": "Fail",
         "matchConstraints": {
@@ -147,30 +159,48 @@ def worker_admission() -> list[Manifest]:
                     "apiVersions": ["*"],
                     "operations": ["UPDATE"],
                     "resources": ["agentictasks/status"],
-                }
+                },
+                {
+                    "apiGroups": [GROUP],
+                    "apiVersions": ["*"],
+                    "operations": ["CREATE", "UPDATE"],
+                    "resources": ["fleetnodes", "fleetnodes/status"],
+                },
             ]
         },
         "matchConditions": [
             {
-                "name": "per-node-worker",
-                "expression": f"request.userInfo.username.startsWith('{PINNED_WORKER_PREFIX}')",
+                "name": "worker-of-a-node",
+                "expression": f"request.userInfo.username.startsWith('{PINNED_WORKER_PREFIX}')"
+                f" || (request.userInfo.username == '{SHARED_WORKER_USER}' && {_BOUND_TO_A_NODE})",
             }
         ],
         "variables": [
-            {"name": "node", "expression": f"request.userInfo.username.substring({len(PINNED_WORKER_PREFIX)})"}
+            {
+                "name": "node",
+                "expression": f"request.userInfo.username.startsWith('{PINNED_WORKER_PREFIX}')"
+                f" ? request.userInfo.username.substring({len(PINNED_WORKER_PREFIX)})"
+                f" : request.userInfo.extra['{NODE_NAME_EXTRA}'][0]",
+            }
         ],
         "validations": [
             {
-                "expression": "has(oldObject.status) && has(oldObject.status.assignedNode)"
-                " && oldObject.status.assignedNode == variables.node"
+                "expression": "request.resource.resource != 'fleetnodes' || object.metadata.name == variables.node",
+                "messageExpression": "'a worker may register and change only its own FleetNode (' + variables.node"
+                " + ')'",
+                "reason": "Forbidden",
+            },
+            {
+                "expression": "request.resource.resource != 'agentictasks' || has(oldObject.status)"
+                " && has(oldObject.status.assignedNode) && oldObject.status.assignedNode == variables.node"
                 " && has(oldObject.status.phase) && oldObject.status.phase in ['Scheduled', 'Running']",
                 "messageExpression": "'a worker may change the status only of tasks Scheduled or Running on its own"
                 " node (' + variables.node + ')'",
                 "reason": "Forbidden",
             },
             {
-                "expression": "!has(object.status) || !has(object.status.assignedNode)"
-                " || object.status.assignedNode == variables.node",
+                "expression": "request.resource.resource != 'agentictasks' || !has(object.status)"
+                " || !has(object.status.assignedNode) || object.status.assignedNode == variables.node",
                 "messageExpression": "'a worker may not move a task to another node than its own (' + variables.node"
                 " + ')'",
                 "reason": "Forbidden",
@@ -260,8 +290,15 @@ def _deployment(name: str, replicas: int, container: dict[str, Any]) -> Manifest
     }
 
 
+TTL_AFTER_SUCCESS = 24 * 3600
+TTL_AFTER_FAILURE = 7 * 24 * 3600
+"""What the shipped controller keeps finished tasks for (README, "Clean-up of finished tasks"): a day for a success,
+whose result has been read by then; a week for a failure, which someone may look at after a weekend."""
+
+
 def controller_deployment() -> Manifest:
     args = ["controller", "--health-port", str(CONTROLLER_HEALTH_PORT), "--lease-namespace", NAMESPACE]
+    args += ["--ttl-after-success", str(TTL_AFTER_SUCCESS), "--ttl-after-failure", str(TTL_AFTER_FAILURE)]
     probes = {
         "livenessProbe": _probe("/healthz", CONTROLLER_HEALTH_PORT),
         "readinessProbe": _probe("/readyz", CONTROLLER_HEALTH_PORT),

@@ -27,6 +27,7 @@ from foreman.api.models.resources import AgenticTask, FleetNode
 from foreman.api.tooling.localcluster import LocalCluster
 from foreman.controller.trim import EMPTY_PAYLOAD
 from foreman.worker.config import WorkerConfig
+from tests.clusters import Cluster
 from tests.fault.report import ROWS, Row, size
 from tests.integration.helpers import (
     RunningWorker,
@@ -115,7 +116,7 @@ async def test_contended_claims(kube: Kube, namespace: str, tmp_path: Path) -> N
     )
 
 
-async def _spawn_controller(cluster: LocalCluster, namespace: str, identity: str) -> asyncio.subprocess.Process:
+async def _spawn_controller(cluster: Cluster, namespace: str, identity: str) -> asyncio.subprocess.Process:
     return await asyncio.create_subprocess_exec(
         sys.executable, "-m", "foreman.cli", "controller", "--kubeconfig", str(cluster.kubeconfig()), "-n", namespace,
         "--lease-namespace", namespace, "--lease-duration", "2", "--identity", identity, "--health-port", "0",
@@ -123,7 +124,7 @@ async def _spawn_controller(cluster: LocalCluster, namespace: str, identity: str
     )  # fmt: skip
 
 
-async def test_controller_killed_repeatedly(kube: Kube, namespace: str, cluster: LocalCluster, tmp_path: Path) -> None:
+async def test_controller_killed_repeatedly(kube: Kube, namespace: str, cluster: Cluster, tmp_path: Path) -> None:
     """SIGKILL the leading controller at random moments (a standby waits on the Lease); restart it each time."""
     log, count, kills = tmp_path / "executions.log", size(150, 500), 5
     nodes = [unique("ck-a"), unique("ck-b")]
@@ -156,9 +157,10 @@ async def test_controller_killed_repeatedly(kube: Kube, namespace: str, cluster:
 
 @pytest.mark.parametrize("component", ["apiserver", "etcd"])
 async def test_control_plane_restart(
-    kube: Kube, namespace: str, cluster: LocalCluster, tmp_path: Path, component: str
+    kube: Kube, namespace: str, local_cluster: LocalCluster, tmp_path: Path, component: str
 ) -> None:
     """Stop kube-apiserver (or etcd) for 5 s mid-run and start it again on the same data."""
+    cluster = local_cluster
     log, count, node = tmp_path / "executions.log", size(100, 300), unique(f"restart-{component}")
     worker = RunningWorker(kube, worker_config(node, namespace, poll_every=2))
     try:
@@ -254,7 +256,7 @@ async def test_bad_input_never_stalls_the_controller(kube: Kube, namespace: str)
     assert canary_seconds < 5
 
 
-async def test_tokens_never_reach_logs_or_results(kube: Kube, namespace: str, cluster: LocalCluster,
+async def test_tokens_never_reach_logs_or_results(kube: Kube, namespace: str, cluster: Cluster,
                                                   capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
     node = unique("secrets")
     worker = RunningWorker(kube, worker_config(node, namespace))
@@ -274,7 +276,7 @@ async def test_tokens_never_reach_logs_or_results(kube: Kube, namespace: str, cl
 
 
 async def test_network_faults_between_daemons_and_apiserver(
-    kube: Kube, namespace: str, cluster: LocalCluster, tmp_path: Path
+    kube: Kube, namespace: str, cluster: Cluster, tmp_path: Path
 ) -> None:
     """Latency, connection resets and a silent stall on the daemons' path to the apiserver (a proxy in between)."""
     from foreman.api.http.kube import RetryPolicy
@@ -323,7 +325,7 @@ async def test_network_faults_between_daemons_and_apiserver(
     )
 
 
-async def _worker_process(cluster: LocalCluster, node: str, namespace: str, *flags: str) -> asyncio.subprocess.Process:
+async def _worker_process(cluster: Cluster, node: str, namespace: str, *flags: str) -> asyncio.subprocess.Process:
     return await asyncio.create_subprocess_exec(
         sys.executable, "-m", "foreman.cli", "worker", "--kubeconfig", str(cluster.kubeconfig()), "--node-name", node,
         "-n", namespace, "--health-port", "0", "--heartbeat-interval", "0.5", *flags,
@@ -346,7 +348,7 @@ async def _finished_on(
 
 
 async def test_worker_killed_mid_task_is_reclaimed_or_fails_at_the_limit(
-    kube: Kube, namespace: str, cluster: LocalCluster
+    kube: Kube, namespace: str, cluster: Cluster
 ) -> None:
     """SIGKILL a worker while it runs a task and never restart it: the task moves to another node (attempts 1);
     with a claim-expiry limit of 1 it fails with ClaimExpiryLimitReached instead of sitting in Running."""
@@ -379,7 +381,7 @@ async def test_worker_killed_mid_task_is_reclaimed_or_fails_at_the_limit(
 
 
 async def test_worker_sigtermed_then_sigkilled_mid_drain_loses_its_task_to_another_node(
-    kube: Kube, namespace: str, cluster: LocalCluster
+    kube: Kube, namespace: str, cluster: Cluster
 ) -> None:
     """SIGTERM a worker while it runs a task, then SIGKILL it 2 s later (a supervisor's stop timeout, shorter than
     the drain grace): its node stays Draining and falls silent; the task must not read Running for ever."""

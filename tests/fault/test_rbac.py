@@ -3,20 +3,23 @@
 import pytest
 
 from foreman.api.http import requests
-from foreman.api.http.errors import Forbidden
+from foreman.api.http.errors import Forbidden, NotFound
 from foreman.api.http.kube import Kube
+from foreman.api.models import transcript
 from foreman.api.models.agents import Agent
 from foreman.api.models.resources import NODE_LABEL, AgenticTask, FleetNode
 from foreman.api.models.schedules import TaskSchedule
-from foreman.api.tooling.localcluster import Identity, LocalCluster
+from foreman.api.tooling.localcluster import Identity
+from foreman.controller.deletion import delete_finished
+from tests.clusters import Cluster
 from tests.integration.helpers import make_task
 
 
-async def as_identity(cluster: LocalCluster, identity: Identity) -> Kube:
+async def as_identity(cluster: Cluster, identity: Identity) -> Kube:
     return await Kube.connect(str(cluster.kubeconfig(identity)))
 
 
-async def test_worker_role(cluster: LocalCluster, kube: Kube, namespace: str) -> None:
+async def test_worker_role(cluster: Cluster, kube: Kube, namespace: str) -> None:
     task = await make_task(kube, namespace, "victim")
     async with await as_identity(cluster, Identity.WORKER) as worker:
         # what a worker needs
@@ -59,7 +62,7 @@ async def test_worker_role(cluster: LocalCluster, kube: Kube, namespace: str) ->
     await kube.delete(FleetNode, node.name)
 
 
-async def test_controller_role(cluster: LocalCluster, kube: Kube, namespace: str) -> None:
+async def test_controller_role(cluster: Cluster, kube: Kube, namespace: str) -> None:
     await make_task(kube, namespace, "placed")
     schedule = TaskSchedule.model_validate(
         {
@@ -84,6 +87,19 @@ async def test_controller_role(cluster: LocalCluster, kube: Kube, namespace: str
         )
         await controller.create(fired)
         await controller.delete(AgenticTask, "fired", namespace)
+        # finished tasks past their time to live, with the transcript each owns (read first: owned?), nothing else
+        expired = await make_task(kube, namespace, "expired")
+        await kube.apply(transcript.configmap(expired, "{}\n"))
+        await kube.patch_status(AgenticTask, "expired", {"transcriptRef": "expired-transcript"}, namespace=namespace)
+        await delete_finished(controller, await controller.get(AgenticTask, "expired", namespace))
+        with pytest.raises(NotFound):
+            await kube.get_raw("v1", "ConfigMap", "expired-transcript", namespace)
+        with pytest.raises(Forbidden):
+            await controller._send(requests.list_objects("v1", "ConfigMap", namespace))
+        with pytest.raises(Forbidden):
+            await controller.apply(
+                {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x", "namespace": namespace}}
+            )
         with pytest.raises(Forbidden):
             await controller._send(requests.list_objects("v1", "Secret", namespace))
         with pytest.raises(Forbidden):
@@ -96,7 +112,7 @@ async def test_controller_role(cluster: LocalCluster, kube: Kube, namespace: str
             await controller.delete(FleetNode, "any")
 
 
-async def test_pinned_worker_touches_only_its_own_fleetnode(cluster: LocalCluster, kube: Kube, namespace: str) -> None:
+async def test_pinned_worker_touches_only_its_own_fleetnode(cluster: Cluster, kube: Kube, namespace: str) -> None:
     """`foreman manifests --worker-node pinned`: its own ServiceAccount and FleetNode, nothing else of the fleet."""
     from foreman.api.tooling.manifests import pinned_worker_rbac
     from tests.integration.helpers import phase_is, running_controller, running_worker, wait_for

@@ -14,12 +14,12 @@ from foreman.api.http import requests
 from foreman.api.http.kube import Kube
 from foreman.api.models.base import utcnow
 from foreman.api.models.resources import AgenticTask, FleetNode
-from foreman.api.tooling.localcluster import LocalCluster
 from foreman.controller.config import ControllerConfig
 from foreman.controller.loop import Controller
 from foreman.worker.config import WorkerConfig
 from foreman.worker.executors.base import Executor
 from foreman.worker.loop import Worker
+from tests.clusters import Cluster
 
 
 async def make_node(
@@ -162,7 +162,7 @@ async def running_worker(
         await delete_nodes(kube, node)
 
 
-async def foreman_cli(cluster: LocalCluster, *args: str, stdin: str | None = None) -> tuple[int, str, str]:
+async def foreman_cli(cluster: Cluster, *args: str, stdin: str | None = None) -> tuple[int, str, str]:
     """Run the `foreman` command in a subprocess against the test cluster: (exit code, stdout, stderr)."""
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "foreman.cli", *args, "--kubeconfig", str(cluster.kubeconfig()),

@@ -16,8 +16,8 @@ import pytest
 from foreman.api.http.kube import Kube
 from foreman.api.models.agents import Agent
 from foreman.api.models.resources import AgenticTask, FleetNode
-from foreman.api.tooling.localcluster import LocalCluster
 from foreman.worker.executors.agent import AgentExecutor
+from tests.clusters import Cluster
 from tests.integration.helpers import (
     condition,
     foreman_cli,
@@ -55,7 +55,7 @@ def repository(tmp_path: Path) -> Path:
 
 
 async def test_the_agent_fixes_a_failing_test_and_commits_on_its_branch(
-    kube: Kube, namespace: str, cluster: LocalCluster, tmp_path: Path, repository: Path
+    kube: Kube, namespace: str, cluster: Cluster, tmp_path: Path, repository: Path
 ) -> None:
 
     def counted(request: dict[str, Any]) -> Turn | Fail:
@@ -303,7 +303,7 @@ async def test_the_node_offers_agent_only_while_its_model_server_answers(
 
 
 async def test_foreman_logs_follows_a_running_agent_until_it_ends(
-    kube: Kube, namespace: str, cluster: LocalCluster, tmp_path: Path
+    kube: Kube, namespace: str, cluster: Cluster, tmp_path: Path
 ) -> None:
     async with (
         ScriptedLLM(bench_script(turns=4, delay=0.3)) as llm,

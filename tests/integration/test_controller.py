@@ -20,8 +20,8 @@ from foreman.api.http.features import CEL_VALIDATION, writes_node_label
 from foreman.api.http.kube import Kube
 from foreman.api.models.base import STORED, utcnow
 from foreman.api.models.resources import NODE_LABEL, AgenticTask, FleetNode
-from foreman.api.tooling.localcluster import LocalCluster
 from foreman.controller.loop import Controller
+from tests.clusters import Cluster
 from tests.integration.helpers import (
     RunningController,
     condition,
@@ -316,7 +316,7 @@ async def test_a_missing_lease_namespace_is_said_once_and_the_controller_is_not_
     assert "run `foreman install`" in logged
 
 
-async def test_health_and_readiness_turn_503_when_the_api_is_unreachable(cluster: LocalCluster, tmp_path: Path) -> None:
+async def test_health_and_readiness_turn_503_when_the_api_is_unreachable(cluster: Cluster, tmp_path: Path) -> None:
     """The controller's /healthz and /readyz stayed 200 through a 6-minute API outage (the worker's turned 503)."""
     dead = tmp_path / "kubeconfig"
     dead.write_text(cluster.kubeconfig().read_text().replace(f":{cluster.apiserver_port}", ":1"))

@@ -29,9 +29,10 @@ from foreman.api.models import transcript
 from foreman.api.models.base import utcnow
 from foreman.api.models.resources import AgenticTask, FleetNode
 from foreman.api.models.schedules import TRIGGER_ANNOTATION, TaskSchedule
-from foreman.api.tooling.localcluster import Identity, LocalCluster
+from foreman.api.tooling.localcluster import Identity
 from foreman.cli.dashboard import guard
 from foreman.cli.dashboard.server import Settings, serving
+from tests.clusters import Cluster
 from tests.integration.helpers import delete_nodes, foreman_cli, make_task, running_controller, running_worker, wait_for
 
 playwright = pytest.importorskip(
@@ -303,7 +304,7 @@ async def test_read_only_by_default_no_cancel_button_and_posts_refused(kube: Kub
 
 
 async def test_the_command_serves_the_namespace_of_its_kubeconfig_until_stopped(
-    cluster: LocalCluster, namespace: str
+    cluster: Cluster, namespace: str
 ) -> None:
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "foreman.cli", "dashboard", "--port", "0", "-n", namespace,
@@ -341,9 +342,7 @@ async def test_the_command_serves_the_namespace_of_its_kubeconfig_until_stopped(
     assert err.startswith(f"error: cannot listen on 127.0.0.1:{port}: "), err
 
 
-async def test_it_reads_with_the_users_own_rights(
-    cluster: LocalCluster, kube: Kube, namespace: str, page: Page
-) -> None:
+async def test_it_reads_with_the_users_own_rights(cluster: Cluster, kube: Kube, namespace: str, page: Page) -> None:
     """As the worker's identity (tasks yes; listing FleetNodes and TaskSchedules no) the pages say what they may not
     show, and show the rest."""
     await make_task(kube, namespace, "visible")

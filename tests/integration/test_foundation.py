@@ -16,6 +16,7 @@ from foreman.api.models.queues import TaskQueue
 from foreman.api.models.resources import API_VERSION, AgenticTask, FleetNode
 from foreman.api.models.schedules import TaskSchedule
 from foreman.api.tooling.localcluster import LocalCluster
+from tests.clusters import Cluster
 from tests.malformed import ACCEPTED, CORPUS, REFUSED, VALID, Malformed, Refused, valid_task
 
 EXAMPLES = sorted((Path(__file__).parents[2] / "examples").glob("*.yaml"))
@@ -38,7 +39,7 @@ async def test_crds_are_established_with_printer_columns(kube: Kube) -> None:
         assert len(crd["spec"]["versions"][0]["additionalPrinterColumns"]) == columns
 
 
-def test_kubectl_lists_the_crds_and_applies_the_examples(cluster: LocalCluster, tmp_path: Path) -> None:
+def test_kubectl_lists_the_crds_and_applies_the_examples(cluster: Cluster, tmp_path: Path) -> None:
     kubeconfig = str(cluster.kubeconfig())
     crds = subprocess.run(
         ["kubectl", "--kubeconfig", kubeconfig, "get", "crd", "-o", "name"], capture_output=True, text=True
@@ -220,9 +221,10 @@ async def test_watch_resumes_after_the_server_closes_the_stream(kube: Kube, name
     assert seen == expected
 
 
-def test_files_holding_tokens_are_readable_by_their_owner_only(cluster: LocalCluster) -> None:
+def test_files_holding_tokens_are_readable_by_their_owner_only(local_cluster: LocalCluster) -> None:
     """state.json holds every identity's bearer token; it was written 0644."""
-    for path in (cluster.state_dir / "state.json", cluster.state_dir / "tokens.csv", cluster.kubeconfig()):
+    state = local_cluster.state_dir
+    for path in (state / "state.json", state / "tokens.csv", local_cluster.kubeconfig()):
         assert path.stat().st_mode & 0o777 == 0o600, path
 
 

@@ -16,7 +16,7 @@ from foreman.api.http.kube import Kube
 from foreman.api.models.base import utcnow
 from foreman.api.models.queues import TaskQueue
 from foreman.api.models.resources import AgenticTask
-from foreman.api.tooling.localcluster import LocalCluster
+from tests.clusters import Cluster
 from tests.integration.helpers import (
     delete_nodes,
     foreman_cli,
@@ -103,7 +103,7 @@ def _rows(out: str) -> dict[str, dict[str, str]]:
 
 
 async def test_a_capped_queue_places_in_the_order_get_tasks_shows_and_a_missing_queue_waits_for_its_creation(
-    kube: Kube, namespace: str, cluster: LocalCluster, queues: list[str]
+    kube: Kube, namespace: str, cluster: Cluster, queues: list[str]
 ) -> None:
     capped, later, pool, node = unique("capped"), unique("later"), unique("pool"), unique("n")
     await make_queue(kube, queues, capped, maxRunning=1)

@@ -22,9 +22,9 @@ from foreman.api.models.resources import AgenticTask
 from foreman.api.models.schedules import SCHEDULE_LABEL, TaskSchedule, manual_task_name, task_name
 from foreman.api.state.cron import parse
 from foreman.api.state.status import wire_time
-from foreman.api.tooling.localcluster import LocalCluster
 from foreman.api.tooling.sdk import AlreadyTriggered, ForemanClient, NotOurs
 from foreman.controller.loop import Controller
+from tests.clusters import Cluster
 from tests.integration.helpers import events, foreman_cli, running_controller, running_worker
 
 ROOT = Path(__file__).parents[2]
@@ -183,7 +183,7 @@ async def test_catch_up_after_an_outage_fires_once(kube: Kube, namespace: str, c
     assert "FireSkipped" in reasons
 
 
-async def test_suspend_and_manual_triggers(kube: Kube, namespace: str, clock: FakeClock, cluster: LocalCluster) -> None:
+async def test_suspend_and_manual_triggers(kube: Kube, namespace: str, clock: FakeClock, cluster: Cluster) -> None:
     foreman = ForemanClient(kube, namespace)
     async with running_controller(kube, namespace, clock=clock, schedule_check_every=0.05) as controller:
         await kube.create(schedule_body("paused", namespace, suspend=True))
@@ -273,7 +273,7 @@ async def test_a_bad_schedule_is_rejected_with_a_reason_and_can_be_fixed(
 
 
 async def test_sync_prunes_declarative_schedules_and_leaves_dynamic_ones(
-    kube: Kube, namespace: str, cluster: LocalCluster, tmp_path: Path
+    kube: Kube, namespace: str, cluster: Cluster, tmp_path: Path
 ) -> None:
     foreman = ForemanClient(kube, namespace)
     await foreman.schedule("planner-made", AgenticTask.new(prompt="poll"), cron="*/5 * * * *")
@@ -319,7 +319,7 @@ async def test_sync_prunes_declarative_schedules_and_leaves_dynamic_ones(
         await foreman.schedule("nightly-review", AgenticTask.new(), cron="@hourly")
 
 
-async def test_list_and_next_commands(kube: Kube, namespace: str, cluster: LocalCluster, clock: FakeClock) -> None:
+async def test_list_and_next_commands(kube: Kube, namespace: str, cluster: Cluster, clock: FakeClock) -> None:
     await ForemanClient(kube, namespace).schedule(
         "berlin", AgenticTask.new(prompt="p"), cron="30 2 * * *", time_zone="Europe/Berlin"
     )
@@ -342,7 +342,7 @@ async def test_list_and_next_commands(kube: Kube, namespace: str, cluster: Local
 
 
 async def test_the_nightly_example_fires_at_3_in_berlin_and_runs(
-    kube: Kube, namespace: str, cluster: LocalCluster, clock: FakeClock
+    kube: Kube, namespace: str, cluster: Cluster, clock: FakeClock
 ) -> None:
     """kubectl apply the example; at the next 03:00 Europe/Berlin a task is created, runs on a worker, and lands in
     the schedule's history."""

@@ -12,8 +12,9 @@ import pytest
 from foreman.api.http.errors import AlreadyExists
 from foreman.api.http.kube import Kube
 from foreman.api.models.resources import AgenticTask
-from foreman.api.tooling.localcluster import Identity, LocalCluster
+from foreman.api.tooling.localcluster import Identity
 from foreman.api.tooling.sdk import DependencyCycleError, ForemanClient, TaskFailed, WaitTimeout
+from tests.clusters import Cluster
 from tests.integration.helpers import foreman_cli, make_task, running_controller, running_worker
 
 ROOT = Path(__file__).parents[2]
@@ -68,7 +69,7 @@ async def test_graph_as_completed_failures_and_cancel(system: ForemanClient) -> 
     assert cancelled.value.reason == "Cancelled"
 
 
-async def test_cli_submit_wait_get_describe_result(system: ForemanClient, cluster: LocalCluster) -> None:
+async def test_cli_submit_wait_get_describe_result(system: ForemanClient, cluster: Cluster) -> None:
     ns = system.namespace
     code, out, err = await foreman_cli(cluster, "submit", "-f", str(ROOT / "examples" / "dag.yaml"), "--wait", "-n", ns)
     assert code == 0, err
@@ -99,7 +100,7 @@ async def test_cli_submit_wait_get_describe_result(system: ForemanClient, cluste
     assert (code, err.strip()) == (2, f"error: no task 'ghost' in namespace {ns}")
 
 
-async def test_cli_without_access_or_cluster_says_so_in_one_line(cluster: LocalCluster, tmp_path: Path) -> None:
+async def test_cli_without_access_or_cluster_says_so_in_one_line(cluster: Cluster, tmp_path: Path) -> None:
     nobody = cluster.kubeconfig(Identity.NOBODY)
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "foreman.cli", "get", "tasks", "--kubeconfig", str(nobody), stderr=asyncio.subprocess.PIPE
@@ -120,7 +121,7 @@ async def test_cli_without_access_or_cluster_says_so_in_one_line(cluster: LocalC
     assert out == b""
 
 
-async def test_example_planner_runs(system: ForemanClient, cluster: LocalCluster) -> None:
+async def test_example_planner_runs(system: ForemanClient, cluster: Cluster) -> None:
     process = await asyncio.create_subprocess_exec(
         sys.executable, str(ROOT / "examples" / "planner.py"), system.namespace,
         env={"KUBECONFIG": str(cluster.kubeconfig()), "PATH": "/usr/bin:/bin"}, stdout=asyncio.subprocess.PIPE,
@@ -131,7 +132,7 @@ async def test_example_planner_runs(system: ForemanClient, cluster: LocalCluster
 
 
 async def test_cli_submit_refuses_a_misspelled_field_and_creates_nothing(
-    kube: Kube, namespace: str, cluster: LocalCluster
+    kube: Kube, namespace: str, cluster: Cluster
 ) -> None:
     """`kubectl apply` refuses an unknown field; `foreman submit` dropped it and ran the task anywhere."""
     typo = "kind: AgenticTask\nmetadata: {name: typo}\nspec: {kind: verify, requiredCapabilty: {accelerator: cuda}}\n"
@@ -144,7 +145,7 @@ async def test_cli_submit_refuses_a_misspelled_field_and_creates_nothing(
 
 
 async def test_cli_submit_refuses_a_task_too_large_to_store_with_the_limit_named(
-    kube: Kube, namespace: str, cluster: LocalCluster, tmp_path: Path
+    kube: Kube, namespace: str, cluster: Cluster, tmp_path: Path
 ) -> None:
     """A 2 MB prompt reached etcd and came back as a raw gRPC error after a retry."""
     big = tmp_path / "big.yaml"
@@ -160,7 +161,7 @@ async def test_cli_submit_refuses_a_task_too_large_to_store_with_the_limit_named
     assert (await kube.list(AgenticTask, namespace=namespace)).items == []
 
 
-async def test_cli_submit_takes_a_folder_like_kubectl_apply(kube: Kube, namespace: str, cluster: LocalCluster,
+async def test_cli_submit_takes_a_folder_like_kubectl_apply(kube: Kube, namespace: str, cluster: Cluster,
                                                             tmp_path: Path) -> None:  # fmt: skip
     (tmp_path / "b.yaml").write_text("kind: AgenticTask\nmetadata: {name: b}\nspec: {kind: verify, dependsOn: [a]}\n")
     (tmp_path / "a.yaml").write_text("kind: AgenticTask\nmetadata: {name: a}\nspec: {kind: verify}\n")
@@ -170,7 +171,7 @@ async def test_cli_submit_takes_a_folder_like_kubectl_apply(kube: Kube, namespac
 
 
 @pytest.mark.parametrize("daemon", ["controller", "worker"])
-async def test_a_busy_health_port_is_one_line_naming_the_port_and_flag(cluster: LocalCluster, daemon: str) -> None:
+async def test_a_busy_health_port_is_one_line_naming_the_port_and_flag(cluster: Cluster, daemon: str) -> None:
     with socket.socket() as taken:
         taken.bind(("0.0.0.0", 0))
         taken.listen()
@@ -183,7 +184,7 @@ async def test_a_busy_health_port_is_one_line_naming_the_port_and_flag(cluster: 
     assert len(err.strip().splitlines()) == 1
 
 
-async def test_argument_mistakes_are_one_error_line_and_there_is_a_version(cluster: LocalCluster) -> None:
+async def test_argument_mistakes_are_one_error_line_and_there_is_a_version(cluster: Cluster) -> None:
     for args, expected in [
         (["controller", "--log-format", "xml"], "error: Invalid value for '--log-format'"),
         (["get"], "error: Missing argument 'what'"),
@@ -203,7 +204,7 @@ async def test_argument_mistakes_are_one_error_line_and_there_is_a_version(clust
 
 
 async def test_cancel_of_a_finished_task_says_so_and_changes_nothing(
-    kube: Kube, namespace: str, cluster: LocalCluster
+    kube: Kube, namespace: str, cluster: Cluster
 ) -> None:
     await make_task(kube, namespace, "done")
     await kube.patch_status(AgenticTask, "done", {"phase": "Succeeded", "verdict": "GO"}, namespace=namespace)
@@ -217,7 +218,7 @@ async def test_cancel_of_a_finished_task_says_so_and_changes_nothing(
 
 
 async def test_the_cli_uses_the_kubeconfig_contexts_namespace_as_kubectl_does(
-    kube: Kube, namespace: str, cluster: LocalCluster, tmp_path: Path
+    kube: Kube, namespace: str, cluster: Cluster, tmp_path: Path
 ) -> None:
     config = tmp_path / "kubeconfig"
     config.write_text(cluster.kubeconfig().read_text().replace("namespace: default", f"namespace: {namespace}"))
@@ -240,7 +241,7 @@ async def test_the_cli_uses_the_kubeconfig_contexts_namespace_as_kubectl_does(
 
 
 async def test_submit_wait_timeout_names_the_unfinished_tasks_and_prints_only_changes(
-    namespace: str, cluster: LocalCluster
+    namespace: str, cluster: Cluster
 ) -> None:
     """No controller runs: the task stays Pending. The table was reprinted whole on every change, and the timeout
     did not say which tasks were unfinished."""

@@ -14,10 +14,11 @@ import pytest
 from foreman.api.http.kube import Kube
 from foreman.api.models.envelope import ResultEnvelope
 from foreman.api.models.resources import NODE_LABEL, AgenticTask, FleetNode
-from foreman.api.tooling.localcluster import LocalCluster
+from foreman.worker.config import WorkerConfig
 from foreman.worker.executors.base import ExecutionContext, load_executors
 from foreman.worker.executors.command import CommandExecutor
 from foreman.worker.executors.stub import StubExecutor
+from tests.clusters import Cluster
 from tests.integration.helpers import (
     RunningWorker,
     condition,
@@ -75,6 +76,25 @@ async def test_a_stub_task_succeeds_and_the_node_is_registered(kube: Kube, names
     assert done.status.claimed_at is not None
     assert done.status.finished_at is not None
     assert condition(done, "Finished") == ("True", "Completed")
+
+
+async def test_a_worker_is_synced_once_the_watch_of_each_of_its_namespaces_has_listed(
+    kube: Kube, namespace: str
+) -> None:
+    """What `make bench` waits on before its clock starts (a worker's start-up lists are not throughput)."""
+    other = f"{namespace}-b"
+    await kube.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": other}})
+    node = unique("synced")
+    running = RunningWorker(kube, WorkerConfig(node_name=node, namespaces=[namespace, other], drain_grace=1))
+    assert not running.worker.synced()
+    try:
+        worker = await running.started()
+        async with asyncio.timeout(10):
+            while not worker.synced():
+                await asyncio.sleep(0.01)
+    finally:
+        await running.stop()
+        await delete_nodes(kube, node)
 
 
 async def test_command_executor_outcomes(kube: Kube, namespace: str, tmp_path: Path) -> None:
@@ -220,13 +240,13 @@ async def test_two_workers_sharing_a_node_name_execute_each_task_exactly_once(
     print(f"claim conflicts between the twins: {conflicts:g}")
 
 
-def _worker_process(cluster: LocalCluster, node: str, namespace: str, *extra: str) -> subprocess.Popen[bytes]:
+def _worker_process(cluster: Cluster, node: str, namespace: str, *extra: str) -> subprocess.Popen[bytes]:
     argv = [sys.executable, "-m", "foreman.cli", "worker", "--kubeconfig", str(cluster.kubeconfig()), "--node-name",
             node, "-n", namespace, "--health-port", "0", "--heartbeat-interval", "0.5", *extra]  # fmt: skip
     return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
-async def test_worker_killed_mid_task_recovers_it_on_restart(kube: Kube, namespace: str, cluster: LocalCluster) -> None:
+async def test_worker_killed_mid_task_recovers_it_on_restart(kube: Kube, namespace: str, cluster: Cluster) -> None:
     node = unique("killed")
     async with running_controller(kube, namespace):
         first = _worker_process(cluster, node, namespace)
@@ -248,7 +268,7 @@ async def test_worker_killed_mid_task_recovers_it_on_restart(kube: Kube, namespa
     assert condition(done, "ClaimExpired") is None
 
 
-async def test_sigterm_drains_and_hands_back_unfinished_work(kube: Kube, namespace: str, cluster: LocalCluster) -> None:
+async def test_sigterm_drains_and_hands_back_unfinished_work(kube: Kube, namespace: str, cluster: Cluster) -> None:
     node = unique("drain")
     async with running_controller(kube, namespace):
         worker = _worker_process(cluster, node, namespace, "--drain-grace", "0.5")
@@ -268,7 +288,7 @@ async def test_sigterm_drains_and_hands_back_unfinished_work(kube: Kube, namespa
 
 
 async def test_timeouts_and_retries_are_warning_events_and_say_how_long_they_ran(
-    kube: Kube, namespace: str, cluster: LocalCluster
+    kube: Kube, namespace: str, cluster: Cluster
 ) -> None:
     """The README promised failures and requeues as Events; a worker's timeouts and retries wrote none, and the
     failure envelope read elapsedSec 0.0 after 1 s of work."""

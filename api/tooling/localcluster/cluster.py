@@ -84,6 +84,13 @@ def _cached(release: str) -> Path:
     return cache_dir() / f"kube-apiserver-v{release}"
 
 
+def is_built(release: str) -> bool:
+    """Whether `release`'s kube-apiserver is cached: what may run without minutes of building first (`make bench`
+    adds the floor's column only then)."""
+    legacy = release == FLOOR_RELEASE and (cache_dir() / "kube-apiserver").is_file()
+    return _cached(release).is_file() or legacy
+
+
 def resolve_release(wanted: str | None) -> str:
     """A full release (1.37.2) for what a user asked: nothing (the current one), 1.37.2, v1.34.4, or a minor (1.20:
     the floor, 1.37: the current one, another: the newest cached build of it)."""

@@ -7,11 +7,15 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from datetime import timedelta
 
 from foreman.api.http.errors import Conflict, ServerError
+from foreman.api.models.base import utcnow
 from foreman.api.models.resources import AgenticTask, FleetNode
 from foreman.api.models.schedules import TaskSchedule
+from foreman.api.state.status import wire_time
 from foreman.controller.config import ControllerConfig
+from foreman.controller.expiry import TimeToLive
 from foreman.controller.loop import Controller
 from tests.factories import schedule
 from tests.fakekube import FakeKube
@@ -86,3 +90,22 @@ async def test_a_failed_write_is_retried_after_a_backoff_of_its_own() -> None:
         task = await kube.get(AgenticTask, "flaky", "ns")
     assert task.status.conditions[0].reason == "NoFittingNode"
     assert controller.metrics.reconcile_errors._value.get() == 2
+
+
+async def test_a_finished_task_is_deleted_when_the_clock_reaches_its_time_to_live() -> None:
+    """The wake-up is the work queue's (no resync in between): moving the clock and poking the queue is enough."""
+    kube, now = FakeKube(), [utcnow()]
+    config = ControllerConfig(
+        leader_election=False, resync_every=3600, ttl=TimeToLive(after_success=timedelta(minutes=1))
+    )
+    controller = Controller(kube, config, clock=lambda: now[0])
+    async with running(controller):
+        await kube.create(AgenticTask.new("done", namespace="ns"))
+        await kube.patch_status(
+            AgenticTask, "done", {"phase": "Succeeded", "finishedAt": wire_time(now[0])}, namespace="ns"
+        )
+        await until(lambda: controller.queue.next_due() == 60)  # decided: due in a minute
+        now[0] += timedelta(seconds=60)
+        controller.queue.poke()
+        await until(lambda: not kube.objects["agentictasks"])
+    assert controller.metrics.deleted.labels("Succeeded")._value.get() == 1

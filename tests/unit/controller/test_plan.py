@@ -1,12 +1,15 @@
 """A reconcile pass as data: cache and time in, intents out. No apiserver, no loop."""
 
+import dataclasses
 from datetime import timedelta
 from typing import Any
 
+from foreman.api.models.resources import NODE_LABEL
 from foreman.controller.cache import Cache, TaskKey
 from foreman.controller.config import ControllerConfig
+from foreman.controller.expiry import TimeToLive
 from foreman.controller.placeable import PlaceableLanes
-from foreman.controller.plan import LabelWrite, NodeNotReady, PlacementOrder, Plan, StatusWrite, plan_pass
+from foreman.controller.plan import LabelWrite, NodeNotReady, PlacementOrder, Plan, StatusWrite, TaskDelete, plan_pass
 from tests.factories import T0, node, task
 
 CONFIG = ControllerConfig(leader_election=False, stale_after=timedelta(seconds=90))
@@ -67,3 +70,45 @@ def test_a_wrong_label_is_corrected_and_a_backoff_is_requeued_for_its_end() -> N
     plan = pass_over(cache_of(node("n1", slots=2), held, task("waiting", notBefore=later)))
     assert [w.task.name for w in plan.writes if isinstance(w, LabelWrite)] == ["held"]
     assert plan.requeue == {("ns", "waiting"): later}
+
+
+TTL = dataclasses.replace(CONFIG, ttl=TimeToLive(after_success=timedelta(hours=1), after_failure=timedelta(hours=2)))
+
+
+def deleted(plan: Plan) -> list[str]:
+    return sorted(w.task.name for w in plan.writes if isinstance(w, TaskDelete))
+
+
+def test_finished_tasks_are_deleted_at_their_time_and_looked_at_again_then() -> None:
+    cache = cache_of(task("ok", phase="Succeeded", finishedAt=T0), task("bad", phase="Failed", finishedAt=T0))
+    everything = {("ns", "ok"), ("ns", "bad")}
+    plan = plan_pass(cache, PlaceableLanes(), everything, T0, TTL)
+    assert (deleted(plan), plan.requeue) == (
+        [],
+        {("ns", "ok"): T0 + timedelta(hours=1), ("ns", "bad"): T0 + timedelta(hours=2)},
+    )
+    assert deleted(plan_pass(cache, PlaceableLanes(), everything, T0 + timedelta(hours=1), TTL)) == ["ok"]
+    assert deleted(plan_pass(cache, PlaceableLanes(), everything, T0 + timedelta(hours=2), TTL)) == ["bad", "ok"]
+
+
+def test_an_upstream_waits_for_its_dependant_and_goes_when_the_dependant_finishes() -> None:
+    later = T0 + timedelta(hours=1, minutes=30)
+    up = task("up", phase="Succeeded", finishedAt=T0)
+    cache = cache_of(up, task("down", phase="Running", assignedNode="n1", dependsOn=["up"]))
+    assert deleted(plan_pass(cache, PlaceableLanes(), {("ns", "up")}, later, TTL)) == []
+    cache.remove_task(("ns", "down"))
+    cache.upsert_task(task("down", phase="Succeeded", finishedAt=later, dependsOn=["up"]))
+    # NB: only the dependant changed; its upstream is looked at again with it
+    assert deleted(plan_pass(cache, PlaceableLanes(), {("ns", "down")}, later, TTL)) == ["up"]
+
+
+def test_a_finished_task_loses_its_node_label_where_workers_select_by_it() -> None:
+    labels = {NODE_LABEL: "n1"}
+    done = task("done", phase="Succeeded", assignedNode="n1", finishedAt=T0, labels=labels)
+    gone = task("gone", phase="Failed", assignedNode="n1", finishedAt=T0, ttlSecondsAfterFinished=0, labels=labels)
+    cache, dirty = cache_of(done, gone), {("ns", "done"), ("ns", "gone")}
+    plan = plan_pass(cache, PlaceableLanes(), dirty, T0, TTL)
+    assert [w.task.name for w in plan.writes if isinstance(w, LabelWrite)] == ["done"]  # the other one is deleted
+    assert deleted(plan) == ["gone"]
+    plan = plan_pass(cache, PlaceableLanes(), dirty, T0, TTL, write_labels=False)
+    assert not [w for w in plan.writes if isinstance(w, LabelWrite)]

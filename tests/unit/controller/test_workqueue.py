@@ -1,5 +1,8 @@
 import asyncio
 
+from hypothesis import given
+from hypothesis import strategies as st
+
 from foreman.controller.workqueue import WorkQueue
 
 
@@ -54,3 +57,47 @@ async def test_wait_returns_at_a_poke_and_when_a_key_is_due() -> None:
     queue.add_at("due", clock.now - 1)  # a moved clock: already due
     await asyncio.wait_for(queue.wait(60), 1)
     assert queue.take() == {"due"}
+
+
+OPERATIONS = st.lists(
+    st.tuples(
+        st.sampled_from(["add_at", "cancel_after", "remove", "take", "tick"]), st.integers(0, 5), st.integers(0, 20)
+    ),
+    max_size=200,
+)
+
+
+@given(OPERATIONS)
+def test_timed_keys_come_out_as_a_plain_scan_of_the_wishes_would_give_them(
+    operations: list[tuple[str, int, int]],
+) -> None:
+    """The heap is only an index: what is due, and when the next is, match the latest wish per key."""
+    clock = Clock()
+    queue: WorkQueue[int] = WorkQueue(clock)
+    wishes: dict[int, float] = {}
+    for operation, key, amount in operations:
+        if operation == "add_at":
+            queue.add_at(key, clock.now + amount)
+            wishes[key] = clock.now + amount
+        elif operation in ("cancel_after", "remove"):
+            getattr(queue, operation)(key)
+            wishes.pop(key, None)
+        elif operation == "tick":
+            clock.now += amount
+        else:
+            due = {k for k, when in wishes.items() if when <= clock.now}
+            assert queue.take() == due
+            wishes = {k: when for k, when in wishes.items() if k not in due}
+        assert queue.next_due() == (max(0.0, min(wishes.values()) - clock.now) if wishes else None)
+
+
+def test_wishes_renewed_over_and_over_keep_the_index_small() -> None:
+    """A finished task is re-decided at every resync, with the same time (nothing new is kept) or a new one (the
+    outdated entries are dropped once they are the majority)."""
+    clock = Clock()
+    queue: WorkQueue[int] = WorkQueue(clock)
+    for round_ in range(100):
+        for key in range(100):
+            queue.add_at(key, clock.now + 3600 + round_ % 2)
+    assert len(queue._heap) <= 2 * 100 + 65
+    assert queue.next_due() == 3601  # the last round's wish

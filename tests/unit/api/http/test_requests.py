@@ -148,3 +148,21 @@ def test_an_event_is_a_named_create_about_its_object() -> None:
     assert request.body["metadata"] == {"name": "a.abc", "namespace": "ns"}
     assert request.body["involvedObject"]["kind"] == "AgenticTask"
     assert (request.body["type"], request.body["firstTimestamp"]) == ("Warning", "2026-01-01T00:00:00Z")
+
+
+def test_a_delete_can_name_the_object_it_read_and_otherwise_sends_no_body() -> None:
+    """A finished task past its time to live is deleted only as it was decided on: not a namesake created since, not
+    one changed meanwhile (409)."""
+    exact = requests.delete(AgenticTask, "a", "ns", uid="u-1", resource_version="42")
+    assert (exact.method, exact.path) == ("DELETE", "/apis/foreman.dev/v1alpha1/namespaces/ns/agentictasks/a")
+    assert exact.body == {
+        "apiVersion": "v1",
+        "kind": "DeleteOptions",
+        "preconditions": {"uid": "u-1", "resourceVersion": "42"},
+    }
+    assert requests.delete(AgenticTask, "a", "ns").body is None
+    owned = requests.delete_object("v1", "ConfigMap", "a-transcript", "ns", uid="u-2")
+    assert (owned.path, owned.body["preconditions"]) == (
+        "/api/v1/namespaces/ns/configmaps/a-transcript",
+        {"uid": "u-2"},
+    )

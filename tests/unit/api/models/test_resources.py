@@ -7,13 +7,20 @@ from pydantic import ValidationError
 from foreman.api.models.agents import Agent
 from foreman.api.models.base import set_condition
 from foreman.api.models.envelope import ResultEnvelope
+from foreman.api.models.queues import TaskQueue
 from foreman.api.models.resources import AgenticTask, FleetNode
 from foreman.api.models.schedules import TaskSchedule
 from foreman.api.models.validation import describe
 from tests.malformed import CORPUS, Malformed
 
 EXAMPLES = sorted(Path(__file__).parents[4].joinpath("examples").glob("*.yaml"))
-MODELS = {"AgenticTask": AgenticTask, "FleetNode": FleetNode, "TaskSchedule": TaskSchedule, "Agent": Agent}
+MODELS = {
+    "AgenticTask": AgenticTask,
+    "FleetNode": FleetNode,
+    "TaskSchedule": TaskSchedule,
+    "Agent": Agent,
+    "TaskQueue": TaskQueue,
+}
 
 
 def example_documents() -> list[dict[str, object]]:

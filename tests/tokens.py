@@ -1,0 +1,51 @@
+"""ServiceAccount tokens from the apiserver's TokenRequest API, and kubeconfigs that present them.
+
+Two suites need them: a cluster the tests did not start has no static tokens for our identities (they are made from
+the ServiceAccounts `foreman install` created), and the admission tests need a token bound to a Pod, as a DaemonSet
+pod's is, because only such a token names the pod's Node."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from foreman.api.http.kube import Kube
+from foreman.api.http.requests import Request
+
+TOKEN_SECONDS = 3600
+"""Long enough for the longest suite run; the apiserver's minimum is 600 s."""
+
+
+async def service_account_token(kube: Kube, namespace: str, name: str, *, pod: dict[str, Any] | None = None) -> str:
+    """A token of ServiceAccount `namespace/name`; bound to `pod` (a stored Pod) when given, so the apiserver puts the
+    Pod's Node into the token's user info, and the token dies with the Pod."""
+    spec: dict[str, Any] = {"expirationSeconds": TOKEN_SECONDS}
+    if pod is not None:
+        metadata = pod["metadata"]
+        spec["boundObjectRef"] = {"apiVersion": "v1", "kind": "Pod", "name": metadata["name"], "uid": metadata["uid"]}
+    path = f"/api/v1/namespaces/{namespace}/serviceaccounts/{name}/token"
+    body = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": spec}
+    answer = await kube._send(Request("POST", path, body=body))
+    token: str = answer["status"]["token"]
+    return token
+
+
+def kubeconfig_with_token(base: Path, token: str, path: Path) -> Path:
+    """`base` (its cluster: server and CA) with its user replaced by `token`, written to `path` (owner-only)."""
+    config = yaml.safe_load(base.read_text())
+    context = next(c for c in config["contexts"] if c["name"] == config["current-context"])["context"]
+    cluster = next(c for c in config["clusters"] if c["name"] == context["cluster"])
+    user = "token-user"
+    written = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [cluster],
+        "users": [{"name": user, "user": {"token": token}}],
+        "contexts": [{"name": user, "context": {"cluster": cluster["name"], "user": user, "namespace": "default"}}],
+        "current-context": user,
+    }
+    path.touch(mode=0o600)
+    path.write_text(yaml.safe_dump(written, sort_keys=False))
+    return path
