@@ -16,7 +16,7 @@ def finished(name: str, *, failed: bool = False, labels: dict[str, str] | None =
     created = task(name, payload={"prompt": "work"}, timeoutSeconds=60)
     created = created.model_copy(update={"metadata": created.metadata.model_copy(
         update={"labels": labels or {}, "annotations": {"last-applied": "{...}"}})})  # fmt: skip
-    placed = moved(created, status.placed(created, "n1", T0), 2)
+    placed = moved(created, {**status.placed(created, "n1", T0), "transcriptRef": f"{name}-transcript"}, 2)
     running = moved(placed, status.claimed(placed, T0, "n1/w"), 3)
     envelope = ResultEnvelope(kind="verify", verdict="GO", summary="fine", extra={"stdoutTail": "x" * 1000})
     end = T0 + timedelta(minutes=1)
@@ -29,6 +29,7 @@ def test_a_finished_task_keeps_what_decisions_and_clean_up_read() -> None:
     kept = for_decisions(done)
     assert (kept.phase, kept.status.verdict, kept.status.failure_reason) == ("Failed", "INCOMPLETE", "Timeout")
     assert kept.status.finished_at == T0 + timedelta(minutes=1)
+    assert kept.status.transcript_ref == "up-transcript"  # clean-up deletes it with the task
     assert (kept.spec.timeout_seconds, kept.metadata.resource_version) == (60, "4")
     assert kept.status.conditions == []
     assert kept.status.result is None
