@@ -73,12 +73,13 @@ window.addEventListener("DOMContentLoaded", open);
 
 // What each action last said, by its path: the page is redrawn on every change the server sends (the action's own
 // effect among them), so the message is kept here and drawn with the page, not only written into the current DOM.
+// NB: the effect can arrive (and redraw) before the action's own answer: the answer is then written into whatever
+// message element shows that path now, never into the one the click came from, which may be gone.
 const said = new Map();
-const message = (path) => h("span", { class: "message" }, said.get(path) || "");
+const message = (path) => h("span", { class: "message", "data-path": path }, said.get(path) || "");
 
 async function act(path, button, label) {
   button.disabled = true;
-  const note = button.nextElementSibling; // the .message beside every action button
   try {
     const response = await fetch(path, { method: "POST", headers: { "X-Foreman-Token": TOKEN } });
     const body = await response.json();
@@ -86,7 +87,9 @@ async function act(path, button, label) {
   } catch (error) {
     said.set(path, `${label} failed: ${error}`);
   } finally {
-    note.textContent = said.get(path);
+    document.querySelectorAll(".message").forEach((note) => {
+      if (note.dataset.path === path) note.textContent = said.get(path);
+    });
     button.disabled = false;
   }
 }
