@@ -11,9 +11,10 @@ from datetime import datetime
 from foreman.api.http.errors import Forbidden, NotFound, NotServed
 from foreman.api.http.kube import Kube
 from foreman.api.models.agents import Agent
-from foreman.api.models.queues import TaskQueue
+from foreman.api.models.queues import TaskQueue, labels_of
 from foreman.api.models.resources import AgenticTask, FleetNode
 from foreman.controller.cache import Cache
+from foreman.controller.waiting import fleet_of
 
 UNREADABLE = (Forbidden, NotFound, NotServed)
 """What a user's credentials or an older install may answer for the cluster-wide reads; the view is then narrower."""
@@ -22,21 +23,18 @@ UNREADABLE = (Forbidden, NotFound, NotServed)
 async def fleet_view(kube: Kube, namespace: str | None, now: datetime) -> Cache:
     """Tasks of every namespace where readable (a queue's line spans namespaces), else of `namespace`; the nodes,
     queues, namespace labels and Agents placement reads."""
-    cache = Cache()
     try:
         tasks = (await kube.list(AgenticTask)).items
     except Forbidden:
         tasks = (await kube.list(AgenticTask, namespace=namespace)).items
-    cache.replace_tasks(tasks)
-    cache.replace_nodes((await kube.list(FleetNode)).items, now)
+    nodes = (await kube.list(FleetNode)).items
+    queues: list[TaskQueue] = []
+    labels: dict[str, dict[str, str]] = {}
+    agents: list[Agent] = []
     with contextlib.suppress(*UNREADABLE):
-        cache.replace_queues((await kube.list(TaskQueue)).items)
+        queues = (await kube.list(TaskQueue)).items
     with contextlib.suppress(*UNREADABLE):
-        namespaces = await kube.list_raw("v1", "Namespace")
-        cache.replace_namespace_labels(
-            {ns["metadata"]["name"]: ns["metadata"].get("labels") or {} for ns in namespaces}
-        )
+        labels = dict(map(labels_of, await kube.list_raw("v1", "Namespace")))
     with contextlib.suppress(*UNREADABLE):
-        agents = (await kube.list(Agent, namespace=None if namespace is None else namespace)).items
-        cache.replace_agents((agent.namespace or "", agent.name, agent.spec.model) for agent in agents)
-    return cache
+        agents = (await kube.list(Agent, namespace=namespace)).items
+    return fleet_of(tasks, nodes, queues, labels, agents, now)

@@ -16,7 +16,7 @@ from foreman.cli.lineup import fleet_view
 from foreman.cli.render import table
 from foreman.cli.tasks import CLI_RETRY, Kubeconfig
 from foreman.controller.cache import Cache
-from foreman.controller.queues import QueueRule, shares
+from foreman.controller.queues import QueueRule, queue_exists, shares
 from foreman.controller.waiting import line_up
 
 app = typer.Typer(help="TaskQueues: how teams share the fleet (weights, caps).", no_args_is_help=True)
@@ -36,8 +36,8 @@ def queues_table(fleet: Cache, now: datetime) -> str:
     for name, rule in sorted(rules.items()):
         caps = [str(rule.max_running)] if rule.max_running is not None else []
         caps += [f"{accelerator}:{limit}" for accelerator, limit in sorted(rule.max_running_per_accelerator.items())]
-        exists = name == DEFAULT_QUEUE or name in fleet.queue_rules
-        rows.append((name if exists else f"{name} (missing)", f"{rule.weight:g}", ",".join(caps) or "-",
+        shown = name if queue_exists(name, fleet.queue_rules) else f"{name} (missing)"
+        rows.append((shown, f"{rule.weight:g}", ",".join(caps) or "-",
                      str(loads[name].running if name in loads else 0), str(pending.get(name, 0)),
                      f"{actual.get(name, 0.0):.0%}", f"{rule.weight / total_weight:.0%}"))  # fmt: skip
     return table(rows)

@@ -297,9 +297,7 @@ def _place(
         while placer.has_capacity() and (turn := share.next()) is not None:
             _, key = turn
             task = cache.task(key)
-            node = (
-                None if task is None else placer.place(need_of(task, cache.model_of(task)), share.capped_accelerators())
-            )
+            node = placer.place(need_of(task, cache.model_of(task)), share.capped_accelerators()) if task else None
             if task is None or node is None:
                 share.skipped()
                 continue
@@ -356,11 +354,12 @@ def _write_queue_status(
     """Each TaskQueue's counts, when they changed and the last write is old enough."""
     fleet_share = shares(loads)
     for name, queue in cache.queues.items():
+        if (last := written_at.get(name)) is not None and now - last < QUEUE_STATUS_EVERY:
+            continue  # NB: before counting: this runs on every pass
         counted = TaskQueueStatus(
             running=loads[name].running if name in loads else 0,
             pending=len(placeable.lanes[name]) if name in placeable.lanes else 0,
             share=round(fleet_share.get(name, 0.0), 3),
         )
-        last = written_at.get(name)
-        if counted != queue.status and (last is None or now - last >= QUEUE_STATUS_EVERY):
+        if counted != queue.status:
             plan.writes.append(QueueStatusWrite(queue, counted.model_dump(by_alias=True)))

@@ -31,10 +31,9 @@ class Readings:
 def read(cache: Cache, waiting: Iterable[TaskKey], now: datetime) -> Readings:
     """The gauges now. `waiting`: the keys of the tasks ready to place (the controller's placeable queue)."""
     waiting_count: Counter[str] = Counter(cache.queue_of(task) for key in waiting if (task := cache.task(key)))
-    active = cache.active()
-    running = Counter(cache.queue_of(task) for task in active)
+    running = {queue: load.running for queue, load in cache.queue_loads().items()}
     past: Counter[str] = Counter()
-    for task in active:
+    for task in cache.active():
         if task.phase == "Running":
             started = task.status.started_at
             late = started is not None and now - started > timedelta(seconds=task.spec.timeout_seconds)

@@ -2,14 +2,19 @@
 placement, so they are never written to the API), with the controller's own functions: `decide` for what blocks a
 task, `queue_of` for its queue, `placement_order` for its place in the line, `why_held` for what a slot cannot fix.
 
-`foreman get tasks`, `foreman describe task` and the dashboard fill a `Cache` from what they list and ask `line_up`.
+`foreman get tasks`, `foreman describe task` and the dashboard fill a `Cache` from what they list (`fleet_of`) and ask
+`line_up`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
+from foreman.api.models.agents import Agent
+from foreman.api.models.queues import TaskQueue
+from foreman.api.models.resources import AgenticTask, FleetNode
 from foreman.api.state import reasons
 from foreman.api.state.status import wire_time
 from foreman.controller.cache import Cache, TaskKey
@@ -33,6 +38,24 @@ class Waiting:
         """`foreman describe task`'s explanation."""
         where = f"number {self.position} in the line of queue {self.queue}" if self.position else f"queue {self.queue}"
         return f"Pending in {where}: {self.message} ({self.reason})."
+
+
+def fleet_of(
+    tasks: Iterable[AgenticTask],
+    nodes: Iterable[FleetNode],
+    queues: Iterable[TaskQueue],
+    namespace_labels: Mapping[str, Mapping[str, str]],
+    agents: Iterable[Agent],
+    now: datetime,
+) -> Cache:
+    """A cache holding what a reader listed or watched (the CLI, the dashboard), for `line_up`."""
+    cache = Cache()
+    cache.replace_tasks(tasks)
+    cache.replace_nodes(nodes, now)
+    cache.replace_queues(queues)
+    cache.replace_namespace_labels(namespace_labels)
+    cache.replace_agents((agent.namespace or "", agent.name, agent.spec.model) for agent in agents)
+    return cache
 
 
 def line_up(cache: Cache, now: datetime) -> dict[TaskKey, Waiting]:

@@ -32,7 +32,7 @@ from foreman.api.models.schedules import TaskSchedule
 from foreman.api.tooling.sdk import AlreadyFinished, AlreadyTriggered, ForemanClient
 from foreman.cli.dashboard import guard, views
 from foreman.controller.cache import Cache
-from foreman.controller.waiting import line_up
+from foreman.controller.waiting import fleet_of, line_up
 
 log = structlog.get_logger("foreman.dashboard")
 
@@ -112,13 +112,10 @@ class State:
 
     def fleet(self, now: datetime) -> Cache:
         """What the controller would see, for each task's queue and each Pending one's place in line."""
-        fleet = Cache()
-        fleet.replace_tasks(self.tasks.values())
-        fleet.replace_nodes(self.nodes.values(), now)
-        fleet.replace_queues(self.queues.values())
-        fleet.replace_namespace_labels(self.namespace_labels)
-        fleet.replace_agents((namespace, name, agent.spec.model) for (namespace, name), agent in self.agents.items())
-        return fleet
+        return fleet_of(
+            self.tasks.values(), self.nodes.values(), self.queues.values(), self.namespace_labels,
+            self.agents.values(), now,
+        )  # fmt: skip
 
     async def _keep_watching(self, what: str, watch: Callable[[], Awaitable[None]]) -> None:
         """Run a watch; one the user's RBAC refuses is reported on the page and tried again later."""
