@@ -12,9 +12,8 @@ from datetime import datetime
 from typing import Any
 
 from foreman.api import PACKAGE_VERSION
-from foreman.api.models.agents import Agent
-from foreman.api.models.resources import API_VERSION, GROUP, VERSION, AgenticTask, FleetNode, Resource
-from foreman.api.models.schedules import TaskSchedule
+from foreman.api.models.kinds import RESOURCES
+from foreman.api.models.resources import API_VERSION, GROUP, VERSION, Resource
 
 MERGE_PATCH = "application/merge-patch+json"
 APPLY_PATCH = "application/apply-patch+yaml"
@@ -236,7 +235,7 @@ KNOWN_KINDS: dict[tuple[str, str], KindInfo] = {
     ("admissionregistration.k8s.io/v1", "ValidatingAdmissionPolicyBinding"): KindInfo(
         "/apis/admissionregistration.k8s.io/v1", "validatingadmissionpolicybindings", False
     ),
-    **{(API_VERSION, model.__name__): kind_of(model) for model in (AgenticTask, FleetNode, TaskSchedule, Agent)},
+    **{(API_VERSION, model.__name__): kind_of(model) for model in RESOURCES},
 }
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from foreman.api.models.agents import Agent
+from foreman.api.models.kinds import RESOURCES
 from foreman.api.models.queues import TaskQueue
 from foreman.api.models.resources import GROUP, VERSION, AgenticTask, FleetNode, Resource
 from foreman.api.models.schedules import TaskSchedule
@@ -197,9 +198,6 @@ def custom_resource_definition(model: type[Resource]) -> JsonSchema:
             ],
         },
     }
-
-
-RESOURCES: tuple[type[Resource], ...] = (AgenticTask, FleetNode, TaskSchedule, Agent, TaskQueue)
 
 
 def all_crds() -> list[JsonSchema]:
