@@ -311,7 +311,8 @@ class Controller:
         await self.apply(plan, now)
 
     async def apply(self, plan: Plan, now: datetime) -> None:
-        """Carry out a plan: every write at once (bounded), each answer back into the cache and the queue."""
+        """Carry out a plan: every write at once (bounded), each answer back into the cache and the queue; the
+        queues' status last, as it counts the plan's placements and should not run ahead of the tasks it counts."""
         for key, until in plan.requeue.items():
             self.queue.add_at(key, until.timestamp())
         semaphore = asyncio.Semaphore(self.config.write_concurrency)
@@ -325,7 +326,10 @@ class Controller:
                 # reporting a coroutine that was never awaited (a no-op once it ran)
                 write.close()
 
-        await asyncio.gather(*(bounded(self._carry(intent, now)) for intent in plan.writes))
+        tasks_and_nodes = [intent for intent in plan.writes if not isinstance(intent, QueueStatusWrite)]
+        queues = [intent for intent in plan.writes if isinstance(intent, QueueStatusWrite)]
+        for wave in (tasks_and_nodes, queues):
+            await asyncio.gather(*(bounded(self._carry(intent, now)) for intent in wave))
 
     async def _carry(self, intent: Intent, now: datetime) -> None:
         if isinstance(intent, StatusWrite):

@@ -78,12 +78,21 @@ async def test_two_queues_with_weights_3_to_1_share_a_full_fleet_3_to_1(
     await make_node(kube, node, slots=8, labels={"pool": pool})
     try:
         async with running_controller(kube, namespace):
+            placed = await _scheduled_count(kube, namespace, 8)  # the node's slots: no more can come
+            assert sorted(name[0] for name in placed) == ["h"] * 6 + ["l"] * 2
             await _queue_status(kube, heavy, running=6, pending=4)
             await _queue_status(kube, light, running=2, pending=8)
-            placed = await scheduled(kube, namespace)
     finally:
         await delete_nodes(kube, node)
-    assert sorted(name[0] for name in placed) == ["h"] * 6 + ["l"] * 2
+
+
+async def _scheduled_count(kube: Kube, namespace: str, count: int) -> set[str]:
+    """Wait on the tasks themselves: a queue's status counts the controller's placements as it makes them, and may
+    be written before the last task's own write lands."""
+    async with asyncio.timeout(15):
+        while len(placed := await scheduled(kube, namespace)) < count:
+            await asyncio.sleep(0.05)
+    return placed
 
 
 async def _queue_status(kube: Kube, name: str, **counts: int) -> TaskQueue:
