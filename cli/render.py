@@ -7,6 +7,7 @@ from datetime import datetime
 
 from foreman.api.models.base import find_condition, utcnow
 from foreman.api.models.resources import AgenticTask, FleetNode, Key, ModelOffer, key_of
+from foreman.controller.expiry import TimeToLive, expires_at
 from foreman.controller.waiting import Waiting
 
 
@@ -31,6 +32,17 @@ def reason_of(task: AgenticTask) -> str:
         return task.status.failure_reason
     blocked = find_condition(task.status.conditions, "Blocked")
     return blocked.reason if blocked is not None and blocked.status == "True" else "-"
+
+
+def clean_up(task: AgenticTask) -> str:
+    """When the controller deletes the task, as far as the task itself says: its own ttlSecondsAfterFinished; the
+    controller's defaults (--ttl-after-success / --ttl-after-failure) are flags the CLI cannot see."""
+    ttl = task.spec.ttl_seconds_after_finished
+    if ttl is None:
+        return "as the controller's --ttl-after-success / --ttl-after-failure say (by default: kept)"
+    when = expires_at(task, TimeToLive())
+    after = f"{ttl} s after it finishes (spec.ttlSecondsAfterFinished)"
+    return after if when is None else f"at {when.isoformat()}, {after}; later while an unfinished dependant needs it"
 
 
 def task_rows(

@@ -82,6 +82,7 @@ async def test_cli_submit_wait_get_describe_result(system: ForemanClient, cluste
     assert code == 0
     assert "FleetNodeAssigned" in out
     assert "Completed" in out
+    assert "Clean-up:     as the controller" in out
     code, out, _ = await foreman_cli(cluster, "result", "report", "-n", ns)
     assert code == 0
     assert '"schemaVersion": "foreman.v1"' in out

@@ -12,7 +12,7 @@ from foreman.api.models.resources import AgenticTask, FleetNode
 from foreman.api.tooling.sdk import DependencyCycleError, MissingDependencyError, creation_order
 from foreman.cli.errors import UserError, one_line
 from foreman.cli.main import app
-from foreman.cli.render import nodes_table, task_rows
+from foreman.cli.render import clean_up, nodes_table, task_rows
 from foreman.cli.tasks import load_tasks
 from tests.factories import node, task
 
@@ -146,3 +146,11 @@ def test_task_tables_name_the_namespace_with_all_namespaces_and_say_why_a_task_w
     assert by_name["waiting"][-4:] == ("5", "any", "up", "stub")
     assert by_name["failed"][6] == "Timeout"
     assert task_rows([failed])[0][0] == "NAME"  # one namespace: no column for it
+
+
+def test_describe_says_when_a_task_is_cleaned_up_as_far_as_the_task_says() -> None:
+    assert "by default: kept" in clean_up(task("a"))
+    running = task("b", phase="Running", ttlSecondsAfterFinished=60)
+    assert clean_up(running) == "60 s after it finishes (spec.ttlSecondsAfterFinished)"
+    done = task("c", phase="Failed", ttlSecondsAfterFinished=60, finishedAt="2026-01-01T00:00:00Z")
+    assert clean_up(done).startswith("at 2026-01-01T00:01:00+00:00, 60 s after it finishes")
