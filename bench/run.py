@@ -12,13 +12,16 @@ import json
 import os
 import platform
 import random
+import ssl
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -106,13 +109,36 @@ async def patch_rate(admin: Kube, patches: int = 1000) -> float:
     return patches / (time.perf_counter() - started)
 
 
+GC_CPU = "go_cpu_classes_gc_total_cpu_seconds_total"
+HEAP_LIVE = "go_gc_heap_live_bytes"
+
+
+def go_runtime(cluster: LocalCluster) -> dict[str, float]:
+    """The apiserver's Go runtime metrics (`go_*` on /metrics): its garbage collector's CPU and live heap, where its
+    Go exports them (Go >= 1.20; the v1.20.2 build does not)."""
+    request = urllib.request.Request(
+        f"{cluster.server}/metrics", headers={"Authorization": f"Bearer {cluster.tokens[Identity.ADMIN]}"}
+    )
+    context = ssl._create_unverified_context()  # NB: the local apiserver's self-signed certificate, on loopback
+    with urllib.request.urlopen(request, context=context, timeout=10) as response:
+        lines = response.read().decode().splitlines()
+    return {name: float(value) for name, _, value in (line.partition(" ") for line in lines) if name.startswith("go_")}
+
+
 class CpuMeter:
     """CPU seconds used by the apiserver, etcd and this process (controller, workers and submitter) over a span:
-    where the time goes on a machine they share."""
+    where the time goes on a machine they share. Where the apiserver says, "apiserver GC" is the part of its CPU
+    that its garbage collector spent, and `heap_live_mb` its live heap at the span's end."""
 
-    def __init__(self, cluster: LocalCluster):
+    def __init__(self, cluster: LocalCluster, runtime: dict[str, float]):
+        self.cluster = cluster
         self.pids = {"apiserver": cluster.pids["apiserver"], "etcd": cluster.pids["etcd"], "foreman": os.getpid()}
-        self.started = self.read()
+        self.started = self.read() | self._gc(runtime)
+        self.heap_live_mb: float | None = None
+
+    @classmethod
+    async def start(cls, cluster: LocalCluster) -> CpuMeter:
+        return cls(cluster, await asyncio.to_thread(go_runtime, cluster))
 
     def read(self) -> dict[str, float]:
         ticks = os.sysconf("SC_CLK_TCK")
@@ -122,8 +148,16 @@ class CpuMeter:
             used[name] = (int(fields[11]) + int(fields[12])) / ticks  # utime + stime
         return used
 
-    def spent(self) -> dict[str, float]:
-        return {name: seconds - self.started[name] for name, seconds in self.read().items()}
+    @staticmethod
+    def _gc(runtime: dict[str, float]) -> dict[str, float]:
+        return {"apiserver GC": runtime[GC_CPU]} if GC_CPU in runtime else {}
+
+    async def spent(self) -> dict[str, float]:
+        runtime = await asyncio.to_thread(go_runtime, self.cluster)
+        if HEAP_LIVE in runtime:
+            self.heap_live_mb = runtime[HEAP_LIVE] / 2**20
+        now = self.read() | self._gc(runtime)
+        return {name: seconds - self.started[name] for name, seconds in now.items()}
 
 
 # -- the system ----------------------------------------------------------------------------------------------------
@@ -224,11 +258,19 @@ async def latency(admin: Kube, floor: dict[str, float]) -> None:
     target("create->Running p95 / (create + 2 patches)", section["Running"]["p95_ms"] / 1000 / path_floor, 6)
 
 
+@dataclass
+class Run:
+    seconds: float
+    cpu_per_task: dict[str, float]
+    """CPU seconds per task by process (CpuMeter)."""
+    heap_live_mb: float | None
+    """The apiserver's live heap at the end, where it says."""
+
+
 async def run_tasks(
     admin: Kube, cluster: LocalCluster, controller: Controller, names: list[str], queues: Sequence[str] = ()
-) -> tuple[float, dict[str, float]]:
-    """Create `names` at once (64 in flight; each in the next of `queues` in turn), wait until all are Succeeded:
-    seconds, CPU seconds per task by process.
+) -> Run:
+    """Create `names` at once (64 in flight; each in the next of `queues` in turn), wait until all are Succeeded.
 
     NB: completion is read from the controller's cache, which its own watch keeps: a separate watch just to observe
     would add ~5 watch deliveries per task to the server under test (measured: ~4 % of the throughput).
@@ -240,7 +282,7 @@ async def run_tasks(
         async with semaphore:
             await admin.create(task_body(name, **({"queue": queues[index % len(queues)]} if queues else {})))
 
-    meter = CpuMeter(cluster)
+    meter = await CpuMeter.start(cluster)
     started = time.perf_counter()
     await asyncio.gather(*(create(index, name) for index, name in enumerate(names)))
     succeeded = controller.cache.by_phase["Succeeded"]
@@ -249,18 +291,24 @@ async def run_tasks(
         while len(succeeded) < len(keys) or not keys <= succeeded:
             await asyncio.sleep(0.01)
     elapsed = time.perf_counter() - started
-    return elapsed, {name: seconds / len(names) for name, seconds in meter.spent().items()}
+    spent = await meter.spent()
+    return Run(elapsed, {name: seconds / len(names) for name, seconds in spent.items()}, meter.heap_live_mb)
+
+
+async def raw_rounds(admin: Kube, cluster: LocalCluster) -> tuple[list[float], dict[str, float]]:
+    """RAW_ROUNDS rounds of raw status patches: their rates, and each process's CPU seconds per raw patch."""
+    meter = await CpuMeter.start(cluster)
+    rates = [round(await patch_rate(admin), 1) for _ in range(RAW_ROUNDS)]
+    return rates, {name: seconds / (1000 * RAW_ROUNDS) for name, seconds in (await meter.spent()).items()}
 
 
 async def throughput(admin: Kube, cluster: LocalCluster, controller: Controller, writes_per_task: float) -> None:
     """2,000 tasks at once over 20 nodes, timed until all are Succeeded."""
     names = [f"tp-{i:04}" for i in range(2000)]
-    elapsed, per_task = await run_tasks(admin, cluster, controller, names)
-    rate = len(names) / elapsed
-    meter = CpuMeter(cluster)
+    run = await run_tasks(admin, cluster, controller, names)
+    elapsed, rate = run.seconds, len(names) / run.seconds
     raw = report["raw_status_patches_per_s"]
-    raw["after"] = [round(await patch_rate(admin), 1) for _ in range(RAW_ROUNDS)]
-    per_patch = {name: seconds / (1000 * RAW_ROUNDS) for name, seconds in meter.spent().items()}
+    raw["after"], per_patch = await raw_rounds(admin, cluster)
     rounds = raw["before"] + raw["after"]
     raw["median"], raw["best"] = statistics.median(rounds), max(rounds)
     say(f"raw status patches/s: before {raw['before']}, after {raw['after']}; median {raw['median']:.0f}")
@@ -272,9 +320,10 @@ async def throughput(admin: Kube, cluster: LocalCluster, controller: Controller,
         "tasks_per_s": round(rate, 1),
         "ceiling_tasks_per_s": round(ceiling, 1),
         "ratio_to_best_round": round(rate * writes_per_task / raw["best"], 3),
+        "apiserver_heap_live_mb": run.heap_live_mb and round(run.heap_live_mb),
     }
     say(f"throughput: 2000 tasks over 20 nodes in {elapsed:.1f} s = {rate:.0f} tasks/s; ceiling {ceiling:.0f} tasks/s")
-    report["throughput"]["cpu"] = cpu_report(per_task, per_patch, rate)
+    report["throughput"]["cpu"] = cpu_report(run.cpu_per_task, per_patch, rate)
     target("throughput / (raw status patches per s / writes per task)", rate / ceiling, 0.5, below=False)
     target("throughput / raw status patches per s", rate / raw["median"], 0.18, below=False)
     say(f"  against the best raw round ({raw['best']:.0f}/s) instead of the median: "
@@ -289,19 +338,29 @@ async def throughput_at_scale(admin: Kube, cluster: LocalCluster, controller: Co
     NB: not a fresh system: a restarted worker's recovery lists its node's tasks from etcd, whose cost grows with the
     finished tasks in the namespace (20 at once timed out on this machine), which is start-up, not throughput."""
     names = [f"tx-{i:05}" for i in range(10_000)]
-    elapsed, per_task = await run_tasks(admin, cluster, controller, names)
-    rate = len(names) / elapsed
+    run = await run_tasks(admin, cluster, controller, names)
+    rate, per_task = len(names) / run.seconds, run.cpu_per_task
     base = report["throughput"]
     report["throughput_10000"] = {
         "tasks": len(names),
-        "seconds": round(elapsed, 2),
+        "seconds": round(run.seconds, 2),
         "tasks_per_s": round(rate, 1),
         "ratio_to_2000": round(rate / base["tasks_per_s"], 3),
         "ms_per_task": {name: round(seconds * 1000, 2) for name, seconds in per_task.items()},
+        "apiserver_heap_live_mb": run.heap_live_mb and round(run.heap_live_mb),
     }
     cpu = ", ".join(f"{name} {seconds * 1000:.1f} ms (at 2,000: {base['cpu'][name]['ms_per_task']})"
                     for name, seconds in per_task.items())  # fmt: skip
-    say(f"throughput: 10000 tasks over 20 nodes in {elapsed:.1f} s = {rate:.0f} tasks/s; CPU per task: {cpu}")
+    say(f"throughput: 10000 tasks over 20 nodes in {run.seconds:.1f} s = {rate:.0f} tasks/s; CPU per task: {cpu}")
+    if run.heap_live_mb and base["apiserver_heap_live_mb"]:
+        # NB: the apiserver holds every task decoded (~30 KB each in its watch cache): its collector marks a heap
+        # that grows with them, and its share of the apiserver's CPU is where most of a slowdown comes from
+        other, other_before = (
+            (per_task["apiserver"] - per_task["apiserver GC"]) * 1000,
+            (base["cpu"]["apiserver"]["ms_per_task"] - base["cpu"]["apiserver GC"]["ms_per_task"]),
+        )
+        say(f"  the apiserver's live heap {run.heap_live_mb:.0f} MiB (after 2,000: {base['apiserver_heap_live_mb']}); "
+            f"its CPU per task besides the collector's {other:.1f} ms (at 2,000: {other_before:.1f})")  # fmt: skip
     target("tasks/s at 10,000 / at 2,000", rate / base["tasks_per_s"], 0.9, below=False)
 
 
@@ -322,8 +381,7 @@ async def throughput_with_queues(admin: Kube, cluster: LocalCluster, controller:
     for name, weight in weights.items():
         await admin.create(TaskQueue.model_validate({"metadata": {"name": name}, "spec": {"weight": weight}}))
     names = [f"tq-{i:04}" for i in range(2000)]
-    elapsed, _ = await run_tasks(admin, cluster, controller, names, tuple(weights))
-    rate = len(names) / elapsed
+    rate = len(names) / (await run_tasks(admin, cluster, controller, names, tuple(weights))).seconds
     without = report["throughput"]["tasks_per_s"]
     report["throughput"]["with_queues_tasks_per_s"] = round(rate, 1)
     say(f"throughput with three TaskQueues: {rate:.0f} tasks/s (without: {without:.0f})")
