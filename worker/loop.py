@@ -20,7 +20,7 @@ from pydantic import ValidationError
 
 from foreman.api.http.errors import RETRYABLE, ApiError, Conflict, NotFound
 from foreman.api.http.features import Release, tasks_on_node
-from foreman.api.http.kube import Relisted
+from foreman.api.http.kube import Listing, Relisted
 from foreman.api.http.kubeapi import KubeApi
 from foreman.api.models import transcript
 from foreman.api.models.agents import Agent
@@ -159,11 +159,14 @@ class Worker:
         components = [asyncio.create_task(self.registrar.run(drained)), asyncio.create_task(self._probe(stop))]
         stopped = asyncio.create_task(stop.wait())
         try:
-            await self._recover()
             namespaces: list[str | None] = list(self.config.namespaces) or [None]
+            # NB: one consistent read per namespace serves both the recovery and the watch's start
+            listings = {namespace: await self.own_tasks(cached=False, namespace=namespace) for namespace in namespaces}
+            for listing in listings.values():
+                await self._recover(listing.items)
             components += [
                 asyncio.create_task(self._poll(stop)),
-                *(asyncio.create_task(self._watch(namespace)) for namespace in namespaces),
+                *(asyncio.create_task(self._watch(namespace, listings[namespace])) for namespace in namespaces),
             ]
             done, _ = await asyncio.wait([stopped, *components], return_when=asyncio.FIRST_COMPLETED)
             failure = next((t.exception() for t in done if t is not stopped and t.exception()), None)
@@ -207,10 +210,10 @@ class Worker:
             # NB: left Draining, the node falls silent and the controller marks it NotReady after --stale-after
             self.log.warning("could not mark the node Stopped", error=str(error))
 
-    async def _recover(self) -> None:
+    async def _recover(self, own: list[AgenticTask]) -> None:
         """Tasks Running on this node from a previous life go back to Pending: nobody is executing them."""
         now = utcnow()
-        for task in await self.own_tasks(cached=False):
+        for task in own:
             if task.phase == "Running" and task.status.assigned_node == self.node:
                 message = f"worker on {self.node} restarted while the task ran"
                 patch = status.requeued(task, now, reasons.WORKER_RESTART_RECOVERY, message, count_attempt=True)
@@ -220,13 +223,14 @@ class Worker:
 
     # -- finding work ----------------------------------------------------------------------------------------------
 
-    async def _watch(self, namespace: str | None) -> None:
+    async def _watch(self, namespace: str | None, listed: Listing[AgenticTask]) -> None:
         async for event in self.kube.watch(
             AgenticTask,
             namespace=namespace,
             label_selector=self.selection.label_selector,
             field_selector=self.selection.field_selector,
             timeout_seconds=self.config.watch_timeout,
+            listed=listed,
         ):
             if isinstance(event, Relisted):
                 for task in event.items:
@@ -250,21 +254,21 @@ class Worker:
             except ApiError as error:
                 self.log.warning("poll failed", error=str(error))
                 continue
-            for task in tasks:
+            for task in tasks.items:
                 if not self.config.namespaces or task.namespace in self.config.namespaces:
                     self._consider(task)
 
-    async def own_tasks(self, *, cached: bool) -> list[AgenticTask]:
-        """The tasks Scheduled or Running on this node, never the finished ones, so what the poll and the restart
-        recovery read does not grow with the node's history: by field where the server can select by
-        `status.phase`, else by the node label, which the controller takes off a task when it finishes."""
-        listing = await self.kube.list(
+    async def own_tasks(self, *, cached: bool, namespace: str | None = None) -> Listing[AgenticTask]:
+        """The tasks Scheduled or Running on this node (in `namespace`; None: all), never the finished ones, so what
+        the poll and the restart recovery read does not grow with the node's history: by field where the server can
+        select by `status.phase`, else by the node label, which the controller takes off a task when it finishes."""
+        return await self.kube.list(
             AgenticTask,
+            namespace=namespace,
             label_selector=self.selection.label_selector,
             field_selector=self.selection.field_selector,
             cached=cached,
         )
-        return listing.items
 
     def _consider(self, task: AgenticTask) -> None:
         """Record what the watch (or poll) says about one of this node's tasks, and start it if it is claimable."""

@@ -328,17 +328,21 @@ class Kube:
         field_selector: str | None = None,
         timeout_seconds: int = 60,
         max_backoff: float = 5.0,
+        listed: Listing[R] | None = None,
     ) -> AsyncIterator[WatchEvent[R] | Relisted[R]]:
         """List, then watch forever from the listed resourceVersion.
 
         When the server ends the stream (its timeout, a restart), the watch resumes from the last resourceVersion
         seen, so nothing is missed or repeated; on 410 Gone it relists and yields `Relisted`. A stream silent for
-        longer than timeout_seconds plus a grace period is treated as stalled and reopened.
+        longer than timeout_seconds plus a grace period is treated as stalled and reopened. `listed`: a consistent
+        list the caller has just read with the same selectors, which the watch starts from instead of reading its
+        own (each one costs the server a read of every object of the kind from etcd).
         """
         selectors = {"namespace": namespace, "label_selector": label_selector, "field_selector": field_selector}
+        first = [listed] if listed is not None else []
 
         async def relist() -> Relisted[R]:
-            listing = await self.list(
+            listing = first.pop() if first else await self.list(
                 model, namespace=namespace, label_selector=label_selector, field_selector=field_selector
             )
             return Relisted(listing.items, listing.resource_version)

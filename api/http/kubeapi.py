@@ -79,6 +79,7 @@ class KubeApi(Protocol):
         field_selector: str | None = None,
         timeout_seconds: int = 60,
         max_backoff: float = 5.0,
+        listed: Listing[R] | None = None,
     ) -> AsyncIterator[WatchEvent[R] | Relisted[R]]: ...
 
     def watch_raw(

@@ -137,16 +137,16 @@ async def test_a_workers_lists_hold_only_its_unfinished_tasks_after_a_thousand_f
     worker = Worker(kube, WorkerConfig(node_name=node, namespaces=[namespace]))
     worker.selection = tasks_on_node(node, release)  # as its run() does
     # NB: by label, the finished tasks are listed until the controller has taken it off them
-    assert len(await worker.own_tasks(cached=False)) == (1002 if labelled else 2)
+    assert len((await worker.own_tasks(cached=False)).items) == (1002 if labelled else 2)
     for name in (node, elsewhere):
         await make_node(kube, name, slots=4)  # heard from: the controller leaves their tasks where they are
     try:
         async with running_controller(kube, namespace):  # no time to live: the finished tasks stay
             deadline = time.monotonic() + 60
-            while len(polled := await worker.own_tasks(cached=True)) > 2:
+            while len(polled := (await worker.own_tasks(cached=True)).items) > 2:
                 assert time.monotonic() < deadline, f"the poll still lists {len(polled)} tasks"
                 await asyncio.sleep(0.1)
-            recovery = await worker.own_tasks(cached=False)
+            recovery = (await worker.own_tasks(cached=False)).items
     finally:
         await delete_nodes(kube, node, elsewhere)
     assert sorted(t.name for t in polled) == ["waiting", "working"]

@@ -8,6 +8,7 @@ import sys
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -51,6 +52,37 @@ class LiarExecutor:
 
     async def execute(self, task: AgenticTask, context: ExecutionContext) -> ResultEnvelope:
         return {"schemaVersion": "foreman.v1", "kind": "verify", "verdict": "PERHAPS"}  # type: ignore[return-value]
+
+
+class CountingKube(Kube):
+    """The real client, counting the consistent lists of tasks it sends: each one has the apiserver read and decode
+    every task of the namespace from etcd."""
+
+    consistent_lists = 0
+
+    async def list(self, model: Any, *, cached: bool = False, **selectors: Any) -> Any:
+        if model is AgenticTask and not cached:
+            self.consistent_lists += 1
+        return await super().list(model, cached=cached, **selectors)
+
+
+async def test_a_starting_worker_reads_its_tasks_once_for_its_recovery_and_its_watch(
+    namespace: str, cluster: Cluster
+) -> None:
+    node = unique("once")
+    async with await CountingKube.connect(str(cluster.kubeconfig())) as kube:
+        body = {"metadata": {"name": "orphan", "namespace": namespace, "labels": {NODE_LABEL: node}},
+                "spec": {"kind": "verify"}}  # fmt: skip
+        await kube.create(AgenticTask.model_validate(body))
+        await kube.patch_status(AgenticTask, "orphan", {"phase": "Running", "assignedNode": node}, namespace=namespace)
+        async with running_worker(kube, node, namespace):
+            requeued = await wait_for(kube, namespace, "orphan", phase_is("Pending"))
+            await kube.patch_status(
+                AgenticTask, "orphan", {"phase": "Scheduled", "assignedNode": node}, namespace=namespace
+            )
+            await wait_for(kube, namespace, "orphan", terminal)  # the watch that started from that read sees it
+        assert kube.consistent_lists == 1
+    assert condition(requeued, "Running") == ("False", "WorkerRestartRecovery")
 
 
 def test_builtin_executors_are_registered_as_entry_points() -> None:
