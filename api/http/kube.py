@@ -342,9 +342,12 @@ class Kube:
         first = [listed] if listed is not None else []
 
         async def relist() -> Relisted[R]:
-            listing = first.pop() if first else await self.list(
-                model, namespace=namespace, label_selector=label_selector, field_selector=field_selector
-            )
+            if first:
+                listing = first.pop()
+            else:
+                listing = await self.list(
+                    model, namespace=namespace, label_selector=label_selector, field_selector=field_selector
+                )
             return Relisted(listing.items, listing.resource_version)
 
         def watch_from(version: str) -> Request:
