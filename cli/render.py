@@ -39,7 +39,10 @@ def clean_up(task: AgenticTask) -> str:
     controller's defaults (--ttl-after-success / --ttl-after-failure) are flags the CLI cannot see."""
     ttl = task.spec.ttl_seconds_after_finished
     if ttl is None:
-        return "as the controller's --ttl-after-success / --ttl-after-failure say (by default: kept)"
+        return (
+            "as the controller's --ttl-after-success / --ttl-after-failure say (unset: kept; the shipped controller "
+            "Deployment: a day after success, a week after failure)"
+        )
     when = expires_at(task, TimeToLive())
     after = f"{ttl} s after it finishes (spec.ttlSecondsAfterFinished)"
     return after if when is None else f"at {when.isoformat()}, {after}; later while an unfinished dependant needs it"

@@ -160,14 +160,13 @@ class Worker:
         stopped = asyncio.create_task(stop.wait())
         try:
             namespaces: list[str | None] = list(self.config.namespaces) or [None]
-            # NB: one consistent read per namespace serves both the recovery and the watch's start
-            listings = {namespace: await self.own_tasks(cached=False, namespace=namespace) for namespace in namespaces}
-            for listing in listings.values():
+            for namespace in namespaces:
+                # NB: one consistent read per namespace serves the recovery and starts the watch, at once (an older
+                # resourceVersion would make a 410 Gone, and a second read, likelier)
+                listing = await self.own_tasks(cached=False, namespace=namespace)
                 await self._recover(listing.items)
-            components += [
-                asyncio.create_task(self._poll(stop)),
-                *(asyncio.create_task(self._watch(namespace, listings[namespace])) for namespace in namespaces),
-            ]
+                components.append(asyncio.create_task(self._watch(namespace, listing)))
+            components.append(asyncio.create_task(self._poll(stop)))
             done, _ = await asyncio.wait([stopped, *components], return_when=asyncio.FIRST_COMPLETED)
             failure = next((t.exception() for t in done if t is not stopped and t.exception()), None)
             if failure is None:
@@ -260,8 +259,9 @@ class Worker:
 
     async def own_tasks(self, *, cached: bool, namespace: str | None = None) -> Listing[AgenticTask]:
         """The tasks Scheduled or Running on this node (in `namespace`; None: all), never the finished ones, so what
-        the poll and the restart recovery read does not grow with the node's history: by field where the server can
-        select by `status.phase`, else by the node label, which the controller takes off a task when it finishes."""
+        the poll and the start (recovery, and the watch's first list) read does not grow with the node's history: by
+        field where the server can select by `status.phase`, else by the node label, which the controller takes off a
+        task when it finishes."""
         return await self.kube.list(
             AgenticTask,
             namespace=namespace,

@@ -229,6 +229,7 @@ class AgenticTask(Resource):
         labels: dict[str, str] | None = None,
         payload: dict[str, Any] | None = None,
         ttl_seconds_after_finished: int | None = None,
+        queue: str | None = None,
     ) -> AgenticTask:
         """A task in one call: `AgenticTask.new("fix-bug", prompt="...", accelerator="cuda", min_ram_gb=48)`.
 
@@ -260,6 +261,7 @@ class AgenticTask(Resource):
             timeout_seconds=timeout_seconds,
             retries=retries,
             ttl_seconds_after_finished=ttl_seconds_after_finished,
+            queue=queue,
         )
         return cls(metadata=meta, spec=spec)
 

@@ -146,7 +146,7 @@ async def test_a_workers_lists_hold_only_its_unfinished_tasks_after_a_thousand_f
             while len(polled := (await worker.own_tasks(cached=True)).items) > 2:
                 assert time.monotonic() < deadline, f"the poll still lists {len(polled)} tasks"
                 await asyncio.sleep(0.1)
-            recovery = (await worker.own_tasks(cached=False)).items
+            recovery = (await worker.own_tasks(cached=False, namespace=namespace)).items
     finally:
         await delete_nodes(kube, node, elsewhere)
     assert sorted(t.name for t in polled) == ["waiting", "working"]

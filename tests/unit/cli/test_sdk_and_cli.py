@@ -149,7 +149,7 @@ def test_task_tables_name_the_namespace_with_all_namespaces_and_say_why_a_task_w
 
 
 def test_describe_says_when_a_task_is_cleaned_up_as_far_as_the_task_says() -> None:
-    assert "by default: kept" in clean_up(task("a"))
+    assert "(unset: kept; the shipped controller Deployment: a day after success" in clean_up(task("a"))
     running = task("b", phase="Running", ttlSecondsAfterFinished=60)
     assert clean_up(running) == "60 s after it finishes (spec.ttlSecondsAfterFinished)"
     done = task("c", phase="Failed", ttlSecondsAfterFinished=60, finishedAt="2026-01-01T00:00:00Z")

@@ -8,16 +8,18 @@ import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import timedelta
+from typing import Any
 
 from foreman.api.http.errors import Conflict, ServerError
 from foreman.api.models.base import utcnow
+from foreman.api.models.queues import TaskQueue
 from foreman.api.models.resources import AgenticTask, FleetNode
 from foreman.api.models.schedules import TaskSchedule
 from foreman.api.state.status import wire_time
 from foreman.controller.config import ControllerConfig
 from foreman.controller.expiry import TimeToLive
 from foreman.controller.loop import Controller
-from tests.factories import schedule
+from tests.factories import node, schedule
 from tests.fakekube import FakeKube
 
 
@@ -109,3 +111,34 @@ async def test_a_finished_task_is_deleted_when_the_clock_reaches_its_time_to_liv
         controller.queue.poke()
         await until(lambda: not kube.objects["agentictasks"])
     assert controller.metrics.deleted.labels("Succeeded")._value.get() == 1
+
+
+class SlowTaskWrites(FakeKube):
+    """A task's status write takes a moment to land; what the store held when a TaskQueue's status landed is kept."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.scheduled_when_counted: list[tuple[int, set[str]]] = []
+
+    async def patch_status(self, model: Any, name: str, status: dict[str, Any], **options: Any) -> Any:
+        if model is AgenticTask:
+            await asyncio.sleep(0.01)
+        written = await super().patch_status(model, name, status, **options)
+        if model is TaskQueue:
+            tasks = (await self.list(AgenticTask)).items
+            self.scheduled_when_counted.append((status["running"], {t.name for t in tasks if t.phase == "Scheduled"}))
+        return written
+
+
+async def test_a_queues_status_lands_after_the_placements_it_counts() -> None:
+    """A CI run read TaskQueue status `running: 2` while one of the two placements had not landed: the plan's writes
+    went out at once, the queue's among them."""
+    kube = SlowTaskWrites()
+    await kube.create(TaskQueue.model_validate({"metadata": {"name": "team"}, "spec": {"weight": 1}}))
+    await kube.create(node("n1", slots=2))
+    async with running(Controller(kube, ControllerConfig(leader_election=False))):
+        for name in ("a", "b"):
+            await kube.create(AgenticTask.new(name, namespace="ns", queue="team"))
+        await until(lambda: any(running == 2 for running, _ in kube.scheduled_when_counted))
+    for running_count, scheduled in kube.scheduled_when_counted:
+        assert len(scheduled) >= running_count
