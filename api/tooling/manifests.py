@@ -268,26 +268,28 @@ def _container(name: str, args: list[str], port: int, probes: dict[str, Any]) ->
     }
 
 
-def _deployment(name: str, replicas: int, container: dict[str, Any]) -> Manifest:
-    """A Deployment of `container` in our namespace, run as the ServiceAccount of the same name."""
+def _pods(name: str, container: dict[str, Any], **pod: Any) -> dict[str, Any]:
+    """The selector and pod template of our workload `name`: `container`, run as the ServiceAccount of the same name,
+    never as root; `pod`: further pod spec fields."""
     labels = {"app.kubernetes.io/name": name}
     return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": _meta(name, NAMESPACE),
-        "spec": {
-            "replicas": replicas,
-            "selector": {"matchLabels": labels},
-            "template": {
-                "metadata": {"labels": labels},
-                "spec": {
-                    "serviceAccountName": name,
-                    "securityContext": {"runAsNonRoot": True},
-                    "containers": [container],
-                },
+        "selector": {"matchLabels": labels},
+        "template": {
+            "metadata": {"labels": labels},
+            "spec": {
+                "serviceAccountName": name,
+                "securityContext": {"runAsNonRoot": True},
+                **pod,
+                "containers": [container],
             },
         },
     }
+
+
+def _deployment(name: str, replicas: int, container: dict[str, Any]) -> Manifest:
+    """A Deployment of `container` in our namespace (`_pods`)."""
+    spec = {"replicas": replicas, **_pods(name, container)}
+    return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": _meta(name, NAMESPACE), "spec": spec}
 
 
 TTL_AFTER_SUCCESS = 24 * 3600
@@ -314,25 +316,10 @@ def worker_daemonset() -> Manifest:
         "livenessProbe": _probe("/healthz", WORKER_HEALTH_PORT),
         "env": [{"name": "NODE_NAME", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}}],
     }
-    labels = {"app.kubernetes.io/name": WORKER}
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "DaemonSet",
-        "metadata": _meta(WORKER, NAMESPACE),
-        "spec": {
-            "selector": {"matchLabels": labels},
-            "template": {
-                "metadata": {"labels": labels},
-                "spec": {
-                    "serviceAccountName": WORKER,
-                    "securityContext": {"runAsNonRoot": True},
-                    # NB: drain (finish or hand back running tasks) needs the grace period plus a margin
-                    "terminationGracePeriodSeconds": 45,
-                    "containers": [_container("worker", args, WORKER_HEALTH_PORT, probes)],
-                },
-            },
-        },
-    }
+    container = _container("worker", args, WORKER_HEALTH_PORT, probes)
+    # NB: drain (finish or hand back running tasks) needs the grace period plus a margin
+    spec = _pods(WORKER, container, terminationGracePeriodSeconds=45)
+    return {"apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": _meta(WORKER, NAMESPACE), "spec": spec}
 
 
 def dashboard() -> list[Manifest]:
