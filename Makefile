@@ -11,7 +11,7 @@ KUBERNETES_FLOOR := 1.20.2
 BUILD_APISERVER := bash api/tooling/localcluster/build-kube-apiserver.sh $(CACHE)
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: install control-plane control-plane-floor browser test lint typecheck unit integration manifests check-manifests \
+.PHONY: install control-plane control-plane-floor browser sandbox test lint typecheck unit integration manifests check-manifests \
 	demo bench soak clean
 
 install: $(VENV)/.installed
@@ -38,6 +38,15 @@ browser:
 	  $$sudo apt-get update -qq && $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
 	    --no-install-recommends chromium fonts-dejavu-core >/dev/null; }
 
+# bubblewrap, the sandbox of the agent's commands on Linux (README, "Security"): the escape suite runs in it, and
+# so does the demo's agent. Installed with apt like chromium.
+sandbox:
+	@command -v bwrap >/dev/null || { \
+	  echo "==> installing bubblewrap with apt"; \
+	  if [ "$$(id -u)" -eq 0 ]; then sudo=; else sudo=sudo; fi; \
+	  $$sudo apt-get update -qq && $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	    --no-install-recommends bubblewrap >/dev/null; }
+
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -50,17 +59,17 @@ typecheck: install
 	@for d in $(CODE); do ln -sfn ../../../$$d build/typecheck/foreman/$$d; done
 	MYPYPATH=build/typecheck $(BIN)/mypy $(addprefix -p foreman.,$(CODE))
 
-unit: install
+unit: install sandbox
 	$(BIN)/pytest tests/unit -q
 
-integration: install control-plane browser
+integration: install control-plane browser sandbox
 	$(BIN)/pytest tests/integration -q
 
-test: lint typecheck control-plane control-plane-floor browser
+test: lint typecheck control-plane control-plane-floor browser sandbox
 	$(BIN)/pytest -q
 	FOREMAN_TEST_KUBERNETES=$(KUBERNETES_FLOOR) $(BIN)/pytest tests/integration -q
 
-demo: install control-plane
+demo: install control-plane sandbox
 	$(BIN)/foreman demo
 
 bench: install control-plane

@@ -28,6 +28,7 @@ from typing import Any
 
 import fairness
 import fleet
+import sandbox
 from agent import agent_benchmarks
 from reporting import all_targets, per_release, report, say, side_by_side, target
 
@@ -557,10 +558,30 @@ def memory() -> None:
     target("controller RSS with 10,000 finished tasks and 1,000 nodes", filled, 150, unit=" MiB")
 
 
+def sandbox_cost() -> None:
+    """What confining a command adds to the agent's `run` (bench/sandbox.py)."""
+    figures = sandbox.run()
+    report["sandbox"] = figures
+    for name, figure in figures.items():
+        say(f"sandbox, run of {name}: {figure}")
+        target(f"time the sandbox adds to a run of {name} (against a plain subprocess)", figure["added_ms"], 30,
+               unit=" ms")  # fmt: skip
+
+
 # -- main ----------------------------------------------------------------------------------------------------------
 
 
-SECTIONS = ("matcher", "placement", "fair-share", "memory", "agents", "latency", "throughput", "throughput-10k")
+SECTIONS = (
+    "matcher",
+    "placement",
+    "fair-share",
+    "memory",
+    "sandbox",
+    "agents",
+    "latency",
+    "throughput",
+    "throughput-10k",
+)
 """`python bench/run.py [SECTION ...]` runs only those (all by default; `make bench` runs all)."""
 APISERVER_SECTIONS = {"agents", "latency", "throughput", "throughput-10k"}
 ASSUMED_WRITES_PER_TASK = 4.0
@@ -636,7 +657,7 @@ def main() -> None:
     report["date"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     say(f"Foreman benchmarks, {report['date']}, {report['machine']}")
     for name, section in (("matcher", matcher), ("placement", placement_policies), ("fair-share", fair_share),
-                          ("memory", memory)):  # fmt: skip
+                          ("memory", memory), ("sandbox", sandbox_cost)):  # fmt: skip
         if name in sections:
             section()
     for release in releases(options.kubernetes) if sections & APISERVER_SECTIONS else []:

@@ -13,8 +13,10 @@ from typing import Annotated, Any, Protocol
 
 import typer
 import yaml
+from pydantic import ValidationError
 
 from foreman.api.http.kube import Kube
+from foreman.api.models.validation import describe
 from foreman.api.runtime.daemon import HealthServer, configure_logging, settle_heap, stop_on_signals
 from foreman.cli.errors import UserError, user_errors
 from foreman.controller.config import ControllerConfig
@@ -22,8 +24,10 @@ from foreman.controller.expiry import TimeToLive
 from foreman.controller.loop import Controller
 from foreman.controller.match import POLICIES
 from foreman.worker.config import WorkerConfig
+from foreman.worker.executors.agent import AgentExecutorSettings
 from foreman.worker.loop import Worker
 from foreman.worker.registrar import WorkerStalled
+from foreman.worker.sandbox import sandbox
 
 STALLED = 3
 
@@ -164,6 +168,20 @@ def _labels(pairs: list[str]) -> dict[str, str]:
     return labels
 
 
+def _report_sandbox(config: WorkerConfig) -> bool:
+    """Print what the agent's commands would be confined by on this host (and what not); True when confined."""
+    try:
+        settings = AgentExecutorSettings.model_validate(config.executors.get("agent") or {})
+    except ValidationError as error:
+        raise UserError(f"executors.agent: {describe(error)}") from None
+    found = asyncio.run(
+        sandbox.detect(settings, allow_commands=settings.allow_commands, workspace_root=settings.workspace_root)
+    )
+    for confined, line in found.report():
+        typer.echo(f"{'ok  ' if confined else 'NOT '} {line}")
+    return found.kind in ("bubblewrap", "seatbelt")
+
+
 def worker_config(config_file: Path | None, flags: dict[str, Any]) -> WorkerConfig:
     """The config file's settings, each overridden by a flag that was given."""
     base: dict[str, Any] = {}
@@ -219,6 +237,9 @@ def worker(
     ] = None,
     health_port: Annotated[int, typer.Option(help="Port for /healthz and /metrics (0: none).")] = 8081,
     log_format: LogFormatOption = LogFormat.json,
+    check_sandbox: Annotated[
+        bool, typer.Option("--check-sandbox", help="Say how agent commands would be confined here, and exit.")
+    ] = False,
 ) -> None:
     """Run a worker: register this host as a FleetNode, claim tasks placed on it and run their executors.
 
@@ -257,6 +278,9 @@ def worker(
             },
         },
     )
+
+    if check_sandbox:
+        raise typer.Exit(0 if _report_sandbox(config) else 1)
 
     def make(kube: Kube) -> tuple[Daemon, HealthServer]:
         instance = Worker(kube, config)

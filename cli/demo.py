@@ -124,7 +124,10 @@ def start_scripted_model(state: Path) -> tuple[subprocess.Popen[str], str, Path]
 
 def agent_worker_flags(state: Path, url: str) -> list[str]:
     config = state / "llm-box.yaml"
-    agent = {"allowCommands": [["python3", "-m", "unittest"]], "push": True, "workspaceRoot": str(state / "ws")}
+    agent = {
+        "allowCommands": [["python3", "-m", "unittest"]], "push": True, "workspaceRoot": str(state / "ws"),
+        "allowRepos": [str(state / "calc")],
+    }  # fmt: skip
     config.write_text(yaml.safe_dump({"executors": {"agent": agent}}))
     return ["--accelerator", "cpu", "--ram-gb", "32", "--context-tokens", "32768", "--llm-endpoint", url,
             "--config", str(config), "--model", "qwen2.5-coder:7b"]  # fmt: skip

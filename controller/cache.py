@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import get_args
 
+from foreman.api.models.agents import AgentSpec
 from foreman.api.models.queues import TaskQueue
 from foreman.api.models.resources import (
     NODE_LABEL,
@@ -66,8 +67,8 @@ class Cache:
         self.nodes: dict[str, FleetNode] = {}
         self.heard_at: dict[str, datetime] = {}
         """When the controller last saw each node's heartbeat change, on its own clock."""
-        self.agents: dict[str, dict[str, str | None]] = defaultdict(dict)
-        """The Agents of each namespace, by name, with their model: all placement asks of them."""
+        self.agents: dict[str, dict[str, AgentSpec]] = defaultdict(dict)
+        """The Agents of each namespace, by name: placement asks their model and whether they run commands."""
         self.queues: dict[str, TaskQueue] = {}
         self.queue_rules: dict[str, QueueRule] = {}
         """What placement reads of each TaskQueue (weight, caps, namespaceSelector)."""
@@ -76,23 +77,23 @@ class Cache:
 
     # -- agents ----------------------------------------------------------------------------------------------------
 
-    def set_agent(self, namespace: str, name: str, model: str | None, *, exists: bool) -> set[TaskKey]:
+    def set_agent(self, namespace: str, name: str, spec: AgentSpec, *, exists: bool) -> set[TaskKey]:
         """Record an Agent (or that it is gone); return the tasks that name it, to look at again."""
         if exists:
-            self.agents[namespace][name] = model
+            self.agents[namespace][name] = spec
         else:
             self.agents[namespace].pop(name, None)
         return {(namespace, task.name) for task in self.siblings(namespace).values() if task.spec.agent_ref == name}
 
     def replace_agents(
-        self, agents: Iterable[tuple[str, str, str | None]], namespace: str | None = None
+        self, agents: Iterable[tuple[str, str, AgentSpec]], namespace: str | None = None
     ) -> set[TaskKey]:
         """A relist: the Agents of one namespace (all when None) are exactly these; every task naming an Agent in
         that scope is looked at again."""
         for known in [namespace] if namespace is not None else list(self.agents):
             self.agents.pop(known, None)
-        for agent_namespace, name, model in agents:
-            self.agents[agent_namespace][name] = model
+        for agent_namespace, name, spec in agents:
+            self.agents[agent_namespace][name] = spec
         return {
             (ns, task.name)
             for ns, tasks in self.tasks.items()
@@ -103,9 +104,12 @@ class Cache:
 
     def model_of(self, task: AgenticTask) -> str | None:
         """The model a task runs with: its own modelRef, else its Agent's."""
-        if task.spec.model_ref or not task.spec.agent_ref:
-            return task.spec.model_ref
-        return self.agents.get(task.namespace or "", {}).get(task.spec.agent_ref)
+        agent = self.agent_of(task)
+        return task.spec.model_ref or (agent.model if agent else None)
+
+    def agent_of(self, task: AgenticTask) -> AgentSpec | None:
+        """The Agent a task names, where it exists."""
+        return self.agents.get(task.namespace or "", {}).get(task.spec.agent_ref) if task.spec.agent_ref else None
 
     # -- queues ----------------------------------------------------------------------------------------------------
 

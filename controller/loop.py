@@ -183,13 +183,13 @@ class Controller:
         stream = f"agents/{namespace or '*'}"
         async for event in self.kube.watch(Agent, namespace=namespace, timeout_seconds=self.config.watch_timeout):
             if isinstance(event, Relisted):
-                agents = ((a.namespace or "", a.name, a.spec.model) for a in event.items)
+                agents = ((a.namespace or "", a.name, a.spec) for a in event.items)
                 self._mark(self.cache.replace_agents(agents, namespace))
                 self._stream_synced(stream)
             else:
                 agent = event.object
                 exists = event.type != "DELETED"
-                self._mark(self.cache.set_agent(agent.namespace or "", agent.name, agent.spec.model, exists=exists))
+                self._mark(self.cache.set_agent(agent.namespace or "", agent.name, agent.spec, exists=exists))
 
     async def _watch_nodes(self) -> None:
         async for event in self.kube.watch(FleetNode, timeout_seconds=self.config.watch_timeout):

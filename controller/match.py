@@ -15,6 +15,7 @@ from typing import Literal
 
 from foreman.api.models.resources import AcceleratorRequest
 
+CONFINED = ("bubblewrap", "seatbelt")
 PlacementPolicy = Literal["first-fit", "spread", "fastest"]
 POLICIES: tuple[PlacementPolicy, ...] = ("first-fit", "spread", "fastest")
 
@@ -30,6 +31,10 @@ class Need:
     executor: str = "stub"
     model: str | None = None
     """The model the task runs with: the node must serve it (by name or alias)."""
+    commands: bool = False
+    """Its agent runs commands (`run`): not on a node where no sandbox works."""
+    sandbox: bool = False
+    """Its commands must run confined (bubblewrap or Seatbelt; not an unconfined node)."""
 
 
 @dataclass(frozen=True)
@@ -48,6 +53,8 @@ class Offer:
     """Every name (and alias) of a model the node serves -> its context window, where known."""
     speeds: Mapping[str, float] = field(default_factory=dict)
     """Measured tokens per second, by model name and alias."""
+    sandbox: str | None = None
+    """Its agents' sandbox: bubblewrap, seatbelt, none (unconfined), unavailable (no commands); None: not said."""
 
     def context_for(self, model: str | None) -> int:
         """The context a task gets here: its model's where the node knows it, else the node's largest."""
@@ -70,6 +77,8 @@ def fits(need: Need, offer: Offer, usage: Usage) -> bool:
         and need.context_tokens <= offer.context_for(need.model)
         and all(offer.labels.get(key) == value for key, value in need.selector)
         and (not offer.executors or need.executor in offer.executors)
+        and (not need.commands or offer.sandbox != "unavailable")
+        and (not need.sandbox or offer.sandbox in CONFINED)
     )
 
 

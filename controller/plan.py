@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from foreman.api.models.agents import AgentSpec
 from foreman.api.models.queues import DEFAULT_QUEUE, TaskQueue, TaskQueueStatus
 from foreman.api.models.resources import TERMINAL_PHASES, AgenticTask, FleetNode, key_of
 from foreman.api.state import node_status, reasons, status
@@ -33,10 +34,13 @@ from foreman.controller.rules import Backoff, Blocked, Fail, Placeable, decide
 PlacementOrder = tuple[int, datetime, str]
 
 
-def need_of(task: AgenticTask, model: str | None) -> Need:
-    """What a task needs; `model` is the one it runs with (its modelRef, else its Agent's)."""
+def need_of(task: AgenticTask, model: str | None, agent: AgentSpec | None = None) -> Need:
+    """What a task needs; `model` is the one it runs with (its modelRef, else its Agent's), `agent` the Agent it
+    names (whether it runs commands, whether it wants them confined)."""
     capability = task.spec.required_capability
     return Need(
+        commands=agent is not None and agent.runs_commands,
+        sandbox=capability.sandbox or (agent is not None and agent.needs_sandbox),
         accelerator=capability.accelerator,
         ram_gb=capability.min_ramgb,
         context_tokens=capability.min_context_tokens,
@@ -44,6 +48,11 @@ def need_of(task: AgenticTask, model: str | None) -> Need:
         executor=task.spec.executor,
         model=model,
     )
+
+
+def needs(cache: Cache, task: AgenticTask) -> Need:
+    """What a task needs, with what the controller knows of its Agent."""
+    return need_of(task, cache.model_of(task), cache.agent_of(task))
 
 
 def offer_of(node: FleetNode) -> Offer:
@@ -65,6 +74,7 @@ def offer_of(node: FleetNode) -> Offer:
         executors=frozenset(capability.executors),
         models=contexts,
         speeds=speeds,
+        sandbox=capability.sandbox.kind if capability.sandbox else None,
     )
 
 
@@ -82,6 +92,10 @@ def no_fit_message(need: Need) -> str:
         wanted.append(f"{need.context_tokens} context tokens")
     wanted += [f"{key}={value}" for key, value in need.selector]
     wanted.append(f"executor {need.executor}")
+    if need.sandbox:
+        wanted.append("a sandbox for commands")
+    elif need.commands:
+        wanted.append("commands (its Agent has run)")
     return "no Ready FleetNode offers " + ", ".join(wanted)
 
 
@@ -297,7 +311,7 @@ def _place(
         while placer.has_capacity() and (turn := share.next()) is not None:
             _, key = turn
             task = cache.task(key)
-            node = placer.place(need_of(task, cache.model_of(task)), share.capped_accelerators()) if task else None
+            node = placer.place(needs(cache, task), share.capped_accelerators()) if task else None
             if task is None or node is None:
                 share.skipped()
                 continue
@@ -320,7 +334,7 @@ def _place(
         waiting = cache.task(key)
         if waiting is None:
             continue
-        need = need_of(waiting, cache.model_of(waiting))
+        need = needs(cache, waiting)
         why = why_held(need, placer, placeable.lane_of(key) or DEFAULT_QUEUE, plan.full)
         if not status.needs_blocked_write(waiting, why):
             continue

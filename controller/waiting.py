@@ -19,7 +19,7 @@ from foreman.api.state import reasons
 from foreman.api.state.status import wire_time
 from foreman.controller.cache import Cache, TaskKey
 from foreman.controller.match import Placer
-from foreman.controller.plan import PlacementOrder, need_of, offer_of, placement_order, why_held
+from foreman.controller.plan import PlacementOrder, needs, offer_of, placement_order, why_held
 from foreman.controller.queues import full_queues
 from foreman.controller.rules import Backoff, Blocked, Placeable, decide
 
@@ -54,7 +54,7 @@ def fleet_of(
     cache.replace_nodes(nodes, now)
     cache.replace_queues(queues)
     cache.replace_namespace_labels(namespace_labels)
-    cache.replace_agents((agent.namespace or "", agent.name, agent.spec.model) for agent in agents)
+    cache.replace_agents((agent.namespace or "", agent.name, agent.spec) for agent in agents)
     return cache
 
 
@@ -82,6 +82,6 @@ def line_up(cache: Cache, now: datetime) -> dict[TaskKey, Waiting]:
         for position, (_, key) in enumerate(sorted(line), 1):
             task = cache.task(key)
             assert task is not None, "lined up from the cache"
-            why = why_held(need_of(task, cache.model_of(task)), placer, queue, full)
+            why = why_held(needs(cache, task), placer, queue, full)
             waiting[key] = Waiting(queue, position, *(why or (reasons.SLOT_BUSY, SLOT_BUSY_MESSAGE)))
     return waiting

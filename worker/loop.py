@@ -26,7 +26,7 @@ from foreman.api.models import transcript
 from foreman.api.models.agents import Agent
 from foreman.api.models.base import find_condition, utcnow
 from foreman.api.models.envelope import ResultEnvelope
-from foreman.api.models.resources import TERMINAL_PHASES, AgenticTask
+from foreman.api.models.resources import TERMINAL_PHASES, AgenticTask, NodeSandbox
 from foreman.api.models.validation import describe
 from foreman.api.runtime.daemon import sleep_unless
 from foreman.api.state import reasons, status
@@ -45,6 +45,7 @@ from foreman.worker.executors.base import (
 from foreman.worker.metrics import WorkerMetrics
 from foreman.worker.registrar import Offering, Registrar
 from foreman.worker.rules import Outcome
+from foreman.worker.sandbox import sandbox
 
 log = structlog.get_logger("foreman.worker")
 COMPONENT = "foreman-worker"
@@ -89,6 +90,8 @@ class Worker:
         )
         self.inference: inference.InferenceState | None = None
         self.speeds = inference.Speeds()
+        self.sandbox: NodeSandbox | None = None
+        """How the agent's commands are confined here (found at start, when the agent executor is configured)."""
         self.log = log.bind(node=self.node)
 
     def configured_executors(self) -> list[str]:
@@ -111,7 +114,24 @@ class Worker:
             speeds=self.speeds.by_model,
             manual=self.config.installed_models,
         )
-        return Offering(executors, models, self.inference)
+        return Offering(executors, models, self.inference, self.sandbox)
+
+    async def find_sandbox(self) -> None:
+        """Which sandbox the agent's commands run in, said once at start: where none works, why and how to fix it."""
+        if "agent" not in self.configured_executors():
+            return
+        settings = self.agent_settings
+        found = await sandbox.shared(
+            settings, allow_commands=settings.allow_commands, workspace_root=settings.workspace_root
+        )
+        self.sandbox = found.status()
+        if not found.runs_commands:
+            self.log.error("agents get no run tool: no sandbox works here", reason=found.message)
+        elif found.kind == "none":
+            self.log.warning("agent commands run UNCONFINED", reason=found.message)
+        else:
+            self.log.info("agent commands run confined", sandbox=found.kind, version=found.version,
+                          network=settings.network, limits=[limit.to_wire() for limit in found.enforced()])  # fmt: skip
 
     async def check_inference(self) -> None:
         """Ask the node's model server what it serves (when it has one), and log when it comes or goes."""
@@ -141,6 +161,7 @@ class Worker:
     async def run(self, stop: asyncio.Event) -> None:
         """Register, recover, work until `stop`, then drain: finish or hand back running tasks, and return."""
         await self.check_inference()
+        await self.find_sandbox()
         capability = await detect(self.config)
         self.registrar = Registrar(
             self.kube,

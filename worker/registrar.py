@@ -13,7 +13,14 @@ import structlog
 from foreman.api.http.errors import AlreadyExists, ApiError, Forbidden, NotFound
 from foreman.api.http.kubeapi import KubeApi
 from foreman.api.models.base import ObjectMeta, utcnow
-from foreman.api.models.resources import FleetNode, FleetNodeSpec, ModelOffer, NodeCapability, NodePhase
+from foreman.api.models.resources import (
+    FleetNode,
+    FleetNodeSpec,
+    ModelOffer,
+    NodeCapability,
+    NodePhase,
+    NodeSandbox,
+)
 from foreman.api.runtime.daemon import sleep_unless
 from foreman.api.state import node_status
 from foreman.worker.config import WorkerConfig
@@ -30,6 +37,8 @@ class Offering:
     models: tuple[ModelOffer, ...] = ()
     inference: InferenceState | None = None
     """The model server's state, for the InferenceReady condition (None: the node has no model server)."""
+    sandbox: NodeSandbox | None = None
+    """How the agent's commands are confined (None: the node runs no agent)."""
 
 
 class WorkerStalled(Exception):
@@ -94,6 +103,7 @@ class Registrar:
                 "executors": offering.executors,
                 "models": list(offering.models),
                 "installed_models": [model.name for model in offering.models],
+                "sandbox": offering.sandbox,
             }
         )
         state = offering.inference

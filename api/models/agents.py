@@ -45,6 +45,13 @@ class AgentSpec(Model):
     """Longest silence of the server within one model call (before its first byte, or between two chunks)."""
     context_window_tokens: int | None = Field(default=None, ge=512)
     """Conversation budget: older tool results are shortened so that the history fits (estimated tokens)."""
+    needs_sandbox: bool = False
+    """Place its tasks only on nodes that confine commands (an Agent with `run` is never placed where no command
+    can run)."""
+
+    @property
+    def runs_commands(self) -> bool:
+        return self.tools is not None and "run" in self.tools
 
 
 class Agent(Resource):

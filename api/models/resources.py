@@ -85,6 +85,8 @@ class RequiredCapability(Model):
     """Context window (tokens) the node's models must take at least."""
     node_selector: dict[str, str] = Field(default_factory=dict)
     """FleetNode labels that must all be equal."""
+    sandbox: bool = False
+    """The node must confine its agents' commands (bubblewrap or Seatbelt; not `none`)."""
 
 
 MAX_ATTEMPTS_SECONDS = 7 * 24 * 3600
@@ -289,6 +291,36 @@ class ModelOffer(Model):
     second of streaming); none until it has run a task with the model."""
 
 
+class EnforcedLimit(Model):
+    """One limit on every command an agent runs on the node, as really enforced there."""
+
+    name: Literal["wallTime", "cpu", "memory", "processes", "fileSize", "openFiles"]
+    value: str
+    by: Literal["timeout", "cgroup", "rlimit"]
+
+
+class NodeSandbox(Model):
+    """How the node confines the commands its agents run (the `run` tool), as its worker found at start."""
+
+    kind: Literal["bubblewrap", "seatbelt", "none", "unavailable"]
+    """`none`: unconfined, written explicitly in the worker's config; `unavailable`: no sandbox could start, so the
+    node runs no commands at all (its agents get no `run` tool)."""
+    version: str | None = None
+    network: Literal["none", "host"] = "none"
+    """`none`: a network namespace of its own, loopback only."""
+    limits: list[EnforcedLimit] = Field(default_factory=list)
+    message: str | None = Field(default=None, max_length=1024)
+    """Why it is unconfined or unavailable, and how to fix it."""
+
+    @property
+    def confined(self) -> bool:
+        return self.kind in ("bubblewrap", "seatbelt")
+
+    @property
+    def runs_commands(self) -> bool:
+        return self.kind != "unavailable"
+
+
 class NodeCapability(Model):
     accelerator: Accelerator = "cpu"
     accelerator_count: int = Field(default=0, ge=0)
@@ -302,6 +334,8 @@ class NodeCapability(Model):
     executors: list[str] = Field(default_factory=list)
     """Executors installed and configured on the node; a task is placed only where its executor is (an empty list
     means unknown, for nodes not kept by a worker)."""
+    sandbox: NodeSandbox | None = None
+    """How the node confines its agents' commands (none: not said, a node not kept by a current worker)."""
 
 
 class FleetNodeStatus(Model):

@@ -62,7 +62,9 @@ async def test_the_agent_fixes_a_failing_test_and_commits_on_its_branch(
         return dataclasses.replace(demo_script(request), prompt_tokens=100, completion_tokens=10)
 
     async with ScriptedLLM(counted) as llm:
-        executors = agent_settings(llm, tmp_path, allowCommands=[["python3", "-m", "unittest"]], push=True)
+        executors = agent_settings(
+            llm, tmp_path, allowCommands=[["python3", "-m", "unittest"]], push=True, allowRepos=[str(repository)]
+        )
         async with (
             running_controller(kube, namespace),
             running_worker(kube, "agent-box", namespace, {"agent": AgentExecutor}, executors=executors) as worker,
@@ -136,7 +138,7 @@ async def test_what_local_servers_do_wrong_is_survived_and_never_sent_back(
         ScriptedLLM(script, reject_stream_options=True) as llm, running_controller(kube, namespace),
         running_worker(
             kube, "flaky-box", namespace, {"agent": AgentExecutor},
-            executors=agent_settings(llm, tmp_path, allowCommands=[["python3"]]),
+            executors=agent_settings(llm, tmp_path, allowCommands=[["python3"]], allowRepos=[str(tmp_path)]),
         ),
     ):  # fmt: skip
         await make_agent(kube, namespace, "runner", tools=list(ToolsAll))
@@ -222,9 +224,11 @@ async def test_a_task_whose_agent_does_not_exist_waits_without_a_slot(
 async def test_cancel_delete_and_timeout_stop_the_loop_and_kill_a_running_command(
     kube: Kube, namespace: str, tmp_path: Path
 ) -> None:
-    sleeper = "import os, time; open(os.environ['HOME'] + '/../pid', 'w').write(str(os.getpid())); time.sleep(120)"
+    marker = f"sleeper-{namespace}-"
 
     def sleep_forever(request: dict[str, Any]) -> Turn:
+        task = request["messages"][1]["content"].splitlines()[0]  # each task's prompt is its name
+        sleeper = f"import time; time.sleep(120)  # {marker}{task}"
         return Turn(calls=[Call("run", {"argv": ["python3", "-c", sleeper], "timeout_seconds": 600})])
 
     async with (
@@ -238,9 +242,9 @@ async def test_cancel_delete_and_timeout_stop_the_loop_and_kill_a_running_comman
         for name, timeout in (("to-cancel", 600), ("to-delete", 600), ("to-time-out", 3)):
             await make_task(
                 kube, namespace, name, executor="agent", agentRef="sleeper", timeoutSeconds=timeout,
-                payload={"prompt": "x"},
+                payload={"prompt": name},
             )  # fmt: skip
-        pids = await _pids(tmp_path / "workspaces", 3)
+        pids = await _pids(marker, 3)
         await kube.patch(AgenticTask, "to-cancel", {"spec": {"cancel": True}}, namespace=namespace)
         cancelled = await wait_for(kube, namespace, "to-cancel", finished, timeout=2)
         await _gone(pids["to-cancel"], within=2)
@@ -252,31 +256,43 @@ async def test_cancel_delete_and_timeout_stop_the_loop_and_kill_a_running_comman
     assert (timed_out.phase, timed_out.status.failure_reason) == ("Failed", "Timeout")
 
 
-async def _pids(root: Path, count: int) -> dict[str, int]:
-    """The pids the sleeping commands wrote, by task (workspaces are named after their task), once all have."""
+async def _pids(marker: str, count: int) -> dict[str, set[int]]:
+    """The host pids of the sleeping commands (the sandbox's and the command's: their command lines carry the
+    marker and the task's name), by task, once every task's command runs."""
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
-        written = await asyncio.to_thread(_written, root)
-        if len(written) == count:
-            return written
+        running = await asyncio.to_thread(_running, marker)
+        if len(running) == count:
+            return running
         await asyncio.sleep(0.05)
     raise AssertionError("the commands never started")
 
 
-def _written(root: Path) -> dict[str, int]:
-    found = {path.parent.name.rsplit("-", 1)[0]: path.read_text().strip() for path in root.glob("*/pid")}
-    return {task: int(pid) for task, pid in found.items() if pid}
-
-
-async def _gone(pid: int, *, within: float) -> None:
-    deadline = time.monotonic() + within
-    while True:
+def _running(marker: str) -> dict[str, set[int]]:
+    found: dict[str, set[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
         try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return
-        assert time.monotonic() < deadline, f"process {pid} still running after {within} s"
-        await asyncio.sleep(0.02)
+            words = (entry / "cmdline").read_bytes().decode(errors="replace")
+        except OSError:
+            continue
+        if marker in words:
+            task = words.split(marker, 1)[1].split("\0", 1)[0]
+            found.setdefault(task, set()).add(int(entry.name))
+    return found
+
+
+async def _gone(pids: set[int], *, within: float) -> None:
+    deadline = time.monotonic() + within
+    for pid in pids:
+        while True:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                break
+            assert time.monotonic() < deadline, f"process {pid} still running after {within} s"
+            await asyncio.sleep(0.02)
 
 
 async def test_the_node_offers_agent_only_while_its_model_server_answers(
@@ -336,7 +352,7 @@ async def test_a_real_model_fixes_the_repository(kube: Kube, namespace: str, tmp
     assert REAL_URL is not None
     executors = {
         "agent": {"endpoint": REAL_URL, "workspaceRoot": str(tmp_path / "ws"), "push": True,
-                  "allowCommands": [["python3", "-m", "unittest"]]}
+                  "allowCommands": [["python3", "-m", "unittest"]], "allowRepos": [str(repository)]}
     }  # fmt: skip
     async with (
         running_controller(kube, namespace),

@@ -11,15 +11,16 @@ import asyncio
 import contextlib
 import os
 import re
-import signal
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from foreman.api.models.agents import ToolName
 from foreman.api.models.envelope import VERDICTS
-from foreman.worker.agent.workspace import ToolError, Workspace
+from foreman.worker.agent import files
+from foreman.worker.agent.errors import ToolError
+from foreman.worker.agent.workspace import Workspace
+from foreman.worker.sandbox.sandbox import Sandbox
 
 READ_LIMIT = 20_000
 """Characters read_file returns at most (it says where it cut and how to read on)."""
@@ -28,10 +29,16 @@ GREP_LIMIT = 200
 LIST_LIMIT = 500
 OUTPUT_TAIL = 8_000
 """Characters of a command's output the model gets back (the end, where errors are)."""
+ARGV_LIMIT = 100_000
+"""Characters of a command line, all words together."""
 RUN_TIMEOUT = 120.0
 RUN_TIMEOUT_MAX = 1800.0
 LARGE_FILE = 2_000_000
 """Files grep skips as too large to be source."""
+READ_SCAN = 256 * 1024 * 1024
+"""Bytes read_file looks through at most (to count lines and find the ones asked for)."""
+EDIT_LIMIT = 8 * 1024 * 1024
+"""Largest file edit_file takes."""
 
 
 def _function(name: str, description: str, properties: dict[str, Any], required: Sequence[str]) -> dict[str, Any]:
@@ -106,14 +113,21 @@ class Toolbox:
     workspace: Workspace
     allowed: tuple[ToolName, ...]
     allow_commands: tuple[tuple[str, ...], ...] = ()
+    sandbox: Sandbox | None = None
+    """Where `run` runs its commands; without one that works, the model is not offered `run` at all."""
+
+    @property
+    def offered(self) -> tuple[ToolName, ...]:
+        runs = self.sandbox is not None and self.sandbox.runs_commands
+        return tuple(name for name in self.allowed if name != "run" or runs)
 
     def definitions(self) -> list[dict[str, Any]]:
-        return [DEFINITIONS[name] for name in self.allowed]
+        return [DEFINITIONS[name] for name in self.offered]
 
     async def call(self, name: str, arguments: dict[str, Any]) -> str:
         """Run one tool; ToolError for anything the model should hear about (submit_result is the loop's)."""
-        if name not in self.allowed or name == "submit_result":
-            raise ToolError(f"unknown tool {name!r}; available: {', '.join(self.allowed)}")
+        if name not in self.offered or name == "submit_result":
+            raise ToolError(f"unknown tool {name!r}; available: {', '.join(self.offered)}")
         try:
             if name == "run":
                 return await self.run(**arguments)
@@ -128,58 +142,52 @@ class Toolbox:
     # -- files (run in a thread) -------------------------------------------------------------------------------
 
     def list_files(self, path: str = ".", depth: int = 2) -> str:
-        top = self.workspace.resolve(path)
-        if not top.is_dir():
-            raise ToolError(f"{path}: not a directory")
+        top = self._open(path, "folder")
         lines: list[str] = []
-        for current, directories, files in os.walk(top):
-            here = Path(current)
-            level = len(here.relative_to(top).parts)
-            directories[:] = sorted(d for d in directories if d != ".git")
-            if level >= max(1, int(depth)):
-                directories[:] = []
-            for entry in [*(f"{d}/" for d in directories), *sorted(files)]:
-                lines.append(self.workspace.relative(here / entry.rstrip("/")) + ("/" if entry.endswith("/") else ""))
+        prefix = "" if top.path == "." else f"{top.path}/"
+        try:
+            for entry, _ in files.walk(top.fd, depth=max(1, int(depth))):
+                lines.append(f"{prefix}{entry.path}" + ("/" if entry.folder else ""))
                 if len(lines) >= LIST_LIMIT:
                     return "\n".join([*sorted(lines), f"[cut at {LIST_LIMIT} entries: list a subdirectory]"])
+        finally:
+            os.close(top.fd)
         return "\n".join(sorted(lines)) or "(empty)"
 
     def read_file(self, path: str, start_line: int | None = None, end_line: int | None = None) -> str:
-        text = _text(self.workspace.resolve(path), path)
-        lines = text.splitlines()
+        opened = self._open(path, "read")
         first = max(1, int(start_line or 1))
-        last = min(len(lines), int(end_line or len(lines)))
-        shown: list[str] = []
-        size = 0
-        for number in range(first, last + 1):
-            line = f"{number:>6}\t{lines[number - 1]}"
-            if size + len(line) > READ_LIMIT and shown:
-                shown.append(
-                    f"[cut: lines {first}-{number - 1} of {len(lines)} shown; read on with start_line={number}]"
-                )
-                break
-            shown.append(line)
-            size += len(line) + 1
-        return "\n".join(shown) if shown else f"({path} has {len(lines)} lines; none in {first}-{last})"
+        last = int(end_line) if end_line else None
+        try:
+            shown, total, cut_at = _lines(opened, first, last)
+        finally:
+            os.close(opened.fd)
+        if cut_at is not None:
+            shown.append(f"[cut: lines {first}-{cut_at - 1} of {total} shown; read on with start_line={cut_at}]")
+        return "\n".join(shown) if shown else f"({path} has {total} lines; none in {first}-{last or total})"
 
     def write_file(self, path: str, content: str) -> str:
-        target = self.workspace.resolve(path, for_writing=True)
-        if target.is_dir():
-            raise ToolError(f"{path}: is a directory")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(content, encoding="utf-8")
-        return f"wrote {len(content.encode())} bytes to {path}"
+        data = content.encode()
+        opened = self._open(path, "write")
+        try:
+            files.write_all(opened.fd, data)
+        finally:
+            os.close(opened.fd)
+        return f"wrote {len(data)} bytes to {path}"
 
     def edit_file(self, path: str, old: str, new: str) -> str:
-        target = self.workspace.resolve(path, for_writing=True)
-        text = _text(target, path)
-        count = text.count(old) if old else 0
-        if count != 1:
-            raise ToolError(
-                f"`old` occurs {count} times in {path}; it must occur exactly once"
-                + (" (add surrounding lines to make it unique)" if count > 1 else "")
-            )
-        target.write_text(text.replace(old, new, 1), encoding="utf-8")
+        opened = self._open(path, "write")
+        try:
+            text = _whole_text(opened, path)
+            count = text.count(old) if old else 0
+            if count != 1:
+                raise ToolError(
+                    f"`old` occurs {count} times in {path}; it must occur exactly once"
+                    + (" (add surrounding lines to make it unique)" if count > 1 else "")
+                )
+            files.write_all(opened.fd, text.replace(old, new, 1).encode())
+        finally:
+            os.close(opened.fd)
         return f"edited {path}: replaced {len(old)} characters with {len(new)}"
 
     def grep(self, pattern: str, path: str = ".") -> str:
@@ -187,47 +195,77 @@ class Toolbox:
             expression = re.compile(pattern)
         except re.error as error:
             raise ToolError(f"invalid regular expression {pattern!r}: {error}") from None
-        top = self.workspace.resolve(path)
-        files = [top] if top.is_file() else _files_under(top)
+        try:
+            top = self._open(path, "folder")
+        except ToolError as error:
+            if "not a directory" not in str(error):
+                raise
+            return "\n".join(self._grep_file(self._open(path, "read"), expression, [])) or "(no matches)"
         found: list[str] = []
-        for file in files:
-            with contextlib.suppress(ToolError, OSError):
-                for number, line in enumerate(_text(file, str(file)).splitlines(), 1):
-                    if expression.search(line):
-                        found.append(f"{self.workspace.relative(file)}:{number}: {line[:300]}")
-                        if len(found) >= GREP_LIMIT:
-                            return "\n".join([*found, f"[cut at {GREP_LIMIT} matches: narrow the pattern or path]"])
+        prefix = "" if top.path == "." else f"{top.path}/"
+        try:
+            for entry, folder in files.walk(top.fd):
+                if entry.folder:
+                    continue
+                name = entry.path.rsplit("/", 1)[-1]
+                with contextlib.suppress(ToolError, OSError):
+                    opened = files.open_file_at(folder, name, f"{prefix}{entry.path}")
+                    self._grep_file(opened, expression, found)
+                if len(found) >= GREP_LIMIT:
+                    return "\n".join(
+                        [*found[:GREP_LIMIT], f"[cut at {GREP_LIMIT} matches: narrow the pattern or path]"]
+                    )
+        finally:
+            os.close(top.fd)
         return "\n".join(found) or "(no matches)"
+
+    def _grep_file(self, opened: files.Opened, expression: re.Pattern[str], found: list[str]) -> list[str]:
+        try:
+            if opened.size > LARGE_FILE:
+                return found
+            data = files.read_bytes(opened.fd, LARGE_FILE)
+        finally:
+            os.close(opened.fd)
+        if b"\0" in data[:8192]:
+            return found
+        for number, line in enumerate(data.decode(errors="replace").splitlines(), 1):
+            if expression.search(line):
+                found.append(f"{opened.path}:{number}: {line[:300]}")
+                if len(found) >= GREP_LIMIT:
+                    break
+        return found
+
+    def _open(self, path: str, mode: files.Mode) -> files.Opened:
+        return files.open_in(str(self.workspace.root), path, mode)
 
     # -- commands ----------------------------------------------------------------------------------------------
 
     async def run(self, argv: list[str], timeout_seconds: float | None = None) -> str:
         if not isinstance(argv, list) or not argv or not all(isinstance(part, str) for part in argv):
             raise ToolError("argv must be a non-empty list of strings")
+        if any("\0" in part for part in argv) or sum(len(part) for part in argv) > ARGV_LIMIT:
+            raise ToolError(f"argv must hold no NUL bytes and at most {ARGV_LIMIT} characters")
+        try:
+            [part.encode() for part in argv]
+        except UnicodeEncodeError as error:
+            raise ToolError(f"argv cannot be encoded as UTF-8: {error.reason}") from None
         if not allowed(argv, self.allow_commands):
             offered = "; ".join(" ".join(prefix) for prefix in self.allow_commands) or "none"
             raise ToolError(f"command not allowed on this node: {' '.join(argv)} (allowed prefixes: {offered})")
+        if self.sandbox is None or not self.sandbox.runs_commands:
+            raise ToolError("this node runs no commands (no sandbox works here)")
         timeout = min(float(timeout_seconds or RUN_TIMEOUT), RUN_TIMEOUT_MAX)
-        process = await asyncio.create_subprocess_exec(
-            *argv, cwd=self.workspace.root, env=command_environment(self.workspace),
-            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-            start_new_session=True,  # its own process group: a timeout or cancel kills its children too
+        ran = await self.sandbox.run(
+            argv, workspace=self.workspace.root, home=self.workspace.home, env=command_environment(self.workspace),
+            time_limit=timeout, keep=OUTPUT_TAIL * 4,
         )  # fmt: skip
-        try:
-            output, _ = await asyncio.wait_for(process.communicate(), timeout)
-        except TimeoutError:
-            _kill_group(process.pid)
-            await process.wait()
-            raise ToolError(f"{' '.join(argv)} timed out after {timeout:g} s and was killed") from None
-        except BaseException:
-            _kill_group(process.pid)
-            await process.wait()
-            raise
-        text = output.decode(errors="replace")
-        tail = text[-OUTPUT_TAIL:]
-        cut = f"[output cut: last {OUTPUT_TAIL} of {len(text)} characters]\n" if len(text) > OUTPUT_TAIL else ""
-        report = f"exit code {process.returncode}\n{cut}{tail}"
-        if process.returncode != 0:
+        if ran.returncode is None:
+            raise ToolError(f"{' '.join(argv)} timed out after {timeout:g} s and was killed")
+        tail = ran.output[-OUTPUT_TAIL:]
+        cut = f"[output cut: last {len(tail)} of {ran.total_bytes} bytes]\n" if ran.total_bytes > len(tail) else ""
+        limit = f"{ran.limit}\n" if ran.limit else ""
+        report = f"exit code {ran.returncode}\n{limit}{cut}{tail}"
+        if ran.returncode != 0:
             raise ToolError(report)
         return report
 
@@ -243,26 +281,42 @@ def command_environment(workspace: Workspace) -> dict[str, str]:
     return {**environment, "HOME": str(workspace.home), "CI": "true"}
 
 
-def _text(path: Path, shown: str) -> str:
-    if not path.is_file():
-        raise ToolError(f"{shown}: no such file")
-    data = path.read_bytes()
+def _lines(opened: files.Opened, first: int, last: int | None) -> tuple[list[str], int, int | None]:
+    """Lines first..last of a file, numbered, within READ_LIMIT characters; every line counted, none held but
+    those shown (a 600 MiB one-line file is cut in its first line). Returns them, the file's line count (to
+    READ_SCAN bytes), and the line to read on from when cut."""
+    shown: list[str] = []
+    size = 0
+    cut_at: int | None = None
+    number = 0
+    if b"\0" in os.pread(opened.fd, 8192, 0):
+        raise ToolError(f"{opened.path}: a binary file")
+    with os.fdopen(os.dup(opened.fd), "rb") as stream:
+        scanned = 0
+        while scanned < min(opened.size, READ_SCAN) and (line := stream.readline(READ_LIMIT + 1)):
+            scanned += len(line)
+            whole = line.endswith(b"\n")
+            while not whole and scanned < min(opened.size, READ_SCAN) and (rest := stream.readline(1 << 20)):
+                scanned += len(rest)  # the rest of a line longer than READ_LIMIT: counted, not kept
+                whole = rest.endswith(b"\n")
+            number += 1
+            if number < first or (last is not None and number > last) or cut_at is not None:
+                continue
+            text = f"{number:>6}\t{line.decode(errors='replace').rstrip(chr(10))}"
+            if size + len(text) > READ_LIMIT:
+                if shown:
+                    cut_at = number
+                    continue
+                text = text[:READ_LIMIT] + f" [line {number} cut at {READ_LIMIT} characters]"
+            shown.append(text)
+            size += len(text) + 1
+    return shown, number, cut_at
+
+
+def _whole_text(opened: files.Opened, shown: str) -> str:
+    if opened.size > EDIT_LIMIT:
+        raise ToolError(f"{shown}: {opened.size} bytes; edit_file takes files of at most {EDIT_LIMIT} (use write_file)")
+    data = files.read_bytes(opened.fd, EDIT_LIMIT + 1)
     if b"\0" in data[:8192]:
         raise ToolError(f"{shown}: a binary file")
     return data.decode("utf-8", errors="replace")
-
-
-def _files_under(top: Path) -> list[Path]:
-    files: list[Path] = []
-    for current, directories, names in os.walk(top):
-        directories[:] = sorted(d for d in directories if d != ".git")
-        for name in sorted(names):
-            path = Path(current) / name
-            if not path.is_symlink() and path.stat().st_size <= LARGE_FILE:
-                files.append(path)
-    return files
-
-
-def _kill_group(pid: int) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pid, signal.SIGKILL)

@@ -21,29 +21,33 @@ from typing import Any, Literal
 import structlog
 from pydantic import Field, ValidationError
 
-from foreman.api.models.base import Model, utcnow
+from foreman.api.models.base import utcnow
 from foreman.api.models.envelope import PASSING_VERDICTS, VERDICTS, ResultEnvelope, Verdict
 from foreman.api.models.resources import AgenticTask, Usage
 from foreman.api.models.transcript import Transcript, capped
 from foreman.api.models.validation import describe
-from foreman.worker.agent import conversation, workspace
+from foreman.worker.agent import conversation, git, workspace
 from foreman.worker.agent.conversation import REPEAT_LIMIT, Act, Message, Retry, Settings, Stop, Tell
+from foreman.worker.agent.errors import ToolError, WorkspaceError
 from foreman.worker.agent.llm import Completion, Endpoint, ModelRequest, ModelServer, backoff
 from foreman.worker.agent.publisher import Publisher
 from foreman.worker.agent.stream import ToolCall
 from foreman.worker.agent.tools import Toolbox
-from foreman.worker.agent.workspace import ToolError, Workspace
+from foreman.worker.agent.workspace import Workspace
 from foreman.worker.executors.base import ExecutionContext
+from foreman.worker.sandbox import sandbox
+from foreman.worker.sandbox.sandbox import Sandbox, SandboxSettings
 
 log = structlog.get_logger("foreman.worker.agent")
 
 MAX_TURNS_EXCEEDED = "MaxTurnsExceeded"
 
 
-class AgentExecutorSettings(Model):
-    """`executors: {agent: {...}}` in the worker's config file (`--llm-endpoint` sets `endpoint`)."""
+class AgentExecutorSettings(SandboxSettings):
+    """`executors: {agent: {...}}` in the worker's config file (`--llm-endpoint` sets `endpoint`); the sandbox's
+    settings (`sandbox`, `network`, `limits`, `readOnlyPaths`) are among them."""
 
-    model_config = Model.model_config | {"extra": "forbid"}
+    model_config = SandboxSettings.model_config | {"extra": "forbid"}
 
     endpoint: str | None = None
     """OpenAI-compatible base URL, e.g. http://127.0.0.1:11434/v1 (Ollama), http://127.0.0.1:8080/v1 (llama-server)."""
@@ -58,6 +62,11 @@ class AgentExecutorSettings(Model):
     request_timeout_seconds: float = Field(default=30.0, gt=0)
     retry_budget_seconds: float = Field(default=300.0, ge=0)
     """Seconds a model call may keep failing (5xx, resets, timeouts) before the task fails with ExecutorError."""
+    allow_repos: list[str] = Field(default_factory=list)
+    """Repositories a task may name in payload.repo: URL prefixes, and local paths only when listed."""
+    git_config: dict[str, str] = Field(default_factory=dict)
+    """Git settings for the worker's own clone and push (a credential helper, a proxy): the only git config it reads
+    beyond what it writes itself."""
     model_aliases: dict[str, str] = Field(default_factory=dict)
     """Name a task or Agent uses -> name the server lists, e.g. {"qwen2.5-coder:32b": "qwen2.5-coder-32b-q4.gguf"}
     (Ollama and llama-server name the same model differently); placement matches the aliases too."""
@@ -130,8 +139,11 @@ class AgentExecutor:
             raise RuntimeError("the agent executor has no endpoint configured on this worker (--llm-endpoint)")
         agent = conversation.settings_for(task, context.agent, aliases=settings.model_aliases)
         started = time.monotonic()
+        confined = await sandbox.shared(
+            settings, allow_commands=settings.allow_commands, workspace_root=settings.workspace_root
+        )
         space = workspace.create(settings.workspace_root, task.name)
-        run = AgentRun(task, agent, self.server(settings), space, settings, context)
+        run = AgentRun(task, agent, self.server(settings), space, settings, context, confined)
         ending: Ending | None = None
         try:
             ending = await run.work()
@@ -143,7 +155,7 @@ class AgentExecutor:
                 await workspace.remove(space)
         if context.metrics is not None:
             context.metrics.agent_turns.observe(run.tally.turns)
-        extra = {**ending.extra, "usage": run.tally.usage().to_wire()}
+        extra = {**ending.extra, "usage": run.tally.usage().to_wire(), "sandbox": sandbox_of(confined)}
         if kept:
             extra["workspace"] = str(space.root)
         return ResultEnvelope(
@@ -154,6 +166,12 @@ class AgentExecutor:
             elapsed_sec=round(time.monotonic() - started, 3),
             failure_reason=None if ending.reason == "Submitted" else ending.reason,
         )
+
+
+def sandbox_of(confined: Sandbox) -> dict[str, str]:
+    """What the envelope says of the confinement its commands ran in (`unconfined` said plainly)."""
+    status = confined.status()
+    return {"kind": "unconfined" if status.kind == "none" else status.kind, "network": status.network}
 
 
 def keeps_workspace(settings: AgentExecutorSettings, ending: Ending | None) -> bool:
@@ -175,6 +193,7 @@ class AgentRun:
         space: Workspace,
         config: AgentExecutorSettings,
         context: ExecutionContext,
+        confined: Sandbox | None = None,
     ):
         self.task = task
         self.settings = settings
@@ -184,16 +203,20 @@ class AgentRun:
         self.context = context
         self.tally = Tally(model=settings.model)
         self.transcript = Transcript()
+        self.git = git.Git(space, config.git_config)
         self.publisher = Publisher(context.publish_transcript)
-        self.toolbox = Toolbox(space, settings.tools, tuple(tuple(prefix) for prefix in config.allow_commands))
+        commands = tuple(tuple(prefix) for prefix in config.allow_commands)
+        self.toolbox = Toolbox(space, settings.tools, commands, confined)
         self.log = log.bind(task=task.name, namespace=task.namespace, node=context.node_name)
 
     async def work(self) -> Ending:
         payload = self.task.spec.payload
         branch = base = None
         if payload.repo:
+            if refused := git.refusal(payload.repo, self.config.allow_repos):
+                raise WorkspaceError(refused)
             branch = workspace.branch_for(self.task.name, payload.branch)
-            base = await workspace.checkout(self.space, payload.repo, branch)
+            base = await self.git.checkout(payload.repo, branch)
         prompt = conversation.task_prompt(self.task, branch=branch)
         self.transcript.add(
             {"event": "task", "turn": 0, "at": _now(), "model": self.settings.model, "tools": list(self.settings.tools),
@@ -208,11 +231,13 @@ class AgentRun:
             self.publish()
             raise
         if payload.repo and branch and base and ending.verdict in PASSING_VERDICTS:
-            change = await workspace.commit(
-                self.space, base=base, branch=branch, message=_commit_message(self.task, ending),
-                author=self.config.git_author, push=self.config.push,
+            change = await self.git.commit(
+                base=base, branch=branch, message=_commit_message(self.task, ending), author=self.config.git_author,
+                push=self.config.push,
             )  # fmt: skip
             ending.extra.update(branch=change.branch, commit=change.commit, changedFiles=change.changed_files)
+            if change.skipped:
+                ending.extra["notCommitted"] = change.skipped
         self.transcript.add({"event": "end", "turn": self.tally.turns, "at": _now(), "verdict": ending.verdict,
                              "reason": ending.reason, "summary": capped(ending.summary)})  # fmt: skip
         self.publish()

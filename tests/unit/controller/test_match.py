@@ -122,3 +122,18 @@ def test_models_and_their_context() -> None:
     assert fits(Need("any", model="llama3.1:8b", context_tokens=65536), node, Usage())  # unknown: the node's
     assert not fits(Need("any", model="phi-3"), node, Usage())
     assert fits(Need("any"), node, Usage())  # no model named: any node
+
+
+def test_agents_that_run_commands_go_only_where_commands_can_run() -> None:
+    def node(sandbox: str | None) -> Offer:
+        return Offer("n", "cpu", 16, 0, slots=1, sandbox=sandbox)
+
+    for kind in ("bubblewrap", "seatbelt", "none", None):
+        assert fits(Need("any", commands=True), node(kind), Usage())
+    assert not fits(Need("any", commands=True), node("unavailable"), Usage())
+    assert fits(Need("any"), node("unavailable"), Usage())  # an agent without run goes anywhere
+    assert [
+        k
+        for k in ("bubblewrap", "seatbelt", "none", "unavailable", None)
+        if fits(Need("any", sandbox=True), node(k), Usage())
+    ] == ["bubblewrap", "seatbelt"]

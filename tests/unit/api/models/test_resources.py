@@ -55,6 +55,7 @@ def test_wire_names_are_kubernetes_camel_case() -> None:
         "minRAMGB": 4.0,
         "minContextTokens": 0,
         "nodeSelector": {},
+        "sandbox": False,
     }
     assert wire["spec"]["timeoutSeconds"] == 2700
     assert task.spec.required_capability.min_ramgb == 4

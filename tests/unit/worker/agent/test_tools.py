@@ -8,9 +8,11 @@ from pathlib import Path
 import pytest
 
 from foreman.worker.agent import tools, workspace
+from foreman.worker.agent.errors import ToolError
 from foreman.worker.agent.tools import Toolbox, allowed
-from foreman.worker.agent.workspace import ToolError, Workspace, branch_for
+from foreman.worker.agent.workspace import Workspace, branch_for
 from foreman.worker.executors.agent import AgentExecutorSettings, Ending, keeps_workspace
+from tests.sandboxes import confined
 
 ALL = ("list_files", "read_file", "write_file", "edit_file", "grep", "run", "submit_result")
 
@@ -27,8 +29,8 @@ def space(tmp_path: Path) -> Workspace:
 
 
 @pytest.fixture
-def box(space: Workspace) -> Toolbox:
-    return Toolbox(space, ALL, allow_commands=(("python3", "-c"),))
+async def box(space: Workspace) -> Toolbox:
+    return Toolbox(space, ALL, allow_commands=(("python3", "-c"),), sandbox=await confined())
 
 
 @pytest.mark.parametrize(
@@ -48,13 +50,15 @@ async def test_paths_that_lead_out_are_refused(box: Toolbox, space: Workspace, p
             await box.call(name, arguments)
 
 
-async def test_a_symlink_that_stays_inside_is_fine_and_git_is_read_only(box: Toolbox, space: Workspace) -> None:
-    os.symlink(space.root / "src", space.root / "inner")
+async def test_a_symlink_that_stays_inside_is_fine_and_git_is_not_reachable(box: Toolbox, space: Workspace) -> None:
+    os.symlink("src", space.root / "inner")
+    os.symlink("../src/a.py", space.root / "src" / "again.py")
     assert "return 1" in await box.call("read_file", {"path": "inner/a.py"})
-    assert "[core]" in await box.call("read_file", {"path": ".git/config"})
-    for path in (".git/hooks/pre-commit", ".git/config"):
-        with pytest.raises(ToolError, match=r"\.git directory is not writable"):
-            await box.call("write_file", {"path": path, "content": "#!/bin/sh\n"})
+    assert "return 1" in await box.call("read_file", {"path": "src/again.py"})
+    for path in (".git/hooks/pre-commit", ".git/config", "sub/.git", ".GIT/config", "a/.Git/config", ".git."):
+        for name, arguments in (("read_file", {"path": path}), ("write_file", {"path": path, "content": "x"})):
+            with pytest.raises(ToolError, match=r"\.git is not reachable"):
+                await box.call(name, arguments)
 
 
 async def test_edit_file_wants_exactly_one_occurrence(box: Toolbox, space: Workspace) -> None:
