@@ -19,6 +19,7 @@ from foreman.api.http.kube import Kube
 from foreman.api.models.validation import describe
 from foreman.api.runtime.daemon import HealthServer, configure_logging, settle_heap, stop_on_signals
 from foreman.cli.errors import UserError, user_errors
+from foreman.cli.terminal import emit
 from foreman.controller.config import ControllerConfig
 from foreman.controller.expiry import TimeToLive
 from foreman.controller.loop import Controller
@@ -178,7 +179,7 @@ def _report_sandbox(config: WorkerConfig) -> bool:
         sandbox.detect(settings, allow_commands=settings.allow_commands, workspace_root=settings.workspace_root)
     )
     for confined, line in found.report():
-        typer.echo(f"{'ok  ' if confined else 'NOT '} {line}")
+        emit(f"{'ok  ' if confined else 'NOT '} {line}")
     return found.kind in ("bubblewrap", "seatbelt")
 
 
@@ -289,5 +290,5 @@ def worker(
     try:
         asyncio.run(serve(kubeconfig, health_port, make))
     except WorkerStalled as error:
-        typer.echo(f"error: {error}", err=True)
+        emit(f"error: {error}", err=True)
         raise typer.Exit(STALLED) from None

@@ -31,6 +31,7 @@ from foreman.cli.dashboard.server import Settings, serving
 from foreman.cli.errors import UserError, user_errors
 from foreman.cli.schedules import schedules_table
 from foreman.cli.tasks import follow
+from foreman.cli.terminal import emit
 
 NAMESPACE = "demo"
 ROOT = Path(__file__).resolve().parents[1]
@@ -144,14 +145,14 @@ async def apply_agent_example(kube: Kube, repository: Path) -> None:
 
 
 def show_agent_work(text: str | None, repository: Path) -> None:
-    typer.echo(f"\n{AGENT_TASK}: the agent's transcript (foreman logs {AGENT_TASK}; a scripted model, not a real one):")
+    emit(f"\n{AGENT_TASK}: the agent's transcript (foreman logs {AGENT_TASK}; a scripted model, not a real one):")
     for line in transcript.render(transcript.parse(text or ""), width=100):
-        typer.echo(f"  {line}")
+        emit(f"  {line}")
     branch = f"foreman/{AGENT_TASK}"
     log = subprocess.run(
         ["git", "-C", str(repository), "log", "--format=%h %an: %s", "-1", branch], capture_output=True, text=True
     )
-    typer.echo(f"\nbranch {branch} of the repository: {log.stdout.strip() or log.stderr.strip()}")
+    emit(f"\nbranch {branch} of the repository: {log.stdout.strip() or log.stderr.strip()}")
 
 
 def port_or_any(port: int) -> int:
@@ -176,12 +177,12 @@ async def keep_up_until_enter(url: str) -> None:
 
 def report(expected: dict[str, tuple[str, str]], tasks: dict[str, AgenticTask], schedules: list[TaskSchedule]) -> bool:
     """Print the result envelopes, the schedules and whether every task ended as expected."""
-    typer.echo("\nresult envelopes:")
+    emit("\nresult envelopes:")
     for name in sorted(tasks):
         result = tasks[name].status.result
         if result is not None:
-            typer.echo(f"  {name}: {result.model_dump_json(by_alias=True, exclude={'extra'})}")
-    typer.echo(f"\nschedules:\n{schedules_table(schedules, utcnow())}")
+            emit(f"  {name}: {result.model_dump_json(by_alias=True, exclude={'extra'})}")
+    emit(f"\nschedules:\n{schedules_table(schedules, utcnow())}")
     wrong = {
         name: outcome(tasks[name]) if name in tasks else "never seen"
         for name in expected
@@ -243,7 +244,7 @@ def demo(
                 spawn(name, "worker", "--node-name", name, "--health-port", "0", *flags)
                 say(f"worker {name}: {' '.join(flags[:8])}")
             async with serving(kube, Settings(namespace=NAMESPACE), port_or_any(dashboard_port)) as url:
-                typer.echo(f"dashboard: {url}  (open it to watch the fleet, the graphs and the agent live)")
+                emit(f"dashboard: {url}  (open it to watch the fleet, the graphs and the agent live)")
                 expected = await apply_examples(kube)
                 await apply_agent_example(kube, repository)
                 tasks = await follow_examples(kube, set(expected), timeout)

@@ -13,6 +13,7 @@ from foreman.api.http.kube import Kube
 from foreman.api.tooling.install import install
 from foreman.api.tooling.localcluster import LocalCluster
 from foreman.cli.errors import user_errors
+from foreman.cli.terminal import emit
 
 app = typer.Typer(help="Run a local Kubernetes control plane (etcd + kube-apiserver) with Foreman installed.")
 
@@ -56,13 +57,13 @@ def up(state_dir: StateDir = DEFAULT_STATE_DIR, kubernetes_version: KubernetesVe
     """
     existing = LocalCluster.load(state_dir)
     if existing and existing.running("apiserver"):
-        typer.echo(f"already running at {existing.server}; kubeconfig: {existing.kubeconfig()}")
+        emit(f"already running at {existing.server}; kubeconfig: {existing.kubeconfig()}")
         return
     cluster = LocalCluster.start(state_dir, kubernetes=kubernetes_version, progress=_progress)
     _progress("installing CRDs and RBAC")
     asyncio.run(_install(cluster.kubeconfig()))
-    typer.echo(f"control plane (Kubernetes v{cluster.kubernetes}) ready at {cluster.server}")
-    typer.echo(f"export KUBECONFIG={cluster.kubeconfig()}")
+    emit(f"control plane (Kubernetes v{cluster.kubernetes}) ready at {cluster.server}")
+    emit(f"export KUBECONFIG={cluster.kubeconfig()}")
 
 
 @app.command()
@@ -78,11 +79,11 @@ def down(
     """
     cluster = LocalCluster.load(state_dir)
     if cluster is None or not (cluster.running("apiserver") or cluster.running("etcd")):
-        typer.echo("not running")
+        emit("not running")
     else:
         _progress(f"stopping kube-apiserver ({cluster.server}) and etcd (up to 15 s each)")
         cluster.stop()
-        typer.echo("stopped")
+        emit("stopped")
     if purge and state_dir.exists():
         import shutil
 
@@ -98,7 +99,7 @@ def status(state_dir: StateDir = DEFAULT_STATE_DIR) -> None:
     """
     cluster = LocalCluster.load(state_dir)
     if cluster is None or not cluster.running("apiserver"):
-        typer.echo("not running (start it with `foreman dev up`)")
+        emit("not running (start it with `foreman dev up`)")
         raise typer.Exit(1)
     release = f" (Kubernetes v{cluster.kubernetes})" if cluster.kubernetes else ""
-    typer.echo(f"running at {cluster.server}{release}; kubeconfig: {cluster.kubeconfig()}")
+    emit(f"running at {cluster.server}{release}; kubeconfig: {cluster.kubeconfig()}")

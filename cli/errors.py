@@ -15,6 +15,7 @@ from foreman.api.http.errors import ApiError, Forbidden, NotFound, NotServed, Un
 from foreman.api.http.kube import ConfigError
 from foreman.api.models.validation import describe
 from foreman.api.tooling.localcluster import PrerequisiteMissing
+from foreman.cli.terminal import emit
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -60,7 +61,7 @@ def user_errors(command: Callable[P, T]) -> Callable[P, T]:
             FileNotFoundError,
             TimeoutError,
         ) as error:
-            typer.echo(f"error: {one_line(error)}", err=True)
+            emit(f"error: {one_line(error)}", err=True)
             raise typer.Exit(USER_ERROR) from None
 
     return wrapper

@@ -11,6 +11,7 @@ from foreman.api.models import transcript
 from foreman.api.models.resources import TERMINAL_PHASES
 from foreman.cli.errors import UserError, user_errors
 from foreman.cli.tasks import Kubeconfig, Namespace, _client, _get
+from foreman.cli.terminal import emit
 
 FOLLOW_EVERY = 1.0
 """Seconds between looks at a running task's transcript (it changes once per model turn)."""
@@ -53,4 +54,4 @@ def _show(text: str | None, shown: set[str], width: int) -> None:
         if line and line not in shown:
             shown.add(line)
             for rendered in transcript.render(transcript.parse(line), width=width):
-                typer.echo(rendered)
+                emit(rendered)

@@ -19,6 +19,7 @@ from foreman.api.tooling.manifests import install_manifests, pinned_worker_rbac,
 from foreman.cli import daemons, demo, dev, logs, queues, schedules, tasks
 from foreman.cli.dashboard import dashboard
 from foreman.cli.errors import USER_ERROR, user_errors
+from foreman.cli.terminal import emit
 
 app = typer.Typer(
     name="foreman",
@@ -31,7 +32,7 @@ app = typer.Typer(
 
 def _print_version(asked: bool) -> None:
     if asked:
-        typer.echo(f"foreman {PACKAGE_VERSION}")
+        emit(f"foreman {PACKAGE_VERSION}")
         raise typer.Exit()
 
 
@@ -52,11 +53,11 @@ def main() -> None:
     try:
         code = app(standalone_mode=False)
     except NoArgsIsHelpError as help_asked:
-        typer.echo(help_asked.ctx.get_help() if help_asked.ctx else "")
+        emit(help_asked.ctx.get_help() if help_asked.ctx else "")
         code = 0
     except UsageError as error:
         where = f" (see `{error.ctx.command_path} --help`)" if error.ctx else ""
-        typer.echo(f"error: {error.format_message()}{where}", err=True)
+        emit(f"error: {error.format_message()}{where}", err=True)
         code = USER_ERROR
     except typer.Abort:
         code = 130
@@ -108,7 +109,7 @@ def manifests(
         if worker_node
         else install_manifests(with_workloads=with_workloads, with_dashboard=with_dashboard)
     )
-    typer.echo(render(documents), nl=False)
+    emit(render(documents), nl=False)
 
 
 @app.command()
@@ -125,12 +126,12 @@ def install(
     """
     if dry_run:
         for manifest in install_manifests(with_workloads=with_workloads, with_dashboard=with_dashboard):
-            typer.echo(f"would apply {manifest['kind']}/{manifest['metadata']['name']}")
+            emit(f"would apply {manifest['kind']}/{manifest['metadata']['name']}")
         return
 
     async def run() -> None:
         async with await Kube.connect(kubeconfig) as kube:
             for manifest in await install_into(kube, with_workloads=with_workloads, with_dashboard=with_dashboard):
-                typer.echo(f"applied {manifest['kind']}/{manifest['metadata']['name']}")
+                emit(f"applied {manifest['kind']}/{manifest['metadata']['name']}")
 
     asyncio.run(run())

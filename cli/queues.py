@@ -15,6 +15,7 @@ from foreman.cli.errors import user_errors
 from foreman.cli.lineup import fleet_view
 from foreman.cli.render import table
 from foreman.cli.tasks import CLI_RETRY, Kubeconfig
+from foreman.cli.terminal import emit
 from foreman.controller.cache import Cache
 from foreman.controller.queues import QueueRule, queue_exists, shares
 from foreman.controller.waiting import line_up
@@ -55,4 +56,4 @@ def list_(kubeconfig: Kubeconfig = None) -> None:
         async with await ForemanClient.connect(kubeconfig, retry=CLI_RETRY) as foreman:
             return queues_table(await fleet_view(foreman.kube, None, utcnow()), utcnow())
 
-    typer.echo(asyncio.run(run()))
+    emit(asyncio.run(run()))

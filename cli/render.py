@@ -7,11 +7,14 @@ from datetime import datetime
 
 from foreman.api.models.base import find_condition, utcnow
 from foreman.api.models.resources import AgenticTask, FleetNode, Key, ModelOffer, key_of
+from foreman.cli.terminal import visible
 from foreman.controller.expiry import TimeToLive, expires_at
 from foreman.controller.waiting import Waiting
 
 
 def table(rows: Sequence[Sequence[str]]) -> str:
+    """Aligned columns; a cell is one line, whatever a model wrote into it."""
+    rows = [[visible(cell, one_line=True) for cell in row] for row in rows]
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows)
 

@@ -19,6 +19,7 @@ from foreman.cli.errors import UserError, missing_is_a_user_error, user_errors
 from foreman.cli.files import documents, resource
 from foreman.cli.render import age, table
 from foreman.cli.tasks import CLI_RETRY, Kubeconfig, Namespace
+from foreman.cli.terminal import emit
 
 app = typer.Typer(help="Recurring tasks: TaskSchedules create AgenticTasks on a cron schedule.", no_args_is_help=True)
 
@@ -61,7 +62,7 @@ def list_(
             return (await foreman.kube.list(TaskSchedule, namespace=scope)).items
 
     schedules = asyncio.run(run())
-    typer.echo(schedules_table(schedules, utcnow()) if schedules else "no TaskSchedules")
+    emit(schedules_table(schedules, utcnow()) if schedules else "no TaskSchedules")
 
 
 @app.command("next")
@@ -89,7 +90,7 @@ def next_(
         schedule = asyncio.run(fetch())
         cron, time_zone = schedule.spec.schedule, schedule.spec.time_zone
         if schedule.spec.suspend:
-            typer.echo(f"{name} is suspended; were it resumed it would fire at:", err=True)
+            emit(f"{name} is suspended; were it resumed it would fire at:", err=True)
     assert cron is not None
     try:
         parsed = parse(cron, time_zone)
@@ -97,7 +98,7 @@ def next_(
         raise UserError(f"{error.reason}: {error}") from None
     for fire in parsed.upcoming(utcnow(), count):
         local = fire.astimezone(parsed.zone)
-        typer.echo(f"{local:%Y-%m-%d %H:%M %a %Z}  ({fire:%Y-%m-%d %H:%M} UTC)")
+        emit(f"{local:%Y-%m-%d %H:%M %a %Z}  ({fire:%Y-%m-%d %H:%M} UTC)")
 
 
 @app.command()
@@ -124,7 +125,7 @@ def trigger(
                 return f"{fired}; not fired again"
         return f"taskschedule/{name} triggered; its task will be agentictask/{task}"
 
-    typer.echo(asyncio.run(run()))
+    emit(asyncio.run(run()))
 
 
 def load_schedules(path: Path, namespace: str) -> list[TaskSchedule]:
@@ -180,13 +181,13 @@ def sync(
                 for schedule in schedules:
                     if not dry_run:
                         await foreman.apply_schedule(schedule)
-                    typer.echo(f"taskschedule/{schedule.name} {verb}{suffix}")
+                    emit(f"taskschedule/{schedule.name} {verb}{suffix}")
             for schedule in plan.unchanged:
-                typer.echo(f"taskschedule/{schedule.name} unchanged")
+                emit(f"taskschedule/{schedule.name} unchanged")
             for schedule in plan.prune:
                 if not dry_run:
                     await foreman.delete_schedule(schedule.name, schedule.namespace)
-                typer.echo(f"taskschedule/{schedule.name} pruned{suffix}")
+                emit(f"taskschedule/{schedule.name} pruned{suffix}")
 
     asyncio.run(run())
 

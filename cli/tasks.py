@@ -22,6 +22,7 @@ from foreman.cli.errors import UserError, missing_is_a_user_error, user_errors
 from foreman.cli.files import documents, resource
 from foreman.cli.lineup import fleet_view
 from foreman.cli.render import age, clean_up, nodes_table, table, task_rows, tasks_table
+from foreman.cli.terminal import emit
 from foreman.controller.waiting import Waiting, line_up
 
 Kubeconfig = Annotated[str | None, typer.Option("--kubeconfig", envvar="KUBECONFIG", help="Kubeconfig file.")]
@@ -83,7 +84,7 @@ def submit(
             except ValueError as error:
                 raise UserError(str(error)) from None
             for task in created:
-                typer.echo(f"agentictask/{task.name} created")
+                emit(f"agentictask/{task.name} created")
             if not wait:
                 return 0
             return await _follow(foreman, [task.name for task in created], timeout)
@@ -109,13 +110,13 @@ async def follow(kube: Kube, namespace: str, names: set[str], current: dict[str,
         changed = [row for name, row in rows.items() if shown.get(name) != row]
         if changed and redraw:
             # NB: up over what was drawn, clear to the end of the screen, draw again
-            typer.echo(f"\x1b[{drawn_lines}F\x1b[J" if drawn_lines else "", nl=False)
-            typer.echo("\n".join(lines))
+            typer.echo(f"\x1b[{drawn_lines}F\x1b[J" if drawn_lines else "", nl=False)  # ours, not data
+            emit("\n".join(lines))
             drawn_lines = len(lines)
         elif changed:
             stamp = time.strftime("%H:%M:%S")
             header = [lines[0]] if not shown else []
-            typer.echo("\n".join(header + [f"{row}    ({stamp})" for row in changed]))
+            emit("\n".join(header + [f"{row}    ({stamp})" for row in changed]))
         shown = rows
         if len(current) == len(names) and all(t.phase in TERMINAL_PHASES for t in current.values()):
             return
@@ -133,7 +134,7 @@ async def _follow(foreman: ForemanClient, names: list[str], wait_seconds: float)
             if name not in current or current[name].phase not in TERMINAL_PHASES
         )
         message = f"not finished after {wait_seconds:g} s: {', '.join(unfinished)}"
-        typer.echo(f"error: {WaitTimeout(message)}", err=True)
+        emit(f"error: {WaitTimeout(message)}", err=True)
         return TIMED_OUT
     return 0 if all(passed(task) for task in current.values()) else NOT_PASSED
 
@@ -180,7 +181,7 @@ def get(
                 await _tasks_table(foreman.kube, scope, watch=watch, render=render)
                 return
             if not watch:
-                typer.echo(render((await foreman.kube.list(model, namespace=scope)).items))
+                emit(render((await foreman.kube.list(model, namespace=scope)).items))
                 return
             current: dict[str, Any] = {}
             async for event in foreman.kube.watch(model, namespace=scope):
@@ -190,7 +191,7 @@ def get(
                     current.pop(event.object.name, None)
                 else:
                     current[event.object.name] = event.object
-                typer.echo(render(list(current.values())) + "\n")
+                emit(render(list(current.values())) + "\n")
 
     asyncio.run(run())
 
@@ -206,7 +207,7 @@ async def _tasks_table(
         return [task for ns, tasks in fleet.tasks.items() if scope in (None, ns) for task in tasks.values()]
 
     if not watch:
-        typer.echo(render(shown(), line_up(fleet, utcnow())))
+        emit(render(shown(), line_up(fleet, utcnow())))
         return
     async for event in kube.watch(AgenticTask, namespace=scope):
         if isinstance(event, Relisted):
@@ -215,7 +216,7 @@ async def _tasks_table(
             fleet.remove_task(key_of(event.object))
         else:
             fleet.upsert_task(event.object)
-        typer.echo(render(shown(), line_up(fleet, utcnow())) + "\n")
+        emit(render(shown(), line_up(fleet, utcnow())) + "\n")
 
 
 @user_errors
@@ -266,7 +267,7 @@ def describe(
             "Events:",
             table(event_rows),
         ]
-        typer.echo("\n".join(lines))
+        emit("\n".join(lines))
 
     asyncio.run(run())
 
@@ -293,7 +294,7 @@ def cancel(name: Annotated[str, typer.Argument()], namespace: Namespace = None, 
                     return str(finished)
         return f"agentictask/{name} cancelled"
 
-    typer.echo(asyncio.run(run()))
+    emit(asyncio.run(run()))
 
 
 @user_errors
@@ -310,6 +311,6 @@ def result(name: Annotated[str, typer.Argument()], namespace: Namespace = None, 
             raise UserError(f"{name} Failed ({task.status.failure_reason}) before any result envelope was written")
         if task.status.result is None:
             raise UserError(f"{name} has no result yet (phase {task.phase})")
-        typer.echo(task.status.result.model_dump_json(by_alias=True, indent=2))
+        emit(task.status.result.model_dump_json(by_alias=True, indent=2))
 
     asyncio.run(run())

@@ -5,6 +5,8 @@ from typing import Any
 
 import pytest
 import typer.main
+from hypothesis import given
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from foreman.api.http.errors import NotFound, Unreachable, error_from_response
@@ -14,6 +16,7 @@ from foreman.cli.errors import UserError, one_line
 from foreman.cli.main import app
 from foreman.cli.render import clean_up, nodes_table, task_rows
 from foreman.cli.tasks import load_tasks
+from foreman.cli.terminal import CONTROLS, visible
 from tests.factories import node, task
 
 runner = CliRunner()
@@ -154,3 +157,13 @@ def test_describe_says_when_a_task_is_cleaned_up_as_far_as_the_task_says() -> No
     assert clean_up(running) == "60 s after it finishes (spec.ttlSecondsAfterFinished)"
     done = task("c", phase="Failed", ttlSecondsAfterFinished=60, finishedAt="2026-01-01T00:00:00Z")
     assert clean_up(done).startswith("at 2026-01-01T00:01:00+00:00, 60 s after it finishes")
+
+
+@given(st.text())
+def test_nothing_visible_carries_a_control_code(text: str) -> None:
+    shown = visible(text)
+    assert not CONTROLS.search(shown)
+    assert not CONTROLS.search(visible(text, one_line=True))
+    assert "\n" not in visible(text, one_line=True)
+    assert visible("plain\ttext\nnext line") == "plain\ttext\nnext line"
+    assert visible("\x1b[2J") == "\\x1b[2J"
