@@ -2,12 +2,27 @@
 re-exported; Foreman's own code imports that module instead."""
 
 from foreman.api.models.envelope import (
+    EXTRA_BYTES,
+    EXTRA_DEPTH,
     PASSING_VERDICTS,
     SCHEMA_VERSION,
     VERDICTS,
     ResultEnvelope,
     TaskKind,
     Verdict,
+    bounded,
+    depth,
 )
 
-__all__ = ["PASSING_VERDICTS", "SCHEMA_VERSION", "VERDICTS", "ResultEnvelope", "TaskKind", "Verdict"]
+__all__ = [
+    "EXTRA_BYTES",
+    "EXTRA_DEPTH",
+    "PASSING_VERDICTS",
+    "SCHEMA_VERSION",
+    "VERDICTS",
+    "ResultEnvelope",
+    "TaskKind",
+    "Verdict",
+    "bounded",
+    "depth",
+]

@@ -9,6 +9,7 @@ from collections.abc import Container, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
+from foreman.api.models.base import DECODE_ERROR
 from foreman.api.models.envelope import PASSING_VERDICTS, Verdict
 from foreman.api.models.resources import TERMINAL_PHASES, AgenticTask
 from foreman.api.state import reasons
@@ -106,6 +107,8 @@ def decide(
         return None
     if task.spec.cancel:
         return Fail(reasons.CANCELLED, f"cancelled while {task.phase}")
+    if undecodable := task.metadata.annotations.get(DECODE_ERROR):
+        return Fail(reasons.UNDECODABLE, undecodable)
     if task.phase == "Scheduled":
         return None
     state = dependency_state(task, siblings)

@@ -18,14 +18,14 @@ from typing import Any
 import structlog
 from pydantic import ValidationError
 
-from foreman.api.http.errors import RETRYABLE, ApiError, Conflict, NotFound
+from foreman.api.http.errors import RETRYABLE, ApiError, BadRequest, Conflict, Invalid, NotFound, TooLarge
 from foreman.api.http.features import Release, tasks_on_node
 from foreman.api.http.kube import Listing, Relisted
 from foreman.api.http.kubeapi import KubeApi
 from foreman.api.models import transcript
 from foreman.api.models.agents import Agent
-from foreman.api.models.base import find_condition, utcnow
-from foreman.api.models.envelope import ResultEnvelope
+from foreman.api.models.base import DECODE_ERROR, find_condition, utcnow
+from foreman.api.models.envelope import ResultEnvelope, bounded
 from foreman.api.models.resources import TERMINAL_PHASES, AgenticTask, NodeSandbox
 from foreman.api.models.validation import describe
 from foreman.api.runtime.daemon import sleep_unless
@@ -344,6 +344,9 @@ class Worker:
             )
         except ApiError as error:
             self.log.warning("task left for the controller to reclaim", task=execution.task.name, error=str(error))
+        except Exception as error:  # NB: whatever went wrong, the task ends and its slot is freed
+            self.log.exception("task run failed", task=execution.task.name)
+            await self._give_up(execution.task, f"{type(error).__name__}: {error}")
         finally:
             execution.finished.set()
             self._executions.pop(uid, None)
@@ -374,6 +377,8 @@ class Worker:
 
     async def _execute(self, execution: Execution) -> Outcome:
         task = execution.task
+        if undecodable := task.metadata.annotations.get(DECODE_ERROR):
+            return Outcome(reason=reasons.UNDECODABLE, message=f"not run: {undecodable}")
         executor = self.executors.get(task.spec.executor)
         if executor is None:
             known = ", ".join(sorted(self.executors)) or "none"
@@ -442,6 +447,11 @@ class Worker:
             try:
                 written = await self._finish_once(claimed, outcome)
                 break
+            except (BadRequest, Invalid, TooLarge) as error:
+                # NB: refused for good (a result too large for etcd, one the schema rejects): retrying changes nothing
+                self.log.error("result refused by the apiserver", task=claimed.name, error=str(error))
+                await self._give_up(claimed, f"the apiserver refused the result: {error}")
+                return
             except RETRYABLE as error:
                 failures += 1
                 delay = min(5.0, 0.2 * 2**failures)
@@ -490,6 +500,20 @@ class Worker:
                     return None
         return None  # NB: it kept changing under us; the controller reclaims it if it is left Running
 
+    async def _give_up(self, task: AgenticTask, message: str) -> None:
+        """Fail a task this worker runs without its result (ExecutorError, so it may retry): the last resort when
+        the run or its terminal write failed in a way nothing else handles. Best effort: left Running, the
+        controller reclaims it."""
+        try:
+            current = await self.kube.get(AgenticTask, task.name, task.namespace)
+            if current.phase == "Running" and current.status.assigned_node == self.node:
+                outcome = Outcome(reason=reasons.EXECUTOR_ERROR, message=message[:1024])
+                patch = rules.finished(current, outcome, utcnow(), backoff=self.config.retry_backoff,
+                                       backoff_max=self.config.retry_backoff_max)  # fmt: skip
+                await self._write(current, patch)
+        except ApiError as error:
+            self.log.warning("task left for the controller to reclaim", task=task.name, error=str(error))
+
     async def _write(self, task: AgenticTask, patch: dict[str, Any]) -> AgenticTask:
         return await self.kube.patch_status(
             AgenticTask, task.name, patch, namespace=task.namespace, resource_version=task.metadata.resource_version
@@ -503,4 +527,4 @@ def _validated(result: object) -> Outcome:
     except ValidationError as error:
         message = f"executor returned no valid foreman.v1 envelope: {describe(error)}"
         return Outcome(reason=reasons.EXECUTOR_CONTRACT_VIOLATION, message=message)
-    return Outcome(envelope=envelope)
+    return Outcome(envelope=bounded(envelope))

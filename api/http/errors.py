@@ -80,6 +80,12 @@ class ServerError(ApiError):
     status = 500
 
 
+class TooLarge(ApiError):
+    """413, or etcd's "request is too large" (a 500): the object will not fit however often it is sent."""
+
+    status = 413
+
+
 class Unreachable(ApiError):
     """No HTTP answer at all: connection refused or reset, DNS, TLS, timeout."""
 
@@ -106,6 +112,8 @@ def error_from_response(status: int, body: Any) -> ApiError:
     message = str(status_body.get("message") or body or f"HTTP {status}")
     if status == 409 and reason == "AlreadyExists":
         cls: type[ApiError] = AlreadyExists
+    elif status == 413 or "request is too large" in message:
+        cls = TooLarge
     elif status >= 500:
         cls = ServerError
     elif status == 404 and any(sign in message for sign in _NOT_SERVED):

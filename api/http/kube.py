@@ -12,7 +12,6 @@ import asyncio
 import builtins
 import contextlib
 import functools
-import json
 import os
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -30,7 +29,7 @@ from pydantic import BaseModel, ValidationError
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
 from yarl import URL
 
-from foreman.api.http import requests
+from foreman.api.http import decoding, requests
 from foreman.api.http.errors import (
     RETRYABLE,
     AlreadyExists,
@@ -190,7 +189,7 @@ class Kube:
             raw = await response.read()
             response.release()
             try:
-                body: Any = json.loads(raw)
+                body: Any = decoding.loads(raw)
             except ValueError:
                 body = raw.decode(errors="replace")
             failure = error_from_response(response.status, body)
@@ -208,7 +207,7 @@ class Kube:
             raise Unreachable(f"{request.method} {request.path}: {error}") from error
         finally:
             response.release()
-        return json.loads(raw) if raw else None
+        return decoding.loads(raw) if raw else None
 
     async def _send(self, request: Request) -> Any:
         # NB: a create with generateName is not idempotent: repeating it after a lost answer could create two
@@ -517,7 +516,7 @@ def decode_watch_line(model: type[R], line: bytes) -> tuple[str | None, WatchEve
         pass
     else:
         return fast.object.metadata.resource_version, WatchEvent(fast.type, fast.object)
-    event = json.loads(line)
+    event = decoding.loads(line)
     kind, obj = event.get("type"), event.get("object", {})
     if kind == "ERROR":
         raise error_from_response(int(obj.get("code", 500)), obj)
@@ -527,7 +526,7 @@ def decode_watch_line(model: type[R], line: bytes) -> tuple[str | None, WatchEve
 
 def decode_raw_watch_line(line: bytes) -> tuple[str | None, WatchEvent[dict[str, Any]] | None]:
     """One watch line of a built-in kind: its resourceVersion and the event (None for a bookmark); ERROR raises."""
-    event = json.loads(line)
+    event = decoding.loads(line)
     kind, obj = event.get("type"), event.get("object") or {}
     if kind == "ERROR":
         raise error_from_response(int(obj.get("code", 500)), obj)

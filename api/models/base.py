@@ -40,6 +40,10 @@ class Rule:
     holds: Callable[[Any], bool]
 
 
+DECODE_ERROR = "foreman.dev/decode-error"
+"""Annotation the HTTP layer puts on an object part of which was nested too deep to decode, saying what: such a task
+is failed (reason Undecodable), never run."""
+
 STORED: dict[str, Any] = {"stored": True}
 """Validation context for objects read back from the apiserver: the cross-field rules are not checked there. What the
 server stored is a fact to handle (an object created on a server without CEL, or before a rule existed), not input to

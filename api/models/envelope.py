@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any, Literal
 
 from pydantic import Field
@@ -29,3 +30,43 @@ class ResultEnvelope(Model):
     """Executor-specific details (for example stdout/stderr tails); free-form."""
     elapsed_sec: float = Field(default=0.0, ge=0)
     failure_reason: str | None = None
+
+
+EXTRA_BYTES = 256 * 1024
+"""What an envelope's `extra` may take in all, as JSON (a task is stored whole in etcd, which refuses 1.5 MB)."""
+EXTRA_DEPTH = 32
+
+
+def bounded(envelope: ResultEnvelope) -> ResultEnvelope:
+    """The envelope with `extra` cut to EXTRA_BYTES and EXTRA_DEPTH before it is written: a model's `extra` is
+    hostile input, and one the apiserver refuses (too large) or a daemon cannot decode (too deep) must not cost the
+    result. Top-level keys that do not fit are dropped whole, in order, and named in `extra.dropped`."""
+    kept: dict[str, Any] = {}
+    dropped: list[str] = []
+    size = 2
+    for key, value in envelope.extra.items():
+        encoded = len(json.dumps({key: value}, default=str)) if depth(value) < EXTRA_DEPTH else None
+        if encoded is None or size + encoded > EXTRA_BYTES - 4096:
+            dropped.append(str(key)[:200])
+            continue
+        kept[key] = value
+        size += encoded
+    if not dropped:
+        return envelope
+    kept["dropped"] = f"too large or too deep to store: {', '.join(dropped)}"[:2048]
+    return envelope.model_copy(update={"extra": kept})
+
+
+def depth(value: Any) -> int:
+    """Nesting levels of a JSON value (0 for a scalar), counted without recursion."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        current, level = stack.pop()
+        if isinstance(current, dict | list):
+            level += 1
+            deepest = max(deepest, level)
+            if level > EXTRA_DEPTH:
+                return level  # deep enough to refuse: no need to walk further
+            stack.extend((item, level) for item in (current.values() if isinstance(current, dict) else current))
+    return deepest

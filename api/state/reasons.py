@@ -35,6 +35,8 @@ EXECUTOR_NOT_FOUND: Final = "ExecutorNotFound"
 EXECUTOR_ERROR: Final = "ExecutorError"
 EXECUTOR_CONTRACT_VIOLATION: Final = "ExecutorContractViolation"
 TIMEOUT: Final = "Timeout"
+UNDECODABLE: Final = "Undecodable"
+"""Part of the stored task is nested too deep to decode (foreman.api.http.decoding): never run."""
 COMPLETED: Final = "Completed"
 
 # TaskSchedule: condition Accepted and the events of firing.

@@ -1,4 +1,5 @@
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -6,7 +7,7 @@ from pydantic import ValidationError
 
 from foreman.api.models.agents import Agent
 from foreman.api.models.base import set_condition
-from foreman.api.models.envelope import ResultEnvelope
+from foreman.api.models.envelope import EXTRA_DEPTH, ResultEnvelope, bounded, depth
 from foreman.api.models.queues import TaskQueue
 from foreman.api.models.resources import AgenticTask, FleetNode
 from foreman.api.models.schedules import TaskSchedule
@@ -76,3 +77,20 @@ def test_set_condition_keeps_transition_time_while_status_holds() -> None:
     flipped = set_condition(same, type="Blocked", status="False", reason="C", now=t0 + timedelta(seconds=9))
     assert [c.last_transition_time for c in (*first, *same, *flipped)] == [t0, t0, t0 + timedelta(seconds=9)]
     assert [c.reason for c in flipped] == ["C"]
+
+
+def test_an_envelope_extra_too_large_or_too_deep_is_cut_before_it_is_written() -> None:
+    deep: dict[str, Any] = {}
+    for _ in range(900):
+        deep = {"a": deep}
+    envelope = ResultEnvelope(kind="freeform", verdict="GO", extra={"usage": {"t": 1}, "blob": "x" * 1_600_000,
+                                                                     "deep": deep, "fine": [1, 2]})  # fmt: skip
+    cut = bounded(envelope)
+    assert cut.extra["usage"] == {"t": 1}
+    assert cut.extra["fine"] == [1, 2]
+    assert "blob" not in cut.extra
+    assert "deep" not in cut.extra
+    assert cut.extra["dropped"] == "too large or too deep to store: blob, deep"
+    assert bounded(cut) == cut
+    assert depth(deep) == EXTRA_DEPTH + 1  # stops counting once over
+    assert (depth(1), depth([]), depth({"a": [1]})) == (0, 1, 2)
