@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from foreman.api.models.resources import AgenticTask
+from foreman.api.models.resources import NODE_LABEL, AgenticTask
 
 KEY = "transcript.jsonl"
 LIMIT = 900_000
@@ -30,12 +30,10 @@ def configmap(task: AgenticTask, text: str) -> dict[str, Any]:
     """The ConfigMap that holds a task's transcript, owned by the task (a cluster's garbage collector deletes it
     with the task), for a server-side apply."""
     owner = {"apiVersion": task.api_version, "kind": task.kind, "name": task.name, "uid": task.metadata.uid}
-    return {
-        "apiVersion": "v1",
-        "kind": "ConfigMap",
-        "metadata": {"name": configmap_name(task.name), "namespace": task.namespace, "ownerReferences": [owner]},
-        "data": {KEY: text},
-    }
+    meta: dict[str, Any] = {"name": configmap_name(task.name), "namespace": task.namespace, "ownerReferences": [owner]}
+    if task.status.assigned_node:  # NB: the admission policy lets a worker write only its own node's transcripts
+        meta["labels"] = {NODE_LABEL: task.status.assigned_node}
+    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta, "data": {KEY: text}}
 
 
 def owned_by(body: dict[str, Any], task: AgenticTask) -> bool:

@@ -12,7 +12,8 @@ from typing import Any
 
 import yaml
 
-from foreman.api.models.resources import GROUP
+from foreman.api.models.resources import GROUP, NODE_LABEL
+from foreman.api.models.transcript import KEY as TRANSCRIPT_KEY
 from foreman.api.tooling.crd import all_crds
 
 Manifest = dict[str, Any]
@@ -137,6 +138,25 @@ NODE_NAME_EXTRA = "authentication.kubernetes.io/node-name"
 """Where the apiserver puts the Node of the Pod a ServiceAccount token is bound to (ServiceAccountTokenPodNodeInfo)."""
 _BOUND_TO_A_NODE = f"has(request.userInfo.extra) && '{NODE_NAME_EXTRA}' in request.userInfo.extra"
 OWN_NODE_POLICY = f"{WORKER}-own-node"
+OWN_OBJECTS_POLICY = f"{WORKER}-own-objects"
+_WORKER_OF_A_NODE: dict[str, Any] = {
+    "matchConditions": [
+        {
+            "name": "worker-of-a-node",
+            "expression": f"request.userInfo.username.startsWith('{PINNED_WORKER_PREFIX}')"
+            f" || (request.userInfo.username == '{SHARED_WORKER_USER}' && {_BOUND_TO_A_NODE})",
+        }
+    ],
+    "variables": [
+        {
+            "name": "node",
+            "expression": f"request.userInfo.username.startsWith('{PINNED_WORKER_PREFIX}')"
+            f" ? request.userInfo.username.substring({len(PINNED_WORKER_PREFIX)})"
+            f" : request.userInfo.extra['{NODE_NAME_EXTRA}'][0]",
+        }
+    ],
+}
+"""Who the worker policies hold, and their node: a per-node identity, or the shared one with a token bound to a Pod."""
 
 
 def worker_admission() -> list[Manifest]:
@@ -152,6 +172,7 @@ def worker_admission() -> list[Manifest]:
     `--bound-object-kind Pod`) names no node and is not matched: it keeps the open status (README)."""
     policy = {
         "failurePolicy": "Fail",
+        **_WORKER_OF_A_NODE,
         "matchConstraints": {
             "resourceRules": [
                 {
@@ -168,21 +189,6 @@ def worker_admission() -> list[Manifest]:
                 },
             ]
         },
-        "matchConditions": [
-            {
-                "name": "worker-of-a-node",
-                "expression": f"request.userInfo.username.startsWith('{PINNED_WORKER_PREFIX}')"
-                f" || (request.userInfo.username == '{SHARED_WORKER_USER}' && {_BOUND_TO_A_NODE})",
-            }
-        ],
-        "variables": [
-            {
-                "name": "node",
-                "expression": f"request.userInfo.username.startsWith('{PINNED_WORKER_PREFIX}')"
-                f" ? request.userInfo.username.substring({len(PINNED_WORKER_PREFIX)})"
-                f" : request.userInfo.extra['{NODE_NAME_EXTRA}'][0]",
-            }
-        ],
         "validations": [
             {
                 "expression": "request.resource.resource != 'fleetnodes' || object.metadata.name == variables.node",
@@ -207,18 +213,77 @@ def worker_admission() -> list[Manifest]:
             },
         ],
     }
+    return [*_policy(OWN_NODE_POLICY, policy), *_policy(OWN_OBJECTS_POLICY, _own_objects())]
+
+
+def _own_objects() -> dict[str, Any]:
+    """What a worker of a node writes beside tasks and nodes: only its own tasks' transcript ConfigMaps (named after
+    the task that owns them, labelled with its node, one data key) and Events only about tasks and its own FleetNode.
+    So it cannot create or change kube-system/aws-auth (EKS maps IAM roles to system:masters there), rewrite another
+    node's transcripts (forging what `foreman logs` shows), or write Warning Events about the apiserver's pod."""
+    label = f"'{NODE_LABEL}'"
+    owner = "object.metadata.ownerReferences[0]"
+    transcript = (
+        "object.metadata.name.endsWith('-transcript')"
+        f" && has(object.metadata.labels) && {label} in object.metadata.labels"
+        f" && object.metadata.labels[{label}] == variables.node"
+        " && has(object.metadata.ownerReferences) && object.metadata.ownerReferences.size() == 1"
+        f" && {owner}.kind == 'AgenticTask' && {owner}.apiVersion.startsWith('{GROUP}/')"
+        f" && {owner}.name + '-transcript' == object.metadata.name"
+        f" && !has(object.binaryData) && (!has(object.data) || object.data.all(k, k == '{TRANSCRIPT_KEY}'))"
+    )
+    theirs_before = (
+        f"request.operation != 'UPDATE' || has(oldObject.metadata.labels) && {label} in oldObject.metadata.labels"
+        f" && oldObject.metadata.labels[{label}] == variables.node"
+    )
+    about = "object.involvedObject"
+    event = (
+        f"{about}.apiVersion.startsWith('{GROUP}/') && ({about}.kind == 'AgenticTask'"
+        f" || {about}.kind == 'FleetNode' && {about}.name == variables.node)"
+    )
+    return {
+        "failurePolicy": "Fail",
+        **_WORKER_OF_A_NODE,
+        "matchConstraints": {
+            "resourceRules": [
+                {
+                    "apiGroups": [""],
+                    "apiVersions": ["v1"],
+                    "operations": ["CREATE", "UPDATE"],
+                    "resources": ["configmaps", "events"],
+                },
+            ]
+        },
+        "validations": [
+            {
+                "expression": f"request.resource.resource != 'configmaps' || ({transcript}) && ({theirs_before})",
+                "messageExpression": "'a worker may write only the transcript ConfigMaps of its own node\\'s tasks ('"
+                " + variables.node + ')'",
+                "reason": "Forbidden",
+            },
+            {
+                "expression": f"request.resource.resource != 'events' || {event}",
+                "messageExpression": "'a worker may record Events only about tasks and its own FleetNode ('"
+                " + variables.node + ')'",
+                "reason": "Forbidden",
+            },
+        ],
+    }
+
+
+def _policy(name: str, spec: dict[str, Any]) -> list[Manifest]:
     return [
         {
             "apiVersion": "admissionregistration.k8s.io/v1",
             "kind": "ValidatingAdmissionPolicy",
-            "metadata": {"name": OWN_NODE_POLICY},
-            "spec": policy,
+            "metadata": {"name": name},
+            "spec": spec,
         },
         {
             "apiVersion": "admissionregistration.k8s.io/v1",
             "kind": "ValidatingAdmissionPolicyBinding",
-            "metadata": {"name": OWN_NODE_POLICY},
-            "spec": {"policyName": OWN_NODE_POLICY, "validationActions": ["Deny"]},
+            "metadata": {"name": name},
+            "spec": {"policyName": name, "validationActions": ["Deny"]},
         },
     ]
 

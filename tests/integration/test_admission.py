@@ -8,11 +8,13 @@ from typing import Any
 
 import pytest
 
+from foreman.api.http import requests
 from foreman.api.http.errors import Forbidden
 from foreman.api.http.features import VALIDATING_ADMISSION_POLICY
 from foreman.api.http.kube import Kube
 from foreman.api.http.requests import Request
-from foreman.api.models.resources import AgenticTask, FleetNode
+from foreman.api.models import transcript
+from foreman.api.models.resources import NODE_LABEL, AgenticTask, FleetNode
 from foreman.api.tooling.localcluster import Identity
 from foreman.api.tooling.manifests import NAMESPACE, WORKER, pinned_worker_rbac
 from tests.clusters import Cluster
@@ -135,6 +137,36 @@ async def _own_node_only(worker: Kube, kube: Kube, namespace: str, node: str) ->
         with pytest.raises(Forbidden, match=f"only of tasks Scheduled or Running on its own node \\({node}\\)"):
             await worker.patch_status(AgenticTask, name, status, namespace=namespace)
         assert (await kube.get(AgenticTask, name, namespace)).status.claimed_by != node
+    await _own_objects_only(worker, kube, namespace, node)
+
+
+async def _own_objects_only(worker: Kube, kube: Kube, namespace: str, node: str) -> None:
+    """Beside tasks and nodes, `worker` writes only its own tasks' transcripts and Events about tasks and its own
+    FleetNode: not kube-system/aws-auth, not another node's transcript, not a Warning about the apiserver's pod."""
+    mine = await kube.get(AgenticTask, "mine", namespace)
+    theirs = await kube.get(AgenticTask, "theirs-running", namespace)
+    await worker.apply(transcript.configmap(mine, '{"event": "task"}'))
+    forged = transcript.configmap(theirs, '{"event": "end", "verdict": "NO-GO"}')
+    await kube.apply(transcript.configmap(theirs, '{"event": "task"}'))  # the other node's transcript, as it wrote it
+    aws_auth = {
+        "apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "aws-auth", "namespace": "kube-system"},
+        "data": {"mapRoles": "- rolearn: arn:aws:iam::1:role/x\n  groups: [system:masters]\n"},
+    }  # fmt: skip
+    disguised = {**transcript.configmap(mine, "x"), "data": {"mapRoles": "x"}}
+    disguised["metadata"] = {**disguised["metadata"], "namespace": "kube-system", "name": "aws-auth"}
+    for body in (aws_auth, {**forged, "metadata": {**forged["metadata"], "labels": {NODE_LABEL: node}}}, disguised):
+        with pytest.raises(Forbidden, match="only the transcript ConfigMaps of its own node"):
+            await worker.apply(body)
+    stored = await kube.get_raw("v1", "ConfigMap", transcript.configmap_name("theirs-running"), namespace)
+    assert "NO-GO" not in str(stored["data"])
+    await worker.emit_event(mine, reason="Completed", message="ok", component="test")
+    pod = {"apiVersion": "v1", "kind": "Pod", "name": "kube-apiserver", "namespace": "kube-system"}
+    with pytest.raises(Forbidden, match="Events only about tasks and its own FleetNode"):
+        await worker._send(requests.create_object({
+            "apiVersion": "v1", "kind": "Event", "metadata": {"name": "apiserver.x", "namespace": "kube-system"},
+            "involvedObject": pod,
+            "reason": "Unhealthy", "message": "compromised", "type": "Warning",
+        }))  # fmt: skip
 
 
 async def test_the_shared_worker_identity_and_older_servers_keep_the_open_status(
