@@ -17,6 +17,7 @@ import yaml
 
 from foreman.api.models.agents import DEFAULT_TOOLS, AgentSpec, ToolName
 from foreman.api.models.resources import AgenticTask
+from foreman.worker.agent import textcalls
 from foreman.worker.agent.stream import Answer, ToolCall
 
 Message = dict[str, Any]
@@ -107,6 +108,8 @@ class Retry:
 @dataclass(frozen=True)
 class Act:
     calls: tuple[ToolCall, ...]
+    recovered: bool = False
+    """The calls were written as text (textcalls): the history gets them as structured calls, without the text."""
 
 
 @dataclass(frozen=True)
@@ -127,9 +130,10 @@ class Stop:
 Step = Retry | Act | Tell | Stop
 
 
-def judge(answer: Answer, *, truncated_retries: int, nudged: bool) -> Step:
+def judge(answer: Answer, *, truncated_retries: int, nudged: bool, schemas: textcalls.Schemas | None = None) -> Step:
     """What to do with one answer. `truncated_retries`: how often this turn was already retried for cut-off calls;
-    `nudged`: whether the model was already told once to call a tool."""
+    `nudged`: whether the model was already told once to call a tool; `schemas`: the offered tools' parameters, for
+    calls written as text."""
     broken = [call for call in answer.tool_calls if not call.name or call.parsed() is None]
     if answer.finish_reason is None:
         return Retry("the stream ended before the answer was complete")
@@ -139,6 +143,8 @@ def judge(answer: Answer, *, truncated_retries: int, nudged: bool) -> Step:
         return Tell(CUT_OFF_NOTE)
     if answer.tool_calls:
         return Act(answer.tool_calls)
+    if recovered := textcalls.recover(answer.content, schemas or {}):
+        return Act(recovered, recovered=True)
     if not nudged:
         return Tell(NUDGE)
     said = answer.content.strip() or "(nothing)"

@@ -24,7 +24,7 @@ class ToolCall:
         """The arguments as an object, or None when they are not valid JSON (a truncated stream) or not an object."""
         try:
             value = json.loads(self.arguments or "{}")
-        except ValueError:
+        except (ValueError, RecursionError):  # NB: nested past the decoder's depth is no call either
             return None
         return value if isinstance(value, dict) else None
 

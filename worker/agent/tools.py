@@ -124,6 +124,10 @@ class Toolbox:
     def definitions(self) -> list[dict[str, Any]]:
         return [DEFINITIONS[name] for name in self.offered]
 
+    def schemas(self) -> dict[str, dict[str, Any]]:
+        """Each offered tool's parameters, by name (what a call written as text must match)."""
+        return {name: DEFINITIONS[name]["function"]["parameters"] for name in self.offered}
+
     async def call(self, name: str, arguments: dict[str, Any]) -> str:
         """Run one tool; ToolError for anything the model should hear about (submit_result is the loop's)."""
         if name not in self.offered or name == "submit_result":

@@ -12,6 +12,7 @@ the task.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import time
 from collections.abc import Mapping
@@ -264,6 +265,10 @@ class AgentRun:
                 assert isinstance(step, Act)
                 nudged = False
                 calls = conversation.with_ids(step.calls, turn)
+                if step.recovered:  # NB: the call goes back as a structured one, the text that held it not at all
+                    answer = dataclasses.replace(answer, content="")
+                    self.transcript.add({"event": "note", "turn": turn, "message": "tool calls recovered from text",
+                                         "toolCalls": [{"id": c.id, "name": c.name} for c in calls]})  # fmt: skip
                 said = conversation.assistant_message(answer, calls)
                 assert said is not None
                 messages = [*messages, said]
@@ -299,7 +304,9 @@ class AgentRun:
             completion = await self.server.complete(request, self.retrying)
             self.tally.add(completion)
             self.count(completion)
-            step = conversation.judge(completion.answer, truncated_retries=retries, nudged=nudged)
+            step = conversation.judge(
+                completion.answer, truncated_retries=retries, nudged=nudged, schemas=self.toolbox.schemas()
+            )
             if not isinstance(step, Retry):
                 return completion, step
             retries += 1
