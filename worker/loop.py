@@ -26,7 +26,7 @@ from foreman.api.models import transcript
 from foreman.api.models.agents import Agent
 from foreman.api.models.base import DECODE_ERROR, find_condition, utcnow
 from foreman.api.models.envelope import ResultEnvelope, bounded
-from foreman.api.models.resources import TERMINAL_PHASES, AgenticTask, NodeSandbox
+from foreman.api.models.resources import TERMINAL_PHASES, AgenticTask, ModelOffer, NodeSandbox
 from foreman.api.models.validation import describe
 from foreman.api.runtime.daemon import sleep_unless
 from foreman.api.state import reasons, status
@@ -115,6 +115,13 @@ class Worker:
             manual=self.config.installed_models,
         )
         return Offering(executors, models, self.inference, self.sandbox)
+
+    def model_offer(self, name: str | None) -> ModelOffer | None:
+        """What the node advertises of a model (by name or alias); with no name, the one model it serves, if one."""
+        models = self.offering().models
+        if name is None:
+            return models[0] if len(models) == 1 else None
+        return next((m for m in models if name == m.name or name in m.aliases), None)
 
     async def find_sandbox(self) -> None:
         """Which sandbox the agent's commands run in, said once at start: where none works, why and how to fix it."""
@@ -400,6 +407,7 @@ class Worker:
             agent=agent,
             publish_transcript=lambda text: self._publish_transcript(execution, text),
             metrics=self.metrics,
+            model=self.model_offer(task.spec.model_ref or (agent.model if agent else None)),
             report_speed=self.speeds.observe,
         )
         execution.work = asyncio.create_task(executor.execute(task, context))

@@ -30,7 +30,8 @@ class WorkerMetrics:
         # The agent executor's, per model: what local inference costs and how fast it is.
         self.agent_tokens = Counter(
             "foreman_agent_tokens_total",
-            "Tokens the model server reported (or that were estimated), by direction: prompt or completion",
+            "Tokens the model server reported (or that were estimated), by direction: prompt, completion, or"
+            " prompt_cached (of the prompt tokens, those reused from the server's prompt cache)",
             ["model", "direction"],
             registry=self.registry,
         )

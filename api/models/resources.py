@@ -149,6 +149,9 @@ class Usage(Model):
     model: str | None = None
     estimated: bool = False
     """Some turns had no usage from the server, so their tokens were estimated from the text (~4 characters each)."""
+    cached_prompt_tokens: int | None = Field(default=None, ge=0)
+    """Of prompt_tokens, those the server reused from its prompt cache rather than processed again, where it says
+    (llama-server, OpenAI-style servers)."""
 
 
 class AgenticTaskStatus(Model):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import yaml
@@ -207,20 +207,78 @@ def estimate_tokens(messages: Sequence[Message]) -> int:
     return sum(len(json.dumps(message, ensure_ascii=False)) for message in messages) // CHARS_PER_TOKEN
 
 
-def fit(messages: list[Message], budget_tokens: int | None, *, keep_recent: int = 6) -> list[Message]:
-    """Shorten the oldest tool results until the conversation fits `budget_tokens` (estimated). The system prompt,
-    the task and the latest `keep_recent` messages stay whole: they are what the model needs most."""
-    if budget_tokens is None or estimate_tokens(messages) <= budget_tokens:
-        return messages
-    fitted = list(messages)
-    for index in range(len(fitted) - keep_recent):
-        message = fitted[index]
-        content = message.get("content") or ""
-        if message.get("role") != "tool" or len(content) <= SHORTENED_KEEP:
-            continue
-        dropped = len(content) - SHORTENED_KEEP
-        shortened = f"{content[:SHORTENED_KEEP]}\n[shortened to fit the context window: {dropped} characters dropped]"
-        fitted[index] = {**message, "content": shortened}
-        if estimate_tokens(fitted) <= budget_tokens:
-            break
-    return fitted
+COMPACT_TO = 0.5
+"""When the conversation outgrows its budget, older tool results are shortened until it takes at most this share of
+it: then turns only append again for a while, and the server's prompt cache (the common prefix) keeps holding."""
+
+
+@dataclass(frozen=True)
+class Fitting:
+    """How the history is fitted to the model's context, turn after turn, keeping the server's prompt cache.
+
+    A server reuses its KV cache only for the prefix a request shares with the one before (llama-server: extending
+    a conversation reused 2,332 of 2,346 prompt tokens; changing an early message, only up to it). So the sent
+    history changes before its end only when it must: once it outgrows `budget`, the oldest tool results are
+    shortened in one big step, down to COMPACT_TO of the budget, and stay so; until the budget is reached again,
+    turns only append (hysteresis). The system prompt and the task stay whole, and so do the latest `keep_recent`
+    messages unless the budget cannot be met without them (then all but the very last)."""
+
+    budget: int | None
+    shortened: frozenset[int] = frozenset()
+    """Indexes of the messages sent shortened (each, once shortened, is always sent so)."""
+    keep_recent: int = 6
+
+    def view(self, messages: Sequence[Message]) -> list[Message]:
+        """The history as it is sent."""
+        return [_shortened(m) if index in self.shortened else m for index, m in enumerate(messages)]
+
+    def fitted(self, messages: Sequence[Message]) -> Fitting:
+        """The fitting for this history: the same while it fits, else with more of it shortened."""
+        if self.budget is None or estimate_tokens(self.view(messages)) <= self.budget:
+            return self
+        target = int(self.budget * COMPACT_TO)
+        shortened = set(self.shortened)
+        size = estimate_tokens(self.view(messages))
+        # NB: the oldest first; the recent ones too (but the very last) only when the rest cannot make it fit
+        older = range(len(messages) - self.keep_recent)
+        recent = range(max(0, len(messages) - self.keep_recent), len(messages) - 1)
+        for index in [*older, *recent]:
+            if index in recent and size <= self.budget:
+                break
+            message = messages[index]
+            if index in shortened or message.get("role") != "tool" or len(message.get("content") or "") <= SHORT:
+                continue
+            shortened.add(index)
+            size -= (len(message.get("content") or "") - len(_shortened(message)["content"])) // CHARS_PER_TOKEN
+            if size <= target:
+                break
+        return replace(self, shortened=frozenset(shortened))
+
+    def within(self, budget: int) -> Fitting:
+        """The same fitting under a smaller budget (the server said its context is smaller than we thought)."""
+        return replace(self, budget=min(budget, self.budget) if self.budget is not None else budget)
+
+
+SHORT = SHORTENED_KEEP + 100
+"""Tool results shorter than this are never shortened: there is nothing to gain."""
+
+
+def _shortened(message: Message) -> Message:
+    content = message.get("content") or ""
+    dropped = len(content) - SHORTENED_KEEP
+    return {**message, "content": f"{content[:SHORTENED_KEEP]}\n[shortened to fit the context window: {dropped} "
+            "characters dropped]"}  # fmt: skip
+
+
+def budget_for(window: int | None, served: int | None, max_output: int | None) -> int | None:
+    """The conversation's budget in tokens: the smaller of the Agent's window and the context the node's server
+    gives the model (per slot for llama-server), less room for the reply. None when neither is known."""
+    known = [size for size in (window, served) if size]
+    if not known:
+        return None
+    context = min(known)
+    return max(context // 4, context - min(max_output or REPLY_ROOM, context // 2))
+
+
+REPLY_ROOM = 1024
+"""Tokens kept free for the answer when the Agent sets no maxOutputTokens."""

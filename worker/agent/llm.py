@@ -30,6 +30,16 @@ class ModelServerError(Exception):
     """The server refused the request (4xx other than 429) or kept failing past the retry budget."""
 
 
+class ContextExceeded(ModelServerError):
+    """The prompt does not fit the model's context (llama-server's `exceed_context_size_error`); `context` is the
+    size the server says it has, where it says."""
+
+    def __init__(self, message: str, *, prompt_tokens: int | None, context: int | None):
+        super().__init__(message)
+        self.prompt_tokens = prompt_tokens
+        self.context = context
+
+
 @dataclass(frozen=True)
 class Endpoint:
     base_url: str
@@ -119,6 +129,8 @@ class ModelServer:
             try:
                 return await self._stream_once(request)
             except openai.BadRequestError as error:
+                if exceeded := context_exceeded(error.body):
+                    raise exceeded from None
                 if not self.include_usage:
                     raise ModelServerError(f"the model server refused the request: {_said(error)}") from None
                 self.include_usage = False  # NB: some servers and versions reject stream_options; ask without it
@@ -174,6 +186,24 @@ class ModelServer:
         written = len(answer.content) + len(answer.reasoning) + sum(len(c.arguments) for c in answer.tool_calls)
         guess = TokenCount(estimate_tokens(request.messages), max(1, written // CHARS_PER_TOKEN))
         return Completion(answer, guess, estimated=True, generation_seconds=generation)
+
+
+def context_exceeded(body: object) -> ContextExceeded | None:
+    """A 400 that says the prompt is longer than the context: llama-server's `{"error": {"type":
+    "exceed_context_size_error", "n_prompt_tokens": ..., "n_ctx": ...}}`, or an OpenAI-style
+    `context_length_exceeded` code."""
+    inner = body.get("error", body) if isinstance(body, dict) else None
+    if not isinstance(inner, dict):
+        return None
+    if inner.get("type") != "exceed_context_size_error" and inner.get("code") != "context_length_exceeded":
+        return None
+    prompt, context = inner.get("n_prompt_tokens"), inner.get("n_ctx")
+    message = " ".join(str(inner.get("message") or "the prompt exceeds the context").split())[:500]
+    return ContextExceeded(
+        message,
+        prompt_tokens=prompt if isinstance(prompt, int) else None,
+        context=context if isinstance(context, int) else None,
+    )
 
 
 def _said(error: openai.APIError) -> str:

@@ -33,6 +33,9 @@ class ToolCall:
 class TokenCount:
     prompt: int
     completion: int
+    cached: int | None = None
+    """Prompt tokens the server reused from its cache, where it says (OpenAI's `prompt_tokens_details.cached_tokens`,
+    llama-server's `timings.cache_n`): the rest it processed again."""
 
 
 @dataclass(frozen=True)
@@ -43,6 +46,8 @@ class Answer:
     finish_reason: str | None
     """None when the stream ended without one: cut off mid-way."""
     usage: TokenCount | None
+    speed: float | None = None
+    """Generation speed the server measured (llama-server's `timings.predicted_per_second`)."""
 
 
 @dataclass
@@ -61,11 +66,20 @@ class Assembler:
     _calls: dict[int, _PartialCall] = field(default_factory=dict)
     _finish_reason: str | None = None
     _usage: TokenCount | None = None
+    _timings: dict[str, Any] = field(default_factory=dict)
 
     def add(self, chunk: dict[str, Any]) -> None:
         usage = chunk.get("usage")
         if isinstance(usage, dict) and "completion_tokens" in usage:
-            self._usage = TokenCount(int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0))
+            details = usage.get("prompt_tokens_details")
+            cached = details.get("cached_tokens") if isinstance(details, dict) else None
+            self._usage = TokenCount(
+                int(usage.get("prompt_tokens") or 0),
+                int(usage.get("completion_tokens") or 0),
+                int(cached) if isinstance(cached, int) else None,
+            )
+        if isinstance(chunk.get("timings"), dict):
+            self._timings = chunk["timings"]
         for choice in chunk.get("choices") or []:
             delta = choice.get("delta") or {}
             if delta.get("content"):
@@ -94,12 +108,18 @@ class Assembler:
             ToolCall(id=call.id, name=call.name, arguments="".join(call.arguments))
             for _, call in sorted(self._calls.items())
         )
+        usage = self._usage
+        cache_n = self._timings.get("cache_n")
+        if usage is not None and usage.cached is None and isinstance(cache_n, int):
+            usage = TokenCount(usage.prompt, usage.completion, cache_n)
+        speed = self._timings.get("predicted_per_second")
         return Answer(
             content="".join(self._content),
             reasoning="".join(self._reasoning),
             tool_calls=calls,
             finish_reason=self._finish_reason,
-            usage=self._usage,
+            usage=usage,
+            speed=float(speed) if isinstance(speed, int | float) and speed > 0 else None,
         )
 
 

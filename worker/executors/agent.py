@@ -30,7 +30,7 @@ from foreman.api.models.validation import describe
 from foreman.worker.agent import conversation, git, workspace
 from foreman.worker.agent.conversation import REPEAT_LIMIT, Act, Message, Retry, Settings, Stop, Tell
 from foreman.worker.agent.errors import ToolError, WorkspaceError
-from foreman.worker.agent.llm import Completion, Endpoint, ModelRequest, ModelServer, backoff
+from foreman.worker.agent.llm import Completion, ContextExceeded, Endpoint, ModelRequest, ModelServer, backoff
 from foreman.worker.agent.publisher import Publisher
 from foreman.worker.agent.stream import ToolCall
 from foreman.worker.agent.tools import Toolbox
@@ -42,6 +42,7 @@ from foreman.worker.sandbox.sandbox import Sandbox, SandboxSettings
 log = structlog.get_logger("foreman.worker.agent")
 
 MAX_TURNS_EXCEEDED = "MaxTurnsExceeded"
+CONTEXT_EXCEEDED = "ContextExceeded"
 
 
 class AgentExecutorSettings(SandboxSettings):
@@ -83,11 +84,14 @@ class Tally:
     turns: int = 0
     tool_calls: int = 0
     estimated: bool = False
+    cached_prompt_tokens: int | None = None
 
     def add(self, completion: Completion) -> None:
         self.prompt_tokens += completion.usage.prompt
         self.completion_tokens += completion.usage.completion
         self.estimated = self.estimated or completion.estimated
+        if completion.usage.cached is not None:
+            self.cached_prompt_tokens = (self.cached_prompt_tokens or 0) + completion.usage.cached
 
     def usage(self) -> Usage:
         return Usage(
@@ -98,6 +102,7 @@ class Tally:
             tool_calls=self.tool_calls,
             model=self.model,
             estimated=self.estimated,
+            cached_prompt_tokens=self.cached_prompt_tokens,
         )
 
 
@@ -205,6 +210,10 @@ class AgentRun:
         self.tally = Tally(model=settings.model)
         self.transcript = Transcript()
         self.git = git.Git(space, config.git_config)
+        served = context.model.context_tokens if context.model is not None else None
+        self.fitting = conversation.Fitting(
+            conversation.budget_for(settings.context_window_tokens, served, settings.max_output_tokens)
+        )
         self.publisher = Publisher(context.publish_transcript)
         commands = tuple(tuple(prefix) for prefix in config.allow_commands)
         self.toolbox = Toolbox(space, settings.tools, commands, confined)
@@ -226,6 +235,9 @@ class AgentRun:
         self.publish()
         try:
             ending = await self.converse(conversation.opening(self.settings, prompt))
+        except ContextExceeded as exceeded:
+            ending = Ending("INCOMPLETE", f"the conversation does not fit the model's context: {exceeded}",
+                            CONTEXT_EXCEEDED)  # fmt: skip
         except asyncio.CancelledError:
             # NB: the timeout, a cancel or a drain; the transcript says so (its writer outlives this task)
             self.transcript.add({"event": "end", "turn": self.tally.turns, "at": _now(), "reason": "Stopped"})
@@ -292,16 +304,29 @@ class AgentRun:
     async def ask(self, messages: list[Message], nudged: bool) -> tuple[Completion, Act | Tell | Stop]:
         """One model call, asked again (with backoff) while its answer must not enter the history."""
         retries = 0
+        refitted = False
         while True:
+            self.fitting = self.fitting.fitted(messages)
             request = ModelRequest(
                 model=self.settings.model,
-                messages=conversation.fit(messages, self.settings.context_window_tokens),
+                messages=self.fitting.view(messages),
                 tools=self.toolbox.definitions(),
                 max_tokens=self.settings.max_output_tokens,
                 temperature=self.settings.temperature,
                 turn_timeout=self.settings.turn_timeout,
             )
-            completion = await self.server.complete(request, self.retrying)
+            try:
+                completion = await self.server.complete(request, self.retrying)
+            except ContextExceeded as exceeded:
+                if refitted or exceeded.context is None:
+                    raise
+                # NB: the server knows its context better than discovery did: fit to what it says, once
+                refitted = True
+                budget = conversation.budget_for(None, exceeded.context, self.settings.max_output_tokens)
+                assert budget is not None
+                self.fitting = self.fitting.within(budget)
+                await self.retrying(f"prompt exceeds the context ({exceeded}); fitted to {budget} tokens", 0.0)
+                continue
             self.tally.add(completion)
             self.count(completion)
             step = conversation.judge(
@@ -326,8 +351,12 @@ class AgentRun:
         model = self.settings.model or "default"
         metrics.agent_tokens.labels(model, "prompt").inc(completion.usage.prompt)
         metrics.agent_tokens.labels(model, "completion").inc(completion.usage.completion)
-        if completion.generation_seconds > 0 and completion.usage.completion > 1:
-            speed = completion.usage.completion / completion.generation_seconds
+        if completion.usage.cached is not None:
+            metrics.agent_tokens.labels(model, "prompt_cached").inc(completion.usage.cached)
+        measured = completion.generation_seconds > 0 and completion.usage.completion > 1
+        if completion.answer.speed is not None or measured:
+            # NB: the server's own measure where it gives one (it excludes the network and our parsing)
+            speed = completion.answer.speed or completion.usage.completion / completion.generation_seconds
             metrics.agent_generation_speed.labels(model).observe(speed)
             if self.context.report_speed is not None and self.settings.model:
                 self.context.report_speed(self.settings.model, speed)
@@ -369,6 +398,7 @@ def answer_record(turn: int, completion: Completion) -> dict[str, Any]:
         "usage": {
             "prompt": completion.usage.prompt,
             "completion": completion.usage.completion,
+            "cached": completion.usage.cached,
             "estimated": completion.estimated,
         },
     }

@@ -11,7 +11,7 @@ import structlog
 
 from foreman.api.models.agents import AgentSpec
 from foreman.api.models.envelope import ResultEnvelope
-from foreman.api.models.resources import AgenticTask
+from foreman.api.models.resources import AgenticTask, ModelOffer
 from foreman.worker.metrics import WorkerMetrics
 
 ENTRY_POINT_GROUP = "foreman.executors"
@@ -30,6 +30,9 @@ class ExecutionContext:
     """Stores the task's transcript (JSON lines, whole each time) where `foreman logs` reads it."""
     metrics: WorkerMetrics | None = None
     """The worker's metrics, for executors that count more than the worker does (the agent's tokens)."""
+    model: ModelOffer | None = None
+    """What the node's model server says of the model the task runs with (its context window, whether it is
+    loaded), where the node serves it; for executors that run on that server."""
     report_speed: Callable[[str, float], None] | None = None
     """Tells the worker a model's measured generation speed (tokens per second), which its FleetNode publishes."""
 

@@ -82,19 +82,47 @@ def test_repeats_count_the_same_call_back_from_the_latest() -> None:
     assert conversation.repeats([], same) == 0
 
 
-def test_fit_shortens_the_oldest_tool_results_and_keeps_the_recent_whole() -> None:
-    big = "x" * 4000
-    history = [
+def _grown(turns: int, size: int = 4000) -> list[dict[str, str]]:
+    return [
         {"role": "system", "content": "s"},
         {"role": "user", "content": "task"},
-        *({"role": "tool", "tool_call_id": str(i), "content": big} for i in range(10)),
+        *({"role": "tool", "tool_call_id": str(i), "content": "x" * size} for i in range(turns)),
     ]
-    fitted = conversation.fit(history, budget_tokens=7000, keep_recent=3)
-    assert conversation.estimate_tokens(fitted) <= 7000
-    assert fitted[:2] == history[:2]
-    assert fitted[-3:] == history[-3:]
-    assert "[shortened to fit the context window" in fitted[2]["content"]
-    assert conversation.fit(history, None) is history
+
+
+def test_fitting_shortens_the_oldest_tool_results_in_one_step_and_keeps_the_head_and_the_recent_whole() -> None:
+    history = _grown(10)
+    fitting = conversation.Fitting(7000, keep_recent=3).fitted(history)
+    sent = fitting.view(history)
+    assert conversation.estimate_tokens(sent) <= 7000
+    assert fitting.shortened == frozenset(range(2, 9))  # all it may: the recent three hold 3,000 of the 3,500
+    assert sent[:2] == history[:2]
+    assert sent[-3:] == history[-3:]
+    assert "[shortened to fit the context window" in sent[2]["content"]
+    assert conversation.Fitting(None).fitted(history).view(history) == history
+
+
+def test_fitting_keeps_the_sent_prefix_byte_identical_until_the_budget_is_reached_again() -> None:
+    """The server's prompt cache holds as long as each request extends the one before."""
+    fitting = conversation.Fitting(20_000, keep_recent=3)
+    before: list[dict[str, str]] = []
+    compactions = 0
+    for turns in range(1, 60):
+        history = _grown(turns)
+        fitting = fitting.fitted(history)
+        sent = fitting.view(history)
+        assert conversation.estimate_tokens(sent) <= 20_000
+        if sent[: len(before)] != before:
+            compactions += 1
+        before = sent
+    assert 1 <= compactions <= 60 // 5  # a compaction now and then, not a rewrite every turn
+
+
+def test_the_budget_is_the_smaller_context_less_room_for_the_reply() -> None:
+    assert conversation.budget_for(None, None, None) is None
+    assert conversation.budget_for(32768, 8192, 512) == 8192 - 512
+    assert conversation.budget_for(None, 8192, None) == 8192 - conversation.REPLY_ROOM
+    assert conversation.budget_for(4096, None, 100_000) == 4096 // 2  # a reply never takes more than half
 
 
 def test_settings_and_prompt() -> None:
