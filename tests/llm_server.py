@@ -184,12 +184,15 @@ class ScriptedLLM:
         model: str = "scripted-model",
         models: Sequence[str] | None = None,
         reject_stream_options: bool = False,
+        reject_tool_choice: bool = False,
         context_tokens: int = 32768,
         when_exhausted: Reply | None = None,
     ) -> None:
         self.model = model
         self.models: list[str] = list(models) if models is not None else [model]
         self.reject_stream_options = reject_stream_options
+        self.reject_tool_choice = reject_tool_choice
+        """Answer `tool_choice: "required"` with vLLM's 400 (a server started without a tool-call parser)."""
         self.context_tokens = context_tokens
         self.when_exhausted: Reply = when_exhausted if when_exhausted is not None else Fail(500, "script exhausted")
         self.base_url = ""
@@ -298,6 +301,9 @@ class ScriptedLLM:
             return rejected
         if self.reject_stream_options and "stream_options" in body:
             return _bad_request("Unrecognized request argument supplied: stream_options")
+        if self.reject_tool_choice and body.get("tool_choice") == "required":
+            return _bad_request('"auto" tool choice requires --enable-auto-tool-choice and --tool-call-parser to be '
+                                "set; tool_choice 'required' is not supported")  # fmt: skip
         estimate = _estimate_prompt_tokens(body)
         if estimate > self.context_tokens:
             return _error(

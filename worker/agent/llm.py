@@ -60,8 +60,10 @@ class ModelRequest:
     max_tokens: int | None = None
     temperature: float | None = None
     turn_timeout: float = 300.0
+    require_tool: bool = False
+    """Ask for `tool_choice: "required"` (after a text-only answer), where the server takes it."""
 
-    def body(self, *, include_usage: bool) -> dict[str, Any]:
+    def body(self, *, include_usage: bool, tool_choice: bool = True) -> dict[str, Any]:
         body: dict[str, Any] = {
             "model": self.model or "default",
             "messages": list(self.messages),
@@ -74,6 +76,8 @@ class ModelRequest:
             body["temperature"] = self.temperature
         if include_usage:
             body["stream_options"] = {"include_usage": True}
+        if self.require_tool and tool_choice and self.tools:
+            body["tool_choice"] = "required"
         return body
 
 
@@ -104,6 +108,9 @@ class ModelServer:
         )
         self.include_usage = True
         """Ask for the usage chunk until the server says it does not know the option."""
+        self.tool_choice = True
+        """Send `tool_choice: "required"` when a request wants it, until the server refuses it (detected, not
+        assumed: llama-server takes it, a vLLM without a tool parser does not)."""
         self._default_model: str | None = None
 
     async def default_model(self) -> str | None:
@@ -131,6 +138,10 @@ class ModelServer:
             except openai.BadRequestError as error:
                 if exceeded := context_exceeded(error.body):
                     raise exceeded from None
+                if request.require_tool and self.tool_choice and "tool_choice" in _said(error):
+                    self.tool_choice = False
+                    await on_retry(f"server refused tool_choice ({_said(error)}); asking without it", 0.0)
+                    continue
                 if not self.include_usage:
                     raise ModelServerError(f"the model server refused the request: {_said(error)}") from None
                 self.include_usage = False  # NB: some servers and versions reject stream_options; ask without it
@@ -167,7 +178,7 @@ class ModelServer:
         # chunks arrive as plain dicts for the same reason
         stream = await self._client.post(
             "/chat/completions",
-            body=request.body(include_usage=self.include_usage),
+            body=request.body(include_usage=self.include_usage, tool_choice=self.tool_choice),
             cast_to=object,
             options={"timeout": timeout},
             stream=True,

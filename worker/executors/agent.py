@@ -314,6 +314,7 @@ class AgentRun:
                 max_tokens=self.settings.max_output_tokens,
                 temperature=self.settings.temperature,
                 turn_timeout=self.settings.turn_timeout,
+                require_tool=nudged,
             )
             try:
                 completion = await self.server.complete(request, self.retrying)

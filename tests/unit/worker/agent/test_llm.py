@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from foreman.worker.agent.llm import Endpoint, ModelRequest, ModelServer, ModelServerError, backoff
+from foreman.worker.agent.llm import ContextExceeded, Endpoint, ModelRequest, ModelServer, ModelServerError, backoff
 from tests.llm_server import Fail, ScriptedLLM, Turn
 
 MESSAGES = [{"role": "user", "content": "hi"}]
@@ -57,6 +57,37 @@ async def test_a_server_that_rejects_stream_options_is_asked_without_and_usage_i
     assert first.estimated
     assert second.estimated
     assert first.usage.completion >= 1
+
+
+async def test_tool_choice_required_is_sent_where_the_server_takes_it_and_learnt_where_it_does_not() -> None:
+    tools = [{"type": "function", "function": {"name": "t", "parameters": {"type": "object"}}}]
+    wanting = ModelRequest("m", MESSAGES, tools, require_tool=True)
+    for refuses in (False, True):
+        async with ScriptedLLM([Turn("a"), Turn("b")], reject_tool_choice=refuses) as llm:
+            server = ModelServer(Endpoint(llm.base_url), sleep=no_sleep)
+            retries: list[str] = []
+
+            async def note(reason: str, delay: float, retries: list[str] = retries) -> None:
+                retries.append(reason)
+
+            await server.complete(wanting, note)
+            await server.complete(wanting, note)
+            await server.close()
+        sent = [r.get("tool_choice") for r in llm.requests]
+        assert sent == (["required", None, None] if refuses else ["required", "required"])
+        assert len(retries) == (1 if refuses else 0)
+    assert "tool_choice" not in ModelRequest("m", MESSAGES, tools).body(include_usage=True)
+
+
+async def test_a_context_refusal_is_context_exceeded_with_the_servers_context() -> None:
+    async with ScriptedLLM([Turn("never")], context_tokens=64) as llm:
+        server = ModelServer(Endpoint(llm.base_url), sleep=no_sleep)
+        long = ModelRequest("m", [{"role": "user", "content": "word " * 400}], [])
+        with pytest.raises(ContextExceeded) as refused:
+            await server.complete(long, lambda reason, delay: no_sleep(0))
+        await server.close()
+    assert refused.value.context == 64
+    assert server.include_usage
 
 
 @pytest.mark.parametrize(("status", "said"), [(404, "model 'm' not found"), (401, "bad key"), (400, "too long")])

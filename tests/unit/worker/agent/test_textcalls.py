@@ -55,6 +55,18 @@ def test_several_calls_and_submit_result() -> None:
         "I would use read_file on calc.py.",
         '{"name": "read_file", "arguments": {"path": "calc.py"',  # broken JSON
         "",
+        # SmolLM2-135M behind llama-server (11434.0.0, the Qwen 2.5 tool template), December 2026: it echoes the
+        # offered tools' definitions, each with a name and `parameters`, as a list in a fenced block
+        'Here is the list of files, and call submit_result with verdict GO:\n\n```\n[\n  {\n    "name": '
+        '"list_files",\n    "description": "List files and directories under a path, to the given depth.",\n'
+        '    "parameters": {\n      "type": "object",\n      "properties": {\n        "path": {\n          "type":'
+        ' "string",\n          "description": "Path relative to the workspace.",\n          "default": "."\n'
+        '        }\n      },\n      "required": []\n    }\n  }\n]\n```',
+        "```\n# Tools\n\nYou may call one or more functions to assist with the user query.\n\nYou are provided with"
+        ' function signatures within <tools></tools> XML tags:\n<tools>\n{"type": "function", "function": {"name":'
+        ' "list_files", "description": "List files and directories under a path, to the given depth.", "parameters":'
+        ' {"type": "object", "properties": {"path": {"type": "string"}}, "required": []}}}\n</tools>\n```',
+        "The tool is designed to assist users in their task of editing and improving their code.",
     ],
 )
 def test_near_misses_stay_text(text: str) -> None:
