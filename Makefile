@@ -77,7 +77,7 @@ test: lint typecheck control-plane control-plane-floor browser sandbox llama-ser
 demo: install control-plane sandbox
 	$(BIN)/foreman demo
 
-bench: install control-plane
+bench: install control-plane sandbox llama-server
 	$(BIN)/python bench/run.py $(BENCH)
 
 # The fault scenarios at full size (1,000 contended tasks, 500 through controller kills, ...), with the report table.

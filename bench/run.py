@@ -26,6 +26,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import context
 import fairness
 import fleet
 import sandbox
@@ -558,6 +559,19 @@ def memory() -> None:
     target("controller RSS with 10,000 finished tasks and 1,000 nodes", filled, 150, unit=" MiB")
 
 
+def context_fitting() -> None:
+    """Prompt tokens the real llama-server processes per token the conversation grows by (bench/context.py)."""
+    figures = context.run()
+    report["context"] = figures
+    for name, figure in figures.items():
+        say(f"context fitting, {name}: {figure}")
+    now, before, shared = (figures[key] for key in ("now, 1 agent", "before, 1 agent", "now, 4 agents"))
+    target("prompt tokens processed per token grown, one agent", now["processed_per_grown"], 2.0)
+    target("the same, 4 agents sharing a 2-slot server", shared["processed_per_grown"], 2.5)
+    say(f"  before: {before['processed_per_grown']} per token grown; wall time per turn before / now "
+        f"{before['seconds_per_turn'] / now['seconds_per_turn']:.2f}")  # fmt: skip
+
+
 def sandbox_cost() -> None:
     """What confining a command adds to the agent's `run` (bench/sandbox.py)."""
     figures = sandbox.run()
@@ -577,6 +591,7 @@ SECTIONS = (
     "fair-share",
     "memory",
     "sandbox",
+    "context",
     "agents",
     "latency",
     "throughput",
@@ -657,7 +672,7 @@ def main() -> None:
     report["date"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     say(f"Foreman benchmarks, {report['date']}, {report['machine']}")
     for name, section in (("matcher", matcher), ("placement", placement_policies), ("fair-share", fair_share),
-                          ("memory", memory), ("sandbox", sandbox_cost)):  # fmt: skip
+                          ("memory", memory), ("sandbox", sandbox_cost), ("context", context_fitting)):  # fmt: skip
         if name in sections:
             section()
     for release in releases(options.kubernetes) if sections & APISERVER_SECTIONS else []:
