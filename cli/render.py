@@ -6,7 +6,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 
 from foreman.api.models.base import find_condition, utcnow
-from foreman.api.models.resources import AgenticTask, FleetNode, Key, ModelOffer, key_of
+from foreman.api.models.resources import AgenticTask, FleetNode, Key, ModelOffer, NodeSandbox, key_of
 from foreman.cli.terminal import visible
 from foreman.controller.expiry import TimeToLive, expires_at
 from foreman.controller.waiting import Waiting
@@ -93,7 +93,9 @@ def tasks_table(
 
 def nodes_table(nodes: Iterable[FleetNode], *, wide: bool = False) -> str:
     """FleetNodes, one a row; MODELS lists what each serves (context, speed), the first two unless `wide`."""
-    rows = [("NAME", "PHASE", "ACCELERATOR", "RAM", "CONTEXT", "RUNNING", "EXECUTORS", "MODELS", "HEARTBEAT")]
+    rows = [
+        ("NAME", "PHASE", "ACCELERATOR", "RAM", "CONTEXT", "RUNNING", "EXECUTORS", "SANDBOX", "MODELS", "HEARTBEAT")
+    ]
     for node in sorted(nodes, key=lambda n: n.name):
         cap = node.status.capability
         # NB: a count only when one is known: `--accelerator cuda` without a count read "cuda x0"
@@ -103,9 +105,21 @@ def nodes_table(nodes: Iterable[FleetNode], *, wide: bool = False) -> str:
         rows.append((node.name, node.status.phase or "-", f"{cap.accelerator}{count}",
                      f"{cap.available_ramgb:g}/{cap.total_ramgb:g}", str(cap.max_context_tokens),
                      f"{node.status.running_tasks}/{node.spec.max_concurrent_tasks}",
-                     ",".join(cap.executors) or "-", ", ".join(shown) or "-",
+                     ",".join(cap.executors) or "-", sandbox_summary(cap.sandbox), ", ".join(shown) or "-",
                      age(node.status.last_heartbeat_time)))  # fmt: skip
     return table(rows)
+
+
+def sandbox_summary(sandbox: NodeSandbox | None) -> str:
+    """How a node confines its agents' commands, in a word or two: `bubblewrap`, `bubblewrap+network`, `UNCONFINED`
+    (said loudly), `no commands` (no sandbox works there), `-` (not said)."""
+    if sandbox is None:
+        return "-"
+    if sandbox.kind == "none":
+        return "UNCONFINED"
+    if sandbox.kind == "unavailable":
+        return "no commands"
+    return sandbox.kind + ("+network" if sandbox.network == "host" else "")
 
 
 def model_summary(model: ModelOffer) -> str:

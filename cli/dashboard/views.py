@@ -21,7 +21,7 @@ from foreman.api.models.queues import DEFAULT_QUEUE
 from foreman.api.models.resources import TERMINAL_PHASES, AgenticTask, FleetNode
 from foreman.api.models.schedules import TaskSchedule
 from foreman.api.state.cron import ScheduleError, parse
-from foreman.cli.render import age, reason_of
+from foreman.cli.render import age, reason_of, sandbox_summary
 from foreman.controller.cache import Cache
 from foreman.controller.waiting import Waiting, line_up
 
@@ -88,6 +88,7 @@ def node_card(node: FleetNode, placed: Iterable[AgenticTask], now: datetime, sta
         # NB: a node without a model server lists the names it was given by hand, with the node's context
         or [{"name": model, "contextTokens": context, "tokensPerSecond": None} for model in cap.installed_models],
         "executors": cap.executors,
+        "sandbox": sandbox_summary(cap.sandbox),
         "labels": node.metadata.labels,
         "slots": {"used": len(in_slots), "total": node.spec.max_concurrent_tasks},
         "tasks": [_ref(task) for task in in_slots],

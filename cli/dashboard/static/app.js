@@ -112,6 +112,7 @@ function renderFleet(body) {
         h("dt", {}, "context"), h("dd", { class: "context" }, n.contextTokens ? `${n.contextTokens.toLocaleString("en")} tokens` : "-"),
         h("dt", {}, "models"), h("dd", { class: "models" }, models),
         h("dt", {}, "executors"), h("dd", {}, n.executors.join(", ") || "-"),
+        h("dt", {}, "sandbox"), h("dd", { class: `sandbox${n.sandbox === "UNCONFINED" ? " warn" : ""}` }, n.sandbox),
         h("dt", {}, "labels"), h("dd", {}, Object.entries(n.labels).map(([k, v]) => `${k}=${v}`).join(", ") || "-"),
         h("dt", {}, "slots"), h("dd", { class: "slots" }, `${n.slots.used} / ${n.slots.total}`,
           h("ul", { class: "slot-tasks" }, n.tasks.map((t) => h("li", {}, h("a", { class: `badge tone-${t.tone}`, href: `#/task/${enc(t.namespace)}/${enc(t.name)}` }, t.name))))),

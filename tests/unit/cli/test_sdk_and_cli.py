@@ -132,6 +132,23 @@ def test_the_node_table_shows_an_accelerator_count_only_when_known() -> None:
     assert rows == {"declared": "cuda", "detected": "cuda x2"}
 
 
+@pytest.mark.parametrize(
+    ("sandbox", "shown"),
+    [
+        (None, "-"),
+        ({"kind": "bubblewrap", "version": "0.8.0"}, "bubblewrap"),
+        ({"kind": "bubblewrap", "network": "host"}, "bubblewrap+network"),
+        ({"kind": "none", "network": "host"}, "UNCONFINED"),
+        ({"kind": "unavailable", "message": "bwrap is not installed"}, "no commands"),
+    ],
+)
+def test_the_node_table_says_how_agent_commands_are_confined(sandbox: dict[str, str] | None, shown: str) -> None:
+    capability = {"executors": ["agent"], **({"sandbox": sandbox} if sandbox else {})}
+    listed = FleetNode.model_validate({"metadata": {"name": "n"}, "status": {"capability": capability}})
+    header, row = (re.split(r"\s{2,}", line) for line in nodes_table([listed]).splitlines())
+    assert dict(zip(header, row, strict=False))["SANDBOX"] == shown
+
+
 def test_task_tables_name_the_namespace_with_all_namespaces_and_say_why_a_task_waits() -> None:
     blocked = {
         "type": "Blocked",
