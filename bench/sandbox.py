@@ -9,11 +9,19 @@ import statistics
 import sys
 import tempfile
 import time
+from pathlib import Path
 
+from foreman.api.models.agents import AgentSpec
+from foreman.api.models.resources import AgenticTask
 from foreman.worker.agent import workspace
 from foreman.worker.agent.tools import Toolbox, command_environment
+from foreman.worker.executors.agent import AgentExecutor
+from foreman.worker.executors.base import ExecutionContext
 from foreman.worker.sandbox import process
 from foreman.worker.sandbox.sandbox import SandboxSettings, detect
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # NB: the scripted model lives with the tests
+from tests.llm_server import ScriptedLLM, demo_repository, demo_script
 
 COMMANDS = {"true": ["true"], "python3 -c pass": [sys.executable, "-c", "pass"]}
 ROUNDS = 40
@@ -48,7 +56,36 @@ async def measure() -> dict[str, dict[str, float]]:
             "ratio": round(sandboxed / plain, 2),
         }  # fmt: skip
     await workspace.remove(space)
+    figures["demo agent task"] = await demo_task()
     return figures
+
+
+DEMO_ROUNDS = 5
+
+
+async def demo_task() -> dict[str, float]:
+    """The demo's agent task end to end (clone, five turns of a scripted model, `python3 -m unittest` in its
+    workspace, commit and push), sandboxed and unconfined, interleaved; the ratio of the medians."""
+    top = Path(tempfile.mkdtemp(prefix="foreman-bench-demo-"))
+    times: dict[str, list[float]] = {"auto": [], "none": []}
+    async with ScriptedLLM(demo_script) as llm:
+        for round_ in range(DEMO_ROUNDS):
+            for mode in times:
+                repository = demo_repository(top / f"origin-{mode}-{round_}")
+                settings = {
+                    "endpoint": llm.base_url, "workspaceRoot": str(top / "ws"), "allowRepos": [str(repository)],
+                    "allowCommands": [["python3", "-m", "unittest"]], "push": True, "sandbox": mode,
+                }  # fmt: skip
+                task = AgenticTask.new(f"fix-{mode}-{round_}", prompt="Fix the bug.", executor="agent",
+                                       namespace="bench", repo=str(repository))  # fmt: skip
+                agent = AgentSpec(tools=["list_files", "read_file", "edit_file", "run", "submit_result"])
+                started = time.perf_counter()
+                envelope = await AgentExecutor().execute(task, ExecutionContext("bench", 1, settings, agent))
+                times[mode].append(time.perf_counter() - started)
+                assert envelope.verdict == "GO", envelope
+    sandboxed, unconfined = statistics.median(times["auto"]), statistics.median(times["none"])
+    return {"sandboxed_s": round(sandboxed, 3), "unconfined_s": round(unconfined, 3),
+            "ratio": round(sandboxed / unconfined, 3)}  # fmt: skip
 
 
 def run() -> dict[str, dict[str, float]]:
