@@ -317,19 +317,17 @@ class Controller:
             self.queue.add_at(key, until.timestamp())
         semaphore = asyncio.Semaphore(self.config.write_concurrency)
 
-        async def bounded(write: Coroutine[Any, Any, None]) -> None:
-            try:
-                async with semaphore:
-                    await write
-            finally:
-                # NB: stopped while waiting for the semaphore, the write never started; closing it keeps Python from
-                # reporting a coroutine that was never awaited (a no-op once it ran)
-                write.close()
+        async def bounded(intent: Intent) -> None:
+            # NB: the write's coroutine is made only once it can run: one made up front and handed in is never
+            # awaited when a stop cancels the gathered task before its first step (not even its `finally` runs),
+            # and Python reports it (a CI run on a loaded machine saw that)
+            async with semaphore:
+                await self._carry(intent, now)
 
         tasks_and_nodes = [intent for intent in plan.writes if not isinstance(intent, QueueStatusWrite)]
         queues = [intent for intent in plan.writes if isinstance(intent, QueueStatusWrite)]
         for wave in (tasks_and_nodes, queues):
-            await asyncio.gather(*(bounded(self._carry(intent, now)) for intent in wave))
+            await asyncio.gather(*(bounded(intent) for intent in wave))
 
     async def _carry(self, intent: Intent, now: datetime) -> None:
         if isinstance(intent, StatusWrite):

@@ -22,7 +22,7 @@ from foreman.api.models.base import STORED, Model
 from foreman.api.models.resources import AgenticTask, AgenticTaskSpec, FleetNode
 from foreman.api.models.schedules import TaskSchedule, TaskScheduleSpec
 from foreman.api.tooling.crd import all_crds
-from foreman.api.tooling.manifests import install_manifests
+from foreman.api.tooling.manifests import install_manifests, worker_admission
 from tests.malformed import ACCEPTED, REFUSED, Refused
 
 MODELS: dict[str, type[Model]] = {"AgenticTask": AgenticTask, "TaskSchedule": TaskSchedule}
@@ -81,7 +81,8 @@ def _selectable(manifests: list[Any]) -> list[Any]:
 def test_older_servers_get_what_they_take_of_the_manifests() -> None:
     manifests = install_manifests()
     kinds = [m["kind"] for m in manifests]
-    assert kinds[-2:] == ["ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"]
+    policies = len(worker_admission())
+    assert kinds[-policies:] == ["ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"] * (policies // 2)
     assert _selectable(manifests) == [
         [{"jsonPath": ".status.assignedNode"}, {"jsonPath": ".status.phase"}],
         *[None] * 4,
@@ -93,14 +94,14 @@ def test_older_servers_get_what_they_take_of_the_manifests() -> None:
     assert _selectable(at_130) == [None] * 5
     assert _validations(at_130) == _validations(manifests)
     without_policy = for_server(manifests, Release(1, 29))
-    assert [m["kind"] for m in without_policy] == kinds[:-2]
+    assert [m["kind"] for m in without_policy] == kinds[:-policies]
     assert _validations(for_server(manifests, CEL_VALIDATION)) == _validations(manifests)
     old = for_server(manifests, Release(1, 20))
     assert _validations(old) == []
     assert _selectable(old) == [None] * 5
     assert _validations(manifests) != []  # not changed in place
     assert [m for m in old if m["kind"] != "CustomResourceDefinition"] == [
-        m for m in manifests[:-2] if m["kind"] != "CustomResourceDefinition"
+        m for m in manifests[:-policies] if m["kind"] != "CustomResourceDefinition"
     ]
 
 
