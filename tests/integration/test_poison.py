@@ -9,7 +9,9 @@ import ssl
 from typing import Any
 
 import aiohttp
+import pytest
 
+from foreman.api.http.features import Release
 from foreman.api.http.kube import Kube
 from foreman.api.models.envelope import ResultEnvelope
 from foreman.api.models.resources import AgenticTask
@@ -60,6 +62,9 @@ class Thrower:
 async def test_a_task_nested_3000_deep_fails_undecodable_and_stops_nothing(
     kube: Kube, namespace: str, cluster: Cluster
 ) -> None:
+    if await kube.server_version() < Release(1, 30):
+        # NB: v1.20.2's apiserver stores no such object: it answers 504 after its 34 s request timeout, decoding
+        pytest.skip("kube-apiserver v1.20 times out decoding a 3,000-deep body (504): nothing is stored to decode")
     poison = {
         "apiVersion": "foreman.dev/v1alpha1", "kind": "AgenticTask",
         "metadata": {"name": "poison", "namespace": namespace}, "spec": {"kind": "verify", "payload": "@@"},
