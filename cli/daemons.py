@@ -24,7 +24,7 @@ from foreman.controller.config import ControllerConfig
 from foreman.controller.expiry import TimeToLive
 from foreman.controller.loop import Controller
 from foreman.controller.match import POLICIES
-from foreman.worker.config import WorkerConfig
+from foreman.worker.config import ConfigError, WorkerConfig, from_file
 from foreman.worker.executors.agent import AgentExecutorSettings
 from foreman.worker.loop import Worker
 from foreman.worker.registrar import WorkerStalled
@@ -169,6 +169,9 @@ def _labels(pairs: list[str]) -> dict[str, str]:
     return labels
 
 
+DEFAULT_WORKER_HEALTH_PORT = 8081
+
+
 def _report_sandbox(config: WorkerConfig) -> bool:
     """Print what the agent's commands would be confined by on this host (and what not); True when confined."""
     try:
@@ -183,21 +186,27 @@ def _report_sandbox(config: WorkerConfig) -> bool:
     return found.kind in ("bubblewrap", "seatbelt")
 
 
-def worker_config(config_file: Path | None, flags: dict[str, Any]) -> WorkerConfig:
-    """The config file's settings, each overridden by a flag that was given."""
+def worker_config(config_file: Path | None, flags: dict[str, Any]) -> tuple[WorkerConfig, dict[str, Any]]:
+    """The config file's settings, each overridden by a flag that was given; and the file's daemon options."""
     base: dict[str, Any] = {}
+    options: dict[str, Any] = {}
     if config_file is not None:
-        base = yaml.safe_load(config_file.read_text()) or {}
-        if not isinstance(base, dict):
+        document = yaml.safe_load(config_file.read_text()) or {}
+        if not isinstance(document, dict):
             raise UserError(f"{config_file}: expected a mapping of settings")
+        try:
+            base, options = from_file(document)
+        except ConfigError as error:
+            raise UserError(f"{config_file}: {error}") from None
     overrides = {**base.pop("overrides", {}), **flags.pop("overrides")}
     # NB: a flag sets one executor setting (--command, --llm-endpoint); the file's other settings stay
     executors = dict(base.pop("executors", None) or {})
     for name, settings in flags.pop("executors", {}).items():
         executors[name] = {**(executors.get(name) or {}), **settings}
-    return WorkerConfig.model_validate(
+    config = WorkerConfig.model_validate(
         {**base, **{k: v for k, v in flags.items() if v is not None}, "overrides": overrides, "executors": executors}
     )
+    return config, options
 
 
 @user_errors
@@ -236,7 +245,9 @@ def worker(
     drain_grace: Annotated[
         float | None, typer.Option(help="Seconds running tasks get to finish on SIGTERM (default 30).")
     ] = None,
-    health_port: Annotated[int, typer.Option(help="Port for /healthz and /metrics (0: none).")] = 8081,
+    health_port: Annotated[
+        int | None, typer.Option(help="Port for /healthz and /metrics (0: none; default 8081).")
+    ] = None,
     log_format: LogFormatOption = LogFormat.json,
     check_sandbox: Annotated[
         bool, typer.Option("--check-sandbox", help="Say how agent commands would be confined here, and exit.")
@@ -251,7 +262,7 @@ def worker(
     Example:  foreman worker --llm-endpoint http://127.0.0.1:11434/v1 --model qwen2.5-coder:7b
     """
     configure_logging(json=log_format is LogFormat.json)
-    config = worker_config(
+    config, options = worker_config(
         config_file,
         {
             "node_name": node_name,
@@ -288,7 +299,8 @@ def worker(
         return instance, HealthServer(instance.metrics.registry, healthy=instance.is_healthy, ready=instance.is_healthy)
 
     try:
-        asyncio.run(serve(kubeconfig, health_port, make))
+        port = health_port if health_port is not None else int(options.get("health_port", DEFAULT_WORKER_HEALTH_PORT))
+        asyncio.run(serve(kubeconfig, port, make))
     except WorkerStalled as error:
         emit(f"error: {error}", err=True)
         raise typer.Exit(STALLED) from None

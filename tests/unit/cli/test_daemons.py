@@ -23,12 +23,49 @@ def test_a_command_flag_keeps_the_files_other_executor_settings(tmp_path: Path) 
         "  agent: {endpoint: http://model:8000/v1}\n"
         "  myplugin: {depth: 3}\n"
     )
-    config = worker_config(file, {"node_name": "n", "overrides": {}, "executors": {"command": {"argv": ["new"]}}})
+    config, _ = worker_config(file, {"node_name": "n", "overrides": {}, "executors": {"command": {"argv": ["new"]}}})
     assert config.executors == {
         "command": {"argv": ["new"], "env": {"A": "1"}},
         "agent": {"endpoint": "http://model:8000/v1"},
         "myplugin": {"depth": 3},
     }
+
+
+def test_a_config_written_with_the_flags_names_sets_what_the_flags_set(tmp_path: Path) -> None:
+    """A newcomer's worker.yaml used the flags' names; they were dropped in silence and a GPU box registered as a
+    23.5 GB cpu node with no labels."""
+    file = tmp_path / "worker.yaml"
+    file.write_text(
+        "accelerator: cuda\nram_gb: 96\ncontext_tokens: 131072\nmodel: qwen2.5-coder:32b\n"
+        "label: [pool=gpu, zone=a]\nmax_concurrent: 2\nhealth_port: 9191\nllm_endpoint: http://127.0.0.1:8080/v1\n"
+    )
+    config, options = worker_config(file, {"overrides": {}, "executors": {}})
+    assert config.overrides.accelerator == "cuda"
+    assert (config.overrides.total_ramgb, config.overrides.available_ramgb) == (96, 96)
+    assert (config.max_context_tokens, config.installed_models, config.max_concurrent_tasks) == (
+        131072, ["qwen2.5-coder:32b"], 2,
+    )  # fmt: skip
+    assert config.labels == {"pool": "gpu", "zone": "a"}
+    assert config.executors == {"agent": {"endpoint": "http://127.0.0.1:8080/v1"}}
+    assert options == {"health_port": 9191}
+
+
+@pytest.mark.parametrize(
+    ("text", "said"),
+    [
+        ("ram_gbb: 96\n", "unknown setting 'ram_gbb' (did you mean ram_gb?)"),
+        ("maxConcurrentTask: 2\n", "unknown setting 'maxConcurrentTask' (did you mean maxConcurrentTasks?)"),
+        ("overrides: {acelerator: cuda}\n", "overrides.acelerator"),
+        ("label: [nokey]\n", "label wants key=value, got 'nokey'"),
+    ],
+)
+def test_an_unknown_key_is_one_line_naming_it_and_the_nearest(tmp_path: Path, text: str, said: str) -> None:
+    file = tmp_path / "worker.yaml"
+    file.write_text(text)
+    result = CliRunner().invoke(app, ["worker", "--config", str(file), "--check-sandbox"])
+    assert result.exit_code == 2, result.output
+    assert said in result.output
+    assert len(result.output.strip().splitlines()) == 1
 
 
 def test_the_shipped_controller_keeps_a_success_a_day_and_a_failure_a_week(monkeypatch: pytest.MonkeyPatch) -> None:
