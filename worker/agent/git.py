@@ -15,7 +15,6 @@ import asyncio
 import contextlib
 import os
 import re
-import signal
 import stat
 import time
 from collections.abc import Mapping, Sequence
@@ -25,6 +24,7 @@ from pathlib import Path
 from foreman.worker.agent import files
 from foreman.worker.agent.errors import WorkspaceError
 from foreman.worker.agent.workspace import Workspace
+from foreman.worker.sandbox.process import kill_group
 
 SAFETY = (
     "core.hooksPath=/dev/null", "core.fsmonitor=false", "core.pager=cat", "core.askPass=", "core.sshCommand=ssh",
@@ -273,8 +273,7 @@ async def _execute(
     except TimeoutError:
         out, err = b"", b""
     finally:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(process.pid, signal.SIGKILL)
+        kill_group(process.pid)
         with contextlib.suppress(ProcessLookupError):
             await asyncio.shield(process.wait())
     return out, err, code

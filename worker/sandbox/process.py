@@ -59,7 +59,7 @@ async def execute(argv: Sequence[str], *, cwd: str, env: Mapping[str, str], time
     except TimeoutError:
         timed_out = True
     finally:
-        _kill_group(pid)
+        kill_group(pid)
         try:
             await asyncio.shield(protocol.exited)
             await asyncio.wait_for(asyncio.shield(reader), DRAIN_SECONDS)
@@ -92,6 +92,7 @@ async def _pump(stream: asyncio.StreamReader, tail: Tail) -> None:
         tail.add(chunk)
 
 
-def _kill_group(pid: int) -> None:
+def kill_group(pid: int) -> None:
+    """SIGKILL a process group, if anything of it is left."""
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, signal.SIGKILL)

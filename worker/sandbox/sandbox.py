@@ -18,7 +18,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
-import structlog
 from pydantic import Field
 
 from foreman.api.models.base import Model
@@ -35,8 +34,6 @@ from foreman.worker.sandbox.policy import (
     SandboxKind,
     SandboxMode,
 )
-
-log = structlog.get_logger("foreman.worker.sandbox")
 
 PROBE_TIMEOUT = 20.0
 HOW_TO_FIX = (

@@ -16,6 +16,7 @@ from foreman.worker.agent import workspace
 from foreman.worker.agent.errors import ToolError
 from foreman.worker.agent.tools import READ_LIMIT, Toolbox
 from foreman.worker.agent.workspace import Workspace
+from tests.memory import peak_rss
 
 FILE_TOOLS = ("list_files", "read_file", "write_file", "edit_file", "grep", "submit_result")
 
@@ -105,11 +106,11 @@ async def test_a_600_mib_one_line_file_is_cut_in_its_first_line_without_holding_
     with (space.root / "one-line.txt").open("wb") as out:
         for _ in range(64):
             out.write(b"a" * (1024 * 1024))
-    before = _peak_rss()
+    before = peak_rss()
     text = await box.call("read_file", {"path": "one-line.txt"})
     assert len(text) < READ_LIMIT + 200
     assert "line 1 cut at 20000 characters" in text
-    assert _peak_rss() - before < 32 * 1024 * 1024
+    assert peak_rss() - before < 32 * 1024 * 1024
     assert await box.call("grep", {"pattern": "b"}) == "(no matches)"  # too large to be source: skipped
 
 
@@ -171,10 +172,3 @@ async def test_names_that_are_not_utf8_and_10000_deep_folders_do_not_crash(box: 
     assert "x = 1" in await box.call("grep", {"pattern": "x = "})
     await workspace.remove(space)  # NB: a recursive delete (pytest's own clean-up of old runs) could not
     assert not space.root.parent.exists()
-
-
-def _peak_rss() -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) * 1024
-    raise AssertionError("no VmHWM")

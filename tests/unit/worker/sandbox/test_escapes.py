@@ -21,6 +21,7 @@ from foreman.api.models.resources import AgenticTask
 from foreman.worker.executors.agent import AgentExecutor
 from foreman.worker.executors.base import ExecutionContext
 from tests.llm_server import Call, ScriptedLLM, Turn
+from tests.memory import peak_rss
 
 SECRET = f"secret-{uuid.uuid4().hex}"
 LIMITS = {"memoryMiB": 256, "processes": 64, "fileSizeMiB": 16, "cpuSeconds": 20}
@@ -205,13 +206,13 @@ async def test_a_4_gib_file_stops_at_the_file_size_limit(tmp_path: Path, host: P
 
 
 async def test_output_of_100_mb_keeps_the_worker_flat(tmp_path: Path, host: Path) -> None:
-    before = _peak_rss()
+    before = peak_rss()
     code = "import sys\nfor i in range(100): sys.stdout.write('y' * (1024 * 1024 - 1) + '\\n')\nprint('THE END')"
     result = (await attempt(tmp_path, code))["result"]
     assert result.rstrip().endswith("THE END")
     assert "[output cut: last 8000 of 104857600" in result or "of 1048576" in result, result[:200]
     assert len(result) < 10_000
-    assert _peak_rss() - before < 64 * 1024 * 1024
+    assert peak_rss() - before < 64 * 1024 * 1024
 
 
 async def test_no_privileges_and_no_setuid(tmp_path: Path, host: Path) -> None:
@@ -279,10 +280,3 @@ async def test_bad_argv_is_a_tool_error(tmp_path: Path, host: Path, argv: list[s
     results = [m["content"] for m in llm.requests[-1]["messages"] if m["role"] == "tool"]
     assert message in results[0], results[0]
     assert envelope.verdict == "NO-GO"
-
-
-def _peak_rss() -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) * 1024
-    raise AssertionError("no VmHWM")
