@@ -33,7 +33,7 @@ from foreman.api.models.resources import AgenticTask, ModelOffer
 from foreman.worker.agent import conversation
 from foreman.worker.agent.conversation import SHORTENED_KEEP, Message, estimate_tokens
 from foreman.worker.executors.agent import AgentExecutor
-from foreman.worker.executors.base import ExecutionContext
+from foreman.worker.executors.base import ExecutionContext, ModelContext
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # NB: the real server's fixture lives with the tests
 from tests.servers import llama
@@ -182,7 +182,9 @@ async def agents(proxy_url: str, proxy: Puppet, count: int, policy: str, root: P
 
     async def one(name: str) -> None:
         task = AgenticTask.new(name, prompt=f"{name}\nRead the notes.", executor="agent", namespace="bench", repo=repo)
-        envelope = await AgentExecutor().execute(task, ExecutionContext("bench", 1, settings, agent, model=offer))
+        envelope = await AgentExecutor().execute(
+            task, ExecutionContext("bench", 1, settings, agent, model=ModelContext(offer))
+        )
         assert envelope.verdict == "GO", envelope
 
     started = time.monotonic()

@@ -104,8 +104,7 @@ class Cache:
 
     def model_of(self, task: AgenticTask) -> str | None:
         """The model a task runs with: its own modelRef, else its Agent's."""
-        agent = self.agent_of(task)
-        return task.spec.model_ref or (agent.model if agent else None)
+        return task.model_with(self.agent_of(task))
 
     def agent_of(self, task: AgenticTask) -> AgentSpec | None:
         """The Agent a task names, where it exists."""

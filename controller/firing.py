@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Literal
 
-from foreman.api.models.base import ObjectMeta, OwnerReference, find_condition, set_condition
+from foreman.api.models.base import ObjectMeta, OwnerReference, find_condition, set_condition, wire_time
 from foreman.api.models.resources import API_VERSION, TERMINAL_PHASES, AgenticTask
 from foreman.api.models.schedules import (
     ON_TIME_SECONDS,
@@ -27,7 +27,6 @@ from foreman.api.models.schedules import (
 )
 from foreman.api.state import reasons
 from foreman.api.state.cron import Cron, ScheduleError, parse
-from foreman.api.state.status import wire_time
 from foreman.controller import history
 
 ON_TIME = timedelta(seconds=ON_TIME_SECONDS)

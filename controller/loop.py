@@ -25,6 +25,7 @@ from foreman.api.models.queues import TaskQueue, labels_of
 from foreman.api.models.resources import NODE_LABEL, AgenticTask, FleetNode, Resource, key_of
 from foreman.api.models.schedules import TaskSchedule
 from foreman.api.runtime.daemon import sleep_unless
+from foreman.api.runtime.workqueue import WorkQueue
 from foreman.api.state import reasons
 from foreman.controller import readings
 from foreman.controller.cache import Cache, TaskKey
@@ -46,7 +47,6 @@ from foreman.controller.plan import (
     plan_pass,
 )
 from foreman.controller.schedules import Fired, ScheduleLoop
-from foreman.controller.workqueue import WorkQueue
 
 log = structlog.get_logger("foreman.controller")
 COMPONENT = "foreman-controller"

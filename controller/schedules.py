@@ -22,10 +22,10 @@ from foreman.api.http.errors import AlreadyExists, ApiError, Conflict, NotFound
 from foreman.api.http.kubeapi import KubeApi
 from foreman.api.models.resources import AgenticTask, key_of
 from foreman.api.models.schedules import TaskSchedule
+from foreman.api.runtime.workqueue import WorkQueue
 from foreman.controller.cache import Cache, ScheduleKey, is_newer
 from foreman.controller.deletion import delete_finished
 from foreman.controller.firing import Note, Plan, plan
-from foreman.controller.workqueue import WorkQueue
 
 log = structlog.get_logger("foreman.schedules")
 

@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from foreman.api.models.agents import Agent
+from foreman.api.models.base import wire_time
 from foreman.api.models.queues import TaskQueue
 from foreman.api.models.resources import AgenticTask, FleetNode
 from foreman.api.state import reasons
-from foreman.api.state.status import wire_time
 from foreman.controller.cache import Cache, TaskKey
 from foreman.controller.match import Placer
 from foreman.controller.plan import PlacementOrder, needs, offer_of, placement_order, why_held

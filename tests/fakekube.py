@@ -14,7 +14,7 @@ from typing import Any, Literal, TypeVar
 from foreman.api.http.errors import AlreadyExists, ApiError, Conflict, NotFound
 from foreman.api.http.features import Release
 from foreman.api.http.kube import Listing, Relisted, WatchEvent
-from foreman.api.models.base import utcnow
+from foreman.api.models.base import utcnow, wire_time
 from foreman.api.models.lease import Lease
 from foreman.api.models.resources import Resource
 
@@ -88,7 +88,7 @@ class FakeKube:
         meta = body["metadata"]
         if (meta.get("namespace") or "", meta["name"]) in self._store(type(obj)):
             raise AlreadyExists(f"{meta['name']} exists", status=409)
-        meta.update(uid=str(uuid.uuid4()), creationTimestamp=utcnow().isoformat().replace("+00:00", "Z"), generation=1)
+        meta.update(uid=str(uuid.uuid4()), creationTimestamp=wire_time(utcnow()), generation=1)
         return self._write(type(obj), body, "ADDED")
 
     async def patch(

@@ -6,39 +6,22 @@ import asyncio
 import socket
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from datetime import datetime
 
 import structlog
 
 from foreman.api.http.errors import AlreadyExists, ApiError, Forbidden, NotFound
 from foreman.api.http.kubeapi import KubeApi
 from foreman.api.models.base import ObjectMeta, utcnow
-from foreman.api.models.resources import (
-    FleetNode,
-    FleetNodeSpec,
-    ModelOffer,
-    NodeCapability,
-    NodePhase,
-    NodeSandbox,
-)
+from foreman.api.models.resources import FleetNode, FleetNodeSpec, NodeCapability, NodePhase
 from foreman.api.runtime.daemon import sleep_unless
 from foreman.api.state import node_status
 from foreman.worker.config import WorkerConfig
 from foreman.worker.detect import memory
-from foreman.worker.inference import InferenceState
 from foreman.worker.metrics import WorkerMetrics
+from foreman.worker.offering import Offering
 
 log = structlog.get_logger("foreman.worker.registrar")
-
-
-@dataclass(frozen=True)
-class Offering:
-    executors: list[str] = field(default_factory=list)
-    models: tuple[ModelOffer, ...] = ()
-    inference: InferenceState | None = None
-    """The model server's state, for the InferenceReady condition (None: the node has no model server)."""
-    sandbox: NodeSandbox | None = None
-    """How the agent's commands are confined (None: the node runs no agent)."""
 
 
 class WorkerStalled(Exception):
@@ -54,6 +37,7 @@ class Registrar:
         metrics: WorkerMetrics,
         running: Callable[[], int],
         offering: Callable[[], Offering] = lambda: Offering(),
+        clock: Callable[[], datetime] = utcnow,
     ):
         self.kube = kube
         self.config = config
@@ -62,6 +46,7 @@ class Registrar:
         self.running = running
         self.offering = offering
         """What the node offers now beyond its hardware: executors, models, the model server's state."""
+        self.clock = clock
         self.phase: NodePhase = "Ready"
         self.node: FleetNode | None = None
         self.degraded_since: float | None = None
@@ -110,7 +95,7 @@ class Registrar:
         body = node_status.heartbeat(
             self.node.status.conditions if self.node else [],
             phase=self.phase,
-            now=utcnow(),
+            now=self.clock(),
             capability=capability,
             running=self.running(),
             inference=(state.ready, state.reason, state.message) if state is not None else None,

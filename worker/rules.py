@@ -1,5 +1,5 @@
-"""The worker's decisions as pure functions: what it may claim, and which move its outcome is
-(`foreman.api.state.status` writes the bodies)."""
+"""The worker's decisions as pure functions: what it may claim, what it recovers at start, and which move an
+outcome is. Every phase change the worker makes is chosen here (`foreman.api.state.status` writes the bodies)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from foreman.api.models.envelope import ResultEnvelope
 from foreman.api.models.resources import AgenticTask, Usage
-from foreman.api.runtime.daemon import backoff_delay
+from foreman.api.runtime.backoff import backoff_delay
 from foreman.api.state import reasons, status
 
 RETRYABLE_REASONS = frozenset({reasons.EXECUTOR_ERROR, reasons.TIMEOUT})
@@ -38,6 +38,25 @@ class Outcome:
     message: str = ""
 
 
+def claim(task: AgenticTask, now: datetime, claimant: str) -> dict[str, Any]:
+    """Scheduled -> Running for `claimant` (written with the task's resourceVersion: one claimer wins)."""
+    return status.claimed(task, now, claimant)
+
+
+def recovered(task: AgenticTask, node: str, now: datetime) -> dict[str, Any] | None:
+    """At start: a task Running on this node from the worker's previous life goes back to Pending (the attempt
+    counts), since nobody executes it; None for any other task."""
+    if task.phase != "Running" or task.status.assigned_node != node:
+        return None
+    message = f"worker on {node} restarted while the task ran"
+    return status.requeued(task, now, reasons.WORKER_RESTART_RECOVERY, message, count_attempt=True)
+
+
+def still_running_here(task: AgenticTask, claimed: AgenticTask, node: str) -> bool:
+    """Before a terminal write is tried again: is the task the one we claimed, still Running on this node?"""
+    return task.metadata.uid == claimed.metadata.uid and task.phase == "Running" and task.status.assigned_node == node
+
+
 def claimed_by_us(task: AgenticTask, claimant: str) -> bool:
     """After a 409 on our claim: did our own write land (the answer was lost, the retry conflicted with it)?"""
     return task.phase == "Running" and task.status.claimed_by == claimant
@@ -54,7 +73,10 @@ def usage_of(envelope: ResultEnvelope) -> dict[str, Any]:
 def finished(
     task: AgenticTask, outcome: Outcome, now: datetime, *, backoff: float, backoff_max: float
 ) -> dict[str, Any]:
-    """The terminal write for an outcome, or back to Pending with a backoff when a retry is left."""
+    """The terminal write for an outcome, or back to Pending: at once for a drain's hand-back (no attempt counted:
+    the task did nothing wrong), with a backoff when a retry is left."""
+    if outcome.reason == reasons.NODE_DRAINING:
+        return status.requeued(task, now, outcome.reason, outcome.message, count_attempt=False)
     if outcome.reason is None:
         assert outcome.envelope is not None
         return status.succeeded(task, now, outcome.envelope, usage_of(outcome.envelope))

@@ -44,7 +44,7 @@ from foreman.api.http.requests import Request
 from foreman.api.models.base import STORED, utcnow
 from foreman.api.models.lease import Lease
 from foreman.api.models.resources import Resource
-from foreman.api.runtime.daemon import backoff_delay
+from foreman.api.runtime.backoff import backoff_delay
 
 log = structlog.get_logger("foreman.kube")
 

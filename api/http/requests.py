@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from foreman.api import PACKAGE_VERSION
+from foreman.api.models.base import wire_time
 from foreman.api.models.kinds import RESOURCES
 from foreman.api.models.resources import API_VERSION, GROUP, VERSION, Resource
 
@@ -281,7 +282,7 @@ def event(
 ) -> Request:
     """Create a core/v1 Event about `obj`; `suffix` makes its name unique (a named create: safe to retry)."""
     namespace = obj.metadata.namespace or "default"
-    moment = now.isoformat().replace("+00:00", "Z")
+    moment = wire_time(now)
     return create_object(
         {
             "apiVersion": "v1",

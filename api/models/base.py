@@ -104,6 +104,11 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def wire_time(moment: datetime) -> str:
+    """A time as the Kubernetes API writes it (RFC 3339, `Z` for UTC)."""
+    return moment.isoformat().replace("+00:00", "Z")
+
+
 class OwnerReference(Model):
     api_version: str
     kind: str

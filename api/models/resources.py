@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, ClassVar, Literal, Self
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, Self
 
 from pydantic import Field, ModelWrapValidatorHandler, PrivateAttr, model_validator
 
 from foreman.api.models.base import Conditions, Model, ObjectMeta, Rule
 from foreman.api.models.envelope import ResultEnvelope, TaskKind, Verdict
+
+if TYPE_CHECKING:
+    from foreman.api.models.agents import AgentSpec
 
 GROUP = "foreman.dev"
 VERSION = "v1alpha1"
@@ -202,6 +205,10 @@ class AgenticTask(Resource):
     @property
     def phase(self) -> TaskPhase:
         return self.status.phase
+
+    def model_with(self, agent: AgentSpec | None) -> str | None:
+        """The model the task runs with: its own modelRef, else its Agent's (the one rule of controller and worker)."""
+        return self.spec.model_ref or (agent.model if agent is not None else None)
 
     @property
     def held_node(self) -> str | None:

@@ -51,12 +51,6 @@ def settle_heap() -> None:
     gc.set_threshold(YOUNG_COLLECTION_EVERY, 20, 20)
 
 
-def backoff_delay(failures: int, base: float, cap: float) -> float:
-    """Exponential backoff, the one formula of the work queue, the watches and the worker's task retries: `base`
-    after no failure, doubled with each one, never more than `cap`."""
-    return float(min(cap, base * 2**failures))
-
-
 async def sleep_unless(stop: asyncio.Event, seconds: float) -> bool:
     """Sleep, waking early when `stop` is set; return whether it was set.
 

@@ -8,10 +8,9 @@ from datetime import datetime
 from typing import Any
 
 from foreman.api import PACKAGE_VERSION
-from foreman.api.models.base import Condition, set_condition
+from foreman.api.models.base import Condition, set_condition, wire_time
 from foreman.api.models.resources import FleetNode, NodeCapability, NodePhase
 from foreman.api.state import reasons
-from foreman.api.state.status import wire_time
 
 Inference = tuple[bool, str, str]
 """The model server's state for condition InferenceReady: (ready, reason, message)."""

@@ -13,16 +13,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from foreman.api.models.base import ConditionStatus, find_condition, set_condition
+from foreman.api.models.base import ConditionStatus, find_condition, set_condition, wire_time
 from foreman.api.models.envelope import ResultEnvelope, Verdict
 from foreman.api.models.resources import AgenticTask
 from foreman.api.state import reasons
 
 ConditionUpdate = tuple[str, ConditionStatus, str, str]  # type, status, reason, message
-
-
-def wire_time(moment: datetime) -> str:
-    return moment.isoformat().replace("+00:00", "Z")
 
 
 def with_conditions(task: AgenticTask, now: datetime, *updates: ConditionUpdate) -> list[dict[str, Any]]:

@@ -15,7 +15,7 @@ from typing import Any, Literal
 import yaml
 
 from foreman.api.models import transcript
-from foreman.api.models.base import find_condition
+from foreman.api.models.base import find_condition, wire_time
 from foreman.api.models.envelope import PASSING_VERDICTS
 from foreman.api.models.queues import DEFAULT_QUEUE
 from foreman.api.models.resources import TERMINAL_PHASES, AgenticTask, FleetNode
@@ -59,7 +59,7 @@ def heartbeat_level(last: datetime | None, now: datetime, stale_after: float) ->
 
 
 def _iso(moment: datetime | None) -> str | None:
-    return moment.replace(microsecond=0).isoformat().replace("+00:00", "Z") if moment else None
+    return wire_time(moment.replace(microsecond=0)) if moment else None
 
 
 def _ref(task: AgenticTask) -> dict[str, Any]:

@@ -207,8 +207,7 @@ async def test_skewed_worker_clock_is_not_reclaimed(kube: Kube, namespace: str) 
 
 
 async def _heartbeat_at(kube: Kube, node: str, offset_seconds: float) -> None:
-    from foreman.api.models.base import utcnow
-    from foreman.api.state.status import wire_time
+    from foreman.api.models.base import utcnow, wire_time
 
     moment = utcnow() + timedelta(seconds=offset_seconds)
     await kube.patch_status(FleetNode, node, {"phase": "Ready", "lastHeartbeatTime": wire_time(moment)})

@@ -12,7 +12,7 @@ from typing import Any
 
 from foreman.api.http import requests
 from foreman.api.http.kube import Kube
-from foreman.api.models.base import utcnow
+from foreman.api.models.base import utcnow, wire_time
 from foreman.api.models.resources import AgenticTask, FleetNode
 from foreman.controller.config import ControllerConfig
 from foreman.controller.loop import Controller
@@ -48,7 +48,7 @@ async def heartbeat(kube: Kube, name: str, phase: str = "Ready") -> None:
 
 
 def _now() -> str:
-    return utcnow().isoformat().replace("+00:00", "Z")
+    return wire_time(utcnow())
 
 
 async def make_task(kube: Kube, namespace: str, name: str, **spec: Any) -> AgenticTask:

@@ -26,7 +26,7 @@ import pytest
 
 from foreman.api.http.kube import Kube
 from foreman.api.models import transcript
-from foreman.api.models.base import utcnow
+from foreman.api.models.base import utcnow, wire_time
 from foreman.api.models.resources import AgenticTask, FleetNode
 from foreman.api.models.schedules import TRIGGER_ANNOTATION, TaskSchedule
 from foreman.api.tooling.localcluster import Identity
@@ -99,7 +99,7 @@ async def node(kube: Kube, name: str, *, slots: int = 1, age_s: float = 0, **cap
     await kube.create(
         FleetNode.model_validate({"metadata": {"name": name, "labels": labels}, "spec": {"maxConcurrentTasks": slots}})
     )
-    beat = (utcnow() - timedelta(seconds=age_s)).isoformat().replace("+00:00", "Z")
+    beat = wire_time(utcnow() - timedelta(seconds=age_s))
     await kube.patch_status(
         FleetNode,
         name,

@@ -22,7 +22,7 @@ from foreman.api.models.resources import AgenticTask, ModelOffer
 from foreman.worker import inference
 from foreman.worker.agent.llm import ContextExceeded, Endpoint, ModelRequest, ModelServer
 from foreman.worker.executors.agent import AgentExecutor
-from foreman.worker.executors.base import ExecutionContext
+from foreman.worker.executors.base import ExecutionContext, ModelContext
 from tests.servers import llama
 
 pytestmark = [
@@ -124,7 +124,7 @@ async def test_two_agents_at_once_on_two_slots_end_with_a_verdict_and_a_transcri
         agent = AgentSpec(model=llama.ALIAS, tools=["list_files", "write_file", "submit_result"], max_turns=3,
                           max_output_tokens=96, temperature=0)  # fmt: skip
         offer = ModelOffer(name=llama.ALIAS, context_tokens=llama.CONTEXT_PER_SLOT)
-        context = ExecutionContext("node", 1, settings, agent, publish_transcript=publish, model=offer)
+        context = ExecutionContext("node", 1, settings, agent, publish_transcript=publish, model=ModelContext(offer))
         return await executor.execute(agent_task(name), context)
 
     first, second = await asyncio.gather(run("one"), run("two"))

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from foreman.api.http.kube import Kube
-from foreman.api.models.base import utcnow
+from foreman.api.models.base import utcnow, wire_time
 from foreman.api.models.queues import TaskQueue
 from foreman.api.models.resources import AgenticTask
 from tests.clusters import Cluster
@@ -58,7 +58,7 @@ async def scheduled(kube: Kube, namespace: str) -> set[str]:
 
 async def finish(kube: Kube, namespace: str, name: str) -> None:
     """What a worker's last write does: the task Succeeded (its slot and its queue's place are free)."""
-    now = utcnow().isoformat().replace("+00:00", "Z")
+    now = wire_time(utcnow())
     patch = {"phase": "Succeeded", "verdict": "GO", "finishedAt": now}
     await kube.patch_status(AgenticTask, name, patch, namespace=namespace)
 

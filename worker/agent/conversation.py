@@ -64,7 +64,7 @@ class Settings:
 def settings_for(task: AgenticTask, agent: AgentSpec | None, *, aliases: Mapping[str, str] | None = None) -> Settings:
     """The task's agent settings; the model by the name the node's server knows it (`aliases`: task name -> served)."""
     spec = agent or AgentSpec()
-    model = task.spec.model_ref or spec.model
+    model = task.model_with(agent)
     tools = tuple(spec.tools) if spec.tools is not None else DEFAULT_TOOLS
     if "submit_result" not in tools:
         tools = (*tools, "submit_result")

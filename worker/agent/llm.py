@@ -19,6 +19,7 @@ from typing import Any
 
 import openai
 
+from foreman.api.runtime.backoff import backoff_delay
 from foreman.worker.agent.conversation import CHARS_PER_TOKEN, Message, estimate_tokens
 from foreman.worker.agent.stream import Answer, Assembler, TokenCount
 
@@ -93,8 +94,7 @@ class Completion:
 
 def backoff(failures: int, *, base: float = 0.5, cap: float = 30.0) -> float:
     """Capped exponential, with full jitter over its upper half so retrying workers do not beat in step."""
-    ceiling = min(cap, base * 2 ** max(0, failures - 1))
-    return float(ceiling * (0.5 + random.random() / 2))
+    return backoff_delay(max(0, failures - 1), base, cap) * (0.5 + random.random() / 2)
 
 
 class ModelServer:

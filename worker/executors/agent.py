@@ -24,7 +24,7 @@ from pydantic import Field, ValidationError
 
 from foreman.api.models.base import utcnow
 from foreman.api.models.envelope import PASSING_VERDICTS, VERDICTS, ResultEnvelope, Verdict
-from foreman.api.models.resources import AgenticTask, Usage
+from foreman.api.models.resources import AgenticTask, NodeSandbox, Usage
 from foreman.api.models.transcript import Transcript, capped
 from foreman.api.models.validation import describe
 from foreman.worker.agent import conversation, git, workspace
@@ -35,7 +35,7 @@ from foreman.worker.agent.publisher import Publisher
 from foreman.worker.agent.stream import ToolCall
 from foreman.worker.agent.tools import Toolbox
 from foreman.worker.agent.workspace import Workspace
-from foreman.worker.executors.base import ExecutionContext
+from foreman.worker.executors.base import ExecutionContext, ExecutorHooks, InferenceServer
 from foreman.worker.sandbox import sandbox
 from foreman.worker.sandbox.sandbox import Sandbox, SandboxSettings
 
@@ -114,15 +114,33 @@ class Ending:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-class AgentExecutor:
+class AgentExecutor(ExecutorHooks):
     name = "agent"
-    requires_inference_server = True
 
     def __init__(self) -> None:
         self._servers: dict[tuple[str, str | None], ModelServer] = {}
 
     def is_configured(self, settings: Mapping[str, Any]) -> bool:
         return bool(settings.get("endpoint"))
+
+    def inference_server(self, settings: Mapping[str, Any]) -> InferenceServer | None:
+        parsed = AgentExecutorSettings.model_validate(settings)
+        if not parsed.endpoint:
+            return None
+        return InferenceServer(parsed.endpoint, parsed.api_key_env, parsed.model_aliases)
+
+    async def confinement(self, settings: Mapping[str, Any]) -> NodeSandbox:
+        """Which sandbox the agent's commands run in, said once at start: where none works, why and how to fix it."""
+        parsed = AgentExecutorSettings.model_validate(settings)
+        found = await sandbox.shared(parsed, allow_commands=parsed.allow_commands, workspace_root=parsed.workspace_root)
+        if not found.runs_commands:
+            log.error("agents get no run tool: no sandbox works here", reason=found.message)
+        elif found.kind == "none":
+            log.warning("agent commands run UNCONFINED", reason=found.message)
+        else:
+            log.info("agent commands run confined", sandbox=found.kind, version=found.version,
+                     network=parsed.network, limits=[limit.to_wire() for limit in found.enforced()])  # fmt: skip
+        return found.status()
 
     def server(self, settings: AgentExecutorSettings) -> ModelServer:
         """One client per endpoint, shared by the node's tasks (its connection pool, what it learnt of the server)."""
@@ -210,7 +228,8 @@ class AgentRun:
         self.tally = Tally(model=settings.model)
         self.transcript = Transcript()
         self.git = git.Git(space, config.git_config)
-        served = context.model.context_tokens if context.model is not None else None
+        offer = context.model.offer if context.model is not None else None
+        served = offer.context_tokens if offer is not None else None
         self.fitting = conversation.Fitting(
             conversation.budget_for(settings.context_window_tokens, served, settings.max_output_tokens)
         )
@@ -359,8 +378,9 @@ class AgentRun:
             # NB: the server's own measure where it gives one (it excludes the network and our parsing)
             speed = completion.answer.speed or completion.usage.completion / completion.generation_seconds
             metrics.agent_generation_speed.labels(model).observe(speed)
-            if self.context.report_speed is not None and self.settings.model:
-                self.context.report_speed(self.settings.model, speed)
+            report = self.context.model.report_speed if self.context.model is not None else None
+            if report is not None and self.settings.model:
+                report(self.settings.model, speed)
 
     async def retrying(self, reason: str, delay: float) -> None:
         self.log.warning("model call retried", reason=reason, retry_in=round(delay, 2))

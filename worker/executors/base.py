@@ -1,4 +1,9 @@
-"""The Executor plug-in contract, and how executors are found (entry-point group `foreman.executors`)."""
+"""The Executor plug-in contract, and how executors are found (entry-point group `foreman.executors`).
+
+An executor is any class with a `name` and `async execute(task, context)` (`Executor`). The rest of the contract is
+optional: the hooks of `ExecutorHooks`, each with the default a class gets when it leaves the hook out. The worker
+reads them only through `hooks()`, so nothing about any one executor is written into the worker.
+"""
 
 from __future__ import annotations
 
@@ -11,11 +16,34 @@ import structlog
 
 from foreman.api.models.agents import AgentSpec
 from foreman.api.models.envelope import ResultEnvelope
-from foreman.api.models.resources import AgenticTask, ModelOffer
+from foreman.api.models.resources import AgenticTask, ModelOffer, NodeSandbox
 from foreman.worker.metrics import WorkerMetrics
 
 ENTRY_POINT_GROUP = "foreman.executors"
 log = structlog.get_logger("foreman.worker.executors")
+
+
+@dataclass(frozen=True)
+class InferenceServer:
+    """The node's OpenAI-compatible model server an executor runs on, as its settings name it."""
+
+    endpoint: str
+    """The base URL (…/v1)."""
+    api_key_env: str | None = None
+    """The environment variable holding its key (the worker reads it; a task never sees it)."""
+    model_aliases: Mapping[str, str] = field(default_factory=dict)
+    """Name a task uses -> name the server lists: placement matches the aliases too."""
+
+
+@dataclass(frozen=True)
+class ModelContext:
+    """For an executor on the node's model server: what the server says of the task's model, and where measured
+    speeds go (the FleetNode publishes them, and placement policy `fastest` reads them)."""
+
+    offer: ModelOffer | None = None
+    """The model the task runs with as the node advertises it (its context window, whether it is loaded)."""
+    report_speed: Callable[[str, float], None] | None = None
+    """Tells the worker a model's measured generation speed (tokens per second)."""
 
 
 @dataclass(frozen=True)
@@ -30,11 +58,8 @@ class ExecutionContext:
     """Stores the task's transcript (JSON lines, whole each time) where `foreman logs` reads it."""
     metrics: WorkerMetrics | None = None
     """The worker's metrics, for executors that count more than the worker does (the agent's tokens)."""
-    model: ModelOffer | None = None
-    """What the node's model server says of the model the task runs with (its context window, whether it is
-    loaded), where the node serves it; for executors that run on that server."""
-    report_speed: Callable[[str, float], None] | None = None
-    """Tells the worker a model's measured generation speed (tokens per second), which its FleetNode publishes."""
+    model: ModelContext | None = None
+    """Only for executors whose `inference_server` hook names a server."""
 
 
 @runtime_checkable
@@ -51,17 +76,45 @@ class Executor(Protocol):
     async def execute(self, task: AgenticTask, context: ExecutionContext) -> ResultEnvelope: ...
 
 
-def is_configured(executor: Executor, settings: Mapping[str, Any]) -> bool:
-    """Whether the executor can run with these settings. An executor that needs configuration may define
-    `is_configured(settings)`; the worker advertises only configured executors on its FleetNode."""
-    check = getattr(executor, "is_configured", None)
-    return bool(check(settings)) if callable(check) else True
+class ExecutorHooks:
+    """The optional part of the Executor contract, with its defaults. Subclass it, or define any of these methods on
+    the executor itself; `settings` is always the executor's section of the worker's config file."""
+
+    def is_configured(self, settings: Mapping[str, Any]) -> bool:
+        """Whether these settings are enough to run (default: yes). The FleetNode advertises only configured
+        executors, so tasks for an unconfigured one are never placed here."""
+        return True
+
+    def inference_server(self, settings: Mapping[str, Any]) -> InferenceServer | None:
+        """The model server this executor runs on (default: none). The worker probes it on its own clock, advertises
+        its models, offers the executor only while it answers (condition InferenceReady), and hands each run the
+        task's model (`ExecutionContext.model`)."""
+        return None
+
+    async def confinement(self, settings: Mapping[str, Any]) -> NodeSandbox | None:
+        """How the processes this executor starts are confined here, found once when the worker starts (default:
+        it says nothing). The FleetNode advertises it; placement of tasks that need a sandbox reads it."""
+        return None
 
 
-def requires_inference_server(executor: Executor) -> bool:
-    """Whether the executor runs on the node's model server (the agent): the node offers it only while that server
-    answers (condition InferenceReady)."""
-    return bool(getattr(executor, "requires_inference_server", False))
+_DEFAULTS = ExecutorHooks()
+
+
+@dataclass(frozen=True)
+class Hooks:
+    """One executor's hooks: its own where it defines them, else the defaults."""
+
+    is_configured: Callable[[Mapping[str, Any]], bool]
+    inference_server: Callable[[Mapping[str, Any]], InferenceServer | None]
+    confinement: Callable[[Mapping[str, Any]], Awaitable[NodeSandbox | None]]
+
+
+def hooks(executor: Executor) -> Hooks:
+    return Hooks(
+        is_configured=getattr(executor, "is_configured", _DEFAULTS.is_configured),
+        inference_server=getattr(executor, "inference_server", _DEFAULTS.inference_server),
+        confinement=getattr(executor, "confinement", _DEFAULTS.confinement),
+    )
 
 
 class ContractViolation(Exception):

@@ -21,7 +21,7 @@ from pydantic import ValidationError
 from foreman.api.models.envelope import ResultEnvelope
 from foreman.api.models.resources import AgenticTask
 from foreman.api.models.validation import describe
-from foreman.worker.executors.base import ContractViolation, ExecutionContext
+from foreman.worker.executors.base import ContractViolation, ExecutionContext, ExecutorHooks
 
 TAIL = 4000
 
@@ -64,7 +64,7 @@ def result_from(task: AgenticTask, code: int, stdout: str, stderr: str, elapsed:
     )
 
 
-class CommandExecutor:
+class CommandExecutor(ExecutorHooks):
     name = "command"
 
     def is_configured(self, settings: Mapping[str, Any]) -> bool:

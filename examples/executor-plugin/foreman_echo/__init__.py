@@ -1,9 +1,11 @@
 """An example Foreman executor: answers with the task's prompt, reversed, as a foreman.v1 envelope.
 
-The contract (foreman.worker.executors.base.Executor): a `name`, and `async execute(task, context)` returning a
-ResultEnvelope. Raise to fail the task with ExecutorError; let asyncio.CancelledError through (timeout, cancel,
-drain). Optional `is_configured(settings)` says whether the worker's settings for it (`executors.echo` in the
-worker's config file) are enough to run; unconfigured executors are not advertised.
+The contract (foreman.worker.executors.base): a `name`, and `async execute(task, context)` returning a ResultEnvelope
+(`Executor`). Raise to fail the task with ExecutorError; let asyncio.CancelledError through (timeout, cancel, drain).
+The optional hooks are those of `ExecutorHooks`, each with a default where a class leaves it out: this one defines
+`is_configured(settings)` (unconfigured executors are not advertised on the FleetNode) and keeps the defaults of
+`inference_server(settings)` (it runs on no model server) and `confinement(settings)` (it starts no process).
+`settings` is the executor's section of the worker's config file (`executors: {echo: {...}}`), never the task.
 """
 
 from __future__ import annotations
@@ -14,14 +16,15 @@ from typing import Any
 
 from foreman.api.envelope import ResultEnvelope
 from foreman.api.resources import AgenticTask
-from foreman.worker.executors.base import ExecutionContext
+from foreman.worker.executors.base import ExecutionContext, ExecutorHooks
 
 
-class EchoExecutor:
+class EchoExecutor(ExecutorHooks):
     name = "echo"
 
     def is_configured(self, settings: Mapping[str, Any]) -> bool:
-        return True
+        """`executors: {echo: {enabled: false}}` takes it off the node without uninstalling it."""
+        return bool(settings.get("enabled", True))
 
     async def execute(self, task: AgenticTask, context: ExecutionContext) -> ResultEnvelope:
         started = time.monotonic()

@@ -1,7 +1,7 @@
 from datetime import timedelta
 
 from foreman.api.models.envelope import ResultEnvelope
-from foreman.api.runtime.daemon import backoff_delay
+from foreman.api.runtime.backoff import backoff_delay
 from foreman.api.state.status import claimed
 from foreman.worker.rules import Outcome, claimable, claimed_by_us, finished
 from tests.factories import T0, task

@@ -11,7 +11,7 @@ from foreman.api.models.agents import AgentSpec
 from foreman.api.models.resources import AgenticTask, ModelOffer
 from foreman.worker.agent.conversation import estimate_tokens
 from foreman.worker.executors.agent import AgentExecutor
-from foreman.worker.executors.base import ExecutionContext
+from foreman.worker.executors.base import ExecutionContext, ModelContext
 from tests.llm_server import Call, Reply, ScriptedLLM, Turn
 
 
@@ -33,7 +33,7 @@ async def run(tmp_path: Path, llm: ScriptedLLM, prompt: str, model: ModelOffer |
     settings = {"endpoint": llm.base_url, "workspaceRoot": str(tmp_path / "ws"), "keepWorkspace": "never"}
     task = AgenticTask.new("ctx", prompt=prompt, executor="agent", namespace="default")
     context = ExecutionContext(
-        "node", 1, settings, AgentSpec(tools=["read_file", "write_file", "submit_result"]), model=model
+        "node", 1, settings, AgentSpec(tools=["read_file", "write_file", "submit_result"]), model=ModelContext(model)
     )
     return await AgentExecutor().execute(task, context)
 

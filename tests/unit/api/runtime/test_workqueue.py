@@ -3,7 +3,7 @@ import asyncio
 from hypothesis import given
 from hypothesis import strategies as st
 
-from foreman.controller.workqueue import WorkQueue
+from foreman.api.runtime.workqueue import WorkQueue
 
 
 class Clock:

@@ -17,7 +17,8 @@ import itertools
 from collections.abc import Callable, Hashable, Iterable
 from typing import Generic, TypeVar
 
-from foreman.api.runtime.daemon import backoff_delay, sleep_unless
+from foreman.api.runtime.backoff import backoff_delay
+from foreman.api.runtime.daemon import sleep_unless
 
 K = TypeVar("K", bound=Hashable)
 
