@@ -1,9 +1,10 @@
 """The agent executor's own cost: loop overhead per turn against a model server of fixed speed, and 50 agents at
 once on one worker (throughput against the server's capacity, memory per running agent).
 
-The model server is the test suite's scripted one (`tests/llm_server.py`), in a process of its own so that its CPU
-is not the loop's; it answers every turn after a fixed delay, with one read/edit-kind tool call. The controller and
-the worker run in this process against the local apiserver, so a turn's cost includes writing the transcript.
+The model server is the scripted one of the tests and the demo (`api/tooling/scripted_llm.py`), in a process of its
+own so that its CPU is not the loop's; it answers every turn after a fixed delay, with one read/edit-kind tool call.
+The controller and the worker run in this process against the local apiserver, so a turn's cost includes writing
+the transcript.
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ SERVER_PIDS: list[int] = []
 @asynccontextmanager
 async def model_server(turns: int, delay: float) -> AsyncIterator[str]:
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "tests.llm_server", "--bench", str(turns), str(delay),
+        sys.executable, "-m", "foreman.api.tooling.scripted_llm", "--bench", str(turns), str(delay),
         cwd=ROOT, stdout=asyncio.subprocess.PIPE,
     )  # fmt: skip
     assert process.stdout is not None

@@ -21,7 +21,7 @@ from foreman.worker.sandbox import process
 from foreman.worker.sandbox.sandbox import SandboxSettings, detect
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # NB: the scripted model lives with the tests
-from tests.llm_server import ScriptedLLM, demo_repository, demo_script
+from foreman.api.tooling.scripted_llm import ScriptedLLM, demo_repository, demo_script
 
 COMMANDS = {"true": ["true"], "python3 -c pass": [sys.executable, "-c", "pass"]}
 ROUNDS = 40

@@ -110,16 +110,17 @@ async def apply_examples(kube: Kube) -> dict[str, tuple[str, str]]:
 
 
 def start_scripted_model(state: Path) -> tuple[subprocess.Popen[str], str, Path]:
-    """The test suite's scripted OpenAI-compatible server (a stand-in: no model weights can be had here), with the
+    """The scripted OpenAI-compatible server of the tests (a stand-in: the demo needs no model weights), with the
     git repository its script fixes. Returns the process, its base URL and the repository."""
     repository = state / "calc"
-    command = [sys.executable, "-m", "tests.llm_server", "--script", "demo", "--repository", str(repository)]
-    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    module = "foreman.api.tooling.scripted_llm"
+    command = [sys.executable, "-m", module, "--script", "demo", "--repository", str(repository)]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
     assert process.stdout is not None
     url = process.stdout.readline().strip()
     if not url.startswith("http"):
         process.kill()
-        raise UserError("the scripted model server did not start (run the demo from a checkout: make demo)")
+        raise UserError("the scripted model server did not start")
     return process, url, repository
 
 

@@ -16,6 +16,7 @@ import pytest
 from foreman.api.http.kube import Kube
 from foreman.api.models.agents import Agent
 from foreman.api.models.resources import AgenticTask, FleetNode
+from foreman.api.tooling.scripted_llm import Call, Fail, ScriptedLLM, Turn, bench_script, demo_repository, demo_script
 from foreman.worker.executors.agent import AgentExecutor
 from tests.clusters import Cluster
 from tests.integration.helpers import (
@@ -26,7 +27,6 @@ from tests.integration.helpers import (
     running_worker,
     wait_for,
 )
-from tests.llm_server import Call, Fail, ScriptedLLM, Turn, bench_script, demo_repository, demo_script
 
 FINISHED = ("Succeeded", "Failed")
 ToolsAll = ("list_files", "read_file", "write_file", "edit_file", "grep", "run", "submit_result")

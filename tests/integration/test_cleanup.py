@@ -22,17 +22,10 @@ from foreman.controller.expiry import TimeToLive
 from foreman.controller.loop import Controller
 from foreman.worker.config import WorkerConfig
 from foreman.worker.loop import Worker
+from tests.clock import Clock
 from tests.integration.helpers import condition, delete_nodes, make_node, make_task, running_controller, wait_for
 
 MINUTE = timedelta(minutes=1)
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = utcnow()
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 async def finish(kube: Kube, namespace: str, name: str, phase: str, at: datetime, **status: Any) -> None:

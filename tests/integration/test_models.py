@@ -11,10 +11,10 @@ from typing import Any
 from foreman.api.http.kube import Kube
 from foreman.api.models.agents import Agent
 from foreman.api.models.resources import AgenticTask, FleetNode
+from foreman.api.tooling.scripted_llm import Call, ScriptedLLM, Turn
 from foreman.worker.executors.agent import AgentExecutor
 from foreman.worker.executors.stub import StubExecutor
 from tests.integration.helpers import condition, make_task, running_controller, running_worker, wait_for
-from tests.llm_server import Call, ScriptedLLM, Turn
 
 PLUGINS = {"agent": AgentExecutor, "stub": StubExecutor}
 

@@ -23,6 +23,7 @@ from foreman.api.models.schedules import SCHEDULE_LABEL, TaskSchedule, manual_ta
 from foreman.api.state.cron import parse
 from foreman.api.tooling.sdk import AlreadyTriggered, ForemanClient, NotOurs
 from foreman.controller.loop import Controller
+from tests.clock import Clock
 from tests.clusters import Cluster
 from tests.integration.helpers import events, foreman_cli, running_controller, running_worker
 
@@ -30,17 +31,9 @@ ROOT = Path(__file__).parents[2]
 TEN_MINUTES = "*/10 * * * *"
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = utcnow()
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
 @pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
+def clock() -> Clock:
+    return Clock()
 
 
 def schedule_body(name: str, namespace: str, expression: str = TEN_MINUTES, **spec: Any) -> TaskSchedule:
@@ -53,7 +46,7 @@ def schedule_body(name: str, namespace: str, expression: str = TEN_MINUTES, **sp
     )
 
 
-async def move(controller: Controller, clock: FakeClock, moment: datetime) -> None:
+async def move(controller: Controller, clock: Clock, moment: datetime) -> None:
     clock.now = moment
     controller.schedules.wake()
 
@@ -103,7 +96,7 @@ def slots(expression: str, after: datetime, count: int) -> list[datetime]:
     return parse(expression).upcoming(after, count)
 
 
-async def test_fires_create_tasks_at_the_right_minutes(kube: Kube, namespace: str, clock: FakeClock) -> None:
+async def test_fires_create_tasks_at_the_right_minutes(kube: Kube, namespace: str, clock: Clock) -> None:
     async with running_controller(kube, namespace, clock=clock, schedule_check_every=0.05) as controller:
         created = await kube.create(schedule_body("every-ten", namespace))
         first, second = slots(TEN_MINUTES, clock.now, 2)
@@ -130,7 +123,7 @@ async def test_fires_create_tasks_at_the_right_minutes(kube: Kube, namespace: st
         assert (await kube.get(TaskSchedule, "every-ten", namespace)).metadata.resource_version == settled
 
 
-async def test_concurrency_policies(kube: Kube, namespace: str, clock: FakeClock) -> None:
+async def test_concurrency_policies(kube: Kube, namespace: str, clock: Clock) -> None:
     async with running_controller(kube, namespace, clock=clock, schedule_check_every=0.05) as controller:
         for policy in ("Allow", "Forbid", "Replace"):
             await kube.create(schedule_body(policy.lower(), namespace, concurrencyPolicy=policy))
@@ -158,7 +151,7 @@ async def test_concurrency_policies(kube: Kube, namespace: str, clock: FakeClock
         assert [record.phase for record in replace.status.run_history] == ["Pending", "Failed"]
 
 
-async def test_catch_up_after_an_outage_fires_once(kube: Kube, namespace: str, clock: FakeClock) -> None:
+async def test_catch_up_after_an_outage_fires_once(kube: Kube, namespace: str, clock: Clock) -> None:
     first = slots(TEN_MINUTES, clock.now, 1)[0]
     async with running_controller(kube, namespace, clock=clock, schedule_check_every=0.05) as controller:
         await kube.create(schedule_body("run-once", namespace))
@@ -182,7 +175,7 @@ async def test_catch_up_after_an_outage_fires_once(kube: Kube, namespace: str, c
     assert "FireSkipped" in reasons
 
 
-async def test_suspend_and_manual_triggers(kube: Kube, namespace: str, clock: FakeClock, cluster: Cluster) -> None:
+async def test_suspend_and_manual_triggers(kube: Kube, namespace: str, clock: Clock, cluster: Cluster) -> None:
     foreman = ForemanClient(kube, namespace)
     async with running_controller(kube, namespace, clock=clock, schedule_check_every=0.05) as controller:
         await kube.create(schedule_body("paused", namespace, suspend=True))
@@ -219,9 +212,7 @@ async def test_suspend_and_manual_triggers(kube: Kube, namespace: str, clock: Fa
         assert {record.trigger for record in history} == {"release-42", "release-43"}
 
 
-async def test_history_limits_and_a_restart_between_fire_and_finish(
-    kube: Kube, namespace: str, clock: FakeClock
-) -> None:
+async def test_history_limits_and_a_restart_between_fire_and_finish(kube: Kube, namespace: str, clock: Clock) -> None:
     body = schedule_body("kept", namespace, successfulTasksHistoryLimit=1, failedTasksHistoryLimit=1, maxRunHistory=3)
     fires = slots(TEN_MINUTES, clock.now, 4)
     async with running_controller(kube, namespace, clock=clock, schedule_check_every=0.05) as controller:
@@ -254,7 +245,7 @@ async def test_history_limits_and_a_restart_between_fire_and_finish(
 
 
 async def test_a_bad_schedule_is_rejected_with_a_reason_and_can_be_fixed(
-    kube: Kube, namespace: str, clock: FakeClock
+    kube: Kube, namespace: str, clock: Clock
 ) -> None:
     async with running_controller(kube, namespace, clock=clock, schedule_check_every=0.05):
         await kube.create(schedule_body("feb-30", namespace, "0 0 30 2 *"))
@@ -318,7 +309,7 @@ async def test_sync_prunes_declarative_schedules_and_leaves_dynamic_ones(
         await foreman.schedule("nightly-review", AgenticTask.new(), cron="@hourly")
 
 
-async def test_list_and_next_commands(kube: Kube, namespace: str, cluster: Cluster, clock: FakeClock) -> None:
+async def test_list_and_next_commands(kube: Kube, namespace: str, cluster: Cluster, clock: Clock) -> None:
     await ForemanClient(kube, namespace).schedule(
         "berlin", AgenticTask.new(prompt="p"), cron="30 2 * * *", time_zone="Europe/Berlin"
     )
@@ -341,7 +332,7 @@ async def test_list_and_next_commands(kube: Kube, namespace: str, cluster: Clust
 
 
 async def test_the_nightly_example_fires_at_3_in_berlin_and_runs(
-    kube: Kube, namespace: str, cluster: Cluster, clock: FakeClock
+    kube: Kube, namespace: str, cluster: Cluster, clock: Clock
 ) -> None:
     """kubectl apply the example; at the next 03:00 Europe/Berlin a task is created, runs on a worker, and lands in
     the schedule's history."""

@@ -10,6 +10,8 @@ import pytest
 
 from tests import clusters
 
+pytestmark = pytest.mark.timeout(30)  # NB: it starts real cluster providers that fail
+
 ROOT = Path(__file__).parents[2]
 ONE_INTEGRATION_TEST = "tests/integration/test_foundation.py::test_kubectl_lists_the_crds_and_applies_the_examples"
 NO_DOCKER = "ERROR: failed to create cluster: failed to get docker info: Cannot connect to the Docker daemon"

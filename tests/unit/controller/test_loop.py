@@ -4,20 +4,21 @@ What the real apiserver does (conflicts on stale writes, watches, field managers
 """
 
 import asyncio
-import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any
 
 from foreman.api.http.errors import Conflict, ServerError
-from foreman.api.models.base import utcnow, wire_time
+from foreman.api.models.base import wire_time
 from foreman.api.models.queues import TaskQueue
 from foreman.api.models.resources import AgenticTask, FleetNode
 from foreman.api.models.schedules import TaskSchedule
 from foreman.controller.config import ControllerConfig
 from foreman.controller.expiry import TimeToLive
 from foreman.controller.loop import Controller
+from tests.clock import Clock
+from tests.conditions import until
 from tests.factories import node, schedule
 from tests.fakekube import FakeKube
 
@@ -31,13 +32,6 @@ async def running(controller: Controller) -> AsyncIterator[Controller]:
     finally:
         stop.set()
         await task
-
-
-async def until(predicate: Callable[[], bool], timeout: float = 2.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition never met"
-        await asyncio.sleep(0.005)
 
 
 def written(kube: FakeKube, name: str) -> bool:
@@ -95,18 +89,18 @@ async def test_a_failed_write_is_retried_after_a_backoff_of_its_own() -> None:
 
 async def test_a_finished_task_is_deleted_when_the_clock_reaches_its_time_to_live() -> None:
     """The wake-up is the work queue's (no resync in between): moving the clock and poking the queue is enough."""
-    kube, now = FakeKube(), [utcnow()]
+    kube, clock = FakeKube(), Clock()
     config = ControllerConfig(
         leader_election=False, resync_every=3600, ttl=TimeToLive(after_success=timedelta(minutes=1))
     )
-    controller = Controller(kube, config, clock=lambda: now[0])
+    controller = Controller(kube, config, clock=clock)
     async with running(controller):
         await kube.create(AgenticTask.new("done", namespace="ns"))
         await kube.patch_status(
-            AgenticTask, "done", {"phase": "Succeeded", "finishedAt": wire_time(now[0])}, namespace="ns"
+            AgenticTask, "done", {"phase": "Succeeded", "finishedAt": wire_time(clock.now)}, namespace="ns"
         )
         await until(lambda: controller.queue.next_due() == 60)  # decided: due in a minute
-        now[0] += timedelta(seconds=60)
+        clock.advance(60)
         controller.queue.poke()
         await until(lambda: not kube.objects["agentictasks"])
     assert controller.metrics.deleted.labels("Succeeded")._value.get() == 1

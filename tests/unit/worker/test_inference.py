@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from foreman.api.tooling.scripted_llm import ScriptedLLM
 from foreman.worker.inference import (
     Detail,
     InferenceProbe,
@@ -15,7 +16,6 @@ from foreman.worker.inference import (
     ollama_context,
     ollama_names,
 )
-from tests.llm_server import ScriptedLLM
 
 VLLM_MODELS = {
     "object": "list",

@@ -21,6 +21,8 @@ from hypothesis import strategies as st
 
 from foreman.api.state.cron import ScheduleError, parse
 
+pytestmark = pytest.mark.timeout(120)  # NB: it searches every minute of years against reference models
+
 MINUTE = timedelta(minutes=1)
 WINDOW = timedelta(hours=26)
 """Every hour of the day, and a day boundary, lie in a window."""

@@ -9,10 +9,10 @@ from typing import Any
 
 from foreman.api.models.agents import AgentSpec
 from foreman.api.models.resources import AgenticTask, ModelOffer
+from foreman.api.tooling.scripted_llm import Call, Reply, ScriptedLLM, Turn
 from foreman.worker.agent.conversation import estimate_tokens
 from foreman.worker.executors.agent import AgentExecutor
 from foreman.worker.executors.base import ExecutionContext, ModelContext
-from tests.llm_server import Call, Reply, ScriptedLLM, Turn
 
 
 def reader(turns: int, size: int) -> Any:

@@ -10,10 +10,12 @@ from pathlib import Path
 
 import pytest
 
+from foreman.api.tooling.scripted_llm import demo_repository
 from foreman.worker.agent import git, workspace
 from foreman.worker.agent.errors import WorkspaceError
 from foreman.worker.agent.git import Git
-from tests.llm_server import demo_repository
+
+pytestmark = pytest.mark.timeout(30)  # NB: it runs real git
 
 
 def run_git(repo: Path, *args: str) -> str:

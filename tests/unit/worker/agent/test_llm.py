@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
+from foreman.api.tooling.scripted_llm import Fail, ScriptedLLM, Turn
 from foreman.worker.agent.llm import ContextExceeded, Endpoint, ModelRequest, ModelServer, ModelServerError, backoff
-from tests.llm_server import Fail, ScriptedLLM, Turn
 
 MESSAGES = [{"role": "user", "content": "hi"}]
 

@@ -18,10 +18,12 @@ import pytest
 
 from foreman.api.models.agents import AgentSpec
 from foreman.api.models.resources import AgenticTask
+from foreman.api.tooling.scripted_llm import Call, ScriptedLLM, Turn
 from foreman.worker.executors.agent import AgentExecutor
 from foreman.worker.executors.base import ExecutionContext
-from tests.llm_server import Call, ScriptedLLM, Turn
 from tests.memory import peak_rss
+
+pytestmark = pytest.mark.timeout(60)  # NB: it runs real processes in a real sandbox
 
 SECRET = f"secret-{uuid.uuid4().hex}"
 LIMITS = {"memoryMiB": 256, "processes": 64, "fileSizeMiB": 16, "cpuSeconds": 20}

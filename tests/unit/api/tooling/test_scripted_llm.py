@@ -15,7 +15,7 @@ import openai
 import pytest
 from openai import AsyncOpenAI
 
-from tests.llm_server import Call, Fail, ScriptedLLM, Turn, demo_script
+from foreman.api.tooling.scripted_llm import Call, Fail, ScriptedLLM, Turn, demo_script
 
 USER: list[Any] = [{"role": "user", "content": "hi"}]
 REPO = Path(__file__).resolve().parents[2]
@@ -488,7 +488,7 @@ async def test_module_entry_point_serves_and_stops_cleanly(stop_signal: signal.S
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "tests.llm_server",
+        "foreman.api.tooling.scripted_llm",
         "--port",
         "0",
         "--script",

@@ -9,8 +9,9 @@ the way real servers fail: HTTP errors, a connection cut mid-stream, a model sil
 assistant message, a 400 when the prompt exceeds the context (llama-server's ``exceed_context_size_error``), and
 503 on every endpoint while :attr:`ScriptedLLM.down` is set.
 
-Also runnable as a process for demos: ``python -m tests.llm_server --port PORT --script demo`` prints the base URL on
-its first stdout line and serves until SIGTERM/SIGINT.
+Also runnable as a process for demos: ``python -m foreman.api.tooling.scripted_llm --port PORT --script demo``
+prints the base URL on its first stdout line and serves until SIGTERM/SIGINT. It ships in the package because
+`foreman demo` runs it (a pip-installed Foreman has no tests/), not because anything in production talks to it.
 """
 
 from __future__ import annotations
@@ -532,7 +533,8 @@ async def _serve(port: int, script: Script, model: str, context_tokens: int) -> 
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await server.start(port)
-    print(server.base_url, flush=True)
+    sys.stdout.write(server.base_url + "\n")  # NB: the process's protocol: its first line is the URL
+    sys.stdout.flush()
     try:
         await stop.wait()
     finally:
@@ -540,7 +542,9 @@ async def _serve(port: int, script: Script, model: str, context_tokens: int) -> 
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tests.llm_server", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m foreman.api.tooling.scripted_llm", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (0: a free one)")
     parser.add_argument("--script", choices=sorted(SCRIPTS), default="demo")
     parser.add_argument("--model", default="scripted-model")

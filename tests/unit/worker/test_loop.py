@@ -1,0 +1,115 @@
+"""The worker's own logic (claim, run, retry, recover, drain) against the in-memory API on a clock the test moves:
+milliseconds, no apiserver. What the real apiserver does (conflicts, selectors, watches) is in tests/integration."""
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from foreman.api.http.errors import Unreachable
+from foreman.api.models.base import find_condition
+from foreman.api.models.resources import AgenticTask, FleetNode
+from foreman.worker.config import CapabilityOverrides, WorkerConfig
+from foreman.worker.executors.stub import StubExecutor
+from foreman.worker.loop import Worker
+from tests.clock import Clock
+from tests.conditions import until
+from tests.fakekube import FakeKube
+
+NODE = "box"
+
+
+def worker_on(kube: FakeKube, clock: Clock, **config: Any) -> Worker:
+    overrides = CapabilityOverrides(accelerator="cpu", total_ramgb=8, available_ramgb=4)
+    settings = WorkerConfig(node_name=NODE, overrides=overrides, heartbeat_interval=3600, **config)
+    return Worker(kube, settings, executors={"stub": StubExecutor}, clock=clock)  # type: ignore[arg-type]
+
+
+@asynccontextmanager
+async def running(worker: Worker) -> AsyncIterator[asyncio.Event]:
+    stop = asyncio.Event()
+    task = asyncio.create_task(worker.run(stop))
+    try:
+        await until(worker.synced)
+        yield stop
+    finally:
+        stop.set()
+        await task
+
+
+async def scheduled(kube: FakeKube, name: str, **payload: Any) -> None:
+    await kube.create(AgenticTask.new(name, namespace="ns", payload=payload or None))
+    await kube.patch_status(AgenticTask, name, {"phase": "Scheduled", "assignedNode": NODE}, namespace="ns")
+
+
+def task_of(kube: FakeKube, name: str) -> AgenticTask:
+    return AgenticTask.model_validate(kube.objects["agentictasks"][("ns", name)])
+
+
+async def test_a_task_placed_on_the_node_is_claimed_run_and_finished() -> None:
+    kube, clock = FakeKube(), Clock()
+    async with running(worker_on(kube, clock)):
+        await scheduled(kube, "hello")
+        await until(lambda: task_of(kube, "hello").phase == "Succeeded")
+    done = task_of(kube, "hello")
+    assert done.status.claimed_by is not None
+    assert done.status.claimed_by.startswith(f"{NODE}/")
+    assert done.status.started_at == clock.now  # claimed on the worker's clock
+    assert done.status.verdict == "GO"
+    node = FleetNode.model_validate(kube.objects["fleetnodes"][("", NODE)])
+    assert node.status.capability is not None
+    assert node.status.capability.executors == ["stub"]
+
+
+async def test_a_lost_write_waits_its_backoff_on_the_workers_clock() -> None:
+    """A claim (or result) whose write fails is retried through the retry queue: not before the worker's clock has
+    moved past the task's backoff, 0.4 s and then twice that."""
+    kube, clock = FakeKube(), Clock()
+    worker = worker_on(kube, clock)
+    async with running(worker):
+        await scheduled(kube, "flaky")
+        kube.refuse["flaky"] = [Unreachable("connection reset"), Unreachable("connection reset")]
+        worker.retries.poke()
+        await until(lambda: len(kube.refuse["flaky"]) == 1 and len(worker.retries.queue) == 1)
+        await asyncio.sleep(0.05)
+        assert task_of(kube, "flaky").phase == "Scheduled"  # the real time that passed is not the worker's
+        clock.advance(0.4)
+        worker.retries.poke()
+        await until(lambda: not kube.refuse["flaky"] and len(worker.retries.queue) == 1)
+        clock.advance(0.4)
+        worker.retries.poke()
+        await asyncio.sleep(0.05)
+        assert task_of(kube, "flaky").phase == "Scheduled"  # the second wait is 0.8 s
+        clock.advance(0.4)
+        worker.retries.poke()
+        await until(lambda: task_of(kube, "flaky").phase == "Succeeded")
+
+
+async def test_a_task_left_running_by_a_previous_life_goes_back_to_pending() -> None:
+    kube, clock = FakeKube(), Clock()
+    await kube.create(AgenticTask.new("orphan", namespace="ns"))
+    await kube.patch_status(
+        AgenticTask, "orphan", {"phase": "Running", "assignedNode": NODE, "claimedBy": "box/old"}, namespace="ns"
+    )
+    async with running(worker_on(kube, clock)):
+        pass
+    orphan = task_of(kube, "orphan")
+    assert orphan.phase == "Pending"
+    assert orphan.status.attempts == 1
+    said = find_condition(orphan.status.conditions, "Scheduled")
+    assert said is not None
+    assert said.reason == "WorkerRestartRecovery"
+
+
+async def test_a_drain_hands_a_task_past_its_grace_back_without_counting_an_attempt() -> None:
+    kube, clock = FakeKube(), Clock()
+    worker = worker_on(kube, clock, drain_grace=0)
+    async with running(worker):
+        await scheduled(kube, "long", sleepSeconds=3600)
+        await until(lambda: task_of(kube, "long").phase == "Running")
+    handed_back = task_of(kube, "long")
+    assert handed_back.phase == "Pending"
+    assert handed_back.status.attempts == 0
+    assert ("long", "NodeDraining", "Warning") in kube.events
+    node = FleetNode.model_validate(kube.objects["fleetnodes"][("", NODE)])
+    assert node.status.phase == "Stopped"
