@@ -227,7 +227,7 @@ async def test_claim_expiry_ladder(kube: Kube, namespace: str, nodes: list[str])
 
 async def test_a_node_silent_since_before_the_start_gets_no_grace(kube: Kube, namespace: str, nodes: list[str]) -> None:
     """At start every node got the full staleness grace: one whose worker had been silent for an hour took new tasks
-    for 90 s, each then reclaimed with an attempt counted (issue 17). The apiserver's time of the node's last status
+    for 90 s, each then reclaimed with an attempt counted. The apiserver's time of the node's last status
     write judges it; the controller's clock here runs an hour ahead of the worker's last heartbeat."""
     silent = unique("silent")
     nodes.append(silent)

@@ -15,7 +15,7 @@ from tests.fakekube import FakeKube
 
 
 def test_a_command_flag_keeps_the_files_other_executor_settings(tmp_path: Path) -> None:
-    """`--command` sets one setting of one executor; plug-in settings from --config stay (issue 17)."""
+    """`--command` sets one setting of one executor; plug-in settings from --config stay."""
     file = tmp_path / "worker.yaml"
     file.write_text(
         "executors:\n"

@@ -12,7 +12,7 @@ def written_at(name: str, when: str) -> FleetNode:
 
 
 def test_a_node_first_seen_counts_as_heard_when_the_apiserver_last_stored_it() -> None:
-    """At start a node silent for an hour got the full grace (issue 17): the apiserver's managedFields time says
+    """At start a node silent for an hour got the full grace: the apiserver's managedFields time says
     when it was last written, on the apiserver's clock, never later than now."""
     cache = Cache()
     cache.replace_nodes([written_at("silent", "2025-12-31T23:00:00Z"), written_at("fresh", "2026-01-01T00:00:30Z")], T0)

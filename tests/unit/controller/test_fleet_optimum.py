@@ -1,5 +1,5 @@
 """The optimum the placement benchmark measures policies against is a true lower bound (no policy beats it) and exact
-on a case worked by hand: bench/fleet.py's claim that issue 18's makespan targets lie below it rests on this."""
+on a case worked by hand: bench/fleet.py's claim that the earlier makespan targets lie below it rests on this."""
 
 from __future__ import annotations
 

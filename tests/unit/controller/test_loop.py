@@ -40,7 +40,7 @@ def written(kube: FakeKube, name: str) -> bool:
 
 async def test_a_task_created_while_the_caches_list_is_decided_as_soon_as_the_controller_can() -> None:
     """Created in the first second after start, a task waited 15-16 s (the next liveness tick) when the TaskSchedule
-    cache was the last to sync: that sync woke nothing (issue 17)."""
+    cache was the last to sync: that sync woke nothing."""
     kube = FakeKube()
     schedules_listed = kube.hold(TaskSchedule)
     controller = Controller(kube, ControllerConfig(leader_election=False))
@@ -54,7 +54,7 @@ async def test_a_task_created_while_the_caches_list_is_decided_as_soon_as_the_co
 
 async def test_a_schedule_created_before_the_caches_synced_is_planned_as_soon_as_the_controller_can() -> None:
     """A TaskSchedule created at start waited 31-32 s: the schedule loop slept its full check period while the
-    caches were not synced, and nothing woke it when they were (issue 17)."""
+    caches were not synced, and nothing woke it when they were."""
     kube = FakeKube()
     nodes_listed = kube.hold(FleetNode)
     controller = Controller(kube, ControllerConfig(leader_election=False))

@@ -47,7 +47,7 @@ def test_a_ready_task_is_placed_on_a_live_node_and_then_labelled() -> None:
 
 
 def test_a_task_that_fits_no_node_is_blocked_and_unblocked_with_the_reason_that_says_so() -> None:
-    """The placement recheck logged and counted NoFittingNode when it unblocked a task (issue 17)."""
+    """The placement recheck logged and counted NoFittingNode when it unblocked a task."""
     big = {"requiredCapability": {"minRAMGB": 64}}
     occupied = task("running", phase="Running", assignedNode="n1")  # the one slot: nothing is placed, only rechecked
     plan = pass_over(cache_of(node("n1", ram=16), occupied, task("big", **big)))

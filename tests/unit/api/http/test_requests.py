@@ -122,7 +122,7 @@ def test_an_object_too_big_for_etcd_is_refused_before_sending_with_the_limit_nam
 
 
 def test_lists_are_paginated_except_from_the_watch_cache() -> None:
-    """A controller start with 100,000 tasks held one giant response (issue 17)."""
+    """A controller start with 100,000 tasks held one giant response."""
     first = requests.list_(AgenticTask, namespace="ns", label_selector="a=b")
     assert first.query == {"labelSelector": "a=b", "limit": str(requests.PAGE_SIZE)}
     assert requests.list_(AgenticTask, continue_="token").query == {

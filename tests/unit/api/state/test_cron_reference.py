@@ -182,7 +182,7 @@ def test_the_reference_model_says_what_the_readme_says(
 
 
 SHAPES = ["{n}", "{n}-{m}", "{n}-{m}/{step}", "{a}-{b}", "{a}-{b}/{step}", "{n}/{step}", "*/{step}", "*"]
-"""The shapes of a list item; n and m are one number, maybe spelled differently: `n-m` is an equal range (issue 16)."""
+"""The shapes of a list item; n and m are one number, maybe spelled differently: `n-m` is an equal range."""
 
 
 @st.composite

@@ -14,7 +14,7 @@ def blocked_condition(patch: dict[str, Any]) -> tuple[str, str]:
 
 
 def test_unblocking_says_the_opposite_of_what_blocked_the_task() -> None:
-    """`pending(None)` wrote DependenciesMet even when NoFittingNode had blocked the task (issue 17)."""
+    """`pending(None)` wrote DependenciesMet even when NoFittingNode had blocked the task."""
     no_fit = task("x", conditions=[blocked_by("NoFittingNode")])
     assert needs_blocked_write(no_fit, None)
     assert blocked_condition(unblocked(no_fit, T0)) == ("False", "FittingNodeAvailable")

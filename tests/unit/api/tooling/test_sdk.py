@@ -20,7 +20,7 @@ async def names(finished: AsyncIterator[Any]) -> list[str]:
 
 
 async def test_waiting_for_one_task_watches_that_task_alone() -> None:
-    """`wait` watched every task of the namespace to see one finish (issue 17)."""
+    """`wait` watched every task of the namespace to see one finish."""
     kube = FinishedTasksKube()
     client = ForemanClient(kube, "ns")  # type: ignore[arg-type]
     assert await names(client.as_completed(["mine"], timeout=5)) == ["mine"]
