@@ -29,6 +29,7 @@ from typing import Any
 import context
 import fairness
 import fleet
+import footprint
 import sandbox
 from agent import agent_benchmarks
 from reporting import all_targets, per_release, report, say, side_by_side, target
@@ -599,9 +600,10 @@ SECTIONS = (
     "latency",
     "throughput",
     "throughput-10k",
+    "footprint",
 )
 """`python bench/run.py [SECTION ...]` runs only those (all by default; `make bench` runs all)."""
-APISERVER_SECTIONS = {"agents", "latency", "throughput", "throughput-10k"}
+APISERVER_SECTIONS = {"agents", "latency", "throughput", "throughput-10k", "footprint"}
 ASSUMED_WRITES_PER_TASK = 4.0
 """The ceiling's writes per task when the latency section (which counts them in the audit log) is not run."""
 
@@ -630,7 +632,7 @@ def releases(asked: str | None) -> list[str]:
     return [current_release(), *floor]
 
 
-async def against_the_apiserver(cluster: LocalCluster, sections: set[str]) -> None:
+async def against_the_apiserver(cluster: LocalCluster, sections: set[str], logs: Path) -> None:
     async with await Kube.connect(str(cluster.kubeconfig())) as admin:
         await install(admin)
         if "agents" in sections:
@@ -658,6 +660,9 @@ async def against_the_apiserver(cluster: LocalCluster, sections: set[str]) -> No
             if "throughput-10k" in sections:
                 await throughput_at_scale(admin, cluster, controller)
             await system.close()
+        if "footprint" in sections:
+            # NB: last, and alone on the apiserver: its controller is a process of its own, measured from outside
+            await footprint.footprint(cluster, admin, logs)
 
 
 def main() -> None:
@@ -684,7 +689,7 @@ def main() -> None:
             state = Path(tempfile.mkdtemp(prefix="foreman-bench-"))
             cluster = LocalCluster.start(state, audit=True, kubernetes=release)
             try:
-                asyncio.run(against_the_apiserver(cluster, sections))
+                asyncio.run(against_the_apiserver(cluster, sections, Path(logs.name)))
             finally:
                 cluster.stop()
     side_by_side()

@@ -25,9 +25,6 @@ from foreman.controller.expiry import TimeToLive
 from foreman.controller.loop import Controller
 from foreman.controller.match import POLICIES
 from foreman.worker.config import ConfigError, WorkerConfig, from_file
-from foreman.worker.executors.agent import AgentExecutorSettings
-from foreman.worker.loop import Worker
-from foreman.worker.registrar import WorkerStalled
 from foreman.worker.sandbox import sandbox
 
 STALLED = 3
@@ -174,6 +171,8 @@ DEFAULT_WORKER_HEALTH_PORT = 8081
 
 def _report_sandbox(config: WorkerConfig) -> bool:
     """Print what the agent's commands would be confined by on this host (and what not); True when confined."""
+    from foreman.worker.executors.agent import AgentExecutorSettings  # NB: see worker()
+
     try:
         settings = AgentExecutorSettings.model_validate(config.executors.get("agent") or {})
     except ValidationError as error:
@@ -293,6 +292,10 @@ def worker(
 
     if check_sandbox:
         raise typer.Exit(0 if _report_sandbox(config) else 1)
+    # NB: imported here, not at the top: `foreman controller` starts from this module too, and the worker's executors
+    # (the agent's openai client, 19 MiB of the controller's RSS) are no part of it.
+    from foreman.worker.loop import Worker
+    from foreman.worker.registrar import WorkerStalled
 
     def make(kube: Kube) -> tuple[Daemon, HealthServer]:
         instance = Worker(kube, config)

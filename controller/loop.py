@@ -203,6 +203,11 @@ class Controller:
                 self._nodes_changed = True
             elif self.cache.upsert_node(event.object, now):
                 self._nodes_changed = True
+            elif event.object.name in self._live:
+                # NB: only the heartbeat moved on a node the last pass counted live: nothing a pass reads changed (a
+                # fresher heartbeat cannot make a node less live), so no pass. A pass per heartbeat walked every
+                # node and placed task: with 1,000 nodes at 30 s, 33 passes a second and most of the idle CPU.
+                continue
             self.queue.poke()
 
     async def _watch_queues(self) -> None:

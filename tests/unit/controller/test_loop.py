@@ -135,3 +135,31 @@ async def test_a_queues_status_lands_after_the_placements_it_counts() -> None:
         await until(lambda: any(running == 2 for running, _ in kube.scheduled_when_counted))
     for running_count, scheduled in kube.scheduled_when_counted:
         assert len(scheduled) >= running_count
+
+
+async def test_a_heartbeat_that_moves_nothing_else_starts_no_pass_and_a_phase_change_does() -> None:
+    """A pass per heartbeat walked every node and placed task: with 1,000 nodes at 30 s, 33 passes a second and most
+    of the controller's idle CPU (bench footprint)."""
+    kube = FakeKube()
+    controller = Controller(kube, ControllerConfig(leader_election=False))
+    passes = 0
+    reconcile = controller.reconcile_once
+
+    async def counted() -> None:
+        nonlocal passes
+        passes += 1
+        await reconcile()
+
+    controller.reconcile_once = counted  # type: ignore[method-assign]
+    await kube.create(node("gpu-1"))
+    async with running(controller):
+        await until(lambda: passes > 0 and controller.cache.nodes.get("gpu-1") is not None)
+        await asyncio.sleep(0.05)
+        before = passes
+        for _ in range(20):
+            beat = await kube.patch_status(FleetNode, "gpu-1", {"lastHeartbeatTime": wire_time(utcnow())})
+        await until(lambda: controller.cache.nodes["gpu-1"].metadata.resource_version == beat.metadata.resource_version)
+        await asyncio.sleep(0.05)
+        assert passes == before
+        await kube.patch_status(FleetNode, "gpu-1", {"phase": "Draining", "lastHeartbeatTime": wire_time(utcnow())})
+        await until(lambda: passes > before)
