@@ -10,7 +10,7 @@ from datetime import timedelta
 from typing import Any
 
 from foreman.api.http.errors import Conflict, ServerError
-from foreman.api.models.base import wire_time
+from foreman.api.models.base import utcnow, wire_time
 from foreman.api.models.queues import TaskQueue
 from foreman.api.models.resources import AgenticTask, FleetNode
 from foreman.api.models.schedules import TaskSchedule
