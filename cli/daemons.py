@@ -46,6 +46,7 @@ LogFormatOption = Annotated[LogFormat, typer.Option("--log-format", help="json (
 
 
 class Placement(enum.StrEnum):
+    warm = "warm"
     first_fit = "first-fit"
     spread = "spread"
     fastest = "fastest"
@@ -104,10 +105,19 @@ def controller(
     placement: Annotated[
         Placement,
         typer.Option(
-            help="Which fitting node a task goes to: first-fit (by name), spread (most free slots), fastest (highest "
-            "measured tokens per second for the task's model)."
+            help="Which fitting node a task goes to: warm (least model loading, a short wait for a busy warm node; "
+            "first-fit where nodes say nothing of loaded models), first-fit (by name), spread (most free slots), "
+            "fastest (highest measured tokens per second for the task's model)."
         ),
-    ] = Placement.first_fit,
+    ] = Placement.warm,
+    cold_start_delay: Annotated[
+        float,
+        typer.Option(
+            min=0,
+            help="Policy warm: seconds a task waits for a busy node with its model loaded before starting cold "
+            "elsewhere (an Agent's or TaskQueue's coldStartDelay wins).",
+        ),
+    ] = 5.0,
     ttl_after_success: Annotated[
         float | None,
         typer.Option(
@@ -140,6 +150,7 @@ def controller(
         lease_name=lease_name,
         lease_duration=lease_duration,
         placement=next(policy for policy in POLICIES if policy == placement.value),
+        cold_start_delay=cold_start_delay,
         ttl=TimeToLive(_seconds(ttl_after_success), _seconds(ttl_after_failure)),
     )
     if identity:

@@ -231,13 +231,15 @@ class Cache:
         return [t for phase in ("Scheduled", "Running") for k in self.by_phase[phase] if (t := self.task(k))]
 
     def usage(self) -> dict[str, Usage]:
-        """Slots and RAM in use per node, from the Scheduled and Running tasks we see placed there."""
+        """Slots, RAM and models in use per node, from the Scheduled and Running tasks we see placed there."""
         usage: dict[str, Usage] = defaultdict(Usage)
         for task in self.active():
             if task.status.assigned_node:
                 used = usage[task.status.assigned_node]
                 used.slots += 1
                 used.ram_gb += task.spec.required_capability.min_ramgb
+                if (model := self.model_of(task)) is not None:
+                    used.models[model] = used.models.get(model, 0) + 1
         return usage
 
     def queue_loads(self) -> dict[str, QueueLoad]:

@@ -31,9 +31,13 @@ class ControllerConfig:
     """Longest the TaskSchedule loop sleeps without an event (it wakes for each due slot anyway)."""
     watch_timeout: int = 60
     """Server-side watch timeout; a stream silent for longer (plus a grace) is treated as stalled."""
-    placement: PlacementPolicy = "first-fit"
-    """Which fitting node a task goes to: first-fit (by name), spread (most free slots), fastest (highest measured
-    tokens per second for the task's model)."""
+    placement: PlacementPolicy = "warm"
+    """Which fitting node a task goes to: warm (least model loading; first-fit where nodes say nothing of loaded
+    models), first-fit (by name), spread (most free slots), fastest (highest measured tokens per second for the
+    task's model)."""
+    cold_start_delay: float = 5.0
+    """Policy warm: seconds a task waits for a busy node with its model loaded before starting cold elsewhere, where
+    neither its Agent nor its TaskQueue says (`coldStartDelay`)."""
     ttl: TimeToLive = field(default_factory=TimeToLive)
     """How long finished tasks are kept, by outcome (`--ttl-after-success`, `--ttl-after-failure`); unset: for ever."""
     unhealthy_after_failures: int = 3

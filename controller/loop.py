@@ -392,6 +392,10 @@ class Controller:
         self._mark(self.cache.upsert_task(updated))
         if write.warn:
             self._emit(updated, write.reason, write.message, "Warning")
+        if write.cold_start:
+            self.metrics.model_loads.inc()
+            self.metrics.warm_wait.observe(write.warm_wait)
+            self._emit(updated, write.reason, write.message, "Normal")
         if write.placed and task.metadata.creation_timestamp:
             self.metrics.time_to_place.observe((now - task.metadata.creation_timestamp).total_seconds())
         if write.relabel:

@@ -73,6 +73,17 @@ class ControllerMetrics:
             buckets=DURATION_BUCKETS,
             registry=self.registry,
         )
+        self.model_loads = Counter(
+            "foreman_placement_model_loads_total",
+            "Placements onto a node where the task's model was not loaded (policy warm: cold starts)",
+            registry=self.registry,
+        )
+        self.warm_wait = Histogram(
+            "foreman_placement_warm_wait_seconds",
+            "Seconds a task waited for a node with its model loaded before it started cold (policy warm)",
+            buckets=(0.5, 1, 2, 5, 10, 30, 60, 300),
+            registry=self.registry,
+        )
         self.tokens = Counter(
             "foreman_task_tokens_total",
             "Tokens finished tasks used (status.usage), by namespace, queue, kind and direction: prompt or completion",

@@ -30,6 +30,8 @@ from foreman.controller.placeable import PlaceableLanes
 from foreman.controller.queues import FairShare, QueueLoad, full_queues, shares
 from foreman.controller.reclaim import GiveUp, heard_recently, node_is_live, node_went_silent, reclaim
 from foreman.controller.rules import Backoff, Blocked, Fail, Placeable, decide
+from foreman.controller.warmth import ModelOnNode, NodeModels
+from foreman.controller.warmwait import cold_start_delay, waiting_since, warm_deadline
 
 PlacementOrder = tuple[int, datetime, str]
 
@@ -59,11 +61,14 @@ def offer_of(node: FleetNode) -> Offer:
     capability = node.status.capability
     contexts: dict[str, int | None] = dict.fromkeys(capability.installed_models)
     speeds: dict[str, float] = {}
+    served: dict[str, str] = {}
     for model in capability.models:
         for name in (model.name, *model.aliases):
             contexts[name] = model.context_tokens
+            served[name] = model.name
             if model.tokens_per_second is not None:
                 speeds[name] = model.tokens_per_second
+    states = {m.name: ModelOnNode(m.size_gb, m.load_seconds, bool(m.loaded)) for m in capability.models}
     return Offer(
         name=node.name,
         accelerator=capability.accelerator,
@@ -75,6 +80,7 @@ def offer_of(node: FleetNode) -> Offer:
         models=contexts,
         speeds=speeds,
         sandbox=capability.sandbox.kind if capability.sandbox else None,
+        warmth=NodeModels(states, served, capability.model_memory_gb),
     )
 
 
@@ -102,7 +108,9 @@ def no_fit_message(need: Need) -> str:
 @dataclass(frozen=True)
 class StatusWrite:
     """One optimistic status write of a task (with its resourceVersion). `warn`: also a Warning Event (a failure,
-    a requeue); `relabel`: then make the node label agree; `placed`: a placement (time since creation measured)."""
+    a requeue); `relabel`: then make the node label agree; `placed`: a placement (time since creation measured);
+    `cold_start`: a placement that loads its model first (policy warm: a Normal Event, counted); `warm_wait`: seconds
+    it waited for a warm node before this placement."""
 
     task: AgenticTask
     patch: dict[str, Any]
@@ -111,6 +119,8 @@ class StatusWrite:
     warn: bool = True
     relabel: bool = False
     placed: bool = False
+    cold_start: bool = False
+    warm_wait: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -300,28 +310,29 @@ def _place(
     if not placeable:
         plan.full = full_queues(cache.queue_rules, loads)
         return loads
-    placer = Placer(
-        (offer_of(node) for node in live.values() if node.status.phase == "Ready"),
-        cache.usage(),
-        policy=config.placement,
-    )
+    offers = [offer_of(node) for node in live.values() if node.status.phase == "Ready"]
+    placer = Placer(offers, cache.usage(), policy=config.placement, queued=_queued_models(cache, placeable, offers))
     with contextlib.ExitStack() as walks:
         lines = {lane: walks.enter_context(contextlib.closing(q.in_order())) for lane, q in placeable.lanes.items()}
         share = FairShare(lines, loads, cache.queue_rules)
         while placer.has_capacity() and (turn := share.next()) is not None:
             _, key = turn
             task = cache.task(key)
-            node = placer.place(needs(cache, task), share.capped_accelerators()) if task else None
-            if task is None or node is None:
+            if task is None:
+                share.skipped()
+                continue
+            need = needs(cache, task)
+            delay = cold_start_delay(cache, task, config.cold_start_delay)
+            deadline = warm_deadline(need, task, placer, now, delay)
+            node = placer.place(need, share.capped_accelerators(), warm_only=deadline is not None)
+            if node is None:
+                if deadline is not None:
+                    plan.requeue[key] = deadline  # NB: then it starts cold, if no warm slot freed meanwhile
                 share.skipped()
                 continue
             share.placed(placer.offers[node].accelerator)
             placeable.discard(key)
-            patch = status.placed(task, node, now)
-            message = f"assigned to FleetNode {node}"
-            plan.writes.append(
-                StatusWrite(task, patch, reasons.FLEET_NODE_ASSIGNED, message, warn=False, relabel=True, placed=True)
-            )
+            plan.writes.append(_placement(task, need, node, placer.last_cost, now, delay))
     loads = share.loads
     plan.full = share.full_queues()
     # NB: iterating the queue already walks a snapshot of it
@@ -345,6 +356,34 @@ def _place(
             patch, (reason, message) = status.blocked(waiting, now, *why), why
         plan.writes.append(StatusWrite(waiting, patch, reason, message, warn=False))
     return loads
+
+
+def _placement(
+    task: AgenticTask, need: Need, node: str, load_seconds: float, now: datetime, delay: float
+) -> StatusWrite:
+    patch = status.placed(task, node, now)
+    message = f"assigned to FleetNode {node}"
+    # NB: the wait is counted only where it could have happened: a task placed at once waited for nothing
+    waited = min((now - waiting_since(task)).total_seconds(), delay) if delay > 0 else 0.0
+    if load_seconds > 0:
+        message += f", where {need.model} must be loaded first (about {load_seconds:.0f} s)"
+        return StatusWrite(task, patch, reasons.COLD_START, message, warn=False, relabel=True, placed=True,
+                           cold_start=True, warm_wait=max(waited, 0.0))  # fmt: skip
+    return StatusWrite(task, patch, reasons.FLEET_NODE_ASSIGNED, message, warn=False, relabel=True, placed=True)
+
+
+def _queued_models(
+    cache: Cache, placeable: PlaceableLanes[TaskKey, PlacementOrder], offers: Iterable[Offer]
+) -> dict[str, int]:
+    """The placeable tasks by model: what evicting a model costs (policy warm). NB: counted only where a node says
+    its model memory, the one case evictions are weighed: it walks every waiting task."""
+    if not any(offer.warmth.memory_gb is not None for offer in offers):
+        return {}
+    queued: dict[str, int] = {}
+    for key in placeable:
+        if (task := cache.task(key)) is not None and (model := cache.model_of(task)) is not None:
+            queued[model] = queued.get(model, 0) + 1
+    return queued
 
 
 def why_held(need: Need, placer: Placer, queue: str, full: frozenset[str]) -> tuple[str, str] | None:

@@ -18,10 +18,12 @@ from foreman.api.models.queues import TaskQueue
 from foreman.api.models.resources import AgenticTask, FleetNode
 from foreman.api.state import reasons
 from foreman.controller.cache import Cache, TaskKey
+from foreman.controller.config import ControllerConfig
 from foreman.controller.match import Placer
 from foreman.controller.plan import PlacementOrder, needs, offer_of, placement_order, why_held
 from foreman.controller.queues import full_queues
 from foreman.controller.rules import Backoff, Blocked, Placeable, decide
+from foreman.controller.warmwait import cold_start_delay, waiting_message, warm_deadline
 
 SLOT_BUSY_MESSAGE = "waiting for a free slot on a fitting node"
 
@@ -58,8 +60,11 @@ def fleet_of(
     return cache
 
 
-def line_up(cache: Cache, now: datetime) -> dict[TaskKey, Waiting]:
-    """Every Pending task of the cache: its queue, its position in that queue's line and why it waits."""
+def line_up(
+    cache: Cache, now: datetime, *, cold_start_default: float = ControllerConfig.cold_start_delay
+) -> dict[TaskKey, Waiting]:
+    """Every Pending task of the cache: its queue, its position in that queue's line and why it waits (for a warm
+    node too: `cold_start_default` is the controller's coldStartDelay)."""
     lines: dict[str, list[tuple[PlacementOrder, TaskKey]]] = {}
     waiting: dict[TaskKey, Waiting] = {}
     for key in cache.by_phase["Pending"]:
@@ -76,12 +81,16 @@ def line_up(cache: Cache, now: datetime) -> dict[TaskKey, Waiting]:
         elif isinstance(decision, Placeable):
             lines.setdefault(queue, []).append((placement_order(task), key))
     ready = (offer_of(node) for node in cache.nodes.values() if node.status.phase == "Ready")
-    placer = Placer(ready, cache.usage())  # NB: only asked whether anything could ever fit: no policy
+    # NB: asked whether anything could ever fit, and whether a busy node has a task's model loaded (policy warm)
+    placer = Placer(ready, cache.usage(), policy="warm")
     full = full_queues(cache.queue_rules, cache.queue_loads())
     for queue, line in lines.items():
         for position, (_, key) in enumerate(sorted(line), 1):
             task = cache.task(key)
             assert task is not None, "lined up from the cache"
-            why = why_held(needs(cache, task), placer, queue, full)
-            waiting[key] = Waiting(queue, position, *(why or (reasons.SLOT_BUSY, SLOT_BUSY_MESSAGE)))
+            need = needs(cache, task)
+            delay = cold_start_delay(cache, task, cold_start_default)
+            warm = warm_deadline(need, task, placer, now, delay) and waiting_message(need, delay)
+            why = why_held(need, placer, queue, full) or warm or (reasons.SLOT_BUSY, SLOT_BUSY_MESSAGE)
+            waiting[key] = Waiting(queue, position, *why)
     return waiting

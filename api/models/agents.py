@@ -48,6 +48,9 @@ class AgentSpec(Model):
     needs_sandbox: bool = False
     """Place its tasks only on nodes that confine commands (an Agent with `run` is never placed where no command
     can run)."""
+    cold_start_delay: float | None = Field(default=None, ge=0, le=3600)
+    """Policy `warm`: seconds its tasks wait for a node with their model loaded to free a slot before starting cold
+    elsewhere; wins over its TaskQueue's; none: the queue's, else the controller's default."""
 
     @property
     def runs_commands(self) -> bool:

@@ -74,6 +74,9 @@ class TaskQueueSpec(Model):
     """Hard cap on the queue's tasks Scheduled or Running across the fleet; none: no cap."""
     max_running_per_accelerator: dict[Accelerator, Annotated[int, Field(ge=0)]] = Field(default_factory=dict)
     """Hard caps by the node's accelerator, e.g. {cuda: 4}."""
+    cold_start_delay: float | None = Field(default=None, ge=0, le=3600)
+    """Policy `warm`: seconds a task waits for a node with its model loaded to free a slot before it starts cold
+    elsewhere (its Agent's coldStartDelay wins); none: the controller's default."""
 
 
 class TaskQueueStatus(Model):

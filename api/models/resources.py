@@ -299,6 +299,11 @@ class ModelOffer(Model):
     tokens_per_second: float | None = Field(default=None, ge=0)
     """Generation speed measured by the agent executor on this node (moving average of completion tokens per
     second of streaming); none until it has run a task with the model."""
+    size_gb: float | None = Field(default=None, ge=0)
+    """Memory it takes when loaded (GB), where the server says (Ollama's size_vram, the weights' size)."""
+    load_seconds: float | None = Field(default=None, ge=0)
+    """How long loading it takes on this node: measured by the worker when it saw the model go from not loaded to
+    loaded, else estimated from its size; placement counts it as the cost of a cold start here."""
 
 
 class EnforcedLimit(Model):
@@ -337,6 +342,9 @@ class NodeCapability(Model):
     total_ramgb: float = Field(default=0, ge=0)
     available_ramgb: float = Field(default=0, ge=0)
     max_context_tokens: int = Field(default=0, ge=0)
+    model_memory_gb: float | None = Field(default=None, ge=0)
+    """Memory the inference server loads models into (GB): VRAM on a GPU node, unified memory on Apple Silicon, RAM
+    on a CPU node; none: not said (placement then assumes any model fits)."""
     installed_models: list[str] = Field(default_factory=list)
     """Names of the models the node serves (discovered, plus `--model`); placement matches a task's model here."""
     models: list[ModelOffer] = Field(default_factory=list)
