@@ -18,7 +18,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         if not isinstance(item, pytest.Function) or "/tests/unit/" not in str(item.path):
             continue
         if item.get_closest_marker("timeout") is None:
-            item.add_marker(pytest.mark.timeout(UNIT_TIMEOUT))
+            # NB: the function only: the last test of a run also tears down the session's cluster (seconds), whichever
+            # test that is, in random order
+            item.add_marker(pytest.mark.timeout(UNIT_TIMEOUT, func_only=True))
         if inspect.iscoroutinefunction(item.obj):
             item.fixturenames.append("no_leaked_tasks")
 

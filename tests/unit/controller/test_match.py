@@ -4,7 +4,7 @@ from hypothesis import strategies as st
 
 from foreman.controller.match import POLICIES, Need, Offer, PlacementPolicy, Placer, Usage, choose, fits
 
-pytestmark = pytest.mark.timeout(30)  # NB: it searches placements exhaustively (hypothesis)
+pytestmark = pytest.mark.timeout(30, func_only=True)  # NB: it searches placements exhaustively (hypothesis)
 
 ACCELERATORS = ["cuda", "metal", "rocm", "cpu"]
 MODELS = ["qwen2.5-coder:32b", "llama3.1:8b", "phi-3"]

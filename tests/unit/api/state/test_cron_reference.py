@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 
 from foreman.api.state.cron import ScheduleError, parse
 
-pytestmark = pytest.mark.timeout(120)  # NB: it searches every minute of years against reference models
+pytestmark = pytest.mark.timeout(120, func_only=True)  # NB: it searches every minute of years against reference models
 
 MINUTE = timedelta(minutes=1)
 WINDOW = timedelta(hours=26)

@@ -15,7 +15,7 @@ from foreman.worker.agent import git, workspace
 from foreman.worker.agent.errors import WorkspaceError
 from foreman.worker.agent.git import Git
 
-pytestmark = pytest.mark.timeout(30)  # NB: it runs real git
+pytestmark = pytest.mark.timeout(30, func_only=True)  # NB: it runs real git
 
 
 def run_git(repo: Path, *args: str) -> str:

@@ -63,7 +63,7 @@ async def test_git_under_every_folded_name_and_gitfiles(box: Toolbox, space: Wor
     assert (space.root / "sub" / ".git").read_text() == "gitdir: ../evilgit\n"
 
 
-@pytest.mark.timeout(30)  # NB: 600 tool calls racing a thread that swaps a symlink without pause
+@pytest.mark.timeout(30, func_only=True)  # NB: 600 tool calls racing a thread that swaps a symlink without pause
 async def test_a_symlink_swapped_during_the_walk_never_leads_out(
     box: Toolbox, space: Workspace, tmp_path: Path
 ) -> None:

@@ -23,7 +23,7 @@ from foreman.worker.executors.agent import AgentExecutor
 from foreman.worker.executors.base import ExecutionContext
 from tests.memory import peak_rss
 
-pytestmark = pytest.mark.timeout(60)  # NB: it runs real processes in a real sandbox
+pytestmark = pytest.mark.timeout(60, func_only=True)  # NB: it runs real processes in a real sandbox
 
 SECRET = f"secret-{uuid.uuid4().hex}"
 LIMITS = {"memoryMiB": 256, "processes": 64, "fileSizeMiB": 16, "cpuSeconds": 20}
