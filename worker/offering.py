@@ -60,15 +60,13 @@ class NodeOffer:
             if server is not None:
                 probe = inference.InferenceProbe(server.endpoint, server.api_key_env)
                 self.servers[name] = probes.setdefault(server.endpoint, ModelServerProbe(server, probe))
+        self.probes = list(probes.values())
+        """One per endpoint, however many executors run on it."""
         self.speeds = inference.Speeds()
         self.sandbox: NodeSandbox | None = None
 
     def settings(self, executor: str) -> Mapping[str, object]:
         return self.config.executors.get(executor) or {}
-
-    @property
-    def probes(self) -> list[ModelServerProbe]:
-        return list({id(probe): probe for probe in self.servers.values()}.values())
 
     async def start(self) -> None:
         """Ask the model servers once, and find how the executors confine what they run (the first that says)."""
