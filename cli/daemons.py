@@ -18,7 +18,7 @@ from pydantic import ValidationError
 from foreman.api.http.kube import Kube
 from foreman.api.models.validation import describe
 from foreman.api.runtime.daemon import HealthServer, configure_logging, settle_heap, stop_on_signals
-from foreman.cli.errors import UserError, user_errors
+from foreman.cli.errors import USER_ERROR, UserError, user_errors
 from foreman.cli.terminal import emit
 from foreman.controller.config import ControllerConfig
 from foreman.controller.expiry import TimeToLive
@@ -167,7 +167,7 @@ def _seconds(value: float | None) -> timedelta | None:
     return None if value is None else timedelta(seconds=value)
 
 
-def _labels(pairs: list[str]) -> dict[str, str]:
+def parse_labels(pairs: list[str]) -> dict[str, str]:
     labels = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
@@ -265,7 +265,8 @@ def worker(
 ) -> None:
     """Run a worker: register this host as a FleetNode, claim tasks placed on it and run their executors.
 
-    Exit codes: 0 after a clean drain (SIGTERM), 2 for a configuration mistake, 3 when the API stayed unreachable.
+    Exit codes: 0 after a clean drain (SIGTERM, or `foreman node leave`), 2 for a configuration mistake or an expired
+    token, 3 when the API stayed unreachable.
 
     Example:  foreman worker --node-name gpu-01 -l pool=research --context-tokens 131072 --command "python3 agent.py"
 
@@ -276,7 +277,7 @@ def worker(
         config_file,
         {
             "node_name": node_name,
-            "labels": _labels(label) if label else None,
+            "labels": parse_labels(label) if label else None,
             "roles": role,
             "max_concurrent_tasks": max_concurrent,
             "namespaces": namespace,
@@ -306,7 +307,7 @@ def worker(
     # NB: imported here, not at the top: `foreman controller` starts from this module too, and the worker's executors
     # (the agent's openai client, 19 MiB of the controller's RSS) are no part of it.
     from foreman.worker.loop import Worker
-    from foreman.worker.registrar import WorkerStalled
+    from foreman.worker.registrar import TokenExpired, WorkerStalled
 
     def make(kube: Kube) -> tuple[Daemon, HealthServer]:
         instance = Worker(kube, config)
@@ -318,3 +319,6 @@ def worker(
     except WorkerStalled as error:
         emit(f"error: {error}", err=True)
         raise typer.Exit(STALLED) from None
+    except TokenExpired as error:
+        emit(f"error: {error}", err=True)
+        raise typer.Exit(USER_ERROR) from None

@@ -19,8 +19,13 @@ def heard_recently(observed_at: datetime | None, now: datetime, stale_after: tim
 
 
 def node_is_live(node: FleetNode | None, observed_at: datetime | None, now: datetime, stale_after: timedelta) -> bool:
-    """Ready and heard from within the staleness threshold: a node tasks may be placed on."""
-    return node is not None and node.status.phase == "Ready" and heard_recently(observed_at, now, stale_after)
+    """Ready, not asked to leave, and heard from within the staleness threshold: a node tasks may be placed on."""
+    return (
+        node is not None
+        and node.status.phase == "Ready"
+        and not node.spec.drain
+        and heard_recently(observed_at, now, stale_after)
+    )
 
 
 def node_went_silent(node: FleetNode, observed_at: datetime | None, now: datetime, stale_after: timedelta) -> bool:

@@ -38,6 +38,7 @@ def merged(target: Any, patch: Any) -> Any:
 class FakeKube:
     def __init__(self) -> None:
         self.consecutive_failures = 0
+        self.bearer_token: str | None = None
         self.release = Release(1, 20)
         """The release it answers as: v1.20 by default (workers select their tasks by the node label)."""
         self.objects: dict[str, Stored] = {}

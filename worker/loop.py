@@ -104,7 +104,8 @@ class Worker:
             asyncio.create_task(self.offer.probe(stop)),
             asyncio.create_task(self.retries.run()),
         ]
-        stopped = asyncio.create_task(stop.wait())
+        # NB: asked to leave (`foreman node leave`) drains as SIGTERM does; the worker then exits 0, done
+        stopped = asyncio.create_task(_first(stop, self.registrar.asked_to_leave))
         try:
             namespaces: list[str | None] = list(self.config.namespaces) or [None]
             for namespace in namespaces:
@@ -256,3 +257,12 @@ class Worker:
             self.metrics.running.set(len(self._executions))
             if not self.draining:
                 self._slot_freed()
+
+
+async def _first(*events: asyncio.Event) -> None:
+    waits = [asyncio.create_task(event.wait()) for event in events]
+    try:
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for wait in waits:
+            wait.cancel()

@@ -27,6 +27,12 @@ class WorkerMetrics:
             "foreman_worker_heartbeat_failures_total", "Heartbeats that could not be written", registry=self.registry
         )
         self.running = Gauge("foreman_worker_running_tasks", "Tasks executing now", registry=self.registry)
+        self.token_expiry = Gauge(
+            "foreman_worker_token_expiry_seconds",
+            "Seconds until the worker's API token expires (absent: it does not, or cannot tell); `foreman node rotate`"
+            " mints a fresh one",
+            registry=self.registry,
+        )
         # The agent executor's, per model: what local inference costs and how fast it is.
         self.agent_tokens = Counter(
             "foreman_agent_tokens_total",

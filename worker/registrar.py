@@ -13,9 +13,11 @@ import structlog
 from foreman.api.http.errors import AlreadyExists, ApiError, Forbidden, NotFound
 from foreman.api.http.kubeapi import KubeApi
 from foreman.api.models.base import ObjectMeta, utcnow
-from foreman.api.models.resources import FleetNode, FleetNodeSpec, NodeCapability, NodePhase
+from foreman.api.models.resources import FleetNode, FleetNodeSpec, NodeCapability, NodeIdentity, NodePhase
 from foreman.api.runtime.daemon import sleep_unless
 from foreman.api.state import node_status
+from foreman.api.state.identity import identity_of, token_claims, token_life
+from foreman.api.tooling.manifests import SHARED_WORKER_USER
 from foreman.worker.config import WorkerConfig
 from foreman.worker.detect import memory
 from foreman.worker.metrics import WorkerMetrics
@@ -26,6 +28,10 @@ log = structlog.get_logger("foreman.worker.registrar")
 
 class WorkerStalled(Exception):
     """The API has been unreachable for longer than the configured limit: exit so a supervisor restarts us."""
+
+
+class TokenExpired(Exception):
+    """The worker's token has expired: no request can succeed until a person mints another (`foreman node rotate`)."""
 
 
 class Registrar:
@@ -50,12 +56,16 @@ class Registrar:
         self.phase: NodePhase = "Ready"
         self.node: FleetNode | None = None
         self.degraded_since: float | None = None
+        self.asked_to_leave = asyncio.Event()
+        """Set when the node's spec says drain (`foreman node leave`): the worker then drains as on SIGTERM."""
+        self._warned_expiry = False
 
     @property
     def degraded(self) -> bool:
         return self.degraded_since is not None
 
     async def register(self) -> None:
+        self._check_token()
         spec = FleetNodeSpec(
             node_name=socket.gethostname(),
             roles=self.config.roles,
@@ -67,13 +77,15 @@ class Registrar:
         except (AlreadyExists, Forbidden):
             # NB: a worker with a per-node identity may not create FleetNodes (RBAC cannot scope create by name);
             # its node is created beforehand (`foreman manifests --worker-node NAME`), and patched here.
-            patch = {"metadata": {"labels": self.config.labels}, "spec": spec.to_wire()}
+            # NB: never `drain`: a worker restarted after `foreman node leave` asked it to go must not undo that
+            spec_patch = {key: value for key, value in spec.to_wire().items() if key != "drain"}
+            patch = {"metadata": {"labels": self.config.labels}, "spec": spec_patch}
             try:
                 await self.kube.patch(FleetNode, self.config.node_name, patch)
             except NotFound:
                 raise Forbidden(
                     f"FleetNode {self.config.node_name} does not exist and this worker may not create it; create it "
-                    f"with `foreman manifests --worker-node {self.config.node_name} | kubectl apply -f -`",
+                    f"with `foreman node join {self.config.node_name}`",
                     status=403,
                 ) from None
         await self.heartbeat()
@@ -92,6 +104,7 @@ class Registrar:
             }
         )
         state = offering.inference
+        identity = self._check_token()
         body = node_status.heartbeat(
             self.node.status.conditions if self.node else [],
             phase=self.phase,
@@ -99,8 +112,35 @@ class Registrar:
             capability=capability,
             running=self.running(),
             inference=(state.ready, state.reason, state.message) if state is not None else None,
+            identity=identity,
         )
         self.node = await self.kube.patch_status(FleetNode, self.config.node_name, body)
+        if self.node.spec.drain and not self.asked_to_leave.is_set():
+            log.warning("asked to leave: draining", node=self.config.node_name)
+            self.asked_to_leave.set()
+
+    def _check_token(self) -> NodeIdentity:
+        """Who the worker acts as, and whether its token still lives: an expired one stops the worker (exit for its
+        supervisor, with the command that mends it), one with under 10 % of its life left is warned about once."""
+        token = self.kube.bearer_token
+        claims = token_claims(token) if token else None
+        life = token_life(claims, self.clock())
+        if life is None:
+            self.metrics.token_expiry.set(float("nan"))
+        else:
+            self.metrics.token_expiry.set(life.seconds_left)
+            expires = life.expires_at.strftime("%Y-%m-%d %H:%M UTC")
+            if life.expired:
+                raise TokenExpired(f"token expired on {expires}: run foreman node rotate {self.config.node_name}")
+            if life.running_out and not self._warned_expiry:
+                log.warning(
+                    "token expires soon: run foreman node rotate",
+                    node=self.config.node_name,
+                    expires=expires,
+                    seconds_left=round(life.seconds_left),
+                )
+            self._warned_expiry = life.running_out
+        return identity_of(claims, SHARED_WORKER_USER)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Heartbeat until stopped; raise WorkerStalled after being cut off from the API for too long."""

@@ -16,6 +16,7 @@ import os
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Generic, Literal, Self, TypeVar
 
@@ -133,6 +134,21 @@ def _no_per_request_environment_lookups(api: Any) -> None:
     rest.pool_manager._trust_env = False  # NB: a read-only property; tests/unit checks that this still takes effect
 
 
+@dataclass(frozen=True)
+class ServerTrust:
+    server: str
+    verifies: bool
+    """False: the kubeconfig skips TLS verification (insecure-skip-tls-verify)."""
+    certificate_authority: bytes | None
+    """The CA bundle (PEM) it verifies the server with; none: the system's trust store (or no verification)."""
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    token: str
+    expires_at: datetime
+
+
 class Kube:
     """Async, typed access to the Kubernetes API for Foreman resources, Leases, Events and manifests."""
 
@@ -157,6 +173,22 @@ class Kube:
     def server(self) -> str:
         """The apiserver's URL (what the dashboard says it reads)."""
         return str(self._api.configuration.host)
+
+    @property
+    def bearer_token(self) -> str | None:
+        """The token this client presents (none: it authenticates otherwise, e.g. with a client certificate)."""
+        value = (self._api.configuration.api_key or {}).get("BearerToken")
+        return value.removeprefix("Bearer ").strip() if isinstance(value, str) else None
+
+    def server_trust(self) -> ServerTrust:
+        """How this client trusts the apiserver: for a kubeconfig that lets another host reach it the same way."""
+        configuration = self._api.configuration
+        ca = configuration.ssl_ca_cert
+        return ServerTrust(
+            server=self.server,
+            verifies=bool(configuration.verify_ssl),
+            certificate_authority=Path(ca).read_bytes() if configuration.verify_ssl and ca else None,
+        )
 
     async def close(self) -> None:
         await self._api.close()
@@ -458,6 +490,12 @@ class Kube:
     ) -> builtins.list[dict[str, Any]]:
         body = await self._send(requests.list_objects(api_version, kind, namespace, field_selector))
         return builtins.list(body.get("items") or [])
+
+    async def request_token(self, namespace: str, service_account: str, seconds: int) -> IssuedToken:
+        """A fresh token of the ServiceAccount, bound to no object (TokenRequest)."""
+        answer = await self._send(requests.token_request(namespace, service_account, seconds))
+        status = answer["status"]
+        return IssuedToken(status["token"], datetime.fromisoformat(status["expirationTimestamp"]))
 
     async def get_lease(self, name: str, namespace: str) -> Lease:
         return Lease.model_validate(await self.get_raw("coordination.k8s.io/v1", "Lease", name, namespace))

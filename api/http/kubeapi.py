@@ -19,6 +19,11 @@ class KubeApi(Protocol):
     consecutive_failures: int
     """API calls in a row that got no usable answer; 0 after any success (health)."""
 
+    @property
+    def bearer_token(self) -> str | None:
+        """The token the client presents (none: other credentials): the worker reads its identity and expiry off it."""
+        ...
+
     async def get(self, model: type[R], name: str, namespace: str | None = None) -> R: ...
 
     async def list(

@@ -260,6 +260,14 @@ def apply(body: dict[str, Any]) -> Request:
     )
 
 
+def token_request(namespace: str, service_account: str, seconds: int) -> Request:
+    """A TokenRequest: a fresh token of a ServiceAccount, valid `seconds` (the apiserver may shorten it), bound to no
+    object. Not idempotent: each call mints another token."""
+    body = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": {"expirationSeconds": seconds}}
+    path = object_path("v1", "ServiceAccount", service_account, namespace) + "/token"
+    return Request("POST", path, body=body)
+
+
 def create_object(body: dict[str, Any]) -> Request:
     meta = body.get("metadata", {})
     return Request(

@@ -283,6 +283,9 @@ class FleetNodeSpec(Model):
     """Host name of the machine the worker runs on."""
     roles: list[str] = Field(default_factory=list)
     max_concurrent_tasks: int = Field(default=1, ge=1, le=1024)
+    drain: bool = False
+    """Asked to leave (`foreman node leave`): nothing new is placed here, and the worker drains as on SIGTERM (its
+    running tasks finish within the grace period or go back to Pending), marks the node Stopped and exits."""
 
 
 class ModelOffer(Model):
@@ -356,6 +359,20 @@ class NodeCapability(Model):
     """How the node confines its agents' commands (none: not said, a node not kept by a current worker)."""
 
 
+IdentityKind = Literal["per-node", "shared", "pod-bound", "other"]
+
+
+class NodeIdentity(Model):
+    """Who the node's worker acts as, read off its own token: a per-node ServiceAccount (`foreman node join`), the
+    shared worker ServiceAccount with a token bound to a Pod (the DaemonSet), the shared one unbound (a long-lived token
+    on a host: it may change any task and any FleetNode), or other credentials (a user's)."""
+
+    kind: IdentityKind
+    user: str | None = None
+    token_expires_at: datetime | None = None
+    """When the worker's token expires (none: it does not, or the worker cannot tell)."""
+
+
 class FleetNodeStatus(Model):
     phase: NodePhase | None = None
     last_heartbeat_time: datetime | None = None
@@ -363,6 +380,7 @@ class FleetNodeStatus(Model):
     running_tasks: int = Field(default=0, ge=0)
     """Tasks this node's worker is executing, as it last reported (for display; the controller counts its own)."""
     agent_version: str | None = None
+    identity: NodeIdentity | None = None
     os: str | None = None
     arch: str | None = None
     conditions: Conditions

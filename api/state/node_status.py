@@ -9,7 +9,7 @@ from typing import Any
 
 from foreman.api import PACKAGE_VERSION
 from foreman.api.models.base import Condition, set_condition, wire_time
-from foreman.api.models.resources import FleetNode, NodeCapability, NodePhase
+from foreman.api.models.resources import FleetNode, NodeCapability, NodeIdentity, NodePhase
 from foreman.api.state import reasons
 
 Inference = tuple[bool, str, str]
@@ -24,6 +24,7 @@ def heartbeat(
     capability: NodeCapability,
     running: int,
     inference: Inference | None,
+    identity: NodeIdentity | None = None,
 ) -> dict[str, Any]:
     """The worker's heartbeat: its phase (Ready, Draining, Stopped) with condition Ready saying it, what it offers now,
     and InferenceReady when the node has a model server (`inference` None: it has none)."""
@@ -51,6 +52,7 @@ def heartbeat(
         "capability": capability.to_wire(),
         "runningTasks": running,
         "agentVersion": PACKAGE_VERSION,
+        **({"identity": identity.to_wire()} if identity is not None else {}),
         "os": platform.system().lower(),
         "arch": platform.machine(),
         "conditions": [c.to_wire() for c in conditions],

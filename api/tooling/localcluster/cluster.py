@@ -8,6 +8,7 @@ Kubernetes source; etcd comes from Debian's etcd-server package.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import os
@@ -372,7 +373,7 @@ class LocalCluster:
         config = {
             "apiVersion": "v1",
             "kind": "Config",
-            "clusters": [{"name": "foreman-dev", "cluster": {"server": self.server, "insecure-skip-tls-verify": True}}],
+            "clusters": [{"name": "foreman-dev", "cluster": {"server": self.server, **self._trust()}}],
             "users": [{"name": name, "user": {"token": self.tokens[identity]}}],
             "contexts": [{"name": name, "context": {"cluster": "foreman-dev", "user": name, "namespace": "default"}}],
             "current-context": name,
@@ -380,6 +381,13 @@ class LocalCluster:
         path = self.kubeconfig(identity)
         _write_private(path, yaml.safe_dump(config, sort_keys=False))
         return path
+
+    def _trust(self) -> dict[str, str]:
+        """The apiserver made itself a CA and a serving certificate at its first start (its --cert-dir keeps both,
+        the CA last): kubeconfigs verify the server with that CA, so they can be handed on (`foreman node join`)."""
+        chain = (self.state_dir / "certs" / "apiserver.crt").read_text()
+        ca = "-----BEGIN CERTIFICATE-----" + chain.rsplit("-----BEGIN CERTIFICATE-----", 1)[-1]
+        return {"certificate-authority-data": base64.b64encode(ca.encode()).decode()}
 
     def _write_credentials(self) -> None:
         (self.state_dir / "certs").mkdir(exist_ok=True)

@@ -6,15 +6,20 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import pytest
+
 from foreman.api.http.errors import Unreachable
 from foreman.api.models.base import find_condition
 from foreman.api.models.resources import AgenticTask, FleetNode
+from foreman.api.tooling.manifests import PINNED_WORKER_PREFIX
 from foreman.worker.config import CapabilityOverrides, WorkerConfig
 from foreman.worker.executors.stub import StubExecutor
 from foreman.worker.loop import Worker
+from foreman.worker.registrar import TokenExpired
 from tests.clock import Clock
 from tests.conditions import until
 from tests.fakekube import FakeKube
+from tests.tokens import jwt_of
 
 NODE = "box"
 
@@ -113,3 +118,41 @@ async def test_a_drain_hands_a_task_past_its_grace_back_without_counting_an_atte
     assert ("long", "NodeDraining", "Warning") in kube.events
     node = FleetNode.model_validate(kube.objects["fleetnodes"][("", NODE)])
     assert node.status.phase == "Stopped"
+
+
+async def test_asked_to_leave_the_worker_drains_as_on_sigterm_and_reports_who_it_is() -> None:
+    kube, clock = FakeKube(), Clock()
+    kube.bearer_token = jwt_of(
+        {"sub": f"{PINNED_WORKER_PREFIX}{NODE}", "iat": clock.seconds(), "exp": clock.seconds() + 3600}
+    )
+    worker = worker_on(kube, clock, drain_grace=0)
+    stop = asyncio.Event()
+    run = asyncio.create_task(worker.run(stop))
+    await until(worker.synced)
+    await scheduled(kube, "long", sleepSeconds=3600)
+    await until(lambda: task_of(kube, "long").phase == "Running")
+    await kube.patch(FleetNode, NODE, {"spec": {"drain": True}})  # what `foreman node leave` writes
+    assert worker.registrar is not None
+    await worker.registrar.heartbeat()
+    await asyncio.wait_for(run, 5)  # it stopped without being told to
+    assert not stop.is_set()
+    assert task_of(kube, "long").phase == "Pending"
+    node = FleetNode.model_validate(kube.objects["fleetnodes"][("", NODE)])
+    assert node.status.phase == "Stopped"
+    assert node.spec.drain  # a restarted worker's registration does not undo the request
+    assert node.status.identity is not None
+    assert (node.status.identity.kind, node.status.identity.user) == ("per-node", f"{PINNED_WORKER_PREFIX}{NODE}")
+    assert worker.metrics.token_expiry._value.get() == 3600
+
+    again = worker_on(kube, clock)
+    assert again.registrar is None
+    await asyncio.wait_for(again.run(asyncio.Event()), 5)  # restarted by its supervisor: it leaves at once
+    assert FleetNode.model_validate(kube.objects["fleetnodes"][("", NODE)]).spec.drain
+
+
+async def test_an_expired_token_stops_the_worker_before_it_registers_with_the_command_that_mends_it() -> None:
+    kube, clock = FakeKube(), Clock()
+    kube.bearer_token = jwt_of({"sub": f"{PINNED_WORKER_PREFIX}{NODE}", "exp": clock.seconds() - 1})
+    with pytest.raises(TokenExpired, match=f"token expired on .* UTC: run foreman node rotate {NODE}"):
+        await worker_on(kube, clock).run(asyncio.Event())
+    assert ("", NODE) not in kube.objects.get("fleetnodes", {})

@@ -1,0 +1,257 @@
+"""Hosts joining and leaving the fleet: `foreman node join / rotate / leave / list`.
+
+A host outside the cluster (a GPU box, a Mac) gets its own identity: a ServiceAccount `foreman-worker-NODE` whose
+ClusterRole reaches only its FleetNode (pinned_worker_rbac; the admission policy limits its tasks to those placed
+there), and a kubeconfig with a TokenRequest token of a bounded lifetime. The shared worker ServiceAccount with a
+long-lived token bound to no Pod is not for hosts: it may rewrite the status of every task and every FleetNode.
+
+Everything is checked before anything is written, and every write is a server-side apply, so a join that failed half
+way is mended by running it again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import re
+import shlex
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from foreman.api.http.errors import NotFound
+from foreman.api.http.features import tasks_on_node
+from foreman.api.http.kube import Kube, ServerTrust
+from foreman.api.models.base import wire_time
+from foreman.api.models.resources import API_VERSION, AgenticTask, FleetNode, NodeIdentity
+from foreman.api.tooling.manifests import NAMESPACE, PINNED_WORKER_PREFIX, WORKER, Manifest, pinned_worker_rbac
+
+IDENTITY_ANNOTATION = "foreman.dev/identity"
+"""On a joined FleetNode: the ServiceAccount its worker acts as (join refuses a node that another identity holds)."""
+TOKEN_EXPIRY_ANNOTATION = "foreman.dev/token-expires-at"
+"""On a joined FleetNode: when the last token join or rotate minted expires (until its worker reports its own)."""
+_DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+MAX_NODE_NAME = 63 - len(f"{WORKER}-")
+"""The identity's name (foreman-worker-NODE) is a label too (RBAC subjects, the user name): 63 characters at most."""
+ACTIVE = ("Scheduled", "Running")
+
+
+class JoinRefused(Exception):
+    """Join, rotate or leave cannot go ahead; the message says why and what to do. Nothing was written."""
+
+
+def check_node_name(name: str) -> None:
+    if len(name) > MAX_NODE_NAME or not _DNS_LABEL.fullmatch(name):
+        raise JoinRefused(
+            f"node name {name!r} is not a DNS label of at most {MAX_NODE_NAME} characters (lower-case letters, digits"
+            " and '-', starting and ending with a letter or digit)"
+        )
+
+
+def identity_name(node: str) -> str:
+    return f"{WORKER}-{node}"
+
+
+def parse_duration(text: str) -> timedelta:
+    """`720h`, `30m`, `1h30m`, `3600s` (Go's duration syntax, as kubectl's --duration), or bare seconds."""
+    if text.isdigit():
+        return timedelta(seconds=int(text))
+    parts = re.fullmatch(r"(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?", text)
+    if not text or parts is None:
+        raise JoinRefused(f"duration {text!r} is not like 720h, 90m or 3600s")
+    hours, minutes, seconds = (int(part or 0) for part in parts.groups())
+    return timedelta(hours=hours, minutes=minutes, seconds=seconds)
+
+
+def node_kubeconfig(trust: ServerTrust, node: str, token: str) -> dict[str, Any]:
+    """A kubeconfig for the node's identity: the admin's server and CA, the node's token, nothing of the admin's."""
+    if not trust.verifies:
+        raise JoinRefused(
+            "the kubeconfig skips TLS verification (insecure-skip-tls-verify): a host given it could not tell the "
+            "apiserver from an impostor; use a kubeconfig with the cluster's certificate-authority-data"
+        )
+    cluster: dict[str, Any] = {"server": trust.server}
+    if trust.certificate_authority is not None:
+        cluster["certificate-authority-data"] = base64.b64encode(trust.certificate_authority).decode()
+    user = identity_name(node)
+    return {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "foreman", "cluster": cluster}],
+        "users": [{"name": user, "user": {"token": token}}],
+        "contexts": [{"name": user, "context": {"cluster": "foreman", "user": user}}],
+        "current-context": user,
+    }
+
+
+def worker_command(node: str, kubeconfig: str, *, accelerator: str | None, labels: dict[str, str]) -> str:
+    """The command line to run on the host."""
+    argv = ["foreman", "worker", "--kubeconfig", kubeconfig, "--node-name", node]
+    if accelerator:
+        argv += ["--accelerator", accelerator]
+    for key, value in labels.items():
+        argv += ["--label", f"{key}={value}"]
+    return shlex.join(argv)
+
+
+def _fleet_node(node: str, labels: dict[str, str], expires_at: datetime) -> Manifest:
+    manifest = next(m for m in pinned_worker_rbac(node) if m["kind"] == "FleetNode")
+    metadata = manifest["metadata"]
+    metadata["labels"] = labels
+    metadata["annotations"] = {
+        IDENTITY_ANNOTATION: identity_name(node),
+        TOKEN_EXPIRY_ANNOTATION: wire_time(expires_at),
+    }
+    return manifest
+
+
+def held_by_another(node: FleetNode) -> str | None:
+    """Why a FleetNode that exists cannot be joined (none: it is free for this node's own identity: made by join, or
+    its worker reports acting as that identity)."""
+    own = f"{PINNED_WORKER_PREFIX}{node.name}"
+    reported = node.status.identity
+    if reported is not None and reported.user == own:
+        return None
+    if reported is None and node.metadata.annotations.get(IDENTITY_ANNOTATION) == identity_name(node.name):
+        return None
+    who = (
+        f"the {reported.kind} identity {reported.user or ''}".rstrip() if reported else "an identity join did not make"
+    )
+    return (
+        f"FleetNode {node.name} exists and its worker uses {who}: stop that worker and run `foreman node leave "
+        f"{node.name}` first, or join under another name"
+    )
+
+
+@dataclass(frozen=True)
+class Joined:
+    kubeconfig: dict[str, Any]
+    expires_at: datetime
+    command: str
+
+
+async def _existing(kube: Kube, node: str) -> FleetNode | None:
+    try:
+        return await kube.get(FleetNode, node)
+    except NotFound:
+        return None
+
+
+async def _mint(kube: Kube, node: str, trust: ServerTrust, lifetime: timedelta) -> tuple[dict[str, Any], datetime]:
+    issued = await kube.request_token(NAMESPACE, identity_name(node), int(lifetime.total_seconds()))
+    return node_kubeconfig(trust, node, issued.token), issued.expires_at
+
+
+async def join(
+    kube: Kube,
+    node: str,
+    *,
+    lifetime: timedelta,
+    kubeconfig_path: str,
+    accelerator: str | None = None,
+    labels: dict[str, str] | None = None,
+    server: str | None = None,
+) -> Joined:
+    """Create (or reuse) the node's identity and FleetNode and mint its kubeconfig. Idempotent."""
+    check_node_name(node)
+    labels = labels or {}
+    trust = kube.server_trust()
+    if server is not None:
+        trust = ServerTrust(server, trust.verifies, trust.certificate_authority)
+    node_kubeconfig(trust, node, "")  # NB: refuse an insecure kubeconfig before anything is written
+    if (existing := await _existing(kube, node)) is not None and (why := held_by_another(existing)):
+        raise JoinRefused(why)
+    for manifest in pinned_worker_rbac(node):
+        if manifest["kind"] != "FleetNode":
+            await kube.apply(manifest)
+    config, expires_at = await _mint(kube, node, trust, lifetime)
+    await kube.apply(_fleet_node(node, labels, expires_at))
+    command = worker_command(node, kubeconfig_path, accelerator=accelerator, labels=labels)
+    return Joined(config, expires_at, command)
+
+
+async def rotate(kube: Kube, node: str, *, lifetime: timedelta, server: str | None = None) -> Joined:
+    """A fresh token for a joined node (the old one stays valid until it expires: deleting the identity, `leave`, is
+    what revokes every token at once)."""
+    check_node_name(node)
+    trust = kube.server_trust()
+    if server is not None:
+        trust = ServerTrust(server, trust.verifies, trust.certificate_authority)
+    node_kubeconfig(trust, node, "")
+    try:
+        await kube.get_raw("v1", "ServiceAccount", identity_name(node), NAMESPACE)
+    except NotFound:
+        raise JoinRefused(f"node {node} has no identity of its own: run `foreman node join {node}` first") from None
+    config, expires_at = await _mint(kube, node, trust, lifetime)
+    patch = {"metadata": {"annotations": {TOKEN_EXPIRY_ANNOTATION: wire_time(expires_at)}}}
+    await kube.patch(FleetNode, node, patch)
+    return Joined(config, expires_at, "")
+
+
+async def active_tasks(kube: Kube, node: str) -> list[AgenticTask]:
+    """The tasks Scheduled or Running on the node now (by its status, the truth; the selection is the hint)."""
+    selection = tasks_on_node(node, await kube.server_version())
+    listing = await kube.list(
+        AgenticTask, label_selector=selection.label_selector, field_selector=selection.field_selector
+    )
+    return [task for task in listing.items if task.phase in ACTIVE and task.status.assigned_node == node]
+
+
+def drained(node: FleetNode | None, active: list[AgenticTask]) -> bool:
+    """The node's worker is gone (Stopped, NotReady, never started or deleted) and no task is left on it."""
+    return not active and (node is None or node.status.phase not in ("Ready", "Draining"))
+
+
+async def leave(kube: Kube, node: str, *, wait_seconds: float, force: bool = False, poll: float = 1.0) -> list[str]:
+    """Drain the node (its worker drains as on SIGTERM: tasks finish or go back to Pending), wait until it has, then
+    delete its identity and FleetNode; return what was deleted. `force`: delete without waiting (the controller then
+    takes its tasks back as from a lost node)."""
+    check_node_name(node)
+    if await _existing(kube, node) is not None:
+        await kube.patch(FleetNode, node, {"spec": {"drain": True}})
+    deadline = time.monotonic() + wait_seconds
+    while not force:
+        current = await _existing(kube, node)
+        active = await active_tasks(kube, node)
+        if drained(current, active):
+            break
+        if time.monotonic() >= deadline:
+            left = ", ".join(f"{t.namespace}/{t.name} ({t.phase})" for t in active) or "none"
+            phase = current.status.phase if current else "deleted"
+            raise JoinRefused(
+                f"node {node} is still {phase} after {wait_seconds:g} s (tasks on it: {left}); nothing deleted. Wait "
+                "and run it again, or add --force (the controller then takes its tasks back)"
+            )
+        await asyncio.sleep(poll)
+    deleted = []
+    identity = identity_name(node)
+    for api_version, kind, name, namespace in (
+        ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding", identity, None),
+        ("rbac.authorization.k8s.io/v1", "ClusterRole", identity, None),
+        ("v1", "ServiceAccount", identity, NAMESPACE),
+        (API_VERSION, "FleetNode", node, None),
+    ):
+        try:
+            await kube.delete_raw(api_version, kind, name, namespace)
+            deleted.append(f"{kind}/{name}")
+        except NotFound:
+            pass
+    if not deleted:
+        raise JoinRefused(f"no node {node}: no FleetNode and no identity of that name")
+    return deleted
+
+
+def identity_shown(node: FleetNode) -> NodeIdentity | None:
+    """What the node's worker reported, else what join recorded (a joined node whose worker has not started)."""
+    if node.status.identity is not None:
+        return node.status.identity
+    annotations = node.metadata.annotations
+    if annotations.get(IDENTITY_ANNOTATION) != identity_name(node.name):
+        return None
+    expires = annotations.get(TOKEN_EXPIRY_ANNOTATION)
+    return NodeIdentity(
+        kind="per-node",
+        user=f"{PINNED_WORKER_PREFIX}{node.name}",
+        token_expires_at=datetime.fromisoformat(expires) if expires else None,
+    )

@@ -1,0 +1,109 @@
+"""The pure parts of joining hosts: names, durations, the node's kubeconfig, who holds a FleetNode, when it drained."""
+
+import base64
+import shlex
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from foreman.api.http.kube import ServerTrust
+from foreman.api.models.resources import AgenticTask, FleetNode
+from foreman.api.tooling import nodes
+from foreman.api.tooling.manifests import PINNED_WORKER_PREFIX
+from foreman.cli.nodes import node_rows
+
+NOW = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
+TRUST = ServerTrust("https://10.0.0.1:6443", verifies=True, certificate_authority=b"-----BEGIN CERTIFICATE-----\n")
+
+
+def node(name: str = "gpu-01", **fields: object) -> FleetNode:
+    return FleetNode.model_validate({"metadata": {"name": name}, **fields})
+
+
+def test_node_names_are_dns_labels_short_enough_for_their_identity() -> None:
+    for good in ("gpu-01", "m", "a" * nodes.MAX_NODE_NAME, "0box"):
+        nodes.check_node_name(good)
+    for bad in ("GPU", "gpu_01", "-gpu", "gpu-", "", "a" * (nodes.MAX_NODE_NAME + 1), "gpu.01", "gpu 01"):
+        with pytest.raises(nodes.JoinRefused, match="DNS label"):
+            nodes.check_node_name(bad)
+
+
+def test_durations_read_as_kubectl_writes_them() -> None:
+    assert nodes.parse_duration("720h") == timedelta(hours=720)
+    assert nodes.parse_duration("1h30m") == timedelta(minutes=90)
+    assert nodes.parse_duration("90s") == timedelta(seconds=90)
+    assert nodes.parse_duration("3600") == timedelta(hours=1)
+    for bad in ("", "1d", "h", "-1h", "1.5h", "1h 30m"):
+        with pytest.raises(nodes.JoinRefused, match="duration"):
+            nodes.parse_duration(bad)
+
+
+def test_the_nodes_kubeconfig_carries_the_server_the_ca_and_only_the_nodes_token() -> None:
+    config = nodes.node_kubeconfig(TRUST, "gpu-01", "t0ken")
+    cluster = config["clusters"][0]["cluster"]
+    assert cluster == {
+        "server": TRUST.server,
+        "certificate-authority-data": base64.b64encode(b"-----BEGIN CERTIFICATE-----\n").decode(),
+    }
+    assert config["users"] == [{"name": "foreman-worker-gpu-01", "user": {"token": "t0ken"}}]
+    system_trust = nodes.node_kubeconfig(ServerTrust(TRUST.server, True, None), "gpu-01", "t")
+    assert system_trust["clusters"][0]["cluster"] == {"server": TRUST.server}  # a public CA: the host's trust store
+    with pytest.raises(nodes.JoinRefused, match="insecure-skip-tls-verify"):
+        nodes.node_kubeconfig(ServerTrust(TRUST.server, False, None), "gpu-01", "t")
+
+
+def test_the_hosts_command_line_is_quoted_for_a_shell() -> None:
+    command = nodes.worker_command("gpu-01", "/tmp/my dir/k", accelerator="cuda", labels={"pool": "a b", "zone": "x"})
+    assert shlex.split(command) == [
+        "foreman", "worker", "--kubeconfig", "/tmp/my dir/k", "--node-name", "gpu-01", "--accelerator", "cuda",
+        "--label", "pool=a b", "--label", "zone=x",
+    ]  # fmt: skip
+
+
+def test_a_fleetnode_is_joinable_only_when_its_own_identity_holds_it() -> None:
+    own = f"{PINNED_WORKER_PREFIX}gpu-01"
+    joined = {"metadata": {"name": "gpu-01", "annotations": {nodes.IDENTITY_ANNOTATION: "foreman-worker-gpu-01"}}}
+    assert nodes.held_by_another(FleetNode.model_validate(joined)) is None
+    assert nodes.held_by_another(node(status={"identity": {"kind": "per-node", "user": own}})) is None
+    shared = node(
+        status={"identity": {"kind": "shared", "user": "system:serviceaccount:foreman-system:foreman-worker"}}
+    )
+    assert "shared identity" in (nodes.held_by_another(shared) or "")
+    stolen = {**joined, "status": {"identity": {"kind": "other", "user": "alice"}}}
+    assert "other identity alice" in (nodes.held_by_another(FleetNode.model_validate(stolen)) or "")
+    assert "join did not make" in (nodes.held_by_another(node()) or "")
+
+
+def test_a_node_has_drained_when_its_worker_is_gone_and_nothing_is_left_on_it() -> None:
+    task = AgenticTask.model_validate({"metadata": {"name": "t", "namespace": "ns"}, "spec": {"kind": "verify"}})
+    assert nodes.drained(None, [])
+    assert nodes.drained(node(status={"phase": "Stopped"}), [])
+    assert nodes.drained(node(status={"phase": "NotReady"}), [])
+    assert nodes.drained(node(), [])  # joined, its worker never started
+    assert not nodes.drained(node(status={"phase": "Draining"}), [])
+    assert not nodes.drained(node(status={"phase": "Ready"}), [])
+    assert not nodes.drained(node(status={"phase": "Stopped"}), [task])
+
+
+def test_node_list_shows_the_identity_kind_and_when_its_token_expires() -> None:
+    expires = NOW + timedelta(days=29, hours=3)
+    joined = node(
+        "gpu-01",
+        metadata={"name": "gpu-01", "annotations": {
+            nodes.IDENTITY_ANNOTATION: "foreman-worker-gpu-01", nodes.TOKEN_EXPIRY_ANNOTATION: "2027-01-05T15:00:00Z",
+        }},
+    )  # fmt: skip
+    identity = {"kind": "per-node", "user": f"{PINNED_WORKER_PREFIX}mac", "tokenExpiresAt": "2026-12-07T15:00:00Z"}
+    reported = node("mac", status={"phase": "Ready", "runningTasks": 2, "identity": identity})
+    leaving = node("old", spec={"drain": True}, status={"phase": "Draining", "identity": {"kind": "shared"}})
+    expired = node(
+        "late", status={"phase": "NotReady", "identity": {"kind": "per-node", "tokenExpiresAt": "2026-12-01T00:00:00Z"}}
+    )
+    rows = node_rows([reported, joined, leaving, expired], NOW)
+    assert rows[0] == ("NAME", "PHASE", "IDENTITY", "TOKEN-EXPIRES", "RUNNING")
+    assert rows[1:] == [
+        ("gpu-01", "-", "per-node", f"{expires:%Y-%m-%d %H:%M} (29d)", "0"),
+        ("late", "NotReady", "per-node", "expired 2026-12-01 00:00", "0"),
+        ("mac", "Ready", "per-node", "2026-12-07 15:00 (3h)", "2"),
+        ("old", "Draining,Leaving", "shared", "-", "0"),
+    ]
