@@ -221,6 +221,7 @@ def worker_config(config_file: Path | None, flags: dict[str, Any]) -> tuple[Work
 
 @user_errors
 def worker(
+    ctx: typer.Context,
     kubeconfig: KubeconfigOption = None,
     config_file: Annotated[
         Path | None, typer.Option("--config", help="YAML file of worker settings (flags win).")
@@ -272,6 +273,8 @@ def worker(
 
     Example:  foreman worker --llm-endpoint http://127.0.0.1:11434/v1 --model qwen2.5-coder:7b
     """
+    if ctx.invoked_subcommand is not None:
+        return  # NB: `foreman worker install-service`: the group's own options are the daemon's, unused there
     configure_logging(json=log_format is LogFormat.json)
     config, options = worker_config(
         config_file,

@@ -16,7 +16,7 @@ from foreman.api.http.kube import Kube
 from foreman.api.runtime.daemon import configure_logging
 from foreman.api.tooling.install import install as install_into
 from foreman.api.tooling.manifests import install_manifests, pinned_worker_rbac, render
-from foreman.cli import daemons, demo, dev, logs, nodes, queues, schedules, tasks
+from foreman.cli import daemons, demo, dev, logs, nodes, queues, schedules, service, tasks
 from foreman.cli.dashboard import dashboard
 from foreman.cli.errors import USER_ERROR, user_errors
 from foreman.cli.terminal import emit
@@ -69,7 +69,11 @@ app.add_typer(schedules.app, name="schedule")
 app.add_typer(queues.app, name="queue")
 app.add_typer(nodes.app, name="node")
 app.command()(daemons.controller)
-app.command()(daemons.worker)
+# NB: a group that runs the daemon when no subcommand is given: `foreman worker [OPTIONS]` is unchanged
+worker = typer.Typer(invoke_without_command=True, no_args_is_help=False)
+worker.callback()(daemons.worker)
+worker.command("install-service")(service.install_service)
+app.add_typer(worker, name="worker")
 app.command()(demo.demo)
 app.command()(dashboard)
 for command in (tasks.submit, tasks.get, tasks.describe, tasks.cancel, tasks.result, logs.logs):

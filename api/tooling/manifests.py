@@ -15,6 +15,7 @@ import yaml
 from foreman.api.models.resources import GROUP, NODE_LABEL
 from foreman.api.models.transcript import KEY as TRANSCRIPT_KEY
 from foreman.api.tooling.crd import all_crds
+from foreman.api.tooling.services import shipped_files
 
 Manifest = dict[str, Any]
 
@@ -436,10 +437,11 @@ def render(documents: list[Manifest]) -> str:
 
 def write(directory: Path) -> list[Path]:
     written = []
-    for relative, documents in files().items():
+    texts = {relative: render(documents) for relative, documents in files().items()}
+    for relative, text in {**texts, **shipped_files()}.items():
         path = directory / relative
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(render(documents))
+        path.write_text(text)
         written.append(path)
     return written
 
