@@ -267,9 +267,13 @@ def demo(
                 process.kill()
         model.wait(10)
         if keep:
-            say(f"logs and data in {state}; stop the control plane with: foreman dev down --state-dir {state}")
+            say(f"\nthe control plane is still up (logs and data in {state}); look around with:")
+            say(f"  export KUBECONFIG={cluster.kubeconfig()}")
+            say(f"  foreman get tasks -n {NAMESPACE}; foreman describe task {AGENT_TASK} -n {NAMESPACE}")
+            say(f"stop it with: foreman dev down --state-dir {state}")
         else:
             cluster.stop()
             shutil.rmtree(state, ignore_errors=True)
+            say("\nall stopped and deleted; `foreman demo --keep` leaves the cluster up to look around in")
     if not passed:
         raise typer.Exit(1)

@@ -15,7 +15,8 @@ from foreman.api import PACKAGE_VERSION
 from foreman.api.http.kube import Kube
 from foreman.api.runtime.daemon import configure_logging
 from foreman.api.tooling.install import install as install_into
-from foreman.api.tooling.manifests import install_manifests, pinned_worker_rbac, render
+from foreman.api.tooling.install import uninstall as uninstall_from
+from foreman.api.tooling.manifests import IMAGE, install_manifests, pinned_worker_rbac, render
 from foreman.cli import daemons, demo, dev, logs, nodes, queues, schedules, service, tasks
 from foreman.cli.dashboard import dashboard
 from foreman.cli.errors import USER_ERROR, user_errors
@@ -91,6 +92,9 @@ WithDashboard = Annotated[
     bool,
     typer.Option("--with-dashboard", help="Also a read-only dashboard Deployment (reach it with port-forward)."),
 ]
+Image = Annotated[
+    str, typer.Option(help="The image the Deployments and DaemonSet run (yours, built from the Dockerfile).")
+]
 
 
 @app.command()
@@ -98,6 +102,7 @@ WithDashboard = Annotated[
 def manifests(
     with_workloads: WithWorkloads = False,
     with_dashboard: WithDashboard = False,
+    image: Image = IMAGE,
     worker_node: Annotated[
         str | None,
         typer.Option(help="Instead: a per-host worker identity that can touch only this FleetNode (created with it)."),
@@ -112,7 +117,7 @@ def manifests(
     documents = (
         pinned_worker_rbac(worker_node)
         if worker_node
-        else install_manifests(with_workloads=with_workloads, with_dashboard=with_dashboard)
+        else install_manifests(with_workloads=with_workloads, with_dashboard=with_dashboard, image=image)
     )
     emit(render(documents), nl=False)
 
@@ -124,19 +129,49 @@ def install(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print what would be applied, apply nothing.")] = False,
     with_workloads: WithWorkloads = False,
     with_dashboard: WithDashboard = False,
+    image: Image = IMAGE,
 ) -> None:
     """Install the CRDs and RBAC (server-side apply; safe to repeat).
 
     Example:  foreman install --kubeconfig ~/.kube/config
     """
     if dry_run:
-        for manifest in install_manifests(with_workloads=with_workloads, with_dashboard=with_dashboard):
+        for manifest in install_manifests(with_workloads=with_workloads, with_dashboard=with_dashboard, image=image):
             emit(f"would apply {manifest['kind']}/{manifest['metadata']['name']}")
         return
 
     async def run() -> None:
         async with await Kube.connect(kubeconfig) as kube:
-            for manifest in await install_into(kube, with_workloads=with_workloads, with_dashboard=with_dashboard):
+            for manifest in await install_into(
+                kube, with_workloads=with_workloads, with_dashboard=with_dashboard, image=image
+            ):
                 emit(f"applied {manifest['kind']}/{manifest['metadata']['name']}")
 
     asyncio.run(run())
+
+
+@app.command()
+@user_errors
+def uninstall(
+    kubeconfig: Kubeconfig = None,
+    purge: Annotated[
+        bool, typer.Option("--purge", help="Also the CRDs, and with them every task, node, schedule and queue.")
+    ] = False,
+) -> None:
+    """Delete what `foreman install` applied (workloads and dashboard included) and the identities `foreman node join`
+    made; the CRDs stay, with your tasks, unless --purge. Safe to repeat.
+
+    Example:  foreman uninstall --kubeconfig ~/.kube/config
+    """
+
+    async def run() -> list[str]:
+        async with await Kube.connect(kubeconfig) as kube:
+            return await uninstall_from(kube, purge=purge)
+
+    deleted = asyncio.run(run())
+    for name in deleted:
+        emit(f"deleted {name}")
+    if not deleted:
+        emit("nothing of Foreman's is installed")
+    elif not purge:
+        emit("kept the CRDs and everything in them (foreman uninstall --purge deletes them)")

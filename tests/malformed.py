@@ -75,7 +75,6 @@ def _s(id: str, path: str, value: Any) -> Malformed:
 
 CORPUS: list[Malformed] = [
     _t("task-missing-spec", "spec", DELETE),
-    _t("task-missing-kind", "spec.kind", DELETE),
     _t("task-kind-not-in-enum", "spec.kind", "deploy"),
     _t("task-kind-wrong-type", "spec.kind", 5),
     _t("task-accelerator-unknown", "spec.requiredCapability.accelerator", "tpu"),

@@ -486,9 +486,14 @@ class Kube:
         await self._send(requests.delete_object(api_version, kind, name, namespace, uid=uid))
 
     async def list_raw(
-        self, api_version: str, kind: str, namespace: str | None = None, field_selector: str | None = None
+        self,
+        api_version: str,
+        kind: str,
+        namespace: str | None = None,
+        field_selector: str | None = None,
+        label_selector: str | None = None,
     ) -> builtins.list[dict[str, Any]]:
-        body = await self._send(requests.list_objects(api_version, kind, namespace, field_selector))
+        body = await self._send(requests.list_objects(api_version, kind, namespace, field_selector, label_selector))
         return builtins.list(body.get("items") or [])
 
     async def request_token(self, namespace: str, service_account: str, seconds: int) -> IssuedToken:

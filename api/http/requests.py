@@ -317,9 +317,14 @@ def event(
 
 
 def list_objects(
-    api_version: str, kind: str, namespace: str | None = None, field_selector: str | None = None
+    api_version: str,
+    kind: str,
+    namespace: str | None = None,
+    field_selector: str | None = None,
+    label_selector: str | None = None,
 ) -> Request:
-    return Request("GET", object_path(api_version, kind, None, namespace), query=_selectors(None, field_selector))
+    path = object_path(api_version, kind, None, namespace)
+    return Request("GET", path, query=_selectors(label_selector, field_selector))
 
 
 def watch_objects(

@@ -99,7 +99,7 @@ MAX_ATTEMPTS_SECONDS = 7 * 24 * 3600
 class AgenticTaskSpec(Model):
     """A unit of agent work: what to run, where it may run, and in which order."""
 
-    kind: TaskKind
+    kind: TaskKind = "freeform"
     """What sort of work it is (reported back in the result envelope)."""
     executor: str = Field(default="stub", min_length=1, max_length=253)
     """Name of the executor plug-in that runs the task (entry-point group foreman.executors)."""

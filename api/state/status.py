@@ -136,17 +136,25 @@ def failed(
     verdict: Verdict = "INCOMPLETE",
     result: ResultEnvelope | None = None,
 ) -> dict[str, Any]:
-    body: dict[str, Any] = {
+    """→ Failed. Without an executor's envelope (the controller failed it: UpstreamFailed, Cancelled, a timeout) a
+    minimal one says why, so every finished task has an envelope to read (`foreman result`, notifications)."""
+    started = task.status.started_at
+    envelope = result or ResultEnvelope(
+        kind=task.spec.kind,
+        verdict=verdict,
+        summary=message[:1024],
+        failure_reason=reason,
+        elapsed_sec=max((now - started).total_seconds(), 0.0) if started else 0.0,
+    )
+    return {
         "phase": "Failed",
         "verdict": verdict,
         "failureReason": reason,
+        "result": envelope.to_wire(),
         "finishedAt": wire_time(now),
         "observedGeneration": task.metadata.generation,
         "conditions": with_conditions(task, now, *_stopped(task, reason, message)),
     }
-    if result is not None:
-        body["result"] = result.to_wire()
-    return body
 
 
 def _stopped(task: AgenticTask, reason: str, message: str) -> list[ConditionUpdate]:

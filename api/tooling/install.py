@@ -1,12 +1,14 @@
-"""Install Foreman into a cluster: server-side apply of the CRDs and RBAC, then wait until the CRDs serve."""
+"""Install Foreman into a cluster (server-side apply of the CRDs and RBAC, then wait until the CRDs serve), and take it
+out again."""
 
 from __future__ import annotations
 
 import asyncio
 
+from foreman.api.http.errors import NotFound
 from foreman.api.http.features import for_server
 from foreman.api.http.kube import Kube
-from foreman.api.tooling.manifests import Manifest, install_manifests
+from foreman.api.tooling.manifests import IMAGE, NAMESPACE, PART_OF, WORKER, Manifest, install_manifests
 
 
 def _established(crd: Manifest) -> bool:
@@ -23,11 +25,16 @@ async def _wait_established(kube: Kube, name: str) -> None:
 
 
 async def install(
-    kube: Kube, *, with_workloads: bool = False, with_dashboard: bool = False, wait_seconds: float = 30.0
+    kube: Kube,
+    *,
+    with_workloads: bool = False,
+    with_dashboard: bool = False,
+    image: str = IMAGE,
+    wait_seconds: float = 30.0,
 ) -> list[Manifest]:
     """Apply every manifest (idempotent: server-side apply, field manager `foreman`), as the server's release takes
     them (features.for_server); return what was applied."""
-    wanted = install_manifests(with_workloads=with_workloads, with_dashboard=with_dashboard)
+    wanted = install_manifests(with_workloads=with_workloads, with_dashboard=with_dashboard, image=image)
     manifests = for_server(wanted, await kube.server_version())
     for manifest in manifests:
         await kube.apply(manifest)
@@ -36,3 +43,34 @@ async def install(
         for name in crd_names:
             await _wait_established(kube, name)
     return manifests
+
+
+CRD_KINDS = ("CustomResourceDefinition",)
+RBAC = "rbac.authorization.k8s.io/v1"
+
+
+async def uninstall(kube: Kube, *, purge: bool = False) -> list[str]:
+    """Delete what `install` (with workloads and dashboard) and `foreman node join` made, newest first; the CRDs, and
+    with them every task, node and schedule, only with `purge`. Idempotent: what is gone already is skipped. Return
+    the `Kind/name` of each object deleted."""
+    made = for_server(install_manifests(with_workloads=True, with_dashboard=True), await kube.server_version())
+    targets = [
+        (m["apiVersion"], m["kind"], m["metadata"]["name"], m["metadata"].get("namespace"))
+        for m in reversed(made)
+        if purge or m["kind"] not in CRD_KINDS
+    ]
+    joined = []  # per-node identities (`foreman node join`): labelled as ours, named after the shared one
+    for api_version, kind, namespace in ((RBAC, "ClusterRoleBinding", None), (RBAC, "ClusterRole", None),
+                                         ("v1", "ServiceAccount", NAMESPACE)):  # fmt: skip
+        for found in await kube.list_raw(api_version, kind, namespace, label_selector=f"{PART_OF}=foreman"):
+            name = found["metadata"]["name"]
+            if name.startswith(f"{WORKER}-"):
+                joined.append((api_version, kind, name, namespace))
+    deleted = []
+    for api_version, kind, name, namespace in [*joined, *targets]:
+        try:
+            await kube.delete_raw(api_version, kind, name, namespace)
+        except NotFound:
+            continue
+        deleted.append(f"{kind}/{name}")
+    return deleted

@@ -27,6 +27,8 @@ DASHBOARD = "foreman-dashboard"
 DASHBOARD_PORT = 8090
 CONTROLLER_HEALTH_PORT = 8080
 WORKER_HEALTH_PORT = 8081
+PART_OF = "app.kubernetes.io/part-of"
+"""Every object Foreman's manifests and `foreman node join` make carries this label, `foreman`."""
 
 
 def _rule(groups: list[str], resources: list[str], verbs: list[str]) -> dict[str, list[str]]:
@@ -76,7 +78,7 @@ LEASE_RULES = [_rule(["coordination.k8s.io"], ["leases"], ["get", "create", "upd
 def _meta(name: str, namespace: str | None = None) -> dict[str, Any]:
     meta: dict[str, Any] = {
         "name": name,
-        "labels": {"app.kubernetes.io/name": name, "app.kubernetes.io/part-of": "foreman"},
+        "labels": {"app.kubernetes.io/name": name, PART_OF: "foreman"},
     }
     if namespace:
         meta["namespace"] = namespace
@@ -323,10 +325,10 @@ def _probe(path: str, port: int) -> dict[str, Any]:
     return {"httpGet": {"path": path, "port": port}, "periodSeconds": 10, "failureThreshold": 3}
 
 
-def _container(name: str, args: list[str], port: int, probes: dict[str, Any]) -> dict[str, Any]:
+def _container(name: str, args: list[str], port: int, probes: dict[str, Any], image: str) -> dict[str, Any]:
     return {
         "name": name,
-        "image": IMAGE,
+        "image": image,
         "args": args,
         "ports": [{"name": "http", "containerPort": port}],
         "securityContext": {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True},
@@ -364,7 +366,7 @@ TTL_AFTER_FAILURE = 7 * 24 * 3600
 whose result has been read by then; a week for a failure, which someone may look at after a weekend."""
 
 
-def controller_deployment() -> Manifest:
+def controller_deployment(image: str = IMAGE) -> Manifest:
     args = ["controller", "--health-port", str(CONTROLLER_HEALTH_PORT), "--lease-namespace", NAMESPACE]
     args += ["--ttl-after-success", str(TTL_AFTER_SUCCESS), "--ttl-after-failure", str(TTL_AFTER_FAILURE)]
     probes = {
@@ -373,27 +375,27 @@ def controller_deployment() -> Manifest:
         "env": [{"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}],
     }
     # NB: two replicas: one leads through the Lease; the other takes over within one lease period
-    return _deployment(CONTROLLER, 2, _container("controller", args, CONTROLLER_HEALTH_PORT, probes))
+    return _deployment(CONTROLLER, 2, _container("controller", args, CONTROLLER_HEALTH_PORT, probes, image))
 
 
-def worker_daemonset() -> Manifest:
+def worker_daemonset(image: str = IMAGE) -> Manifest:
     args = ["worker", "--node-name", "$(NODE_NAME)", "--health-port", str(WORKER_HEALTH_PORT)]
     probes = {
         "livenessProbe": _probe("/healthz", WORKER_HEALTH_PORT),
         "env": [{"name": "NODE_NAME", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}}],
     }
-    container = _container("worker", args, WORKER_HEALTH_PORT, probes)
+    container = _container("worker", args, WORKER_HEALTH_PORT, probes, image)
     # NB: drain (finish or hand back running tasks) needs the grace period plus a margin
     spec = _pods(WORKER, container, terminationGracePeriodSeconds=45)
     return {"apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": _meta(WORKER, NAMESPACE), "spec": spec}
 
 
-def dashboard() -> list[Manifest]:
+def dashboard(image: str = IMAGE) -> list[Manifest]:
     """`foreman dashboard -A` in the cluster, read-only, for `kubectl -n foreman-system port-forward
     deploy/foreman-dashboard 8090` (the dashboard answers to localhost; a probe reads /healthz)."""
     args = ["dashboard", "--address", "0.0.0.0", "--port", str(DASHBOARD_PORT), "--all-namespaces"]
     probes = {"readinessProbe": _probe("/healthz", DASHBOARD_PORT), "livenessProbe": _probe("/healthz", DASHBOARD_PORT)}
-    deployment = _deployment(DASHBOARD, 1, _container("dashboard", args, DASHBOARD_PORT, probes))
+    deployment = _deployment(DASHBOARD, 1, _container("dashboard", args, DASHBOARD_PORT, probes, image))
     return [
         {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": _meta(DASHBOARD, NAMESPACE)},
         _cluster_role(DASHBOARD, DASHBOARD_RULES),
@@ -422,12 +424,14 @@ def files() -> dict[str, list[Manifest]]:
     }
 
 
-def install_manifests(*, with_workloads: bool = False, with_dashboard: bool = False) -> list[Manifest]:
+def install_manifests(
+    *, with_workloads: bool = False, with_dashboard: bool = False, image: str = IMAGE
+) -> list[Manifest]:
     """What `foreman install` applies, in dependency order (the Deployment and DaemonSet, and the read-only
-    dashboard, only on request)."""
+    dashboard, only on request, running `image`)."""
     docs = [*all_crds(), *rbac(), *worker_admission()]
-    workloads = [controller_deployment(), worker_daemonset()] if with_workloads else []
-    return [*docs, *workloads, *(dashboard() if with_dashboard else [])]
+    workloads = [controller_deployment(image), worker_daemonset(image)] if with_workloads else []
+    return [*docs, *workloads, *(dashboard(image) if with_dashboard else [])]
 
 
 def render(documents: list[Manifest]) -> str:

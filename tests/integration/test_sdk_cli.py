@@ -145,6 +145,13 @@ async def test_cli_submit_refuses_a_misspelled_field_and_creates_nothing(
     assert (await kube.list(AgenticTask, namespace=namespace)).items == []
 
 
+async def test_a_task_applied_without_a_kind_is_freeform_as_the_sdk_makes_it(kube: Kube, namespace: str) -> None:
+    metadata = {"name": "kindless", "namespace": namespace}
+    body = {"apiVersion": "foreman.dev/v1alpha1", "kind": "AgenticTask", "metadata": metadata, "spec": {}}
+    await kube.apply(body)  # what `kubectl apply --server-side` sends
+    assert (await kube.get(AgenticTask, "kindless", namespace)).spec.kind == "freeform"
+
+
 async def test_cli_submit_refuses_a_task_too_large_to_store_with_the_limit_named(
     kube: Kube, namespace: str, cluster: Cluster, tmp_path: Path
 ) -> None:

@@ -84,3 +84,12 @@ def test_the_shipped_controller_keeps_a_success_a_day_and_a_failure_a_week(monke
         TimeToLive(after_success=timedelta(days=1), after_failure=timedelta(days=7)),
         TimeToLive(),
     ]
+
+
+def test_manifests_run_the_image_given_everywhere_a_container_is() -> None:
+    result = CliRunner().invoke(app, ["manifests", "--with-workloads", "--with-dashboard", "--image", "reg.local/f:1"])
+    assert result.exit_code == 0, result.output
+    images = [line.split()[-1] for line in result.output.splitlines() if line.strip().startswith("image:")]
+    assert images == ["reg.local/f:1"] * 3
+    shipped = CliRunner().invoke(app, ["manifests", "--with-workloads"]).output
+    assert f"image: {manifests.IMAGE}" in shipped

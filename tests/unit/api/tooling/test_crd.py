@@ -36,7 +36,8 @@ def test_schema_carries_enums_minimums_required_and_defaults() -> None:
     spec = task["properties"]["spec"]
     capability = spec["properties"]["requiredCapability"]["properties"]
     assert task["required"] == ["spec"]
-    assert spec["required"] == ["kind"]
+    assert "required" not in spec  # kind defaults to freeform, as the SDK's AgenticTask.new does
+    assert spec["properties"]["kind"]["default"] == "freeform"
     assert capability["accelerator"]["enum"] == ["cuda", "metal", "rocm", "cpu", "any"]
     assert capability["minRAMGB"]["minimum"] == 0
     assert spec["properties"]["timeoutSeconds"]["default"] == 2700
