@@ -9,8 +9,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from foreman.api.models.envelope import ResultEnvelope
-from foreman.api.models.resources import AgenticTask, Usage
+from foreman.api.models.envelope import ResultEnvelope, Usage
+from foreman.api.models.resources import AgenticTask
 from foreman.api.runtime.backoff import backoff_delay
 from foreman.api.state import reasons, status
 

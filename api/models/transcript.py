@@ -110,6 +110,11 @@ def render(records: Iterable[dict[str, Any]], *, width: int = 400) -> list[str]:
         elif kind == "tool":
             status = "ok " if record.get("ok") else "ERR"
             out.append(f"{prefix} {status}    {record.get('name')}: {_short(record.get('result', ''), width)}")
+        elif kind == "gate":
+            exit_status = record.get("exitStatus")
+            ended = f"exit {exit_status}" if exit_status is not None else "no exit status"
+            out.append(f"{prefix} gate   {record.get('name')}: {record.get('status')} ({ended}, "
+                       f"{record.get('seconds', 0):g} s) {_short(record.get('output', ''), width)}")  # fmt: skip
         elif kind == "retry":
             out.append(f"{prefix} retry  {record.get('reason')}")
         elif kind == "note":

@@ -80,7 +80,7 @@ def unblocked_reason(task: AgenticTask) -> str:
     or what it waited for came: dependencies, its Agent, its TaskQueue)."""
     current = find_condition(task.status.conditions, reasons.BLOCKED)
     reason = current.reason if current is not None else None
-    if reason == reasons.NO_FITTING_NODE:
+    if reason in (reasons.NO_FITTING_NODE, reasons.GATE_NOT_ALLOWED):
         return reasons.FITTING_NODE_AVAILABLE
     if reason == reasons.QUEUE_FULL:
         return reasons.QUEUE_HAS_ROOM
