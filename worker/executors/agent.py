@@ -343,6 +343,7 @@ class AgentRun:
         while self.tally.turns < self.settings.max_turns:
             completion, step = await self.ask(messages, nudged)
             self.tally.turns += 1
+            self.report()
             turn = self.tally.turns
             answer = completion.answer
             self.transcript.add(answer_record(turn, completion))
@@ -420,8 +421,13 @@ class AgentRun:
             await self.retrying(step.reason, delay)
             await asyncio.sleep(delay)
 
+    def report(self) -> None:
+        if self.context.report_usage is not None:
+            self.context.report_usage(self.tally.usage())
+
     def counted_call(self, call: ToolCall, *, ok: bool) -> None:
         self.tally.tool_calls += 1
+        self.report()
         if self.context.metrics is not None:
             self.context.metrics.agent_tool_calls.labels(call.name, "ok" if ok else "error").inc()
 
