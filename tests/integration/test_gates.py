@@ -6,12 +6,10 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from foreman.api.http.kube import Kube
 from foreman.api.models.gates import OUTPUT_TAIL
 from foreman.api.models.resources import AgenticTask
-from foreman.api.tooling.scripted_llm import Call, ScriptedLLM, Turn, demo_repository
+from foreman.api.tooling.scripted_llm import Call, ScriptedLLM, Turn
 from foreman.worker.executors.agent import AgentExecutor
 from tests.clusters import Cluster
 from tests.integration.helpers import condition, foreman_cli, make_task, running_controller, running_worker, wait_for
@@ -27,11 +25,6 @@ def submit(summary: str = "done") -> Turn:
 
 def fix_rounds_seen(request: dict[str, Any]) -> list[str]:
     return [m["content"] for m in request["messages"] if m["role"] == "user" and NOT_ACCEPTED in m["content"]]
-
-
-@pytest.fixture
-def repository(tmp_path: Path) -> Path:
-    return demo_repository(tmp_path / "origin")
 
 
 async def test_a_failing_gate_goes_back_to_the_model_which_fixes_it_and_then_the_gates_pass(
