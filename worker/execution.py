@@ -170,7 +170,8 @@ class TaskRunner:
             model=self.offer.model_context(task.spec.executor, task.model_with(agent)),
         )
         outcome = await self._outcome(execution, executor, context)
-        return dataclasses.replace(outcome, usage=execution.usage, transcript_ref=execution.transcript_ref)
+        ran = dataclasses.replace(outcome, usage=execution.usage, transcript_ref=execution.transcript_ref)
+        return rules.gates_unmet(task.gates_with(agent), ran)
 
     async def _outcome(self, execution: Execution, executor: Executor, context: ExecutionContext) -> Outcome:
         """Run the executor under the task's timeout and cancels; what it returned, or why it returned nothing."""

@@ -3,13 +3,15 @@ outcome is. Every phase change the worker makes is chosen here (`foreman.api.sta
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import ValidationError
 
-from foreman.api.models.envelope import Attempt, ResultEnvelope, Usage
+from foreman.api.models.envelope import PASSING_VERDICTS, Attempt, ResultEnvelope, Usage
+from foreman.api.models.gates import Gate
 from foreman.api.models.resources import AgenticTask
 from foreman.api.runtime.backoff import backoff_delay
 from foreman.api.state import reasons, status
@@ -64,6 +66,19 @@ def still_running_here(task: AgenticTask, claimed: AgenticTask, node: str) -> bo
 def claimed_by_us(task: AgenticTask, claimant: str) -> bool:
     """After a 409 on our claim: did our own write land (the answer was lost, the retry conflicted with it)?"""
     return task.phase == "Running" and task.status.claimed_by == claimant
+
+
+def gates_unmet(gates: Sequence[Gate], outcome: Outcome) -> Outcome:
+    """The outcome, unless it passes a task with verify gates without a passed result for each, in order: that is a
+    contract violation, whatever executor returned it (only the agent executor runs gates), never a pass."""
+    envelope = outcome.envelope
+    if not gates or envelope is None or envelope.verdict not in PASSING_VERDICTS:
+        return outcome
+    if [g.name for g in envelope.gates if g.passed] == [g.name for g in gates]:
+        return outcome
+    message = f"verdict {envelope.verdict} without a passed result for each gate ({', '.join(g.name for g in gates)})"
+    return Outcome(reason=reasons.EXECUTOR_CONTRACT_VIOLATION, message=message, usage=outcome.usage,
+                   transcript_ref=outcome.transcript_ref)  # fmt: skip
 
 
 def usage_of(envelope: ResultEnvelope | None) -> Usage | None:

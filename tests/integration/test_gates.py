@@ -11,6 +11,7 @@ from foreman.api.models.gates import OUTPUT_TAIL
 from foreman.api.models.resources import AgenticTask
 from foreman.api.tooling.scripted_llm import Call, ScriptedLLM, Turn
 from foreman.worker.executors.agent import AgentExecutor
+from foreman.worker.executors.stub import StubExecutor
 from tests.clusters import Cluster
 from tests.integration.helpers import condition, foreman_cli, make_task, running_controller, running_worker, wait_for
 from tests.integration.test_agent import agent_settings, finished, make_agent
@@ -177,3 +178,20 @@ def _running(marker: str) -> bool:
         except OSError:
             continue
     return False
+
+
+async def test_an_executor_that_runs_no_gates_cannot_pass_a_task_that_has_them(
+    kube: Kube, namespace: str, tmp_path: Path
+) -> None:
+    async with ScriptedLLM(lambda request: submit()) as llm:
+        executors = agent_settings(llm, tmp_path, allowCommands=[["python3"]])
+        plugins = {"agent": AgentExecutor, "stub": StubExecutor}
+        async with (
+            running_controller(kube, namespace),
+            running_worker(kube, "mixed-box", namespace, plugins, executors=executors),
+        ):
+            await make_task(kube, namespace, "stub-gated", executor="stub", gates=[UNITTEST])
+            task = await wait_for(kube, namespace, "stub-gated", finished, timeout=30)
+    assert (task.phase, task.status.failure_reason) == ("Failed", "ExecutorContractViolation")
+    finished_condition = next(c for c in task.status.conditions if c.type == "Finished")
+    assert "verdict GO without a passed result for each gate (unittest)" in finished_condition.message
