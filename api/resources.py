@@ -1,6 +1,7 @@
 """Public import path of the task and node models (README, examples/): the names of
 `foreman.api.models.resources`, re-exported; Foreman's own code imports that module instead."""
 
+from foreman.api.models.envelope import Usage  # noqa: F401 - it moved to the envelope; kept here for older code
 from foreman.api.models.resources import (
     API_VERSION,
     GROUP,
@@ -29,7 +30,6 @@ from foreman.api.models.resources import (
     RequiredCapability,
     Resource,
     TaskPhase,
-    Usage,
     key_of,
 )
 
@@ -61,6 +61,5 @@ __all__ = [
     "RequiredCapability",
     "Resource",
     "TaskPhase",
-    "Usage",
     "key_of",
 ]

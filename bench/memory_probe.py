@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import foreman.controller.loop  # noqa: F401 - everything a running controller has imported
-from foreman.api.models.envelope import ResultEnvelope
-from foreman.api.models.resources import AgenticTask, FleetNode, Usage
+from foreman.api.models.envelope import ResultEnvelope, Usage
+from foreman.api.models.resources import AgenticTask, FleetNode
 from foreman.api.state import status
 from foreman.controller.cache import Cache
 

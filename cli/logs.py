@@ -24,26 +24,33 @@ def logs(
         bool, typer.Option("--follow", "-f", help="Keep printing new turns until the task ends.")
     ] = False,
     width: Annotated[int, typer.Option(help="Characters shown of each text (results are shortened).")] = 400,
+    attempt: Annotated[
+        int | None, typer.Option("--attempt", min=1, help="Which attempt's transcript (default: the latest).")
+    ] = None,
     namespace: Namespace = "default",
     kubeconfig: Kubeconfig = None,
 ) -> None:
     """Print an agent task's transcript: turn numbers, what the model said, its tool calls and their results.
 
-    Example:  foreman logs fix-issue-42 -f
+    Example:  foreman logs fix-issue-42 -f;  foreman logs fix-issue-42 --attempt 1
     """
 
     async def run() -> None:
         async with await _client(kubeconfig, namespace) as foreman:
             task = await _get(foreman, name)
+            numbers = [a.number for a in task.status.attempt_history]
+            if attempt is not None and numbers and attempt not in numbers:
+                raise UserError(f"{name} has no attempt {attempt} (its attempts: {', '.join(map(str, numbers))})")
             shown: set[str] = set()
             while True:
-                _show(await foreman.transcript(name), shown, width)
+                _show(await foreman.transcript(name, attempt), shown, width)
                 if not follow or task.phase in TERMINAL_PHASES:
                     break
                 await asyncio.sleep(FOLLOW_EVERY)
                 task = await _get(foreman, name)
             if not shown:
-                raise UserError(f"{name} has no transcript (phase {task.phase}; only agent tasks have one)")
+                which = f"attempt {attempt} of {name}" if attempt is not None else name
+                raise UserError(f"{which} has no transcript (phase {task.phase}; only agent tasks have one)")
 
     asyncio.run(run())
 

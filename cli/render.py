@@ -6,6 +6,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 
 from foreman.api.models.base import find_condition, utcnow
+from foreman.api.models.envelope import ResultEnvelope
 from foreman.api.models.resources import AgenticTask, FleetNode, Key, ModelOffer, NodeSandbox, key_of
 from foreman.cli.terminal import visible
 from foreman.controller.expiry import TimeToLive, expires_at
@@ -17,6 +18,35 @@ def table(rows: Sequence[Sequence[str]]) -> str:
     rows = [[visible(cell, one_line=True) for cell in row] for row in rows]
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows)
+
+
+def gate_lines(result: ResultEnvelope | None) -> list[str]:
+    """`foreman describe`: each verify gate's last run and the fix rounds it took (none: no gates ran)."""
+    if result is None or not result.gates:
+        return ["Gates:        -"]
+    rounds = f"{result.fix_rounds} fix round{'s' if result.fix_rounds != 1 else ''}"
+    rows = [("  NAME", "STATUS", "EXIT", "SECONDS", "OUTPUT (last line)")]
+    for gate in result.gates:
+        last = next((line for line in reversed(gate.output_tail.splitlines()) if line.strip()), "")
+        exit_status = "-" if gate.exit_status is None else str(gate.exit_status)
+        rows.append((f"  {gate.name}", gate.status, exit_status, f"{gate.seconds:g}", last[:100]))
+    return [f"Gates:        {rounds}", table(rows)]
+
+
+def attempt_lines(task: AgenticTask) -> list[str]:
+    """`foreman describe`: every attempt (claim) of the task, its outcome, usage and transcript."""
+    if not task.status.attempt_history:
+        return ["Attempts:     -"]
+    rows = [("  #", "NODE", "STARTED", "FINISHED", "OUTCOME", "VERDICT", "TOKENS", "TURNS", "TRANSCRIPT")]
+    for attempt in task.status.attempt_history:
+        usage = attempt.usage
+        tokens, turns = (str(usage.total_tokens), str(usage.turns)) if usage else ("-", "-")
+        rows.append((
+            f"  {attempt.number}", attempt.node or "-", age(attempt.started_at), age(attempt.finished_at),
+            attempt.outcome or ("Running" if attempt.finished_at is None else "-"), attempt.verdict or "-",
+            tokens, turns, attempt.transcript_ref or "-",
+        ))  # fmt: skip
+    return ["Attempts:", table(rows)]
 
 
 def age(moment: datetime | None, now: datetime | None = None) -> str:

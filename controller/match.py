@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
+from foreman.api.models.gates import allowed
 from foreman.api.models.resources import AcceleratorRequest
 from foreman.controller.warmth import NodeModels, cost
 
@@ -37,6 +38,8 @@ class Need:
     """Its agent runs commands (`run`): not on a node where no sandbox works."""
     sandbox: bool = False
     """Its commands must run confined (bubblewrap or Seatbelt; not an unconfined node)."""
+    gates: tuple[tuple[str, ...], ...] = ()
+    """Its verify gates' argvs: the node must allow each (an argv prefix of its allowed commands)."""
 
 
 @dataclass(frozen=True)
@@ -57,6 +60,8 @@ class Offer:
     """Measured tokens per second, by model name and alias."""
     sandbox: str | None = None
     """Its agents' sandbox: bubblewrap, seatbelt, none (unconfined), unavailable (no commands); None: not said."""
+    allow_commands: tuple[tuple[str, ...], ...] | None = None
+    """The argv prefixes its agents may run; None: not said."""
     warmth: NodeModels = field(default_factory=NodeModels)
     """Which models are loaded, their sizes and load times, and the memory they load into (policy `warm`)."""
 
@@ -85,7 +90,15 @@ def fits(need: Need, offer: Offer, usage: Usage) -> bool:
         and (not offer.executors or need.executor in offer.executors)
         and (not need.commands or offer.sandbox != "unavailable")
         and (not need.sandbox or offer.sandbox in CONFINED)
+        and (not need.gates or allows_gates(need, offer))
     )
+
+
+def allows_gates(need: Need, offer: Offer) -> bool:
+    """Whether the node runs commands and allows every gate's argv (a node that does not say allows none)."""
+    prefixes = offer.allow_commands
+    runs = offer.sandbox not in (None, "unavailable")
+    return runs and prefixes is not None and all(allowed(argv, prefixes) for argv in need.gates)
 
 
 def load_cost(need: Need, offer: Offer, usage: Usage, queued: Mapping[str, int]) -> float | None:

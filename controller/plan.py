@@ -13,6 +13,7 @@ to live is over), (5) places the placeable ones by priority, by the placement po
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -20,7 +21,7 @@ from typing import Any
 
 from foreman.api.models.agents import AgentSpec
 from foreman.api.models.queues import DEFAULT_QUEUE, TaskQueue, TaskQueueStatus
-from foreman.api.models.resources import TERMINAL_PHASES, AgenticTask, FleetNode, key_of
+from foreman.api.models.resources import TERMINAL_PHASES, AgenticTask, FleetNode, NodeSandbox, key_of
 from foreman.api.state import node_status, reasons, status
 from foreman.controller.cache import Cache, TaskKey
 from foreman.controller.config import ControllerConfig
@@ -49,6 +50,7 @@ def need_of(task: AgenticTask, model: str | None, agent: AgentSpec | None = None
         selector=tuple(sorted(capability.node_selector.items())),
         executor=task.spec.executor,
         model=model,
+        gates=tuple(tuple(gate.argv) for gate in task.gates_with(agent)),
     )
 
 
@@ -80,8 +82,15 @@ def offer_of(node: FleetNode) -> Offer:
         models=contexts,
         speeds=speeds,
         sandbox=capability.sandbox.kind if capability.sandbox else None,
+        allow_commands=allow_commands_of(capability.sandbox),
         warmth=NodeModels(states, served, capability.model_memory_gb),
     )
+
+
+def allow_commands_of(sandbox: NodeSandbox | None) -> tuple[tuple[str, ...], ...] | None:
+    if sandbox is None or sandbox.allow_commands is None:
+        return None
+    return tuple(tuple(prefix) for prefix in sandbox.allow_commands)
 
 
 def placement_order(task: AgenticTask) -> PlacementOrder:
@@ -102,7 +111,17 @@ def no_fit_message(need: Need) -> str:
         wanted.append("a sandbox for commands")
     elif need.commands:
         wanted.append("commands (its Agent has run)")
+    if need.gates:
+        wanted.append("its gate commands (" + "; ".join(" ".join(argv) for argv in need.gates) + ")")
     return "no Ready FleetNode offers " + ", ".join(wanted)
+
+
+def gates_message(need: Need) -> str:
+    commands = "; ".join(" ".join(argv) for argv in need.gates)
+    return (
+        f"no Ready FleetNode that fits it allows its gate commands ({commands}): a node runs a gate only when its "
+        "argv starts with one of the node's allowed commands (executors.agent.allowCommands)"
+    )
 
 
 @dataclass(frozen=True)
@@ -390,6 +409,8 @@ def why_held(need: Need, placer: Placer, queue: str, full: frozenset[str]) -> tu
     """What holds a placeable task back beyond a busy slot: nothing can ever take it, or its queue is at its cap
     (`full`: the queues at their cap). None: it only waits for a free slot. The Blocked condition says it."""
     if not placer.fits_when_empty(need):
+        if need.gates and placer.fits_when_empty(dataclasses.replace(need, gates=())):
+            return reasons.GATE_NOT_ALLOWED, gates_message(need)
         return reasons.NO_FITTING_NODE, no_fit_message(need)
     if queue in full:
         return reasons.QUEUE_FULL, f"TaskQueue {queue} is at its maxRunning"

@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
+from foreman.api.models.envelope import Attempt
 from foreman.api.models.resources import TERMINAL_PHASES, AgenticTask, AgenticTaskStatus, Payload
 from foreman.api.models.schedules import SCHEDULE_LABEL
 
@@ -42,6 +43,8 @@ def for_decisions(task: AgenticTask) -> AgenticTask:
             failure_reason=status.failure_reason,
             attempts=status.attempts,
             transcript_ref=status.transcript_ref,
+            # NB: the last attempt's number alone: it says how many transcripts there are to delete
+            attempt_history=[Attempt(number=last.number) for last in status.attempt_history[-1:]],
         )
         update["metadata"] = task.metadata.model_copy(update={"annotations": {}})
     return compact(task.model_copy(update=update) if update else task)

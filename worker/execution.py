@@ -7,6 +7,7 @@ it was decided on), and waits out retryable failures through the worker's one re
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,7 +22,7 @@ from foreman.api.http.kubeapi import KubeApi
 from foreman.api.models import transcript
 from foreman.api.models.agents import Agent
 from foreman.api.models.base import DECODE_ERROR, find_condition
-from foreman.api.models.envelope import ResultEnvelope, bounded
+from foreman.api.models.envelope import ResultEnvelope, Usage, bounded
 from foreman.api.models.resources import AgenticTask
 from foreman.api.models.validation import describe
 from foreman.api.state import reasons
@@ -52,6 +53,16 @@ class Execution:
     cancel_reason: str | None = None
     cancel_message: str = ""
     finished: asyncio.Event = field(default_factory=asyncio.Event)
+    usage: Usage | None = None
+    """What the attempt consumed so far, as its executor last reported (`ExecutionContext.report_usage`)."""
+    transcript_ref: str | None = None
+    """The attempt's transcript ConfigMap, once one was written."""
+
+    @property
+    def attempt(self) -> int:
+        """This attempt's number (the claim began it)."""
+        history = self.task.status.attempt_history
+        return history[-1].number if history else 1
 
     def cancel(self, reason: str, message: str) -> None:
         """Stop the executor (not the bookkeeping around it, which still writes the outcome)."""
@@ -154,10 +165,13 @@ class TaskRunner:
             self.offer.settings(task.spec.executor),
             agent=agent,
             publish_transcript=lambda text: self.publish_transcript(execution, text),
+            report_usage=lambda usage: setattr(execution, "usage", usage),
             metrics=self.metrics,
             model=self.offer.model_context(task.spec.executor, task.model_with(agent)),
         )
-        return await self._outcome(execution, executor, context)
+        outcome = await self._outcome(execution, executor, context)
+        ran = dataclasses.replace(outcome, usage=execution.usage, transcript_ref=execution.transcript_ref)
+        return rules.gates_unmet(task.gates_with(agent), ran)
 
     async def _outcome(self, execution: Execution, executor: Executor, context: ExecutionContext) -> Outcome:
         """Run the executor under the task's timeout and cancels; what it returned, or why it returned nothing."""
@@ -183,12 +197,14 @@ class TaskRunner:
         return validated(execution.work.result())
 
     async def publish_transcript(self, execution: Execution, text: str) -> None:
-        """Store the whole transcript in its ConfigMap (owned by the task, so deleted with it); the first time, name
-        it in the task's status too. Best effort: a transcript that cannot be written never fails the task."""
+        """Store the attempt's whole transcript in its ConfigMap (owned by the task, so deleted with it); the first
+        time, name it in the task's status too. Best effort: a transcript that cannot be written never fails the
+        task."""
         task = execution.task
-        name = transcript.configmap_name(task.name)
+        name = transcript.configmap_name(task.name, execution.attempt)
         try:
-            await self.kube.apply(transcript.configmap(task, text))
+            await self.kube.apply(transcript.configmap(task, text, execution.attempt))
+            execution.transcript_ref = name
             if task.status.transcript_ref != name:
                 execution.task = await self.kube.patch_status(
                     AgenticTask, task.name, {"transcriptRef": name}, namespace=task.namespace

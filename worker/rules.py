@@ -3,14 +3,16 @@ outcome is. Every phase change the worker makes is chosen here (`foreman.api.sta
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import ValidationError
 
-from foreman.api.models.envelope import ResultEnvelope
-from foreman.api.models.resources import AgenticTask, Usage
+from foreman.api.models.envelope import PASSING_VERDICTS, Attempt, ResultEnvelope, Usage
+from foreman.api.models.gates import Gate
+from foreman.api.models.resources import AgenticTask
 from foreman.api.runtime.backoff import backoff_delay
 from foreman.api.state import reasons, status
 
@@ -36,6 +38,10 @@ class Outcome:
     envelope: ResultEnvelope | None = None
     reason: str | None = None
     message: str = ""
+    usage: Usage | None = None
+    """What the attempt consumed as its executor last reported (kept where no envelope says: a timeout, a cancel)."""
+    transcript_ref: str | None = None
+    """The attempt's transcript, when its executor published one."""
 
 
 def claim(task: AgenticTask, now: datetime, claimant: str) -> dict[str, Any]:
@@ -62,12 +68,41 @@ def claimed_by_us(task: AgenticTask, claimant: str) -> bool:
     return task.phase == "Running" and task.status.claimed_by == claimant
 
 
-def usage_of(envelope: ResultEnvelope) -> dict[str, Any]:
-    """`status.usage` from an envelope whose `extra.usage` has the Usage shape (the agent executor's), else nothing."""
+def gates_unmet(gates: Sequence[Gate], outcome: Outcome) -> Outcome:
+    """The outcome, unless it passes a task with verify gates without a passed result for each, in order: that is a
+    contract violation, whatever executor returned it (only the agent executor runs gates), never a pass."""
+    envelope = outcome.envelope
+    if not gates or envelope is None or envelope.verdict not in PASSING_VERDICTS:
+        return outcome
+    if [g.name for g in envelope.gates if g.passed] == [g.name for g in gates]:
+        return outcome
+    message = f"verdict {envelope.verdict} without a passed result for each gate ({', '.join(g.name for g in gates)})"
+    return Outcome(reason=reasons.EXECUTOR_CONTRACT_VIOLATION, message=message, usage=outcome.usage,
+                   transcript_ref=outcome.transcript_ref)  # fmt: skip
+
+
+def usage_of(envelope: ResultEnvelope | None) -> Usage | None:
+    """The usage in an envelope whose `extra.usage` has the Usage shape (the agent executor's), else None."""
     try:
-        return {"usage": Usage.model_validate(envelope.extra["usage"]).to_wire()}
+        return Usage.model_validate(envelope.extra["usage"]) if envelope is not None else None
     except (KeyError, ValidationError):
-        return {}
+        return None
+
+
+def attempts_of(task: AgenticTask, outcome: Outcome, now: datetime) -> tuple[list[Attempt], Usage | None]:
+    """The task's attempts with this one ended as the outcome says, and its usage: the envelope's, else what the
+    executor last reported (a timed-out or cancelled attempt's usage is not lost)."""
+    usage = usage_of(outcome.envelope) or outcome.usage
+    verdict = outcome.envelope.verdict if outcome.envelope is not None else None
+    ended = status.ended_attempts(
+        task,
+        now,
+        outcome.reason or reasons.COMPLETED,
+        verdict=verdict,
+        usage=usage,
+        transcript_ref=outcome.transcript_ref,
+    )
+    return ended, usage
 
 
 def finished(
@@ -75,17 +110,20 @@ def finished(
 ) -> dict[str, Any]:
     """The terminal write for an outcome, or back to Pending: at once for a drain's hand-back (no attempt counted:
     the task did nothing wrong), with a backoff when a retry is left."""
+    attempts, usage = attempts_of(task, outcome, now)
+    used = {"usage": usage.to_wire()} if usage is not None else {}
     if outcome.reason == reasons.NODE_DRAINING:
-        return status.requeued(task, now, outcome.reason, outcome.message, count_attempt=False)
+        return status.requeued(task, now, outcome.reason, outcome.message, count_attempt=False, attempts=attempts)
     if outcome.reason is None:
         assert outcome.envelope is not None
-        return status.succeeded(task, now, outcome.envelope, usage_of(outcome.envelope))
+        return status.succeeded(task, now, outcome.envelope, used, attempts=attempts)
     if outcome.reason in RETRYABLE_REASONS and task.status.attempts < task.spec.retries:
         delay = backoff_delay(task.status.attempts, backoff, backoff_max)
         message = f"{outcome.message}; retry {task.status.attempts + 1} of {task.spec.retries} in {delay:g} s"
         return status.requeued(
-            task, now, outcome.reason, message, count_attempt=True, not_before=now + timedelta(seconds=delay)
-        )
+            task, now, outcome.reason, message, count_attempt=True, not_before=now + timedelta(seconds=delay),
+            attempts=attempts,
+        )  # fmt: skip
     # NB: the time the work ran, from the claim, so a task that timed out after 2 s or was cancelled after 5 s of
     # work does not read elapsedSec 0
     ran_for = (now - task.status.started_at).total_seconds() if task.status.started_at else 0.0
@@ -96,5 +134,7 @@ def finished(
         failure_reason=outcome.reason,
         elapsed_sec=round(max(0.0, ran_for), 3),
     )
-    body = status.failed(task, now, outcome.reason, outcome.message, verdict="INCOMPLETE", result=envelope)
-    return {**body, **usage_of(envelope)}
+    body = status.failed(
+        task, now, outcome.reason, outcome.message, verdict="INCOMPLETE", result=envelope, attempts=attempts
+    )
+    return {**body, **used}

@@ -12,6 +12,7 @@ from typing import ClassVar, Literal
 from pydantic import Field
 
 from foreman.api.models.base import Model
+from foreman.api.models.gates import DEFAULT_MAX_FIX_ROUNDS, MAX_FIX_ROUNDS, Gates
 from foreman.api.models.resources import Resource
 
 ToolName = Literal["list_files", "read_file", "write_file", "edit_file", "grep", "run", "submit_result"]
@@ -51,6 +52,12 @@ class AgentSpec(Model):
     cold_start_delay: float | None = Field(default=None, ge=0, le=3600)
     """Policy `warm`: seconds its tasks wait for a node with their model loaded to free a slot before starting cold
     elsewhere; wins over its TaskQueue's; none: the queue's, else the controller's default."""
+
+    gates: Gates = Field(default_factory=list)
+    """Run by the worker, in order, after the model's GO (a task's own `gates` replace them)."""
+    max_fix_rounds: int = Field(default=DEFAULT_MAX_FIX_ROUNDS, ge=0, le=MAX_FIX_ROUNDS)
+    """Times a failing gate's output goes back to the model to fix, before the verdict is GATE-FAIL (also bounded by
+    maxTurns)."""
 
     @property
     def runs_commands(self) -> bool:

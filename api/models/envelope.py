@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
-from typing import Any, Literal
+from datetime import datetime
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
-from foreman.api.models.base import Model
+from foreman.api.models.base import Model, Rule
+from foreman.api.models.gates import GateResult
 
 SCHEMA_VERSION: Literal["foreman.v1"] = "foreman.v1"
 
@@ -17,6 +19,45 @@ VERDICTS: tuple[Verdict, ...] = ("GO", "NO-GO", "INCOMPLETE", "GATE-PASS", "GATE
 PASSING_VERDICTS: frozenset[Verdict] = frozenset({"GO", "GATE-PASS", "SKIPPED"})
 """Verdicts that count as a pass: dependants run after them, and `foreman submit --wait` exits 0. SKIPPED passes:
 the task decided there was nothing to do, which is no reason to stop the work after it."""
+
+
+MAX_ATTEMPTS_KEPT = 128
+"""Attempts a task records at most (the latest kept): retries are at most 100, and lost nodes are rare."""
+
+
+class Usage(Model):
+    """What an agent task consumed, as its inference server reported it."""
+
+    prompt_tokens: int = Field(default=0, ge=0)
+    completion_tokens: int = Field(default=0, ge=0)
+    total_tokens: int = Field(default=0, ge=0)
+    turns: int = Field(default=0, ge=0)
+    """Model calls that produced an answer."""
+    tool_calls: int = Field(default=0, ge=0)
+    model: str | None = None
+    estimated: bool = False
+    """Some turns had no usage from the server, so their tokens were estimated from the text (~4 characters each)."""
+    cached_prompt_tokens: int | None = Field(default=None, ge=0)
+    """Of prompt_tokens, those the server reused from its prompt cache rather than processed again, where it says
+    (llama-server, OpenAI-style servers)."""
+
+
+class Attempt(Model):
+    """One attempt of a task: one claim by a worker, to its end (a result, a retry, a timeout, a cancel, a lost
+    node). Each keeps its own transcript."""
+
+    number: int = Field(ge=1)
+    node: str | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    """None while it runs."""
+    outcome: str | None = Field(default=None, max_length=253)
+    """`Completed` (an envelope came back), else the reason it ended: Timeout, Cancelled, ExecutorError, ..."""
+    verdict: Verdict | None = None
+    usage: Usage | None = None
+    """What it consumed, as far as its worker saw (a timed-out or cancelled attempt's too)."""
+    transcript_ref: str | None = None
+    """The ConfigMap holding this attempt's transcript (`foreman logs TASK --attempt N`)."""
 
 
 class ResultEnvelope(Model):
@@ -30,6 +71,22 @@ class ResultEnvelope(Model):
     """Executor-specific details (for example stdout/stderr tails); free-form."""
     elapsed_sec: float = Field(default=0.0, ge=0)
     failure_reason: str | None = None
+    gates: list[GateResult] = Field(default_factory=list, max_length=32)
+    """Each verify gate's last run, in order (agent executor): name, status, exit status, the tail of its output."""
+    fix_rounds: int = Field(default=0, ge=0)
+    """Times a failing gate's output went back to the model."""
+    attempts: list[Attempt] = Field(default_factory=list, max_length=MAX_ATTEMPTS_KEPT)
+    """Every attempt of the task, the last one this result's (written by the worker with the result)."""
+
+    rules: ClassVar[tuple[Rule, ...]] = (
+        # NB: the model's word is not a pass where gates ran: a passing verdict needs every gate listed passed
+        Rule(
+            cel=f"!(self.verdict in {sorted(PASSING_VERDICTS)}) || !has(self.gates)"
+            " || self.gates.all(g, g.status == 'passed')",
+            message="gates: a passing verdict needs every gate passed",
+            holds=lambda envelope: envelope.verdict not in PASSING_VERDICTS or all(g.passed for g in envelope.gates),
+        ),
+    )
 
 
 EXTRA_BYTES = 256 * 1024

@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, Self
 from pydantic import Field, ModelWrapValidatorHandler, PrivateAttr, model_validator
 
 from foreman.api.models.base import Conditions, Model, ObjectMeta, Rule
-from foreman.api.models.envelope import ResultEnvelope, TaskKind, Verdict
+from foreman.api.models.envelope import MAX_ATTEMPTS_KEPT, Attempt, ResultEnvelope, TaskKind, Usage, Verdict
+from foreman.api.models.gates import DEFAULT_MAX_FIX_ROUNDS, MAX_FIX_ROUNDS, Gate, Gates
 
 if TYPE_CHECKING:
     from foreman.api.models.agents import AgentSpec
@@ -123,6 +124,11 @@ class AgenticTaskSpec(Model):
     """Further attempts after a retryable failure (ExecutorError, Timeout), with exponential backoff."""
     cancel: bool = False
     """Set to cancel: Pending and Scheduled fail at once, Running stops within seconds (reason Cancelled)."""
+    gates: Gates | None = None
+    """Verify gates the worker runs after the agent's GO; replace its Agent's (an empty list: none). None: the
+    Agent's."""
+    max_fix_rounds: int | None = Field(default=None, ge=0, le=MAX_FIX_ROUNDS)
+    """Overrides its Agent's maxFixRounds."""
     ttl_seconds_after_finished: int | None = Field(default=None, ge=0)
     """Seconds after it finished (status.finishedAt) before the controller deletes the task, as on a Job; wins over
     the controller's --ttl-after-success / --ttl-after-failure. Kept meanwhile while a dependant that is not finished
@@ -138,23 +144,6 @@ class AgenticTaskSpec(Model):
             holds=lambda spec: spec.retries == 0 or spec.timeout_seconds <= MAX_ATTEMPTS_SECONDS // (spec.retries + 1),
         ),
     )
-
-
-class Usage(Model):
-    """What an agent task consumed, as its inference server reported it."""
-
-    prompt_tokens: int = Field(default=0, ge=0)
-    completion_tokens: int = Field(default=0, ge=0)
-    total_tokens: int = Field(default=0, ge=0)
-    turns: int = Field(default=0, ge=0)
-    """Model calls that produced an answer."""
-    tool_calls: int = Field(default=0, ge=0)
-    model: str | None = None
-    estimated: bool = False
-    """Some turns had no usage from the server, so their tokens were estimated from the text (~4 characters each)."""
-    cached_prompt_tokens: int | None = Field(default=None, ge=0)
-    """Of prompt_tokens, those the server reused from its prompt cache rather than processed again, where it says
-    (llama-server, OpenAI-style servers)."""
 
 
 class AgenticTaskStatus(Model):
@@ -176,8 +165,11 @@ class AgenticTaskStatus(Model):
     conditions: Conditions
     observed_generation: int | None = None
     usage: Usage | None = None
+    """What the latest attempt consumed (every attempt's: `attemptHistory`)."""
     transcript_ref: str | None = None
-    """ConfigMap in the task's namespace holding the agent's transcript (`foreman logs TASK`)."""
+    """ConfigMap in the task's namespace holding the latest attempt's transcript (`foreman logs TASK`)."""
+    attempt_history: list[Attempt] = Field(default_factory=list, max_length=MAX_ATTEMPTS_KEPT)
+    """Every attempt (claim) of the task, oldest first: its node, outcome, usage and transcript."""
 
 
 class AgenticTask(Resource):
@@ -209,6 +201,17 @@ class AgenticTask(Resource):
     def model_with(self, agent: AgentSpec | None) -> str | None:
         """The model the task runs with: its own modelRef, else its Agent's (the one rule of controller and worker)."""
         return self.spec.model_ref or (agent.model if agent is not None else None)
+
+    def gates_with(self, agent: AgentSpec | None) -> list[Gate]:
+        """The gates the task runs: its own, else its Agent's (the one rule of controller and worker)."""
+        if self.spec.gates is not None:
+            return self.spec.gates
+        return agent.gates if agent is not None else []
+
+    def max_fix_rounds_with(self, agent: AgentSpec | None) -> int:
+        if self.spec.max_fix_rounds is not None:
+            return self.spec.max_fix_rounds
+        return agent.max_fix_rounds if agent is not None else DEFAULT_MAX_FIX_ROUNDS
 
     @property
     def held_node(self) -> str | None:
@@ -329,6 +332,9 @@ class NodeSandbox(Model):
     limits: list[EnforcedLimit] = Field(default_factory=list)
     message: str | None = Field(default=None, max_length=1024)
     """Why it is unconfined or unavailable, and how to fix it."""
+    allow_commands: list[list[str]] | None = Field(default=None, max_length=256)
+    """The argv prefixes its agents may run (`run`, verify gates): placement sends a task with gates only where
+    each gate's argv starts with one. None: not said (a worker before gates); no gate is placed there."""
 
     @property
     def confined(self) -> bool:

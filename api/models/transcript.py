@@ -1,7 +1,8 @@
 """The agent's transcript: one JSON line per event (the task, each answer, each tool result, retries, the end),
 kept under a size limit by dropping the middle (pure), and rendered for people (`foreman logs`).
 
-It lives in a ConfigMap (`<task>-transcript`, key `transcript.jsonl`), which the apiserver caps at 1 MiB whole.
+Each attempt of a task keeps its own, in a ConfigMap (`<task>-transcript` for the first, `<task>-transcript-N` for
+attempt N; key `transcript.jsonl`), which the apiserver caps at 1 MiB whole.
 """
 
 from __future__ import annotations
@@ -22,15 +23,27 @@ HEAD = 8
 """Lines kept at the start when the middle is dropped (the task and the first turns say what it was about)."""
 
 
-def configmap_name(task_name: str) -> str:
-    return f"{task_name}-transcript"[:253]
+def configmap_name(task_name: str, attempt: int = 1) -> str:
+    """The ConfigMap of one attempt's transcript (the first's keeps the name it had before attempts had their own)."""
+    suffix = "" if attempt <= 1 else f"-{attempt}"
+    return f"{task_name[: 253 - len('-transcript') - len(suffix)]}-transcript{suffix}"
 
 
-def configmap(task: AgenticTask, text: str) -> dict[str, Any]:
-    """The ConfigMap that holds a task's transcript, owned by the task (a cluster's garbage collector deletes it
-    with the task), for a server-side apply."""
+def configmap_names(task: AgenticTask) -> list[str]:
+    """Every attempt's transcript ConfigMap a task may have (none when it never published one)."""
+    if not task.status.transcript_ref:
+        return []
+    history = task.status.attempt_history
+    last = history[-1].number if history else 1
+    return [configmap_name(task.name, number) for number in range(1, last + 1)]
+
+
+def configmap(task: AgenticTask, text: str, attempt: int = 1) -> dict[str, Any]:
+    """The ConfigMap that holds one attempt's transcript, owned by the task (a cluster's garbage collector deletes
+    it with the task), for a server-side apply."""
     owner = {"apiVersion": task.api_version, "kind": task.kind, "name": task.name, "uid": task.metadata.uid}
-    meta: dict[str, Any] = {"name": configmap_name(task.name), "namespace": task.namespace, "ownerReferences": [owner]}
+    name = configmap_name(task.name, attempt)
+    meta: dict[str, Any] = {"name": name, "namespace": task.namespace, "ownerReferences": [owner]}
     if task.status.assigned_node:  # NB: the admission policy lets a worker write only its own node's transcripts
         meta["labels"] = {NODE_LABEL: task.status.assigned_node}
     return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta, "data": {KEY: text}}
@@ -110,6 +123,11 @@ def render(records: Iterable[dict[str, Any]], *, width: int = 400) -> list[str]:
         elif kind == "tool":
             status = "ok " if record.get("ok") else "ERR"
             out.append(f"{prefix} {status}    {record.get('name')}: {_short(record.get('result', ''), width)}")
+        elif kind == "gate":
+            exit_status = record.get("exitStatus")
+            ended = f"exit {exit_status}" if exit_status is not None else "no exit status"
+            out.append(f"{prefix} gate   {record.get('name')}: {record.get('status')} ({ended}, "
+                       f"{record.get('seconds', 0):g} s) {_short(record.get('output', ''), width)}")  # fmt: skip
         elif kind == "retry":
             out.append(f"{prefix} retry  {record.get('reason')}")
         elif kind == "note":

@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from foreman.api.models.base import ConditionStatus, find_condition, set_condition, wire_time
-from foreman.api.models.envelope import ResultEnvelope, Verdict
+from foreman.api.models.envelope import MAX_ATTEMPTS_KEPT, Attempt, ResultEnvelope, Usage, Verdict
 from foreman.api.models.resources import AgenticTask
 from foreman.api.state import reasons
 
@@ -80,7 +80,7 @@ def unblocked_reason(task: AgenticTask) -> str:
     or what it waited for came: dependencies, its Agent, its TaskQueue)."""
     current = find_condition(task.status.conditions, reasons.BLOCKED)
     reason = current.reason if current is not None else None
-    if reason == reasons.NO_FITTING_NODE:
+    if reason in (reasons.NO_FITTING_NODE, reasons.GATE_NOT_ALLOWED):
         return reasons.FITTING_NODE_AVAILABLE
     if reason == reasons.QUEUE_FULL:
         return reasons.QUEUE_HAS_ROOM
@@ -97,9 +97,13 @@ def needs_blocked_write(task: AgenticTask, why: tuple[str, str] | None) -> bool:
 
 
 def claimed(task: AgenticTask, now: datetime, claimant: str) -> dict[str, Any]:
-    """Scheduled → Running; sent with the task's resourceVersion, so only one claimer can win."""
+    """Scheduled → Running, a new attempt begun; sent with the task's resourceVersion, so only one claimer can win."""
+    history = task.status.attempt_history
+    number = history[-1].number + 1 if history else 1
+    begun = Attempt(number=number, node=task.status.assigned_node, started_at=now)
     return {
         "phase": "Running",
+        "attemptHistory": _wire([*history, begun][-MAX_ATTEMPTS_KEPT:]),
         "claimedBy": claimant,
         "claimedAt": wire_time(now),
         "startedAt": wire_time(now),
@@ -109,13 +113,47 @@ def claimed(task: AgenticTask, now: datetime, claimant: str) -> dict[str, Any]:
     }
 
 
-def succeeded(task: AgenticTask, now: datetime, envelope: ResultEnvelope, usage: dict[str, Any]) -> dict[str, Any]:
-    """Running → Succeeded with the executor's envelope (whatever its verdict); `usage`: the `status.usage` body."""
+def ended_attempts(
+    task: AgenticTask,
+    now: datetime,
+    outcome: str,
+    *,
+    verdict: Verdict | None = None,
+    usage: Usage | None = None,
+    transcript_ref: str | None = None,
+) -> list[Attempt]:
+    """The attempts with the one under way (the latest, not finished) ended: its outcome, verdict, usage and
+    transcript as far as the writer knows them. Unchanged when none is under way (a task never claimed)."""
+    history = task.status.attempt_history
+    if not history or history[-1].finished_at is not None:
+        return list(history)
+    update = {"finished_at": now, "outcome": outcome, "verdict": verdict, "usage": usage}
+    if transcript_ref is not None:
+        update["transcript_ref"] = transcript_ref
+    return [*history[:-1], history[-1].model_copy(update=update)]
+
+
+def _wire(attempts: list[Attempt]) -> list[dict[str, Any]]:
+    return [attempt.to_wire() for attempt in attempts]
+
+
+def succeeded(
+    task: AgenticTask,
+    now: datetime,
+    envelope: ResultEnvelope,
+    usage: dict[str, Any],
+    *,
+    attempts: list[Attempt] | None = None,
+) -> dict[str, Any]:
+    """Running → Succeeded with the executor's envelope (whatever its verdict); `usage`: the `status.usage` body;
+    `attempts`: every attempt, this one ended (default: ended as Completed, as far as the task says)."""
     message = envelope.summary[:1024]
+    ended = attempts if attempts is not None else ended_attempts(task, now, reasons.COMPLETED, verdict=envelope.verdict)
     return {
         "phase": "Succeeded",
         "verdict": envelope.verdict,
-        "result": envelope.to_wire(),
+        "result": envelope.model_copy(update={"attempts": ended}).to_wire(),
+        "attemptHistory": _wire(ended),
         **usage,
         "finishedAt": wire_time(now),
         "conditions": with_conditions(
@@ -135,9 +173,12 @@ def failed(
     *,
     verdict: Verdict = "INCOMPLETE",
     result: ResultEnvelope | None = None,
+    attempts: list[Attempt] | None = None,
 ) -> dict[str, Any]:
-    """→ Failed. Without an executor's envelope (the controller failed it: UpstreamFailed, Cancelled, a timeout) a
-    minimal one says why, so every finished task has an envelope to read (`foreman result`, notifications)."""
+    """Any but Succeeded → Failed; `attempts` as for `succeeded` (default: the one under way ended with `reason`).
+    Without an executor's envelope (the controller failed it: UpstreamFailed, Cancelled, a timeout) a minimal one says
+    why, so every finished task has an envelope to read (`foreman result`, notifications)."""
+    ended = attempts if attempts is not None else ended_attempts(task, now, reason, verdict=verdict)
     started = task.status.started_at
     envelope = result or ResultEnvelope(
         kind=task.spec.kind,
@@ -146,15 +187,18 @@ def failed(
         failure_reason=reason,
         elapsed_sec=max((now - started).total_seconds(), 0.0) if started else 0.0,
     )
-    return {
+    body: dict[str, Any] = {
         "phase": "Failed",
         "verdict": verdict,
         "failureReason": reason,
-        "result": envelope.to_wire(),
+        "result": envelope.model_copy(update={"attempts": ended}).to_wire(),
         "finishedAt": wire_time(now),
         "observedGeneration": task.metadata.generation,
         "conditions": with_conditions(task, now, *_stopped(task, reason, message)),
     }
+    if ended != task.status.attempt_history:
+        body["attemptHistory"] = _wire(ended)
+    return body
 
 
 def _stopped(task: AgenticTask, reason: str, message: str) -> list[ConditionUpdate]:
@@ -177,8 +221,11 @@ def requeued(
     count_attempt: bool,
     not_before: datetime | None = None,
     claim_expired: bool = False,
+    attempts: list[Attempt] | None = None,
 ) -> dict[str, Any]:
-    """Back to Pending, assignment cleared (null deletes a field in a merge patch)."""
+    """Back to Pending, assignment cleared (null deletes a field in a merge patch); `attempts` as for `succeeded`
+    (default: the one under way ended with `reason`)."""
+    ended = attempts if attempts is not None else ended_attempts(task, now, reason)
     updates: list[ConditionUpdate] = [(reasons.SCHEDULED, "False", reason, message)]
     if task.phase == "Running":
         updates.append((reasons.RUNNING, "False", reason, message))
@@ -193,4 +240,5 @@ def requeued(
         "notBefore": wire_time(not_before) if not_before else None,
         "attempts": task.status.attempts + (1 if count_attempt else 0),
         "conditions": with_conditions(task, now, *updates),
+        **({"attemptHistory": _wire(ended)} if ended != task.status.attempt_history else {}),
     }

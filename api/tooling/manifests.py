@@ -53,8 +53,9 @@ CONTROLLER_RULES = [
     _rule([""], ["configmaps"], ["get", "delete"]),
     _rule([""], ["events"], ["create", "patch"]),
 ]
-# NB: ConfigMaps hold agent transcripts (`<task>-transcript`, written once per turn). Cluster-wide here, like the
-# worker's other rules; README ("The agent executor") says how to narrow it to the namespaces a worker serves.
+# NB: ConfigMaps hold agent transcripts (`<task>-transcript[-N]`, one per attempt, written once per turn).
+# Cluster-wide here, like the worker's other rules; README ("The agent executor") says how to narrow it to the
+# namespaces a worker serves.
 WORKER_RULES = [
     _rule([GROUP], ["agentictasks"], ["get", "list", "watch"]),
     _rule([GROUP], ["agentictasks/status"], ["get", "patch"]),
@@ -226,13 +227,19 @@ def _own_objects() -> dict[str, Any]:
     node's transcripts (forging what `foreman logs` shows), or write Warning Events about the apiserver's pod."""
     label = f"'{NODE_LABEL}'"
     owner = "object.metadata.ownerReferences[0]"
+    name = "object.metadata.name"
+    # NB: `<task>-transcript` for a task's first attempt, `<task>-transcript-N` for attempt N (transcript.py)
+    named = (
+        f"({owner}.name + '-transcript' == {name} || {name}.startsWith({owner}.name + '-transcript-')"
+        f" && {name}.substring(size({owner}.name) + 12).matches('^[1-9][0-9]{{0,3}}$'))"
+    )
     transcript = (
-        "object.metadata.name.endsWith('-transcript')"
+        f"{name}.contains('-transcript')"
         f" && has(object.metadata.labels) && {label} in object.metadata.labels"
         f" && object.metadata.labels[{label}] == variables.node"
         " && has(object.metadata.ownerReferences) && object.metadata.ownerReferences.size() == 1"
         f" && {owner}.kind == 'AgenticTask' && {owner}.apiVersion.startsWith('{GROUP}/')"
-        f" && {owner}.name + '-transcript' == object.metadata.name"
+        f" && {named}"
         f" && !has(object.binaryData) && (!has(object.data) || object.data.all(k, k == '{TRANSCRIPT_KEY}'))"
     )
     theirs_before = (

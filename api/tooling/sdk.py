@@ -164,10 +164,17 @@ class ForemanClient:
     async def delete(self, name: str) -> None:
         await self.kube.delete(AgenticTask, name, self.namespace)
 
-    async def transcript(self, name: str) -> str | None:
-        """An agent task's transcript (JSON lines, `foreman.api.models.transcript`), or None while it has none."""
+    async def transcript(self, name: str, attempt: int | None = None) -> str | None:
+        """An agent task's transcript (JSON lines, `foreman.api.models.transcript`) of one attempt (default: the
+        latest), or None while it has none."""
+        if attempt is None:
+            task = await self.get(name)
+            history = task.status.attempt_history
+            attempt = history[-1].number if history else 1
         try:
-            configmap = await self.kube.get_raw("v1", "ConfigMap", transcript.configmap_name(name), self.namespace)
+            configmap = await self.kube.get_raw(
+                "v1", "ConfigMap", transcript.configmap_name(name, attempt), self.namespace
+            )
         except NotFound:
             return None
         text = (configmap.get("data") or {}).get(transcript.KEY)

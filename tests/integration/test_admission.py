@@ -146,6 +146,11 @@ async def _own_objects_only(worker: Kube, kube: Kube, namespace: str, node: str)
     mine = await kube.get(AgenticTask, "mine", namespace)
     theirs = await kube.get(AgenticTask, "theirs-running", namespace)
     await worker.apply(transcript.configmap(mine, '{"event": "task"}'))
+    await worker.apply(transcript.configmap(mine, '{"event": "task"}', attempt=2))  # each attempt has its own
+    second = transcript.configmap(mine, "x", attempt=2)
+    misnamed = [
+        {**second, "metadata": {**second["metadata"], "name": f"mine-transcript-{tail}"}} for tail in ("2x", "0")
+    ]
     forged = transcript.configmap(theirs, '{"event": "end", "verdict": "NO-GO"}')
     await kube.apply(transcript.configmap(theirs, '{"event": "task"}'))  # the other node's transcript, as it wrote it
     aws_auth = {
@@ -154,7 +159,8 @@ async def _own_objects_only(worker: Kube, kube: Kube, namespace: str, node: str)
     }  # fmt: skip
     disguised = {**transcript.configmap(mine, "x"), "data": {"mapRoles": "x"}}
     disguised["metadata"] = {**disguised["metadata"], "namespace": "kube-system", "name": "aws-auth"}
-    for body in (aws_auth, {**forged, "metadata": {**forged["metadata"], "labels": {NODE_LABEL: node}}}, disguised):
+    for body in (aws_auth, {**forged, "metadata": {**forged["metadata"], "labels": {NODE_LABEL: node}}}, disguised,
+                 *misnamed):  # fmt: skip
         with pytest.raises(Forbidden, match="only the transcript ConfigMaps of its own node"):
             await worker.apply(body)
     stored = await kube.get_raw("v1", "ConfigMap", transcript.configmap_name("theirs-running"), namespace)

@@ -49,11 +49,6 @@ def git(repo: Path, *args: str) -> str:
     return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True, text=True).stdout
 
 
-@pytest.fixture
-def repository(tmp_path: Path) -> Path:
-    return demo_repository(tmp_path / "origin")
-
-
 async def test_the_agent_fixes_a_failing_test_and_commits_on_its_branch(
     kube: Kube, namespace: str, cluster: Cluster, tmp_path: Path, repository: Path
 ) -> None:

@@ -70,10 +70,13 @@ async def test_time_to_live_deletes_each_outcome_at_its_time_and_spares_a_needed
         await make_task(kube, namespace, "own", ttlSecondsAfterFinished=1200)  # its own wins over the minute
         await make_task(kube, namespace, "down", dependsOn=["up"])  # no node: it stays Pending
         ok = await kube.get(AgenticTask, "ok", namespace)
-        await kube.apply(transcript.configmap(ok, "{}\n"))
+        for attempt in (1, 2):  # one transcript per attempt: all deleted with the task
+            await kube.apply(transcript.configmap(ok, "{}\n", attempt))
         precious = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "precious", "namespace": namespace}}
         await kube.apply(precious)  # named by a task that does not own it: never deleted with it
-        await finish(kube, namespace, "ok", "Succeeded", start, transcriptRef=transcript.configmap_name("ok"))
+        attempts = [{"number": 1, "finishedAt": wire_time(start)}, {"number": 2, "finishedAt": wire_time(start)}]
+        await finish(kube, namespace, "ok", "Succeeded", start, transcriptRef=transcript.configmap_name("ok", 2),
+                     attemptHistory=attempts)  # fmt: skip
         await finish(kube, namespace, "bad", "Failed", start, transcriptRef="precious")
         for name in ("up", "own"):
             await finish(kube, namespace, name, "Succeeded", start)
@@ -82,6 +85,7 @@ async def test_time_to_live_deletes_each_outcome_at_its_time_and_spares_a_needed
         await move(controller, clock, MINUTE + timedelta(seconds=1))
         await gone(kube, "foreman.dev/v1alpha1", "AgenticTask", "ok", namespace)
         await gone(kube, "v1", "ConfigMap", transcript.configmap_name("ok"), namespace)
+        await gone(kube, "v1", "ConfigMap", transcript.configmap_name("ok", 2), namespace)
         await move(controller, clock, 9 * MINUTE)
         await gone(kube, "foreman.dev/v1alpha1", "AgenticTask", "bad", namespace)
         assert await kube.get_raw("v1", "ConfigMap", "precious", namespace)

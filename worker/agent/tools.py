@@ -11,16 +11,19 @@ import asyncio
 import contextlib
 import os
 import re
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from foreman.api.models.agents import ToolName
 from foreman.api.models.envelope import VERDICTS
+from foreman.api.models.gates import OUTPUT_TAIL as GATE_TAIL
+from foreman.api.models.gates import Gate, GateResult, GateStatus, allowed
 from foreman.worker.agent import files
 from foreman.worker.agent.errors import ToolError
 from foreman.worker.agent.workspace import Workspace
-from foreman.worker.sandbox.sandbox import Sandbox
+from foreman.worker.sandbox.sandbox import Ran, Sandbox
 
 READ_LIMIT = 20_000
 """Characters read_file returns at most (it says where it cut and how to read on)."""
@@ -247,22 +250,10 @@ class Toolbox:
     async def run(self, argv: list[str], timeout_seconds: float | None = None) -> str:
         if not isinstance(argv, list) or not argv or not all(isinstance(part, str) for part in argv):
             raise ToolError("argv must be a non-empty list of strings")
-        if any("\0" in part for part in argv) or sum(len(part) for part in argv) > ARGV_LIMIT:
-            raise ToolError(f"argv must hold no NUL bytes and at most {ARGV_LIMIT} characters")
-        try:
-            [part.encode() for part in argv]
-        except UnicodeEncodeError as error:
-            raise ToolError(f"argv cannot be encoded as UTF-8: {error.reason}") from None
-        if not allowed(argv, self.allow_commands):
-            offered = "; ".join(" ".join(prefix) for prefix in self.allow_commands) or "none"
-            raise ToolError(f"command not allowed on this node: {' '.join(argv)} (allowed prefixes: {offered})")
-        if self.sandbox is None or not self.sandbox.runs_commands:
-            raise ToolError("this node runs no commands (no sandbox works here)")
+        if refused := self.refusal(argv):
+            raise ToolError(refused)
         timeout = min(float(timeout_seconds or RUN_TIMEOUT), RUN_TIMEOUT_MAX)
-        ran = await self.sandbox.run(
-            argv, workspace=self.workspace.root, home=self.workspace.home, env=command_environment(self.workspace),
-            time_limit=timeout, keep=OUTPUT_TAIL * 4,
-        )  # fmt: skip
+        ran = await self.execute(argv, timeout)
         if ran.returncode is None:
             raise ToolError(f"{' '.join(argv)} timed out after {timeout:g} s and was killed")
         tail = ran.output[-OUTPUT_TAIL:]
@@ -273,10 +264,41 @@ class Toolbox:
             raise ToolError(report)
         return report
 
+    async def gate(self, gate: Gate) -> GateResult:
+        """Run one verify gate as `run` would run it (allowlist, sandbox, limits), under the gate's own timeout; a
+        gate that cannot run here fails, with the reason as its output."""
+        if refused := self.refusal(gate.argv):
+            return GateResult(name=gate.name, status="failed", output_tail=refused[-GATE_TAIL:])
+        started = time.monotonic()
+        ran = await self.execute(gate.argv, float(gate.timeout_seconds))
+        status: GateStatus = "timedOut" if ran.returncode is None else "passed" if ran.returncode == 0 else "failed"
+        return GateResult(
+            name=gate.name, status=status, exit_status=ran.returncode, output_tail=ran.output[-GATE_TAIL:],
+            output_bytes=ran.total_bytes, seconds=round(time.monotonic() - started, 3), limit=ran.limit,
+        )  # fmt: skip
 
-def allowed(argv: Sequence[str], prefixes: Sequence[Sequence[str]]) -> bool:
-    """Whether argv starts with one of the node's allowed prefixes, word for word."""
-    return any(len(argv) >= len(prefix) > 0 and list(argv[: len(prefix)]) == list(prefix) for prefix in prefixes)
+    def refusal(self, argv: Sequence[str]) -> str | None:
+        """Why argv may not run here, or None."""
+        if any("\0" in part for part in argv) or sum(len(part) for part in argv) > ARGV_LIMIT:
+            return f"argv must hold no NUL bytes and at most {ARGV_LIMIT} characters"
+        try:
+            [part.encode() for part in argv]
+        except UnicodeEncodeError as error:
+            return f"argv cannot be encoded as UTF-8: {error.reason}"
+        if not allowed(argv, self.allow_commands):
+            offered = "; ".join(" ".join(prefix) for prefix in self.allow_commands) or "none"
+            return f"command not allowed on this node: {' '.join(argv)} (allowed prefixes: {offered})"
+        if self.sandbox is None or not self.sandbox.runs_commands:
+            return "this node runs no commands (no sandbox works here)"
+        return None
+
+    async def execute(self, argv: Sequence[str], seconds: float) -> Ran:
+        """Run an allowed argv in the sandbox; only the tail of its output is held, whatever it prints."""
+        assert self.sandbox is not None
+        return await self.sandbox.run(
+            argv, workspace=self.workspace.root, home=self.workspace.home, env=command_environment(self.workspace),
+            time_limit=seconds, keep=OUTPUT_TAIL * 4,
+        )  # fmt: skip
 
 
 def command_environment(workspace: Workspace) -> dict[str, str]:

@@ -23,11 +23,12 @@ import structlog
 from pydantic import Field, ValidationError
 
 from foreman.api.models.base import utcnow
-from foreman.api.models.envelope import PASSING_VERDICTS, VERDICTS, ResultEnvelope, Verdict
-from foreman.api.models.resources import AgenticTask, NodeSandbox, Usage
+from foreman.api.models.envelope import PASSING_VERDICTS, VERDICTS, ResultEnvelope, Usage, Verdict
+from foreman.api.models.gates import GateResult
+from foreman.api.models.resources import AgenticTask, NodeSandbox
 from foreman.api.models.transcript import Transcript, capped
 from foreman.api.models.validation import describe
-from foreman.worker.agent import conversation, git, workspace
+from foreman.worker.agent import conversation, gating, git, workspace
 from foreman.worker.agent.conversation import REPEAT_LIMIT, Act, Message, Retry, Settings, Stop, Tell
 from foreman.worker.agent.errors import ToolError, WorkspaceError
 from foreman.worker.agent.llm import Completion, ContextExceeded, Endpoint, ModelRequest, ModelServer, backoff
@@ -106,12 +107,18 @@ class Tally:
         )
 
 
+SUBMITTED = "Submitted"
+
+
 @dataclass
 class Ending:
     verdict: Verdict
     summary: str
     reason: str
     extra: dict[str, Any] = field(default_factory=dict)
+    gates: tuple[GateResult, ...] = ()
+    """The verify gates' last round (none listed, or the model did not pass: none ran)."""
+    fix_rounds: int = 0
 
 
 class AgentExecutor(ExecutorHooks):
@@ -140,7 +147,7 @@ class AgentExecutor(ExecutorHooks):
         else:
             log.info("agent commands run confined", sandbox=found.kind, version=found.version,
                      network=parsed.network, limits=[limit.to_wire() for limit in found.enforced()])  # fmt: skip
-        return found.status()
+        return found.status().model_copy(update={"allow_commands": parsed.allow_commands})
 
     def server(self, settings: AgentExecutorSettings) -> ModelServer:
         """One client per endpoint, shared by the node's tasks (its connection pool, what it learnt of the server)."""
@@ -188,7 +195,9 @@ class AgentExecutor(ExecutorHooks):
             summary=ending.summary[:65536],
             extra=extra,
             elapsed_sec=round(time.monotonic() - started, 3),
-            failure_reason=None if ending.reason == "Submitted" else ending.reason,
+            failure_reason=None if ending.reason == SUBMITTED else ending.reason,
+            gates=list(ending.gates),
+            fix_rounds=ending.fix_rounds,
         )
 
 
@@ -236,6 +245,8 @@ class AgentRun:
         self.publisher = Publisher(context.publish_transcript)
         commands = tuple(tuple(prefix) for prefix in config.allow_commands)
         self.toolbox = Toolbox(space, settings.tools, commands, confined)
+        self.gates = task.gates_with(context.agent)
+        self.max_fix_rounds = task.max_fix_rounds_with(context.agent)
         self.log = log.bind(task=task.name, namespace=task.namespace, node=context.node_name)
 
     async def work(self) -> Ending:
@@ -253,7 +264,7 @@ class AgentRun:
         )  # fmt: skip
         self.publish()
         try:
-            ending = await self.converse(conversation.opening(self.settings, prompt))
+            ending = await self.verified(conversation.opening(self.settings, prompt))
         except ContextExceeded as exceeded:
             ending = Ending("INCOMPLETE", f"the conversation does not fit the model's context: {exceeded}",
                             CONTEXT_EXCEEDED)  # fmt: skip
@@ -276,17 +287,68 @@ class AgentRun:
         await self.publisher.flush()
         return ending
 
-    async def converse(self, messages: list[Message]) -> Ending:
+    async def verified(self, messages: list[Message]) -> Ending:
+        """The conversation, then the gates after the model's pass: a failing gate's output goes back to the model
+        for a fix round while rounds and turns are left (`gating.decide`), else the verdict is GATE-FAIL."""
+        ending, messages = await self.converse(messages)
+        rounds = 0
+        while gating.must_verify(self.gates, ending.verdict, ending.reason == SUBMITTED):
+            step = gating.decide(
+                self.gates, await self.run_gates(rounds), rounds_done=rounds, max_rounds=self.max_fix_rounds,
+                turns_left=self.settings.max_turns - self.tally.turns,
+            )  # fmt: skip
+            if isinstance(step, gating.Passed):
+                return dataclasses.replace(ending, gates=step.results, fix_rounds=rounds)
+            if isinstance(step, gating.GateFail):
+                return gate_fail(step, rounds, ending)
+            rounds += 1
+            self.transcript.add({"event": "note", "turn": self.tally.turns, "message": capped(step.message)})
+            messages = conversation.told(self.answered(messages, "not accepted: a verify gate failed"), step.message)
+            try:
+                ending, messages = await self.converse(messages)
+            except ContextExceeded:
+                return gate_fail(gating.gave_out(step, rounds), rounds, ending)
+            if ending.reason != SUBMITTED:
+                return gate_fail(gating.gave_out(step, rounds), rounds, ending)
+            if ending.verdict not in PASSING_VERDICTS:  # NB: the model gave up; its verdict stands, the gates say why
+                return dataclasses.replace(ending, gates=step.results, fix_rounds=rounds)
+        return ending
+
+    async def run_gates(self, round_: int) -> list[GateResult]:
+        """One round of gates, in order, up to the first that fails; each one's end in the transcript."""
+        results: list[GateResult] = []
+        while (gate := gating.next_gate(self.gates, results)) is not None:
+            result = await self.toolbox.gate(gate)
+            results.append(result)
+            self.log.info("gate ran", gate=gate.name, status=result.status, exit_status=result.exit_status)
+            self.transcript.add(
+                {"event": "gate", "turn": self.tally.turns, "at": _now(), "round": round_, "name": gate.name,
+                 "status": result.status, "exitStatus": result.exit_status, "seconds": result.seconds,
+                 "output": capped(result.output_tail)}
+            )  # fmt: skip
+            self.publish()
+        return results
+
+    def answered(self, messages: list[Message], result: str) -> list[Message]:
+        """The history with a tool result for each call of the last answer that has none (the submit_result, and
+        any call after it): a chat template refuses calls left unanswered."""
+        last = messages[-1] if messages else {}
+        calls = last.get("tool_calls") or [] if last.get("role") == "assistant" else []
+        return [*messages, *({"role": "tool", "tool_call_id": c["id"], "content": result} for c in calls)]
+
+    async def converse(self, messages: list[Message]) -> tuple[Ending, list[Message]]:
+        """The model's turns until it submits (or stops): its ending, and the history so far."""
         nudged = False
         history: list[ToolCall] = []
         while self.tally.turns < self.settings.max_turns:
             completion, step = await self.ask(messages, nudged)
             self.tally.turns += 1
+            self.report()
             turn = self.tally.turns
             answer = completion.answer
             self.transcript.add(answer_record(turn, completion))
             if isinstance(step, Stop):
-                return Ending("INCOMPLETE", step.summary, step.reason)
+                return Ending("INCOMPLETE", step.summary, step.reason), messages
             if isinstance(step, Tell):
                 said = conversation.assistant_message(answer, ())
                 messages = conversation.told([*messages, said] if said else messages, step.message)
@@ -307,7 +369,7 @@ class AgentRun:
                     submitted = _submitted(call) if call.name == "submit_result" else None
                     if isinstance(submitted, Ending):
                         self.counted_call(call, ok=True)
-                        return submitted
+                        return submitted, messages
                     result, ok = (submitted, False) if submitted is not None else await self.use(call, history)
                     history.append(call)
                     self.counted_call(call, ok=ok)
@@ -318,7 +380,7 @@ class AgentRun:
                     )  # fmt: skip
             self.publish()
         summary = f"stopped after maxTurns={self.settings.max_turns} model calls without submit_result"
-        return Ending("INCOMPLETE", summary, MAX_TURNS_EXCEEDED)
+        return Ending("INCOMPLETE", summary, MAX_TURNS_EXCEEDED), messages
 
     async def ask(self, messages: list[Message], nudged: bool) -> tuple[Completion, Act | Tell | Stop]:
         """One model call, asked again (with backoff) while its answer must not enter the history."""
@@ -359,8 +421,13 @@ class AgentRun:
             await self.retrying(step.reason, delay)
             await asyncio.sleep(delay)
 
+    def report(self) -> None:
+        if self.context.report_usage is not None:
+            self.context.report_usage(self.tally.usage())
+
     def counted_call(self, call: ToolCall, *, ok: bool) -> None:
         self.tally.tool_calls += 1
+        self.report()
         if self.context.metrics is not None:
             self.context.metrics.agent_tool_calls.labels(call.name, "ok" if ok else "error").inc()
 
@@ -425,6 +492,12 @@ def answer_record(turn: int, completion: Completion) -> dict[str, Any]:
     }
 
 
+def gate_fail(step: gating.GateFail, rounds: int, last: Ending) -> Ending:
+    """GATE-FAIL: the failing gate's name, exit status and output tail are in the envelope's `gates`."""
+    said = f"; the agent said: {last.summary}" if last.summary else ""
+    return Ending("GATE-FAIL", f"{step.summary}{said}", gating.GATE_FAILED, dict(last.extra), step.results, rounds)
+
+
 def _submitted(call: ToolCall) -> Ending | str:
     """submit_result's arguments as the ending, or the error to hand back to the model."""
     arguments = call.parsed() or {}
@@ -437,7 +510,7 @@ def _submitted(call: ToolCall) -> Ending | str:
         return "error: summary must be a string"
     if extra is not None and not isinstance(extra, dict):
         return "error: extra must be an object"
-    return Ending(verdict, summary, "Submitted", dict(extra or {}))
+    return Ending(verdict, summary, SUBMITTED, dict(extra or {}))
 
 
 def _commit_message(task: AgenticTask, ending: Ending) -> str:

@@ -15,7 +15,7 @@ from typing import Any, Protocol, runtime_checkable
 import structlog
 
 from foreman.api.models.agents import AgentSpec
-from foreman.api.models.envelope import ResultEnvelope
+from foreman.api.models.envelope import ResultEnvelope, Usage
 from foreman.api.models.resources import AgenticTask, ModelOffer, NodeSandbox
 from foreman.worker.metrics import WorkerMetrics
 
@@ -55,7 +55,10 @@ class ExecutionContext:
     agent: AgentSpec | None = None
     """The Agent the task names in `spec.agentRef`, read by the worker just before the run."""
     publish_transcript: Callable[[str], Awaitable[None]] | None = None
-    """Stores the task's transcript (JSON lines, whole each time) where `foreman logs` reads it."""
+    """Stores the attempt's transcript (JSON lines, whole each time) where `foreman logs` reads it."""
+    report_usage: Callable[[Usage], None] | None = None
+    """Tells the worker what the attempt consumed so far (the whole, each time): an attempt that times out or is
+    cancelled keeps its usage in the task's attemptHistory."""
     metrics: WorkerMetrics | None = None
     """The worker's metrics, for executors that count more than the worker does (the agent's tokens)."""
     model: ModelContext | None = None

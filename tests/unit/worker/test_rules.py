@@ -1,9 +1,10 @@
 from datetime import timedelta
 
 from foreman.api.models.envelope import ResultEnvelope
+from foreman.api.models.gates import Gate, GateResult
 from foreman.api.runtime.backoff import backoff_delay
 from foreman.api.state.status import claimed
-from foreman.worker.rules import Outcome, claimable, claimed_by_us, finished
+from foreman.worker.rules import Outcome, claimable, claimed_by_us, finished, gates_unmet
 from tests.factories import T0, task
 
 
@@ -63,3 +64,21 @@ def test_a_failure_envelope_says_how_long_the_work_ran() -> None:
 def test_backoff_is_capped() -> None:
     assert [backoff_delay(n, 5, 60) for n in range(6)] == [5, 10, 20, 40, 60, 60]
     assert T0 + timedelta(seconds=backoff_delay(0, 5, 60)) > T0
+
+
+def test_a_pass_without_a_passed_result_for_each_gate_is_a_contract_violation_whatever_the_executor() -> None:
+    gates = [Gate(name="lint", argv=["ruff"]), Gate(name="test", argv=["pytest"])]
+    passed = [GateResult(name="lint", status="passed"), GateResult(name="test", status="passed")]
+    good = Outcome(envelope=ResultEnvelope(kind="verify", verdict="GO", gates=passed))
+    assert gates_unmet(gates, good) is good
+    assert gates_unmet([], Outcome(envelope=ResultEnvelope(kind="verify", verdict="GO"))).reason is None
+    for envelope in (
+        ResultEnvelope(kind="verify", verdict="GO"),  # a command executor knows nothing of gates
+        ResultEnvelope(kind="verify", verdict="SKIPPED", gates=passed[:1]),
+        ResultEnvelope(kind="verify", verdict="GATE-PASS", gates=passed[::-1]),
+    ):
+        unmet = gates_unmet(gates, Outcome(envelope=envelope))
+        assert unmet.reason == "ExecutorContractViolation"
+        assert unmet.envelope is None
+    failing = Outcome(envelope=ResultEnvelope(kind="verify", verdict="GATE-FAIL"))
+    assert gates_unmet(gates, failing) is failing
