@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from foreman.api.models.base import Model
+from foreman.api.models.pullrequests import PullRequestRecord
 
 SCHEMA_VERSION: Literal["foreman.v1"] = "foreman.v1"
 
@@ -30,6 +31,8 @@ class ResultEnvelope(Model):
     """Executor-specific details (for example stdout/stderr tails); free-form."""
     elapsed_sec: float = Field(default=0.0, ge=0)
     failure_reason: str | None = None
+    pull_request: PullRequestRecord | None = None
+    """The pull request the task opened or updated on the worker's forge (agent executor)."""
 
 
 EXTRA_BYTES = 256 * 1024

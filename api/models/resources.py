@@ -9,6 +9,7 @@ from pydantic import Field, ModelWrapValidatorHandler, PrivateAttr, model_valida
 
 from foreman.api.models.base import Conditions, Model, ObjectMeta, Rule
 from foreman.api.models.envelope import ResultEnvelope, TaskKind, Verdict
+from foreman.api.models.pullrequests import PullRequestPolicy
 
 if TYPE_CHECKING:
     from foreman.api.models.agents import AgentSpec
@@ -109,6 +110,8 @@ class AgenticTaskSpec(Model):
     """The model the agent executor runs with (overrides its Agent's `model`); passed to other executors as given."""
     agent_ref: DnsName | None = None
     """Name of an Agent in the task's namespace (agent executor); none: the built-in defaults."""
+    pull_request: PullRequestPolicy | None = None
+    """Overrides its Agent's `pullRequest`, field by field (agent executor)."""
     required_capability: RequiredCapability = RequiredCapability()
     """What a FleetNode must offer to run the task."""
     depends_on: list[DnsName] = Field(default_factory=list, max_length=256)
@@ -209,6 +212,11 @@ class AgenticTask(Resource):
     def model_with(self, agent: AgentSpec | None) -> str | None:
         """The model the task runs with: its own modelRef, else its Agent's (the one rule of controller and worker)."""
         return self.spec.model_ref or (agent.model if agent is not None else None)
+
+    def pull_request_with(self, agent: AgentSpec | None) -> PullRequestPolicy:
+        """When the task opens a pull request: its own `pullRequest` over its Agent's."""
+        own = self.spec.pull_request or PullRequestPolicy()
+        return own.over(agent.pull_request if agent is not None else None)
 
     @property
     def held_node(self) -> str | None:
