@@ -39,8 +39,9 @@ def forge() -> Iterator[gitea.Gitea]:
 
 
 def hosted(forge: gitea.Gitea, tmp_path: Path, name: str) -> str:
-    """The demo repository (one failing test) pushed to a new Gitea repository; its clone URL (no credentials)."""
-    forge.api("POST", "/user/repos", {"name": name, "auto_init": False, "default_branch": "main"})
+    """The demo repository (one failing test) pushed to a new private Gitea repository (the worker clones it with
+    the token of its config); its clone URL, which carries no credentials."""
+    forge.api("POST", "/user/repos", {"name": name, "auto_init": False, "default_branch": "main", "private": True})
     local = demo_repository(tmp_path / name)
     url = f"{forge.url}/{forge.user}/{name}.git"
     header = f"http.extraHeader=Authorization: token {forge.token}"
