@@ -36,6 +36,8 @@ class GitHub:
     rival: str | None = None
     """A title: the next create finds a pull request of that title opened for its head meanwhile (another worker's
     create that won the race), and is answered 422."""
+    lose_create_answer: bool = False
+    """The next create is carried out but its answer never comes (a timeout on the caller's side)."""
     url: str = ""
     _runner: web.AppRunner | None = None
 
@@ -73,7 +75,11 @@ class GitHub:
         if request.path == f"{base}/pulls" and request.method == "GET":
             return web.json_response(self._listed(request.query))
         if request.path == f"{base}/pulls" and request.method == "POST":
-            return self._create(body)
+            created = self._create(body)
+            if self.lose_create_answer:
+                self.lose_create_answer = False
+                await asyncio.sleep(3600)
+            return created
         if request.path.startswith(f"{base}/pulls/") and request.method == "PATCH":
             number = int(request.path.rsplit("/", 1)[-1])
             pull = next((pull for pull in self.pulls if pull["number"] == number), None)

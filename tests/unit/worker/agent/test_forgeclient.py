@@ -63,6 +63,15 @@ async def test_5xx_and_timeouts_are_tried_again() -> None:
     assert len(server.seen) == 6  # three failed tries of the first call, then its answer, the look-up, the create
 
 
+async def test_a_create_whose_answer_was_lost_is_not_made_twice() -> None:
+    async with GitHub(TOKEN) as server:
+        server.lose_create_answer = True
+        record = await pull_request(settings(server), TOKEN, REPO, wanted())
+    assert [seen.method for seen in server.seen] == ["GET", "GET", "POST", "POST", "GET"]
+    assert [pull["number"] for pull in server.pulls] == [1]
+    assert record.number == 1
+
+
 async def test_a_forge_that_keeps_failing_says_so_after_its_attempts() -> None:
     async with GitHub(TOKEN) as server:
         server.fail(503, "Service Unavailable", times=10)
