@@ -7,8 +7,11 @@ Credentials come only from the worker's config (`tokenEnv` or `tokenFile`), neve
 
 from __future__ import annotations
 
+import os
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import PurePosixPath
 from typing import Literal, Self
 from urllib.parse import urlsplit
 
@@ -247,6 +250,19 @@ def git_credentials(forge: ForgeSettings) -> dict[str, str]:
     host = parts.netloc.removeprefix("api.") if forge.kind == "github" else parts.netloc
     path = parts.path.removesuffix("/api/v3") if forge.kind == "github" else parts.path
     return {f"credential.{parts.scheme}://{host}{path}.helper": CREDENTIAL_HELPER}
+
+
+def token_shown(forge: ForgeSettings, read_only_paths: Sequence[str]) -> str | None:
+    """Why a sandbox with these `readOnlyPaths` would let the agent's commands read the forge's token file (None:
+    it would not)."""
+    if forge.token_file is None:
+        return None
+    token = PurePosixPath(os.path.abspath(forge.token_file))
+    for path in read_only_paths:
+        shown = PurePosixPath(os.path.abspath(path))
+        if token == shown or shown in token.parents:
+            return f"readOnlyPaths: {path} would show the forge's tokenFile to the agent's commands"
+    return None
 
 
 def scrubbed(text: str, secret: str) -> str:

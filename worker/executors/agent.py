@@ -17,10 +17,10 @@ import os
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 import structlog
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, model_validator
 
 from foreman.api.models.base import utcnow
 from foreman.api.models.envelope import PASSING_VERDICTS, VERDICTS, ResultEnvelope, Verdict
@@ -80,6 +80,12 @@ class AgentExecutorSettings(SandboxSettings):
     """Where pull requests go (`kind: gitea | github`, `url`, `tokenEnv` or `tokenFile`): with `push`, a task's
     branch on this forge gets one (its `pullRequest` says when); the token also serves the worker's clone and push
     of the forge's repositories."""
+
+    @model_validator(mode="after")
+    def _token_hidden(self) -> Self:
+        if self.forge is not None and (shown := forge.token_shown(self.forge, self.read_only_paths)):
+            raise ValueError(shown)
+        return self
 
 
 @dataclass

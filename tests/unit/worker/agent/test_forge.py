@@ -16,6 +16,7 @@ from foreman.api.models.resources import AgenticTask, Usage
 from foreman.worker.agent import forge
 from foreman.worker.agent.forge import Create, ForgeSettings, Keep, PullRequest, Repository, Update
 from foreman.worker.agent.forgeclient import ForgeError, token_of
+from foreman.worker.executors.agent import AgentExecutorSettings
 
 GITEA = ForgeSettings(kind="gitea", url="https://gitea.example/", token_env="T")
 GITHUB = ForgeSettings(kind="github", token_file="/etc/foreman/github-token")
@@ -85,6 +86,15 @@ def test_git_gets_the_token_from_its_environment_for_the_forge_s_host_only() -> 
     enterprise = ForgeSettings(kind="github", url="https://ghe.example/api/v3", token_env="T")
     assert list(forge.git_credentials(enterprise)) == ["credential.https://ghe.example.helper"]
     assert "$FOREMAN_FORGE_TOKEN" in forge.CREDENTIAL_HELPER
+
+
+def test_no_read_only_path_may_show_the_token_file_to_the_agent_s_commands() -> None:
+    forge_settings = {"kind": "github", "tokenFile": "/srv/foreman/secrets/forge-token"}
+    for shown in ("/srv/foreman", "/srv/foreman/secrets/", "/srv/foreman/secrets/forge-token"):
+        with pytest.raises(ValidationError, match="would show the forge's tokenFile"):
+            AgentExecutorSettings.model_validate({"forge": forge_settings, "readOnlyPaths": ["/opt/tools", shown]})
+    fine = AgentExecutorSettings.model_validate({"forge": forge_settings, "readOnlyPaths": ["/srv/foreman/tools"]})
+    assert fine.forge is not None
 
 
 policies = st.builds(
