@@ -68,11 +68,13 @@ def worker_settings(forge: gitea.Gitea, llm: ScriptedLLM, tmp_path: Path) -> dic
 
 
 def gives_up(summary: str) -> Any:
-    """A model that writes a note, then answers NO-GO."""
+    """A model that looks at its commands' environment, writes a note, then answers NO-GO."""
 
     def reply(request: dict[str, Any]) -> Reply:
         done = sum(1 for m in request.get("messages", []) if m.get("role") == "tool")
         if done == 0:
+            return Turn("What can my commands see?", calls=[Call("run", {"argv": ["env"]})])
+        if done == 1:
             return Turn("Writing what I found.", calls=[Call("write_file", {"path": "NOTES.md", "content": summary})])
         return Turn(calls=[Call("submit_result", {"verdict": "NO-GO", "summary": summary})])
 
@@ -149,18 +151,28 @@ async def test_a_go_opens_a_pull_request_and_a_second_run_updates_it(
 
 
 async def test_a_no_go_opens_a_draft_when_on_fail_says_draft(
-    kube: Kube, namespace: str, tmp_path: Path, forge: gitea.Gitea
+    kube: Kube, namespace: str, tmp_path: Path, forge: gitea.Gitea, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """The token from the worker's environment this time (tokenEnv): the agent's commands do not see it."""
     repo = hosted(forge, tmp_path, f"notes-{namespace}")
     name = repo.rsplit("/", 1)[-1].removesuffix(".git")
-    async with (
-        ScriptedLLM(gives_up("Cannot fix: the test itself is wrong.")) as llm, running_controller(kube, namespace),
-        running_worker(kube, "draft-box", namespace, {"agent": AgentExecutor},
-                       executors=worker_settings(forge, llm, tmp_path)),
-    ):  # fmt: skip
-        await make_agent(kube, namespace, "fixer", model="scripted-model", pullRequest={"onFail": "none"})
-        quiet = await run_task(kube, namespace, "give-up", repo)
-        drafted = await run_task(kube, namespace, "give-up-draft", repo, pullRequest={"onFail": "draft"})
+    monkeypatch.setenv("FOREMAN_TEST_GITEA_TOKEN", forge.token)
+    async with ScriptedLLM(gives_up("Cannot fix: the test itself is wrong.")) as llm:
+        settings = worker_settings(forge, llm, tmp_path)
+        settings["agent"]["forge"] |= {"tokenEnv": "FOREMAN_TEST_GITEA_TOKEN", "tokenFile": None}
+        settings["agent"]["allowCommands"] = [["env"]]
+        async with (
+            running_controller(kube, namespace),
+            running_worker(kube, "draft-box", namespace, {"agent": AgentExecutor}, executors=settings),
+        ):
+            await make_agent(kube, namespace, "fixer", model="scripted-model", tools=list(ToolsAll),
+                             pullRequest={"onFail": "none"})  # fmt: skip
+            quiet = await run_task(kube, namespace, "give-up", repo)
+            drafted = await run_task(kube, namespace, "give-up-draft", repo, pullRequest={"onFail": "draft"})
+            stored = await kube.get_raw("v1", "ConfigMap", transcript.configmap_name("give-up-draft"), namespace)
+    said = stored["data"][transcript.KEY]
+    assert "HOME=" in said  # the env command ran and its output is in the transcript...
+    assert forge.token not in said  # ...without the token the worker holds in its environment
     assert quiet.status.verdict == "NO-GO"
     assert quiet.status.result is not None
     assert quiet.status.result.pull_request is None
