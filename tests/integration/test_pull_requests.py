@@ -190,7 +190,7 @@ async def test_a_no_go_opens_a_draft_when_on_fail_says_draft(
 
 
 async def test_a_forge_that_refuses_fails_the_pull_request_and_keeps_the_branch(
-    kube: Kube, namespace: str, tmp_path: Path, forge: gitea.Gitea
+    kube: Kube, namespace: str, cluster: Cluster, tmp_path: Path, forge: gitea.Gitea
 ) -> None:
     """A forge whose API refuses (here: a URL where Gitea answers 404; git pushes with credentials of its own): the
     outcome says PullRequestFailed with the forge's message; the pushed branch is there."""
@@ -213,3 +213,7 @@ async def test_a_forge_that_refuses_fails_the_pull_request_and_keeps_the_branch(
     branches = [branch["name"] for branch in forge.api("GET", f"/repos/{forge.user}/{name}/branches")]
     assert "foreman/fix-refused" in branches
     assert forge.pulls(name) == []
+    code, out, err = await foreman_cli(cluster, "describe", "task", "fix-refused", "-n", namespace)
+    assert code == 0, err
+    assert "Pull request: failed: GET /repos/" in out
+    assert "answered 404" in out
