@@ -23,7 +23,7 @@ from foreman.api.tooling.scripted_llm import Call, Reply, ScriptedLLM, Turn, dem
 from foreman.worker.executors.agent import AgentExecutor
 from tests.clusters import Cluster
 from tests.integration.helpers import foreman_cli, make_task, running_controller, running_worker, wait_for
-from tests.integration.test_agent import ToolsAll, finished, make_agent
+from tests.integration.test_agent import ToolsAll, finished, git, make_agent
 from tests.servers import gitea
 
 pytestmark = [
@@ -217,3 +217,22 @@ async def test_a_forge_that_refuses_fails_the_pull_request_and_keeps_the_branch(
     assert code == 0, err
     assert "Pull request: failed: GET /repos/" in out
     assert "answered 404" in out
+
+
+async def test_a_repository_off_the_forge_gets_no_pull_request_and_no_failure(
+    kube: Kube, namespace: str, tmp_path: Path, forge: gitea.Gitea
+) -> None:
+    local = demo_repository(tmp_path / "local-calc")
+    async with ScriptedLLM(demo_script) as llm:
+        settings = worker_settings(forge, llm, tmp_path)
+        settings["agent"]["allowRepos"] = [str(local)]
+        async with (
+            running_controller(kube, namespace),
+            running_worker(kube, "local-box", namespace, {"agent": AgentExecutor}, executors=settings),
+        ):
+            await make_agent(kube, namespace, "fixer", model="scripted-model", tools=list(ToolsAll))
+            task = await run_task(kube, namespace, "fix-local", str(local))
+    result = task.status.result
+    assert result is not None
+    assert (task.status.verdict, result.failure_reason, result.pull_request) == ("GO", None, None)
+    assert git(local, "rev-parse", "foreman/fix-local").strip() == result.extra["commit"]

@@ -301,12 +301,16 @@ class AgentRun:
 
     def on_forge(self, repo: str) -> None:
         """A repository on the worker's forge: its token for git's clone and push, and where its pull request goes.
-        A token that cannot be read fails only the pull request (with why); the clone goes on without it."""
+        A repository elsewhere gets none (a worker may serve local repositories beside its forge's). A token that
+        cannot be read fails only the pull request (with why); the clone goes on without it."""
         forge_settings = self.config.forge
-        found = forge.repository_on(forge_settings, repo) if forge_settings is not None else None
-        self.forge = found
-        if forge_settings is None or not isinstance(found, Repository):
+        if forge_settings is None:
             return
+        found = forge.repository_on(forge_settings, repo)
+        if not isinstance(found, Repository):
+            self.log.info("no pull request for this repository", reason=found)
+            return
+        self.forge = found
         try:
             self.forge_token = forgeclient.token_of(forge_settings, os.environ)
         except ForgeError as error:
