@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import pwd
 import secrets
 import shutil
 import signal
@@ -27,7 +28,8 @@ from foreman.api.tooling.localcluster.cluster import free_port
 VERSION = "1.27.3"
 USER = "foreman"
 START_TIMEOUT = 120.0
-UNPRIVILEGED = "nobody"
+UNPRIVILEGED = 65534
+"""The uid (and gid) Gitea runs as when the tests run as root: `nobody` on Debian and most others."""
 
 
 def home() -> Path:
@@ -126,7 +128,7 @@ def _prepare(work: Path) -> list[str]:
             _link_or_copy(str(entry), str(target))
     if os.getuid() != 0:
         return []
-    return ["setpriv", f"--reuid={UNPRIVILEGED}", "--regid=nogroup", "--clear-groups", "--"]
+    return ["setpriv", f"--reuid={UNPRIVILEGED}", f"--regid={UNPRIVILEGED}", "--clear-groups", "--"]
 
 
 def _link_or_copy(source: str, target: str) -> None:
@@ -139,7 +141,7 @@ def _link_or_copy(source: str, target: str) -> None:
 def _own(work: Path) -> None:
     if os.getuid() != 0:
         return
-    uid, gid = 65534, 65534
+    uid = gid = UNPRIVILEGED
     for folder, dirs, names in os.walk(work):
         os.chown(folder, uid, gid)
         for name in (*dirs, *names):
@@ -147,9 +149,13 @@ def _own(work: Path) -> None:
 
 
 def _environment(work: Path) -> dict[str, str]:
-    user = UNPRIVILEGED if os.getuid() == 0 else os.environ.get("USER", "")
     path = os.environ.get("PATH", "/usr/bin:/bin")
-    return {"PATH": path, "HOME": str(work), "USER": user, "GITEA_WORK_DIR": str(work)}
+    return {"PATH": path, "HOME": str(work), "USER": _run_user(), "GITEA_WORK_DIR": str(work)}
+
+
+def _run_user() -> str:
+    """The name Gitea finds for the user it runs as (it must equal RUN_USER)."""
+    return pwd.getpwuid(UNPRIVILEGED if os.getuid() == 0 else os.getuid()).pw_name
 
 
 def _gitea(as_user: list[str], work: Path, binary: str, *args: str) -> None:
@@ -160,7 +166,7 @@ def _gitea(as_user: list[str], work: Path, binary: str, *args: str) -> None:
 
 
 def _config(work: Path, port: int) -> str:
-    user = UNPRIVILEGED if os.getuid() == 0 else os.environ.get("USER", "")
+    user = _run_user()
     return f"""APP_NAME = foreman-test
 RUN_USER = {user}
 RUN_MODE = prod
