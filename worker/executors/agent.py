@@ -245,7 +245,8 @@ class AgentRun:
         self.transcript = Transcript()
         self.git = git.Git(space, config.git_config)
         self.forge: Repository | str | None = None
-        """The task's repository on the worker's forge, or why it has none there (None: no forge or no repo)."""
+        """The task's repository on the worker's forge, or why its pull request cannot be opened (its token could
+        not be read); None: no forge, no repository, or one off the forge."""
         self.forge_token = ""
         offer = context.model.offer if context.model is not None else None
         served = offer.context_tokens if offer is not None else None
