@@ -11,7 +11,7 @@ KUBERNETES_FLOOR := 1.20.2
 BUILD_APISERVER := bash api/tooling/localcluster/build-kube-apiserver.sh $(CACHE)
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: install control-plane control-plane-floor browser sandbox llama-server test lint typecheck unit integration manifests check-manifests \
+.PHONY: install control-plane control-plane-floor browser sandbox llama-server gitea test lint typecheck unit integration manifests check-manifests \
 	demo bench soak clean
 
 install: $(VENV)/.installed
@@ -52,6 +52,11 @@ sandbox:
 llama-server: install
 	PYTHON=$(BIN)/python bash tests/servers/build-llama-server.sh $(CACHE)
 
+# A real Gitea for the pull-request tests (tests/servers/gitea.py): built once with Go from the code.gitea.io/gitea
+# module and cached under $(CACHE).
+gitea:
+	bash tests/servers/build-gitea.sh $(CACHE)
+
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -70,9 +75,9 @@ unit: install sandbox
 integration: install control-plane browser sandbox
 	$(BIN)/pytest tests/integration -q
 
-test: lint typecheck control-plane control-plane-floor browser sandbox llama-server
+test: lint typecheck control-plane control-plane-floor browser sandbox llama-server gitea
 	$(BIN)/pytest -q
-	FOREMAN_TEST_KUBERNETES=$(KUBERNETES_FLOOR) $(BIN)/pytest tests/integration -q -m "not llama"
+	FOREMAN_TEST_KUBERNETES=$(KUBERNETES_FLOOR) $(BIN)/pytest tests/integration -q -m "not llama and not gitea"
 
 demo: install control-plane sandbox
 	$(BIN)/foreman demo

@@ -67,6 +67,17 @@ def reason_of(task: AgenticTask) -> str:
     return blocked.reason if blocked is not None and blocked.status == "True" else "-"
 
 
+def pull_request(task: AgenticTask) -> str | None:
+    """The task's pull request (its URL, `draft` said), or why it has none when opening it failed."""
+    result = task.status.result
+    if result is None:
+        return None
+    if result.pull_request is not None:
+        return result.pull_request.url + (" (draft)" if result.pull_request.draft else "")
+    error = result.extra.get("pullRequestError")
+    return f"failed: {error}" if result.failure_reason == "PullRequestFailed" and error else None
+
+
 def clean_up(task: AgenticTask) -> str:
     """When the controller deletes the task, as far as the task itself says: its own ttlSecondsAfterFinished; the
     controller's defaults (--ttl-after-success / --ttl-after-failure) are flags the CLI cannot see."""

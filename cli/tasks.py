@@ -21,7 +21,17 @@ from foreman.api.tooling.sdk import AlreadyFinished, ForemanClient, WaitTimeout
 from foreman.cli.errors import UserError, missing_is_a_user_error, user_errors
 from foreman.cli.files import documents, resource
 from foreman.cli.lineup import fleet_view
-from foreman.cli.render import age, attempt_lines, clean_up, gate_lines, nodes_table, table, task_rows, tasks_table
+from foreman.cli.render import (
+    age,
+    attempt_lines,
+    clean_up,
+    gate_lines,
+    nodes_table,
+    pull_request,
+    table,
+    task_rows,
+    tasks_table,
+)
 from foreman.cli.terminal import emit
 from foreman.controller.waiting import Waiting, line_up
 
@@ -258,6 +268,7 @@ def describe(
             f"Timeline:     created {task.metadata.creation_timestamp}, claimed {status.claimed_at or '-'}, "
             f"finished {status.finished_at or '-'}",
             *([f"Waiting:      {line.sentence()}"] if line is not None else []),
+            *([f"Pull request: {pull}"] if (pull := pull_request(task)) else []),
             f"Clean-up:     {clean_up(task)}",
             *gate_lines(status.result),
             *attempt_lines(task),

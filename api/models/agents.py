@@ -13,6 +13,7 @@ from pydantic import Field
 
 from foreman.api.models.base import Model
 from foreman.api.models.gates import DEFAULT_MAX_FIX_ROUNDS, MAX_FIX_ROUNDS, Gates
+from foreman.api.models.pullrequests import PullRequestPolicy
 from foreman.api.models.resources import Resource
 
 ToolName = Literal["list_files", "read_file", "write_file", "edit_file", "grep", "run", "submit_result"]
@@ -52,6 +53,8 @@ class AgentSpec(Model):
     cold_start_delay: float | None = Field(default=None, ge=0, le=3600)
     """Policy `warm`: seconds its tasks wait for a node with their model loaded to free a slot before starting cold
     elsewhere; wins over its TaskQueue's; none: the queue's, else the controller's default."""
+    pull_request: PullRequestPolicy | None = None
+    """When its tasks open a pull request on the worker's forge (`onGo: open | none`, `onFail: draft | none`)."""
 
     gates: Gates = Field(default_factory=list)
     """Run by the worker, in order, after the model's GO (a task's own `gates` replace them)."""

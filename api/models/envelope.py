@@ -10,6 +10,7 @@ from pydantic import Field
 
 from foreman.api.models.base import Model, Rule
 from foreman.api.models.gates import GateResult
+from foreman.api.models.pullrequests import PullRequestRecord
 
 SCHEMA_VERSION: Literal["foreman.v1"] = "foreman.v1"
 
@@ -87,6 +88,9 @@ class ResultEnvelope(Model):
             holds=lambda envelope: envelope.verdict not in PASSING_VERDICTS or all(g.passed for g in envelope.gates),
         ),
     )
+
+    pull_request: PullRequestRecord | None = None
+    """The pull request the task opened or updated on the worker's forge (agent executor)."""
 
 
 EXTRA_BYTES = 256 * 1024

@@ -10,6 +10,7 @@ from pydantic import Field, ModelWrapValidatorHandler, PrivateAttr, model_valida
 from foreman.api.models.base import Conditions, Model, ObjectMeta, Rule
 from foreman.api.models.envelope import MAX_ATTEMPTS_KEPT, Attempt, ResultEnvelope, TaskKind, Usage, Verdict
 from foreman.api.models.gates import DEFAULT_MAX_FIX_ROUNDS, MAX_FIX_ROUNDS, Gate, Gates
+from foreman.api.models.pullrequests import PullRequestPolicy
 
 if TYPE_CHECKING:
     from foreman.api.models.agents import AgentSpec
@@ -110,6 +111,8 @@ class AgenticTaskSpec(Model):
     """The model the agent executor runs with (overrides its Agent's `model`); passed to other executors as given."""
     agent_ref: DnsName | None = None
     """Name of an Agent in the task's namespace (agent executor); none: the built-in defaults."""
+    pull_request: PullRequestPolicy | None = None
+    """Overrides its Agent's `pullRequest`, field by field (agent executor)."""
     required_capability: RequiredCapability = RequiredCapability()
     """What a FleetNode must offer to run the task."""
     depends_on: list[DnsName] = Field(default_factory=list, max_length=256)
@@ -212,6 +215,11 @@ class AgenticTask(Resource):
         if self.spec.max_fix_rounds is not None:
             return self.spec.max_fix_rounds
         return agent.max_fix_rounds if agent is not None else DEFAULT_MAX_FIX_ROUNDS
+
+    def pull_request_with(self, agent: AgentSpec | None) -> PullRequestPolicy:
+        """When the task opens a pull request: its own `pullRequest` over its Agent's."""
+        own = self.spec.pull_request or PullRequestPolicy()
+        return own.over(agent.pull_request if agent is not None else None)
 
     @property
     def held_node(self) -> str | None:

@@ -135,6 +135,9 @@ def render(records: Iterable[dict[str, Any]], *, width: int = 400) -> list[str]:
         elif kind == "end":
             summary = _short(record.get("summary", ""), width)
             out.append(f"{prefix} end    {record.get('verdict') or '-'} ({record.get('reason')}): {summary}")
+        elif kind == "pullRequest":
+            said = record.get("url") or f"failed: {_short(record.get('error', ''), width)}"
+            out.append(f"{prefix} pr     {said}" + (" (draft)" if record.get("draft") else ""))
         elif kind == "elided":
             out.append(f"      … {record.get('lines')} lines dropped to keep the transcript under 1 MiB …")
         else:

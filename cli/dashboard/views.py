@@ -350,12 +350,24 @@ def transcript_entries(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]
         elif kind == "end":
             entry |= {"title": f"end: {record.get('verdict') or '-'} ({record.get('reason')})"}
             entry["text"] = record.get("summary", "")
+        elif kind == "pullRequest":
+            said = record.get("url") or f"failed: {record.get('error')}"
+            entry |= {"title": "pull request" + (" (draft)" if record.get("draft") else ""), "text": str(said)}
         elif kind == "elided":
             entry |= {"title": f"{record.get('lines')} lines dropped", "text": "the transcript is kept under 1 MiB"}
         else:
             entry |= {"title": str(kind), "text": transcript.capped(str(record), 2000)}
         entries.append(entry)
     return entries
+
+
+def pull_request_link(task: AgenticTask) -> dict[str, Any] | None:
+    """The task's pull request for the page's link: only an http(s) URL becomes one (the forge said it)."""
+    result = task.status.result
+    pull = result.pull_request if result is not None else None
+    if pull is None or not pull.url.startswith(("https://", "http://")):
+        return None
+    return {"url": pull.url, "number": pull.number, "draft": pull.draft}
 
 
 def task_view(
@@ -380,6 +392,7 @@ def task_view(
         "timeline": timeline(task),
         "result": status.result.model_dump(mode="json", by_alias=True) if status.result else None,
         "usage": status.usage.model_dump(mode="json", by_alias=True) if status.usage else None,
+        "pullRequest": pull_request_link(task),
         "transcript": transcript_entries(transcript.parse(transcript_text or "")),
         "hasTranscript": transcript_text is not None,
         "canCancel": actions and task.phase not in TERMINAL_PHASES and not task.spec.cancel,

@@ -72,6 +72,11 @@ class Git:
     written: bytes | None = None
     """The repository's config as the clone wrote it: put back before every later git command (an unconfined
     command of the agent's could reach the folder)."""
+    secrets: Mapping[str, str] = field(default_factory=dict)
+    """Environment of git's processes only (the forge's token, which its credential helper reads): never on a
+    command line, never in the sandbox."""
+    remote_branch: bool = False
+    """The remote had the task's branch at checkout (an earlier attempt pushed it)."""
 
     @property
     def folder(self) -> Path:
@@ -84,7 +89,7 @@ class Git:
         home.mkdir(exist_ok=True)
         return {
             **environment, "HOME": str(home), "GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": os.devnull,
-            "GIT_ATTR_NOSYSTEM": "1", "GIT_TERMINAL_PROMPT": "0", "GIT_OPTIONAL_LOCKS": "0",
+            "GIT_ATTR_NOSYSTEM": "1", "GIT_TERMINAL_PROMPT": "0", "GIT_OPTIONAL_LOCKS": "0", **self.secrets,
         }  # fmt: skip
 
     def argv(self, *args: str, in_repository: bool = True) -> list[str]:
@@ -113,6 +118,7 @@ class Git:
         await self.run("clone", "--bare", "--quiet", "--no-tags", "--", repo, str(self.folder), in_repository=False)
         self.written = await asyncio.to_thread((self.folder / "config").read_bytes)
         has_branch = await self.run("for-each-ref", "--format=%(refname)", f"refs/heads/{branch}")
+        self.remote_branch = bool(has_branch)
         base = await self.run("rev-parse", "--verify", f"refs/heads/{branch}^{{commit}}" if has_branch else "HEAD")
         await self.run(f"--work-tree={self.space.root}", "checkout", "--quiet", "--force", base, "--", ".")
         await self.run("update-ref", f"refs/heads/{branch}", base)

@@ -17,20 +17,23 @@ import os
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 import structlog
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, model_validator
 
 from foreman.api.models.base import utcnow
 from foreman.api.models.envelope import PASSING_VERDICTS, VERDICTS, ResultEnvelope, Usage, Verdict
 from foreman.api.models.gates import GateResult
+from foreman.api.models.pullrequests import PullRequestRecord
 from foreman.api.models.resources import AgenticTask, NodeSandbox
 from foreman.api.models.transcript import Transcript, capped
 from foreman.api.models.validation import describe
-from foreman.worker.agent import conversation, gating, git, workspace
+from foreman.worker.agent import conversation, forge, forgeclient, gating, git, workspace
 from foreman.worker.agent.conversation import REPEAT_LIMIT, Act, Message, Retry, Settings, Stop, Tell
 from foreman.worker.agent.errors import ToolError, WorkspaceError
+from foreman.worker.agent.forge import ForgeSettings, Repository
+from foreman.worker.agent.forgeclient import ForgeError
 from foreman.worker.agent.llm import Completion, ContextExceeded, Endpoint, ModelRequest, ModelServer, backoff
 from foreman.worker.agent.publisher import Publisher
 from foreman.worker.agent.stream import ToolCall
@@ -44,6 +47,7 @@ log = structlog.get_logger("foreman.worker.agent")
 
 MAX_TURNS_EXCEEDED = "MaxTurnsExceeded"
 CONTEXT_EXCEEDED = "ContextExceeded"
+PULL_REQUEST_FAILED = "PullRequestFailed"
 
 
 class AgentExecutorSettings(SandboxSettings):
@@ -73,6 +77,16 @@ class AgentExecutorSettings(SandboxSettings):
     model_aliases: dict[str, str] = Field(default_factory=dict)
     """Name a task or Agent uses -> name the server lists, e.g. {"qwen2.5-coder:32b": "qwen2.5-coder-32b-q4.gguf"}
     (Ollama and llama-server name the same model differently); placement matches the aliases too."""
+    forge: ForgeSettings | None = None
+    """Where pull requests go (`kind: gitea | github`, `url`, `tokenEnv` or `tokenFile`): with `push`, a task's
+    branch on this forge gets one (its `pullRequest` says when); the token also serves the worker's clone and push
+    of the forge's repositories."""
+
+    @model_validator(mode="after")
+    def _token_hidden(self) -> Self:
+        if self.forge is not None and (shown := forge.token_shown(self.forge, self.read_only_paths)):
+            raise ValueError(shown)
+        return self
 
 
 @dataclass
@@ -119,6 +133,7 @@ class Ending:
     gates: tuple[GateResult, ...] = ()
     """The verify gates' last round (none listed, or the model did not pass: none ran)."""
     fix_rounds: int = 0
+    pull_request: PullRequestRecord | None = None
 
 
 class AgentExecutor(ExecutorHooks):
@@ -198,6 +213,7 @@ class AgentExecutor(ExecutorHooks):
             failure_reason=None if ending.reason == SUBMITTED else ending.reason,
             gates=list(ending.gates),
             fix_rounds=ending.fix_rounds,
+            pull_request=ending.pull_request,
         )
 
 
@@ -237,6 +253,10 @@ class AgentRun:
         self.tally = Tally(model=settings.model)
         self.transcript = Transcript()
         self.git = git.Git(space, config.git_config)
+        self.forge: Repository | str | None = None
+        """The task's repository on the worker's forge, or why its pull request cannot be opened (its token could
+        not be read); None: no forge, no repository, or one off the forge."""
+        self.forge_token = ""
         offer = context.model.offer if context.model is not None else None
         served = offer.context_tokens if offer is not None else None
         self.fitting = conversation.Fitting(
@@ -256,6 +276,7 @@ class AgentRun:
             if refused := git.refusal(payload.repo, self.config.allow_repos):
                 raise WorkspaceError(refused)
             branch = workspace.branch_for(self.task.name, payload.branch)
+            self.on_forge(payload.repo)
             base = await self.git.checkout(payload.repo, branch)
         prompt = conversation.task_prompt(self.task, branch=branch)
         self.transcript.add(
@@ -273,7 +294,8 @@ class AgentRun:
             self.transcript.add({"event": "end", "turn": self.tally.turns, "at": _now(), "reason": "Stopped"})
             self.publish()
             raise
-        if payload.repo and branch and base and ending.verdict in PASSING_VERDICTS:
+        wanted = self.task.pull_request_with(self.context.agent).wants(ending.verdict) if self.forge else None
+        if payload.repo and branch and base and (ending.verdict in PASSING_VERDICTS or wanted == "draft"):
             change = await self.git.commit(
                 base=base, branch=branch, message=_commit_message(self.task, ending), author=self.config.git_author,
                 push=self.config.push,
@@ -281,6 +303,8 @@ class AgentRun:
             ending.extra.update(branch=change.branch, commit=change.commit, changedFiles=change.changed_files)
             if change.skipped:
                 ending.extra["notCommitted"] = change.skipped
+            if wanted and self.config.push and (change.commit or self.git.remote_branch):
+                await self.open_pull_request(ending, change, draft=wanted == "draft")
         self.transcript.add({"event": "end", "turn": self.tally.turns, "at": _now(), "verdict": ending.verdict,
                              "reason": ending.reason, "summary": capped(ending.summary)})  # fmt: skip
         self.publish()
@@ -335,6 +359,53 @@ class AgentRun:
         last = messages[-1] if messages else {}
         calls = last.get("tool_calls") or [] if last.get("role") == "assistant" else []
         return [*messages, *({"role": "tool", "tool_call_id": c["id"], "content": result} for c in calls)]
+
+    def on_forge(self, repo: str) -> None:
+        """A repository on the worker's forge: its token for git's clone and push, and where its pull request goes.
+        A repository elsewhere gets none (a worker may serve local repositories beside its forge's). A token that
+        cannot be read fails only the pull request (with why); the clone goes on without it."""
+        forge_settings = self.config.forge
+        if forge_settings is None:
+            return
+        found = forge.repository_on(forge_settings, repo)
+        if not isinstance(found, Repository):
+            self.log.info("no pull request for this repository", reason=found)
+            return
+        self.forge = found
+        try:
+            self.forge_token = forgeclient.token_of(forge_settings, os.environ)
+        except ForgeError as error:
+            self.forge = str(error)
+            return
+        self.git.config = {**self.git.config, **forge.git_credentials(forge_settings)}
+        self.git.secrets = {forge.TOKEN_VARIABLE: self.forge_token}
+
+    async def open_pull_request(self, ending: Ending, change: git.Change, *, draft: bool) -> None:
+        """Open (or update) the branch's pull request; a forge that refuses makes the outcome PullRequestFailed with
+        its message, the pushed branch kept."""
+        assert self.config.forge is not None
+        assert self.forge is not None
+        try:
+            if not isinstance(self.forge, Repository):
+                raise ForgeError(self.forge)
+            client_settings, repo = self.config.forge, self.forge
+            report = forge.Report(
+                task=self.task, verdict=ending.verdict, summary=ending.summary, usage=self.tally.usage(),
+                models=tuple(model for model in (self.settings.model,) if model), commit=change.commit,
+                changed_files=tuple(change.changed_files), gates=ending.gates, fix_rounds=ending.fix_rounds,
+            )  # fmt: skip
+            wanted = forge.wanted(client_settings.kind, report, head=change.branch, draft=draft)
+            record = await forgeclient.pull_request(client_settings, self.forge_token, repo, wanted)
+        except ForgeError as error:
+            message = forge.scrubbed(str(error), self.forge_token)
+            self.log.warning("pull request failed", branch=change.branch, error=message)
+            ending.reason = PULL_REQUEST_FAILED
+            ending.extra["pullRequestError"] = message
+            self.transcript.add({"event": "pullRequest", "turn": self.tally.turns, "at": _now(), "error": message})
+            return
+        ending.pull_request = record
+        self.log.info("pull request", url=record.url, number=record.number, draft=record.draft)
+        self.transcript.add({"event": "pullRequest", "turn": self.tally.turns, "at": _now(), **record.to_wire()})
 
     async def converse(self, messages: list[Message]) -> tuple[Ending, list[Message]]:
         """The model's turns until it submits (or stops): its ending, and the history so far."""

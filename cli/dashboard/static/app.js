@@ -271,6 +271,8 @@ function renderTask(body, context) {
       h("div", {},
         kv([["kind", body.kind], ["node", body.node], ["reason", body.reason], ["why pending", body.why || null],
             ["attempts", body.attempts], ["depends on", body.dependsOn.join(", ") || null],
+            ["pull request", body.pullRequest ? h("a", { href: body.pullRequest.url, rel: "noopener noreferrer", target: "_blank" },
+              `#${body.pullRequest.number}${body.pullRequest.draft ? " (draft)" : ""}`) : null],
             ["labels", Object.entries(body.labels).map(([k, v]) => `${k}=${v}`).join(", ") || null]]),
         h("h3", {}, "Timeline"), timeline,
         h("h3", {}, "Result envelope"), h("pre", { class: "envelope" }, body.result ? JSON.stringify(body.result, null, 2) : "none yet"),

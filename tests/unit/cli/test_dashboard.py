@@ -208,18 +208,22 @@ def test_the_task_page_has_the_timeline_envelope_usage_and_transcript() -> None:
                 {"type": "Scheduled", "status": "True", "reason": "FleetNodeAssigned",
                  "lastTransitionTime": "2026-12-01T11:59:31Z"},
             ],
-            "result": {"kind": "issue-fix", "verdict": "GO", "summary": "fixed"},
+            "result": {"kind": "issue-fix", "verdict": "GO", "summary": "fixed",
+                       "pullRequest": {"url": "https://gitea.example/team/calc/pulls/3", "number": 3, "draft": False}},
             "usage": {"promptTokens": 10, "completionTokens": 2, "totalTokens": 12, "turns": 1},
         },
     )  # fmt: skip
     lines = '{"event":"task","model":"m","tools":["run"],"prompt":"p"}\n{"event":"end","verdict":"GO"}\n'
+    lines += '{"event":"pullRequest","url":"https://gitea.example/team/calc/pulls/3","number":3,"draft":false}\n'
     page = views.task_view(finished, lines, actions=True)
     assert [m["what"] for m in page["timeline"]] == [
         "Created", "Scheduled=True", "Claimed", "Finished", "Finished=True",
     ]  # fmt: skip
     assert page["result"]["schemaVersion"] == "foreman.v1"
     assert page["usage"]["totalTokens"] == 12
-    assert [e["kind"] for e in page["transcript"]] == ["task", "end"]
+    assert [e["kind"] for e in page["transcript"]] == ["task", "end", "pullRequest"]
+    assert page["transcript"][-1]["text"] == "https://gitea.example/team/calc/pulls/3"
+    assert page["pullRequest"] == {"url": "https://gitea.example/team/calc/pulls/3", "number": 3, "draft": False}
     assert page["hasTranscript"]
     assert not page["canCancel"]  # finished: nothing to cancel
     assert "kind: verify" in page["spec"]

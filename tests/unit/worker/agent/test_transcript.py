@@ -34,9 +34,13 @@ def test_render_shows_turns_calls_results_and_the_end() -> None:
          "toolCalls": [{"name": "read_file", "arguments": '{"path": "a"}'}], "usage": {"prompt": 10, "completion": 2}},
         {"event": "tool", "turn": 1, "name": "read_file", "ok": False, "result": "error: a: no such file"},
         {"event": "retry", "turn": 2, "reason": "server answered 500"},
+        {"event": "pullRequest", "turn": 2, "url": "https://forge/t/r/pulls/1", "number": 1, "draft": True},
+        {"event": "pullRequest", "turn": 2, "error": "POST /repos/t/r/pulls answered 403: forbidden"},
         {"event": "end", "turn": 2, "verdict": "GO", "reason": "Submitted", "summary": "done"},
     ]  # fmt: skip
     lines = render(records, width=60)
+    assert "[  2] pr     https://forge/t/r/pulls/1 (draft)" in lines
+    assert "[  2] pr     failed: POST /repos/t/r/pulls answered 403: forbidden" in lines
     assert lines[1] == "[  0] prompt Fix it"
     assert '[  1] call   read_file({"path": "a"})' in lines
     assert "[  1] ERR    read_file: error: a: no such file" in lines
