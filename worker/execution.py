@@ -23,9 +23,9 @@ from foreman.api.models import transcript
 from foreman.api.models.agents import Agent
 from foreman.api.models.base import DECODE_ERROR, find_condition
 from foreman.api.models.envelope import ResultEnvelope, Usage, bounded
-from foreman.api.models.resources import AgenticTask
+from foreman.api.models.resources import AgenticTask, Payload
 from foreman.api.models.validation import describe
-from foreman.api.state import reasons
+from foreman.api.state import reasons, upstream
 from foreman.worker import rules
 from foreman.worker.config import WorkerConfig
 from foreman.worker.executors.base import ContractViolation, ExecutionContext, Executor
@@ -159,6 +159,15 @@ class TaskRunner:
             except NotFound:
                 message = f"Agent {task.spec.agent_ref!r} does not exist in namespace {task.namespace}"
                 return Outcome(reason=reasons.AGENT_NOT_FOUND, message=message)
+        upstreams: dict[str, ResultEnvelope | None] = {}
+        quotes = upstream.references(task.spec.payload.to_wire())
+        if task.spec.depends_on and (quotes or (agent is not None and agent.inherit_upstream)):
+            upstreams = await self.upstreams(task)
+            resolved = upstream.resolve(task.spec.payload.to_wire(), upstreams, task.spec.depends_on)
+            if isinstance(resolved, upstream.Missing):
+                return Outcome(reason=reasons.UPSTREAM_OUTPUT_MISSING, message=resolved.message)
+            spec = task.spec.model_copy(update={"payload": Payload.model_validate(resolved)})
+            task = execution.task = task.model_copy(update={"spec": spec})
         context = ExecutionContext(
             self.node,
             task.status.attempts,
@@ -168,10 +177,21 @@ class TaskRunner:
             report_usage=lambda usage: setattr(execution, "usage", usage),
             metrics=self.metrics,
             model=self.offer.model_context(task.spec.executor, task.model_with(agent)),
+            upstreams=upstreams,
         )
         outcome = await self._outcome(execution, executor, context)
         ran = dataclasses.replace(outcome, usage=execution.usage, transcript_ref=execution.transcript_ref)
         return rules.gates_unmet(task.gates_with(agent), ran)
+
+    async def upstreams(self, task: AgenticTask) -> dict[str, ResultEnvelope | None]:
+        """Each upstream's envelope (none: it has none, or is gone)."""
+        found: dict[str, ResultEnvelope | None] = {}
+        for name in task.spec.depends_on:
+            try:
+                found[name] = (await self.kube.get(AgenticTask, name, task.namespace)).status.result
+            except NotFound:
+                found[name] = None
+        return found
 
     async def _outcome(self, execution: Execution, executor: Executor, context: ExecutionContext) -> Outcome:
         """Run the executor under the task's timeout and cancels; what it returned, or why it returned nothing."""

@@ -55,7 +55,8 @@ class AgentSpec(Model):
     elsewhere; wins over its TaskQueue's; none: the queue's, else the controller's default."""
     pull_request: PullRequestPolicy | None = None
     """When its tasks open a pull request on the worker's forge (`onGo: open | none`, `onFail: draft | none`)."""
-
+    inherit_upstream: bool = False
+    """Its first message also says what each of the task's upstreams (dependsOn) reported: verdict and summary."""
     gates: Gates = Field(default_factory=list)
     """Run by the worker, in order, after the model's GO (a task's own `gates` replace them)."""
     max_fix_rounds: int = Field(default=DEFAULT_MAX_FIX_ROUNDS, ge=0, le=MAX_FIX_ROUNDS)

@@ -29,6 +29,7 @@ from foreman.api.models.pullrequests import PullRequestRecord
 from foreman.api.models.resources import AgenticTask, NodeSandbox
 from foreman.api.models.transcript import Transcript, capped
 from foreman.api.models.validation import describe
+from foreman.api.state import upstream
 from foreman.worker.agent import conversation, forge, forgeclient, gating, git, workspace
 from foreman.worker.agent.conversation import REPEAT_LIMIT, Act, Message, Retry, Settings, Stop, Tell
 from foreman.worker.agent.errors import ToolError, WorkspaceError
@@ -279,6 +280,9 @@ class AgentRun:
             self.on_forge(payload.repo)
             base = await self.git.checkout(payload.repo, branch)
         prompt = conversation.task_prompt(self.task, branch=branch)
+        inherits = self.context.agent is not None and self.context.agent.inherit_upstream
+        if inherits and (told := upstream.inherited(self.context.upstreams)):
+            prompt = f"{prompt}\n\n{told}"
         self.transcript.add(
             {"event": "task", "turn": 0, "at": _now(), "model": self.settings.model, "tools": list(self.settings.tools),
              "prompt": capped(prompt), "repo": payload.repo, "branch": branch}

@@ -63,6 +63,9 @@ class ExecutionContext:
     """The worker's metrics, for executors that count more than the worker does (the agent's tokens)."""
     model: ModelContext | None = None
     """Only for executors whose `inference_server` hook names a server."""
+    upstreams: Mapping[str, ResultEnvelope | None] = field(default_factory=dict)
+    """The envelopes of the task's upstreams (dependsOn), read when the payload quotes them or its Agent inherits
+    them; the payload the executor gets has its `{{ upstream.NAME.FIELD }}` already resolved."""
 
 
 @runtime_checkable
