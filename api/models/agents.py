@@ -12,6 +12,7 @@ from typing import ClassVar, Literal
 from pydantic import Field
 
 from foreman.api.models.base import Model
+from foreman.api.models.notify import Notify
 from foreman.api.models.resources import Resource
 
 ToolName = Literal["list_files", "read_file", "write_file", "edit_file", "grep", "run", "submit_result"]
@@ -51,6 +52,8 @@ class AgentSpec(Model):
     cold_start_delay: float | None = Field(default=None, ge=0, le=3600)
     """Policy `warm`: seconds its tasks wait for a node with their model loaded to free a slot before starting cold
     elsewhere; wins over its TaskQueue's; none: the queue's, else the controller's default."""
+    notify: Notify
+    """Where its tasks' results go: the default of every task naming it that has no notify list of its own."""
 
     @property
     def runs_commands(self) -> bool:

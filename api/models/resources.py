@@ -9,6 +9,7 @@ from pydantic import Field, ModelWrapValidatorHandler, PrivateAttr, model_valida
 
 from foreman.api.models.base import Conditions, Model, ObjectMeta, Rule
 from foreman.api.models.envelope import ResultEnvelope, TaskKind, Verdict
+from foreman.api.models.notify import Deliveries, Notify
 
 if TYPE_CHECKING:
     from foreman.api.models.agents import AgentSpec
@@ -126,7 +127,9 @@ class AgenticTaskSpec(Model):
     ttl_seconds_after_finished: int | None = Field(default=None, ge=0)
     """Seconds after it finished (status.finishedAt) before the controller deletes the task, as on a Job; wins over
     the controller's --ttl-after-success / --ttl-after-failure. Kept meanwhile while a dependant that is not finished
-    names it in dependsOn."""
+    names it in dependsOn; and while a delivery of its result is due (up to the notifier's retry cap)."""
+    notify: Notify
+    """Where its result goes when it finishes (`foreman notifier` delivers); none: its Agent's notify list."""
 
     rules: ClassVar[tuple[Rule, ...]] = (
         # NB: a division, not (retries + 1) * timeoutSeconds: CEL refuses an int64 overflow as an evaluation error
@@ -178,6 +181,8 @@ class AgenticTaskStatus(Model):
     usage: Usage | None = None
     transcript_ref: str | None = None
     """ConfigMap in the task's namespace holding the agent's transcript (`foreman logs TASK`)."""
+    deliveries: Deliveries
+    """How far each delivery of spec.notify got (written by the notifier only)."""
 
 
 class AgenticTask(Resource):
