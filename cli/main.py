@@ -69,6 +69,7 @@ app.add_typer(schedules.app, name="schedule")
 app.add_typer(queues.app, name="queue")
 app.command()(daemons.controller)
 app.command()(daemons.worker)
+app.command()(daemons.notifier)
 app.command()(demo.demo)
 app.command()(dashboard)
 for command in (tasks.submit, tasks.get, tasks.describe, tasks.cancel, tasks.result, logs.logs):

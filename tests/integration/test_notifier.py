@@ -1,0 +1,145 @@
+"""`foreman notifier` against the real apiserver and real receivers, with the notifier's own ServiceAccount token:
+every sink delivered and recorded in one status write, Secrets read only where bound and only when labelled."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from foreman.api.http import requests
+from foreman.api.http.errors import Forbidden
+from foreman.api.http.kube import Kube
+from foreman.api.models.notify import NOTIFIER_LABEL
+from foreman.api.models.resources import AgenticTask
+from foreman.api.tooling.manifests import NAMESPACE, NOTIFIER
+from tests.clusters import Cluster
+from tests.integration.helpers import until
+from tests.integration.notify import (
+    SIGNING_SECRET,
+    finished_task,
+    grant_secrets,
+    receiving,
+    running_notifier,
+    secret,
+    webhook,
+)
+from tests.servers.receiver import Receiver
+from tests.tokens import kubeconfig_with_token, service_account_token
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    async with receiving() as server:
+        yield server
+
+
+@pytest.fixture
+async def notifier_kube(cluster: Cluster, kube: Kube, tmp_path: Path) -> AsyncIterator[Kube]:
+    """The notifier's own identity: the ServiceAccount `foreman install` made, with the roles manifests/ give it."""
+    token = await service_account_token(kube, NAMESPACE, NOTIFIER)
+    config = kubeconfig_with_token(cluster.kubeconfig(), token, tmp_path / "notifier.kubeconfig")
+    async with await Kube.connect(str(config)) as client:
+        yield client
+
+
+async def deliveries_of(kube: Kube, namespace: str, name: str, count: int) -> AgenticTask:
+    """The task once `count` of its deliveries are final."""
+    return await until(
+        lambda: kube.get(AgenticTask, name, namespace),
+        lambda task: sum(d.state != "Pending" for d in task.status.deliveries) >= count,
+    )
+
+
+async def test_every_sink_is_delivered_signed_and_recorded_in_one_write(
+    kube: Kube, notifier_kube: Kube, namespace: str, receiver: Receiver
+) -> None:
+    await grant_secrets(kube, notifier_kube, namespace)
+    await secret(kube, namespace, "hook", {"signing": SIGNING_SECRET})
+    await secret(kube, namespace, "chat", {"url": f"json://127.0.0.1:{receiver.port}/apprise"})
+    notify = [
+        webhook(receiver.url),
+        {"cloudevents": {"url": f"{receiver.url}/events"}},
+        {"apprise": {"urlSecretRef": {"name": "chat", "key": "url"}}},
+        {"log": {}},
+        {"on": ["Failed", "NO-GO"], "log": {}},  # not this task's outcome
+    ]
+    task = await finished_task(kube, namespace, "report", notify)
+    uid = task.metadata.uid
+    async with running_notifier(notifier_kube, namespace) as notifier:
+        done = await deliveries_of(kube, namespace, "report", 4)
+        assert notifier.metrics.status_writes._value.get() == 1  # four sinks, one write
+    assert [(d.index, d.sink, d.state, d.attempts, d.id) for d in done.status.deliveries] == [
+        (0, "webhook", "Delivered", 1, f"{uid}-0-0"),
+        (1, "cloudevents", "Delivered", 1, f"{uid}-0-1"),
+        (2, "apprise", "Delivered", 1, f"{uid}-0-2"),
+        (3, "log", "Delivered", 1, f"{uid}-0-3"),
+    ]
+    assert all(d.delivered_at is not None and d.last_error is None for d in done.status.deliveries)
+
+    (hook,) = receiver.delivered("/hook")  # verified with the standardwebhooks package, or it would be a 401
+    assert hook.id == f"{uid}-0-0"
+    assert (hook.body["task"]["name"], hook.body["verdict"]) == ("report", "GO")
+    assert hook.body["links"]["describe"] == f"foreman describe report -n {namespace}"
+    (event,) = receiver.delivered("/events")  # parsed by the cloudevents SDK
+    assert (event.id, event.body["type"], event.body["subject"]) == (
+        f"{uid}-0-1",
+        "dev.foreman.task.finished",
+        "report",
+    )
+    assert event.body["data"]["summary"] == "report went well"
+    (chat,) = receiver.delivered("/apprise")
+    assert chat.body["title"] == f"{namespace}/report Succeeded (GO)"
+    assert "report went well" in chat.body["message"]
+    signing_key = SIGNING_SECRET.removeprefix("whsec_")
+    said = str([(r.body, r.headers) for r in receiver.received]) + str(done.status.model_dump())
+    assert signing_key not in said
+    assert f":{receiver.port}/apprise" not in str(done.status.model_dump())
+
+
+async def test_a_secret_unlabelled_missing_or_out_of_reach_is_a_failed_delivery_with_its_reason(
+    kube: Kube, notifier_kube: Kube, namespace: str, receiver: Receiver
+) -> None:
+    await grant_secrets(kube, notifier_kube, namespace)
+    await secret(kube, namespace, "plain", {"url": "json://127.0.0.1:1/x"}, labelled=False)
+    await secret(kube, namespace, "hook", {"other": SIGNING_SECRET})
+    await secret(kube, namespace, "badhook", {"signing": "not-a-secret!"})
+    notify = [
+        {"apprise": {"urlSecretRef": {"name": "plain", "key": "url"}}},
+        {"apprise": {"urlSecretRef": {"name": "ghost", "key": "url"}}},
+        webhook(receiver.url),
+        {"webhook": {"url": f"{receiver.url}/hook", "signingSecretRef": {"name": "badhook", "key": "signing"}}},
+    ]
+    await secret(kube, namespace, "chat", {"url": "nosuchscheme://example.com/x"})
+    notify.append({"apprise": {"urlSecretRef": {"name": "chat", "key": "url"}}})
+    await finished_task(kube, namespace, "refused", notify)
+    async with running_notifier(notifier_kube, namespace):
+        done = await deliveries_of(kube, namespace, "refused", 5)
+    assert [(d.state, d.last_error) for d in done.status.deliveries] == [
+        (
+            "Failed",
+            f'Secret {namespace}/plain is not labelled {NOTIFIER_LABEL}: "true", so the notifier does not use it',
+        ),
+        ("Failed", f"Secret {namespace}/ghost not found"),
+        ("Failed", f"Secret {namespace}/hook has no key 'signing'"),
+        ("Failed", "the signing secret is not a Standard Webhooks secret (whsec_ + base64)"),
+        ("Failed", "not an Apprise URL it knows (scheme 'nosuchscheme'; see the Apprise wiki)"),
+    ]
+    assert receiver.received == []
+
+
+async def test_the_notifiers_token_reads_secrets_only_by_name_and_only_where_bound(
+    kube: Kube, notifier_kube: Kube, namespace: str
+) -> None:
+    await secret(kube, namespace, "hook", {"signing": SIGNING_SECRET})
+    with pytest.raises(Forbidden):  # not bound here yet
+        await notifier_kube.get_raw("v1", "Secret", "hook", namespace)
+    with pytest.raises(Forbidden):
+        await notifier_kube.get_raw("v1", "Secret", "anything", "kube-system")
+    await grant_secrets(kube, notifier_kube, namespace)
+    assert (await notifier_kube.get_raw("v1", "Secret", "hook", namespace))["metadata"]["name"] == "hook"
+    with pytest.raises(Forbidden):  # no list, no watch: it cannot go looking
+        await notifier_kube._send(requests.Request("GET", f"/api/v1/namespaces/{namespace}/secrets"))
+    with pytest.raises(Forbidden):  # and it writes no task but its status
+        await notifier_kube.patch(AgenticTask, "any", {"spec": {"cancel": True}}, namespace=namespace)
