@@ -3,6 +3,7 @@ every sink delivered and recorded in one status write, Secrets read only where b
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -13,9 +14,10 @@ from foreman.api.http.errors import Forbidden
 from foreman.api.http.kube import Kube
 from foreman.api.models.notify import NOTIFIER_LABEL
 from foreman.api.models.resources import AgenticTask
+from foreman.api.models.schedules import TRIGGER_ANNOTATION, TaskSchedule, manual_task_name
 from foreman.api.tooling.manifests import NAMESPACE, NOTIFIER
 from tests.clusters import Cluster
-from tests.integration.helpers import until
+from tests.integration.helpers import running_controller, running_worker, until
 from tests.integration.notify import (
     SIGNING_SECRET,
     finished_task,
@@ -143,3 +145,41 @@ async def test_the_notifiers_token_reads_secrets_only_by_name_and_only_where_bou
         await notifier_kube._send(requests.Request("GET", f"/api/v1/namespaces/{namespace}/secrets"))
     with pytest.raises(Forbidden):  # and it writes no task but its status
         await notifier_kube.patch(AgenticTask, "any", {"spec": {"cancel": True}}, namespace=namespace)
+
+
+async def test_a_schedules_run_delivers_its_result_to_a_webhook_and_a_chat(
+    kube: Kube, notifier_kube: Kube, namespace: str, receiver: Receiver
+) -> None:
+    """The done-when of issue 33: a TaskSchedule with a webhook and an Apprise sink delivers each run's result, signed
+    and deduplicable (the schedule's template is a task's spec: `spec.taskTemplate.spec.notify`)."""
+    await grant_secrets(kube, notifier_kube, namespace)
+    await secret(kube, namespace, "hook", {"signing": SIGNING_SECRET})
+    await secret(kube, namespace, "chat", {"url": f"json://127.0.0.1:{receiver.port}/apprise"})
+    notify = [webhook(receiver.url), {"apprise": {"urlSecretRef": {"name": "chat", "key": "url"}}}]
+    template = {"spec": {"kind": "review", "executor": "stub", "notify": notify}}
+    body = {"metadata": {"name": "nightly", "namespace": namespace},
+            "spec": {"schedule": "0 3 * * *", "taskTemplate": template}}  # fmt: skip
+    await kube.create(TaskSchedule.model_validate(body))
+    node = f"notify-{uuid.uuid4().hex[:6]}"
+    async with (
+        running_controller(kube, namespace, schedule_check_every=0.05),
+        running_worker(kube, node, namespace),
+        running_notifier(notifier_kube, namespace),
+    ):
+        trigger = {"metadata": {"annotations": {TRIGGER_ANNOTATION: "run-1"}}}
+        await kube.patch(TaskSchedule, "nightly", trigger, namespace=namespace)
+        name = manual_task_name("nightly", "run-1")
+
+        async def run() -> AgenticTask | None:
+            listing = await kube.list(AgenticTask, namespace=namespace)
+            return next((task for task in listing.items if task.name == name), None)
+
+        def delivered(task: AgenticTask | None) -> bool:
+            return task is not None and [d.state for d in task.status.deliveries] == ["Delivered", "Delivered"]
+
+        done = await until(run, delivered, timeout=30)
+    (hook,) = receiver.delivered("/hook")
+    assert hook.id == f"{done.metadata.uid}-{done.status.attempts}-0"
+    assert (hook.body["task"]["schedule"], hook.body["phase"], hook.body["verdict"]) == ("nightly", "Succeeded", "GO")
+    (chat,) = receiver.delivered("/apprise")
+    assert chat.body["title"] == f"{namespace}/{name} Succeeded (GO)"
