@@ -24,10 +24,10 @@ def for_decisions(task: AgenticTask) -> AgenticTask:
 
     Payloads are never read (and may be megabytes). A finished task is read only as an upstream (its phase, verdict
     and failureReason), by the indexes (labels, dependsOn) and by clean-up (finishedAt, its spec, the transcript it
-    owns, its uid and resourceVersion): its result envelope, conditions, usage, annotations and claim are dropped,
-    most of what it weighs. NB: a TaskSchedule's
-    tasks are kept whole: the schedule's run history shows their outcome (the Finished condition, the result's
-    summary) and start time; its history limits keep them few.
+    owns, the deliveries of its result, its uid and resourceVersion): its result envelope, conditions, usage,
+    annotations and claim are dropped, most of what it weighs. NB: a TaskSchedule's tasks are kept whole: the
+    schedule's run history shows their outcome (the Finished condition, the result's summary) and start time; its
+    history limits keep them few.
     """
     update: dict[str, Any] = {}
     if task.spec.payload != EMPTY_PAYLOAD:
@@ -42,6 +42,7 @@ def for_decisions(task: AgenticTask) -> AgenticTask:
             failure_reason=status.failure_reason,
             attempts=status.attempts,
             transcript_ref=status.transcript_ref,
+            deliveries=status.deliveries,
         )
         update["metadata"] = task.metadata.model_copy(update={"annotations": {}})
     return compact(task.model_copy(update=update) if update else task)
