@@ -16,7 +16,7 @@ from foreman.api.http.kube import Kube
 from foreman.api.runtime.daemon import configure_logging
 from foreman.api.tooling.install import install as install_into
 from foreman.api.tooling.manifests import install_manifests, pinned_worker_rbac, render
-from foreman.cli import daemons, demo, dev, logs, queues, schedules, tasks
+from foreman.cli import daemons, demo, dev, logs, notify, queues, schedules, tasks
 from foreman.cli.dashboard import dashboard
 from foreman.cli.errors import USER_ERROR, user_errors
 from foreman.cli.terminal import emit
@@ -67,6 +67,7 @@ def main() -> None:
 app.add_typer(dev.app, name="dev")
 app.add_typer(schedules.app, name="schedule")
 app.add_typer(queues.app, name="queue")
+app.add_typer(notify.app, name="notify")
 app.command()(daemons.controller)
 app.command()(daemons.worker)
 app.command()(daemons.notifier)

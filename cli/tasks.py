@@ -21,7 +21,7 @@ from foreman.api.tooling.sdk import AlreadyFinished, ForemanClient, WaitTimeout
 from foreman.cli.errors import UserError, missing_is_a_user_error, user_errors
 from foreman.cli.files import documents, resource
 from foreman.cli.lineup import fleet_view
-from foreman.cli.render import age, clean_up, nodes_table, table, task_rows, tasks_table
+from foreman.cli.render import age, clean_up, delivery_rows, nodes_table, table, task_rows, tasks_table
 from foreman.cli.terminal import emit
 from foreman.controller.waiting import Waiting, line_up
 
@@ -226,7 +226,7 @@ def describe(
     namespace: Namespace = None,
     kubeconfig: Kubeconfig = None,
 ) -> None:
-    """A task's spec, timeline, conditions, result envelope and events.
+    """A task's spec, timeline, conditions, result envelope, deliveries of its result and events.
 
     Example:  foreman describe task report
     """
@@ -244,6 +244,7 @@ def describe(
         conditions += [
             (f"  {c.type}", c.status, c.reason, age(c.last_transition_time), c.message) for c in status.conditions
         ]
+        deliveries = delivery_rows(task)
         event_rows = [("  REASON", "TYPE", "MESSAGE")]
         event_rows += [(f"  {e.get('reason', '')}", e.get("type", ""), e.get("message", "")) for e in events]
         lines = [
@@ -264,6 +265,8 @@ def describe(
             "Result:",
             "  "
             + (status.result.model_dump_json(by_alias=True, indent=2).replace("\n", "\n  ") if status.result else "-"),
+            "Deliveries:",
+            table(deliveries) if len(deliveries) > 1 else "  -",
             "Events:",
             table(event_rows),
         ]

@@ -17,7 +17,7 @@ from foreman.api.models.resources import AgenticTask
 from foreman.api.models.schedules import TRIGGER_ANNOTATION, TaskSchedule, manual_task_name
 from foreman.api.tooling.manifests import NAMESPACE, NOTIFIER
 from tests.clusters import Cluster
-from tests.integration.helpers import running_controller, running_worker, until
+from tests.integration.helpers import foreman_cli, running_controller, running_worker, until
 from tests.integration.notify import (
     SIGNING_SECRET,
     finished_task,
@@ -183,3 +183,27 @@ async def test_a_schedules_run_delivers_its_result_to_a_webhook_and_a_chat(
     assert (hook.body["task"]["schedule"], hook.body["phase"], hook.body["verdict"]) == ("nightly", "Succeeded", "GO")
     (chat,) = receiver.delivered("/apprise")
     assert chat.body["title"] == f"{namespace}/{name} Succeeded (GO)"
+
+
+async def test_notify_test_sends_one_event_or_says_in_one_line_why_not(
+    kube: Kube, cluster: Cluster, namespace: str, receiver: Receiver
+) -> None:
+    await secret(kube, namespace, "hook", {"signing": SIGNING_SECRET})
+    await secret(kube, namespace, "plain", {"url": f"json://127.0.0.1:{receiver.port}/apprise"}, labelled=False)
+    sink = f'{{webhook: {{url: "{receiver.url}/hook", signingSecretRef: {{name: hook, key: signing}}}}}}'
+    code, out, err = await foreman_cli(cluster, "notify", "test", sink, "-n", namespace)
+    assert (code, err) == (0, "")
+    assert out.startswith("delivered to the webhook sink (id test-")
+    (hook,) = receiver.delivered("/hook")
+    assert hook.body["task"]["name"] == "foreman-notify-test"
+    code, out, err = await foreman_cli(
+        cluster, "notify", "test", "{apprise: {urlSecretRef: {name: plain, key: url}}}", "-n", namespace
+    )
+    assert code == 2
+    assert err.strip() == (
+        f'error: not delivered (apprise): Secret {namespace}/plain is not labelled {NOTIFIER_LABEL}: "true", so the'
+        " notifier does not use it"
+    )
+    code, _, err = await foreman_cli(cluster, "notify", "test", "{log: {}, apprise: {}}", "-n", namespace)
+    assert code == 2
+    assert err.count("\n") == 1
