@@ -25,7 +25,8 @@ MATCHERS = re.compile(r"([a-zA-Z_]\w*)\s*(?:=~|!~|!=|=)\s*\"")
 
 
 def exported() -> dict[str, set[str]]:
-    """Every series name a controller (and a notifier) serves, with its label names: one of each metric filled in and scraped."""
+    """Every series name a controller (and a notifier) serves, with its label names: one of each metric filled in
+    and scraped."""
     metrics = ControllerMetrics()
     metrics.record(Outcome("ns", "q", "review", "GO", "Succeeded", 1.0, 1.0, prompt_tokens=1, completion_tokens=1))
     metrics.tasks.labels("Pending").set(1)
