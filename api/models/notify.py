@@ -8,10 +8,10 @@ CloudEvent id, so a receiver that dedups sees each event once although the notif
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, Field
+from pydantic import AfterValidator, Field, model_validator
 
 from foreman.api.models.base import Model, Rule
 from foreman.api.models.envelope import VERDICTS
@@ -121,6 +121,15 @@ class NotifyEntry(Model):
     cloudevents: CloudEventsSink | None = None
     apprise: AppriseSink | None = None
     log: LogSink | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _yaml_on(cls, data: Any) -> Any:
+        """`on:` unquoted is the boolean true to YAML 1.1 (PyYAML, and kubectl's parser): taken as `on` here, so a
+        file `foreman submit` reads means what it says. NB: kubectl refuses it (unknown field "true"): quote it."""
+        if isinstance(data, dict) and True in data and "on" not in data:
+            return {("on" if key is True else key): value for key, value in data.items()}
+        return data
 
     rules: ClassVar[tuple[Rule, ...]] = (
         Rule(

@@ -3,6 +3,7 @@
 from datetime import timedelta
 from typing import Any
 
+import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -84,3 +85,11 @@ def test_backoff_grows_with_jitter_and_stays_under_the_cap(attempt: int, id: str
     full = min(POLICY.cap, POLICY.base * 2 ** (attempt - 1))
     assert full / 2 <= delay < full
     assert delay == POLICY.delay(id, attempt)  # the same try waits the same: the plan is a pure function
+
+
+def test_a_bare_yaml_on_is_read_as_on_not_dropped() -> None:
+    """`on:` unquoted is the boolean true to PyYAML: dropped as an unknown field, the entry would fire on everything."""
+    document = yaml.safe_load("notify:\n- on: [Failed]\n  log: {}\n")
+    t = finished(notify=document["notify"])
+    assert t.spec.notify[0].on == ["Failed"]
+    assert plan(t, None, T0).sends == ()
