@@ -3,6 +3,10 @@ every sink delivered and recorded in one status write, Secrets read only where b
 
 from __future__ import annotations
 
+import asyncio
+import json
+import signal
+import sys
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -207,3 +211,31 @@ async def test_notify_test_sends_one_event_or_says_in_one_line_why_not(
     code, _, err = await foreman_cli(cluster, "notify", "test", "{log: {}, apprise: {}}", "-n", namespace)
     assert code == 2
     assert err.count("\n") == 1
+
+
+async def test_foreman_notifier_delivers_with_its_own_token_holds_the_lease_and_stops_on_sigterm(
+    kube: Kube, cluster: Cluster, namespace: str, tmp_path: Path
+) -> None:
+    """The daemon as the Deployment runs it: its ServiceAccount's token, leader election in foreman-system."""
+    token = await service_account_token(kube, NAMESPACE, NOTIFIER)
+    config = kubeconfig_with_token(cluster.kubeconfig(), token, tmp_path / "notifier.kubeconfig")
+    lease = f"notifier-{namespace}"
+    argv = [sys.executable, "-m", "foreman.cli", "notifier", "--kubeconfig", str(config), "-n", namespace,
+            "--health-port", "0", "--lease-namespace", NAMESPACE, "--lease-name", lease,
+            "--identity", "probe"]  # fmt: skip
+    await finished_task(kube, namespace, "logged", [{"log": {}}])
+    process = await asyncio.create_subprocess_exec(
+        *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    try:
+        done = await deliveries_of(kube, namespace, "logged", 1)
+        held = await kube.get_lease(lease, NAMESPACE)
+        assert held.spec.holder_identity == "probe"
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, err = await asyncio.wait_for(process.communicate(), 20)
+    assert process.returncode == 0, err.decode()[-2000:]
+    assert [d.state for d in done.status.deliveries] == ["Delivered"]
+    lines = [json.loads(line) for line in err.decode().splitlines() if line.startswith("{")]
+    assert any(line["event"] == "task finished" and line["task"]["name"] == "logged" for line in lines)  # the log sink
+    assert (await kube.get_lease(lease, NAMESPACE)).spec.holder_identity is None  # released at shutdown
