@@ -286,6 +286,45 @@ def _own_objects() -> dict[str, Any]:
     }
 
 
+NOTIFIER_USER = f"system:serviceaccount:{NAMESPACE}:{NOTIFIER}"
+DELIVERIES_ONLY_POLICY = f"{NOTIFIER}-deliveries-only"
+
+
+def notifier_admission() -> list[Manifest]:
+    """The notifier changes a task's status only in `status.deliveries`: RBAC grants it the whole status subresource
+    (it scopes by verb, not by field), this policy the one field, so a notifier's token cannot finish, fail or rewrite
+    the result of anyone's task. NB: every other status field, present or absent, must stay as it was, whatever
+    fields later releases add."""
+    unchanged = (
+        "has(oldObject.status) && has(object.status)"
+        " && object.status.all(k, k == 'deliveries'"
+        " || (k in oldObject.status && object.status[k] == oldObject.status[k]))"
+        " && oldObject.status.all(k, k == 'deliveries' || k in object.status)"
+    )
+    policy = {
+        "failurePolicy": "Fail",
+        "matchConditions": [{"name": "the-notifier", "expression": f"request.userInfo.username == '{NOTIFIER_USER}'"}],
+        "matchConstraints": {
+            "resourceRules": [
+                {
+                    "apiGroups": [GROUP],
+                    "apiVersions": ["*"],
+                    "operations": ["UPDATE"],
+                    "resources": ["agentictasks/status"],
+                }
+            ]
+        },
+        "validations": [
+            {
+                "expression": unchanged,
+                "message": "the notifier may change only status.deliveries of a task",
+                "reason": "Forbidden",
+            }
+        ],
+    }
+    return _policy(DELIVERIES_ONLY_POLICY, policy)
+
+
 def _policy(name: str, spec: dict[str, Any]) -> list[Manifest]:
     return [
         {
@@ -452,7 +491,7 @@ def files() -> dict[str, list[Manifest]]:
     return {
         **crds,
         "rbac.yaml": rbac(),
-        "admission.yaml": worker_admission(),
+        "admission.yaml": [*worker_admission(), *notifier_admission()],
         "controller.yaml": [controller_deployment()],
         "worker.yaml": [worker_daemonset()],
         # NB: the RoleBinding for `default` is the example; one per namespace whose tasks notify through a Secret
@@ -471,7 +510,7 @@ def files() -> dict[str, list[Manifest]]:
 def install_manifests(*, with_workloads: bool = False, with_dashboard: bool = False) -> list[Manifest]:
     """What `foreman install` applies, in dependency order (the Deployment and DaemonSet, and the read-only
     dashboard, only on request)."""
-    docs = [*all_crds(), *rbac(), *worker_admission()]
+    docs = [*all_crds(), *rbac(), *worker_admission(), *notifier_admission()]
     workloads = [controller_deployment(), worker_daemonset(), notifier_deployment()] if with_workloads else []
     return [*docs, *workloads, *(dashboard() if with_dashboard else [])]
 

@@ -15,6 +15,7 @@ import pytest
 
 from foreman.api.http import requests
 from foreman.api.http.errors import Forbidden
+from foreman.api.http.features import VALIDATING_ADMISSION_POLICY
 from foreman.api.http.kube import Kube
 from foreman.api.models.notify import NOTIFIER_LABEL
 from foreman.api.models.resources import AgenticTask
@@ -239,3 +240,30 @@ async def test_foreman_notifier_delivers_with_its_own_token_holds_the_lease_and_
     lines = [json.loads(line) for line in err.decode().splitlines() if line.startswith("{")]
     assert any(line["event"] == "task finished" and line["task"]["name"] == "logged" for line in lines)  # the log sink
     assert (await kube.get_lease(lease, NAMESPACE)).spec.holder_identity is None  # released at shutdown
+
+
+async def test_the_notifiers_token_changes_only_status_deliveries(
+    kube: Kube, notifier_kube: Kube, namespace: str
+) -> None:
+    if await kube.server_version() < VALIDATING_ADMISSION_POLICY:
+        pytest.skip("ValidatingAdmissionPolicy needs Kubernetes >= 1.30")
+    await finished_task(kube, namespace, "canary", [{"log": {}}])
+    await finished_task(kube, namespace, "theirs", [{"log": {}}])
+    delivery = {"index": 0, "sink": "log", "state": "Delivered", "id": "x-0-0", "attempts": 1}
+
+    async def refused() -> str | None:
+        try:
+            await notifier_kube.patch_status(AgenticTask, "canary", {"phase": "Failed"}, namespace=namespace)
+        except Forbidden as error:
+            return str(error)
+        return None
+
+    # NB: the apiserver loads a new policy within moments of its creation: a canary task shows when
+    assert "the notifier may change only status.deliveries of a task" in await until(refused, bool)
+    for forged in ({"verdict": "NO-GO"}, {"result": None}, {"deliveries": [delivery], "failureReason": "Forged"}):
+        with pytest.raises(Forbidden):
+            await notifier_kube.patch_status(AgenticTask, "theirs", forged, namespace=namespace)
+    written = await notifier_kube.patch_status(AgenticTask, "theirs", {"deliveries": [delivery]}, namespace=namespace)
+    assert (written.phase, written.status.verdict, [d.state for d in written.status.deliveries]) == (
+        "Succeeded", "GO", ["Delivered"]
+    )  # fmt: skip

@@ -23,7 +23,7 @@ from foreman.api.models.notify import CloudEventsSink, NotifyEntry, WebhookSink
 from foreman.api.models.resources import AgenticTask, AgenticTaskSpec, FleetNode
 from foreman.api.models.schedules import TaskSchedule, TaskScheduleSpec
 from foreman.api.tooling.crd import all_crds
-from foreman.api.tooling.manifests import install_manifests, worker_admission
+from foreman.api.tooling.manifests import install_manifests, notifier_admission, worker_admission
 from tests.malformed import ACCEPTED, REFUSED, Refused
 
 MODELS: dict[str, type[Model]] = {"AgenticTask": AgenticTask, "TaskSchedule": TaskSchedule}
@@ -87,7 +87,7 @@ def _selectable(manifests: list[Any]) -> list[Any]:
 def test_older_servers_get_what_they_take_of_the_manifests() -> None:
     manifests = install_manifests()
     kinds = [m["kind"] for m in manifests]
-    policies = len(worker_admission())
+    policies = len(worker_admission()) + len(notifier_admission())
     assert kinds[-policies:] == ["ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"] * (policies // 2)
     assert _selectable(manifests) == [
         [{"jsonPath": ".status.assignedNode"}, {"jsonPath": ".status.phase"}],
