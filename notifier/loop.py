@@ -234,5 +234,8 @@ class Notifier:
             body = await self.kube.get_raw("v1", "ConfigMap", name, task.namespace)
         except ApiError as error:
             return f"(transcript {name} could not be read: {error})"[:1024]
+        if not transcript.owned_by(body, task):
+            # NB: status.transcriptRef names it; only a ConfigMap the task owns goes out (not whatever one it names)
+            return f"(ConfigMap {name} is not this task's transcript)"
         text = str((body.get("data") or {}).get(transcript.KEY, ""))
         return text[-TRANSCRIPT_LENGTH:]

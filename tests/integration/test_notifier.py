@@ -17,6 +17,7 @@ from foreman.api.http import requests
 from foreman.api.http.errors import Forbidden
 from foreman.api.http.features import VALIDATING_ADMISSION_POLICY
 from foreman.api.http.kube import Kube
+from foreman.api.models import transcript
 from foreman.api.models.notify import NOTIFIER_LABEL
 from foreman.api.models.resources import AgenticTask
 from foreman.api.models.schedules import TRIGGER_ANNOTATION, TaskSchedule, manual_task_name
@@ -267,3 +268,24 @@ async def test_the_notifiers_token_changes_only_status_deliveries(
     assert (written.phase, written.status.verdict, [d.state for d in written.status.deliveries]) == (
         "Succeeded", "GO", ["Delivered"]
     )  # fmt: skip
+
+
+async def test_the_transcript_goes_only_where_asked_and_only_the_tasks_own(
+    kube: Kube, namespace: str, receiver: Receiver
+) -> None:
+    await secret(kube, namespace, "hook", {"signing": SIGNING_SECRET})
+    asked = {**webhook(receiver.url), "include": ["transcript"]}
+    own = await finished_task(
+        kube, namespace, "talked", [asked, webhook(receiver.url)], transcriptRef="talked-transcript"
+    )
+    await kube.apply(transcript.configmap(own, '{"event":"task","prompt":"p"}\n'))
+    await kube.apply({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "other", "namespace": namespace},
+                      "data": {transcript.KEY: "not yours"}})  # fmt: skip
+    await finished_task(kube, namespace, "forged", [asked], transcriptRef="other")
+    async with running_notifier(kube, namespace):
+        await deliveries_of(kube, namespace, "talked", 2)
+        await deliveries_of(kube, namespace, "forged", 1)
+    bodies = {(r.body["task"]["name"], r.id.endswith("-0")): r.body for r in receiver.delivered("/hook")}
+    assert bodies[("talked", True)]["transcript"] == '{"event":"task","prompt":"p"}\n'
+    assert "transcript" not in bodies[("talked", False)]
+    assert bodies[("forged", True)]["transcript"] == "(ConfigMap other is not this task's transcript)"
