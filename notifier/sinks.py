@@ -101,7 +101,9 @@ class Sender:
     async def _post(self, url: str, data: bytes, headers: dict[str, str]) -> Outcome:
         timeout = aiohttp.ClientTimeout(total=self.timeout)
         async with self.session.post(url, data=data, headers=headers, timeout=timeout, allow_redirects=False) as answer:
-            return http_outcome(answer.status, await answer.text(errors="replace"))
+            # NB: the start of the answer only: a receiver's body is its words, of any length
+            said = await answer.content.read(4 * ANSWER_LENGTH)
+            return http_outcome(answer.status, said.decode(errors="replace"))
 
     async def _webhook(self, url: str, secret: str, id: str, body: dict[str, Any]) -> Outcome:
         signer = signer_of(secret)
