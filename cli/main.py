@@ -84,6 +84,13 @@ WithWorkloads = Annotated[
     bool,
     typer.Option("--with-workloads", help="Also the controller Deployment and worker DaemonSet (needs the image)."),
 ]
+NotifyNamespace = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--notify-namespace",
+        help="Let the notifier read Secrets (labelled foreman.dev/notifier=true) in this namespace (repeatable).",
+    ),
+]
 WithDashboard = Annotated[
     bool,
     typer.Option("--with-dashboard", help="Also a read-only dashboard Deployment (reach it with port-forward)."),
@@ -95,6 +102,7 @@ WithDashboard = Annotated[
 def manifests(
     with_workloads: WithWorkloads = False,
     with_dashboard: WithDashboard = False,
+    notify_namespace: NotifyNamespace = None,
     worker_node: Annotated[
         str | None,
         typer.Option(help="Instead: a per-host worker identity that can touch only this FleetNode (created with it)."),
@@ -109,7 +117,11 @@ def manifests(
     documents = (
         pinned_worker_rbac(worker_node)
         if worker_node
-        else install_manifests(with_workloads=with_workloads, with_dashboard=with_dashboard)
+        else install_manifests(
+            with_workloads=with_workloads,
+            with_dashboard=with_dashboard,
+            notify_namespaces=tuple(notify_namespace or ()),
+        )
     )
     emit(render(documents), nl=False)
 
@@ -121,19 +133,22 @@ def install(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print what would be applied, apply nothing.")] = False,
     with_workloads: WithWorkloads = False,
     with_dashboard: WithDashboard = False,
+    notify_namespace: NotifyNamespace = None,
 ) -> None:
     """Install the CRDs and RBAC (server-side apply; safe to repeat).
 
-    Example:  foreman install --kubeconfig ~/.kube/config
+    Example:  foreman install --kubeconfig ~/.kube/config --notify-namespace team
     """
+    chosen = {"with_workloads": with_workloads, "with_dashboard": with_dashboard}
+    notify = tuple(notify_namespace or ())
     if dry_run:
-        for manifest in install_manifests(with_workloads=with_workloads, with_dashboard=with_dashboard):
+        for manifest in install_manifests(**chosen, notify_namespaces=notify):
             emit(f"would apply {manifest['kind']}/{manifest['metadata']['name']}")
         return
 
     async def run() -> None:
         async with await Kube.connect(kubeconfig) as kube:
-            for manifest in await install_into(kube, with_workloads=with_workloads, with_dashboard=with_dashboard):
+            for manifest in await install_into(kube, **chosen, notify_namespaces=notify):
                 emit(f"applied {manifest['kind']}/{manifest['metadata']['name']}")
 
     asyncio.run(run())

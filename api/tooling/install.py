@@ -23,11 +23,18 @@ async def _wait_established(kube: Kube, name: str) -> None:
 
 
 async def install(
-    kube: Kube, *, with_workloads: bool = False, with_dashboard: bool = False, wait_seconds: float = 30.0
+    kube: Kube,
+    *,
+    with_workloads: bool = False,
+    with_dashboard: bool = False,
+    notify_namespaces: tuple[str, ...] = (),
+    wait_seconds: float = 30.0,
 ) -> list[Manifest]:
     """Apply every manifest (idempotent: server-side apply, field manager `foreman`), as the server's release takes
     them (features.for_server); return what was applied."""
-    wanted = install_manifests(with_workloads=with_workloads, with_dashboard=with_dashboard)
+    wanted = install_manifests(
+        with_workloads=with_workloads, with_dashboard=with_dashboard, notify_namespaces=notify_namespaces
+    )
     manifests = for_server(wanted, await kube.server_version())
     for manifest in manifests:
         await kube.apply(manifest)

@@ -507,10 +507,13 @@ def files() -> dict[str, list[Manifest]]:
     }
 
 
-def install_manifests(*, with_workloads: bool = False, with_dashboard: bool = False) -> list[Manifest]:
-    """What `foreman install` applies, in dependency order (the Deployment and DaemonSet, and the read-only
-    dashboard, only on request)."""
-    docs = [*all_crds(), *rbac(), *worker_admission(), *notifier_admission()]
+def install_manifests(
+    *, with_workloads: bool = False, with_dashboard: bool = False, notify_namespaces: tuple[str, ...] = ()
+) -> list[Manifest]:
+    """What `foreman install` applies, in dependency order (the Deployments and DaemonSet, and the read-only
+    dashboard, only on request; the notifier's Secret access in each of `notify_namespaces`)."""
+    access = [notifier_secret_access(namespace) for namespace in notify_namespaces]
+    docs = [*all_crds(), *rbac(), *access, *worker_admission(), *notifier_admission()]
     workloads = [controller_deployment(), worker_daemonset(), notifier_deployment()] if with_workloads else []
     return [*docs, *workloads, *(dashboard() if with_dashboard else [])]
 

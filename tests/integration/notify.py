@@ -38,6 +38,11 @@ async def grant_secrets(kube: Kube, notifier: Kube, namespace: str) -> None:
     """What an admin does for each namespace whose tasks notify through a Secret (README); returns once the
     apiserver's authorizer has seen the binding (its cache follows within moments)."""
     await kube.apply(notifier_secret_access(namespace))
+    await until_readable(notifier, namespace)
+
+
+async def until_readable(notifier: Kube, namespace: str) -> None:
+    """Once the notifier may `get` Secrets in `namespace` (NotFound for a name that is not there)."""
 
     async def readable() -> bool:
         try:

@@ -31,6 +31,7 @@ from tests.integration.notify import (
     receiving,
     running_notifier,
     secret,
+    until_readable,
     webhook,
 )
 from tests.servers.receiver import Receiver
@@ -138,14 +139,17 @@ async def test_a_secret_unlabelled_missing_or_out_of_reach_is_a_failed_delivery_
 
 
 async def test_the_notifiers_token_reads_secrets_only_by_name_and_only_where_bound(
-    kube: Kube, notifier_kube: Kube, namespace: str
+    kube: Kube, notifier_kube: Kube, namespace: str, cluster: Cluster
 ) -> None:
     await secret(kube, namespace, "hook", {"signing": SIGNING_SECRET})
     with pytest.raises(Forbidden):  # not bound here yet
         await notifier_kube.get_raw("v1", "Secret", "hook", namespace)
     with pytest.raises(Forbidden):
         await notifier_kube.get_raw("v1", "Secret", "anything", "kube-system")
-    await grant_secrets(kube, notifier_kube, namespace)
+    code, out, err = await foreman_cli(cluster, "install", "--notify-namespace", namespace)
+    assert code == 0, err
+    assert "applied RoleBinding/foreman-notifier-secrets" in out
+    await until_readable(notifier_kube, namespace)
     assert (await notifier_kube.get_raw("v1", "Secret", "hook", namespace))["metadata"]["name"] == "hook"
     with pytest.raises(Forbidden):  # no list, no watch: it cannot go looking
         await notifier_kube._send(requests.Request("GET", f"/api/v1/namespaces/{namespace}/secrets"))
