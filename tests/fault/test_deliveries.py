@@ -10,8 +10,10 @@ from typing import Any
 
 from foreman.api.http.kube import Kube
 from foreman.api.models.resources import AgenticTask
+from foreman.controller.leader import LeaderElector, LeaseConfig
 from foreman.notifier.loop import Notifier
 from tests.clock import Clock
+from tests.conditions import until as until_true
 from tests.integration.helpers import until
 from tests.integration.notify import finished_task, receiving, running_notifier, secret, webhook
 from tests.servers.receiver import Answer
@@ -102,3 +104,43 @@ async def test_every_event_is_delivered_through_receiver_faults_and_a_killed_not
         assert got[ids["killed"]] == 2  # sent before the kill, again after the restart
         assert got[ids["down"]] == 1  # nothing reached it while it was down
         assert all(r.answered != 401 for r in receiver.received)  # each one signed
+
+
+async def test_two_notifiers_one_lease_each_event_delivered_and_the_standby_takes_over(
+    kube: Kube, namespace: str
+) -> None:
+    """HA as the Deployment runs it: two replicas, the controller's elector; the leader is stopped mid-stream and the
+    standby delivers the rest. Nothing is lost; a duplicate, if any, carries its delivery's id."""
+
+    def elect(identity: str) -> Any:
+        config = LeaseConfig(name="notifier", namespace=namespace, identity=identity, duration=2, retry_period=0.1)
+        return lambda changed: LeaderElector(kube, config, on_change=changed)
+
+    async with receiving() as receiver:
+        await secret(kube, namespace, "hook", {"signing": receiver.signing_secret})
+        leading = running_notifier(kube, namespace, elect=elect("a"))
+        leader = await leading.__aenter__()
+        stopped = False
+        try:
+            await until_true(lambda: leader.elector is not None and leader.elector.is_leader)
+            async with running_notifier(kube, namespace, elect=elect("b")) as standby:
+                for i in range(5):
+                    await finished_task(kube, namespace, f"before-{i}", [webhook(receiver.url)])
+                for i in range(5):
+                    await state_of(kube, namespace, f"before-{i}", "Delivered", 1)
+                assert standby.metrics.status_writes._value.get() == 0  # the standby delivered nothing
+                stopped = True
+                await leading.__aexit__(None, None, None)  # the leader goes, releasing the Lease
+                for i in range(5):
+                    await finished_task(kube, namespace, f"after-{i}", [webhook(receiver.url)])
+                for i in range(5):
+                    await state_of(kube, namespace, f"after-{i}", "Delivered", 1)
+                assert standby.metrics.status_writes._value.get() == 5
+        finally:
+            if not stopped:
+                await leading.__aexit__(None, None, None)
+        listing = await kube.list(AgenticTask, namespace=namespace)
+    ids = {f"{task.metadata.uid}-0-0" for task in listing.items}
+    got = Counter(r.id for r in receiver.delivered("/hook"))
+    assert set(got) == ids  # each of the ten delivered, and nothing else
+    assert all(count == 1 for count in got.values())  # one leader at a time: no duplicates in steady state

@@ -19,7 +19,7 @@ from foreman.api.models.notify import NOTIFIER_LABEL
 from foreman.api.models.resources import AgenticTask
 from foreman.api.tooling.manifests import notifier_secret_access
 from foreman.notifier.due import RetryPolicy
-from foreman.notifier.loop import Notifier, NotifierConfig
+from foreman.notifier.loop import Leadership, Notifier, NotifierConfig
 from foreman.notifier.secrets import SecretReader
 from foreman.notifier.sinks import Sender
 from tests.integration.helpers import Running, make_task, until
@@ -85,11 +85,12 @@ async def running_notifier(
     clock: Callable[[], datetime] = utcnow,
     timeout: float = 2.0,
     retry: RetryPolicy | None = None,
+    elect: Callable[[Callable[[bool], None]], Leadership] | None = None,
 ) -> AsyncIterator[Notifier]:
     async with aiohttp.ClientSession() as session:
         sender = Sender(session, SecretReader(kube), timeout=timeout)
         config = NotifierConfig(namespaces=(namespace,), retry=retry or RetryPolicy(max_attempts=4, base=1, cap=4))
-        notifier = Notifier(kube, sender, config, clock=clock)
+        notifier = Notifier(kube, sender, config, clock=clock, elect=elect)
         running = Running(notifier.run, notifier.is_ready)
         try:
             await running.started()
