@@ -10,6 +10,7 @@ COPY pyproject.toml README.md ./
 COPY api api
 COPY controller controller
 COPY worker worker
+COPY notifier notifier
 COPY cli cli
 RUN pip install --no-cache-dir . && rm -rf /src
 USER 10001

@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 CACHE := $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/foreman
-CODE := api controller worker cli
+CODE := api controller worker notifier cli
 # The oldest Kubernetes release we support (README, "Kubernetes releases"): `make test` runs the integration suite on it
 # too. The current release is the one pinned in api/tooling/localcluster/kube-apiserver/go.mod.
 KUBERNETES_FLOOR := 1.20.2

@@ -1,4 +1,4 @@
-"""`foreman controller` and `foreman worker`: the two daemons, with their flags."""
+"""`foreman controller`, `foreman worker` and `foreman notifier`: the daemons, with their flags."""
 
 from __future__ import annotations
 
@@ -161,6 +161,73 @@ def controller(
         return instance, HealthServer(instance.metrics.registry, healthy=instance.is_healthy, ready=instance.is_ready)
 
     asyncio.run(serve(kubeconfig, health_port, make))
+
+
+DEFAULT_NOTIFIER_HEALTH_PORT = 8082
+
+
+@user_errors
+def notifier(
+    kubeconfig: KubeconfigOption = None,
+    namespace: Annotated[
+        list[str] | None,
+        typer.Option("--namespace", "-n", help="Deliver only these namespaces' tasks (repeatable; default all)."),
+    ] = None,
+    dashboard_url: Annotated[
+        str | None, typer.Option(help="Where people reach `foreman dashboard`: each payload links to the task there.")
+    ] = None,
+    timeout: Annotated[float, typer.Option(min=0.1, help="Seconds one send may take before it is tried again.")] = 10.0,
+    max_attempts: Annotated[
+        int, typer.Option(min=1, help="Tries of one delivery before it is Failed (exponential backoff between).")
+    ] = 8,
+    max_backoff: Annotated[float, typer.Option(min=0, help="The longest wait in seconds between two tries.")] = 300.0,
+    leader_elect: Annotated[bool, typer.Option(help="Hold a Lease so only one replica delivers.")] = True,
+    lease_namespace: Annotated[str, typer.Option(help="Namespace of the leader-election Lease.")] = "foreman-system",
+    lease_name: Annotated[str, typer.Option(help="Name of the leader-election Lease.")] = "foreman-notifier",
+    identity: Annotated[
+        str | None, typer.Option(help="Leader-election identity (default: $POD_NAME or host-pid).")
+    ] = None,
+    health_port: Annotated[
+        int, typer.Option(help="Port for /healthz, /readyz and /metrics (0: none).")
+    ] = DEFAULT_NOTIFIER_HEALTH_PORT,
+    log_format: LogFormatOption = LogFormat.json,
+) -> None:
+    """Run the notifier: deliver finished tasks' results to their spec.notify sinks (webhook, CloudEvents, Apprise,
+    log), at least once, recording each delivery in status.deliveries. The only Foreman daemon that reads Secrets.
+
+    Example:  foreman notifier --kubeconfig ~/.foreman/dev/kubeconfig --log-format console --no-leader-elect
+    """
+    import aiohttp  # NB: here, like the worker's imports: the other daemons start from this module too
+
+    from foreman.controller.config import default_identity
+    from foreman.controller.leader import LeaderElector, LeaseConfig
+    from foreman.notifier.due import RetryPolicy
+    from foreman.notifier.loop import Notifier, NotifierConfig
+    from foreman.notifier.secrets import SecretReader
+    from foreman.notifier.sinks import Sender
+
+    configure_logging(json=log_format is LogFormat.json)
+    config = NotifierConfig(
+        namespaces=tuple(namespace or ()),
+        retry=RetryPolicy(max_attempts=max_attempts, cap=max_backoff),
+        dashboard_url=dashboard_url,
+    )
+    lease = LeaseConfig(name=lease_name, namespace=lease_namespace, identity=identity or default_identity())
+
+    async def run() -> None:
+        async with aiohttp.ClientSession() as session:
+
+            def make(kube: Kube) -> tuple[Daemon, HealthServer]:
+                sender = Sender(session, SecretReader(kube), timeout=timeout)
+                elect = (lambda changed: LeaderElector(kube, lease, on_change=changed)) if leader_elect else None
+                instance = Notifier(kube, sender, config, elect=elect)
+                return instance, HealthServer(
+                    instance.metrics.registry, healthy=instance.is_healthy, ready=instance.is_ready
+                )
+
+            await serve(kubeconfig, health_port, make)
+
+    asyncio.run(run())
 
 
 def _seconds(value: float | None) -> timedelta | None:

@@ -17,7 +17,7 @@ from foreman.api.runtime.daemon import configure_logging
 from foreman.api.tooling.install import install as install_into
 from foreman.api.tooling.install import uninstall as uninstall_from
 from foreman.api.tooling.manifests import IMAGE, install_manifests, pinned_worker_rbac, render
-from foreman.cli import daemons, demo, dev, logs, nodes, queues, schedules, service, tasks
+from foreman.cli import daemons, demo, dev, logs, nodes, notify, queues, schedules, service, tasks
 from foreman.cli.dashboard import dashboard
 from foreman.cli.errors import USER_ERROR, user_errors
 from foreman.cli.terminal import emit
@@ -69,12 +69,14 @@ app.add_typer(dev.app, name="dev")
 app.add_typer(schedules.app, name="schedule")
 app.add_typer(queues.app, name="queue")
 app.add_typer(nodes.app, name="node")
+app.add_typer(notify.app, name="notify")
 app.command()(daemons.controller)
 # NB: a group that runs the daemon when no subcommand is given: `foreman worker [OPTIONS]` is unchanged
 worker = typer.Typer(invoke_without_command=True, no_args_is_help=False)
 worker.callback()(daemons.worker)
 worker.command("install-service")(service.install_service)
 app.add_typer(worker, name="worker")
+app.command()(daemons.notifier)
 app.command()(demo.demo)
 app.command()(dashboard)
 for command in (tasks.submit, tasks.get, tasks.describe, tasks.cancel, tasks.result, logs.logs):
@@ -87,6 +89,13 @@ Kubeconfig = Annotated[
 WithWorkloads = Annotated[
     bool,
     typer.Option("--with-workloads", help="Also the controller Deployment and worker DaemonSet (needs the image)."),
+]
+NotifyNamespace = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--notify-namespace",
+        help="Let the notifier read Secrets (labelled foreman.dev/notifier=true) in this namespace (repeatable).",
+    ),
 ]
 WithDashboard = Annotated[
     bool,
@@ -103,6 +112,7 @@ def manifests(
     with_workloads: WithWorkloads = False,
     with_dashboard: WithDashboard = False,
     image: Image = IMAGE,
+    notify_namespace: NotifyNamespace = None,
     worker_node: Annotated[
         str | None,
         typer.Option(help="Instead: a per-host worker identity that can touch only this FleetNode (created with it)."),
@@ -117,7 +127,12 @@ def manifests(
     documents = (
         pinned_worker_rbac(worker_node)
         if worker_node
-        else install_manifests(with_workloads=with_workloads, with_dashboard=with_dashboard, image=image)
+        else install_manifests(
+            with_workloads=with_workloads,
+            with_dashboard=with_dashboard,
+            image=image,
+            notify_namespaces=tuple(notify_namespace or ()),
+        )
     )
     emit(render(documents), nl=False)
 
@@ -130,20 +145,28 @@ def install(
     with_workloads: WithWorkloads = False,
     with_dashboard: WithDashboard = False,
     image: Image = IMAGE,
+    notify_namespace: NotifyNamespace = None,
 ) -> None:
     """Install the CRDs and RBAC (server-side apply; safe to repeat).
 
-    Example:  foreman install --kubeconfig ~/.kube/config
+    Example:  foreman install --kubeconfig ~/.kube/config --notify-namespace team
     """
+    notify = tuple(notify_namespace or ())
     if dry_run:
-        for manifest in install_manifests(with_workloads=with_workloads, with_dashboard=with_dashboard, image=image):
+        for manifest in install_manifests(
+            with_workloads=with_workloads, with_dashboard=with_dashboard, image=image, notify_namespaces=notify
+        ):
             emit(f"would apply {manifest['kind']}/{manifest['metadata']['name']}")
         return
 
     async def run() -> None:
         async with await Kube.connect(kubeconfig) as kube:
             for manifest in await install_into(
-                kube, with_workloads=with_workloads, with_dashboard=with_dashboard, image=image
+                kube,
+                with_workloads=with_workloads,
+                with_dashboard=with_dashboard,
+                image=image,
+                notify_namespaces=notify,
             ):
                 emit(f"applied {manifest['kind']}/{manifest['metadata']['name']}")
 

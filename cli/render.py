@@ -8,6 +8,7 @@ from datetime import datetime
 from foreman.api.models.base import find_condition, utcnow
 from foreman.api.models.envelope import ResultEnvelope
 from foreman.api.models.resources import AgenticTask, FleetNode, Key, ModelOffer, NodeSandbox, key_of
+from foreman.api.state.deliveries import firing
 from foreman.cli.terminal import visible
 from foreman.controller.expiry import TimeToLive, expires_at
 from foreman.controller.waiting import Waiting
@@ -90,6 +91,22 @@ def clean_up(task: AgenticTask) -> str:
     when = expires_at(task, TimeToLive())
     after = f"{ttl} s after it finishes (spec.ttlSecondsAfterFinished)"
     return after if when is None else f"at {when.isoformat()}, {after}; later while an unfinished dependant needs it"
+
+
+def delivery_rows(task: AgenticTask) -> list[tuple[str, ...]]:
+    """Header and one row per delivery of the task's result: recorded ones as the notifier wrote them, due ones (its
+    own notify list fires, nothing recorded yet) as `due`. An Agent's list is not looked up here."""
+    recorded = {d.index: d for d in task.status.deliveries}
+    rows: list[tuple[str, ...]] = [("  SINK", "STATE", "ATTEMPTS", "DELIVERED", "NEXT TRY", "ID", "LAST ERROR")]
+    for index in sorted({i for i, _ in firing(task, None)} | recorded.keys()):
+        d = recorded.get(index)
+        if d is None:
+            rows.append((f"  {index}:{task.spec.notify[index].sink_type}", "due", "0", "-", "now", "-", "-"))
+            continue
+        delivered = d.delivered_at.isoformat() if d.delivered_at else "-"
+        next_try = d.next_attempt_at.isoformat() if d.state == "Pending" and d.next_attempt_at else "-"
+        rows.append((f"  {index}:{d.sink}", d.state, str(d.attempts), delivered, next_try, d.id, d.last_error or "-"))
+    return rows
 
 
 def task_rows(

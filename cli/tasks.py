@@ -25,6 +25,7 @@ from foreman.cli.render import (
     age,
     attempt_lines,
     clean_up,
+    delivery_rows,
     gate_lines,
     nodes_table,
     pull_request,
@@ -236,7 +237,7 @@ def describe(
     namespace: Namespace = None,
     kubeconfig: Kubeconfig = None,
 ) -> None:
-    """A task's spec, timeline, conditions, result envelope and events.
+    """A task's spec, timeline, conditions, result envelope, deliveries of its result and events.
 
     Example:  foreman describe task report
     """
@@ -254,6 +255,7 @@ def describe(
         conditions += [
             (f"  {c.type}", c.status, c.reason, age(c.last_transition_time), c.message) for c in status.conditions
         ]
+        deliveries = delivery_rows(task)
         event_rows = [("  REASON", "TYPE", "MESSAGE")]
         event_rows += [(f"  {e.get('reason', '')}", e.get("type", ""), e.get("message", "")) for e in events]
         lines = [
@@ -277,6 +279,8 @@ def describe(
             "Result:",
             "  "
             + (status.result.model_dump_json(by_alias=True, indent=2).replace("\n", "\n  ") if status.result else "-"),
+            "Deliveries:",
+            table(deliveries) if len(deliveries) > 1 else "  -",
             "Events:",
             table(event_rows),
         ]

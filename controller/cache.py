@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from typing import get_args
 
 from foreman.api.models.agents import AgentSpec
+from foreman.api.models.base import is_newer
 from foreman.api.models.queues import TaskQueue
 from foreman.api.models.resources import (
     NODE_LABEL,
@@ -40,17 +41,6 @@ def first_heard(node: FleetNode, now: datetime) -> datetime:
     """
     written = node.status_written_at
     return now if written is None else min(now, written + timedelta(seconds=1))
-
-
-def is_newer(candidate: str | None, current: str | None) -> bool:
-    """Whether a resourceVersion is newer. NB: opaque by contract, but etcd's are increasing integers, and an
-    answer to our own write must not be overwritten by an older watch event that arrives after it."""
-    if current is None or candidate is None:
-        return True
-    try:
-        return int(candidate) > int(current)
-    except ValueError:
-        return candidate != current
 
 
 class Cache:

@@ -11,6 +11,11 @@ from foreman.controller.expiry import TimeToLive
 from foreman.controller.match import PlacementPolicy
 
 
+def default_identity() -> str:
+    """Who holds a Lease: the Pod's name (a Deployment's replicas differ by it), else host and process."""
+    return os.environ.get("POD_NAME") or f"{socket.gethostname()}-{os.getpid()}"
+
+
 @dataclass(frozen=True)
 class ControllerConfig:
     namespaces: tuple[str, ...] = ()
@@ -25,7 +30,7 @@ class ControllerConfig:
     lease_namespace: str = "foreman-system"
     lease_duration: float = 15.0
     lease_retry_period: float = 2.0
-    identity: str = field(default_factory=lambda: os.environ.get("POD_NAME") or f"{socket.gethostname()}-{os.getpid()}")
+    identity: str = field(default_factory=default_identity)
     write_concurrency: int = 32
     schedule_check_every: float = 30.0
     """Longest the TaskSchedule loop sleeps without an event (it wakes for each due slot anyway)."""

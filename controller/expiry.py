@@ -4,7 +4,9 @@ A task's own `spec.ttlSecondsAfterFinished` wins; else the controller's default 
 `--ttl-after-failure`); neither: it is kept. The time counts from `status.finishedAt`, which every terminal write of
 Foreman's sets. A task past its time is still kept while a dependant that is not finished names it in `dependsOn`:
 deleting it would turn that dependant into DependencyNotFound (a reclaimed dependant goes back to Pending and checks
-its upstreams again). The plan looks at such a task again when a dependant finishes.
+its upstreams again). The plan looks at such a task again when a dependant finishes. Nor is a task deleted while a
+delivery of its result is outstanding (none recorded, or Pending: foreman.api.state.deliveries), for at most
+`delivery_grace` past its time: the notifier's write of the outcome brings it back to the plan.
 """
 
 from __future__ import annotations
@@ -13,7 +15,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from foreman.api.models.agents import AgentSpec
 from foreman.api.models.resources import TERMINAL_PHASES, AgenticTask
+from foreman.api.state.deliveries import outstanding
 
 
 @dataclass(frozen=True)
@@ -22,6 +26,9 @@ class TimeToLive:
 
     after_success: timedelta | None = None
     after_failure: timedelta | None = None
+    delivery_grace: timedelta = timedelta(hours=1)
+    """How long past its time a task is kept for its outstanding deliveries (a notifier down, a receiver failing):
+    the notifier's retries (8 tries, at most 5 minutes apart) end well within it."""
 
     def of(self, task: AgenticTask) -> timedelta | None:
         if task.spec.ttl_seconds_after_finished is not None:
@@ -60,13 +67,22 @@ def expires_at(task: AgenticTask, ttl: TimeToLive) -> datetime | None:
     return None if keep is None else task.status.finished_at + keep
 
 
-def expiry(task: AgenticTask, dependants: Iterable[AgenticTask], now: datetime, ttl: TimeToLive) -> Expiry | None:
+def expiry(
+    task: AgenticTask,
+    dependants: Iterable[AgenticTask],
+    now: datetime,
+    ttl: TimeToLive,
+    *,
+    agent: AgentSpec | None = None,
+) -> Expiry | None:
     """What to do about a task's time to live now; None when it has none. `dependants`: the tasks naming it in
-    `dependsOn`."""
+    `dependsOn`; `agent`: its Agent's spec (whose notify list may be the task's)."""
     when = expires_at(task, ttl)
     if when is None:
         return None
     if when > now:
         return ExpireAt(when)
+    if now < when + ttl.delivery_grace and outstanding(task, agent):
+        return ExpireAt(when + ttl.delivery_grace)
     waiting = tuple(sorted(d.name for d in dependants if d.phase not in TERMINAL_PHASES))
     return Needed(waiting) if waiting else Expire()

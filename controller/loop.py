@@ -8,7 +8,6 @@ it the schedules whose tasks changed and carries out what its passes return (tas
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Callable, Coroutine
 from datetime import datetime
 from typing import Any, Literal
@@ -24,7 +23,7 @@ from foreman.api.models.base import utcnow
 from foreman.api.models.queues import TaskQueue, labels_of
 from foreman.api.models.resources import NODE_LABEL, AgenticTask, FleetNode, Resource, key_of
 from foreman.api.models.schedules import TaskSchedule
-from foreman.api.runtime.daemon import sleep_unless
+from foreman.api.runtime.daemon import run_components, sleep_unless
 from foreman.api.runtime.workqueue import WorkQueue
 from foreman.api.state import reasons
 from foreman.controller import readings
@@ -132,26 +131,10 @@ class Controller:
             self._schedule_forever(),
             self._resync(stop),
         ]
-        if self.elector is not None:
-            components.append(self.elector.run(stop))
         self.metrics.leader.set(1 if self.leading else 0)
-        running = [asyncio.create_task(component) for component in components]
-        stopped = asyncio.create_task(stop.wait())
         try:
-            done, _ = await asyncio.wait([stopped, *running], return_when=asyncio.FIRST_COMPLETED)
-            for task in done:
-                if task is not stopped and task.exception() is not None:
-                    raise task.exception()  # type: ignore[misc]
+            await run_components(stop, components, elector=self.elector.run(stop) if self.elector else None)
         finally:
-            stop.set()
-            if self.elector is not None:
-                # NB: let the elector release the lease before the watches go away
-                elector_task = running[-1]
-                with contextlib.suppress(Exception):
-                    await asyncio.wait_for(asyncio.shield(elector_task), 5)
-            for task in [stopped, *running]:
-                task.cancel()
-            await asyncio.gather(stopped, *running, return_exceptions=True)
             await asyncio.gather(*self._background, return_exceptions=True)
             log.info("controller stopped", identity=self.config.identity)
 

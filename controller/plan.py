@@ -297,7 +297,7 @@ def _tidy_finished(
             finished[key] = upstream
     for key, task in finished.items():
         dependants = (d for k in cache.dependants(key) if (d := cache.task(k)) is not None)
-        decision = expiry(task, dependants, now, config.ttl)
+        decision = expiry(task, dependants, now, config.ttl, agent=cache.agent_of(task))
         if isinstance(decision, Expire):
             plan.writes.append(TaskDelete(task))
             continue

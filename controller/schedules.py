@@ -20,10 +20,11 @@ import structlog
 
 from foreman.api.http.errors import AlreadyExists, ApiError, Conflict, NotFound
 from foreman.api.http.kubeapi import KubeApi
+from foreman.api.models.base import is_newer
 from foreman.api.models.resources import AgenticTask, key_of
 from foreman.api.models.schedules import TaskSchedule
 from foreman.api.runtime.workqueue import WorkQueue
-from foreman.controller.cache import Cache, ScheduleKey, is_newer
+from foreman.controller.cache import Cache, ScheduleKey
 from foreman.controller.deletion import delete_finished
 from foreman.controller.firing import Note, Plan, plan
 

@@ -25,10 +25,10 @@ def for_decisions(task: AgenticTask) -> AgenticTask:
 
     Payloads are never read (and may be megabytes). A finished task is read only as an upstream (its phase, verdict
     and failureReason), by the indexes (labels, dependsOn) and by clean-up (finishedAt, its spec, the transcript it
-    owns, its uid and resourceVersion): its result envelope, conditions, usage, annotations and claim are dropped,
-    most of what it weighs. NB: a TaskSchedule's
-    tasks are kept whole: the schedule's run history shows their outcome (the Finished condition, the result's
-    summary) and start time; its history limits keep them few.
+    owns, the deliveries of its result, its uid and resourceVersion): its result envelope, conditions, usage,
+    annotations and claim are dropped, most of what it weighs. NB: a TaskSchedule's tasks are kept whole: the
+    schedule's run history shows their outcome (the Finished condition, the result's summary) and start time; its
+    history limits keep them few.
     """
     update: dict[str, Any] = {}
     if task.spec.payload != EMPTY_PAYLOAD:
@@ -45,6 +45,7 @@ def for_decisions(task: AgenticTask) -> AgenticTask:
             transcript_ref=status.transcript_ref,
             # NB: the last attempt's number alone: it says how many transcripts there are to delete
             attempt_history=[Attempt(number=last.number) for last in status.attempt_history[-1:]],
+            deliveries=status.deliveries,
         )
         update["metadata"] = task.metadata.model_copy(update={"annotations": {}})
     return compact(task.model_copy(update=update) if update else task)

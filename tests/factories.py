@@ -16,7 +16,7 @@ def task(name: str, *, phase: str = "Pending", namespace: str = "ns", labels: di
          **spec: Any) -> AgenticTask:  # fmt: skip
     status: dict[str, Any] = {"phase": phase}
     kept = ("verdict", "assignedNode", "attempts", "notBefore", "failureReason", "startedAt", "finishedAt",
-            "transcriptRef", "conditions", "attemptHistory")  # fmt: skip
+            "transcriptRef", "conditions", "attemptHistory", "deliveries")  # fmt: skip
     for key in kept:
         if key in spec:
             status[key] = spec.pop(key)

@@ -120,6 +120,18 @@ CORPUS: list[Malformed] = [
     ),
     _t("task-status-envelope-no-verdict", "status.result", {"kind": "verify"}, "status"),
     _t("task-status-claimed-not-time", "status.claimedAt", "yesterday", "status"),
+    _t("task-notify-too-many-sinks", "spec.notify", [{"log": {}}] * 1000),
+    _t("task-notify-url-not-http", "spec.notify", [{"cloudevents": {"url": "ftp://example.com/in"}}]),
+    _t("task-notify-url-with-credentials", "spec.notify", [{"cloudevents": {"url": "https://me:pw@example.com/"}}]),
+    _t("task-notify-on-unknown", "spec.notify", [{"on": ["Done"], "log": {}}]),
+    _t("task-notify-secret-key-bad", "spec.notify", [{"apprise": {"urlSecretRef": {"name": "chat", "key": "a b"}}}]),
+    _t("task-notify-webhook-no-secret", "spec.notify", [{"webhook": {"url": "https://example.com/hook"}}]),
+    _t(
+        "task-status-delivery-state-unknown",
+        "status.deliveries",
+        [{"index": 0, "sink": "log", "state": "Sent", "id": "x"}],
+        "status",
+    ),
     _n("node-max-tasks-zero", "spec.maxConcurrentTasks", 0),
     _n("node-max-tasks-not-int", "spec.maxConcurrentTasks", "one"),
     _n("node-roles-not-list", "spec.roles", "gpu"),
@@ -162,6 +174,8 @@ class Refused:
 
 WEEK = 7 * 24 * 3600
 RETRIES = f"spec.retries: (retries + 1) x timeoutSeconds must be at most {WEEK} (a week of attempts)"
+URL = "https://example.com/in"
+ONE = "spec.notify[]: each entry names exactly one sink: webhook, cloudevents, apprise or log"
 REFUSED: list[Refused] = [
     Refused(
         "task-depends-on-itself",
@@ -178,6 +192,26 @@ REFUSED: list[Refused] = [
         "TaskSchedule",
         {"spec.taskTemplate.spec.retries": 100, "spec.taskTemplate.spec.timeoutSeconds": 6000},
         RETRIES,
+    ),
+    Refused("task-notify-two-sinks", "AgenticTask", {"spec.notify": [{"log": {}, "cloudevents": {"url": URL}}]}, ONE),
+    Refused("task-notify-no-sink", "AgenticTask", {"spec.notify": [{"on": ["Failed"]}]}, ONE),
+    Refused(
+        "task-notify-webhook-no-host",
+        "AgenticTask",
+        {"spec.notify": [{"webhook": {"url": "http://:8080/hook", "signingSecretRef": {"name": "s", "key": "k"}}}]},
+        "spec.notify[].webhook.url: must be an http(s) URL with a host",
+    ),
+    Refused(
+        "task-notify-cloudevents-no-host",
+        "AgenticTask",
+        {"spec.notify": [{"cloudevents": {"url": "http://:8080/in"}}]},
+        "spec.notify[].cloudevents.url: must be an http(s) URL with a host",
+    ),
+    Refused(
+        "schedule-template-notify-two-sinks",
+        "TaskSchedule",
+        {"spec.taskTemplate.spec.notify": [{"log": {}, "cloudevents": {"url": URL}}]},
+        ONE,
     ),
     Refused(
         "schedule-skip-with-a-deadline",
@@ -198,4 +232,21 @@ ACCEPTED: list[Refused] = [
         "",
     ),
     Refused("schedule-runonce-with-a-deadline", "TaskSchedule", {"spec.startingDeadlineSeconds": 3600}, ""),
+    Refused("task-notify-sixteen-sinks", "AgenticTask", {"spec.notify": [{"log": {}}] * 16}, ""),
+    Refused(
+        "task-notify-every-sink",
+        "AgenticTask",
+        {
+            "spec.notify": [
+                {
+                    "on": ["Failed", "GATE-FAIL", "NO-GO"],
+                    "webhook": {"url": URL, "signingSecretRef": {"name": "s", "key": "k"}},
+                },
+                {"cloudevents": {"url": "http://broker.knative-eventing.svc:8080/default/default"}},
+                {"apprise": {"urlSecretRef": {"name": "chat", "key": "url"}}, "include": ["transcript"]},
+                {"log": {}},
+            ]
+        },
+        "",
+    ),
 ]

@@ -13,6 +13,7 @@ from pydantic import Field
 
 from foreman.api.models.base import Model
 from foreman.api.models.gates import DEFAULT_MAX_FIX_ROUNDS, MAX_FIX_ROUNDS, Gates
+from foreman.api.models.notify import Notify
 from foreman.api.models.pullrequests import PullRequestPolicy
 from foreman.api.models.resources import Resource
 
@@ -62,6 +63,8 @@ class AgentSpec(Model):
     max_fix_rounds: int = Field(default=DEFAULT_MAX_FIX_ROUNDS, ge=0, le=MAX_FIX_ROUNDS)
     """Times a failing gate's output goes back to the model to fix, before the verdict is GATE-FAIL (also bounded by
     maxTurns)."""
+    notify: Notify
+    """Where its tasks' results go: the default of every task naming it that has no notify list of its own."""
 
     @property
     def runs_commands(self) -> bool:

@@ -109,6 +109,17 @@ def wire_time(moment: datetime) -> str:
     return moment.isoformat().replace("+00:00", "Z")
 
 
+def is_newer(candidate: str | None, current: str | None) -> bool:
+    """Whether a resourceVersion is newer. NB: opaque by contract, but etcd's are increasing integers, and an
+    answer to our own write must not be overwritten by an older watch event that arrives after it."""
+    if current is None or candidate is None:
+        return True
+    try:
+        return int(candidate) > int(current)
+    except ValueError:
+        return candidate != current
+
+
 class OwnerReference(Model):
     api_version: str
     kind: str

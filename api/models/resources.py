@@ -10,6 +10,7 @@ from pydantic import Field, ModelWrapValidatorHandler, PrivateAttr, model_valida
 from foreman.api.models.base import Conditions, Model, ObjectMeta, Rule
 from foreman.api.models.envelope import MAX_ATTEMPTS_KEPT, Attempt, ResultEnvelope, TaskKind, Usage, Verdict
 from foreman.api.models.gates import DEFAULT_MAX_FIX_ROUNDS, MAX_FIX_ROUNDS, Gate, Gates
+from foreman.api.models.notify import Deliveries, Notify
 from foreman.api.models.pullrequests import PullRequestPolicy
 
 if TYPE_CHECKING:
@@ -135,7 +136,9 @@ class AgenticTaskSpec(Model):
     ttl_seconds_after_finished: int | None = Field(default=None, ge=0)
     """Seconds after it finished (status.finishedAt) before the controller deletes the task, as on a Job; wins over
     the controller's --ttl-after-success / --ttl-after-failure. Kept meanwhile while a dependant that is not finished
-    names it in dependsOn."""
+    names it in dependsOn; and while a delivery of its result is due (up to the notifier's retry cap)."""
+    notify: Notify
+    """Where its result goes when it finishes (`foreman notifier` delivers); none: its Agent's notify list."""
 
     rules: ClassVar[tuple[Rule, ...]] = (
         # NB: a division, not (retries + 1) * timeoutSeconds: CEL refuses an int64 overflow as an evaluation error
@@ -173,6 +176,8 @@ class AgenticTaskStatus(Model):
     """ConfigMap in the task's namespace holding the latest attempt's transcript (`foreman logs TASK`)."""
     attempt_history: list[Attempt] = Field(default_factory=list, max_length=MAX_ATTEMPTS_KEPT)
     """Every attempt (claim) of the task, oldest first: its node, outcome, usage and transcript."""
+    deliveries: Deliveries
+    """How far each delivery of spec.notify got (written by the notifier only)."""
 
 
 class AgenticTask(Resource):

@@ -8,8 +8,8 @@ import gc
 import logging
 import signal
 import sys
-from collections.abc import Callable
-from typing import TextIO
+from collections.abc import Callable, Coroutine
+from typing import Any, TextIO
 
 import structlog
 from aiohttp import web
@@ -61,6 +61,32 @@ async def sleep_unless(stop: asyncio.Event, seconds: float) -> bool:
         async with asyncio.timeout(seconds):
             await stop.wait()
     return stop.is_set()
+
+
+async def run_components(
+    stop: asyncio.Event, components: list[Coroutine[Any, Any, None]], *, elector: Coroutine[Any, Any, None] | None
+) -> None:
+    """Run a daemon's components until `stop` is set; one that fails unexpectedly stops them all (and is raised).
+
+    NB: on the way out the `elector` gets up to 5 s to release its Lease before the rest (the watches it may need)
+    is cancelled, so a standby takes over at once instead of after a lease period."""
+    running = [asyncio.create_task(component) for component in components]
+    electing = asyncio.create_task(elector) if elector is not None else None
+    stopped = asyncio.create_task(stop.wait())
+    everything = [stopped, *running, *([electing] if electing is not None else [])]
+    try:
+        done, _ = await asyncio.wait(everything, return_when=asyncio.FIRST_COMPLETED)
+        for task in done:
+            if task is not stopped and task.exception() is not None:
+                raise task.exception()  # type: ignore[misc]
+    finally:
+        stop.set()
+        if electing is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(asyncio.shield(electing), 5)
+        for task in everything:
+            task.cancel()
+        await asyncio.gather(*everything, return_exceptions=True)
 
 
 def stop_on_signals(stop: asyncio.Event) -> None:

@@ -24,6 +24,9 @@ IMAGE = "ghcr.io/foreman-dev/foreman:0.1.0"
 CONTROLLER = "foreman-controller"
 WORKER = "foreman-worker"
 DASHBOARD = "foreman-dashboard"
+NOTIFIER = "foreman-notifier"
+NOTIFIER_SECRETS = "foreman-notifier-secrets"
+NOTIFIER_HEALTH_PORT = 8082
 DASHBOARD_PORT = 8090
 CONTROLLER_HEALTH_PORT = 8080
 WORKER_HEALTH_PORT = 8081
@@ -73,6 +76,18 @@ DASHBOARD_RULES = [
     _rule([""], ["events"], ["get", "list"]),
     _rule([""], ["namespaces"], ["get", "list", "watch"]),  # the labels TaskQueues select namespaces by
 ]
+# NB: the notifier is the one daemon that reads Secrets, and it reads them by name only (`get`: no list, no watch, so
+# it cannot go looking). RBAC cannot grant by label, and no admission check sees a read: that only Secrets labelled
+# foreman.dev/notifier: "true" are used is the notifier's own check. What the apiserver does enforce is where: the
+# Secrets role is bound per namespace (notifier_secret_access), never cluster-wide, so kube-system's are out of
+# reach. ConfigMaps: the transcript, for a sink that asks for it (`include: transcript`).
+NOTIFIER_RULES = [
+    _rule([GROUP], ["agentictasks"], ["get", "list", "watch"]),
+    _rule([GROUP], ["agentictasks/status"], ["get", "patch"]),
+    _rule([GROUP], ["agents"], ["get", "list", "watch"]),
+    _rule([""], ["configmaps"], ["get"]),
+]
+NOTIFIER_SECRET_RULES = [_rule([""], ["secrets"], ["get"])]
 LEASE_RULES = [_rule(["coordination.k8s.io"], ["leases"], ["get", "create", "update"])]
 
 
@@ -281,6 +296,45 @@ def _own_objects() -> dict[str, Any]:
     }
 
 
+NOTIFIER_USER = f"system:serviceaccount:{NAMESPACE}:{NOTIFIER}"
+DELIVERIES_ONLY_POLICY = f"{NOTIFIER}-deliveries-only"
+
+
+def notifier_admission() -> list[Manifest]:
+    """The notifier changes a task's status only in `status.deliveries`: RBAC grants it the whole status subresource
+    (it scopes by verb, not by field), this policy the one field, so a notifier's token cannot finish, fail or rewrite
+    the result of anyone's task. NB: every other status field, present or absent, must stay as it was, whatever
+    fields later releases add."""
+    unchanged = (
+        "has(oldObject.status) && has(object.status)"
+        " && object.status.all(k, k == 'deliveries'"
+        " || (k in oldObject.status && object.status[k] == oldObject.status[k]))"
+        " && oldObject.status.all(k, k == 'deliveries' || k in object.status)"
+    )
+    policy = {
+        "failurePolicy": "Fail",
+        "matchConditions": [{"name": "the-notifier", "expression": f"request.userInfo.username == '{NOTIFIER_USER}'"}],
+        "matchConstraints": {
+            "resourceRules": [
+                {
+                    "apiGroups": [GROUP],
+                    "apiVersions": ["*"],
+                    "operations": ["UPDATE"],
+                    "resources": ["agentictasks/status"],
+                }
+            ]
+        },
+        "validations": [
+            {
+                "expression": unchanged,
+                "message": "the notifier may change only status.deliveries of a task",
+                "reason": "Forbidden",
+            }
+        ],
+    }
+    return _policy(DELIVERIES_ONLY_POLICY, policy)
+
+
 def _policy(name: str, spec: dict[str, Any]) -> list[Manifest]:
     return [
         {
@@ -298,34 +352,53 @@ def _policy(name: str, spec: dict[str, Any]) -> list[Manifest]:
     ]
 
 
-def rbac() -> list[Manifest]:
-    cluster_roles = [(CONTROLLER, CONTROLLER_RULES), (WORKER, WORKER_RULES)]
+def _leader_election(name: str) -> list[Manifest]:
+    """The Lease rights of the ServiceAccount `name`, in our namespace only."""
+    role = f"{name}-leader-election"
     return [
-        {"apiVersion": "v1", "kind": "Namespace", "metadata": _meta(NAMESPACE)},
-        *(
-            {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": _meta(n, NAMESPACE)}
-            for n in (CONTROLLER, WORKER)
-        ),
-        *(_cluster_role(n, rules) for n, rules in cluster_roles),
-        *(_cluster_role_binding(n) for n, _ in cluster_roles),
         {
             "apiVersion": "rbac.authorization.k8s.io/v1",
             "kind": "Role",
-            "metadata": _meta(f"{CONTROLLER}-leader-election", NAMESPACE),
+            "metadata": _meta(role, NAMESPACE),
             "rules": LEASE_RULES,
         },
         {
             "apiVersion": "rbac.authorization.k8s.io/v1",
             "kind": "RoleBinding",
-            "metadata": _meta(f"{CONTROLLER}-leader-election", NAMESPACE),
-            "roleRef": {
-                "apiGroup": "rbac.authorization.k8s.io",
-                "kind": "Role",
-                "name": f"{CONTROLLER}-leader-election",
-            },
-            "subjects": [_subject(CONTROLLER)],
+            "metadata": _meta(role, NAMESPACE),
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": role},
+            "subjects": [_subject(name)],
         },
     ]
+
+
+def rbac() -> list[Manifest]:
+    cluster_roles = [(CONTROLLER, CONTROLLER_RULES), (WORKER, WORKER_RULES), (NOTIFIER, NOTIFIER_RULES)]
+    return [
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": _meta(NAMESPACE)},
+        *(
+            {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": _meta(n, NAMESPACE)}
+            for n in (CONTROLLER, WORKER, NOTIFIER)
+        ),
+        *(_cluster_role(n, rules) for n, rules in cluster_roles),
+        *(_cluster_role_binding(n) for n, _ in cluster_roles),
+        _cluster_role(NOTIFIER_SECRETS, NOTIFIER_SECRET_RULES),  # NB: bound per namespace (notifier_secret_access)
+        *_leader_election(CONTROLLER),
+        *_leader_election(NOTIFIER),
+    ]
+
+
+def notifier_secret_access(namespace: str) -> Manifest:
+    """Lets the notifier `get` Secrets in `namespace` (one per namespace whose tasks notify through a Secret):
+    `kubectl create rolebinding foreman-notifier-secrets -n NS --clusterrole foreman-notifier-secrets
+    --serviceaccount foreman-system:foreman-notifier` makes the same."""
+    return {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "RoleBinding",
+        "metadata": _meta(NOTIFIER_SECRETS, namespace),
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": NOTIFIER_SECRETS},
+        "subjects": [_subject(NOTIFIER)],
+    }
 
 
 def _probe(path: str, port: int) -> dict[str, Any]:
@@ -385,6 +458,17 @@ def controller_deployment(image: str = IMAGE) -> Manifest:
     return _deployment(CONTROLLER, 2, _container("controller", args, CONTROLLER_HEALTH_PORT, probes, image))
 
 
+def notifier_deployment(image: str = IMAGE) -> Manifest:
+    args = ["notifier", "--health-port", str(NOTIFIER_HEALTH_PORT), "--lease-namespace", NAMESPACE]
+    probes = {
+        "livenessProbe": _probe("/healthz", NOTIFIER_HEALTH_PORT),
+        "readinessProbe": _probe("/readyz", NOTIFIER_HEALTH_PORT),
+        "env": [{"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}],
+    }
+    # NB: two replicas, as the controller: one delivers (the Lease), the other takes over within a lease period
+    return _deployment(NOTIFIER, 2, _container("notifier", args, NOTIFIER_HEALTH_PORT, probes, image))
+
+
 def worker_daemonset(image: str = IMAGE) -> Manifest:
     args = ["worker", "--node-name", "$(NODE_NAME)", "--health-port", str(WORKER_HEALTH_PORT)]
     probes = {
@@ -417,27 +501,36 @@ def files() -> dict[str, list[Manifest]]:
     return {
         **crds,
         "rbac.yaml": rbac(),
-        "admission.yaml": worker_admission(),
+        "admission.yaml": [*worker_admission(), *notifier_admission()],
         "controller.yaml": [controller_deployment()],
         "worker.yaml": [worker_daemonset()],
+        # NB: the RoleBinding for `default` is the example; one per namespace whose tasks notify through a Secret
+        "notifier.yaml": [notifier_deployment(), notifier_secret_access("default")],
         "dashboard.yaml": dashboard(),  # NB: optional, so not in the kustomization: kubectl apply -f it
         "kustomization.yaml": [
             {
                 "apiVersion": "kustomize.config.k8s.io/v1beta1",
                 "kind": "Kustomization",
-                "resources": [*crds, "rbac.yaml", "admission.yaml", "controller.yaml", "worker.yaml"],
+                "resources": [*crds, "rbac.yaml", "admission.yaml", "controller.yaml", "worker.yaml", "notifier.yaml"],
             }
         ],
     }
 
 
 def install_manifests(
-    *, with_workloads: bool = False, with_dashboard: bool = False, image: str = IMAGE
+    *,
+    with_workloads: bool = False,
+    with_dashboard: bool = False,
+    image: str = IMAGE,
+    notify_namespaces: tuple[str, ...] = (),
 ) -> list[Manifest]:
-    """What `foreman install` applies, in dependency order (the Deployment and DaemonSet, and the read-only
-    dashboard, only on request, running `image`)."""
-    docs = [*all_crds(), *rbac(), *worker_admission()]
-    workloads = [controller_deployment(image), worker_daemonset(image)] if with_workloads else []
+    """What `foreman install` applies, in dependency order (the Deployments and DaemonSet, and the read-only
+    dashboard, only on request, running `image`; the notifier's Secret access in each of `notify_namespaces`)."""
+    access = [notifier_secret_access(namespace) for namespace in notify_namespaces]
+    docs = [*all_crds(), *rbac(), *access, *worker_admission(), *notifier_admission()]
+    workloads = (
+        [controller_deployment(image), worker_daemonset(image), notifier_deployment(image)] if with_workloads else []
+    )
     return [*docs, *workloads, *(dashboard(image) if with_dashboard else [])]
 
 

@@ -21,7 +21,7 @@ from foreman.api.models.queues import DEFAULT_QUEUE
 from foreman.api.models.resources import TERMINAL_PHASES, AgenticTask, FleetNode
 from foreman.api.models.schedules import TaskSchedule
 from foreman.api.state.cron import ScheduleError, parse
-from foreman.cli.render import age, reason_of, sandbox_summary
+from foreman.cli.render import age, delivery_rows, reason_of, sandbox_summary
 from foreman.controller.cache import Cache
 from foreman.controller.waiting import Waiting, line_up
 
@@ -370,6 +370,13 @@ def pull_request_link(task: AgenticTask) -> dict[str, Any] | None:
     return {"url": pull.url, "number": pull.number, "draft": pull.draft}
 
 
+def deliveries(task: AgenticTask) -> list[dict[str, str]]:
+    """The deliveries of the task's result, as `foreman describe` lists them (sink, state, attempts, ...)."""
+    header, *rows = delivery_rows(task)
+    keys = [column.strip().lower().replace(" ", "_") for column in header]
+    return [dict(zip(keys, (cell.strip() for cell in row), strict=True)) for row in rows]
+
+
 def task_view(
     task: AgenticTask | None, transcript_text: str | None, *, actions: bool, line: Waiting | None = None
 ) -> dict[str, Any]:
@@ -393,6 +400,7 @@ def task_view(
         "result": status.result.model_dump(mode="json", by_alias=True) if status.result else None,
         "usage": status.usage.model_dump(mode="json", by_alias=True) if status.usage else None,
         "pullRequest": pull_request_link(task),
+        "deliveries": deliveries(task),
         "transcript": transcript_entries(transcript.parse(transcript_text or "")),
         "hasTranscript": transcript_text is not None,
         "canCancel": actions and task.phase not in TERMINAL_PHASES and not task.spec.cancel,

@@ -116,6 +116,18 @@ async def wait_for(
         await asyncio.sleep(0.02)
 
 
+async def until(fetch: Callable[[], Any], predicate: Callable[[Any], bool], timeout: float = 10) -> Any:
+    """Poll `fetch` until its value satisfies `predicate`; return that value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = await fetch()
+        if predicate(value):
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"never true; last value: {value}")
+        await asyncio.sleep(0.02)
+
+
 def phase_is(phase: str) -> Callable[[AgenticTask], bool]:
     return lambda task: task.phase == phase
 

@@ -7,7 +7,6 @@ these tests jump by hours); tasks are finished by writing their status as a work
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -25,7 +24,7 @@ from foreman.api.tooling.sdk import AlreadyTriggered, ForemanClient, NotOurs
 from foreman.controller.loop import Controller
 from tests.clock import Clock
 from tests.clusters import Cluster
-from tests.integration.helpers import events, foreman_cli, running_controller, running_worker
+from tests.integration.helpers import events, foreman_cli, running_controller, running_worker, until
 
 ROOT = Path(__file__).parents[2]
 TEN_MINUTES = "*/10 * * * *"
@@ -49,17 +48,6 @@ def schedule_body(name: str, namespace: str, expression: str = TEN_MINUTES, **sp
 async def move(controller: Controller, clock: Clock, moment: datetime) -> None:
     clock.now = moment
     controller.schedules.wake()
-
-
-async def until(fetch: Callable[[], Any], predicate: Callable[[Any], bool], timeout: float = 10) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = await fetch()
-        if predicate(value):
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"never true; last value: {value}")
-        await asyncio.sleep(0.02)
 
 
 def schedule_of(kube: Kube, namespace: str, name: str) -> Callable[[], Any]:

@@ -178,14 +178,14 @@ async def test_cli_submit_takes_a_folder_like_kubectl_apply(kube: Kube, namespac
     assert out.splitlines() == ["agentictask/a created", "agentictask/b created"]
 
 
-@pytest.mark.parametrize("daemon", ["controller", "worker"])
+@pytest.mark.parametrize("daemon", ["controller", "worker", "notifier"])
 async def test_a_busy_health_port_is_one_line_naming_the_port_and_flag(cluster: Cluster, daemon: str) -> None:
     with socket.socket() as taken:
         taken.bind(("0.0.0.0", 0))
         taken.listen()
         port = taken.getsockname()[1]
         code, _, err = await foreman_cli(cluster, daemon, "--health-port", str(port), "--no-leader-elect"
-                                         if daemon == "controller" else "--node-name=busy-port")  # fmt: skip
+                                         if daemon != "worker" else "--node-name=busy-port")  # fmt: skip
     assert code == 2
     assert err.startswith(f"error: --health-port {port}: ")
     assert "in use" in err

@@ -276,6 +276,11 @@ function renderTask(body, context) {
             ["labels", Object.entries(body.labels).map(([k, v]) => `${k}=${v}`).join(", ") || null]]),
         h("h3", {}, "Timeline"), timeline,
         h("h3", {}, "Result envelope"), h("pre", { class: "envelope" }, body.result ? JSON.stringify(body.result, null, 2) : "none yet"),
+        h("h3", {}, "Deliveries"), body.deliveries.length
+          ? h("table", {}, h("thead", {}, h("tr", {}, ["sink", "state", "attempts", "delivered", "last error"].map((c) => h("th", {}, c)))),
+              h("tbody", {}, body.deliveries.map((d) => h("tr", {}, h("td", {}, d.sink), h("td", {}, d.state), h("td", {}, d.attempts),
+                h("td", { class: "nowrap" }, d.delivered.replace("T", " ")), h("td", {}, d.last_error)))))
+          : h("p", { class: "empty" }, "none (no notify list)"),
         h("h3", {}, "Usage"), body.usage
           ? kv([["tokens", `${body.usage.promptTokens} in, ${body.usage.completionTokens} out (${body.usage.totalTokens})${body.usage.estimated ? " estimated" : ""}`],
                 ["turns", body.usage.turns], ["tool calls", body.usage.toolCalls], ["model", body.usage.model]], "usage")

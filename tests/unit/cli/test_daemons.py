@@ -90,6 +90,6 @@ def test_manifests_run_the_image_given_everywhere_a_container_is() -> None:
     result = CliRunner().invoke(app, ["manifests", "--with-workloads", "--with-dashboard", "--image", "reg.local/f:1"])
     assert result.exit_code == 0, result.output
     images = [line.split()[-1] for line in result.output.splitlines() if line.strip().startswith("image:")]
-    assert images == ["reg.local/f:1"] * 3
+    assert images == ["reg.local/f:1"] * 4  # controller, worker, notifier, dashboard
     shipped = CliRunner().invoke(app, ["manifests", "--with-workloads"]).output
     assert f"image: {manifests.IMAGE}" in shipped

@@ -225,6 +225,7 @@ def test_the_task_page_has_the_timeline_envelope_usage_and_transcript() -> None:
     assert page["transcript"][-1]["text"] == "https://gitea.example/team/calc/pulls/3"
     assert page["pullRequest"] == {"url": "https://gitea.example/team/calc/pulls/3", "number": 3, "draft": False}
     assert page["hasTranscript"]
+    assert page["deliveries"] == []  # no notify list
     assert not page["canCancel"]  # finished: nothing to cancel
     assert "kind: verify" in page["spec"]
     assert views.task_view(task("t"), None, actions=True)["canCancel"]
@@ -328,3 +329,17 @@ def test_the_in_cluster_dashboard_is_optional_and_only_reads() -> None:
     printed = CliRunner().invoke(app, ["manifests", "--with-dashboard"])
     assert printed.exit_code == 0
     assert "kind: Deployment\nmetadata:\n  name: foreman-dashboard" in printed.output
+
+
+def test_the_task_page_lists_each_delivery_as_describe_does() -> None:
+    notify = [{"log": {}}, {"cloudevents": {"url": "https://example.com/in"}}]
+    recorded = [{"index": 0, "sink": "log", "state": "Delivered", "id": "u-0-0", "attempts": 1,
+                 "deliveredAt": "2026-12-01T12:00:00Z"}]  # fmt: skip
+    done = task("t", phase="Succeeded", spec={"kind": "verify", "notify": notify},
+                status={"finishedAt": "2026-12-01T11:59:55Z", "deliveries": recorded})  # fmt: skip
+    assert [
+        (d["sink"], d["state"], d["delivered"]) for d in views.task_view(done, None, actions=False)["deliveries"]
+    ] == [
+        ("0:log", "Delivered", "2026-12-01T12:00:00+00:00"),
+        ("1:cloudevents", "due", "-"),
+    ]

@@ -14,7 +14,7 @@ from foreman.api.models.resources import AgenticTask, FleetNode
 from foreman.api.tooling.sdk import DependencyCycleError, MissingDependencyError, creation_order
 from foreman.cli.errors import UserError, one_line
 from foreman.cli.main import app
-from foreman.cli.render import clean_up, nodes_table, task_rows
+from foreman.cli.render import clean_up, delivery_rows, nodes_table, table, task_rows
 from foreman.cli.tasks import load_tasks
 from foreman.cli.terminal import CONTROLS, visible
 from tests.factories import node, task
@@ -184,3 +184,16 @@ def test_nothing_visible_carries_a_control_code(text: str) -> None:
     assert "\n" not in visible(text, one_line=True)
     assert visible("plain\ttext\nnext line") == "plain\ttext\nnext line"
     assert visible("\x1b[2J") == "\\x1b[2J"
+
+
+def test_describe_lists_each_delivery_recorded_and_due() -> None:
+    notify = [{"log": {}}, {"cloudevents": {"url": "https://example.com/in"}}, {"on": ["Failed"], "log": {}}]
+    recorded = [{"index": 0, "sink": "log", "state": "Pending", "id": "u-0-0", "attempts": 2,
+                 "lastError": "HTTP 503: busy\n\x1b[2J", "nextAttemptAt": "2026-01-01T00:01:00Z"}]  # fmt: skip
+    done = task("c", phase="Succeeded", notify=notify, deliveries=recorded, finishedAt="2026-01-01T00:00:00Z")
+    rows = delivery_rows(done)
+    assert rows[1:] == [
+        ("  0:log", "Pending", "2", "-", "2026-01-01T00:01:00+00:00", "u-0-0", "HTTP 503: busy\n\x1b[2J"),
+        ("  1:cloudevents", "due", "0", "-", "now", "-", "-"),
+    ]
+    assert "\\x1b[2J" in table(rows)  # the receiver's words, made visible

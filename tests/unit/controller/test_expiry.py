@@ -5,6 +5,7 @@ from datetime import timedelta
 from hypothesis import given
 from hypothesis import strategies as st
 
+from foreman.api.models.agents import AgentSpec
 from foreman.controller.expiry import Expire, ExpireAt, Needed, TimeToLive, expires_at, expiry
 from tests.factories import T0, task
 
@@ -71,3 +72,24 @@ def test_never_deleted_early_unfinished_or_needed_and_always_once_due(
         assert decision.by
     else:
         assert decision == Expire()
+
+
+def test_a_task_is_kept_past_its_time_while_a_delivery_is_outstanding_up_to_the_grace() -> None:
+    notify = [{"log": {}}, {"on": ["Failed"], "log": {}}]  # the second does not fire for a success
+    due = task("due", phase="Succeeded", finishedAt=T0, notify=notify)
+    grace = T0 + HOUR + DEFAULTS.delivery_grace
+    assert expiry(due, [], T0 + HOUR, DEFAULTS) == ExpireAt(grace)  # none recorded yet
+    pending = [{"index": 0, "sink": "log", "state": "Pending", "id": "x", "attempts": 3}]
+    assert expiry(task("p", phase="Succeeded", finishedAt=T0, notify=notify, deliveries=pending), [], T0 + HOUR,
+                  DEFAULTS) == ExpireAt(grace)  # fmt: skip
+    assert expiry(due, [], grace, DEFAULTS) == Expire()  # the grace is a cap
+    delivered = [{**pending[0], "state": "Delivered"}]
+    done = task("d", phase="Succeeded", finishedAt=T0, notify=notify, deliveries=delivered)
+    assert expiry(done, [], T0 + HOUR, DEFAULTS) == Expire()
+
+
+def test_the_agents_notify_list_keeps_its_tasks_too() -> None:
+    agent = AgentSpec.model_validate({"notify": [{"log": {}}]})
+    mine = task("mine", phase="Failed", finishedAt=T0, agentRef="reviewer")
+    assert expiry(mine, [], T0 + 24 * HOUR, DEFAULTS, agent=agent) == ExpireAt(T0 + 24 * HOUR + HOUR)
+    assert expiry(mine, [], T0 + 24 * HOUR, DEFAULTS) == Expire()

@@ -14,6 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from foreman.controller.metrics import ControllerMetrics
 from foreman.controller.outcomes import Outcome
 from foreman.controller.readings import Readings
+from foreman.notifier.metrics import NotifierMetrics
 
 MONITORING = Path(__file__).parents[3] / "manifests" / "monitoring"
 RULES = yaml.safe_load((MONITORING / "prometheusrule.yaml").read_text())
@@ -24,7 +25,8 @@ MATCHERS = re.compile(r"([a-zA-Z_]\w*)\s*(?:=~|!~|!=|=)\s*\"")
 
 
 def exported() -> dict[str, set[str]]:
-    """Every series name a controller serves, with its label names: one of each metric filled in and scraped."""
+    """Every series name a controller (and a notifier) serves, with its label names: one of each metric filled in
+    and scraped."""
     metrics = ControllerMetrics()
     metrics.record(Outcome("ns", "q", "review", "GO", "Succeeded", 1.0, 1.0, prompt_tokens=1, completion_tokens=1))
     metrics.tasks.labels("Pending").set(1)
@@ -33,8 +35,12 @@ def exported() -> dict[str, set[str]]:
     metrics.time_to_place.observe(1)
     readings = Readings({"q": 1}, {"q": 1}, {("n", "Ready"): 1.0}, {"ns": 1})
     metrics.read_at_scrape(lambda: readings)
+    notifier = NotifierMetrics()
+    notifier.deliveries.labels("webhook", "failed").inc()
+    notifier.latency.labels("webhook").observe(0.1)
     series: dict[str, set[str]] = {}
-    for family in text_string_to_metric_families(generate_latest(metrics.registry).decode()):
+    scraped = generate_latest(metrics.registry).decode() + generate_latest(notifier.registry).decode()
+    for family in text_string_to_metric_families(scraped):
         for sample in family.samples:
             series.setdefault(sample.name, set()).update(sample.labels)
     return series
@@ -61,7 +67,7 @@ def test_the_rule_is_a_prometheus_rule_with_an_alert_per_concern() -> None:
     assert (RULES["apiVersion"], RULES["kind"]) == ("monitoring.coreos.com/v1", "PrometheusRule")
     rules = [rule for group in RULES["spec"]["groups"] for rule in group["rules"]]
     assert {rule["alert"] for rule in rules} >= {
-        "ForemanQueueStarving", "ForemanNodeHeartbeatStale", "ForemanTaskPastTimeout",
+        "ForemanQueueStarving", "ForemanNodeHeartbeatStale", "ForemanTaskPastTimeout", "ForemanDeliveriesFailing",
     }  # fmt: skip
     for rule in rules:
         assert re.fullmatch(r"\d+[smh]", rule["for"])

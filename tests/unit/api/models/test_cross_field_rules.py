@@ -19,13 +19,15 @@ from foreman.api.http.features import (
 )
 from foreman.api.models.agents import Agent
 from foreman.api.models.base import STORED, Model
+from foreman.api.models.notify import CloudEventsSink, NotifyEntry, WebhookSink
 from foreman.api.models.resources import AgenticTask, AgenticTaskSpec, FleetNode
 from foreman.api.models.schedules import TaskSchedule, TaskScheduleSpec
 from foreman.api.tooling.crd import all_crds
-from foreman.api.tooling.manifests import install_manifests, worker_admission
+from foreman.api.tooling.manifests import install_manifests, notifier_admission, worker_admission
 from tests.malformed import ACCEPTED, REFUSED, Refused
 
 MODELS: dict[str, type[Model]] = {"AgenticTask": AgenticTask, "TaskSchedule": TaskSchedule}
+SINK_MODELS = (NotifyEntry, WebhookSink, CloudEventsSink)
 
 
 @pytest.mark.parametrize("case", REFUSED, ids=lambda c: c.id)
@@ -48,7 +50,7 @@ def test_the_model_takes_objects_right_at_the_bounds(case: Refused) -> None:
 
 
 def test_every_rule_has_a_refused_case() -> None:
-    rules = [rule for model in (AgenticTask, AgenticTaskSpec, TaskScheduleSpec) for rule in model.rules]
+    rules = [rule for model in (AgenticTask, AgenticTaskSpec, TaskScheduleSpec, *SINK_MODELS) for rule in model.rules]
     assert {rule.message for rule in rules} == {case.message for case in REFUSED}
     assert FleetNode.rules == Agent.rules == ()
 
@@ -70,7 +72,11 @@ def test_the_crds_carry_each_rule_as_cel_on_its_models_node() -> None:
     assert task["properties"]["spec"]["x-kubernetes-validations"] == spec_rules
     template = schedule["properties"]["spec"]["properties"]["taskTemplate"]["properties"]["spec"]
     assert template["x-kubernetes-validations"] == spec_rules  # a schedule's template is checked as a task's spec
-    assert _validations(crds["FleetNode"]) == _validations(crds["Agent"]) == []
+    notify = task["properties"]["spec"]["properties"]["notify"]["items"]
+    sink_rules = [{"rule": rule.cel, "message": rule.message} for model in SINK_MODELS for rule in model.rules]
+    assert _validations(notify) == sink_rules  # each sink's entry node carries its rule
+    assert _validations(crds["Agent"]["properties"]["spec"]["properties"]["notify"]) == sink_rules
+    assert _validations(crds["FleetNode"]) == []
 
 
 def _selectable(manifests: list[Any]) -> list[Any]:
@@ -81,7 +87,7 @@ def _selectable(manifests: list[Any]) -> list[Any]:
 def test_older_servers_get_what_they_take_of_the_manifests() -> None:
     manifests = install_manifests()
     kinds = [m["kind"] for m in manifests]
-    policies = len(worker_admission())
+    policies = len(worker_admission()) + len(notifier_admission())
     assert kinds[-policies:] == ["ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"] * (policies // 2)
     assert _selectable(manifests) == [
         [{"jsonPath": ".status.assignedNode"}, {"jsonPath": ".status.phase"}],

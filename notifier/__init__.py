@@ -1,0 +1,1 @@
+"""`foreman notifier`: delivers finished tasks' results (webhooks, CloudEvents, chat, log), at least once."""
