@@ -446,27 +446,25 @@ TTL_AFTER_FAILURE = 7 * 24 * 3600
 whose result has been read by then; a week for a failure, which someone may look at after a weekend."""
 
 
-def controller_deployment(image: str = IMAGE) -> Manifest:
-    args = ["controller", "--health-port", str(CONTROLLER_HEALTH_PORT), "--lease-namespace", NAMESPACE]
-    args += ["--ttl-after-success", str(TTL_AFTER_SUCCESS), "--ttl-after-failure", str(TTL_AFTER_FAILURE)]
+def _leading_deployment(name: str, args: list[str], port: int, image: str) -> Manifest:
+    """A daemon that works while it holds its Lease: two replicas, one leads, the other takes over within a lease
+    period (the controller, the notifier)."""
     probes = {
-        "livenessProbe": _probe("/healthz", CONTROLLER_HEALTH_PORT),
-        "readinessProbe": _probe("/readyz", CONTROLLER_HEALTH_PORT),
+        "livenessProbe": _probe("/healthz", port),
+        "readinessProbe": _probe("/readyz", port),
         "env": [{"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}],
     }
-    # NB: two replicas: one leads through the Lease; the other takes over within one lease period
-    return _deployment(CONTROLLER, 2, _container("controller", args, CONTROLLER_HEALTH_PORT, probes, image))
+    command = [*args, "--health-port", str(port), "--lease-namespace", NAMESPACE]
+    return _deployment(name, 2, _container(args[0], command, port, probes, image))
+
+
+def controller_deployment(image: str = IMAGE) -> Manifest:
+    ttl = ["--ttl-after-success", str(TTL_AFTER_SUCCESS), "--ttl-after-failure", str(TTL_AFTER_FAILURE)]
+    return _leading_deployment(CONTROLLER, ["controller", *ttl], CONTROLLER_HEALTH_PORT, image)
 
 
 def notifier_deployment(image: str = IMAGE) -> Manifest:
-    args = ["notifier", "--health-port", str(NOTIFIER_HEALTH_PORT), "--lease-namespace", NAMESPACE]
-    probes = {
-        "livenessProbe": _probe("/healthz", NOTIFIER_HEALTH_PORT),
-        "readinessProbe": _probe("/readyz", NOTIFIER_HEALTH_PORT),
-        "env": [{"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}],
-    }
-    # NB: two replicas, as the controller: one delivers (the Lease), the other takes over within a lease period
-    return _deployment(NOTIFIER, 2, _container("notifier", args, NOTIFIER_HEALTH_PORT, probes, image))
+    return _leading_deployment(NOTIFIER, ["notifier"], NOTIFIER_HEALTH_PORT, image)
 
 
 def worker_daemonset(image: str = IMAGE) -> Manifest:
