@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import context
+import deliveries
 import fairness
 import fleet
 import footprint
@@ -629,10 +630,11 @@ SECTIONS = (
     "latency",
     "throughput",
     "throughput-10k",
+    "deliveries",
     "footprint",
 )
 """`python bench/run.py [SECTION ...]` runs only those (all by default; `make bench` runs all)."""
-APISERVER_SECTIONS = {"agents", "latency", "throughput", "throughput-10k", "footprint"}
+APISERVER_SECTIONS = {"agents", "latency", "throughput", "throughput-10k", "deliveries", "footprint"}
 ASSUMED_WRITES_PER_TASK = 4.0
 """The ceiling's writes per task when the latency section (which counts them in the audit log) is not run."""
 
@@ -659,6 +661,17 @@ def releases(asked: str | None) -> list[str]:
         return [resolve_release(release) for release in asked.split(",")]
     floor = [FLOOR_RELEASE] if is_built(FLOOR_RELEASE) else []
     return [current_release(), *floor]
+
+
+async def delivery_rate(cluster: LocalCluster, admin: Kube) -> None:
+    """The notifier delivering 1,000 finished tasks' results to a real, verifying webhook receiver
+    (bench/deliveries.py), and the apiserver writes it adds per task (the audit log)."""
+    figures = await deliveries.rounds(cluster, admin)
+    report["deliveries"] = figures
+    for name, round_figures in figures.items():
+        say(f"deliveries, {name}: {json.dumps(round_figures)}")
+        target(f"status writes per delivered task, {name}", round_figures["status_writes_per_task"], 1.0)
+    target("deliveries with a bad signature", figures["one-sink"]["bad_signatures"], 0)
 
 
 async def against_the_apiserver(cluster: LocalCluster, sections: set[str], logs: Path) -> None:
@@ -689,6 +702,8 @@ async def against_the_apiserver(cluster: LocalCluster, sections: set[str], logs:
             if "throughput-10k" in sections:
                 await throughput_at_scale(admin, cluster, controller)
             await system.close()
+        if "deliveries" in sections:
+            await delivery_rate(cluster, admin)
         if "footprint" in sections:
             # NB: last, and alone on the apiserver: its controller is a process of its own, measured from outside
             await footprint.footprint(cluster, admin, logs)
