@@ -78,3 +78,19 @@ def choose_accelerator(system: str, machine: str, cuda: Gpus | None, rocm: Gpus 
     if system == "Darwin" and machine == "arm64":
         return "metal", 1
     return "cpu", 0
+
+
+UNIFIED_GPU_SHARE = 0.75
+"""Of an Apple Silicon Mac's memory, what its GPU may wire for model weights by default (macOS caps it near 3/4)."""
+
+
+def model_memory(accelerator: Accelerator, cuda: Gpus | None, rocm: Gpus | None, total_ram_gb: float) -> float | None:
+    """Memory the inference server loads models into, in GB: the GPUs' VRAM, a Mac's GPU share of its unified memory,
+    a CPU node's RAM (none: not known)."""
+    if accelerator == "cuda" and cuda:
+        return cuda.memory_gb
+    if accelerator == "rocm" and rocm:
+        return rocm.memory_gb
+    if accelerator == "metal":
+        return round(total_ram_gb * UNIFIED_GPU_SHARE, 1) if total_ram_gb else None
+    return round(total_ram_gb, 1) if accelerator == "cpu" and total_ram_gb else None

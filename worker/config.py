@@ -22,6 +22,8 @@ class CapabilityOverrides(Model):
     accelerator_count: int | None = Field(default=None, ge=0)
     total_ramgb: float | None = Field(default=None, ge=0)
     available_ramgb: float | None = Field(default=None, ge=0)
+    model_memory_gb: float | None = Field(default=None, ge=0)
+    """Memory the model server loads weights into (GB; detected: VRAM, 3/4 of a Mac's memory, a CPU node's RAM)."""
 
 
 class WorkerConfig(Model):

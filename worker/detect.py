@@ -13,6 +13,7 @@ from foreman.api.models.resources import NodeCapability
 from foreman.worker.capability import (
     Memory,
     choose_accelerator,
+    model_memory,
     parse_macos_memory,
     parse_meminfo,
     parse_nvidia_smi,
@@ -56,14 +57,16 @@ async def detect(config: WorkerConfig) -> NodeCapability:
         run_tool("rocm-smi", "--showmeminfo", "vram", "--json"),
         memory(),
     )
-    accelerator, count = choose_accelerator(
-        platform.system(), platform.machine(), parse_nvidia_smi(nvidia or ""), parse_rocm_smi(rocm or "")
-    )
+    cuda, amd = parse_nvidia_smi(nvidia or ""), parse_rocm_smi(rocm or "")
+    accelerator, count = choose_accelerator(platform.system(), platform.machine(), cuda, amd)
+    kind = config.overrides.accelerator or accelerator
+    ram = config.overrides.total_ramgb or mem.total_gb
     detected = NodeCapability(
         accelerator=accelerator,
         accelerator_count=count,
         total_ramgb=mem.total_gb,
         available_ramgb=mem.available_gb,
+        model_memory_gb=model_memory(kind, cuda, amd, ram),
         max_context_tokens=config.max_context_tokens,
         installed_models=config.installed_models,
     )

@@ -35,6 +35,9 @@ class Detail:
 
     context_tokens: int | None = None
     loaded: bool | None = None
+    size_gb: float | None = None
+    """The model's weights (Ollama's `size`): what placement fits into a node's model memory, and estimates the
+    load time from (controller/warmth.py)."""
 
 
 @dataclass(frozen=True)
@@ -78,6 +81,16 @@ def ollama_context(body: Any) -> int | None:
     return next((_int(value) for key, value in info.items() if key.endswith(".context_length")), None)
 
 
+def ollama_sizes(body: Any) -> dict[str, float]:
+    """Ollama's `/api/tags`: `models[].size`, bytes on disk, as GB."""
+    models = body.get("models") if isinstance(body, dict) else None
+    return {
+        m["name"]: round(size / 1e9, 2)
+        for m in models or []
+        if isinstance(m, dict) and isinstance(m.get("name"), str) and (size := _int(m.get("size")))
+    }
+
+
 def ollama_names(body: Any) -> list[str]:
     """Ollama's `/api/tags` and `/api/ps`: `models[].name`."""
     models = body.get("models") if isinstance(body, dict) else None
@@ -114,6 +127,7 @@ def offers(
             aliases=sorted(by_target.get(name, [])),
             context_tokens=detail.context_tokens,
             loaded=detail.loaded,
+            size_gb=detail.size_gb,
             tokens_per_second=round(speeds[name], 2) if name in speeds else None,
         )
         for name, detail in sorted(names.items())
@@ -173,11 +187,12 @@ class InferenceProbe:
                 details[name] = replace(details[name], context_tokens=details[name].context_tokens or context)
         if (tags := await _maybe(session, "GET", f"{self.root}/api/tags")) is not None:
             loaded = set(ollama_names(await _maybe(session, "GET", f"{self.root}/api/ps")))
+            sizes = ollama_sizes(tags)
             for name in ollama_names(tags):
                 if name in details:
                     shown = await _maybe(session, "POST", f"{self.root}/api/show", {"model": name})
                     context_tokens = details[name].context_tokens or ollama_context(shown)
-                    details[name] = Detail(context_tokens, name in loaded)
+                    details[name] = Detail(context_tokens, name in loaded, sizes.get(name))
         for name, detail in lmstudio_models(await _maybe(session, "GET", f"{self.root}/api/v0/models")).items():
             if name in details:
                 details[name] = Detail(details[name].context_tokens or detail.context_tokens, detail.loaded)

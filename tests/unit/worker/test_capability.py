@@ -4,6 +4,7 @@ from foreman.worker.capability import (
     Gpus,
     Memory,
     choose_accelerator,
+    model_memory,
     parse_macos_memory,
     parse_meminfo,
     parse_nvidia_smi,
@@ -40,3 +41,12 @@ def test_accelerator_choice() -> None:
     assert choose_accelerator("Darwin", "arm64", None, None) == ("metal", 1)
     assert choose_accelerator("Darwin", "x86_64", None, None) == ("cpu", 0)
     assert choose_accelerator("Linux", "aarch64", None, None) == ("cpu", 0)
+
+
+def test_model_memory_is_vram_a_macs_gpu_share_or_a_cpu_nodes_ram() -> None:
+    assert model_memory("cuda", Gpus(2, 160), None, 512) == 160
+    assert model_memory("rocm", None, Gpus(1, 64), 128) == 64
+    assert model_memory("metal", None, None, 64) == 48  # macOS lets the GPU wire about 3/4
+    assert model_memory("cpu", None, None, 31.4) == 31.4
+    assert model_memory("cuda", None, None, 64) is None  # said to be cuda, but no nvidia-smi: not known
+    assert model_memory("cpu", None, None, 0) is None

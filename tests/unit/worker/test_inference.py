@@ -15,6 +15,7 @@ from foreman.worker.inference import (
     offers,
     ollama_context,
     ollama_names,
+    ollama_sizes,
 )
 
 VLLM_MODELS = {
@@ -99,3 +100,12 @@ async def test_the_probe_against_a_server_that_comes_and_goes() -> None:
         url = llm.base_url
     state = await InferenceProbe(url).check()
     assert (state.ready, state.reason) == (False, "EndpointUnreachable")
+
+
+def test_ollama_sizes_become_the_offers_size() -> None:
+    assert ollama_sizes(OLLAMA_TAGS) == {"qwen2.5-coder:7b": 4.68}  # no size listed: not guessed
+    assert ollama_sizes({"models": [{"name": "x", "size": "big"}, {"name": "y", "size": True}, "z"]}) == {}
+    (offer,) = offers({"qwen2.5-coder:7b": Detail(32768, False, 4.68)}, aliases={}, speeds={})
+    assert (offer.size_gb, offer.load_seconds) == (4.68, None)  # the controller estimates the load from the size
+    (unknown,) = offers({"m": Detail()}, aliases={}, speeds={})
+    assert (unknown.size_gb, unknown.load_seconds) == (None, None)
