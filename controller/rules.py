@@ -87,7 +87,10 @@ def dependency_state(task: AgenticTask, siblings: Mapping[str, AgenticTask]) -> 
         elif upstream.phase not in TERMINAL_PHASES:
             waiting.append(name)
     if missing:
-        return Blocked(reasons.DEPENDENCY_NOT_FOUND, "waiting for tasks that do not exist: " + ", ".join(missing))
+        # NB: the hint is for a half-applied graph: one document refused at create leaves its dependants here
+        hint = " (if creating them failed, fix and apply them again; delete this task to give up)"
+        message = "waiting for tasks that do not exist: " + ", ".join(missing) + hint
+        return Blocked(reasons.DEPENDENCY_NOT_FOUND, message)
     if waiting:
         return Blocked(reasons.WAITING_FOR_DEPENDENCIES, "waiting for " + ", ".join(waiting))
     return Placeable()

@@ -9,6 +9,8 @@ from foreman.api.state import status
 from foreman.controller.rules import Backoff, Blocked, Fail, Placeable, cycle_through, decide
 from tests.factories import T0, task
 
+HINT = " (if creating them failed, fix and apply them again; delete this task to give up)"
+
 
 def siblings(*tasks: AgenticTask) -> dict[str, AgenticTask]:
     return {t.name: t for t in tasks}
@@ -31,7 +33,7 @@ def siblings(*tasks: AgenticTask) -> dict[str, AgenticTask]:
         (task("up", phase="Failed", failureReason="Timeout"), Fail("UpstreamFailed", "upstream up failed (Timeout)")),
         (task("up", phase="Running"), Blocked("WaitingForDependencies", "waiting for up")),
         (task("up", phase="Pending"), Blocked("WaitingForDependencies", "waiting for up")),
-        (None, Blocked("DependencyNotFound", "waiting for tasks that do not exist: up")),
+        (None, Blocked("DependencyNotFound", "waiting for tasks that do not exist: up" + HINT)),
     ],
 )
 def test_dependency_table(upstream: AgenticTask | None, expected: object) -> None:
@@ -97,7 +99,7 @@ def test_a_failed_task_is_no_longer_blocked() -> None:
         "type": "Blocked",
         "status": "True",
         "reason": "DependencyNotFound",
-        "message": "waiting for tasks that do not exist: b",
+        "message": "waiting for tasks that do not exist: b" + HINT,
         "lastTransitionTime": T0,
     }
     waiting = task("a", dependsOn=["b"], conditions=[blocked])
