@@ -12,6 +12,7 @@ from typing import ClassVar, Literal
 from pydantic import Field
 
 from foreman.api.models.base import Model
+from foreman.api.models.escalation import Ladder
 from foreman.api.models.gates import DEFAULT_MAX_FIX_ROUNDS, MAX_FIX_ROUNDS, Gates
 from foreman.api.models.pullrequests import PullRequestPolicy
 from foreman.api.models.resources import Resource
@@ -61,6 +62,9 @@ class AgentSpec(Model):
     max_fix_rounds: int = Field(default=DEFAULT_MAX_FIX_ROUNDS, ge=0, le=MAX_FIX_ROUNDS)
     """Times a failing gate's output goes back to the model to fix, before the verdict is GATE-FAIL (also bounded by
     maxTurns)."""
+    escalation: Ladder = Field(default_factory=list)
+    """Models from small to large: on NoToolCall, MaxTurnsExceeded, ContextExceeded or GATE-FAIL the task goes back
+    to Pending for the next one (not counted against its retries); the last one's outcome is the task's."""
 
     @property
     def runs_commands(self) -> bool:
