@@ -9,6 +9,7 @@ from typing import Any
 from foreman.api.http.kube import Kube
 from foreman.api.tooling.scripted_llm import ScriptedLLM, Turn
 from foreman.worker.executors.agent import AgentExecutor
+from tests.clusters import Cluster
 from tests.integration.helpers import make_task, running_controller, running_worker, wait_for
 from tests.integration.test_agent import agent_settings, finished, make_agent
 from tests.integration.test_gates import UNITTEST, submit
@@ -21,7 +22,7 @@ def first_message(request: dict[str, Any]) -> str:
 
 
 async def test_a_small_model_without_a_tool_call_escalates_to_the_next_model_on_the_node_that_serves_it(
-    kube: Kube, namespace: str, tmp_path: Path
+    kube: Kube, namespace: str, cluster: Cluster, tmp_path: Path
 ) -> None:
     chatty = ScriptedLLM(lambda request: Turn(content="I think it is fine."), model="small")
     able = ScriptedLLM(lambda request: submit("done by the large model"), model="large")
