@@ -38,12 +38,13 @@ def attempt_lines(task: AgenticTask) -> list[str]:
     """`foreman describe`: every attempt (claim) of the task, its outcome, usage and transcript."""
     if not task.status.attempt_history:
         return ["Attempts:     -"]
-    rows = [("  #", "NODE", "STARTED", "FINISHED", "OUTCOME", "VERDICT", "TOKENS", "TURNS", "TRANSCRIPT")]
+    rows = [("  #", "NODE", "MODEL", "STARTED", "FINISHED", "OUTCOME", "VERDICT", "TOKENS", "TURNS", "TRANSCRIPT")]
     for attempt in task.status.attempt_history:
         usage = attempt.usage
         tokens, turns = (str(usage.total_tokens), str(usage.turns)) if usage else ("-", "-")
         rows.append((
-            f"  {attempt.number}", attempt.node or "-", age(attempt.started_at), age(attempt.finished_at),
+            f"  {attempt.number}", attempt.node or "-", attempt.model or "-", age(attempt.started_at),
+            age(attempt.finished_at),
             attempt.outcome or ("Running" if attempt.finished_at is None else "-"), attempt.verdict or "-",
             tokens, turns, attempt.transcript_ref or "-",
         ))  # fmt: skip

@@ -106,7 +106,10 @@ class TaskRunner:
             started = time.monotonic()
             outcome = await self.execute(execution)
             self.metrics.duration.observe(time.monotonic() - started)
-            await self.finish(execution.task, outcome)
+            if step := rules.escalation_for(execution.task, outcome):
+                bound.info("escalating", to_model=step.escalation.model, reason=step.reason)
+            if await self.finish(execution.task, outcome) and step:
+                self.metrics.agent_escalations.labels(step.from_model, step.escalation.model, step.reason).inc()
             verdict = outcome.envelope.verdict if outcome.envelope else None
             self.metrics.tasks_run.labels(verdict or "", outcome.reason or "").inc()
             bound.info("finished", reason=outcome.reason, verdict=verdict)
@@ -180,7 +183,10 @@ class TaskRunner:
             upstreams=upstreams,
         )
         outcome = await self._outcome(execution, executor, context)
-        ran = dataclasses.replace(outcome, usage=execution.usage, transcript_ref=execution.transcript_ref)
+        ran = dataclasses.replace(
+            outcome, usage=execution.usage, transcript_ref=execution.transcript_ref, model=task.model_with(agent),
+            ladder=tuple(task.escalation_with(agent)),
+        )  # fmt: skip
         return rules.gates_unmet(task.gates_with(agent), ran)
 
     async def upstreams(self, task: AgenticTask) -> dict[str, ResultEnvelope | None]:
@@ -232,7 +238,7 @@ class TaskRunner:
         except ApiError as error:
             self.log.warning("transcript not written", task=task.name, error=str(error))
 
-    async def finish(self, claimed: AgenticTask, outcome: Outcome) -> None:
+    async def finish(self, claimed: AgenticTask, outcome: Outcome) -> AgenticTask | None:
         """Write the terminal status, optimistically (concurrent edits survive: see `_finish_once`).
 
         NB: the work is done; losing its result to an API outage would leave the task Running on a live node for
@@ -248,7 +254,7 @@ class TaskRunner:
                 # NB: refused for good (a result too large for etcd, one the schema rejects): retrying changes nothing
                 self.log.error("result refused by the apiserver", task=claimed.name, error=str(error))
                 await self.give_up(claimed, f"the apiserver refused the result: {error}")
-                return
+                return None
             except RETRYABLE as error:
                 self.log.warning("result not written yet, retrying", task=claimed.name, error=str(error))
                 await self.retries.backoff(key)
@@ -259,6 +265,7 @@ class TaskRunner:
             message = said.message if said is not None else outcome.message
             await self.kube.emit_event(written, reason=outcome.reason, message=message, component=COMPONENT,
                                        type="Warning")  # fmt: skip
+        return written
 
     async def _finish_once(self, claimed: AgenticTask, outcome: Outcome) -> AgenticTask | None:
         """Optimistic: written first with the claim's resourceVersion, since nothing but its worker usually writes a

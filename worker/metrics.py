@@ -51,6 +51,13 @@ class WorkerMetrics:
             "foreman_agent_tool_calls_total", "Tool calls, by tool and outcome (ok or error)", ["tool", "outcome"],
             registry=self.registry,
         )  # fmt: skip
+        self.agent_escalations = Counter(
+            "foreman_agent_escalations_total",
+            "Agent tasks sent to the next model of their escalation ladder, by the model that failed, the next one and"
+            " why (NoToolCall, MaxTurnsExceeded, ContextExceeded, GateFailed)",
+            ["from_model", "to_model", "reason"],
+            registry=self.registry,
+        )
         self.agent_generation_speed = Histogram(
             "foreman_agent_generation_tokens_per_second",
             "Completion tokens per second of streaming, per model call",

@@ -15,6 +15,7 @@ from foreman.api.models.gates import Gate
 from foreman.api.models.resources import AgenticTask
 from foreman.api.runtime.backoff import backoff_delay
 from foreman.api.state import reasons, status
+from foreman.worker import escalation
 
 RETRYABLE_REASONS = frozenset({reasons.EXECUTOR_ERROR, reasons.TIMEOUT})
 """Failures worth another attempt (the executor crashed or ran out of time). A contract violation, an unknown
@@ -42,6 +43,10 @@ class Outcome:
     """What the attempt consumed as its executor last reported (kept where no envelope says: a timeout, a cancel)."""
     transcript_ref: str | None = None
     """The attempt's transcript, when its executor published one."""
+    model: str | None = None
+    """The model the attempt ran with (`AgenticTask.model_with`)."""
+    ladder: tuple[str, ...] = ()
+    """The task's escalation ladder (`AgenticTask.escalation_with`)."""
 
 
 def claim(task: AgenticTask, now: datetime, claimant: str) -> dict[str, Any]:
@@ -101,19 +106,35 @@ def attempts_of(task: AgenticTask, outcome: Outcome, now: datetime) -> tuple[lis
         verdict=verdict,
         usage=usage,
         transcript_ref=outcome.transcript_ref,
+        model=outcome.model,
     )
     return ended, usage
+
+
+def escalation_for(task: AgenticTask, outcome: Outcome) -> escalation.Step | None:
+    """The escalation the outcome calls for: an envelope came back (the executor ended by itself) whose end a bigger
+    model of the task's ladder may do better."""
+    if outcome.reason is not None:
+        return None
+    number = task.status.attempt_history[-1].number if task.status.attempt_history else 1
+    return escalation.next_step(outcome.ladder, outcome.model, task.status.escalation, outcome.envelope, number=number)
 
 
 def finished(
     task: AgenticTask, outcome: Outcome, now: datetime, *, backoff: float, backoff_max: float
 ) -> dict[str, Any]:
     """The terminal write for an outcome, or back to Pending: at once for a drain's hand-back (no attempt counted:
-    the task did nothing wrong), with a backoff when a retry is left."""
+    the task did nothing wrong) or an escalation to the next model of its ladder, with a backoff when a retry is
+    left."""
     attempts, usage = attempts_of(task, outcome, now)
     used = {"usage": usage.to_wire()} if usage is not None else {}
     if outcome.reason == reasons.NODE_DRAINING:
         return status.requeued(task, now, outcome.reason, outcome.message, count_attempt=False, attempts=attempts)
+    if step := escalation_for(task, outcome):
+        # NB: not counted against retries: the ladder bounds escalations
+        message = f"escalated from {step.from_model} to {step.escalation.model} ({step.reason})"
+        return {**status.requeued(task, now, reasons.ESCALATED, message, count_attempt=False, attempts=attempts,
+                                  escalation=step.escalation), **used}  # fmt: skip
     if outcome.reason is None:
         assert outcome.envelope is not None
         return status.succeeded(task, now, outcome.envelope, used, attempts=attempts)

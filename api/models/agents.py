@@ -12,6 +12,7 @@ from typing import ClassVar, Literal
 from pydantic import Field
 
 from foreman.api.models.base import Model
+from foreman.api.models.escalation import Ladder
 from foreman.api.models.gates import DEFAULT_MAX_FIX_ROUNDS, MAX_FIX_ROUNDS, Gates
 from foreman.api.models.notify import Notify
 from foreman.api.models.pullrequests import PullRequestPolicy
@@ -65,6 +66,9 @@ class AgentSpec(Model):
     maxTurns)."""
     notify: Notify
     """Where its tasks' results go: the default of every task naming it that has no notify list of its own."""
+    escalation: Ladder = Field(default_factory=list)
+    """Models from small to large: on NoToolCall, MaxTurnsExceeded, ContextExceeded or GATE-FAIL the task goes back
+    to Pending for the next one (not counted against its retries); the last one's outcome is the task's."""
 
     @property
     def runs_commands(self) -> bool:

@@ -49,6 +49,8 @@ class Attempt(Model):
 
     number: int = Field(ge=1)
     node: str | None = None
+    model: str | None = Field(default=None, max_length=253)
+    """The model it ran with (agent executor; none: the server's default, or not known)."""
     started_at: datetime | None = None
     finished_at: datetime | None = None
     """None while it runs."""

@@ -9,6 +9,7 @@ from pydantic import Field, ModelWrapValidatorHandler, PrivateAttr, model_valida
 
 from foreman.api.models.base import Conditions, Model, ObjectMeta, Rule
 from foreman.api.models.envelope import MAX_ATTEMPTS_KEPT, Attempt, ResultEnvelope, TaskKind, Usage, Verdict
+from foreman.api.models.escalation import Escalation, Ladder
 from foreman.api.models.gates import DEFAULT_MAX_FIX_ROUNDS, MAX_FIX_ROUNDS, Gate, Gates
 from foreman.api.models.notify import Deliveries, Notify
 from foreman.api.models.pullrequests import PullRequestPolicy
@@ -133,6 +134,8 @@ class AgenticTaskSpec(Model):
     Agent's."""
     max_fix_rounds: int | None = Field(default=None, ge=0, le=MAX_FIX_ROUNDS)
     """Overrides its Agent's maxFixRounds."""
+    escalation: Ladder | None = None
+    """Replaces its Agent's `escalation` ladder (an empty list: none). None: the Agent's."""
     ttl_seconds_after_finished: int | None = Field(default=None, ge=0)
     """Seconds after it finished (status.finishedAt) before the controller deletes the task, as on a Job; wins over
     the controller's --ttl-after-success / --ttl-after-failure. Kept meanwhile while a dependant that is not finished
@@ -178,6 +181,8 @@ class AgenticTaskStatus(Model):
     """Every attempt (claim) of the task, oldest first: its node, outcome, usage and transcript."""
     deliveries: Deliveries
     """How far each delivery of spec.notify got (written by the notifier only)."""
+    escalation: Escalation | None = None
+    """The model of its escalation ladder it runs with now, once an attempt escalated (wins over modelRef)."""
 
 
 class AgenticTask(Resource):
@@ -207,8 +212,18 @@ class AgenticTask(Resource):
         return self.status.phase
 
     def model_with(self, agent: AgentSpec | None) -> str | None:
-        """The model the task runs with: its own modelRef, else its Agent's (the one rule of controller and worker)."""
-        return self.spec.model_ref or (agent.model if agent is not None else None)
+        """The model the task runs with (the one rule of controller and worker): the one it escalated to, else its own
+        modelRef, else its Agent's, else the first of its escalation ladder."""
+        if self.status.escalation is not None:
+            return self.status.escalation.model
+        ladder = self.escalation_with(agent)
+        return self.spec.model_ref or (agent.model if agent is not None else None) or (ladder[0] if ladder else None)
+
+    def escalation_with(self, agent: AgentSpec | None) -> list[str]:
+        """The task's escalation ladder: its own, else its Agent's."""
+        if self.spec.escalation is not None:
+            return self.spec.escalation
+        return agent.escalation if agent is not None else []
 
     def gates_with(self, agent: AgentSpec | None) -> list[Gate]:
         """The gates the task runs: its own, else its Agent's (the one rule of controller and worker)."""

@@ -44,6 +44,14 @@ TIMEOUT: Final = "Timeout"
 UNDECODABLE: Final = "Undecodable"
 """Part of the stored task is nested too deep to decode (foreman.api.http.decoding): never run."""
 COMPLETED: Final = "Completed"
+# The agent executor's envelope's failureReason: how an agent's attempt ended without the model's answer.
+NO_TOOL_CALL: Final = "NoToolCall"
+MAX_TURNS_EXCEEDED: Final = "MaxTurnsExceeded"
+CONTEXT_EXCEEDED: Final = "ContextExceeded"
+GATE_FAILED: Final = "GateFailed"
+"""The failureReason of a GATE-FAIL."""
+ESCALATED: Final = "Escalated"
+"""Back to Pending for the next model of its escalation ladder."""
 
 # TaskSchedule: condition Accepted and the events of firing.
 ACCEPTED: Final = "Accepted"

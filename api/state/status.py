@@ -15,6 +15,7 @@ from typing import Any
 
 from foreman.api.models.base import ConditionStatus, find_condition, set_condition, wire_time
 from foreman.api.models.envelope import MAX_ATTEMPTS_KEPT, Attempt, ResultEnvelope, Usage, Verdict
+from foreman.api.models.escalation import Escalation
 from foreman.api.models.resources import AgenticTask
 from foreman.api.state import reasons
 
@@ -121,6 +122,7 @@ def ended_attempts(
     verdict: Verdict | None = None,
     usage: Usage | None = None,
     transcript_ref: str | None = None,
+    model: str | None = None,
 ) -> list[Attempt]:
     """The attempts with the one under way (the latest, not finished) ended: its outcome, verdict, usage and
     transcript as far as the writer knows them. Unchanged when none is under way (a task never claimed)."""
@@ -130,6 +132,8 @@ def ended_attempts(
     update = {"finished_at": now, "outcome": outcome, "verdict": verdict, "usage": usage}
     if transcript_ref is not None:
         update["transcript_ref"] = transcript_ref
+    if model is not None:
+        update["model"] = model
     return [*history[:-1], history[-1].model_copy(update=update)]
 
 
@@ -222,9 +226,10 @@ def requeued(
     not_before: datetime | None = None,
     claim_expired: bool = False,
     attempts: list[Attempt] | None = None,
+    escalation: Escalation | None = None,
 ) -> dict[str, Any]:
     """Back to Pending, assignment cleared (null deletes a field in a merge patch); `attempts` as for `succeeded`
-    (default: the one under way ended with `reason`)."""
+    (default: the one under way ended with `reason`); `escalation`: the model the next attempt runs with."""
     ended = attempts if attempts is not None else ended_attempts(task, now, reason)
     updates: list[ConditionUpdate] = [(reasons.SCHEDULED, "False", reason, message)]
     if task.phase == "Running":
@@ -241,4 +246,5 @@ def requeued(
         "attempts": task.status.attempts + (1 if count_attempt else 0),
         "conditions": with_conditions(task, now, *updates),
         **({"attemptHistory": _wire(ended)} if ended != task.status.attempt_history else {}),
+        **({"escalation": escalation.to_wire()} if escalation is not None else {}),
     }

@@ -17,6 +17,7 @@ import yaml
 
 from foreman.api.models.agents import DEFAULT_TOOLS, AgentSpec, ToolName
 from foreman.api.models.resources import AgenticTask
+from foreman.api.state import reasons
 from foreman.worker.agent import textcalls
 from foreman.worker.agent.stream import Answer, ToolCall
 
@@ -81,13 +82,17 @@ def settings_for(task: AgenticTask, agent: AgentSpec | None, *, aliases: Mapping
 
 
 def task_prompt(task: AgenticTask, *, branch: str | None) -> str:
-    """The first user message: the task's prompt, then where the work is and its inputs."""
+    """The first user message: the task's prompt, then where the work is, its inputs, and (after an escalation) what
+    the previous attempt came to."""
     payload = task.spec.payload
     parts = [payload.prompt or f"Carry out this {task.spec.kind} task."]
     if payload.repo:
         parts.append(f"The workspace is a checkout of {payload.repo}, on branch {branch}.")
     if payload.inputs:
         parts.append("Inputs:\n" + yaml.safe_dump(payload.inputs, sort_keys=True, allow_unicode=True).rstrip())
+    if task.status.escalation is not None and task.status.escalation.previous:
+        # NB: the smaller model's attempt, so the bigger one does not repeat its mistake
+        parts.append("A previous attempt did not succeed.\n" + task.status.escalation.previous)
     return "\n\n".join(parts)
 
 
@@ -148,7 +153,8 @@ def judge(answer: Answer, *, truncated_retries: int, nudged: bool, schemas: text
     if not nudged:
         return Tell(NUDGE)
     said = answer.content.strip() or "(nothing)"
-    return Stop("NoToolCall", f"the model stopped calling tools without submit_result; its last words: {said[:2000]}")
+    last_words = f"the model stopped calling tools without submit_result; its last words: {said[:2000]}"
+    return Stop(reasons.NO_TOOL_CALL, last_words)
 
 
 # -- the history -----------------------------------------------------------------------------------------------------

@@ -14,9 +14,6 @@ from dataclasses import dataclass
 from foreman.api.models.envelope import PASSING_VERDICTS, Verdict
 from foreman.api.models.gates import Gate, GateResult
 
-GATE_FAILED = "GateFailed"
-"""The envelope's failureReason of a GATE-FAIL."""
-
 
 @dataclass(frozen=True)
 class Passed:

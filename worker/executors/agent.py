@@ -29,7 +29,7 @@ from foreman.api.models.pullrequests import PullRequestRecord
 from foreman.api.models.resources import AgenticTask, NodeSandbox
 from foreman.api.models.transcript import Transcript, capped
 from foreman.api.models.validation import describe
-from foreman.api.state import upstream
+from foreman.api.state import reasons, upstream
 from foreman.worker.agent import conversation, forge, forgeclient, gating, git, workspace
 from foreman.worker.agent.conversation import REPEAT_LIMIT, Act, Message, Retry, Settings, Stop, Tell
 from foreman.worker.agent.errors import ToolError, WorkspaceError
@@ -46,8 +46,6 @@ from foreman.worker.sandbox.sandbox import Sandbox, SandboxSettings
 
 log = structlog.get_logger("foreman.worker.agent")
 
-MAX_TURNS_EXCEEDED = "MaxTurnsExceeded"
-CONTEXT_EXCEEDED = "ContextExceeded"
 PULL_REQUEST_FAILED = "PullRequestFailed"
 
 
@@ -292,7 +290,7 @@ class AgentRun:
             ending = await self.verified(conversation.opening(self.settings, prompt))
         except ContextExceeded as exceeded:
             ending = Ending("INCOMPLETE", f"the conversation does not fit the model's context: {exceeded}",
-                            CONTEXT_EXCEEDED)  # fmt: skip
+                            reasons.CONTEXT_EXCEEDED)  # fmt: skip
         except asyncio.CancelledError:
             # NB: the timeout, a cancel or a drain; the transcript says so (its writer outlives this task)
             self.transcript.add({"event": "end", "turn": self.tally.turns, "at": _now(), "reason": "Stopped"})
@@ -455,7 +453,7 @@ class AgentRun:
                     )  # fmt: skip
             self.publish()
         summary = f"stopped after maxTurns={self.settings.max_turns} model calls without submit_result"
-        return Ending("INCOMPLETE", summary, MAX_TURNS_EXCEEDED), messages
+        return Ending("INCOMPLETE", summary, reasons.MAX_TURNS_EXCEEDED), messages
 
     async def ask(self, messages: list[Message], nudged: bool) -> tuple[Completion, Act | Tell | Stop]:
         """One model call, asked again (with backoff) while its answer must not enter the history."""
@@ -570,7 +568,7 @@ def answer_record(turn: int, completion: Completion) -> dict[str, Any]:
 def gate_fail(step: gating.GateFail, rounds: int, last: Ending) -> Ending:
     """GATE-FAIL: the failing gate's name, exit status and output tail are in the envelope's `gates`."""
     said = f"; the agent said: {last.summary}" if last.summary else ""
-    return Ending("GATE-FAIL", f"{step.summary}{said}", gating.GATE_FAILED, dict(last.extra), step.results, rounds)
+    return Ending("GATE-FAIL", f"{step.summary}{said}", reasons.GATE_FAILED, dict(last.extra), step.results, rounds)
 
 
 def _submitted(call: ToolCall) -> Ending | str:
