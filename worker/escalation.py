@@ -31,11 +31,22 @@ class Step:
 
 def trigger(envelope: ResultEnvelope | None) -> str | None:
     """Why the attempt's end calls for a bigger model, or None: its failureReason, GATE-FAIL's `GateFailed` too."""
-    if envelope is None:
-        return None
-    if envelope.verdict == "GATE-FAIL":
+    return None if envelope is None else trigger_of(envelope.verdict, envelope.failure_reason)
+
+
+def trigger_of(verdict: str, failure_reason: str | None) -> str | None:
+    if verdict == "GATE-FAIL":
         return reasons.GATE_FAILED
-    return envelope.failure_reason if envelope.failure_reason in ESCALATING_REASONS else None
+    return failure_reason if failure_reason in ESCALATING_REASONS else None
+
+
+def escalates(
+    ladder: Sequence[str], model: str | None, at: Escalation | None, verdict: str, failure_reason: str | None
+) -> bool:
+    """Whether an attempt that ends so goes on to the ladder's next model (its outcome is then not the task's: the
+    agent opens no draft pull request for it, and leaves the next model the base commit)."""
+    here = position(ladder, model, at)
+    return trigger_of(verdict, failure_reason) is not None and here is not None and here + 1 < len(ladder)
 
 
 def position(ladder: Sequence[str], model: str | None, at: Escalation | None) -> int | None:

@@ -30,6 +30,7 @@ from foreman.api.models.resources import AgenticTask, NodeSandbox
 from foreman.api.models.transcript import Transcript, capped
 from foreman.api.models.validation import describe
 from foreman.api.state import reasons, upstream
+from foreman.worker import escalation
 from foreman.worker.agent import conversation, forge, forgeclient, gating, git, workspace
 from foreman.worker.agent.conversation import REPEAT_LIMIT, Act, Message, Retry, Settings, Stop, Tell
 from foreman.worker.agent.errors import ToolError, WorkspaceError
@@ -297,6 +298,12 @@ class AgentRun:
             self.publish()
             raise
         wanted = self.task.pull_request_with(self.context.agent).wants(ending.verdict) if self.forge else None
+        failure = None if ending.reason == SUBMITTED else ending.reason
+        ladder = self.task.escalation_with(self.context.agent)
+        if wanted == "draft" and escalation.escalates(
+            ladder, self.settings.model, self.task.status.escalation, ending.verdict, failure
+        ):
+            wanted = None  # NB: the next model takes over from the base commit; the ladder's last attempt drafts
         if payload.repo and branch and base and (ending.verdict in PASSING_VERDICTS or wanted == "draft"):
             change = await self.git.commit(
                 base=base, branch=branch, message=_commit_message(self.task, ending), author=self.config.git_author,

@@ -12,6 +12,7 @@ from foreman.api.models.gates import GateResult
 from foreman.api.models.resources import AgenticTask
 from foreman.api.state import reasons
 from foreman.api.state.status import claimed
+from foreman.worker import escalation
 from foreman.worker.agent import conversation
 from foreman.worker.escalation import ESCALATING_REASONS, next_step, summary, trigger
 from foreman.worker.rules import Outcome, finished
@@ -121,3 +122,14 @@ def test_the_escalated_model_is_the_one_placement_and_the_worker_use() -> None:
     assert task("t", escalation=[]).escalation_with(agent) == []
     prompt = conversation.task_prompt(moved, branch=None)
     assert prompt.endswith("A previous attempt did not succeed.\nAttempt 1 ...")
+
+
+def test_an_attempt_the_ladder_takes_over_is_known_before_its_envelope_is_written() -> None:
+    ladder = ["small", "medium", "large"]
+    assert escalation.escalates(ladder, "small", None, "GATE-FAIL", reasons.GATE_FAILED)
+    assert escalation.escalates(ladder, "medium", None, "INCOMPLETE", reasons.NO_TOOL_CALL)
+    assert not escalation.escalates(ladder, "large", None, "GATE-FAIL", reasons.GATE_FAILED)  # the last rung drafts
+    assert not escalation.escalates(ladder, "small", None, "NO-GO", None)
+    assert not escalation.escalates(ladder, "other", None, "GATE-FAIL", reasons.GATE_FAILED)
+    at_large = Escalation(model="large", step=2, previous="")
+    assert not escalation.escalates(ladder, "large", at_large, "INCOMPLETE", reasons.MAX_TURNS_EXCEEDED)
