@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -16,6 +15,7 @@ from foreman.api.http.kube import Kube
 from foreman.api.models.base import utcnow
 from foreman.api.models.resources import FleetNode
 from foreman.api.tooling import nodes
+from foreman.api.tooling.localcluster.cluster import write_private
 from foreman.cli.daemons import parse_labels
 from foreman.cli.errors import UserError, user_errors
 from foreman.cli.render import table
@@ -61,14 +61,6 @@ def _lifetime(duration: str) -> timedelta:
     return lifetime
 
 
-def _write_private(path: Path, config: dict[str, object]) -> None:
-    """Owner-only from the first byte: the file holds the node's token."""
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    os.fchmod(descriptor, 0o600)  # NB: an existing file keeps its mode through O_CREAT
-    with os.fdopen(descriptor, "w") as file:
-        file.write(yaml.safe_dump(config, sort_keys=False))
-
-
 def _until(at: datetime) -> str:
     return f"{at:%Y-%m-%d %H:%M} UTC"
 
@@ -103,7 +95,7 @@ def join(
             server=server,
         ),
     )  # fmt: skip
-    _write_private(path, joined.kubeconfig)
+    write_private(path, yaml.safe_dump(joined.kubeconfig, sort_keys=False))  # NB: it holds the token
     emit(f"node {name} joined: identity foreman-worker-{name}, token valid until {_until(joined.expires_at)}")
     emit(f"wrote {path} (mode 0600: it holds the token). Copy it to the host and run there:")
     emit(f"  {joined.command}")
@@ -122,7 +114,7 @@ def rotate(name: Name, kubeconfig: Kubeconfig = None, duration: Duration = "720h
     lifetime = _lifetime(duration)
     path = output or Path(f"{nodes.identity_name(name)}.kubeconfig")
     rotated = _run(kubeconfig, lambda kube: nodes.rotate(kube, name, lifetime=lifetime, server=server))
-    _write_private(path, rotated.kubeconfig)
+    write_private(path, yaml.safe_dump(rotated.kubeconfig, sort_keys=False))
     emit(f"wrote {path}: a token for node {name} valid until {_until(rotated.expires_at)}; restart its worker with it")
 
 

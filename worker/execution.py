@@ -163,10 +163,11 @@ class TaskRunner:
                 message = f"Agent {task.spec.agent_ref!r} does not exist in namespace {task.namespace}"
                 return Outcome(reason=reasons.AGENT_NOT_FOUND, message=message)
         upstreams: dict[str, ResultEnvelope | None] = {}
-        quotes = upstream.references(task.spec.payload.to_wire())
+        payload = task.spec.payload.to_wire()
+        quotes = upstream.references(payload)
         if task.spec.depends_on and (quotes or (agent is not None and agent.inherit_upstream)):
             upstreams = await self.upstreams(task)
-            resolved = upstream.resolve(task.spec.payload.to_wire(), upstreams, task.spec.depends_on)
+            resolved = upstream.resolve(payload, upstreams, task.spec.depends_on)
             if isinstance(resolved, upstream.Missing):
                 return Outcome(reason=reasons.UPSTREAM_OUTPUT_MISSING, message=resolved.message)
             spec = task.spec.model_copy(update={"payload": Payload.model_validate(resolved)})

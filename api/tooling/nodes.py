@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import re
 import shlex
 import time
@@ -138,6 +139,16 @@ async def _existing(kube: Kube, node: str) -> FleetNode | None:
         return None
 
 
+def _host_trust(kube: Kube, node: str, server: str | None) -> ServerTrust:
+    """How the host will trust the apiserver: as the admin's kubeconfig does, at `server` when given; an insecure
+    kubeconfig is refused here, before anything is written."""
+    trust = kube.server_trust()
+    if server is not None:
+        trust = dataclasses.replace(trust, server=server)
+    node_kubeconfig(trust, node, "")
+    return trust
+
+
 async def _mint(kube: Kube, node: str, trust: ServerTrust, lifetime: timedelta) -> tuple[dict[str, Any], datetime]:
     issued = await kube.request_token(NAMESPACE, identity_name(node), int(lifetime.total_seconds()))
     return node_kubeconfig(trust, node, issued.token), issued.expires_at
@@ -156,10 +167,7 @@ async def join(
     """Create (or reuse) the node's identity and FleetNode and mint its kubeconfig. Idempotent."""
     check_node_name(node)
     labels = labels or {}
-    trust = kube.server_trust()
-    if server is not None:
-        trust = ServerTrust(server, trust.verifies, trust.certificate_authority)
-    node_kubeconfig(trust, node, "")  # NB: refuse an insecure kubeconfig before anything is written
+    trust = _host_trust(kube, node, server)
     if (existing := await _existing(kube, node)) is not None and (why := held_by_another(existing)):
         raise JoinRefused(why)
     for manifest in pinned_worker_rbac(node):
@@ -175,10 +183,7 @@ async def rotate(kube: Kube, node: str, *, lifetime: timedelta, server: str | No
     """A fresh token for a joined node (the old one stays valid until it expires: deleting the identity, `leave`, is
     what revokes every token at once)."""
     check_node_name(node)
-    trust = kube.server_trust()
-    if server is not None:
-        trust = ServerTrust(server, trust.verifies, trust.certificate_authority)
-    node_kubeconfig(trust, node, "")
+    trust = _host_trust(kube, node, server)
     try:
         await kube.get_raw("v1", "ServiceAccount", identity_name(node), NAMESPACE)
     except NotFound:

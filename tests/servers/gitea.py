@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from foreman.api.tooling.localcluster.cluster import free_port
+from foreman.api.tooling.localcluster.cluster import cache_dir, free_port
 
 VERSION = "1.27.3"
 USER = "foreman"
@@ -33,8 +33,7 @@ UNPRIVILEGED = 65534
 
 
 def home() -> Path:
-    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "foreman"
-    return cache / f"gitea-v{VERSION}"
+    return cache_dir() / f"gitea-v{VERSION}"
 
 
 def missing() -> str | None:

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from foreman.api.tooling.localcluster.cluster import free_port
+from foreman.api.tooling.localcluster.cluster import cache_dir, free_port
 
 VERSION = "11434.0.0"
 MODEL = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -25,8 +25,7 @@ START_TIMEOUT = 120.0
 
 
 def home() -> Path:
-    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "foreman"
-    return cache / f"llama-server-{VERSION}"
+    return cache_dir() / f"llama-server-{VERSION}"
 
 
 def missing() -> str | None:

@@ -71,7 +71,8 @@ USERS: dict[Identity, tuple[str, str]] = {
 
 
 def cache_dir() -> Path:
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "foreman"
+    """Where built parts are kept (~/.cache/foreman): the Makefile's CACHE, an empty XDG_CACHE_HOME as unset."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "foreman"
 
 
 def current_release() -> str:
@@ -263,7 +264,7 @@ class LocalCluster:
 
     def save(self) -> None:
         """NB: the state holds every identity's bearer token, so only its owner may read it (as the kubeconfigs)."""
-        _write_private(self.state_dir / "state.json", json.dumps({**asdict(self), "state_dir": str(self.state_dir)}))
+        write_private(self.state_dir / "state.json", json.dumps({**asdict(self), "state_dir": str(self.state_dir)}))
 
     def start_etcd(self) -> None:
         etcd = _require("etcd", "etcd-server")
@@ -379,7 +380,7 @@ class LocalCluster:
             "current-context": name,
         }
         path = self.kubeconfig(identity)
-        _write_private(path, yaml.safe_dump(config, sort_keys=False))
+        write_private(path, yaml.safe_dump(config, sort_keys=False))
         return path
 
     def _trust(self) -> dict[str, str]:
@@ -396,7 +397,7 @@ class LocalCluster:
             openssl = _require("openssl", "openssl")
             subprocess.run([openssl, "genrsa", "-out", str(key), "2048"], check=True, capture_output=True)
         lines = [f'{self.tokens[i.value]},{USERS[i][0]},{i.value},"{USERS[i][1]}"' for i in Identity]
-        _write_private(self.state_dir / "tokens.csv", "\n".join(lines) + "\n")
+        write_private(self.state_dir / "tokens.csv", "\n".join(lines) + "\n")
 
     def _write_audit_policy(self) -> Path:
         # NB: only writes to agentictasks, and reads, at Metadata level: enough to count API calls per task.
@@ -443,7 +444,7 @@ def _reap(pid: int) -> None:
         os.waitpid(pid, 0)
 
 
-def _write_private(path: Path, text: str) -> None:
+def write_private(path: Path, text: str) -> None:
     """Write a file only its owner can read, from the first byte (no window in which it is world-readable)."""
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     os.fchmod(descriptor, 0o600)  # NB: an existing file keeps its mode through O_CREAT (a 0644 one from before)
