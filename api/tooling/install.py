@@ -31,12 +31,17 @@ async def install(
     with_dashboard: bool = False,
     image: str = IMAGE,
     notify_namespaces: tuple[str, ...] = (),
+    transcript_namespaces: tuple[str, ...] = (),
     wait_seconds: float = 30.0,
 ) -> list[Manifest]:
     """Apply every manifest (idempotent: server-side apply, field manager `foreman`), as the server's release takes
     them (features.for_server); return what was applied."""
     wanted = install_manifests(
-        with_workloads=with_workloads, with_dashboard=with_dashboard, image=image, notify_namespaces=notify_namespaces
+        with_workloads=with_workloads,
+        with_dashboard=with_dashboard,
+        image=image,
+        notify_namespaces=notify_namespaces,
+        transcript_namespaces=transcript_namespaces,
     )
     manifests = for_server(wanted, await kube.server_version())
     for manifest in manifests:

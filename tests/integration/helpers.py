@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from foreman.api.http import requests
+from foreman.api.http.errors import NotFound
 from foreman.api.http.kube import Kube
 from foreman.api.models.base import utcnow, wire_time
 from foreman.api.models.resources import AgenticTask, FleetNode
@@ -183,3 +184,25 @@ async def foreman_cli(cluster: Cluster, *args: str, stdin: str | None = None) ->
     out, err = await process.communicate(stdin.encode() if stdin else None)
     assert process.returncode is not None
     return process.returncode, out.decode(), err.decode()
+
+
+async def exists(kube: Kube, api_version: str, kind: str, name: str, namespace: str | None = None) -> bool:
+    try:
+        await kube.get_raw(api_version, kind, name, namespace)
+    except NotFound:
+        return False
+    return True
+
+
+async def only_crds_left(kube: Kube, made: list[dict[str, Any]]) -> None:
+    """Of the objects `made`, an uninstall kept the CRDs only (and the namespace, Terminating: no namespace
+    controller runs here to finish its deletion)."""
+    for manifest in made:
+        meta = manifest["metadata"]
+        there = await exists(kube, manifest["apiVersion"], manifest["kind"], meta["name"], meta.get("namespace"))
+        if manifest["kind"] == "CustomResourceDefinition":
+            assert there, meta["name"]
+        elif manifest["kind"] == "Namespace":
+            assert (await kube.get_raw("v1", "Namespace", meta["name"]))["metadata"].get("deletionTimestamp")
+        else:
+            assert not there, f"{manifest['kind']}/{meta['name']} left behind"
