@@ -206,3 +206,17 @@ async def only_crds_left(kube: Kube, made: list[dict[str, Any]]) -> None:
             assert (await kube.get_raw("v1", "Namespace", meta["name"]))["metadata"].get("deletionTimestamp")
         else:
             assert not there, f"{manifest['kind']}/{meta['name']} left behind"
+
+
+def difference(stored: Any, wanted: Any, path: str = "") -> str | None:
+    """Where `wanted` is not in `stored` (None: it is): every field the chart set must be there as set; the server may
+    add more (defaults, metadata, status), and leaves an empty map or list out."""
+    if stored is None and wanted in ({}, []):
+        return None
+    if isinstance(wanted, dict) and isinstance(stored, dict):
+        found = (difference(stored.get(k), v, f"{path}.{k}") for k, v in wanted.items())
+        return next((where for where in found if where), None)
+    if isinstance(wanted, list) and isinstance(stored, list) and len(stored) == len(wanted):
+        found = (difference(s, w, f"{path}[{i}]") for i, (s, w) in enumerate(zip(stored, wanted, strict=True)))
+        return next((where for where in found if where), None)
+    return None if stored == wanted else f"{path}: {stored!r} on the server, {wanted!r} in the chart"

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import os
 import socket
 import sys
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 import pytest
@@ -22,7 +22,8 @@ from foreman.api.models.resources import FleetNode
 from foreman.api.tooling.chart import KEEP
 from foreman.api.tooling.localcluster.cluster import LocalCluster
 from foreman.api.tooling.manifests import CONTROLLER, NAMESPACE, WORKER, Manifest, install_manifests
-from tests.integration.helpers import only_crds_left, until
+from tests.integration import previous
+from tests.integration.helpers import difference, only_crds_left, until
 from tests.servers import helm
 from tests.tokens import kubeconfig_with_token, service_account_token
 
@@ -102,20 +103,6 @@ async def test_the_chart_lints_and_renders_what_foreman_install_and_the_kustomiz
     assert objects[key(alerts)] == alerts  # its {{ $labels.queue }} left to Prometheus
 
 
-def difference(stored: Any, wanted: Any, path: str = "") -> str | None:
-    """Where `wanted` is not in `stored` (None: it is): every field the chart set must be there as set; the server may
-    add more (defaults, metadata, status), and leaves an empty map or list out."""
-    if stored is None and wanted in ({}, []):
-        return None
-    if isinstance(wanted, dict) and isinstance(stored, dict):
-        found = (difference(stored.get(k), v, f"{path}.{k}") for k, v in wanted.items())
-        return next((where for where in found if where), None)
-    if isinstance(wanted, list) and isinstance(stored, list) and len(stored) == len(wanted):
-        found = (difference(s, w, f"{path}[{i}]") for i, (s, w) in enumerate(zip(stored, wanted, strict=True)))
-        return next((where for where in found if where), None)
-    return None if stored == wanted else f"{path}: {stored!r} on the server, {wanted!r} in the chart"
-
-
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -135,7 +122,7 @@ async def test_helm_install_makes_every_object_the_controller_leads_as_its_servi
     own_cluster: LocalCluster, own_kube: Kube, tmp_path: Path
 ) -> None:
     """Installed with the worker's transcripts narrowed to one namespace: its token writes a transcript there and is
-    refused in another."""
+    refused in another. The controller runs with the Deployment's command line and the ServiceAccount's token."""
     kube, kubeconfig = own_kube, own_cluster.kubeconfig()
     for namespace in ("team", "other"):
         await kube.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
@@ -160,15 +147,19 @@ async def test_helm_install_makes_every_object_the_controller_leads_as_its_servi
     token = await service_account_token(kube, NAMESPACE, CONTROLLER)
     identity = kubeconfig_with_token(kubeconfig, token, tmp_path / "controller-kubeconfig")
     port = free_port()
+    deployment = next(d for d in rendered if d["kind"] == "Deployment" and d["metadata"]["name"] == CONTROLLER)
+    args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+    args[args.index("--health-port") + 1] = str(port)  # NB: the Deployment's command line, on a free port here
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "foreman.cli", "controller", "--kubeconfig", str(identity), "--health-port", str(port),
-        "--identity", "chart-controller", stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+        sys.executable, "-m", "foreman.cli", *args, "--kubeconfig", str(identity),
+        env={**os.environ, "POD_NAME": "foreman-controller-0"},  # as the Deployment's fieldRef gives it
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
     )  # fmt: skip
     try:
         await until(lambda: ready(port), bool, timeout=30)
         lease = await until(
             lambda: kube.get_raw("coordination.k8s.io/v1", "Lease", CONTROLLER, NAMESPACE),
-            lambda lease: lease["spec"].get("holderIdentity") == "chart-controller",
+            lambda lease: lease["spec"].get("holderIdentity") == "foreman-controller-0",
         )
         assert lease["metadata"]["namespace"] == NAMESPACE
     finally:
@@ -179,3 +170,21 @@ async def test_helm_install_makes_every_object_the_controller_leads_as_its_servi
     await helm.helm("uninstall", "foreman", kubeconfig=kubeconfig, home=tmp_path)
     await only_crds_left(kube, rendered)
     assert (await kube.get(FleetNode, "kept")).name == "kept"
+
+
+async def test_the_chart_takes_over_a_cluster_of_the_previous_release_and_keeps_every_object(
+    own_cluster: LocalCluster, own_kube: Kube, tmp_path: Path
+) -> None:
+    """What README's upgrade notes say to run where `foreman install` installed the previous release. NB: a
+    server-side apply by helm (a second field manager) kept the previous admission policy's match condition beside
+    the new one: replaced, each object is the chart's exactly."""
+    kube = own_kube
+    await previous.install(kube)
+    before = await previous.fleet(kube)
+    takeover = ("upgrade", "--install", "--take-ownership", "--server-side=false", "--force-replace")
+    await helm.helm(*takeover, "foreman", str(helm.CHART), kubeconfig=own_cluster.kubeconfig(), home=tmp_path)
+    await previous.assert_kept(kube, before)
+    for document in await helm.template(home=tmp_path):
+        meta = document["metadata"]
+        stored = await kube.get_raw(document["apiVersion"], document["kind"], meta["name"], meta.get("namespace"))
+        assert difference(stored, document) is None, f"{document['kind']}/{meta['name']}"

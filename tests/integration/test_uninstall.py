@@ -14,7 +14,10 @@ async def test_uninstall_takes_out_what_install_and_join_made_and_the_crds_only_
     own_kube: Kube, tmp_path: Path
 ) -> None:
     kube = own_kube
-    applied = await install(kube, with_workloads=True, with_dashboard=True)
+    await kube.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "team"}})
+    applied = await install(
+        kube, with_workloads=True, with_dashboard=True, notify_namespaces=("team",), transcript_namespaces=("team",)
+    )
     await nodes.join(kube, "gpu-01", lifetime=timedelta(hours=1), kubeconfig_path=str(tmp_path / "k"))
     deleted = await uninstall(kube)
     assert "ClusterRole/foreman-worker-gpu-01" in deleted
