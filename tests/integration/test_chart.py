@@ -70,6 +70,7 @@ async def test_the_chart_lints_and_renders_what_foreman_install_and_the_kustomiz
 
     image = "registry.example/foreman:9.9"
     chosen = await helm.template(
+        "namespace=fleet-ops",
         f"image={image}",
         "dashboard.enabled=true",
         "notifier.secretNamespaces={team}",
@@ -83,7 +84,9 @@ async def test_the_chart_lints_and_renders_what_foreman_install_and_the_kustomiz
         notify_namespaces=("team",),
         transcript_namespaces=("team", "ops"),
     )
-    assert as_installed(chosen) == {key(m): m for m in wanted}
+    # NB: the namespace is everywhere install has it: metadata, subjects, Lease flags, the admission policy's CEL
+    renamed = yaml.safe_load_all(yaml.safe_dump_all(wanted).replace(NAMESPACE, "fleet-ops"))
+    assert as_installed(chosen) == {key(m): m for m in renamed}
 
     tuned = await helm.template(
         "worker.resources.limits.memory=2Gi",
@@ -175,16 +178,25 @@ async def test_helm_install_makes_every_object_the_controller_leads_as_its_servi
 async def test_the_chart_takes_over_a_cluster_of_the_previous_release_and_keeps_every_object(
     own_cluster: LocalCluster, own_kube: Kube, tmp_path: Path
 ) -> None:
-    """What README's upgrade notes say to run where `foreman install` installed the previous release. NB: a
+    """What README's upgrade notes say to run where `foreman install` installed the previous release, then a plain
+    `helm upgrade`. NB: a
     server-side apply by helm (a second field manager) kept the previous admission policy's match condition beside
     the new one: replaced, each object is the chart's exactly."""
-    kube = own_kube
+    kube, kubeconfig = own_kube, own_cluster.kubeconfig()
     await previous.install(kube)
     before = await previous.fleet(kube)
     takeover = ("upgrade", "--install", "--take-ownership", "--server-side=false", "--force-replace")
-    await helm.helm(*takeover, "foreman", str(helm.CHART), kubeconfig=own_cluster.kubeconfig(), home=tmp_path)
+    await helm.helm(*takeover, "foreman", str(helm.CHART), kubeconfig=kubeconfig, home=tmp_path)
     await previous.assert_kept(kube, before)
     for document in await helm.template(home=tmp_path):
         meta = document["metadata"]
         stored = await kube.get_raw(document["apiVersion"], document["kind"], meta["name"], meta.get("namespace"))
         assert difference(stored, document) is None, f"{document['kind']}/{meta['name']}"
+
+    # and the chart's own next upgrade (a new image)
+    image = "registry.example/foreman:0.2.0"
+    upgrade = ("upgrade", "foreman", str(helm.CHART), "--set", f"image={image}")
+    await helm.helm(*upgrade, kubeconfig=kubeconfig, home=tmp_path)
+    controller = await kube.get_raw("apps/v1", "Deployment", CONTROLLER, NAMESPACE)
+    assert controller["spec"]["template"]["spec"]["containers"][0]["image"] == image
+    await previous.assert_kept(kube, before)
