@@ -177,6 +177,7 @@ image: {IMAGE}
   # The namespaces where it may read the Secrets (labelled foreman.dev/notifier=true) that tasks notify through.
   secretNamespaces: []
 {_workload("dashboard", "read-only: kubectl -n NAMESPACE port-forward deploy/foreman-dashboard 8090", False)}
+
 # prometheus-operator's kinds (the cluster must have its CRDs).
 monitoring:
   # The alerts of manifests/monitoring/prometheusrule.yaml
@@ -187,7 +188,8 @@ monitoring:
     enabled: false
 """
 
-CHART = f"""apiVersion: v2
+CHART = f"""{HEADER}
+apiVersion: v2
 name: foreman
 description: Capability-aware dispatcher of agentic tasks (CRDs, RBAC, admission policies, controller, worker, notifier)
 type: application
