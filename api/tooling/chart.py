@@ -41,6 +41,7 @@ from foreman.api.tooling.manifests import (
     worker_cluster_role,
     worker_daemonset,
     worker_transcript_access,
+    write_texts,
 )
 
 VERSION = "0.1.0"
@@ -209,13 +210,7 @@ def files(alerts: str) -> dict[str, str]:
 
 
 def write(chart: Path, manifests: Path) -> list[Path]:
-    written = []
-    for relative, text in files((manifests / "monitoring" / "prometheusrule.yaml").read_text()).items():
-        path = chart / relative
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-        written.append(path)
-    return written
+    return write_texts(chart, files((manifests / "monitoring" / "prometheusrule.yaml").read_text()))
 
 
 if __name__ == "__main__":

@@ -604,15 +604,20 @@ def render(documents: list[Manifest]) -> str:
     return header + "---\n".join(yaml.safe_dump(doc, sort_keys=False, width=120) for doc in documents)
 
 
-def write(directory: Path) -> list[Path]:
+def write_texts(directory: Path, texts: dict[str, str]) -> list[Path]:
+    """Each text to its path under `directory` (folders made as needed); the paths written."""
     written = []
-    texts = {relative: render(documents) for relative, documents in files().items()}
-    for relative, text in {**texts, **shipped_files()}.items():
+    for relative, text in texts.items():
         path = directory / relative
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
         written.append(path)
     return written
+
+
+def write(directory: Path) -> list[Path]:
+    texts = {relative: render(documents) for relative, documents in files().items()}
+    return write_texts(directory, {**texts, **shipped_files()})
 
 
 if __name__ == "__main__":
