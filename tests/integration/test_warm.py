@@ -107,9 +107,9 @@ async def test_warm_nodes_first_a_bounded_wait_then_a_cold_start_that_spares_que
         assert [e["involvedObject"]["name"] for e in cold] == ["second"]
         assert "where b must be loaded first (about 30 s)" in cold[0]["message"]
         sample = controller.metrics.registry.get_sample_value
-        assert (sample("foreman_placement_model_loads_total"), sample("foreman_placement_warm_wait_seconds_sum")) == (
-            1, 30,
-        )  # fmt: skip
+        waits = "foreman_placement_warm_wait_seconds"
+        assert sample("foreman_placement_model_loads_total") == 1
+        assert sample(f"{waits}_sum", {"outcome": "cold"}) == 30
 
         # n3 loads b; a task with a longer wait (its Agent's) gets n3 once second is done there, with no load
         await advertise(kube, n3, "b")
@@ -122,3 +122,4 @@ async def test_warm_nodes_first_a_bounded_wait_then_a_cold_start_that_spares_que
         third = await wait_for(kube, namespace, "third", placed)
         assert (third.status.assigned_node, condition(third, "Scheduled")) == (n3, ("True", "FleetNodeAssigned"))
         assert sample("foreman_placement_model_loads_total") == 1
+        assert (sample(f"{waits}_count", {"outcome": "warm"}), sample(f"{waits}_count", {"outcome": "cold"})) == (2, 1)
