@@ -21,6 +21,7 @@ from foreman.api.models.base import Model
 from foreman.api.models.envelope import Usage
 from foreman.api.models.gates import GateResult
 from foreman.api.models.resources import AgenticTask
+from foreman.api.models.review import ReviewRecord
 
 GITHUB_API = "https://api.github.com"
 DRAFT_PREFIX = "WIP: "
@@ -179,6 +180,7 @@ class Report:
     commit: str | None = None
     gates: tuple[GateResult, ...] = ()
     fix_rounds: int = 0
+    review: ReviewRecord | None = None
 
 
 def wanted(
@@ -227,6 +229,9 @@ def body_for(report: Report) -> str:
         for gate in report.gates:
             exit_status = f", exit {gate.exit_status}" if gate.exit_status is not None else ""
             lines.append(f"  - `{gate.name}`: {gate.status}{exit_status} ({gate.seconds:.1f} s)")
+    if report.review is not None:
+        by = f" ({report.review.model})" if report.review.model else ""
+        lines.append(f"- Review by Agent `{report.review.agent_ref}`{by}: {report.review.verdict}")
     if report.commit:
         lines.append(f"- Commit: {report.commit}")
     if report.changed_files:

@@ -27,10 +27,11 @@ from foreman.api.models.envelope import PASSING_VERDICTS, VERDICTS, ResultEnvelo
 from foreman.api.models.gates import GateResult
 from foreman.api.models.pullrequests import PullRequestRecord
 from foreman.api.models.resources import AgenticTask, NodeSandbox
+from foreman.api.models.review import ReviewRecord, ReviewStage
 from foreman.api.models.transcript import Transcript, capped
 from foreman.api.models.validation import describe
 from foreman.api.state import reasons, upstream
-from foreman.worker import escalation
+from foreman.worker import escalation, review
 from foreman.worker.agent import conversation, forge, forgeclient, gating, git, workspace
 from foreman.worker.agent.conversation import REPEAT_LIMIT, Act, Message, Retry, Settings, Stop, Tell
 from foreman.worker.agent.errors import ToolError, WorkspaceError
@@ -134,6 +135,7 @@ class Ending:
     """The verify gates' last round (none listed, or the model did not pass: none ran)."""
     fix_rounds: int = 0
     pull_request: PullRequestRecord | None = None
+    review: ReviewRecord | None = None
 
 
 class AgentExecutor(ExecutorHooks):
@@ -192,7 +194,7 @@ class AgentExecutor(ExecutorHooks):
         run = AgentRun(task, agent, self.server(settings), space, settings, context, confined)
         ending: Ending | None = None
         try:
-            ending = await run.work()
+            ending = await (run.review(task.status.review) if task.status.review is not None else run.work())
         finally:
             kept = keeps_workspace(settings, ending)
             if kept:
@@ -214,6 +216,7 @@ class AgentExecutor(ExecutorHooks):
             gates=list(ending.gates),
             fix_rounds=ending.fix_rounds,
             pull_request=ending.pull_request,
+            review=ending.review,
         )
 
 
@@ -298,6 +301,9 @@ class AgentRun:
             self.publish()
             raise
         wanted = self.task.pull_request_with(self.context.agent).wants(ending.verdict) if self.forge else None
+        reviewed = ending.verdict == "GO" and self.task.review_with(self.context.agent) is not None
+        if reviewed:
+            wanted = None  # NB: the pull request waits for the reviewer's GO (or its NO-GO's draft)
         failure = None if ending.reason == SUBMITTED else ending.reason
         ladder = self.task.escalation_with(self.context.agent)
         if wanted == "draft" and escalation.escalates(
@@ -312,13 +318,62 @@ class AgentRun:
             ending.extra.update(branch=change.branch, commit=change.commit, changedFiles=change.changed_files)
             if change.skipped:
                 ending.extra["notCommitted"] = change.skipped
+            if reviewed and change.commit:
+                ending.extra[review.DIFF_KEY] = review.bounded_diff(await self.git.diff(base, change.commit))
             if wanted and self.config.push and (change.commit or self.git.remote_branch):
                 await self.open_pull_request(ending, change, draft=wanted == "draft")
+        return await self.ended(ending)
+
+    async def ended(self, ending: Ending) -> Ending:
         self.transcript.add({"event": "end", "turn": self.tally.turns, "at": _now(), "verdict": ending.verdict,
                              "reason": ending.reason, "summary": capped(ending.summary)})  # fmt: skip
         self.publish()
         await self.publisher.flush()
         return ending
+
+    async def review(self, stage: ReviewStage) -> Ending:
+        """The review stage: the reviewer's conversation on the work (a checkout of its pushed branch where there is
+        one, the diff, the gates' results, the agent's summary); its answer is the task's verdict, anything but a
+        clear GO a NO-GO (`review.judged`). Then the pull request the verdict calls for, for the work's branch."""
+        payload = self.task.spec.payload
+        where = "The workspace is empty: the diff below is the whole change."
+        if payload.repo and stage.branch:
+            if refused := git.refusal(payload.repo, self.config.allow_repos):
+                raise WorkspaceError(refused)
+            self.on_forge(payload.repo)
+            await self.git.checkout(payload.repo, stage.branch)
+            where = (
+                f"The workspace is a checkout of {payload.repo}, branch {stage.branch}, with the change."
+                if self.git.remote_branch
+                else f"The workspace is a checkout of {payload.repo} without the change (it was not pushed)."
+            )
+        base_prompt = conversation.task_prompt(self.task, branch=stage.branch)
+        prompt = review.prompt(base_prompt, stage, workspace=where)
+        self.transcript.add(
+            {"event": "task", "turn": 0, "at": _now(), "model": self.settings.model, "tools": list(self.settings.tools),
+             "prompt": capped(prompt), "repo": payload.repo, "branch": stage.branch, "review": stage.agent_ref}
+        )  # fmt: skip
+        self.publish()
+        try:
+            said, _ = await self.converse(conversation.opening(self.settings, prompt))
+        except ContextExceeded as exceeded:
+            said = Ending("INCOMPLETE", str(exceeded), reasons.CONTEXT_EXCEEDED)
+        except asyncio.CancelledError:
+            self.transcript.add({"event": "end", "turn": self.tally.turns, "at": _now(), "reason": "Stopped"})
+            self.publish()
+            raise
+        answer = review.judged(said.verdict, submitted=said.reason == SUBMITTED, summary=said.summary,
+                               ended=said.reason)  # fmt: skip
+        self.transcript.add({"event": "review", "turn": self.tally.turns, "at": _now(), "verdict": answer.verdict,
+                             "reasons": capped(answer.reasons)})  # fmt: skip
+        ending = Ending(answer.verdict, stage.summary, SUBMITTED, review.work_of(stage), tuple(stage.gates),
+                        stage.fix_rounds, review=review.record(stage, self.settings.model, answer))  # fmt: skip
+        wanted = stage.pull_request.wants(answer.verdict) if self.forge else None
+        if wanted and stage.branch and self.config.push and self.git.remote_branch:
+            change = git.Change(stage.branch, stage.commit, list(stage.changed_files))
+            models = tuple(dict.fromkeys(model for model in (stage.model, self.settings.model) if model))
+            await self.open_pull_request(ending, change, draft=wanted == "draft", models=models)
+        return await self.ended(ending)
 
     async def verified(self, messages: list[Message]) -> Ending:
         """The conversation, then the gates after the model's pass: a failing gate's output goes back to the model
@@ -389,7 +444,9 @@ class AgentRun:
         self.git.config = {**self.git.config, **forge.git_credentials(forge_settings)}
         self.git.secrets = {forge.TOKEN_VARIABLE: self.forge_token}
 
-    async def open_pull_request(self, ending: Ending, change: git.Change, *, draft: bool) -> None:
+    async def open_pull_request(
+        self, ending: Ending, change: git.Change, *, draft: bool, models: tuple[str, ...] | None = None
+    ) -> None:
         """Open (or update) the branch's pull request; a forge that refuses makes the outcome PullRequestFailed with
         its message, the pushed branch kept."""
         assert self.config.forge is not None
@@ -400,8 +457,9 @@ class AgentRun:
             client_settings, repo = self.config.forge, self.forge
             report = forge.Report(
                 task=self.task, verdict=ending.verdict, summary=ending.summary, usage=self.tally.usage(),
-                models=tuple(model for model in (self.settings.model,) if model), commit=change.commit,
-                changed_files=tuple(change.changed_files), gates=ending.gates, fix_rounds=ending.fix_rounds,
+                models=models if models is not None else tuple(m for m in (self.settings.model,) if m),
+                commit=change.commit, changed_files=tuple(change.changed_files), gates=ending.gates,
+                fix_rounds=ending.fix_rounds, review=ending.review,
             )  # fmt: skip
             wanted = forge.wanted(client_settings.kind, report, head=change.branch, draft=draft)
             record = await forgeclient.pull_request(client_settings, self.forge_token, repo, wanted)
