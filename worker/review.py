@@ -25,6 +25,7 @@ DIFF_KEY = "diff"
 REVIEW_PROMPT = """You review another agent's change before it is proposed. Judge whether the change does what the
 task asks, correctly and safely. You may read the workspace (a checkout of the change where it says so). Call
 submit_result with verdict GO only if you verified the change is right, else NO-GO; in summary give your reasons."""
+"""The reviewer's system prompt where its Agent has none of its own."""
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from foreman.api.http.kube import Kube
 from foreman.api.state import reasons
 from foreman.api.tooling.scripted_llm import Call, Reply, ScriptedLLM, Turn, demo_script
 from foreman.worker.executors.agent import AgentExecutor
+from foreman.worker.review import REVIEW_PROMPT
 from tests.clusters import Cluster
 from tests.integration.helpers import foreman_cli, make_task, running_controller, running_worker, wait_for
 from tests.integration.test_agent import ToolsAll, agent_settings, finished, make_agent
@@ -69,6 +70,7 @@ async def test_a_go_is_reviewed_on_the_reviewers_node_and_a_reviewer_that_cannot
     assert go.status.attempts == 0  # the review spends no retry
     # the reviewer was shown the task, the agent's summary, the gates' results and the diff, and read the branch
     careful = [r for r in reviewers.requests if r["model"] == "careful-model"]
+    assert careful[0]["messages"][0]["content"] == REVIEW_PROMPT  # the reviewer Agent has no systemPrompt
     shown = first_message(careful[0])
     for part in ("The tests fail. Fix the bug.", "Fixed add() in calc.py", "- unittest: passed (exit 0)",
                  "-    return a - b", "+    return a + b", "checkout of"):  # fmt: skip

@@ -2,7 +2,7 @@
 # Builds Gitea from the Go module code.gitea.io/gitea (pinned version and go.sum hash) and caches it under CACHE
 # (default ~/.cache/foreman) as gitea-vVERSION/: the binary plus the source tree's options/, templates/ and public/,
 # which a build without the bindata tag reads at run time (the fixture points [server] STATIC_ROOT_PATH there).
-# The real forge of the pull-request tests (tests/servers/gitea.py). `go install` refuses a module with replace
+# The real forge of the pull-request tests (foreman.api.tooling.gitea). `go install` refuses a module with replace
 # directives, so the module's folder is copied and built in place. ~4 minutes on 2 quiet cores.
 set -euo pipefail
 CACHE=${1:-${XDG_CACHE_HOME:-$HOME/.cache}/foreman}

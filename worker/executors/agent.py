@@ -347,8 +347,9 @@ class AgentRun:
                 if self.git.remote_branch
                 else f"The workspace is a checkout of {payload.repo} without the change (it was not pushed)."
             )
-        base_prompt = conversation.task_prompt(self.task, branch=stage.branch)
-        prompt = review.prompt(base_prompt, stage, workspace=where)
+        if self.context.agent is None or not self.context.agent.system_prompt:
+            self.settings = dataclasses.replace(self.settings, system_prompt=review.REVIEW_PROMPT)
+        prompt = review.prompt(conversation.asked(self.task), stage, workspace=where)
         self.transcript.add(
             {"event": "task", "turn": 0, "at": _now(), "model": self.settings.model, "tools": list(self.settings.tools),
              "prompt": capped(prompt), "repo": payload.repo, "branch": stage.branch, "review": stage.agent_ref}
@@ -371,8 +372,7 @@ class AgentRun:
         wanted = stage.pull_request.wants(answer.verdict) if self.forge else None
         if wanted and stage.branch and self.config.push and self.git.remote_branch:
             change = git.Change(stage.branch, stage.commit, list(stage.changed_files))
-            models = tuple(dict.fromkeys(model for model in (stage.model, self.settings.model) if model))
-            await self.open_pull_request(ending, change, draft=wanted == "draft", models=models)
+            await self.open_pull_request(ending, change, draft=wanted == "draft")
         return await self.ended(ending)
 
     async def verified(self, messages: list[Message]) -> Ending:
@@ -444,9 +444,7 @@ class AgentRun:
         self.git.config = {**self.git.config, **forge.git_credentials(forge_settings)}
         self.git.secrets = {forge.TOKEN_VARIABLE: self.forge_token}
 
-    async def open_pull_request(
-        self, ending: Ending, change: git.Change, *, draft: bool, models: tuple[str, ...] | None = None
-    ) -> None:
+    async def open_pull_request(self, ending: Ending, change: git.Change, *, draft: bool) -> None:
         """Open (or update) the branch's pull request; a forge that refuses makes the outcome PullRequestFailed with
         its message, the pushed branch kept."""
         assert self.config.forge is not None
@@ -457,9 +455,8 @@ class AgentRun:
             client_settings, repo = self.config.forge, self.forge
             report = forge.Report(
                 task=self.task, verdict=ending.verdict, summary=ending.summary, usage=self.tally.usage(),
-                models=models if models is not None else tuple(m for m in (self.settings.model,) if m),
-                commit=change.commit, changed_files=tuple(change.changed_files), gates=ending.gates,
-                fix_rounds=ending.fix_rounds, review=ending.review,
+                models=self.models_tried(), commit=change.commit, changed_files=tuple(change.changed_files),
+                gates=ending.gates, fix_rounds=ending.fix_rounds, review=ending.review,
             )  # fmt: skip
             wanted = forge.wanted(client_settings.kind, report, head=change.branch, draft=draft)
             record = await forgeclient.pull_request(client_settings, self.forge_token, repo, wanted)
@@ -473,6 +470,11 @@ class AgentRun:
         ending.pull_request = record
         self.log.info("pull request", url=record.url, number=record.number, draft=record.draft)
         self.transcript.add({"event": "pullRequest", "turn": self.tally.turns, "at": _now(), **record.to_wire()})
+
+    def models_tried(self) -> tuple[str, ...]:
+        """Every model the task's attempts ran with (the escalation ladder's, the reviewer's), first use first."""
+        tried = [attempt.model for attempt in self.task.status.attempt_history]
+        return tuple(dict.fromkeys(model for model in (*tried, self.settings.model) if model))
 
     async def converse(self, messages: list[Message]) -> tuple[Ending, list[Message]]:
         """The model's turns until it submits (or stops): its ending, and the history so far."""
