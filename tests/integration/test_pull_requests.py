@@ -288,4 +288,39 @@ async def test_gates_a_fix_round_escalation_and_a_review_end_in_one_pull_request
     shown = first_message(next(r for r in llm.requests if r["model"] == "reviewer-model"))
     assert "A previous attempt" not in shown  # the reviewer judges the work, not the ladder
     assert f"pr     {result.pull_request.url}" in review
+    assert forge.token not in json.dumps(task.to_wire()) + small + large + review
     print(*(out for _, out, _ in logs), sep="\n----\n")  # NB: the README's transcript excerpt comes from this run
+
+
+async def test_a_review_that_cannot_verify_drafts_as_on_fail_says_and_opens_no_ready_pull_request(
+    kube: Kube, namespace: str, tmp_path: Path, forge: gitea.Gitea
+) -> None:
+    """The agent's GO passed its gates, but its reviewer never calls a tool: NO-GO, and with `onFail: draft` the
+    pushed branch gets a draft pull request (never the ready one the GO alone would have opened)."""
+    repo = hosted(forge, tmp_path, f"unreviewed-{namespace}")
+    name = repo.rsplit("/", 1)[-1].removesuffix(".git")
+
+    def model(request: dict[str, Any]) -> Reply:
+        return demo_script(request) if request["model"] == "scripted-model" else Turn(content="Fine by me.")
+
+    async with (
+        ScriptedLLM(model, models=["scripted-model", "mute-model"]) as llm,
+        running_controller(kube, namespace),
+        running_worker(kube, "unreviewed-box", namespace, {"agent": AgentExecutor},
+                       executors=worker_settings(forge, llm, tmp_path)),
+    ):  # fmt: skip
+        await make_agent(kube, namespace, "fixer", model="scripted-model", tools=list(ToolsAll), gates=[UNITTEST],
+                         review={"agentRef": "mute"}, pullRequest={"onFail": "draft"})  # fmt: skip
+        await make_agent(kube, namespace, "mute", model="mute-model", tools=["read_file", "submit_result"], maxTurns=2)
+        task = await run_task(kube, namespace, "unreviewed", repo)
+    assert (task.phase, task.status.verdict) == ("Succeeded", "NO-GO"), task.status
+    result = task.status.result
+    assert result is not None
+    assert result.review is not None
+    assert result.review.verdict == "NO-GO"
+    assert result.pull_request is not None
+    assert result.pull_request.draft is True
+    [pull] = forge.pulls(name)
+    assert (pull["draft"], pull["head"]["ref"]) == (True, "foreman/unreviewed")
+    assert "**Verdict: NO-GO**" in pull["body"]
+    assert "- Review by Agent `mute` (mute-model): NO-GO" in pull["body"]
