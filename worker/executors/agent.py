@@ -454,7 +454,7 @@ class AgentRun:
                 raise ForgeError(self.forge)
             client_settings, repo = self.config.forge, self.forge
             report = forge.Report(
-                task=self.task, verdict=ending.verdict, summary=ending.summary, usage=self.tally.usage(),
+                task=self.task, verdict=ending.verdict, summary=ending.summary, usage=self.usage_all(),
                 models=self.models_tried(), commit=change.commit, changed_files=tuple(change.changed_files),
                 gates=ending.gates, fix_rounds=ending.fix_rounds, review=ending.review,
             )  # fmt: skip
@@ -470,6 +470,11 @@ class AgentRun:
         ending.pull_request = record
         self.log.info("pull request", url=record.url, number=record.number, draft=record.draft)
         self.transcript.add({"event": "pullRequest", "turn": self.tally.turns, "at": _now(), **record.to_wire()})
+
+    def usage_all(self) -> Usage:
+        """What every attempt of the task consumed: the ones before (their records) and this one (its tally)."""
+        before = [a.usage for a in self.task.status.attempt_history[:-1] if a.usage is not None]
+        return forge.total_usage([*before, self.tally.usage()])
 
     def models_tried(self) -> tuple[str, ...]:
         """Every model the task's attempts ran with (the escalation ladder's, the reviewer's), first use first."""
