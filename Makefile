@@ -52,7 +52,7 @@ sandbox:
 llama-server: install
 	PYTHON=$(BIN)/python bash tests/servers/build-llama-server.sh $(CACHE)
 
-# A real Gitea for the pull-request tests (tests/servers/gitea.py): built once with Go from the code.gitea.io/gitea
+# A real Gitea for the pull-request tests (foreman.api.tooling.gitea): built once with Go from the code.gitea.io/gitea
 # module and cached under $(CACHE).
 gitea:
 	bash tests/servers/build-gitea.sh $(CACHE)

@@ -24,6 +24,7 @@ from foreman.api.models.base import utcnow
 from foreman.api.models.resources import AgenticTask
 from foreman.api.models.schedules import TaskSchedule, task_name
 from foreman.api.state.cron import parse
+from foreman.api.tooling import gitea
 from foreman.api.tooling.install import install
 from foreman.api.tooling.localcluster import LocalCluster
 from foreman.api.tooling.sdk import ForemanClient
@@ -64,6 +65,8 @@ EXPECTED = {
 }
 AGENT_TASK = "fix-calc"
 AGENT_NODE = "llm-box"
+DEMO_REPOSITORY = "calc"
+"""Its name on the local Gitea."""
 EXAMPLE_FILES = ["task-hello.yaml", "task-gpu.yaml", "task-selector.yaml", "task-command.yaml", "dag.yaml",
                  "cascade.yaml", "task-timeout-retries.yaml", "task-cancel.yaml"]  # fmt: skip
 SCHEDULE_FILES = ["schedule-nightly.yaml", "schedule-every-minute.yaml"]
@@ -124,36 +127,69 @@ def start_scripted_model(state: Path) -> tuple[subprocess.Popen[str], str, Path]
     return process, url, repository
 
 
-def agent_worker_flags(state: Path, url: str) -> list[str]:
+def agent_worker_flags(state: Path, url: str, forge: gitea.Gitea | None) -> list[str]:
+    """The agent node's flags and config: its commands, pushes, and with the local Gitea its forge (the token in a
+    file of the worker's own, never in the task) and its repositories."""
     config = state / "llm-box.yaml"
-    agent = {
+    agent: dict[str, Any] = {
         "allowCommands": [["python3", "-m", "unittest"]], "push": True, "workspaceRoot": str(state / "ws"),
         "allowRepos": [str(state / "calc")],
     }  # fmt: skip
+    if forge is not None:
+        token = state / "gitea-token"
+        token.touch(mode=0o600)
+        token.write_text(forge.token)
+        agent["forge"] = {"kind": "gitea", "url": forge.url, "tokenFile": str(token)}
+        agent["allowRepos"] = [f"{forge.url}/"]
     config.write_text(yaml.safe_dump({"executors": {"agent": agent}}))
     return ["--accelerator", "cpu", "--ram-gb", "32", "--context-tokens", "32768", "--llm-endpoint", url,
             "--config", str(config), "--model", "qwen2.5-coder:7b"]  # fmt: skip
 
 
-async def apply_agent_example(kube: Kube, repository: Path) -> None:
-    """The Agent and its task from examples/, the task pointed at the demo's local repository."""
+async def apply_agent_example(kube: Kube, repository: str) -> None:
+    """The Agent and its task from examples/, the task pointed at the demo's repository (on the local Gitea, else
+    a local path)."""
     for document in documents("agent-coder.yaml"):
         await kube.create(Agent.model_validate(document))
     for document in documents("task-agent.yaml"):
-        document["spec"]["payload"]["repo"] = str(repository)
+        document["spec"]["payload"]["repo"] = repository
         await kube.create(AgenticTask.model_validate(document))
     say("applied examples/agent-coder.yaml and examples/task-agent.yaml (the model is SCRIPTED, not a real one)")
 
 
-def show_agent_work(text: str | None, repository: Path) -> None:
+def show_agent_work(text: str | None, repository: Path, task: AgenticTask | None, forge: gitea.Gitea | None) -> bool:
+    """The agent's transcript, then its pull request on the local Gitea (False: it has none), else its branch in
+    the local repository."""
     emit(f"\n{AGENT_TASK}: the agent's transcript (foreman logs {AGENT_TASK}; a scripted model, not a real one):")
     for line in transcript.render(transcript.parse(text or ""), width=100):
         emit(f"  {line}")
+    if forge is not None:
+        result = task.status.result if task is not None else None
+        pull = result.pull_request if result is not None else None
+        opened = {p["number"]: p["title"] for p in forge.pulls(DEMO_REPOSITORY)}
+        if pull is None or pull.number not in opened:
+            typer.secho(f"\n{AGENT_TASK} opened no pull request on the local Gitea", fg=typer.colors.RED, err=True)
+            return False
+        emit(f"\npull request on the local Gitea: {pull.url}  ({opened[pull.number]})")
+        return True
     branch = f"foreman/{AGENT_TASK}"
     log = subprocess.run(
         ["git", "-C", str(repository), "log", "--format=%h %an: %s", "-1", branch], capture_output=True, text=True
     )
     emit(f"\nbranch {branch} of the repository: {log.stdout.strip() or log.stderr.strip()}")
+    return True
+
+
+def host_repository(servers: contextlib.ExitStack, repository: Path) -> tuple[gitea.Gitea | None, str]:
+    """Where the agent's task works: the demo repository on the local Gitea, started into `servers`, where Gitea
+    is built (`make gitea`); else the local repository itself (no pull request)."""
+    if (why := gitea.missing()) is not None:
+        say(f"{why}; the agent's task opens no pull request (its branch stays in the local repository)")
+        return None, str(repository)
+    forge = servers.enter_context(gitea.running())
+    repo = forge.hosted(DEMO_REPOSITORY, repository)
+    say(f"local Gitea at {forge.url} (it stops with the demo): the agent's task ends with a pull request on {repo}")
+    return forge, repo
 
 
 def port_or_any(port: int) -> int:
@@ -234,7 +270,7 @@ def demo(
 
     model, url, repository = start_scripted_model(state)
     say(f"scripted model server (a stand-in for llama.cpp / Ollama: the model is scripted) at {url}")
-    workers = {**WORKERS, AGENT_NODE: agent_worker_flags(state, url)}
+    servers = contextlib.ExitStack()
 
     async def run() -> bool:
         async with await Kube.connect(str(cluster.kubeconfig())) as kube:
@@ -247,14 +283,17 @@ def demo(
             async with serving(kube, Settings(namespace=NAMESPACE), port_or_any(dashboard_port)) as url:
                 emit(f"dashboard: {url}  (open it to watch the fleet, the graphs and the agent live)")
                 expected = await apply_examples(kube)
-                await apply_agent_example(kube, repository)
+                await apply_agent_example(kube, repo)
                 tasks = await follow_examples(kube, set(expected), timeout)
-                show_agent_work(await ForemanClient(kube, NAMESPACE).transcript(AGENT_TASK), repository)
-                passed = report(expected, tasks, (await kube.list(TaskSchedule, namespace=NAMESPACE)).items)
+                text = await ForemanClient(kube, NAMESPACE).transcript(AGENT_TASK)
+                shown = await asyncio.to_thread(show_agent_work, text, repository, tasks.get(AGENT_TASK), forge)
+                passed = report(expected, tasks, (await kube.list(TaskSchedule, namespace=NAMESPACE)).items) and shown
                 await keep_up_until_enter(url)
                 return passed
 
     try:
+        forge, repo = host_repository(servers, repository)
+        workers = {**WORKERS, AGENT_NODE: agent_worker_flags(state, url, forge)}
         passed = asyncio.run(run())
     finally:
         model.terminate()
@@ -266,6 +305,7 @@ def demo(
             except subprocess.TimeoutExpired:
                 process.kill()
         model.wait(10)
+        servers.close()  # NB: the local Gitea, after the workers that push to it
         if keep:
             say(f"\nthe control plane is still up (logs and data in {state}); look around with:")
             say(f"  export KUBECONFIG={cluster.kubeconfig()}")

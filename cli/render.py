@@ -28,10 +28,27 @@ def gate_lines(result: ResultEnvelope | None) -> list[str]:
     rounds = f"{result.fix_rounds} fix round{'s' if result.fix_rounds != 1 else ''}"
     rows = [("  NAME", "STATUS", "EXIT", "SECONDS", "OUTPUT (last line)")]
     for gate in result.gates:
-        last = next((line for line in reversed(gate.output_tail.splitlines()) if line.strip()), "")
+        last = last_line(gate.output_tail)
         exit_status = "-" if gate.exit_status is None else str(gate.exit_status)
         rows.append((f"  {gate.name}", gate.status, exit_status, f"{gate.seconds:g}", last[:100]))
     return [f"Gates:        {rounds}", table(rows)]
+
+
+def review_line(task: AgenticTask) -> str | None:
+    """`foreman describe`: the review of the agent's GO (who, with which model, the answer and its reasons), or
+    that it is under way; None: no review."""
+    result = task.status.result
+    if result is not None and (done := result.review) is not None:
+        by = f" ({done.model})" if done.model else ""
+        return f"Review:       {done.verdict} by Agent {done.agent_ref}{by}: {done.reasons}"
+    if (stage := task.status.review) is not None:
+        return f"Review:       by Agent {stage.agent_ref}, not answered yet"
+    return None
+
+
+def last_line(text: str) -> str:
+    """The last line of a command's output that is not blank."""
+    return next((line for line in reversed(text.splitlines()) if line.strip()), "")
 
 
 def attempt_lines(task: AgenticTask) -> list[str]:

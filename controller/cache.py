@@ -73,7 +73,7 @@ class Cache:
             self.agents[namespace][name] = spec
         else:
             self.agents[namespace].pop(name, None)
-        return {(namespace, task.name) for task in self.siblings(namespace).values() if task.spec.agent_ref == name}
+        return {(namespace, task.name) for task in self.siblings(namespace).values() if task.acting_agent_ref == name}
 
     def replace_agents(
         self, agents: Iterable[tuple[str, str, AgentSpec]], namespace: str | None = None
@@ -89,16 +89,17 @@ class Cache:
             for ns, tasks in self.tasks.items()
             if namespace is None or ns == namespace
             for task in tasks.values()
-            if task.spec.agent_ref
+            if task.acting_agent_ref
         }
 
     def model_of(self, task: AgenticTask) -> str | None:
-        """The model a task runs with: its own modelRef, else its Agent's."""
+        """The model a task runs with (`AgenticTask.model_with`)."""
         return task.model_with(self.agent_of(task))
 
     def agent_of(self, task: AgenticTask) -> AgentSpec | None:
-        """The Agent a task names, where it exists."""
-        return self.agents.get(task.namespace or "", {}).get(task.spec.agent_ref) if task.spec.agent_ref else None
+        """The Agent whose attempt comes next (`acting_agent_ref`: the reviewer's in review), where it exists."""
+        name = task.acting_agent_ref
+        return self.agents.get(task.namespace or "", {}).get(name) if name else None
 
     # -- queues ----------------------------------------------------------------------------------------------------
 

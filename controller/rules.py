@@ -117,9 +117,9 @@ def decide(
     state = dependency_state(task, siblings)
     if not isinstance(state, Placeable):
         return state
-    if task.spec.agent_ref and task.spec.agent_ref not in agents:
+    if (agent := task.acting_agent_ref) and agent not in agents:
         # NB: like a missing upstream, a missing Agent must not take a node slot; the Agent's arrival wakes the task
-        return Blocked(reasons.AGENT_NOT_FOUND, f"Agent {task.spec.agent_ref} does not exist in {task.namespace}")
+        return Blocked(reasons.AGENT_NOT_FOUND, f"Agent {agent} does not exist in {task.namespace}")
     if (queue := task.spec.queue) and not queue_exists(queue, queues):
         return Blocked(reasons.QUEUE_NOT_FOUND, f"TaskQueue {queue} does not exist")
     if task.status.not_before and task.status.not_before > now:

@@ -13,6 +13,7 @@ from pydantic import BaseModel
 
 from foreman.api.models.envelope import Attempt
 from foreman.api.models.resources import TERMINAL_PHASES, AgenticTask, AgenticTaskStatus, Payload
+from foreman.api.models.review import ReviewStage
 from foreman.api.models.schedules import SCHEDULE_LABEL
 
 EMPTY_PAYLOAD = Payload()
@@ -26,7 +27,8 @@ def for_decisions(task: AgenticTask) -> AgenticTask:
     Payloads are never read (and may be megabytes). A finished task is read only as an upstream (its phase, verdict
     and failureReason), by the indexes (labels, dependsOn) and by clean-up (finishedAt, its spec, the transcript it
     owns, the deliveries of its result, its uid and resourceVersion): its result envelope, conditions, usage,
-    annotations and claim are dropped, most of what it weighs. NB: a TaskSchedule's tasks are kept whole: the
+    annotations and claim are dropped, most of what it weighs. A task in review keeps of its review stage only what
+    placement reads. NB: a TaskSchedule's tasks are kept whole: the
     schedule's run history shows their outcome (the Finished condition, the result's summary) and start time; its
     history limits keep them few.
     """
@@ -48,6 +50,10 @@ def for_decisions(task: AgenticTask) -> AgenticTask:
             deliveries=status.deliveries,
         )
         update["metadata"] = task.metadata.model_copy(update={"annotations": {}})
+    elif (review := task.status.review) is not None:
+        # NB: placement reads the reviewer's Agent and the work's model, never the diff shown to the reviewer
+        kept = ReviewStage(agent_ref=review.agent_ref, model=review.model)
+        update["status"] = task.status.model_copy(update={"review": kept})
     return compact(task.model_copy(update=update) if update else task)
 
 

@@ -8,8 +8,16 @@ from typing import Any
 from foreman.api.models.base import STORED
 from foreman.api.models.resources import AgenticTask, FleetNode
 from foreman.api.models.schedules import TaskSchedule
+from foreman.api.state.status import claimed
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def running_agent_task(status: dict[str, Any] | None = None, **spec: Any) -> AgenticTask:
+    """Agent task "t" as its worker claimed it on node n1, with further `status` fields (escalation, review)."""
+    pending = task("t", phase="Scheduled", assignedNode="n1", executor="agent", **spec)
+    wire = {**pending.status.to_wire(), **claimed(pending, T0, "n1/x"), "phase": "Running", **(status or {})}
+    return AgenticTask.model_validate({**pending.to_wire(), "status": wire})
 
 
 def task(name: str, *, phase: str = "Pending", namespace: str = "ns", labels: dict[str, str] | None = None,

@@ -28,6 +28,11 @@ class Step:
     from_model: str
     reason: str
 
+    @property
+    def message(self) -> str:
+        """What the condition and the Event say of it."""
+        return f"escalated from {self.from_model} to {self.escalation.model} ({self.reason})"
+
 
 def trigger(envelope: ResultEnvelope | None) -> str | None:
     """Why the attempt's end calls for a bigger model, or None: its failureReason, GATE-FAIL's `GateFailed` too."""

@@ -108,8 +108,11 @@ class TaskRunner:
             self.metrics.duration.observe(time.monotonic() - started)
             if step := rules.escalation_for(execution.task, outcome):
                 bound.info("escalating", to_model=step.escalation.model, reason=step.reason)
-            if await self.finish(execution.task, outcome) and step:
+            written = await self.finish(execution.task, outcome)
+            if written is not None and step:
                 self.metrics.agent_escalations.labels(step.from_model, step.escalation.model, step.reason).inc()
+                await self.kube.emit_event(written, reason=reasons.ESCALATED, message=step.message,
+                                           component=COMPONENT, type="Warning")  # fmt: skip
             verdict = outcome.envelope.verdict if outcome.envelope else None
             self.metrics.tasks_run.labels(verdict or "", outcome.reason or "").inc()
             bound.info("finished", reason=outcome.reason, verdict=verdict)
@@ -156,11 +159,11 @@ class TaskRunner:
                 message=f"no executor {task.spec.executor!r} on {self.node} (installed: {known})",
             )
         agent = None
-        if task.spec.agent_ref:
+        if agent_ref := task.acting_agent_ref:
             try:
-                agent = (await self.kube.get(Agent, task.spec.agent_ref, task.namespace)).spec
+                agent = (await self.kube.get(Agent, agent_ref, task.namespace)).spec
             except NotFound:
-                message = f"Agent {task.spec.agent_ref!r} does not exist in namespace {task.namespace}"
+                message = f"Agent {agent_ref!r} does not exist in namespace {task.namespace}"
                 return Outcome(reason=reasons.AGENT_NOT_FOUND, message=message)
         upstreams: dict[str, ResultEnvelope | None] = {}
         payload = task.spec.payload.to_wire()
@@ -186,7 +189,8 @@ class TaskRunner:
         outcome = await self._outcome(execution, executor, context)
         ran = dataclasses.replace(
             outcome, usage=execution.usage, transcript_ref=execution.transcript_ref, model=task.model_with(agent),
-            ladder=tuple(task.escalation_with(agent)),
+            ladder=tuple(task.escalation_with(agent)), review=task.review_with(agent),
+            pull_request=task.pull_request_with(agent),
         )  # fmt: skip
         return rules.gates_unmet(task.gates_with(agent), ran)
 

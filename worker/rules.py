@@ -4,7 +4,7 @@ outcome is. Every phase change the worker makes is chosen here (`foreman.api.sta
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -12,10 +12,12 @@ from pydantic import ValidationError
 
 from foreman.api.models.envelope import PASSING_VERDICTS, Attempt, ResultEnvelope, Usage
 from foreman.api.models.gates import Gate
+from foreman.api.models.pullrequests import PullRequestPolicy
 from foreman.api.models.resources import AgenticTask
+from foreman.api.models.review import ReviewRef, ReviewStage
 from foreman.api.runtime.backoff import backoff_delay
 from foreman.api.state import reasons, status
-from foreman.worker import escalation
+from foreman.worker import escalation, review
 
 RETRYABLE_REASONS = frozenset({reasons.EXECUTOR_ERROR, reasons.TIMEOUT})
 """Failures worth another attempt (the executor crashed or ran out of time). A contract violation, an unknown
@@ -47,6 +49,10 @@ class Outcome:
     """The model the attempt ran with (`AgenticTask.model_with`)."""
     ladder: tuple[str, ...] = ()
     """The task's escalation ladder (`AgenticTask.escalation_with`)."""
+    review: ReviewRef | None = None
+    """The review its GO gets (`AgenticTask.review_with`)."""
+    pull_request: PullRequestPolicy = field(default_factory=PullRequestPolicy)
+    """The task's pull request policy (`AgenticTask.pull_request_with`): the review stage keeps it."""
 
 
 def claim(task: AgenticTask, now: datetime, claimant: str) -> dict[str, Any]:
@@ -94,15 +100,18 @@ def usage_of(envelope: ResultEnvelope | None) -> Usage | None:
         return None
 
 
-def attempts_of(task: AgenticTask, outcome: Outcome, now: datetime) -> tuple[list[Attempt], Usage | None]:
-    """The task's attempts with this one ended as the outcome says, and its usage: the envelope's, else what the
-    executor last reported (a timed-out or cancelled attempt's usage is not lost)."""
+def attempts_of(
+    task: AgenticTask, outcome: Outcome, now: datetime, *, ended_as: str | None = None
+) -> tuple[list[Attempt], Usage | None]:
+    """The task's attempts with this one ended as the outcome says (`ended_as`: how, where not its reason: an
+    escalated attempt reads `Escalated`), and its usage: the envelope's, else what the executor last reported (a
+    timed-out or cancelled attempt's usage is not lost)."""
     usage = usage_of(outcome.envelope) or outcome.usage
     verdict = outcome.envelope.verdict if outcome.envelope is not None else None
     ended = status.ended_attempts(
         task,
         now,
-        outcome.reason or reasons.COMPLETED,
+        ended_as or outcome.reason or reasons.COMPLETED,
         verdict=verdict,
         usage=usage,
         transcript_ref=outcome.transcript_ref,
@@ -120,21 +129,32 @@ def escalation_for(task: AgenticTask, outcome: Outcome) -> escalation.Step | Non
     return escalation.next_step(outcome.ladder, outcome.model, task.status.escalation, outcome.envelope, number=number)
 
 
+def review_for(task: AgenticTask, outcome: Outcome) -> ReviewStage | None:
+    """The review stage the outcome begins: a GO (gates passed) of a task with a review, not yet reviewed."""
+    if outcome.reason is not None or task.reviewing:
+        return None
+    return review.stage_for(outcome.review, outcome.envelope, model=outcome.model, pull_request=outcome.pull_request)
+
+
 def finished(
     task: AgenticTask, outcome: Outcome, now: datetime, *, backoff: float, backoff_max: float
 ) -> dict[str, Any]:
     """The terminal write for an outcome, or back to Pending: at once for a drain's hand-back (no attempt counted:
     the task did nothing wrong) or an escalation to the next model of its ladder, with a backoff when a retry is
     left."""
-    attempts, usage = attempts_of(task, outcome, now)
+    step = escalation_for(task, outcome)
+    attempts, usage = attempts_of(task, outcome, now, ended_as=reasons.ESCALATED if step else None)
     used = {"usage": usage.to_wire()} if usage is not None else {}
     if outcome.reason == reasons.NODE_DRAINING:
         return status.requeued(task, now, outcome.reason, outcome.message, count_attempt=False, attempts=attempts)
-    if step := escalation_for(task, outcome):
+    if step:
         # NB: not counted against retries: the ladder bounds escalations
-        message = f"escalated from {step.from_model} to {step.escalation.model} ({step.reason})"
-        return {**status.requeued(task, now, reasons.ESCALATED, message, count_attempt=False, attempts=attempts,
+        return {**status.requeued(task, now, reasons.ESCALATED, step.message, count_attempt=False, attempts=attempts,
                                   escalation=step.escalation), **used}  # fmt: skip
+    if stage := review_for(task, outcome):
+        message = f"GO with its gates passed; review by Agent {stage.agent_ref}"
+        return {**status.requeued(task, now, reasons.REVIEWING, message, count_attempt=False, attempts=attempts,
+                                  review=stage), **used}  # fmt: skip
     if outcome.reason is None:
         assert outcome.envelope is not None
         return status.succeeded(task, now, outcome.envelope, used, attempts=attempts)
@@ -148,6 +168,13 @@ def finished(
     # NB: the time the work ran, from the claim, so a task that timed out after 2 s or was cancelled after 5 s of
     # work does not read elapsedSec 0
     ran_for = (now - task.status.started_at).total_seconds() if task.status.started_at else 0.0
+    if task.status.review is not None and outcome.envelope is None:
+        # NB: a reviewer that could not answer is a NO-GO, never a GO (nor an INCOMPLETE that hides the review)
+        envelope = review.unverified(task.status.review, kind=task.spec.kind, reason=outcome.reason,
+                                     message=outcome.message, elapsed=ran_for)  # fmt: skip
+        body = status.failed(task, now, outcome.reason, outcome.message, verdict="NO-GO", result=envelope,
+                             attempts=attempts)  # fmt: skip
+        return {**body, **used}
     envelope = outcome.envelope or ResultEnvelope(
         kind=task.spec.kind,
         verdict="INCOMPLETE",

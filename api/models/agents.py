@@ -17,6 +17,7 @@ from foreman.api.models.gates import DEFAULT_MAX_FIX_ROUNDS, MAX_FIX_ROUNDS, Gat
 from foreman.api.models.notify import Notify
 from foreman.api.models.pullrequests import PullRequestPolicy
 from foreman.api.models.resources import Resource
+from foreman.api.models.review import ReviewRef
 from foreman.api.models.subtasks import SubtaskPolicy
 
 ToolName = Literal["list_files", "read_file", "write_file", "edit_file", "grep", "run", "submit_result"]
@@ -70,6 +71,9 @@ class AgentSpec(Model):
     escalation: Ladder = Field(default_factory=list)
     """Models from small to large: on NoToolCall, MaxTurnsExceeded, ContextExceeded or GATE-FAIL the task goes back
     to Pending for the next one (not counted against its retries); the last one's outcome is the task's."""
+    review: ReviewRef | None = None
+    """The Agent that reviews its tasks' GO once the gates passed (placed by that Agent's model); the reviewer's
+    GO or NO-GO is the task's verdict, and anything but a clear GO is NO-GO."""
 
     subtasks: SubtaskPolicy | None = None
     """What its tasks may create while they run: children (AgenticTasks for the Agents named here) and

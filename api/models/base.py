@@ -23,6 +23,9 @@ from pydantic.alias_generators import to_camel
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema
 
+ObjectName = Annotated[str, Field(min_length=1, max_length=253, pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")]
+"""A Kubernetes object name (an RFC 1123 subdomain)."""
+
 
 def _wire_name(name: str) -> str:
     # NB: Kubernetes spells acronyms in caps (minRAMGB, totalRAMGB, sizeGB, modelMemoryGB), which to_camel cannot guess.

@@ -11,6 +11,7 @@ from pydantic import Field
 from foreman.api.models.base import Model, Rule
 from foreman.api.models.gates import GateResult
 from foreman.api.models.pullrequests import PullRequestRecord
+from foreman.api.models.review import ReviewRecord
 
 SCHEMA_VERSION: Literal["foreman.v1"] = "foreman.v1"
 
@@ -93,6 +94,8 @@ class ResultEnvelope(Model):
 
     pull_request: PullRequestRecord | None = None
     """The pull request the task opened or updated on the worker's forge (agent executor)."""
+    review: ReviewRecord | None = None
+    """The review of the agent's GO (`spec.review`): the reviewer's Agent, model, verdict (the task's) and reasons."""
 
 
 EXTRA_BYTES = 256 * 1024

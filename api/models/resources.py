@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Self
 
 from pydantic import Field, ModelWrapValidatorHandler, PrivateAttr, model_validator
 
-from foreman.api.models.base import Conditions, Model, ObjectMeta, Rule
+from foreman.api.models.base import Conditions, Model, ObjectMeta, ObjectName, Rule
 from foreman.api.models.envelope import MAX_ATTEMPTS_KEPT, Attempt, ResultEnvelope, TaskKind, Usage, Verdict
 from foreman.api.models.escalation import Escalation, Ladder
 from foreman.api.models.gates import DEFAULT_MAX_FIX_ROUNDS, MAX_FIX_ROUNDS, Gate, Gates
 from foreman.api.models.notify import Deliveries, Notify
 from foreman.api.models.pullrequests import PullRequestPolicy
+from foreman.api.models.review import ReviewRef, ReviewStage
 
 if TYPE_CHECKING:
     from foreman.api.models.agents import AgentSpec
@@ -23,7 +24,7 @@ API_VERSION = f"{GROUP}/{VERSION}"
 NODE_LABEL = f"{GROUP}/node"
 """Label the controller puts on a scheduled task: a watch hint for workers, never the truth (status is)."""
 
-DnsName = Annotated[str, Field(min_length=1, max_length=253, pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")]
+DnsName = ObjectName
 
 Accelerator = Literal["cuda", "metal", "rocm", "cpu"]
 AcceleratorRequest = Literal["cuda", "metal", "rocm", "cpu", "any"]
@@ -136,6 +137,8 @@ class AgenticTaskSpec(Model):
     """Overrides its Agent's maxFixRounds."""
     escalation: Ladder | None = None
     """Replaces its Agent's `escalation` ladder (an empty list: none). None: the Agent's."""
+    review: ReviewRef | None = None
+    """Replaces its Agent's `review`: the Agent that reviews its GO after the gates passed (agent executor)."""
     ttl_seconds_after_finished: int | None = Field(default=None, ge=0)
     """Seconds after it finished (status.finishedAt) before the controller deletes the task, as on a Job; wins over
     the controller's --ttl-after-success / --ttl-after-failure. Kept meanwhile while a dependant that is not finished
@@ -183,6 +186,9 @@ class AgenticTaskStatus(Model):
     """How far each delivery of spec.notify got (written by the notifier only)."""
     escalation: Escalation | None = None
     """The model of its escalation ladder it runs with now, once an attempt escalated (wins over modelRef)."""
+    review: ReviewStage | None = None
+    """Its review stage, once the agent's GO passed its gates and a review follows: the next attempt is the
+    reviewer's (its Agent, its model), shown the diff, the gates' results and the agent's summary."""
 
 
 class AgenticTask(Resource):
@@ -211,22 +217,42 @@ class AgenticTask(Resource):
     def phase(self) -> TaskPhase:
         return self.status.phase
 
+    @property
+    def reviewing(self) -> bool:
+        """In its review stage: the next attempt is the reviewer's."""
+        return self.status.review is not None
+
+    @property
+    def acting_agent_ref(self) -> str | None:
+        """The Agent whose attempt comes next (the one rule of controller and worker): the reviewer's in the review
+        stage, else the task's own `agentRef`."""
+        return self.status.review.agent_ref if self.status.review is not None else self.spec.agent_ref
+
     def model_with(self, agent: AgentSpec | None) -> str | None:
-        """The model the task runs with (the one rule of controller and worker): the one it escalated to, else its own
+        """The model the task runs with (the one rule of controller and worker), `agent` being its acting Agent: in
+        review, the reviewer's model (else the one the work was done with); else the one it escalated to, else its own
         modelRef, else its Agent's, else the first of its escalation ladder."""
+        if self.status.review is not None:
+            return (agent.model if agent is not None else None) or self.status.review.model
         if self.status.escalation is not None:
             return self.status.escalation.model
         ladder = self.escalation_with(agent)
         return self.spec.model_ref or (agent.model if agent is not None else None) or (ladder[0] if ladder else None)
 
     def escalation_with(self, agent: AgentSpec | None) -> list[str]:
-        """The task's escalation ladder: its own, else its Agent's."""
+        """The task's escalation ladder: its own, else its Agent's; none in review (a reviewer that cannot verify
+        answers NO-GO, it does not escalate)."""
+        if self.reviewing:
+            return []
         if self.spec.escalation is not None:
             return self.spec.escalation
         return agent.escalation if agent is not None else []
 
     def gates_with(self, agent: AgentSpec | None) -> list[Gate]:
-        """The gates the task runs: its own, else its Agent's (the one rule of controller and worker)."""
+        """The gates the task runs: its own, else its Agent's (the one rule of controller and worker); none in review
+        (the reviewer is shown the results of the gates that ran)."""
+        if self.reviewing:
+            return []
         if self.spec.gates is not None:
             return self.spec.gates
         return agent.gates if agent is not None else []
@@ -237,9 +263,18 @@ class AgenticTask(Resource):
         return agent.max_fix_rounds if agent is not None else DEFAULT_MAX_FIX_ROUNDS
 
     def pull_request_with(self, agent: AgentSpec | None) -> PullRequestPolicy:
-        """When the task opens a pull request: its own `pullRequest` over its Agent's."""
+        """When the task opens a pull request: its own `pullRequest` over its Agent's (in review, as they were
+        resolved before it: the reviewer's Agent does not change it)."""
+        if self.status.review is not None:
+            return self.status.review.pull_request
         own = self.spec.pull_request or PullRequestPolicy()
         return own.over(agent.pull_request if agent is not None else None)
+
+    def review_with(self, agent: AgentSpec | None) -> ReviewRef | None:
+        """The review its GO gets: its own `review`, else its Agent's; none once in review."""
+        if self.reviewing:
+            return None
+        return self.spec.review or (agent.review if agent is not None else None)
 
     @property
     def held_node(self) -> str | None:

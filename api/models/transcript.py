@@ -138,6 +138,8 @@ def render(records: Iterable[dict[str, Any]], *, width: int = 400) -> list[str]:
         elif kind == "pullRequest":
             said = record.get("url") or f"failed: {_short(record.get('error', ''), width)}"
             out.append(f"{prefix} pr     {said}" + (" (draft)" if record.get("draft") else ""))
+        elif kind == "review":
+            out.append(f"{prefix} review {record.get('verdict')}: {_short(record.get('reasons', ''), width)}")
         elif kind == "elided":
             out.append(f"      … {record.get('lines')} lines dropped to keep the transcript under 1 MiB …")
         else:

@@ -52,6 +52,8 @@ GATE_FAILED: Final = "GateFailed"
 """The failureReason of a GATE-FAIL."""
 ESCALATED: Final = "Escalated"
 """Back to Pending for the next model of its escalation ladder."""
+REVIEWING: Final = "Reviewing"
+"""Back to Pending for its reviewer (`spec.review`): the agent's GO passed its gates."""
 
 # TaskSchedule: condition Accepted and the events of firing.
 ACCEPTED: Final = "Accepted"

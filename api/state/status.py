@@ -17,6 +17,7 @@ from foreman.api.models.base import ConditionStatus, find_condition, set_conditi
 from foreman.api.models.envelope import MAX_ATTEMPTS_KEPT, Attempt, ResultEnvelope, Usage, Verdict
 from foreman.api.models.escalation import Escalation
 from foreman.api.models.resources import AgenticTask
+from foreman.api.models.review import ReviewStage
 from foreman.api.state import reasons
 
 ConditionUpdate = tuple[str, ConditionStatus, str, str]  # type, status, reason, message
@@ -227,9 +228,11 @@ def requeued(
     claim_expired: bool = False,
     attempts: list[Attempt] | None = None,
     escalation: Escalation | None = None,
+    review: ReviewStage | None = None,
 ) -> dict[str, Any]:
     """Back to Pending, assignment cleared (null deletes a field in a merge patch); `attempts` as for `succeeded`
-    (default: the one under way ended with `reason`); `escalation`: the model the next attempt runs with."""
+    (default: the one under way ended with `reason`); `escalation`: the model the next attempt runs with; `review`:
+    the review stage it enters."""
     ended = attempts if attempts is not None else ended_attempts(task, now, reason)
     updates: list[ConditionUpdate] = [(reasons.SCHEDULED, "False", reason, message)]
     if task.phase == "Running":
@@ -247,4 +250,5 @@ def requeued(
         "conditions": with_conditions(task, now, *updates),
         **({"attemptHistory": _wire(ended)} if ended != task.status.attempt_history else {}),
         **({"escalation": escalation.to_wire()} if escalation is not None else {}),
+        **({"review": review.to_wire()} if review is not None else {}),
     }

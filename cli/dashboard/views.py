@@ -7,6 +7,7 @@ only when it differs; the page draws what it gets. Everything here is tested wit
 from __future__ import annotations
 
 import graphlib
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -22,7 +23,7 @@ from foreman.api.models.resources import TERMINAL_PHASES, AgenticTask, FleetNode
 from foreman.api.models.schedules import TaskSchedule
 from foreman.api.state import reasons
 from foreman.api.state.cron import ScheduleError, parse
-from foreman.cli.render import age, delivery_rows, reason_of, sandbox_summary
+from foreman.cli.render import age, delivery_rows, last_line, reason_of, sandbox_summary
 from foreman.controller.cache import Cache
 from foreman.controller.waiting import Waiting, line_up
 
@@ -124,11 +125,28 @@ def fleet_view(
     nodes: Iterable[FleetNode], tasks: Iterable[AgenticTask], now: datetime, stale_after: float
 ) -> dict[str, Any]:
     by_node: dict[str, list[AgenticTask]] = {}
+    tasks = list(tasks)
     for task in tasks:
         if task.status.assigned_node:
             by_node.setdefault(task.status.assigned_node, []).append(task)
     cards = [node_card(n, by_node.get(n.name, []), now, stale_after) for n in sorted(nodes, key=lambda n: n.name)]
-    return {"nodes": cards}
+    return {"nodes": cards, "escalations": escalations(tasks)}
+
+
+def escalations(tasks: Iterable[AgenticTask]) -> list[dict[str, Any]]:
+    """Escalations per model, from the attempts of the tasks still there (the metric
+    foreman_agent_escalations_total keeps the count of every one): each attempt that ended `Escalated`, to the
+    model of the attempt after it (or the one the task waits for)."""
+    counts: Counter[tuple[str, str]] = Counter()
+    for task in tasks:
+        history = task.status.attempt_history
+        if not history:
+            continue
+        waiting = task.status.escalation.model if task.status.escalation is not None else None
+        for attempt, after in zip(history, [*(a.model for a in history[1:]), waiting], strict=True):
+            if attempt.outcome == reasons.ESCALATED:
+                counts[(attempt.model or "default", after or "default")] += 1
+    return [{"from": source, "to": target, "count": n} for (source, target), n in sorted(counts.items())]
 
 
 # -- tasks -----------------------------------------------------------------------------------------------------------
@@ -372,12 +390,44 @@ def transcript_entries(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]
         elif kind == "pullRequest":
             said = record.get("url") or f"failed: {record.get('error')}"
             entry |= {"title": "pull request" + (" (draft)" if record.get("draft") else ""), "text": str(said)}
+        elif kind == "review":
+            entry |= {"title": f"review: {record.get('verdict')}", "text": str(record.get("reasons", ""))}
+        elif kind == "gate":
+            ended = f"exit {record.get('exitStatus')}" if record.get("exitStatus") is not None else "no exit status"
+            entry |= {
+                "title": f"gate {record.get('name')}: {record.get('status')} ({ended})",
+                "ok": record.get("status") == "passed",
+            }
+            entry["text"] = record.get("output", "")
         elif kind == "elided":
             entry |= {"title": f"{record.get('lines')} lines dropped", "text": "the transcript is kept under 1 MiB"}
         else:
             entry |= {"title": str(kind), "text": transcript.capped(str(record), 2000)}
         entries.append(entry)
     return entries
+
+
+def gates_of(task: AgenticTask) -> dict[str, Any] | None:
+    """Each verify gate's last run and the fix rounds, as `foreman describe` shows them; None: no gates ran."""
+    result = task.status.result
+    if result is None or not result.gates:
+        return None
+    rows = [
+        {"name": g.name, "status": g.status, "exitStatus": g.exit_status, "seconds": g.seconds,
+         "last": last_line(g.output_tail)[:200]}
+        for g in result.gates
+    ]  # fmt: skip
+    return {"fixRounds": result.fix_rounds, "rows": rows}
+
+
+def review_of(task: AgenticTask) -> dict[str, Any] | None:
+    """The review of the agent's GO, or that one is under way (`foreman describe`'s Review line)."""
+    result = task.status.result
+    if result is not None and result.review is not None:
+        return result.review.model_dump(mode="json", by_alias=True)
+    if task.status.review is not None:
+        return {"agentRef": task.status.review.agent_ref, "verdict": None, "reasons": "not answered yet"}
+    return None
 
 
 def pull_request_link(task: AgenticTask) -> dict[str, Any] | None:
@@ -419,6 +469,9 @@ def task_view(
         "result": status.result.model_dump(mode="json", by_alias=True) if status.result else None,
         "usage": status.usage.model_dump(mode="json", by_alias=True) if status.usage else None,
         "pullRequest": pull_request_link(task),
+        "gates": gates_of(task),
+        "attemptHistory": [attempt.model_dump(mode="json", by_alias=True) for attempt in status.attempt_history],
+        "review": review_of(task),
         "deliveries": deliveries(task),
         "transcript": transcript_entries(transcript.parse(transcript_text or "")),
         "hasTranscript": transcript_text is not None,

@@ -229,18 +229,33 @@ async def test_the_task_page_follows_the_agent_transcript_live(
         await write_transcript(3)
         await expect(entries).to_have_count(3, timeout=WAIT_MS)
         await expect(entries.nth(2)).to_contain_text("return a - b")
-        result = {"schemaVersion": "foreman.v1", "kind": "issue-fix", "verdict": "GO", "summary": "Fixed add()"}
+        gate = {"name": "unittest", "status": "passed", "exitStatus": 0, "seconds": 0.4, "outputTail": "Ran 1\nOK\n"}
+        review = {"agentRef": "careful", "model": "big-model", "verdict": "GO", "reasons": "add() adds now"}
+        result = {"schemaVersion": "foreman.v1", "kind": "issue-fix", "verdict": "GO", "summary": "Fixed add()",
+                  "gates": [gate], "fixRounds": 1, "review": review}  # fmt: skip
         usage = {"promptTokens": 310, "completionTokens": 22, "totalTokens": 332, "turns": 1, "toolCalls": 1}
+        attempts = [
+            {"number": 1, "node": "small-box", "model": "small-model", "outcome": "Escalated"},
+            {"number": 2, "node": "big-box", "model": "big-model", "outcome": "Completed", "verdict": "GO"},
+        ]
         await kube.patch_status(
             AgenticTask,
             "fix-calc",
-            {"phase": "Succeeded", "verdict": "GO", "result": result, "usage": usage},
+            {"phase": "Succeeded", "verdict": "GO", "result": result, "usage": usage, "attemptHistory": attempts},
             namespace=namespace,
         )
         await expect(page.locator("pre.envelope")).to_contain_text("Fixed add()", timeout=WAIT_MS)
         await expect(page.locator(".kv.usage")).to_contain_text("310 in, 22 out (332)")
+        await expect(page.locator("table.gates")).to_contain_text("unittest")
+        await expect(page.locator("h3", has_text="Gates")).to_have_text("Gates (1 fix round)")
+        await expect(page.locator(".kv.review")).to_contain_text("add() adds now")
+        await expect(page.locator("table.attempts tbody tr")).to_have_count(2)
+        await expect(page.locator("table.attempts")).to_contain_text("Escalated")
         assert await page.evaluate("() => window.notReloaded === true"), "the page was reloaded"
         await snap(page, tmp_path, "task")
+        await page.goto(url + "#/fleet")
+        await expect(page.locator("table.escalations")).to_contain_text("small-model", timeout=WAIT_MS)
+        await expect(page.locator("table.escalations")).to_contain_text("big-model")
 
 
 async def test_with_allow_actions_cancel_and_trigger_work_and_other_origins_are_refused(

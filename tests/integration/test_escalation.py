@@ -37,6 +37,11 @@ async def test_a_small_model_without_a_tool_call_escalates_to_the_next_model_on_
         await make_task(kube, namespace, "climb", executor="agent", agentRef="climber",
                         payload={"prompt": "Say GO."})  # fmt: skip
         task = await wait_for(kube, namespace, "climb", finished, timeout=60)
+    # NB: read after the workers stopped: each wrote its Events before its run ended
+    events = await kube.list_raw("v1", "Event", namespace, "involvedObject.name=climb")
+    assert [(e["type"], e["reason"], e["message"]) for e in events if e["reason"] == "Escalated"] == [
+        ("Warning", "Escalated", "escalated from small to large (NoToolCall)")
+    ]
     assert (task.phase, task.status.verdict) == ("Succeeded", "GO"), task.status
     assert {r["model"] for r in chatty.requests} == {"small"}
     assert [r["model"] for r in able.requests] == ["large"]
@@ -45,8 +50,8 @@ async def test_a_small_model_without_a_tool_call_escalates_to_the_next_model_on_
     assert PREVIOUS in told
     assert "Attempt 1 with model small ended INCOMPLETE (NoToolCall)" in told
     history = task.status.attempt_history
-    assert [(a.model, a.node, a.verdict) for a in history] == [
-        ("small", "small-box", "INCOMPLETE"), ("large", "large-box", "GO"),
+    assert [(a.model, a.node, a.verdict, a.outcome) for a in history] == [
+        ("small", "small-box", "INCOMPLETE", "Escalated"), ("large", "large-box", "GO", "Completed"),
     ]  # fmt: skip
     assert task.status.attempts == 0  # escalations spend no retries
     assert task.status.result is not None

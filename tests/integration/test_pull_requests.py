@@ -1,5 +1,5 @@
 """Pull requests on a real forge: a whole agent task (the real apiserver, controller and worker, a scripted model
-server) from a repository on a real Gitea (tests/servers/gitea.py, `make gitea`) to its pull request, read back
+server) from a repository on a real Gitea (foreman.api.tooling.gitea, `make gitea`) to its pull request, read back
 through Gitea's own API. The worker's token reaches Gitea and nothing else: not the envelope, not the transcript,
 not the logs."""
 
@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,12 +17,14 @@ from foreman.api.http.errors import NotFound
 from foreman.api.http.kube import Kube
 from foreman.api.models import transcript
 from foreman.api.models.resources import AgenticTask
+from foreman.api.tooling import gitea
 from foreman.api.tooling.scripted_llm import Call, Reply, ScriptedLLM, Turn, demo_repository, demo_script
 from foreman.worker.executors.agent import AgentExecutor
 from tests.clusters import Cluster
 from tests.integration.helpers import foreman_cli, make_task, running_controller, running_worker, wait_for
 from tests.integration.test_agent import ToolsAll, finished, git, make_agent
-from tests.servers import gitea
+from tests.integration.test_escalation import first_message
+from tests.integration.test_gates import UNITTEST
 
 pytestmark = [
     pytest.mark.gitea,
@@ -39,20 +39,8 @@ def forge() -> Iterator[gitea.Gitea]:
 
 
 def hosted(forge: gitea.Gitea, tmp_path: Path, name: str) -> str:
-    """The demo repository (one failing test) pushed to a new private Gitea repository (the worker clones it with
-    the token of its config); its clone URL, which carries no credentials."""
-    forge.api("POST", "/user/repos", {"name": name, "auto_init": False, "default_branch": "main", "private": True})
-    local = demo_repository(tmp_path / name)
-    url = f"{forge.url}/{forge.user}/{name}.git"
-    header = f"http.extraHeader=Authorization: token {forge.token}"
-    subprocess.run(["git", "-C", str(local), "-c", header, "push", "--quiet", url, "main"], check=True,
-                   capture_output=True)  # fmt: skip
-    # NB: Gitea takes in a push in the background; until then the repository reads as empty (and 404s its pulls)
-    for _ in range(500):
-        if not forge.api("GET", f"/repos/{forge.user}/{name}")["empty"]:
-            return url
-        time.sleep(0.02)
-    raise AssertionError(f"gitea never took in the push to {name}")
+    """The demo repository (one failing test) on a new private Gitea repository; its clone URL."""
+    return forge.hosted(name, demo_repository(tmp_path / name))
 
 
 def worker_settings(forge: gitea.Gitea, llm: ScriptedLLM, tmp_path: Path) -> dict[str, dict[str, Any]]:
@@ -236,3 +224,103 @@ async def test_a_repository_off_the_forge_gets_no_pull_request_and_no_failure(
     assert result is not None
     assert (task.status.verdict, result.failure_reason, result.pull_request) == ("GO", None, None)
     assert git(local, "rev-parse", "foreman/fix-local").strip() == result.extra["commit"]
+
+
+def whole_flow(request: dict[str, Any]) -> Reply:
+    """`small` reads calc.py and answers GO without a fix, each round; `large` fixes it (the demo script);
+    `reviewer-model` reads the change and answers GO with its reasons."""
+    read = any(m.get("role") == "tool" for m in request["messages"])
+    if request["model"] == "large":
+        return demo_script(request)
+    if request["model"] == "small":
+        if not read:
+            return Turn("Reading calc.py.", calls=[Call("read_file", {"path": "calc.py"})])
+        return Turn("It looks right to me.", calls=[Call("submit_result", {"verdict": "GO", "summary": "No bug."})])
+    if not read:
+        return Turn("Reading the change.", calls=[Call("read_file", {"path": "calc.py"})])
+    reasons = "add() returns a + b now and the unittest gate passed; the change is minimal."
+    return Turn(calls=[Call("submit_result", {"verdict": "GO", "summary": reasons})])
+
+
+async def test_gates_a_fix_round_escalation_and_a_review_end_in_one_pull_request(
+    kube: Kube, namespace: str, cluster: Cluster, tmp_path: Path, forge: gitea.Gitea
+) -> None:
+    """The whole flow on the real Gitea: the small model's GO fails the gate, its fix round too (GATE-FAIL), the
+    task escalates to the large model, which fixes the bug; the gates pass, the reviewer answers GO, and only then
+    the pull request opens, naming every model tried and the review."""
+    repo = hosted(forge, tmp_path, f"flow-{namespace}")
+    name = repo.rsplit("/", 1)[-1].removesuffix(".git")
+    async with (
+        ScriptedLLM(whole_flow, models=["small", "large", "reviewer-model"]) as llm,
+        running_controller(kube, namespace),
+        running_worker(kube, "flow-box", namespace, {"agent": AgentExecutor},
+                       executors=worker_settings(forge, llm, tmp_path)),
+    ):  # fmt: skip
+        await make_agent(kube, namespace, "fixer", tools=list(ToolsAll), escalation=["small", "large"],
+                         maxFixRounds=1, review={"agentRef": "reviewer"}, gates=[UNITTEST])  # fmt: skip
+        await make_agent(kube, namespace, "reviewer", model="reviewer-model", tools=["read_file", "submit_result"])
+        task = await run_task(kube, namespace, "flow", repo)
+        logs = [await foreman_cli(cluster, "logs", "flow", "-n", namespace, "--attempt", str(n), "--width", "90")
+                for n in (1, 2, 3)]  # fmt: skip
+    assert (task.phase, task.status.verdict) == ("Succeeded", "GO"), task.status
+    assert [(a.model, a.outcome, a.verdict) for a in task.status.attempt_history] == [
+        ("small", "Escalated", "GATE-FAIL"), ("large", "Completed", "GO"), ("reviewer-model", "Completed", "GO"),
+    ]  # fmt: skip
+    result = task.status.result
+    assert result is not None
+    assert result.review is not None
+    assert (result.review.agent_ref, result.review.verdict) == ("reviewer", "GO")
+    assert result.pull_request is not None
+    [pull] = forge.pulls(name)
+    assert (pull["number"], pull["draft"], pull["head"]["ref"]) == (result.pull_request.number, False, "foreman/flow")
+    assert "- Models: `small`, `large`, `reviewer-model`" in pull["body"]
+    assert "- Review by Agent `reviewer` (reviewer-model): GO" in pull["body"]
+    assert "`unittest`: passed" in pull["body"]
+    for code, _, err in logs:
+        assert code == 0, err
+    small, large, review = (out for _, out, _ in logs)
+    assert "gate   unittest: failed (exit 1" in small
+    assert "end    GATE-FAIL (GateFailed)" in small
+    told = first_message(next(r for r in llm.requests if r["model"] == "large"))
+    assert "Attempt 1 with model small ended GATE-FAIL (GateFailed)" in told
+    assert "gate   unittest: passed (exit 0" in large
+    assert "review GO: add() returns a + b now" in review
+    shown = first_message(next(r for r in llm.requests if r["model"] == "reviewer-model"))
+    assert "A previous attempt" not in shown  # the reviewer judges the work, not the ladder
+    assert f"pr     {result.pull_request.url}" in review
+    assert forge.token not in json.dumps(task.to_wire()) + small + large + review
+    print(*(out for _, out, _ in logs), sep="\n----\n")  # NB: the README's transcript excerpt comes from this run
+
+
+async def test_a_review_that_cannot_verify_drafts_as_on_fail_says_and_opens_no_ready_pull_request(
+    kube: Kube, namespace: str, tmp_path: Path, forge: gitea.Gitea
+) -> None:
+    """The agent's GO passed its gates, but its reviewer never calls a tool: NO-GO, and with `onFail: draft` the
+    pushed branch gets a draft pull request (never the ready one the GO alone would have opened)."""
+    repo = hosted(forge, tmp_path, f"unreviewed-{namespace}")
+    name = repo.rsplit("/", 1)[-1].removesuffix(".git")
+
+    def model(request: dict[str, Any]) -> Reply:
+        return demo_script(request) if request["model"] == "scripted-model" else Turn(content="Fine by me.")
+
+    async with (
+        ScriptedLLM(model, models=["scripted-model", "mute-model"]) as llm,
+        running_controller(kube, namespace),
+        running_worker(kube, "unreviewed-box", namespace, {"agent": AgentExecutor},
+                       executors=worker_settings(forge, llm, tmp_path)),
+    ):  # fmt: skip
+        await make_agent(kube, namespace, "fixer", model="scripted-model", tools=list(ToolsAll), gates=[UNITTEST],
+                         review={"agentRef": "mute"}, pullRequest={"onFail": "draft"})  # fmt: skip
+        await make_agent(kube, namespace, "mute", model="mute-model", tools=["read_file", "submit_result"], maxTurns=2)
+        task = await run_task(kube, namespace, "unreviewed", repo)
+    assert (task.phase, task.status.verdict) == ("Succeeded", "NO-GO"), task.status
+    result = task.status.result
+    assert result is not None
+    assert result.review is not None
+    assert result.review.verdict == "NO-GO"
+    assert result.pull_request is not None
+    assert result.pull_request.draft is True
+    [pull] = forge.pulls(name)
+    assert (pull["draft"], pull["head"]["ref"]) == (True, "foreman/unreviewed")
+    assert "**Verdict: NO-GO**" in pull["body"]
+    assert "- Review by Agent `mute` (mute-model): NO-GO" in pull["body"]

@@ -2,8 +2,8 @@
 # Builds Gitea from the Go module code.gitea.io/gitea (pinned version and go.sum hash) and caches it under CACHE
 # (default ~/.cache/foreman) as gitea-vVERSION/: the binary plus the source tree's options/, templates/ and public/,
 # which a build without the bindata tag reads at run time (the fixture points [server] STATIC_ROOT_PATH there).
-# The real forge of the pull-request tests (tests/servers/gitea.py); the module comes through go-module.sh.
-# ~4 minutes on 2 quiet cores.
+# The real forge of the pull-request tests and the demo (foreman.api.tooling.gitea); the module comes through
+# go-module.sh. ~4 minutes on 2 quiet cores.
 set -euo pipefail
 CACHE=${1:-${XDG_CACHE_HOME:-$HOME/.cache}/foreman}
 VERSION=1.27.3

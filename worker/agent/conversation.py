@@ -85,15 +85,29 @@ def task_prompt(task: AgenticTask, *, branch: str | None) -> str:
     """The first user message: the task's prompt, then where the work is, its inputs, and (after an escalation) what
     the previous attempt came to."""
     payload = task.spec.payload
-    parts = [payload.prompt or f"Carry out this {task.spec.kind} task."]
+    parts = [prompt_of(task)]
     if payload.repo:
         parts.append(f"The workspace is a checkout of {payload.repo}, on branch {branch}.")
-    if payload.inputs:
-        parts.append("Inputs:\n" + yaml.safe_dump(payload.inputs, sort_keys=True, allow_unicode=True).rstrip())
+    if inputs := inputs_said(task):
+        parts.append(inputs)
     if task.status.escalation is not None and task.status.escalation.previous:
         # NB: the smaller model's attempt, so the bigger one does not repeat its mistake
         parts.append("A previous attempt did not succeed.\n" + task.status.escalation.previous)
     return "\n\n".join(parts)
+
+
+def asked(task: AgenticTask) -> str:
+    """What the task asks, as the agent was told it (its prompt and inputs): what a reviewer judges the work by."""
+    return "\n\n".join(part for part in (prompt_of(task), inputs_said(task)) if part)
+
+
+def prompt_of(task: AgenticTask) -> str:
+    return task.spec.payload.prompt or f"Carry out this {task.spec.kind} task."
+
+
+def inputs_said(task: AgenticTask) -> str:
+    inputs = task.spec.payload.inputs
+    return "Inputs:\n" + yaml.safe_dump(inputs, sort_keys=True, allow_unicode=True).rstrip() if inputs else ""
 
 
 def opening(settings: Settings, prompt: str) -> list[Message]:

@@ -21,6 +21,7 @@ from foreman.api.models.base import Model
 from foreman.api.models.envelope import Usage
 from foreman.api.models.gates import GateResult
 from foreman.api.models.resources import AgenticTask
+from foreman.api.models.review import ReviewRecord
 
 GITHUB_API = "https://api.github.com"
 DRAFT_PREFIX = "WIP: "
@@ -174,11 +175,29 @@ class Report:
     verdict: str
     summary: str
     usage: Usage
+    """Every attempt's, summed (`total_usage`)."""
     models: tuple[str, ...]
     changed_files: tuple[str, ...] = ()
     commit: str | None = None
     gates: tuple[GateResult, ...] = ()
     fix_rounds: int = 0
+    review: ReviewRecord | None = None
+
+
+def total_usage(usages: Sequence[Usage]) -> Usage:
+    """What the task's attempts consumed together (the PR's usage line: a task that escalated or was reviewed ran
+    several); the model of the last."""
+    cached = [u.cached_prompt_tokens for u in usages if u.cached_prompt_tokens is not None]
+    return Usage(
+        prompt_tokens=sum(u.prompt_tokens for u in usages),
+        completion_tokens=sum(u.completion_tokens for u in usages),
+        total_tokens=sum(u.total_tokens for u in usages),
+        turns=sum(u.turns for u in usages),
+        tool_calls=sum(u.tool_calls for u in usages),
+        model=usages[-1].model if usages else None,
+        estimated=any(u.estimated for u in usages),
+        cached_prompt_tokens=sum(cached) if cached else None,
+    )
 
 
 def wanted(
@@ -227,6 +246,9 @@ def body_for(report: Report) -> str:
         for gate in report.gates:
             exit_status = f", exit {gate.exit_status}" if gate.exit_status is not None else ""
             lines.append(f"  - `{gate.name}`: {gate.status}{exit_status} ({gate.seconds:.1f} s)")
+    if report.review is not None:
+        by = f" ({report.review.model})" if report.review.model else ""
+        lines.append(f"- Review by Agent `{report.review.agent_ref}`{by}: {report.review.verdict}")
     if report.commit:
         lines.append(f"- Commit: {report.commit}")
     if report.changed_files:

@@ -146,6 +146,10 @@ class Git:
             await self.run("push", "--quiet", "origin", f"refs/heads/{branch}:refs/heads/{branch}")
         return Change(branch, head, changed.splitlines(), skipped)
 
+    async def diff(self, base: str, head: str) -> str:
+        """The change from `base` to `head`, as a patch (no external diff or text conversion drivers)."""
+        return await self.run("diff", "--no-ext-diff", "--no-textconv", "--no-color", base, head)
+
     def _keep_config(self) -> None:
         path = self.folder / "config"
         with contextlib.suppress(FileNotFoundError):

@@ -27,10 +27,11 @@ from foreman.api.models.envelope import PASSING_VERDICTS, VERDICTS, ResultEnvelo
 from foreman.api.models.gates import GateResult
 from foreman.api.models.pullrequests import PullRequestRecord
 from foreman.api.models.resources import AgenticTask, NodeSandbox
+from foreman.api.models.review import ReviewRecord, ReviewStage
 from foreman.api.models.transcript import Transcript, capped
 from foreman.api.models.validation import describe
 from foreman.api.state import reasons, upstream
-from foreman.worker import escalation
+from foreman.worker import escalation, review
 from foreman.worker.agent import conversation, forge, forgeclient, gating, git, workspace
 from foreman.worker.agent.conversation import REPEAT_LIMIT, Act, Message, Retry, Settings, Stop, Tell
 from foreman.worker.agent.errors import ToolError, WorkspaceError
@@ -134,6 +135,7 @@ class Ending:
     """The verify gates' last round (none listed, or the model did not pass: none ran)."""
     fix_rounds: int = 0
     pull_request: PullRequestRecord | None = None
+    review: ReviewRecord | None = None
 
 
 class AgentExecutor(ExecutorHooks):
@@ -192,7 +194,7 @@ class AgentExecutor(ExecutorHooks):
         run = AgentRun(task, agent, self.server(settings), space, settings, context, confined)
         ending: Ending | None = None
         try:
-            ending = await run.work()
+            ending = await (run.review(task.status.review) if task.status.review is not None else run.work())
         finally:
             kept = keeps_workspace(settings, ending)
             if kept:
@@ -214,6 +216,7 @@ class AgentExecutor(ExecutorHooks):
             gates=list(ending.gates),
             fix_rounds=ending.fix_rounds,
             pull_request=ending.pull_request,
+            review=ending.review,
         )
 
 
@@ -298,6 +301,9 @@ class AgentRun:
             self.publish()
             raise
         wanted = self.task.pull_request_with(self.context.agent).wants(ending.verdict) if self.forge else None
+        reviewed = ending.verdict == "GO" and self.task.review_with(self.context.agent) is not None
+        if reviewed:
+            wanted = None  # NB: the pull request waits for the reviewer's GO (or its NO-GO's draft)
         failure = None if ending.reason == SUBMITTED else ending.reason
         ladder = self.task.escalation_with(self.context.agent)
         if wanted == "draft" and escalation.escalates(
@@ -312,13 +318,62 @@ class AgentRun:
             ending.extra.update(branch=change.branch, commit=change.commit, changedFiles=change.changed_files)
             if change.skipped:
                 ending.extra["notCommitted"] = change.skipped
+            if reviewed and change.commit:
+                ending.extra[review.DIFF_KEY] = review.bounded_diff(await self.git.diff(base, change.commit))
             if wanted and self.config.push and (change.commit or self.git.remote_branch):
                 await self.open_pull_request(ending, change, draft=wanted == "draft")
+        return await self.ended(ending)
+
+    async def ended(self, ending: Ending) -> Ending:
         self.transcript.add({"event": "end", "turn": self.tally.turns, "at": _now(), "verdict": ending.verdict,
                              "reason": ending.reason, "summary": capped(ending.summary)})  # fmt: skip
         self.publish()
         await self.publisher.flush()
         return ending
+
+    async def review(self, stage: ReviewStage) -> Ending:
+        """The review stage: the reviewer's conversation on the work (a checkout of its pushed branch where there is
+        one, the diff, the gates' results, the agent's summary); its answer is the task's verdict, anything but a
+        clear GO a NO-GO (`review.judged`). Then the pull request the verdict calls for, for the work's branch."""
+        payload = self.task.spec.payload
+        where = "The workspace is empty: the diff below is the whole change."
+        if payload.repo and stage.branch:
+            if refused := git.refusal(payload.repo, self.config.allow_repos):
+                raise WorkspaceError(refused)
+            self.on_forge(payload.repo)
+            await self.git.checkout(payload.repo, stage.branch)
+            where = (
+                f"The workspace is a checkout of {payload.repo}, branch {stage.branch}, with the change."
+                if self.git.remote_branch
+                else f"The workspace is a checkout of {payload.repo} without the change (it was not pushed)."
+            )
+        if self.context.agent is None or not self.context.agent.system_prompt:
+            self.settings = dataclasses.replace(self.settings, system_prompt=review.REVIEW_PROMPT)
+        prompt = review.prompt(conversation.asked(self.task), stage, workspace=where)
+        self.transcript.add(
+            {"event": "task", "turn": 0, "at": _now(), "model": self.settings.model, "tools": list(self.settings.tools),
+             "prompt": capped(prompt), "repo": payload.repo, "branch": stage.branch, "review": stage.agent_ref}
+        )  # fmt: skip
+        self.publish()
+        try:
+            said, _ = await self.converse(conversation.opening(self.settings, prompt))
+        except ContextExceeded as exceeded:
+            said = Ending("INCOMPLETE", str(exceeded), reasons.CONTEXT_EXCEEDED)
+        except asyncio.CancelledError:
+            self.transcript.add({"event": "end", "turn": self.tally.turns, "at": _now(), "reason": "Stopped"})
+            self.publish()
+            raise
+        answer = review.judged(said.verdict, submitted=said.reason == SUBMITTED, summary=said.summary,
+                               ended=said.reason)  # fmt: skip
+        self.transcript.add({"event": "review", "turn": self.tally.turns, "at": _now(), "verdict": answer.verdict,
+                             "reasons": capped(answer.reasons)})  # fmt: skip
+        ending = Ending(answer.verdict, stage.summary, SUBMITTED, review.work_of(stage), tuple(stage.gates),
+                        stage.fix_rounds, review=review.record(stage, self.settings.model, answer))  # fmt: skip
+        wanted = stage.pull_request.wants(answer.verdict) if self.forge else None
+        if wanted and stage.branch and self.config.push and self.git.remote_branch:
+            change = git.Change(stage.branch, stage.commit, list(stage.changed_files))
+            await self.open_pull_request(ending, change, draft=wanted == "draft")
+        return await self.ended(ending)
 
     async def verified(self, messages: list[Message]) -> Ending:
         """The conversation, then the gates after the model's pass: a failing gate's output goes back to the model
@@ -399,9 +454,9 @@ class AgentRun:
                 raise ForgeError(self.forge)
             client_settings, repo = self.config.forge, self.forge
             report = forge.Report(
-                task=self.task, verdict=ending.verdict, summary=ending.summary, usage=self.tally.usage(),
-                models=tuple(model for model in (self.settings.model,) if model), commit=change.commit,
-                changed_files=tuple(change.changed_files), gates=ending.gates, fix_rounds=ending.fix_rounds,
+                task=self.task, verdict=ending.verdict, summary=ending.summary, usage=self.usage_all(),
+                models=self.models_tried(), commit=change.commit, changed_files=tuple(change.changed_files),
+                gates=ending.gates, fix_rounds=ending.fix_rounds, review=ending.review,
             )  # fmt: skip
             wanted = forge.wanted(client_settings.kind, report, head=change.branch, draft=draft)
             record = await forgeclient.pull_request(client_settings, self.forge_token, repo, wanted)
@@ -415,6 +470,16 @@ class AgentRun:
         ending.pull_request = record
         self.log.info("pull request", url=record.url, number=record.number, draft=record.draft)
         self.transcript.add({"event": "pullRequest", "turn": self.tally.turns, "at": _now(), **record.to_wire()})
+
+    def usage_all(self) -> Usage:
+        """What every attempt of the task consumed: the ones before (their records) and this one (its tally)."""
+        before = [a.usage for a in self.task.status.attempt_history[:-1] if a.usage is not None]
+        return forge.total_usage([*before, self.tally.usage()])
+
+    def models_tried(self) -> tuple[str, ...]:
+        """Every model the task's attempts ran with (the escalation ladder's, the reviewer's), first use first."""
+        tried = [attempt.model for attempt in self.task.status.attempt_history]
+        return tuple(dict.fromkeys(model for model in (*tried, self.settings.model) if model))
 
     async def converse(self, messages: list[Message]) -> tuple[Ending, list[Message]]:
         """The model's turns until it submits (or stops): its ending, and the history so far."""

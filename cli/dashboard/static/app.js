@@ -124,8 +124,13 @@ function renderFleet(body) {
           n.heartbeat.time ? `${n.heartbeat.age} ago` : "never"),
         n.system ? [h("dt", {}, "system"), h("dd", {}, n.system)] : null));
   });
+  const escalations = body.escalations.length
+    ? h("table", { class: "escalations" }, h("thead", {}, h("tr", {}, ["from model", "to model", "escalations"].map((c) => h("th", {}, c)))),
+        h("tbody", {}, body.escalations.map((e) => h("tr", {}, h("td", {}, e.from), h("td", {}, e.to), h("td", {}, e.count)))))
+    : h("p", { class: "empty" }, "none");
   view.replaceChildren(h("h2", {}, `Fleet (${body.nodes.length} nodes)`), errors(body),
-    body.nodes.length ? h("div", { class: "cards" }, cards) : h("p", { class: "empty" }, "No FleetNodes: start a worker."));
+    body.nodes.length ? h("div", { class: "cards" }, cards) : h("p", { class: "empty" }, "No FleetNodes: start a worker."),
+    h("h3", {}, "Escalations per model"), escalations);
 }
 
 // -- tasks -----------------------------------------------------------------------------------------------------------
@@ -279,6 +284,20 @@ function renderTask(body, context) {
               `#${body.pullRequest.number}${body.pullRequest.draft ? " (draft)" : ""}`) : null],
             ["labels", Object.entries(body.labels).map(([k, v]) => `${k}=${v}`).join(", ") || null]]),
         h("h3", {}, "Timeline"), timeline,
+        h("h3", {}, `Gates${body.gates ? ` (${body.gates.fixRounds} fix round${body.gates.fixRounds === 1 ? "" : "s"})` : ""}`), body.gates
+          ? h("table", { class: "gates" }, h("thead", {}, h("tr", {}, ["gate", "status", "exit", "seconds", "output (last line)"].map((c) => h("th", {}, c)))),
+              h("tbody", {}, body.gates.rows.map((g) => h("tr", {}, h("td", {}, g.name), h("td", {}, g.status),
+                h("td", {}, g.exitStatus ?? "-"), h("td", {}, g.seconds), h("td", {}, g.last)))))
+          : h("p", { class: "empty" }, "none ran"),
+        h("h3", {}, "Review"), body.review
+          ? kv([["reviewer", body.review.agentRef], ["model", body.review.model], ["verdict", body.review.verdict], ["reasons", body.review.reasons]], "review")
+          : h("p", { class: "empty" }, "none"),
+        h("h3", {}, "Attempts"), body.attemptHistory.length
+          ? h("table", { class: "attempts" }, h("thead", {}, h("tr", {}, ["#", "node", "model", "outcome", "verdict", "tokens", "transcript"].map((c) => h("th", {}, c)))),
+              h("tbody", {}, body.attemptHistory.map((a) => h("tr", {}, h("td", {}, a.number), h("td", {}, a.node || "-"), h("td", {}, a.model || "-"),
+                h("td", {}, a.outcome || (a.finishedAt ? "-" : "Running")), h("td", {}, a.verdict || "-"),
+                h("td", {}, a.usage ? a.usage.totalTokens : "-"), h("td", {}, a.transcriptRef || "-")))))
+          : h("p", { class: "empty" }, "none yet"),
         h("h3", {}, "Result envelope"), h("pre", { class: "envelope" }, body.result ? JSON.stringify(body.result, null, 2) : "none yet"),
         h("h3", {}, "Deliveries"), body.deliveries.length
           ? h("table", {}, h("thead", {}, h("tr", {}, ["sink", "state", "attempts", "delivered", "last error"].map((c) => h("th", {}, c)))),

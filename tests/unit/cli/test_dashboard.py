@@ -367,3 +367,40 @@ def test_a_node_card_shows_its_loaded_models_their_memory_and_the_workers_warnin
         "memory": {"used": 4.7, "total": 24},
         "warning": "ModelLargerThanMemory: llama3.3:70b is 42 GB, more than the node's 24 GB of model memory",
     }
+
+
+def test_the_fleet_page_counts_escalations_per_model_from_the_tasks_attempts() -> None:
+    escalated = {"number": 1, "model": "small", "outcome": "Escalated", "verdict": "INCOMPLETE"}
+    climbed = task("climbed", "Succeeded", status={"attemptHistory": [
+        escalated, {**escalated, "number": 2, "model": "medium"},
+        {"number": 3, "model": "large", "outcome": "Completed"},
+    ]})  # fmt: skip
+    waiting = task("waiting", status={"attemptHistory": [escalated], "escalation": {"model": "medium", "step": 1}})
+    retried = task("retried", "Failed", status={"attemptHistory": [
+        {"number": 1, "model": "small", "outcome": "Timeout"}, {"number": 2, "model": "small", "outcome": "Timeout"},
+    ]})  # fmt: skip
+    assert views.fleet_view([], [climbed, waiting, retried], NOW, 90)["escalations"] == [
+        {"from": "medium", "to": "large", "count": 1}, {"from": "small", "to": "medium", "count": 2},
+    ]  # fmt: skip
+
+
+def test_the_task_page_has_the_gates_the_review_and_every_attempt() -> None:
+    gate = {"name": "tests", "status": "passed", "exitStatus": 0, "seconds": 1.5, "outputTail": "ran 1\n\nOK\n"}
+    review = {"agentRef": "careful", "model": "big", "verdict": "GO", "reasons": "right"}
+    reviewed = task("fix", "Succeeded", status={
+        "verdict": "GO",
+        "result": {"kind": "issue-fix", "verdict": "GO", "gates": [gate], "fixRounds": 1, "review": review},
+        "attemptHistory": [{"number": 1, "node": "a", "model": "small", "outcome": "Completed", "verdict": "GO"},
+                           {"number": 2, "node": "b", "model": "big", "outcome": "Completed", "verdict": "GO"}],
+    })  # fmt: skip
+    page = views.task_view(reviewed, None, actions=False)
+    assert page["gates"] == {"fixRounds": 1, "rows": [
+        {"name": "tests", "status": "passed", "exitStatus": 0, "seconds": 1.5, "last": "OK"},
+    ]}  # fmt: skip
+    assert page["review"] == review
+    assert [(a["node"], a["model"]) for a in page["attemptHistory"]] == [("a", "small"), ("b", "big")]
+    in_review = task("fix", status={"review": {"agentRef": "careful"}})
+    assert views.task_view(in_review, None, actions=False)["review"]["reasons"] == "not answered yet"
+    assert views.task_view(task("t"), None, actions=False)["gates"] is None
+    lines = '{"event":"review","verdict":"NO-GO","reasons":"no test"}\n'
+    assert views.task_view(reviewed, lines, actions=False)["transcript"][0]["title"] == "review: NO-GO"

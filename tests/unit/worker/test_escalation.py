@@ -11,12 +11,11 @@ from foreman.api.models.escalation import Escalation
 from foreman.api.models.gates import GateResult
 from foreman.api.models.resources import AgenticTask
 from foreman.api.state import reasons
-from foreman.api.state.status import claimed
 from foreman.worker import escalation
 from foreman.worker.agent import conversation
 from foreman.worker.escalation import ESCALATING_REASONS, next_step, summary, trigger
 from foreman.worker.rules import Outcome, finished
-from tests.factories import T0, task
+from tests.factories import T0, running_agent_task, task
 
 LADDER = ("small", "medium", "large")
 FAILED_GATE = GateResult(name="tests", status="failed", exit_status=1, output_tail="FAILED test_x - assert 1 == 2")
@@ -87,11 +86,7 @@ def test_the_summary_names_the_last_gate_failure_and_the_changed_files() -> None
 
 
 def running(at: Escalation | None = None, **spec: object) -> AgenticTask:
-    pending = task("t", phase="Scheduled", assignedNode="n1", executor="agent", **spec)
-    status = {**pending.status.to_wire(), **claimed(pending, T0, "n1/x"), "phase": "Running"}
-    if at is not None:
-        status["escalation"] = at.to_wire()
-    return AgenticTask.model_validate({**pending.to_wire(), "status": status})
+    return running_agent_task({"escalation": at.to_wire()} if at is not None else None, **spec)
 
 
 def test_the_worker_requeues_for_the_next_model_without_spending_a_retry() -> None:
@@ -100,7 +95,7 @@ def test_the_worker_requeues_for_the_next_model_without_spending_a_retry() -> No
     patch = finished(current, outcome, T0, backoff=5, backoff_max=300)
     assert (patch["phase"], patch["attempts"], patch["escalation"]["model"]) == ("Pending", 0, "medium")
     assert patch["attemptHistory"][-1]["model"] == "small"
-    assert patch["attemptHistory"][-1]["outcome"] == reasons.COMPLETED
+    assert patch["attemptHistory"][-1]["outcome"] == reasons.ESCALATED
 
 
 def test_at_the_ladders_end_the_attempts_outcome_is_the_tasks() -> None:

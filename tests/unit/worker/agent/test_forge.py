@@ -16,6 +16,7 @@ from foreman.api.models.envelope import Usage
 from foreman.api.models.gates import GateResult
 from foreman.api.models.pullrequests import PullRequestPolicy
 from foreman.api.models.resources import AgenticTask
+from foreman.api.models.review import ReviewRecord
 from foreman.worker.agent import forge
 from foreman.worker.agent.forge import Create, ForgeSettings, Keep, PullRequest, Repository, Update
 from foreman.worker.agent.forgeclient import ForgeError, token_of
@@ -181,3 +182,23 @@ def test_an_open_pull_request_for_the_branch_is_updated_never_doubled() -> None:
     assert forge.plan(wanted, stale) == Update(7, wanted.title, wanted.body)
     onto_itself = forge.wanted("gitea", report(), head="main", draft=False, base="main")
     assert "is the branch it would merge into" in str(forge.plan(onto_itself, None))
+
+
+def test_the_pull_request_sums_every_attempts_usage_and_names_the_review() -> None:
+    small = Usage(prompt_tokens=100, completion_tokens=10, total_tokens=110, turns=2, tool_calls=2, model="small")
+    large = Usage(prompt_tokens=300, completion_tokens=30, total_tokens=330, turns=5, tool_calls=5, model="large",
+                  estimated=True, cached_prompt_tokens=40)  # fmt: skip
+    total = forge.total_usage([small, large])
+    assert (total.prompt_tokens, total.completion_tokens, total.total_tokens, total.turns, total.tool_calls) == (
+        400, 40, 440, 7, 7,
+    )  # fmt: skip
+    assert (total.model, total.estimated, total.cached_prompt_tokens) == ("large", True, 40)
+    assert forge.total_usage([small]).cached_prompt_tokens is None
+    reviewed = dataclasses.replace(
+        report(), usage=total, models=("small", "large", "judge"),
+        review=ReviewRecord(agent_ref="reviewer", model="judge", verdict="GO", reasons="right"),
+    )  # fmt: skip
+    body = forge.wanted("gitea", reviewed, head="b", draft=False).body
+    assert "- Models: `small`, `large`, `judge`" in body
+    assert "7 turns, 7 tool calls, 400 prompt + 40 completion tokens (partly estimated)" in body
+    assert "- Review by Agent `reviewer` (judge): GO" in body

@@ -1,7 +1,8 @@
-"""A real Gitea for the tests: built by tests/servers/build-gitea.sh (`make gitea`), started on a free port with a
-fresh work dir (sqlite, no SSH, no mail, offline), an admin user, a token made through its API, and repositories
-made on demand. Gitea refuses to run as root: as root, its files are hard-linked into a folder owned by `nobody`
-and it runs as that user (setpriv). Skipped, with the reason printed, where it is not built."""
+"""A real Gitea on this machine, for the pull-request tests and `foreman demo`: built by tests/servers/build-gitea.sh
+(`make gitea`), started on a free port with a fresh work dir (sqlite, no SSH, no mail, offline), an admin user, a
+token made through its API, and repositories made on demand. Gitea refuses to run as root: as root, its files are
+hard-linked into a folder owned by `nobody` and it runs as that user (setpriv). `missing()` says why it cannot run
+where it is not built. Blocking calls (urllib, subprocess): for fixtures and the demo, never a daemon's loop."""
 
 from __future__ import annotations
 
@@ -72,6 +73,22 @@ class Gitea:
         """A new repository with one commit on `main` (a README); its HTTP clone URL."""
         made = self.api("POST", "/user/repos", {"name": name, "auto_init": True, "default_branch": "main"})
         return str(made["clone_url"])
+
+    def hosted(self, name: str, local: Path) -> str:
+        """The `main` branch of the local repository pushed to a new private repository `name` (the worker clones
+        it with the token of its config); its clone URL, which carries no credentials."""
+        self.api("POST", "/user/repos", {"name": name, "auto_init": False, "default_branch": "main", "private": True})
+        url = f"{self.url}/{self.user}/{name}.git"
+        header = f"http.extraHeader=Authorization: token {self.token}"
+        subprocess.run(["git", "-C", str(local), "-c", header, "push", "--quiet", url, "main"], check=True,
+                       capture_output=True)  # fmt: skip
+        # NB: Gitea takes in a push in the background; until then the repository reads as empty (and 404s its pulls)
+        deadline = time.monotonic() + START_TIMEOUT
+        while self.api("GET", f"/repos/{self.user}/{name}")["empty"]:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"gitea never took in the push to {name}")
+            time.sleep(0.02)
+        return url
 
     def pulls(self, name: str, state: str = "all") -> list[dict[str, Any]]:
         answer = self.api("GET", f"/repos/{self.user}/{name}/pulls?state={state}&limit=50")

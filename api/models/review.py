@@ -1,0 +1,54 @@
+"""The review step: a second agent (`spec.review: {agentRef}`) that judges a GO whose gates passed, placed like a
+task by its own Agent's model; what the task carries to it, and what its envelope records of the review."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from foreman.api.models.base import Model, ObjectName
+from foreman.api.models.gates import GateResult
+from foreman.api.models.pullrequests import PullRequestPolicy
+
+MAX_DIFF = 64 * 1024
+"""Diff bytes the reviewer is shown at most (a task is stored whole in etcd)."""
+MAX_SUMMARY = 16 * 1024
+MAX_REASONS = 8192
+ReviewVerdict = Literal["GO", "NO-GO"]
+
+
+class ReviewRef(Model):
+    """`review` on an Agent or a task (the task's wins): the Agent that reviews its GO."""
+
+    agent_ref: ObjectName
+    """Name of the reviewer Agent in the task's namespace (its model, prompt, tools and turns)."""
+
+
+class ReviewStage(Model):
+    """`status.review`: written when the agent's GO passed its gates and a review follows; the task is then Pending
+    for the reviewer's Agent, and this is what the reviewer is shown and what the final envelope keeps of the work."""
+
+    agent_ref: ObjectName
+    branch: str | None = Field(default=None, max_length=253)
+    commit: str | None = Field(default=None, max_length=64)
+    """The commit the agent made (pushed when the worker pushes: the reviewer's checkout is that branch)."""
+    changed_files: list[str] = Field(default_factory=list, max_length=1000)
+    diff: str = Field(default="", max_length=MAX_DIFF + 64)
+    summary: str = Field(default="", max_length=MAX_SUMMARY)
+    """What the agent said of its work (submit_result's summary)."""
+    model: str | None = Field(default=None, max_length=253)
+    """The model the agent ran with."""
+    gates: list[GateResult] = Field(default_factory=list, max_length=32)
+    fix_rounds: int = Field(default=0, ge=0)
+    pull_request: PullRequestPolicy = PullRequestPolicy()
+    """The task's pull request policy, as its own Agent resolved it (the reviewer's Agent does not change it)."""
+
+
+class ReviewRecord(Model):
+    """The envelope's `review`: who reviewed, with which model, and their answer (the task's verdict)."""
+
+    agent_ref: ObjectName
+    model: str | None = Field(default=None, max_length=253)
+    verdict: ReviewVerdict
+    reasons: str = Field(default="", max_length=MAX_REASONS)
