@@ -183,6 +183,8 @@ class AgenticTaskStatus(Model):
     """How far each delivery of spec.notify got (written by the notifier only)."""
     escalation: Escalation | None = None
     """The model of its escalation ladder it runs with now, once an attempt escalated (wins over modelRef)."""
+    children: list[DnsName] = Field(default_factory=list, max_length=1000)
+    """The tasks its agent created (`submit_task`), oldest first (labelled foreman.dev/parent with its name)."""
 
 
 class AgenticTask(Resource):

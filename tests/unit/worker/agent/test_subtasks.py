@@ -1,0 +1,141 @@
+"""The sub-task tools against a fleet held in memory (the TaskFleet protocol is ours; the apiserver side of it is
+tested in tests/integration/test_subtasks_*.py): refusals are tool errors, and the parent's bookkeeping holds."""
+
+import json
+from typing import Any
+
+import pytest
+
+from foreman.api.models.resources import AgenticTask
+from foreman.api.models.subtasks import SubtaskPolicy
+from foreman.worker.agent.errors import ToolError
+from foreman.worker.agent.subtasks import Subtasks, definitions
+
+
+class Fleet:
+    def __init__(self) -> None:
+        self.tasks: dict[str, AgenticTask] = {}
+        self.recorded: list[str] = []
+        self.cancelled: list[str] = []
+
+    async def agent_exists(self, name: str) -> bool:
+        return name != "gone"
+
+    async def create(self, child: AgenticTask) -> AgenticTask:
+        self.tasks[child.name] = child
+        return child
+
+    async def children(self) -> dict[str, AgenticTask]:
+        return dict(self.tasks)
+
+    async def cancel(self, name: str) -> None:
+        self.cancelled.append(name)
+
+    async def record(self, names: list[str]) -> None:
+        self.recorded = list(names)
+
+    def finish(self, name: str, verdict: str) -> None:
+        done = {"phase": "Succeeded", "verdict": verdict,
+                "result": {"kind": "freeform", "verdict": verdict, "summary": f"{name} done"}}  # fmt: skip
+        self.tasks[name] = self.tasks[name].model_copy(update={"status": self.tasks[name].status.model_validate(done)})
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+PARENT = AgenticTask.model_validate({
+    "metadata": {"name": "fix-all", "namespace": "ns", "uid": "u"},
+    "spec": {"executor": "agent", "agentRef": "planner", "timeoutSeconds": 600},
+    "status": {"phase": "Running", "assignedNode": "n1"},
+})  # fmt: skip
+
+
+def _tools(fleet: Fleet, clock: Clock, **policy: Any) -> Subtasks:
+    rules = SubtaskPolicy(agents=["fixer", "gone"], **policy)
+    return Subtasks(PARENT, rules, fleet, "n1", deadline=600.0, clock=clock, poll=0.0)
+
+
+async def test_submit_then_wait_returns_each_childs_verdict_and_summary() -> None:
+    fleet, clock = Fleet(), Clock()
+    tools = _tools(fleet, clock)
+    first = json.loads(await tools.call("submit_task", {"agent": "fixer", "prompt": "fix a.py"}))["name"]
+    second = json.loads(await tools.call("submit_task", {"agent": "fixer", "prompt": "fix b.py",
+                                                         "dependsOn": [first]}))["name"]  # fmt: skip
+    assert (first, second) == ("fix-all-1", "fix-all-2")
+    assert fleet.recorded == [first, second]
+    assert fleet.tasks[second].spec.depends_on == [first]
+    fleet.finish(first, "GO")
+    fleet.finish(second, "NO-GO")
+    waited = json.loads(await tools.call("wait_for_tasks", {"names": [first, second]}))
+    assert [(t["name"], t["verdict"], t["summary"]) for t in waited["tasks"]] == [
+        (first, "GO", f"{first} done"), (second, "NO-GO", f"{second} done")]  # fmt: skip
+    assert [r.verdict for r in await tools.records()] == ["GO", "NO-GO"]
+
+
+async def test_wait_is_bounded_by_its_timeout_and_the_parents() -> None:
+    fleet, clock = Fleet(), Clock()
+    tools = _tools(fleet, clock)
+    name = json.loads(await tools.call("submit_task", {"agent": "fixer", "prompt": "p"}))["name"]
+
+    async def children() -> dict[str, AgenticTask]:
+        clock.now += 10  # every look costs ten seconds of the parent's time
+        return dict(fleet.tasks)
+
+    fleet.children = children  # type: ignore[method-assign]
+    waited = json.loads(await tools.call("wait_for_tasks", {"names": [name], "timeout_seconds": 30}))
+    assert waited["stillRunning"] == [name]
+    assert 30 <= clock.now <= 50
+    clock.now = 0
+    await tools.call("wait_for_tasks", {"names": [name], "timeout_seconds": 10_000})
+    assert clock.now < 600, "never past the parent's own timeout"
+
+
+@pytest.mark.parametrize(
+    ("tool", "arguments", "said"),
+    [
+        ("submit_task", {"agent": "gone", "prompt": "p"}, "does not exist in namespace ns"),
+        ("submit_task", {"agent": "stranger", "prompt": "p"}, "agent must be one of"),
+        ("submit_task", {"agent": "fixer", "prompt": "p", "dependsOn": ["fix-all-7"]}, "children created before"),
+        ("submit_task", {"agent": "fixer", "prompt": "p", "payload": {"x": "y" * 10_485_760}}, "at most 262144"),
+        ("wait_for_tasks", {"names": ["someone-else"]}, "not your sub-tasks"),
+        ("wait_for_tasks", {"names": "fix-all-1"}, "names must be a non-empty list"),
+        ("cancel_my_task", {"name": "someone-else"}, "not one of your sub-tasks"),
+    ],
+)
+async def test_bad_calls_are_tool_errors_and_create_nothing(tool: str, arguments: dict[str, Any], said: str) -> None:
+    fleet = Fleet()
+    with pytest.raises(ToolError, match=said):
+        await _tools(fleet, Clock()).call(tool, arguments)
+    assert fleet.tasks == {}
+    assert fleet.cancelled == []
+
+
+async def test_a_thousand_submissions_in_one_turn_make_max_children() -> None:
+    fleet = Fleet()
+    tools = _tools(fleet, Clock(), max_children=3)
+    errors: list[str] = []
+    for index in range(1000):
+        try:
+            await tools.call("submit_task", {"agent": "fixer", "prompt": f"part {index}"})
+        except ToolError as error:
+            errors.append(str(error))
+    assert len(fleet.tasks) == 3
+    assert len(errors) == 997
+    assert all("maxChildren 3" in error for error in errors)
+    listed = json.loads(await tools.call("list_my_tasks", {}))
+    assert [t["name"] for t in listed["tasks"]] == ["fix-all-1", "fix-all-2", "fix-all-3"]
+    assert await tools.call("cancel_my_task", {"name": "fix-all-2"}) == "cancel requested for fix-all-2"
+    assert fleet.cancelled == ["fix-all-2"]
+
+
+def test_the_tool_names_and_arguments_are_the_issues() -> None:
+    tools = definitions(["fixer"])
+    assert list(tools) == ["submit_task", "wait_for_tasks", "list_my_tasks", "cancel_my_task"]
+    assert set(tools["submit_task"]["function"]["parameters"]["properties"]) == {"agent", "prompt", "payload",
+                                                                                   "dependsOn"}  # fmt: skip
+    assert set(tools["wait_for_tasks"]["function"]["parameters"]["properties"]) == {"names", "timeout_seconds"}
