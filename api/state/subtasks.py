@@ -177,6 +177,8 @@ def refusal(
                        f"{child.spec.executor!r}")  # fmt: skip
     if (child.spec.queue or None) != (parent.spec.queue or None) or child.spec.priority > parent.spec.priority:
         return Refusal(reasons.SUBTASK_NOT_ALLOWED, "a child runs in its parent's queue, at most at its priority")
+    if child.spec.timeout_seconds > parent.spec.timeout_seconds or child.spec.retries > parent.spec.retries:
+        return Refusal(reasons.SUBTASK_NOT_ALLOWED, "a child gets at most its parent's timeoutSeconds and retries")
     if child.spec.notify:
         return Refusal(reasons.SUBTASK_NOT_ALLOWED, "a child sends no notifications of its own (spec.notify)")
     depth, expected = depth_of(child), (depth_of(parent) or 0) + 1

@@ -1,6 +1,7 @@
-"""Sub-tasks end to end (issue 34, part 5): the real apiserver, controller and worker (its sandbox) and a scripted
-model. A planner splits a two-file fix into two children, waits for them, and reports GO when both passed; its
-status and envelope list them, `foreman describe` shows them."""
+"""Sub-tasks end to end (issue 34, part 5): the real apiserver, controller and worker (its sandbox, its own per-node
+token, so the admission policies hold what it creates) and a scripted model. A planner splits a two-file fix into two
+children, waits for them, and reports GO when both passed; its status and envelope list them, `foreman describe`
+shows them."""
 
 from __future__ import annotations
 
@@ -9,10 +10,20 @@ from pathlib import Path
 from foreman.api.http.kube import Kube
 from foreman.api.models.resources import AgenticTask
 from foreman.api.models.subtasks import CREATED_BY_LABEL, PARENT_LABEL
+from foreman.api.tooling.localcluster import Identity
+from foreman.api.tooling.manifests import pinned_worker_rbac
 from foreman.api.tooling.scripted_llm import SPLIT_FILES, ScriptedLLM, demo_repository, split_script
 from foreman.worker.executors.agent import AgentExecutor
 from tests.clusters import Cluster
-from tests.integration.helpers import foreman_cli, make_task, running_controller, running_worker, wait_for
+from tests.integration.helpers import (
+    delete_nodes,
+    foreman_cli,
+    make_task,
+    running_controller,
+    running_worker,
+    wait_for,
+)
+from tests.integration.test_admission import NODE
 from tests.integration.test_agent import agent_settings, finished, make_agent
 
 
@@ -20,12 +31,15 @@ async def test_a_planner_splits_a_fix_into_children_waits_and_reports_go(
     kube: Kube, namespace: str, cluster: Cluster, tmp_path: Path
 ) -> None:
     repository = demo_repository(tmp_path / "origin", SPLIT_FILES)
-    async with ScriptedLLM(split_script) as llm:
+    for manifest in pinned_worker_rbac(NODE):  # its ServiceAccount, roles and FleetNode
+        await kube.apply(manifest)
+    async with ScriptedLLM(split_script) as llm, await Kube.connect(str(cluster.kubeconfig(Identity.PINNED_WORKER))) \
+            as own:  # fmt: skip
         executors = agent_settings(llm, tmp_path, allowCommands=[["python3", "-m", "unittest"]],
                                    allowRepos=[str(repository)])  # fmt: skip
         async with (
             running_controller(kube, namespace),
-            running_worker(kube, "split-box", namespace, {"agent": AgentExecutor}, executors=executors,
+            running_worker(own, NODE, namespace, {"agent": AgentExecutor}, executors=executors,
                            max_concurrent_tasks=3) as worker,
         ):  # fmt: skip
             await make_agent(kube, namespace, "planner", subtasks={"agents": ["fixer"], "maxChildren": 4})
@@ -51,3 +65,4 @@ async def test_a_planner_splits_a_fix_into_children_waits_and_reports_go(
     assert "Children:" in described
     assert "fix-both-1" in described
     assert worker.metrics.registry.get_sample_value("foreman_agent_subtasks_total", {"outcome": "created"}) == 2
+    await delete_nodes(kube, NODE)

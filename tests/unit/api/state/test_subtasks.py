@@ -108,6 +108,8 @@ def test_the_controller_refuses_what_admission_cannot_see() -> None:
     assert refusal(_child(parent, 1, agentRef="stranger")) == reasons.SUBTASK_NOT_ALLOWED
     assert refusal(_child(parent, 1, queue="other")) == reasons.SUBTASK_NOT_ALLOWED
     assert refusal(_child(parent, 1, priority=6)) == reasons.SUBTASK_NOT_ALLOWED
+    assert refusal(_child(parent, 1, timeoutSeconds=parent.spec.timeout_seconds + 1)) == reasons.SUBTASK_NOT_ALLOWED
+    assert refusal(_child(parent, 1, retries=1)) == reasons.SUBTASK_NOT_ALLOWED
     assert refusal(first, policy=None) == reasons.SUBTASK_NOT_ALLOWED
     cancelled = parent.model_copy(update={"spec": parent.spec.model_copy(update={"cancel": True})})
     assert refusal(first, of=cancelled) == reasons.CANCELLED
