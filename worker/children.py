@@ -6,9 +6,11 @@ Every call is made with the worker's own token, so admission and RBAC hold it wh
 
 from __future__ import annotations
 
+from collections.abc import AsyncGenerator
 from typing import Protocol
 
 from foreman.api.http.errors import NotFound
+from foreman.api.http.kube import Relisted
 from foreman.api.http.kubeapi import KubeApi
 from foreman.api.models.agents import Agent
 from foreman.api.models.resources import AgenticTask
@@ -25,6 +27,10 @@ class TaskFleet(Protocol):
 
     async def children(self) -> dict[str, AgenticTask]:
         """The parent's children as they stand now, by name."""
+        ...
+
+    def watch_children(self) -> AsyncGenerator[dict[str, AgenticTask]]:
+        """The parent's children now, then again after each change (a watch, not a poll)."""
         ...
 
     async def cancel(self, name: str) -> None: ...
@@ -50,10 +56,31 @@ class KubeFleet:
         return await self.kube.create(child)
 
     async def children(self) -> dict[str, AgenticTask]:
-        listed = await self.kube.list(
-            AgenticTask, namespace=self.parent.namespace, label_selector=f"{PARENT_LABEL}={self.parent.name}"
-        )
-        return {task.name: task for task in subtasks.children_of(self.parent, listed.items)}
+        listed = await self.kube.list(AgenticTask, namespace=self.parent.namespace, label_selector=self.selector)
+        return self.owned(listed.items)
+
+    async def watch_children(self) -> AsyncGenerator[dict[str, AgenticTask]]:
+        state: dict[str, AgenticTask] = {}
+        events = self.kube.watch(AgenticTask, namespace=self.parent.namespace, label_selector=self.selector)
+        try:
+            async for event in events:
+                if isinstance(event, Relisted):
+                    state = self.owned(event.items)
+                elif event.type == "DELETED":
+                    state.pop(event.object.name, None)
+                else:
+                    state.update(self.owned([event.object]))
+                yield dict(state)
+        finally:
+            if (close := getattr(events, "aclose", None)) is not None:  # NB: the watch's stream, at once
+                await close()
+
+    @property
+    def selector(self) -> str:
+        return f"{PARENT_LABEL}={self.parent.name}"
+
+    def owned(self, tasks: list[AgenticTask]) -> dict[str, AgenticTask]:
+        return {task.name: task for task in subtasks.children_of(self.parent, tasks)}
 
     async def cancel(self, name: str) -> None:
         await self.kube.patch(AgenticTask, name, {"spec": {"cancel": True}}, namespace=self.parent.namespace)

@@ -9,6 +9,7 @@ model hears it at once; a dishonest worker still meets admission and the control
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from collections.abc import Callable, Sequence
@@ -26,8 +27,6 @@ from foreman.worker.children import TaskFleet
 from foreman.worker.metrics import WorkerMetrics
 
 TOOLS = ("submit_task", "wait_for_tasks", "list_my_tasks", "cancel_my_task")
-POLL_SECONDS = 2.0
-"""How often wait_for_tasks looks at the children (one list call for all of them)."""
 RESERVE = 0.1
 """Share of the parent's timeout wait_for_tasks never takes (at most a minute): time to submit a result."""
 SUMMARY_SHOWN = 2000
@@ -79,7 +78,6 @@ class Subtasks:
     """When the parent's timeout runs out (`clock` time)."""
     metrics: WorkerMetrics | None = None
     clock: Callable[[], float] = time.monotonic
-    poll: float = POLL_SECONDS
     created: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -141,14 +139,16 @@ class Subtasks:
         if timeout_seconds is not None and not isinstance(timeout_seconds, int | float):
             raise ToolError("timeout_seconds must be a number")
         left = self.deadline - self.clock()
-        reserve = min(60.0, left * RESERVE)
-        until = self.clock() + max(0.0, min(float(timeout_seconds or left), left - reserve))
-        while True:
+        seconds = max(0.0, min(float(timeout_seconds or left), left - min(60.0, left * RESERVE)))
+        found: dict[str, AgenticTask] | None = None
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds), contextlib.aclosing(self.fleet.watch_children()) as changes:
+                async for found in changes:
+                    if all(n in found and found[n].phase in TERMINAL_PHASES for n in names):
+                        break
+                    found = None
+        if found is None:  # NB: out of time: as they stand now
             found = await self.fleet.children()
-            done = all(n in found and found[n].phase in TERMINAL_PHASES for n in names)
-            if done or self.clock() >= until:
-                break
-            await asyncio.sleep(min(self.poll, max(0.0, until - self.clock())))
         states = [_state(found[n]) if n in found else {"name": n, "phase": "Deleted"} for n in names]
         waiting = [s["name"] for s in states if s["phase"] not in (*TERMINAL_PHASES, "Deleted")]
         return _shown(states, {"stillRunning": waiting} if waiting else {})

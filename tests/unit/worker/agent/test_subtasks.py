@@ -1,7 +1,10 @@
 """The sub-task tools against a fleet held in memory (the TaskFleet protocol is ours; the apiserver side of it is
 tested in tests/integration/test_subtasks_*.py): refusals are tool errors, and the parent's bookkeeping holds."""
 
+import asyncio
 import json
+import time
+from collections.abc import AsyncGenerator
 from typing import Any
 
 import pytest
@@ -17,6 +20,7 @@ class Fleet:
         self.tasks: dict[str, AgenticTask] = {}
         self.recorded: list[str] = []
         self.cancelled: list[str] = []
+        self.changed = asyncio.Event()
 
     async def agent_exists(self, name: str) -> bool:
         return name != "gone"
@@ -28,6 +32,12 @@ class Fleet:
     async def children(self) -> dict[str, AgenticTask]:
         return dict(self.tasks)
 
+    async def watch_children(self) -> AsyncGenerator[dict[str, AgenticTask]]:
+        while True:
+            yield dict(self.tasks)
+            self.changed.clear()
+            await self.changed.wait()
+
     async def cancel(self, name: str) -> None:
         self.cancelled.append(name)
 
@@ -38,6 +48,7 @@ class Fleet:
         done = {"phase": "Succeeded", "verdict": verdict,
                 "result": {"kind": "freeform", "verdict": verdict, "summary": f"{name} done"}}  # fmt: skip
         self.tasks[name] = self.tasks[name].model_copy(update={"status": self.tasks[name].status.model_validate(done)})
+        self.changed.set()
 
 
 class Clock:
@@ -55,9 +66,9 @@ PARENT = AgenticTask.model_validate({
 })  # fmt: skip
 
 
-def _tools(fleet: Fleet, clock: Clock, **policy: Any) -> Subtasks:
+def _tools(fleet: Fleet, clock: Clock, deadline: float = 600.0, **policy: Any) -> Subtasks:
     rules = SubtaskPolicy(agents=["fixer", "gone"], **policy)
-    return Subtasks(PARENT, rules, fleet, "n1", deadline=600.0, clock=clock, poll=0.0)
+    return Subtasks(PARENT, rules, fleet, "n1", deadline=deadline, clock=clock)
 
 
 async def test_submit_then_wait_returns_each_childs_verdict_and_summary() -> None:
@@ -77,22 +88,22 @@ async def test_submit_then_wait_returns_each_childs_verdict_and_summary() -> Non
     assert [r.verdict for r in await tools.records()] == ["GO", "NO-GO"]
 
 
-async def test_wait_is_bounded_by_its_timeout_and_the_parents() -> None:
+async def test_wait_returns_when_the_children_finish_and_is_bounded_by_its_timeout_and_the_parents() -> None:
     fleet, clock = Fleet(), Clock()
-    tools = _tools(fleet, clock)
+    tools = _tools(fleet, clock, deadline=0.5)  # 0.5 s left of the parent's timeout
     name = json.loads(await tools.call("submit_task", {"agent": "fixer", "prompt": "p"}))["name"]
+    waiting = asyncio.create_task(tools.call("wait_for_tasks", {"names": [name], "timeout_seconds": 60}))
+    await asyncio.sleep(0)  # NB: the waiter sees the child unfinished first
+    fleet.finish(name, "GO")
+    assert json.loads(await waiting)["tasks"][0]["verdict"] == "GO"
 
-    async def children() -> dict[str, AgenticTask]:
-        clock.now += 10  # every look costs ten seconds of the parent's time
-        return dict(fleet.tasks)
-
-    fleet.children = children  # type: ignore[method-assign]
-    waited = json.loads(await tools.call("wait_for_tasks", {"names": [name], "timeout_seconds": 30}))
-    assert waited["stillRunning"] == [name]
-    assert 30 <= clock.now <= 50
-    clock.now = 0
-    await tools.call("wait_for_tasks", {"names": [name], "timeout_seconds": 10_000})
-    assert clock.now < 600, "never past the parent's own timeout"
+    other = json.loads(await tools.call("submit_task", {"agent": "fixer", "prompt": "q"}))["name"]
+    started = time.monotonic()
+    waited = json.loads(await tools.call("wait_for_tasks", {"names": [other], "timeout_seconds": 60}))
+    assert waited["stillRunning"] == [other]
+    assert time.monotonic() - started < 0.5, "never past the parent's own timeout (less a tenth for submitting)"
+    waited = json.loads(await tools.call("wait_for_tasks", {"names": [other], "timeout_seconds": 0.01}))
+    assert waited["tasks"][0]["phase"] == "Pending"
 
 
 @pytest.mark.parametrize(
