@@ -263,7 +263,7 @@ def _subtasks() -> dict[str, Any]:
     labelled = (
         f"has({labels}) && {labels}[?'{CREATED_BY_LABEL}'].orValue('') == '{CREATED_BY_AGENT}'"
         f" && {labels}[?'{CREATOR_NODE_LABEL}'].orValue('') == variables.node && variables.node != ''"
-        f" && {labels}[?'{DEPTH_LABEL}'].orValue('').matches('^[1-9]$')"
+        f" && {labels}[?'{DEPTH_LABEL}'].orValue('').matches('^([1-9]|10)$')"
         f" && {labels}[?'{PARENT_LABEL}'].orValue('') != ''"
     )
     owned = (

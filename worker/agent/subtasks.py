@@ -79,6 +79,8 @@ class Subtasks:
     metrics: WorkerMetrics | None = None
     clock: Callable[[], float] = time.monotonic
     created: list[str] = field(default_factory=list)
+    taken: int = 0
+    """Names this parent's children would have had that other tasks hold (names are cut to fit a label)."""
 
     def __post_init__(self) -> None:
         self.created = list(self.parent.status.children)  # NB: an earlier attempt's children still count
@@ -113,15 +115,15 @@ class Subtasks:
         if refused is not None:
             self._count("refused")
             raise ToolError(refused)
-        name = subtasks.child_name(self.parent.name, len(self.created) + 1)
+        name = subtasks.child_name(self.parent.name, len(self.created) + self.taken + 1)
         child = subtasks.child_task(self.parent, name=name, agent=str(agent), prompt=str(prompt), inputs=dict(inputs),
                                     depends_on=list(depends_on), node=self.node)  # fmt: skip
         try:
             await self.fleet.create(child)
         except AlreadyExists:
             existing = (await self.fleet.children()).get(name)
-            if existing is None:  # NB: another task took the name; this parent's index moves on
-                self.created.append(name)
+            if existing is None:  # NB: another task has the name; the next try takes the next one
+                self.taken += 1
                 raise ToolError(f"the name {name} is taken by a task that is not yours; try again") from None
         except ApiError:
             self._count("refused")

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from foreman.api.http.errors import AlreadyExists
 from foreman.api.models.resources import AgenticTask
 from foreman.api.models.subtasks import SubtaskPolicy
 from foreman.worker.agent.errors import ToolError
@@ -21,11 +22,14 @@ class Fleet:
         self.recorded: list[str] = []
         self.cancelled: list[str] = []
         self.changed = asyncio.Event()
+        self.foreign: set[str] = set()
 
     async def agent_exists(self, name: str) -> bool:
         return name != "gone"
 
     async def create(self, child: AgenticTask) -> AgenticTask:
+        if child.name in self.foreign:
+            raise AlreadyExists(f"agentictasks {child.name!r} already exists")
         self.tasks[child.name] = child
         return child
 
@@ -142,6 +146,16 @@ async def test_a_thousand_submissions_in_one_turn_make_max_children() -> None:
     assert [t["name"] for t in listed["tasks"]] == ["fix-all-1", "fix-all-2", "fix-all-3"]
     assert await tools.call("cancel_my_task", {"name": "fix-all-2"}) == "cancel requested for fix-all-2"
     assert fleet.cancelled == ["fix-all-2"]
+
+
+async def test_a_name_another_task_holds_is_a_tool_error_and_the_next_try_takes_the_next_name() -> None:
+    fleet = Fleet()
+    fleet.foreign = {"fix-all-1"}  # a task someone else made holds the first child's name
+    tools = _tools(fleet, Clock())
+    with pytest.raises(ToolError, match="taken by a task that is not yours"):
+        await tools.call("submit_task", {"agent": "fixer", "prompt": "p"})
+    assert json.loads(await tools.call("submit_task", {"agent": "fixer", "prompt": "p"}))["name"] == "fix-all-2"
+    assert tools.created == ["fix-all-2"]
 
 
 def test_the_tool_names_and_arguments_are_the_issues() -> None:
