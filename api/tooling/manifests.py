@@ -12,6 +12,7 @@ from typing import Any
 
 import yaml
 
+from foreman.api.http.features import CHILD_TASK_RULE
 from foreman.api.models.resources import GROUP, NODE_LABEL
 from foreman.api.models.subtasks import (
     CREATED_BY_AGENT,
@@ -67,9 +68,10 @@ CONTROLLER_RULES = [
 # Cluster-wide here, like the worker's other rules; README ("The agent executor") says how to narrow it to the
 # namespaces a worker serves.
 # Create and patch of tasks are for an agent's children only (submit_task, cancel_my_task): the admission policy
-# worker_subtasks holds them to that.
+# foreman-worker-subtasks holds them to that, and a server without it gets the role without them (for_server).
 WORKER_RULES = [
-    _rule([GROUP], ["agentictasks"], ["get", "list", "watch", "create", "patch"]),
+    _rule([GROUP], ["agentictasks"], ["get", "list", "watch"]),
+    CHILD_TASK_RULE,
     _rule([GROUP], ["agentictasks/status"], ["get", "patch"]),
     _rule([GROUP], ["fleetnodes"], ["get", "create", "patch"]),
     _rule([GROUP], ["fleetnodes/status"], ["get", "patch"]),

@@ -126,6 +126,17 @@ async def test_a_worker_creates_only_children_of_its_own_running_tasks_within_th
         await delete_nodes(kube, NODE, "other")
 
 
+async def test_without_the_policy_a_worker_creates_no_task(kube: Kube, pinned: Kube, namespace: str) -> None:
+    """On a server older than 1.30 the worker's role has no create or patch of tasks (features.for_server)."""
+    if await kube.server_version() >= VALIDATING_ADMISSION_POLICY:
+        pytest.skip("the policy is there (tested above)")
+    parent = await _placed(kube, namespace, "parent", phase="Running", assignedNode=NODE, claimedBy=NODE)
+    with pytest.raises(Forbidden):
+        await pinned.create(_child(parent, 1))
+    with pytest.raises(Forbidden):
+        await pinned.patch(AgenticTask, "parent", {"spec": {"cancel": True}}, namespace=namespace)
+
+
 async def test_cancelling_a_parent_cancels_its_children(kube: Kube, namespace: str) -> None:
     await _agent(kube, namespace, "planner", agents=["fixer"])
     await _agent(kube, namespace, "fixer")
