@@ -408,6 +408,8 @@ def task_view(
         "attempts": f"{status.attempts}/{task.spec.retries + 1}",
         "labels": task.metadata.labels,
         "dependsOn": task.spec.depends_on,
+        "parent": next((name for name, kind in _linked(task) if kind == "parent"), None),
+        "children": status.children,
         "spec": yaml.safe_dump(task.spec.to_wire(), sort_keys=False, width=100),
         "timeline": timeline(task),
         "result": status.result.model_dump(mode="json", by_alias=True) if status.result else None,

@@ -265,12 +265,14 @@ function renderTask(body, context) {
   view.replaceChildren(
     h("div", { class: "task-head" }, h("h2", {}, `${body.namespace}/${body.name}`), badge(body.phase, `tone-${body.tone}`),
       body.verdict ? badge(body.verdict, `tone-${body.tone}`) : null,
-      body.dependsOn.length ? h("a", { href: `#/graph/${enc(body.namespace)}/${enc(body.name)}` }, "graph") : null, actions),
+      body.dependsOn.length || body.children.length || body.parent
+        ? h("a", { href: `#/graph/${enc(body.namespace)}/${enc(body.name)}` }, "graph") : null, actions),
     errors(body),
     h("div", { class: "task-grid" },
       h("div", {},
         kv([["kind", body.kind], ["node", body.node], ["reason", body.reason], ["why pending", body.why || null],
             ["attempts", body.attempts], ["depends on", body.dependsOn.join(", ") || null],
+            ["parent", body.parent], ["children", body.children.join(", ") || null],
             ["pull request", body.pullRequest ? h("a", { href: body.pullRequest.url, rel: "noopener noreferrer", target: "_blank" },
               `#${body.pullRequest.number}${body.pullRequest.draft ? " (draft)" : ""}`) : null],
             ["labels", Object.entries(body.labels).map(([k, v]) => `${k}=${v}`).join(", ") || null]]),

@@ -248,6 +248,11 @@ def test_the_task_page_has_the_timeline_envelope_usage_and_transcript() -> None:
     assert not views.task_view(task("t"), None, actions=False)["canCancel"]
     assert not views.task_view(task("t", spec={"kind": "verify", "cancel": True}), None, actions=True)["canCancel"]
     assert views.task_view(None, None, actions=True) == {"found": False}
+    assert (page["parent"], page["children"]) == (None, [])
+    child = {"foreman.dev/created-by": "agent", "foreman.dev/parent": "split", "foreman.dev/depth": "1"}
+    assert views.task_view(task("split-1", labels=child), None, actions=False)["parent"] == "split"
+    parent = views.task_view(task("split", status={"children": ["split-1"]}), None, actions=False)
+    assert parent["children"] == ["split-1"]
 
 
 def test_transcript_records_become_entries_with_turns_calls_and_results() -> None:
