@@ -4,6 +4,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from foreman.api.models.resources import AgenticTask
 from foreman.api.models.subtasks import DEPTH_LABEL, MAX_PAYLOAD_BYTES, SubtaskPolicy
@@ -126,3 +128,14 @@ def test_a_parent_that_ended_after_making_a_child_still_lets_it_run() -> None:
     found = subtasks.refusal(child, ended_before, POLICY, [child])
     assert found is not None
     assert found.reason == reasons.PARENT_NOT_RUNNING
+
+
+@given(count=st.integers(0, 30), limit=st.integers(0, 10), order=st.randoms())
+def test_the_controller_runs_exactly_the_oldest_max_children(count: int, limit: int, order: Any) -> None:
+    parent = _parent()
+    children = [_child(parent, index) for index in range(1, count + 1)]
+    shuffled = list(children)
+    order.shuffle(shuffled)  # the cache's order is not creation order
+    policy = POLICY.model_copy(update={"max_children": limit})
+    passed = [child.name for child in children if subtasks.refusal(child, parent, policy, shuffled) is None]
+    assert passed == [child.name for child in children[:limit]]
