@@ -11,7 +11,7 @@ KUBERNETES_FLOOR := 1.20.2
 BUILD_APISERVER := bash api/tooling/localcluster/build-kube-apiserver.sh $(CACHE)
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: install control-plane control-plane-floor browser sandbox llama-server gitea test lint typecheck unit integration manifests check-manifests \
+.PHONY: install control-plane control-plane-floor browser sandbox llama-server gitea helm test lint typecheck unit integration manifests check-manifests \
 	demo bench soak clean
 
 install: $(VENV)/.installed
@@ -57,6 +57,11 @@ llama-server: install
 gitea:
 	bash tests/servers/build-gitea.sh $(CACHE)
 
+# A real helm for the chart tests (tests/integration/test_chart.py): built once with Go from the helm.sh/helm/v4
+# module and cached under $(CACHE).
+helm:
+	bash tests/servers/build-helm.sh $(CACHE)
+
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -75,9 +80,9 @@ unit: install sandbox
 integration: install control-plane browser sandbox
 	$(BIN)/pytest tests/integration -q
 
-test: lint typecheck control-plane control-plane-floor browser sandbox llama-server gitea
+test: lint typecheck control-plane control-plane-floor browser sandbox llama-server gitea helm
 	$(BIN)/pytest -q
-	FOREMAN_TEST_KUBERNETES=$(KUBERNETES_FLOOR) $(BIN)/pytest tests/integration -q -m "not llama and not gitea"
+	FOREMAN_TEST_KUBERNETES=$(KUBERNETES_FLOOR) $(BIN)/pytest tests/integration -q -m "not llama and not gitea and not helm"
 
 demo: install control-plane sandbox
 	$(BIN)/foreman demo
@@ -89,11 +94,13 @@ bench: install control-plane sandbox llama-server
 soak: install control-plane
 	FOREMAN_SOAK=1 $(BIN)/pytest tests/fault -q
 
+# manifests/ and the Helm chart, both from foreman.api (the chart from the same objects: api/tooling/chart.py).
 manifests: install
 	$(BIN)/python -m foreman.api.tooling.manifests manifests
+	$(BIN)/python -m foreman.api.tooling.chart charts/foreman manifests
 
 check-manifests: manifests
-	git diff --exit-code manifests
+	git diff --exit-code manifests charts
 
 clean:
 	rm -rf build .mypy_cache .ruff_cache .pytest_cache

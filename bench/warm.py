@@ -2,12 +2,12 @@
 chooses (controller/match.py), a discrete-event clock runs it, no apiserver.
 
 20 nodes of one slot, 4 kinds (GPU 24 GB, GPU 80 GB, Mac 64 GB unified, CPU 32 GB), 6 models of 1-40 GB, each served
-where it fits; a load takes the warmth module's estimate from size (`LOAD_OVERHEAD_S` + size / `DISK_GB_PER_S`), and
-a node evicts its least recently used models until the new one fits. Tasks arrive as a Poisson stream at 30, 60 and
-90 % of the fleet's capacity, Zipf-popular models, exponential run times (mean `MEAN_RUN_S`). Policies, on the same
-arrivals: first-fit, warm without a wait, warm with `DELAY_S`. Figures: loads per 1,000 tasks, mean and p95 time
-from create to Running (a load counts: a task runs once its model is loaded), makespan, and each policy's mean
-create-to-Running over the lower bound with no loads at all (the same arrivals, first-fit, loads free).
+where it fits; a load takes the shared estimate from size (api/state/modelload.py: `LOAD_OVERHEAD_S` + size /
+`DISK_GB_PER_S`), and a node evicts its least recently used models until the new one fits. Tasks arrive as a Poisson
+stream at 30, 60 and 90 % of the fleet's capacity, Zipf-popular models, exponential run times (mean `MEAN_RUN_S`).
+Policies, on the same arrivals: first-fit, warm without a wait, warm with `DELAY_S`. Figures: loads per 1,000 tasks,
+mean and p95 time from create to Running (a load counts: a task runs once its model is loaded), makespan, and each
+policy's mean create-to-Running over the lower bound with no loads at all (the same arrivals, first-fit, loads free).
 """
 
 from __future__ import annotations
@@ -17,8 +17,9 @@ import random
 import statistics
 from dataclasses import dataclass, field
 
+from foreman.api.state.modelload import estimated_load_seconds
 from foreman.controller.match import Need, Offer, PlacementPolicy, Placer, Usage
-from foreman.controller.warmth import DISK_GB_PER_S, LOAD_OVERHEAD_S, ModelOnNode, NodeModels
+from foreman.controller.warmth import ModelOnNode, NodeModels
 
 MODELS = {"m1": 1.0, "m4": 4.0, "m8": 8.0, "m14": 14.0, "m24": 22.0, "m40": 40.0}
 """Name -> size (GB); the 24 GB-class model at 22 GB so that it fits a 24 GB card."""
@@ -45,7 +46,7 @@ class NodeState:
 
 
 def load_seconds(model: str) -> float:
-    return LOAD_OVERHEAD_S + MODELS[model] / DISK_GB_PER_S
+    return estimated_load_seconds(MODELS[model])
 
 
 def fleet() -> dict[str, tuple[str, float]]:

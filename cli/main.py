@@ -97,6 +97,13 @@ NotifyNamespace = Annotated[
         help="Let the notifier read Secrets (labelled foreman.dev/notifier=true) in this namespace (repeatable).",
     ),
 ]
+TranscriptNamespace = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--transcript-namespace",
+        help="Let the DaemonSet's worker write agent transcripts only in this namespace (repeatable; default: all).",
+    ),
+]
 WithDashboard = Annotated[
     bool,
     typer.Option("--with-dashboard", help="Also a read-only dashboard Deployment (reach it with port-forward)."),
@@ -113,6 +120,7 @@ def manifests(
     with_dashboard: WithDashboard = False,
     image: Image = IMAGE,
     notify_namespace: NotifyNamespace = None,
+    transcript_namespace: TranscriptNamespace = None,
     worker_node: Annotated[
         str | None,
         typer.Option(help="Instead: a per-host worker identity that can touch only this FleetNode (created with it)."),
@@ -132,6 +140,7 @@ def manifests(
             with_dashboard=with_dashboard,
             image=image,
             notify_namespaces=tuple(notify_namespace or ()),
+            transcript_namespaces=tuple(transcript_namespace or ()),
         )
     )
     emit(render(documents), nl=False)
@@ -146,15 +155,20 @@ def install(
     with_dashboard: WithDashboard = False,
     image: Image = IMAGE,
     notify_namespace: NotifyNamespace = None,
+    transcript_namespace: TranscriptNamespace = None,
 ) -> None:
     """Install the CRDs and RBAC (server-side apply; safe to repeat).
 
     Example:  foreman install --kubeconfig ~/.kube/config --notify-namespace team
     """
-    notify = tuple(notify_namespace or ())
+    notify, transcripts = tuple(notify_namespace or ()), tuple(transcript_namespace or ())
     if dry_run:
         for manifest in install_manifests(
-            with_workloads=with_workloads, with_dashboard=with_dashboard, image=image, notify_namespaces=notify
+            with_workloads=with_workloads,
+            with_dashboard=with_dashboard,
+            image=image,
+            notify_namespaces=notify,
+            transcript_namespaces=transcripts,
         ):
             emit(f"would apply {manifest['kind']}/{manifest['metadata']['name']}")
         return
@@ -167,6 +181,7 @@ def install(
                 with_dashboard=with_dashboard,
                 image=image,
                 notify_namespaces=notify,
+                transcript_namespaces=transcripts,
             ):
                 emit(f"applied {manifest['kind']}/{manifest['metadata']['name']}")
 

@@ -383,8 +383,9 @@ class Controller:
             self._emit(updated, write.reason, write.message, "Warning")
         if write.cold_start:
             self.metrics.model_loads.inc()
-            self.metrics.warm_wait.observe(write.warm_wait)
             self._emit(updated, write.reason, write.message, "Normal")
+        if write.warm_wait is not None:
+            self.metrics.warm_wait.labels("cold" if write.cold_start else "warm").observe(write.warm_wait)
         if write.placed and task.metadata.creation_timestamp:
             self.metrics.time_to_place.observe((now - task.metadata.creation_timestamp).total_seconds())
         if write.relabel:

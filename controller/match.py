@@ -216,13 +216,14 @@ class Placer:
             self._fits_when_empty[need] = any(fits(need, offer, Usage()) for offer in self.offers.values())
         return self._fits_when_empty[need]
 
-    def warm_somewhere(self, need: Need) -> bool:
-        """Whether a node that would take the task if it had a free slot has its model loaded: worth a short wait."""
+    def warm_somewhere(self, need: Need, *, besides: str | None = None) -> bool:
+        """Whether a node (`besides` that one) that would take the task if it had a free slot has its model loaded:
+        worth a short wait."""
         if need.model is None:
             return False
         return any(
             fits(need, offer, Usage(0, 0.0, used.models))
             and need.model in offer.warmth.served
             and offer.warmth.served[need.model] in offer.warmth.loaded(used.models)
-            for offer, used in ((o, self.usage[o.name]) for o in self.offers.values())
+            for offer, used in ((o, self.usage[o.name]) for o in self.offers.values() if o.name != besides)
         )

@@ -87,7 +87,9 @@ class ControllerMetrics:
         )
         self.warm_wait = Histogram(
             "foreman_placement_warm_wait_seconds",
-            "Seconds a task waited for a node with its model loaded before it started cold (policy warm)",
+            "Seconds a task that could wait for a node with its model loaded waited (policy warm), by how the wait "
+            "ended: warm (such a node took it) or cold (its coldStartDelay ran out)",
+            ["outcome"],
             buckets=(0.5, 1, 2, 5, 10, 30, 60, 300),
             registry=self.registry,
         )

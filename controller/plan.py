@@ -131,7 +131,7 @@ class StatusWrite:
     """One optimistic status write of a task (with its resourceVersion). `warn`: also a Warning Event (a failure,
     a requeue); `relabel`: then make the node label agree; `placed`: a placement (time since creation measured);
     `cold_start`: a placement that loads its model first (policy warm: a Normal Event, counted); `warm_wait`: seconds
-    it waited for a warm node before this placement."""
+    it waited for a warm node before this placement (None: it could not wait for one)."""
 
     task: AgenticTask
     patch: dict[str, Any]
@@ -141,7 +141,7 @@ class StatusWrite:
     relabel: bool = False
     placed: bool = False
     cold_start: bool = False
-    warm_wait: float = 0.0
+    warm_wait: float | None = None
 
 
 @dataclass(frozen=True)
@@ -377,7 +377,11 @@ def _place(
                 continue
             share.placed(placer.offers[node].accelerator)
             placeable.discard(key)
-            plan.writes.append(_placement(task, need, node, placer.last_cost, now, delay))
+            # NB: its wait is counted where it could wait for a warm node: within its delay (it got one), or past it
+            # while another node had its model loaded (it started cold); asked only of a cold start
+            cold = placer.last_cost > 0
+            waited = deadline is not None or (cold and delay > 0 and placer.warm_somewhere(need, besides=node))
+            plan.writes.append(_placement(task, need, node, placer.last_cost, now, delay if waited else 0.0))
     loads = share.loads
     plan.full = share.full_queues()
     # NB: iterating the queue already walks a snapshot of it
@@ -406,15 +410,17 @@ def _place(
 def _placement(
     task: AgenticTask, need: Need, node: str, load_seconds: float, now: datetime, delay: float
 ) -> StatusWrite:
+    """`delay`: how long the task could wait for a warm node (0: it could not: no node has its model loaded, or
+    its coldStartDelay is 0); its wait is counted only then."""
     patch = status.placed(task, node, now)
     message = f"assigned to FleetNode {node}"
-    # NB: the wait is counted only where it could have happened: a task placed at once waited for nothing
-    waited = min((now - waiting_since(task)).total_seconds(), delay) if delay > 0 else 0.0
+    waited = max(min((now - waiting_since(task)).total_seconds(), delay), 0.0) if delay > 0 else None
     if load_seconds > 0:
         message += f", where {need.model} must be loaded first (about {load_seconds:.0f} s)"
         return StatusWrite(task, patch, reasons.COLD_START, message, warn=False, relabel=True, placed=True,
-                           cold_start=True, warm_wait=max(waited, 0.0))  # fmt: skip
-    return StatusWrite(task, patch, reasons.FLEET_NODE_ASSIGNED, message, warn=False, relabel=True, placed=True)
+                           cold_start=True, warm_wait=waited)  # fmt: skip
+    return StatusWrite(task, patch, reasons.FLEET_NODE_ASSIGNED, message, warn=False, relabel=True, placed=True,
+                       warm_wait=waited)  # fmt: skip
 
 
 def _queued_models(

@@ -6,7 +6,7 @@ for the models it must evict (each of them loads its model again). A model canno
 node runs with it, so a node where the model cannot fit next to those is no place for the task at all (None).
 
 Bad input is clamped, never trusted: a size above the node's memory is the memory, a load time negative or absurd
-(above `MAX_LOAD_SECONDS`) is estimated from the size instead.
+(above `MAX_LOAD_SECONDS`, api/state/modelload.py) is estimated from the size instead.
 """
 
 from __future__ import annotations
@@ -15,12 +15,8 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-DISK_GB_PER_S = 1.0
-"""Assumed read speed of a node's disk when it never measured a load: a consumer NVMe SSD, roughly."""
-LOAD_OVERHEAD_S = 2.0
-"""What any load costs beside reading the weights (starting the runner, allocating memory)."""
-MAX_LOAD_SECONDS = 3600.0
-"""A load time above this is a broken measurement, not a slow disk."""
+from foreman.api.state.modelload import estimated_load_seconds, sane_load_seconds
+
 UNKNOWN_SIZE_GB = 4.0
 """The size assumed for a model whose server says none: a common 7-8B model at 4 bits."""
 
@@ -54,9 +50,9 @@ class NodeModels:
     def load_seconds(self, model: str) -> float:
         """Its measured load time where sane, else one estimated from its size."""
         measured = self.models[model].load_seconds
-        if measured is not None and math.isfinite(measured) and 0 <= measured <= MAX_LOAD_SECONDS:
+        if sane_load_seconds(measured):
             return measured
-        return LOAD_OVERHEAD_S + self.size_of(model) / DISK_GB_PER_S
+        return estimated_load_seconds(self.size_of(model))
 
     def loaded(self, in_use: Mapping[str, int]) -> set[str]:
         """Served names loaded now: as advertised, and those tasks on the node run with (loaded, or loading)."""

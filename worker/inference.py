@@ -5,7 +5,8 @@ server's own: llama-server's `GET /props` (`n_ctx`, the model alias), Ollama's `
 `<architecture>.context_length`) and `/api/ps` (loaded ones), LM Studio's `/api/v0/models` (`max_context_length`,
 `state`). The parsers are pure; `InferenceProbe` asks, each question with a short timeout, so a server that hangs
 costs a probe, never a heartbeat (the worker probes on its own clock). The model list is asked every probe (it is
-what says the server is up); the details at most every `DETAILS_EVERY` seconds or when the list changes.
+what says the server is up); the details at most every `DETAILS_EVERY` seconds or when the list changes, except what is
+loaded (Ollama's `/api/ps`, LM Studio's state), asked every probe where the server said it: a load is seen as it ends.
 """
 
 from __future__ import annotations
@@ -148,6 +149,9 @@ class InferenceProbe:
     api_key_env: str | None = None
     _details: dict[str, Detail] = field(default_factory=dict)
     _asked_at: float = float("-inf")
+    _loading_from: frozenset[str] = frozenset()
+    """The endpoints that said what is loaded when the details were last asked (`ollama`, `lmstudio`): asked at every
+    probe, so that the worker sees a load as it ends (worker/loadwatch.py)."""
 
     @property
     def root(self) -> str:
@@ -170,6 +174,8 @@ class InferenceProbe:
             if stale:
                 self._details = await self._ask_details(session, names)
                 self._asked_at = time.monotonic()
+            else:
+                self._details = await self._ask_loaded(session, self._details)
         listing = ", ".join(sorted(self._details)) or "none"
         return InferenceState(True, reasons.MODELS_LISTED, f"{self.base_url} serves {listing}")
 
@@ -179,6 +185,7 @@ class InferenceProbe:
 
     async def _ask_details(self, session: aiohttp.ClientSession, names: dict[str, Detail]) -> dict[str, Detail]:
         details = dict(names)
+        loading_from: set[str] = set()
         props = await _maybe(session, "GET", f"{self.root}/props")
         alias, context = llama_props(props)
         if context:
@@ -186,6 +193,7 @@ class InferenceProbe:
             for name in [alias] if alias in details else list(details)[:1]:
                 details[name] = replace(details[name], context_tokens=details[name].context_tokens or context)
         if (tags := await _maybe(session, "GET", f"{self.root}/api/tags")) is not None:
+            loading_from.add("ollama")
             loaded = set(ollama_names(await _maybe(session, "GET", f"{self.root}/api/ps")))
             sizes = ollama_sizes(tags)
             for name in ollama_names(tags):
@@ -195,7 +203,24 @@ class InferenceProbe:
                     details[name] = Detail(context_tokens, name in loaded, sizes.get(name))
         for name, detail in lmstudio_models(await _maybe(session, "GET", f"{self.root}/api/v0/models")).items():
             if name in details:
+                loading_from.add("lmstudio")
                 details[name] = Detail(details[name].context_tokens or detail.context_tokens, detail.loaded)
+        self._loading_from = frozenset(loading_from)
+        return details
+
+    async def _ask_loaded(self, session: aiohttp.ClientSession, details: dict[str, Detail]) -> dict[str, Detail]:
+        """Only what is loaded now, of the details last asked (one request per server that says it)."""
+        details = dict(details)
+        # NB: an endpoint that fails this once keeps what it said last (it is no news of an unload)
+        if "ollama" in self._loading_from and (ps := await _maybe(session, "GET", f"{self.root}/api/ps")) is not None:
+            loaded = set(ollama_names(ps))
+            for name, detail in details.items():
+                if detail.loaded is not None:
+                    details[name] = replace(detail, loaded=name in loaded)
+        if "lmstudio" in self._loading_from:
+            for name, detail in lmstudio_models(await _maybe(session, "GET", f"{self.root}/api/v0/models")).items():
+                if name in details and detail.loaded is not None:
+                    details[name] = replace(details[name], loaded=detail.loaded)
         return details
 
 

@@ -84,6 +84,7 @@ class Worker:
         """Register, recover, work until `stop`, then drain: finish or hand back running tasks, and return."""
         await self.offer.start()
         capability = await detect(self.config)
+        self.offer.memory_gb = capability.model_memory_gb
         self.registrar = Registrar(
             self.kube,
             self.config,

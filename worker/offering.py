@@ -8,14 +8,14 @@ never delays a heartbeat; the heartbeat reads `current()`.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import structlog
 
 from foreman.api.models.resources import ModelOffer, NodeSandbox
-from foreman.api.runtime.daemon import sleep_unless
-from foreman.worker import inference
+from foreman.worker import inference, loadwatch
 from foreman.worker.config import WorkerConfig
 from foreman.worker.executors.base import Executor, InferenceServer, ModelContext, hooks
 
@@ -30,6 +30,8 @@ class Offering:
     """The model server's state, for the InferenceReady condition (None: the node has no model server)."""
     sandbox: NodeSandbox | None = None
     """How the executors' processes are confined (None: no executor says)."""
+    model_reports: tuple[bool, str, str] | None = None
+    """Condition ModelReportsValid (worker/loadwatch.py); None: no model server says what is loaded or how big."""
 
 
 @dataclass
@@ -46,7 +48,9 @@ class ModelServerProbe:
 
 
 class NodeOffer:
-    def __init__(self, executors: Mapping[str, Executor], config: WorkerConfig):
+    def __init__(
+        self, executors: Mapping[str, Executor], config: WorkerConfig, clock: Callable[[], float] = time.monotonic
+    ):
         self.executors = executors
         self.config = config
         self.configured = sorted(
@@ -64,6 +68,13 @@ class NodeOffer:
         """One per endpoint, however many executors run on it."""
         self.speeds = inference.Speeds()
         self.sandbox: NodeSandbox | None = None
+        self.clock = clock
+        self.memory_gb: float | None = None
+        """The node's model memory, once detected: advertised sizes are clamped to it."""
+        self.watches: dict[str, loadwatch.ModelWatch] = {}
+        """By served name: each model's loading as the probes saw it."""
+        self._wake = asyncio.Event()
+        self._said: tuple[bool, str, str] | None = None
 
     def settings(self, executor: str) -> Mapping[str, object]:
         return self.config.executors.get(executor) or {}
@@ -78,17 +89,35 @@ class NodeOffer:
                 return
 
     async def check(self) -> None:
-        """Ask each model server what it serves, and log when one comes or goes."""
+        """Ask each model server what it serves (and what is loaded), and log when one comes or goes."""
         for server in self.probes:
             state = await server.probe.check()
             if server.state is None or server.state.ready != state.ready:
                 log_as = log.info if state.ready else log.warning
                 log_as("model server " + ("answers" if state.ready else "does not answer"), message=state.message)
             server.state = state
+        now = self.clock()
+        for server in self.probes:
+            for name, detail in (server.probe.details if server.ready else {}).items():
+                watch = self.watches.get(name, loadwatch.ModelWatch())
+                self.watches[name] = loadwatch.observe(watch, detail.loaded, now)
 
     async def probe(self, stop: asyncio.Event) -> None:
-        while not await sleep_unless(stop, self.config.heartbeat_interval):
-            await self.check()
+        """Ask the servers every heartbeat interval; at once when a task begins with a model not loaded, then every
+        `LOADING_PROBE_S` until it is (the load's measurement)."""
+        while not stop.is_set():
+            loading = any(watch.loading for watch in self.watches.values())
+            interval = loadwatch.LOADING_PROBE_S if loading else self.config.heartbeat_interval
+            waiters = [asyncio.ensure_future(self._wake.wait()), asyncio.ensure_future(stop.wait())]
+            try:
+                await asyncio.wait(waiters, timeout=interval, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for waiter in waiters:
+                    waiter.cancel()
+            await asyncio.gather(*waiters, return_exceptions=True)
+            self._wake.clear()
+            if not stop.is_set():
+                await self.check()
 
     def current(self) -> Offering:
         """What the node offers now: its executors (those on a model server only while it answers) and models."""
@@ -105,13 +134,28 @@ class NodeOffer:
         states = [server.state for server in self.probes if server.state is not None]
         # NB: the node's InferenceReady condition: the first server that does not answer says why, else the first
         state = next((s for s in states if not s.ready), states[0] if states else None)
-        return Offering(executors, tuple(models[name] for name in sorted(models)), state, self.sandbox)
+        offers, problems = loadwatch.advertise(tuple(models[name] for name in sorted(models)), self.watches,
+                                               self.memory_gb)  # fmt: skip
+        said = any(m.loaded is not None or m.size_gb is not None for m in offers)
+        reports = loadwatch.reports(problems) if said else None
+        if reports != self._said and reports is not None:
+            log_as = log.info if reports[0] else log.warning
+            log_as("model reports " + ("as the server says" if reports[0] else "put right"), reason=reports[1],
+                   message=reports[2])  # fmt: skip
+        self._said = reports
+        return Offering(executors, offers, state, self.sandbox, reports)
 
     def model_context(self, executor: str, model: str | None) -> ModelContext | None:
-        """What a run of `executor` gets of the task's model: None for an executor on no model server."""
+        """What a run of `executor` gets of the task's model: None for an executor on no model server. The run
+        begins now: where the model is not loaded, its load is measured (and the servers asked at once)."""
         if executor not in self.servers:
             return None
-        return ModelContext(self.model_offer(model), self.speeds.observe)
+        offer = self.model_offer(model)
+        if offer is not None and offer.name in self.watches:
+            self.watches[offer.name] = loadwatch.want(self.watches[offer.name], self.clock())
+            if self.watches[offer.name].loading:
+                self._wake.set()
+        return ModelContext(offer, self.speeds.observe)
 
     def model_offer(self, name: str | None) -> ModelOffer | None:
         """What the node advertises of a model (by name or alias); with no name, the one model it serves, if one."""

@@ -113,6 +113,7 @@ class Registrar:
             running=self.running(),
             inference=(state.ready, state.reason, state.message) if state is not None else None,
             identity=identity,
+            model_reports=offering.model_reports,
         )
         self.node = await self.kube.patch_status(FleetNode, self.config.node_name, body)
         if self.node.spec.drain and not self.asked_to_leave.is_set():

@@ -23,14 +23,11 @@ from typing import Any, Generic, Literal, Self, TypeVar
 import aiohttp
 import structlog
 from aiohttp.helpers import get_env_proxy_for_url
-from kubernetes_asyncio import client as k8s_client
-from kubernetes_asyncio import config as k8s_config
-from kubernetes_asyncio.config.config_exception import ConfigException
 from pydantic import BaseModel, ValidationError
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
 from yarl import URL
 
-from foreman.api.http import decoding, requests
+from foreman.api.http import decoding, k8sclient, requests
 from foreman.api.http.errors import (
     RETRYABLE,
     AlreadyExists,
@@ -103,19 +100,19 @@ def _pod_namespace() -> str | None:
 async def load_configuration(kubeconfig: str | None = None, context: str | None = None) -> tuple[Any, str]:
     """In-cluster when running in a pod and no kubeconfig is given, else the kubeconfig (or $KUBECONFIG); with the
     namespace kubectl would use when none is given: the context's, or the pod's own, else `default`."""
-    configuration = k8s_client.Configuration()
+    configuration = k8sclient.Configuration()
     namespace = None
     try:
         if kubeconfig is None and "KUBERNETES_SERVICE_HOST" in os.environ:
-            k8s_config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+            k8sclient.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
             namespace = _pod_namespace()
         else:
             path = kubeconfig_path(kubeconfig)
-            await k8s_config.load_kube_config(config_file=path, context=context, client_configuration=configuration)
-            contexts, current = k8s_config.list_kube_config_contexts(path)
+            await k8sclient.load_kube_config(config_file=path, context=context, client_configuration=configuration)
+            contexts, current = k8sclient.list_kube_config_contexts(path)
             chosen = next((c for c in contexts if c.get("name") == context), None) if context else current
             namespace = ((chosen or {}).get("context") or {}).get("namespace")
-    except ConfigException as error:
+    except k8sclient.ConfigException as error:
         raise ConfigError(f"cannot load cluster configuration: {error}") from None
     return configuration, namespace or "default"
 
@@ -155,7 +152,7 @@ class Kube:
     def __init__(self, configuration: Any, *, retry: RetryPolicy | None = None, namespace: str = "default"):
         self.namespace = namespace
         """The namespace to use when none is given (the kubeconfig context's, as kubectl)."""
-        self._api = k8s_client.ApiClient(configuration=configuration)
+        self._api = k8sclient.ApiClient(configuration=configuration)
         self._api.user_agent = requests.USER_AGENT
         _no_per_request_environment_lookups(self._api)
         self.retry = retry or RetryPolicy()

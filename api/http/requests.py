@@ -241,12 +241,12 @@ KNOWN_KINDS: dict[tuple[str, str], KindInfo] = {
 
 
 def object_path(api_version: str, kind: str, name: str | None = None, namespace: str | None = None) -> str:
-    """Path of any known built-in object (or its collection when name is None)."""
+    """Path of any known built-in object (or its collection when name is None: of every namespace without one)."""
     try:
         info = KNOWN_KINDS[(api_version, kind)]
     except KeyError:
         raise ValueError(f"unsupported kind {api_version}/{kind}") from None
-    if info.namespaced and not namespace:
+    if info.namespaced and not namespace and name is not None:
         raise ValueError(f"{kind} {name} needs a namespace")
     return path(info, namespace=namespace, name=name)
 

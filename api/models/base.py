@@ -25,8 +25,9 @@ from pydantic_core import CoreSchema
 
 
 def _wire_name(name: str) -> str:
-    # NB: Kubernetes spells acronyms in caps (minRAMGB, totalRAMGB), which to_camel cannot guess.
-    return to_camel(name).replace("Ramgb", "RAMGB")
+    # NB: Kubernetes spells acronyms in caps (minRAMGB, totalRAMGB, sizeGB, modelMemoryGB), which to_camel cannot guess.
+    camel = to_camel(name).replace("Ramgb", "RAMGB")
+    return camel[:-2] + "GB" if camel.endswith("Gb") else camel
 
 
 @dataclass(frozen=True)

@@ -55,13 +55,15 @@ class WorkQueue(Generic[K]):
     def add_at(self, key: K, when: float) -> None:
         """Look at `key` again at `when` on the queue's clock (replacing an earlier wish for it: the latest decision
         knows best). NB: a decision's own time, not `add_after`, when it was made at an earlier reading of the clock:
-        a clock moved meanwhile would push the wake-up later by as much."""
-        if self._due.get(key) != when:
-            self._due[key] = when
-            heapq.heappush(self._heap, (when, next(self._order), key))
-            if len(self._heap) > 2 * len(self._due) + 64:
-                self._heap = [(due, next(self._order), k) for k, due in self._due.items()]
-                heapq.heapify(self._heap)
+        a clock moved meanwhile would push the wake-up later by as much. The same wish again wakes nobody: a loop that
+        makes it on every pass (a task waiting for a warm node) would otherwise pass again at once, for ever."""
+        if self._due.get(key) == when:
+            return
+        self._due[key] = when
+        heapq.heappush(self._heap, (when, next(self._order), key))
+        if len(self._heap) > 2 * len(self._due) + 64:
+            self._heap = [(due, next(self._order), k) for k, due in self._due.items()]
+            heapq.heapify(self._heap)
         self._wake.set()
 
     def cancel_after(self, key: K) -> None:

@@ -25,9 +25,11 @@ def heartbeat(
     running: int,
     inference: Inference | None,
     identity: NodeIdentity | None = None,
+    model_reports: Inference | None = None,
 ) -> dict[str, Any]:
     """The worker's heartbeat: its phase (Ready, Draining, Stopped) with condition Ready saying it, what it offers now,
-    and InferenceReady when the node has a model server (`inference` None: it has none)."""
+    InferenceReady when the node has a model server (`inference` None: it has none), and ModelReportsValid where the
+    worker had its models' sizes and loading to judge (`model_reports`, worker/loadwatch.py)."""
     ready = phase == "Ready"
     conditions = set_condition(
         previous,
@@ -36,16 +38,11 @@ def heartbeat(
         reason=reasons.WORKER_HEARTBEAT if ready else phase,
         now=now,
     )
-    if inference is not None:
-        serving, reason, message = inference
-        conditions = set_condition(
-            conditions,
-            type=reasons.INFERENCE_READY,
-            status="True" if serving else "False",
-            reason=reason,
-            message=message,
-            now=now,
-        )
+    for kind, said in ((reasons.INFERENCE_READY, inference), (reasons.MODEL_REPORTS_VALID, model_reports)):
+        if said is not None:
+            good, reason, message = said
+            conditions = set_condition(conditions, type=kind, status="True" if good else "False", reason=reason,
+                                       message=message, now=now)  # fmt: skip
     return {
         "phase": phase,
         "lastHeartbeatTime": wire_time(now),

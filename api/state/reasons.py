@@ -80,3 +80,11 @@ INFERENCE_READY: Final = "InferenceReady"
 MODELS_LISTED: Final = "ModelsListed"
 ENDPOINT_UNREACHABLE: Final = "EndpointUnreachable"
 ENDPOINT_ERROR: Final = "EndpointError"
+
+# FleetNode: condition ModelReportsValid, where the model server says what is loaded or how big a model is: False
+# where the worker had to put what it advertises right (placement reads it: controller/warmth.py).
+MODEL_REPORTS_VALID: Final = "ModelReportsValid"
+MODELS_AS_SERVED: Final = "ModelsAsServed"
+MODEL_LARGER_THAN_MEMORY: Final = "ModelLargerThanMemory"
+LOAD_TIME_OUT_OF_RANGE: Final = "LoadTimeOutOfRange"
+LOADED_LIST_FLAPPING: Final = "LoadedListFlapping"

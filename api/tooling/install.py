@@ -8,7 +8,16 @@ import asyncio
 from foreman.api.http.errors import NotFound
 from foreman.api.http.features import for_server
 from foreman.api.http.kube import Kube
-from foreman.api.tooling.manifests import IMAGE, NAMESPACE, PART_OF, WORKER, Manifest, install_manifests
+from foreman.api.tooling.manifests import (
+    IMAGE,
+    NAMESPACE,
+    NOTIFIER_SECRETS,
+    PART_OF,
+    WORKER,
+    WORKER_TRANSCRIPTS,
+    Manifest,
+    install_manifests,
+)
 
 
 def _established(crd: Manifest) -> bool:
@@ -16,7 +25,7 @@ def _established(crd: Manifest) -> bool:
     return any(c.get("type") == "Established" and c.get("status") == "True" for c in conditions)
 
 
-async def _wait_established(kube: Kube, name: str) -> None:
+async def wait_established(kube: Kube, name: str) -> None:
     # NB: a CRD reaches Established in tens of milliseconds; a watch would cost more than this short poll.
     while True:
         if _established(await kube.get_raw("apiextensions.k8s.io/v1", "CustomResourceDefinition", name)):
@@ -31,12 +40,17 @@ async def install(
     with_dashboard: bool = False,
     image: str = IMAGE,
     notify_namespaces: tuple[str, ...] = (),
+    transcript_namespaces: tuple[str, ...] = (),
     wait_seconds: float = 30.0,
 ) -> list[Manifest]:
     """Apply every manifest (idempotent: server-side apply, field manager `foreman`), as the server's release takes
     them (features.for_server); return what was applied."""
     wanted = install_manifests(
-        with_workloads=with_workloads, with_dashboard=with_dashboard, image=image, notify_namespaces=notify_namespaces
+        with_workloads=with_workloads,
+        with_dashboard=with_dashboard,
+        image=image,
+        notify_namespaces=notify_namespaces,
+        transcript_namespaces=transcript_namespaces,
     )
     manifests = for_server(wanted, await kube.server_version())
     for manifest in manifests:
@@ -44,7 +58,7 @@ async def install(
     crd_names = [m["metadata"]["name"] for m in manifests if m["kind"] == "CustomResourceDefinition"]
     async with asyncio.timeout(wait_seconds):
         for name in crd_names:
-            await _wait_established(kube, name)
+            await wait_established(kube, name)
     return manifests
 
 
@@ -53,7 +67,8 @@ RBAC = "rbac.authorization.k8s.io/v1"
 
 
 async def uninstall(kube: Kube, *, purge: bool = False) -> list[str]:
-    """Delete what `install` (with workloads and dashboard) and `foreman node join` made, newest first; the CRDs, and
+    """Delete what `install` (with workloads, dashboard and any namespaces' access) and `foreman node join` made,
+    newest first; the CRDs, and
     with them every task, node and schedule, only with `purge`. Idempotent: what is gone already is skipped. Return
     the `Kind/name` of each object deleted."""
     made = for_server(install_manifests(with_workloads=True, with_dashboard=True), await kube.server_version())
@@ -69,8 +84,14 @@ async def uninstall(kube: Kube, *, purge: bool = False) -> list[str]:
             name = found["metadata"]["name"]
             if name.startswith(f"{WORKER}-"):
                 joined.append((api_version, kind, name, namespace))
+    granted = []  # per namespace: --notify-namespace's Secret access, --transcript-namespace's transcript rights
+    for kind in ("RoleBinding", "Role"):
+        for found in await kube.list_raw(RBAC, kind, label_selector=f"{PART_OF}=foreman"):
+            meta = found["metadata"]
+            if meta["name"] in (NOTIFIER_SECRETS, WORKER_TRANSCRIPTS):
+                granted.append((RBAC, kind, meta["name"], meta["namespace"]))
     deleted = []
-    for api_version, kind, name, namespace in [*joined, *targets]:
+    for api_version, kind, name, namespace in [*joined, *granted, *targets]:
         try:
             await kube.delete_raw(api_version, kind, name, namespace)
         except NotFound:

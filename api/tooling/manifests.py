@@ -40,6 +40,8 @@ CONTROLLER_HEALTH_PORT = 8080
 WORKER_HEALTH_PORT = 8081
 PART_OF = "app.kubernetes.io/part-of"
 """Every object Foreman's manifests and `foreman node join` make carries this label, `foreman`."""
+METRICS = "foreman.dev/metrics"
+"""The label of the Services the ServiceMonitor scrapes."""
 
 
 def _rule(groups: list[str], resources: list[str], verbs: list[str]) -> dict[str, list[str]]:
@@ -65,10 +67,11 @@ CONTROLLER_RULES = [
     _rule([""], ["events"], ["create", "patch"]),
 ]
 # NB: ConfigMaps hold agent transcripts (`<task>-transcript[-N]`, one per attempt, written once per turn).
-# Cluster-wide here, like the worker's other rules; README ("The agent executor") says how to narrow it to the
-# namespaces a worker serves.
+# Cluster-wide by default, like the worker's other rules; with transcript namespaces (`foreman install
+# --transcript-namespace`, the chart's worker.transcriptNamespaces) only there (worker_transcript_access).
 # Create and patch of tasks are for an agent's children only (submit_task, cancel_my_task): the admission policy
 # foreman-worker-subtasks holds them to that, and a server without it gets the role without them (for_server).
+WORKER_TRANSCRIPT_RULE = _rule([""], ["configmaps"], ["get", "create", "patch"])
 WORKER_RULES = [
     _rule([GROUP], ["agentictasks"], ["get", "list", "watch"]),
     CHILD_TASK_RULE,
@@ -76,9 +79,10 @@ WORKER_RULES = [
     _rule([GROUP], ["fleetnodes"], ["get", "create", "patch"]),
     _rule([GROUP], ["fleetnodes/status"], ["get", "patch"]),
     _rule([GROUP], ["agents"], ["get"]),
-    _rule([""], ["configmaps"], ["get", "create", "patch"]),
+    WORKER_TRANSCRIPT_RULE,
     _rule([""], ["events"], ["create", "patch"]),
 ]
+WORKER_TRANSCRIPTS = f"{WORKER}-transcripts"
 # NB: the in-cluster dashboard only reads (its pages) and is reached through `kubectl port-forward`; cancel and trigger
 # stay with people's own credentials (`foreman dashboard --allow-actions` on their machine).
 DASHBOARD_RULES = [
@@ -181,7 +185,8 @@ _WORKER_OF_A_NODE: dict[str, Any] = {
         {
             "name": "node",
             "expression": f"request.userInfo.username.startsWith('{PINNED_WORKER_PREFIX}')"
-            f" ? request.userInfo.username.substring({len(PINNED_WORKER_PREFIX)})"
+            # NB: size() of the prefix, not its length computed here: the chart puts its own namespace in the prefix
+            f" ? request.userInfo.username.substring(size('{PINNED_WORKER_PREFIX}'))"
             f" : request.userInfo.extra['{NODE_NAME_EXTRA}'][0]",
         }
     ],
@@ -463,19 +468,43 @@ def _leader_election(name: str) -> list[Manifest]:
     ]
 
 
-def rbac() -> list[Manifest]:
-    cluster_roles = [(CONTROLLER, CONTROLLER_RULES), (WORKER, WORKER_RULES), (NOTIFIER, NOTIFIER_RULES)]
+def worker_cluster_role(*, narrowed: bool) -> Manifest:
+    """The shared worker's ClusterRole: without the transcript rule when it is `narrowed` to namespaces."""
+    return _cluster_role(WORKER, [rule for rule in WORKER_RULES if not (narrowed and rule is WORKER_TRANSCRIPT_RULE)])
+
+
+def worker_transcript_access(namespace: str) -> list[Manifest]:
+    """Lets the shared worker write transcripts in `namespace` only: the transcript rule as a Role there, bound to it
+    (one per namespace whose tasks it runs; in the others an agent task runs and its transcript is not written)."""
+    meta = _meta(WORKER_TRANSCRIPTS, namespace)
+    return [
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": meta,
+         "rules": [WORKER_TRANSCRIPT_RULE]},
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "RoleBinding",
+            "metadata": meta,
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": WORKER_TRANSCRIPTS},
+            "subjects": [_subject(WORKER)],
+        },
+    ]  # fmt: skip
+
+
+def rbac(*, transcript_namespaces: tuple[str, ...] = ()) -> list[Manifest]:
+    """The namespace, the daemons' ServiceAccounts and their roles; the worker's transcript rights cluster-wide, or
+    in each of `transcript_namespaces` only."""
+    names = (CONTROLLER, WORKER, NOTIFIER)
     return [
         {"apiVersion": "v1", "kind": "Namespace", "metadata": _meta(NAMESPACE)},
-        *(
-            {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": _meta(n, NAMESPACE)}
-            for n in (CONTROLLER, WORKER, NOTIFIER)
-        ),
-        *(_cluster_role(n, rules) for n, rules in cluster_roles),
-        *(_cluster_role_binding(n) for n, _ in cluster_roles),
+        *({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": _meta(n, NAMESPACE)} for n in names),
+        _cluster_role(CONTROLLER, CONTROLLER_RULES),
+        worker_cluster_role(narrowed=bool(transcript_namespaces)),
+        _cluster_role(NOTIFIER, NOTIFIER_RULES),
+        *(_cluster_role_binding(n) for n in names),
         _cluster_role(NOTIFIER_SECRETS, NOTIFIER_SECRET_RULES),  # NB: bound per namespace (notifier_secret_access)
         *_leader_election(CONTROLLER),
         *_leader_election(NOTIFIER),
+        *(access for namespace in transcript_namespaces for access in worker_transcript_access(namespace)),
     ]
 
 
@@ -584,6 +613,35 @@ def dashboard(image: str = IMAGE) -> list[Manifest]:
     ]
 
 
+def metrics_services() -> list[Manifest]:
+    """A Service in front of each daemon's /metrics (its health port, named `http`; every replica serves the gauges,
+    a standby too), and the prometheus-operator ServiceMonitor that scrapes them: optional, as the PrometheusRule is
+    (a cluster without the operator has no such kind)."""
+    ports = {CONTROLLER: CONTROLLER_HEALTH_PORT, WORKER: WORKER_HEALTH_PORT, NOTIFIER: NOTIFIER_HEALTH_PORT}
+    services: list[Manifest] = [
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {**_meta(f"{name}-metrics", NAMESPACE), "labels": {PART_OF: "foreman", METRICS: "true"}},
+            "spec": {
+                "selector": {"app.kubernetes.io/name": name},
+                "ports": [{"name": "http", "port": port, "targetPort": "http"}],
+            },
+        }
+        for name, port in ports.items()
+    ]
+    monitor = {
+        "apiVersion": "monitoring.coreos.com/v1",
+        "kind": "ServiceMonitor",
+        "metadata": _meta("foreman", NAMESPACE),
+        "spec": {
+            "selector": {"matchLabels": {METRICS: "true"}},
+            "endpoints": [{"port": "http", "path": "/metrics", "interval": "30s"}],
+        },
+    }
+    return [*services, monitor]
+
+
 def files() -> dict[str, list[Manifest]]:
     """Relative path under manifests/ → the documents in it."""
     crds = {f"crds/{crd['metadata']['name']}.yaml": [crd] for crd in all_crds()}
@@ -596,6 +654,7 @@ def files() -> dict[str, list[Manifest]]:
         # NB: the RoleBinding for `default` is the example; one per namespace whose tasks notify through a Secret
         "notifier.yaml": [notifier_deployment(), notifier_secret_access("default")],
         "dashboard.yaml": dashboard(),  # NB: optional, so not in the kustomization: kubectl apply -f it
+        "monitoring/servicemonitor.yaml": metrics_services(),  # NB: needs prometheus-operator, as the rule does
         "kustomization.yaml": [
             {
                 "apiVersion": "kustomize.config.k8s.io/v1beta1",
@@ -612,11 +671,19 @@ def install_manifests(
     with_dashboard: bool = False,
     image: str = IMAGE,
     notify_namespaces: tuple[str, ...] = (),
+    transcript_namespaces: tuple[str, ...] = (),
 ) -> list[Manifest]:
     """What `foreman install` applies, in dependency order (the Deployments and DaemonSet, and the read-only
-    dashboard, only on request, running `image`; the notifier's Secret access in each of `notify_namespaces`)."""
+    dashboard, only on request, running `image`; the notifier's Secret access in each of `notify_namespaces`; the
+    worker's transcript rights only in `transcript_namespaces` when any are named)."""
     access = [notifier_secret_access(namespace) for namespace in notify_namespaces]
-    docs = [*all_crds(), *rbac(), *access, *worker_admission(), *notifier_admission()]
+    docs = [
+        *all_crds(),
+        *rbac(transcript_namespaces=transcript_namespaces),
+        *access,
+        *worker_admission(),
+        *notifier_admission(),
+    ]
     workloads = (
         [controller_deployment(image), worker_daemonset(image), notifier_deployment(image)] if with_workloads else []
     )
@@ -628,15 +695,20 @@ def render(documents: list[Manifest]) -> str:
     return header + "---\n".join(yaml.safe_dump(doc, sort_keys=False, width=120) for doc in documents)
 
 
-def write(directory: Path) -> list[Path]:
+def write_texts(directory: Path, texts: dict[str, str]) -> list[Path]:
+    """Each text to its path under `directory` (folders made as needed); the paths written."""
     written = []
-    texts = {relative: render(documents) for relative, documents in files().items()}
-    for relative, text in {**texts, **shipped_files()}.items():
+    for relative, text in texts.items():
         path = directory / relative
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
         written.append(path)
     return written
+
+
+def write(directory: Path) -> list[Path]:
+    texts = {relative: render(documents) for relative, documents in files().items()}
+    return write_texts(directory, {**texts, **shipped_files()})
 
 
 if __name__ == "__main__":

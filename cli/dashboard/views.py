@@ -21,7 +21,7 @@ from foreman.api.models.queues import DEFAULT_QUEUE
 from foreman.api.models.resources import TERMINAL_PHASES, AgenticTask, FleetNode
 from foreman.api.models.schedules import TaskSchedule
 from foreman.api.models.subtasks import PARENT_LABEL
-from foreman.api.state import subtasks
+from foreman.api.state import reasons, subtasks
 from foreman.api.state.cron import ScheduleError, parse
 from foreman.cli.render import age, delivery_rows, reason_of, sandbox_summary
 from foreman.controller.cache import Cache
@@ -89,6 +89,7 @@ def node_card(node: FleetNode, placed: Iterable[AgenticTask], now: datetime, sta
         ]
         # NB: a node without a model server lists the names it was given by hand, with the node's context
         or [{"name": model, "contextTokens": context, "tokensPerSecond": None} for model in cap.installed_models],
+        "loaded": loaded_models(node),
         "executors": cap.executors,
         "sandbox": sandbox_summary(cap.sandbox),
         "labels": node.metadata.labels,
@@ -100,6 +101,23 @@ def node_card(node: FleetNode, placed: Iterable[AgenticTask], now: datetime, sta
             "level": heartbeat_level(status.last_heartbeat_time, now, stale_after),
         },
         "system": " ".join(part for part in (status.os, status.arch, status.agent_version) if part),
+    }
+
+
+def loaded_models(node: FleetNode) -> dict[str, Any] | None:
+    """What the node has in model memory now (policy warm places by it): the loaded models with their sizes, the
+    memory they fill, and why the worker had to put its report right (condition ModelReportsValid). None: its server
+    says nothing of loading."""
+    cap = node.status.capability
+    if all(m.loaded is None for m in cap.models):
+        return None
+    loaded = [m for m in cap.models if m.loaded]
+    used = sum(m.size_gb or 0 for m in loaded)
+    report = find_condition(node.status.conditions, reasons.MODEL_REPORTS_VALID)
+    return {
+        "models": [{"name": m.name, "sizeGB": m.size_gb} for m in loaded],
+        "memory": {"used": round(used, 1), "total": cap.model_memory_gb} if cap.model_memory_gb else None,
+        "warning": f"{report.reason}: {report.message}" if report is not None and report.status == "False" else None,
     }
 
 

@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from foreman.api.http import requests
+from foreman.api.http.errors import NotFound
 from foreman.api.http.kube import Kube
 from foreman.api.models.base import utcnow, wire_time
 from foreman.api.models.resources import AgenticTask, FleetNode
@@ -183,3 +184,39 @@ async def foreman_cli(cluster: Cluster, *args: str, stdin: str | None = None) ->
     out, err = await process.communicate(stdin.encode() if stdin else None)
     assert process.returncode is not None
     return process.returncode, out.decode(), err.decode()
+
+
+async def exists(kube: Kube, api_version: str, kind: str, name: str, namespace: str | None = None) -> bool:
+    try:
+        await kube.get_raw(api_version, kind, name, namespace)
+    except NotFound:
+        return False
+    return True
+
+
+async def only_crds_left(kube: Kube, made: list[dict[str, Any]]) -> None:
+    """Of the objects `made`, an uninstall kept the CRDs only (and the namespace, Terminating: no namespace
+    controller runs here to finish its deletion)."""
+    for manifest in made:
+        meta = manifest["metadata"]
+        there = await exists(kube, manifest["apiVersion"], manifest["kind"], meta["name"], meta.get("namespace"))
+        if manifest["kind"] == "CustomResourceDefinition":
+            assert there, meta["name"]
+        elif manifest["kind"] == "Namespace":
+            assert (await kube.get_raw("v1", "Namespace", meta["name"]))["metadata"].get("deletionTimestamp")
+        else:
+            assert not there, f"{manifest['kind']}/{meta['name']} left behind"
+
+
+def difference(stored: Any, wanted: Any, path: str = "") -> str | None:
+    """Where `wanted` is not in `stored` (None: it is): every field the chart set must be there as set; the server may
+    add more (defaults, metadata, status), and leaves an empty map or list out."""
+    if stored is None and wanted in ({}, []):
+        return None
+    if isinstance(wanted, dict) and isinstance(stored, dict):
+        found = (difference(stored.get(k), v, f"{path}.{k}") for k, v in wanted.items())
+        return next((where for where in found if where), None)
+    if isinstance(wanted, list) and isinstance(stored, list) and len(stored) == len(wanted):
+        found = (difference(s, w, f"{path}[{i}]") for i, (s, w) in enumerate(zip(stored, wanted, strict=True)))
+        return next((where for where in found if where), None)
+    return None if stored == wanted else f"{path}: {stored!r} on the server, {wanted!r} in the chart"

@@ -121,7 +121,9 @@ async def test_fleet_shows_the_demo_nodes_with_capabilities_slots_and_heartbeat_
     try:
         await node(kube, "gpu-box", slots=2, accelerator="cuda", acceleratorCount=1, totalRAMGB=80,
                    availableRAMGB=80, maxContextTokens=131072, installedModels=["qwen2.5-coder:32b"],
-                   executors=["stub", "agent"])  # fmt: skip
+                   executors=["stub", "agent"], modelMemoryGB=80, models=[
+                       {"name": "qwen2.5-coder:32b", "sizeGB": 19.9, "loaded": True},
+                       {"name": "llama3.1:8b", "sizeGB": 4.9, "loaded": False}])  # fmt: skip
         await node(kube, "mac-studio", accelerator="metal", totalRAMGB=64, availableRAMGB=40, maxContextTokens=32768,
                    installedModels=["llama3.1:8b"], executors=["stub"],
                    labels={"foreman.dev/pool": "design-team"})  # fmt: skip
@@ -137,6 +139,9 @@ async def test_fleet_shows_the_demo_nodes_with_capabilities_slots_and_heartbeat_
             await expect(gpu.locator(".ram")).to_contain_text("0 / 80 GB used")
             await expect(gpu.locator(".context")).to_have_text("131,072 tokens")
             await expect(gpu.locator(".models")).to_contain_text("qwen2.5-coder:32b (131,072 ctx)")
+            await expect(gpu.locator(".loaded")).to_contain_text("qwen2.5-coder:32b (19.9 GB)19.9 / 80 GB model memory")
+            await expect(gpu.locator(".loaded")).not_to_contain_text("llama3.1:8b")
+            await expect(page.locator('[data-node="old-box"] .loaded')).to_have_count(0)  # says nothing of loading
             await expect(gpu.locator(".slots")).to_contain_text("1 / 2")
             await expect(gpu.locator(".slots")).to_contain_text("train-embeddings")
             await expect(gpu.locator(".heartbeat")).to_have_attribute("data-level", "fresh")

@@ -15,6 +15,7 @@ from foreman.api.tooling.scripted_llm import Call, ScriptedLLM, Turn
 from foreman.worker.executors.agent import AgentExecutor
 from foreman.worker.executors.stub import StubExecutor
 from tests.integration.helpers import condition, make_task, running_controller, running_worker, wait_for
+from tests.servers.ollama import Ollama
 
 PLUGINS = {"agent": AgentExecutor, "stub": StubExecutor}
 
@@ -33,7 +34,7 @@ def answer(chunk_delay: float = 0.0) -> Callable[[dict[str, Any]], Turn]:
     return reply
 
 
-def settings(llm: ScriptedLLM, tmp_path: Path, **agent: Any) -> dict[str, Any]:
+def settings(llm: ScriptedLLM | Ollama, tmp_path: Path, **agent: Any) -> dict[str, Any]:
     return {
         "executors": {"agent": {"endpoint": llm.base_url, "workspaceRoot": str(tmp_path / "ws"), **agent}},
         "heartbeat_interval": 0.2,
@@ -160,3 +161,26 @@ async def test_fastest_prefers_the_measured_fast_node_and_spread_the_emptiest(
             await wait_for(kube, namespace, "busy", lambda t: t.phase == "Running")
             await make_task(kube, namespace, "spreads", payload={"prompt": "go"})
             assert (await wait_for(kube, namespace, "spreads", finished)).status.assigned_node == "b-fast"
+
+
+async def test_a_node_on_ollama_advertises_sizes_load_times_and_what_is_loaded_put_right(
+    kube: Kube, namespace: str, tmp_path: Path
+) -> None:
+    """The worker against a stand-in Ollama: each model's sizeGB (one bigger than the node's model memory advertised
+    as the memory, and said on the node), loadSeconds estimated from it, and a load seen once it holds."""
+    sizes = {"qwen2.5-coder:7b": 4_683_087_332, "llama3.3:70b": 42_000_000_000}
+    async with (
+        Ollama(sizes) as ollama,
+        running_worker(
+            kube, "ollama-box", namespace, PLUGINS, overrides={"model_memory_gb": 24}, **settings(ollama, tmp_path)
+        ),  # fmt: skip
+    ):
+        node = await node_matches(kube, "ollama-box", lambda n: len(n.status.capability.models) == 2)
+        big, coder = node.status.capability.models
+        assert (node.status.capability.model_memory_gb, big.size_gb, big.load_seconds) == (24, 24, 26)
+        assert (coder.size_gb, coder.load_seconds, coder.loaded) == (4.68, 6.68, False)
+        report = next(c for c in node.status.conditions if c.type == "ModelReportsValid")
+        assert (report.status, report.reason) == ("False", "ModelLargerThanMemory")
+        assert "llama3.3:70b is 42 GB, more than the node's 24 GB of model memory" in report.message
+        ollama.loaded = {"qwen2.5-coder:7b"}
+        await node_matches(kube, "ollama-box", lambda n: bool(n.status.capability.models[1].loaded))

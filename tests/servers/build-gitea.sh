@@ -2,8 +2,8 @@
 # Builds Gitea from the Go module code.gitea.io/gitea (pinned version and go.sum hash) and caches it under CACHE
 # (default ~/.cache/foreman) as gitea-vVERSION/: the binary plus the source tree's options/, templates/ and public/,
 # which a build without the bindata tag reads at run time (the fixture points [server] STATIC_ROOT_PATH there).
-# The real forge of the pull-request tests (tests/servers/gitea.py). `go install` refuses a module with replace
-# directives, so the module's folder is copied and built in place. ~4 minutes on 2 quiet cores.
+# The real forge of the pull-request tests (tests/servers/gitea.py); the module comes through go-module.sh.
+# ~4 minutes on 2 quiet cores.
 set -euo pipefail
 CACHE=${1:-${XDG_CACHE_HOME:-$HOME/.cache}/foreman}
 VERSION=1.27.3
@@ -14,20 +14,9 @@ if [ -x "$TARGET/gitea" ] && [ -d "$TARGET/options/locale" ]; then
   echo "gitea $VERSION already built: $TARGET"
   exit 0
 fi
-GO=$(command -v go || true)
-[ -n "$GO" ] || GO=/usr/local/go/bin/go
-[ -x "$GO" ] || fail "\`go\` not found: gitea $VERSION is built with Go 1.26 or newer"
 command -v gcc >/dev/null || fail "gcc not found: gitea's sqlite driver needs cgo"
-export GOTOOLCHAIN=local
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/foreman-gitea-build.XXXXXX")
-trap 'chmod -R u+w "$WORK" 2>/dev/null; rm -rf "$WORK"' EXIT
-echo "==> downloading the Go module code.gitea.io/gitea v$VERSION"
-(cd "$WORK" && "$GO" mod download -json "code.gitea.io/gitea@v$VERSION") >"$WORK/module.json" \
-  || fail "go mod download failed: $(tail -1 "$WORK/module.json")"
-grep -q "\"Sum\": \"$MODULE_SUM\"" "$WORK/module.json" || fail "code.gitea.io/gitea v$VERSION: module hash mismatch"
-SOURCE=$(sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p' "$WORK/module.json")
-cp -r "$SOURCE" "$WORK/src"
-chmod -R u+w "$WORK/src"
+. "$(dirname "$0")/go-module.sh"
+go_module_source code.gitea.io/gitea "$VERSION" "$MODULE_SUM" gitea
 echo "==> compiling gitea v$VERSION with $("$GO" env GOVERSION) (sqlite; minutes)"
 (cd "$WORK/src" && CGO_ENABLED=1 "$GO" build -trimpath -tags "sqlite sqlite_unlock_notify" \
   -ldflags "-s -w -X main.Version=$VERSION -X 'main.Tags=sqlite sqlite_unlock_notify'" -o "$WORK/gitea" .) \

@@ -89,6 +89,7 @@ def test_a_node_card_shows_ram_used_models_and_the_tasks_in_its_slots() -> None:
     )  # fmt: skip
     discovered = views.fleet_view([served], [], NOW, 90)["nodes"][0]
     assert discovered["models"] == [{"name": "qwen", "contextTokens": 32768, "tokensPerSecond": 41.5}]
+    assert (card["loaded"], discovered["loaded"]) == (None, None)  # no server said what is loaded
     assert [t["name"] for t in card["tasks"]] == ["running"]
     assert card["heartbeat"] == {"time": "2026-12-01T11:59:50Z", "age": "10s", "level": "fresh"}
 
@@ -364,3 +365,26 @@ def test_the_task_page_lists_each_delivery_as_describe_does() -> None:
         ("0:log", "Delivered", "2026-12-01T12:00:00+00:00"),
         ("1:cloudevents", "due", "-"),
     ]
+
+
+def test_a_node_card_shows_its_loaded_models_their_memory_and_the_workers_warning() -> None:
+    node = FleetNode.model_validate({
+        "metadata": {"name": "gpu-box"},
+        "status": {
+            "phase": "Ready",
+            "capability": {"modelMemoryGB": 24, "models": [
+                {"name": "qwen2.5-coder:7b", "sizeGB": 4.7, "loaded": True},
+                {"name": "llama3.3:70b", "sizeGB": 24, "loaded": False},
+                {"name": "phi", "loaded": True},
+            ]},
+            "conditions": [{"type": "ModelReportsValid", "status": "False", "reason": "ModelLargerThanMemory",
+                            "lastTransitionTime": "2026-12-01T11:59:50Z",
+                            "message": "llama3.3:70b is 42 GB, more than the node's 24 GB of model memory"}],
+        },
+    })  # fmt: skip
+    loaded = views.fleet_view([node], [], NOW, 90)["nodes"][0]["loaded"]
+    assert loaded == {
+        "models": [{"name": "qwen2.5-coder:7b", "sizeGB": 4.7}, {"name": "phi", "sizeGB": None}],
+        "memory": {"used": 4.7, "total": 24},
+        "warning": "ModelLargerThanMemory: llama3.3:70b is 42 GB, more than the node's 24 GB of model memory",
+    }

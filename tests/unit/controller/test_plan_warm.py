@@ -46,3 +46,10 @@ def test_a_free_warm_node_is_taken_at_once() -> None:
     plan = pass_over(cache_of(serving("cold", "a"), serving("warm", "b"), task("t", modelRef="b")))
     (write,) = [w for w in plan.writes if isinstance(w, StatusWrite)]
     assert (write.reason, write.patch["assignedNode"], write.cold_start) == ("FleetNodeAssigned", "warm", False)
+    assert write.warm_wait == 0  # counted as a wait that ended warm, at once
+
+
+def test_a_cold_start_with_no_warm_node_anywhere_waited_for_nothing() -> None:
+    plan = pass_over(cache_of(serving("cold", "a"), task("t", modelRef="b")), at=timedelta(seconds=60))
+    (write,) = [w for w in plan.writes if isinstance(w, StatusWrite)]
+    assert (write.reason, write.cold_start, write.warm_wait) == ("ColdStart", True, None)

@@ -5,8 +5,9 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
+from foreman.api.state.modelload import MAX_LOAD_SECONDS
 from foreman.controller.match import Need, Offer, Placer, Usage
-from foreman.controller.warmth import MAX_LOAD_SECONDS, ModelOnNode, NodeModels, cost
+from foreman.controller.warmth import ModelOnNode, NodeModels, cost
 
 
 def node(memory: float | None, **models: ModelOnNode) -> NodeModels:

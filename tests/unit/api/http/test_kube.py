@@ -3,8 +3,8 @@
 from typing import Any
 
 import pytest
-from kubernetes_asyncio.client import Configuration
 
+from foreman.api.http.k8sclient import Configuration
 from foreman.api.http.kube import Kube
 from foreman.api.http.requests import Request
 from foreman.api.models.resources import FleetNode

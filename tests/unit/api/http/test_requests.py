@@ -139,6 +139,9 @@ def test_every_path_comes_from_one_builder() -> None:
     assert requests.object_path("v1", "Event", None, "ns") == "/api/v1/namespaces/ns/events"
     with pytest.raises(ValueError, match="needs a namespace"):
         requests.object_path("v1", "ConfigMap", "c")
+    assert requests.object_path("rbac.authorization.k8s.io/v1", "RoleBinding") == (
+        "/apis/rbac.authorization.k8s.io/v1/rolebindings"  # of every namespace
+    )
 
 
 def test_an_event_is_a_named_create_about_its_object() -> None:

@@ -60,6 +60,10 @@ def test_wire_names_are_kubernetes_camel_case() -> None:
     }
     assert wire["spec"]["timeoutSeconds"] == 2700
     assert task.spec.required_capability.min_ramgb == 4
+    node = FleetNode.model_validate({"metadata": {"name": "n"}, "status": {"capability": {
+        "modelMemoryGB": 24, "models": [{"name": "m", "sizeGB": 4.7, "loadSeconds": 6.7}]}}})  # fmt: skip
+    capability = node.status.capability
+    assert (capability.model_memory_gb, capability.models[0].size_gb) == (24, 4.7)  # the names the README gives
 
 
 def test_envelope_schema_version_is_validated() -> None:

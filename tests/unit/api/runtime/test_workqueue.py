@@ -38,6 +38,22 @@ def test_the_latest_wish_for_a_key_wins_and_can_be_dropped() -> None:
     assert len(queue) == 0
 
 
+async def test_the_same_wish_again_does_not_wake_the_loop() -> None:
+    """A pass that requeues a waiting task at the same deadline each time must not make the next pass at once (the
+    controller spun on a task waiting for a warm node)."""
+    clock = Clock()
+    queue: WorkQueue[str] = WorkQueue(clock)
+    queue.add_at("waiting", clock.now + 30)
+    queue.take()
+    waiting = asyncio.create_task(queue.wait(60))
+    await asyncio.sleep(0)
+    queue.add_at("waiting", clock.now + 30)
+    await asyncio.sleep(0.05)
+    assert not waiting.done()
+    queue.add_at("waiting", clock.now + 5)  # an earlier wish does
+    await asyncio.wait_for(waiting, 1)
+
+
 def test_retries_back_off_per_key_until_forgotten() -> None:
     queue: WorkQueue[str] = WorkQueue(Clock(), base_delay=0.1, max_delay=1.0)
     assert [queue.retry("a") for _ in range(6)] == [0.1, 0.2, 0.4, 0.8, 1.0, 1.0]
