@@ -16,6 +16,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import structlog
+
 from foreman.api.http.errors import AlreadyExists, ApiError
 from foreman.api.models.envelope import ChildRecord
 from foreman.api.models.resources import TERMINAL_PHASES, AgenticTask
@@ -26,6 +28,7 @@ from foreman.worker.agent.tools import _function
 from foreman.worker.children import TaskFleet
 from foreman.worker.metrics import WorkerMetrics
 
+log = structlog.get_logger("foreman.worker.agent")
 TOOLS = ("submit_task", "wait_for_tasks", "list_my_tasks", "cancel_my_task")
 RESERVE = 0.1
 """Share of the parent's timeout wait_for_tasks never takes (at most a minute): time to submit a result."""
@@ -130,7 +133,10 @@ class Subtasks:
             raise
         self.created.append(name)
         self._count("created")
-        await self.fleet.record(self.created)
+        try:
+            await self.fleet.record(self.created)
+        except ApiError as error:  # NB: the child exists; the status list catches up with the next one (or not)
+            log.warning("children not listed in the parent's status", task=self.parent.name, error=str(error))
         return json.dumps({"name": name})
 
     async def wait(self, names: object, timeout_seconds: object) -> str:

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from foreman.api.http.errors import AlreadyExists
+from foreman.api.http.errors import AlreadyExists, ServerError
 from foreman.api.models.resources import AgenticTask
 from foreman.api.models.subtasks import SubtaskPolicy
 from foreman.worker.agent.errors import ToolError
@@ -156,6 +156,18 @@ async def test_a_name_another_task_holds_is_a_tool_error_and_the_next_try_takes_
         await tools.call("submit_task", {"agent": "fixer", "prompt": "p"})
     assert json.loads(await tools.call("submit_task", {"agent": "fixer", "prompt": "p"}))["name"] == "fix-all-2"
     assert tools.created == ["fix-all-2"]
+
+
+async def test_a_status_list_that_cannot_be_written_does_not_unmake_the_child() -> None:
+    fleet = Fleet()
+
+    async def refused(names: list[str]) -> None:
+        raise ServerError("etcdserver: request timed out")
+
+    fleet.record = refused  # type: ignore[method-assign]
+    tools = _tools(fleet, Clock())
+    assert json.loads(await tools.call("submit_task", {"agent": "fixer", "prompt": "p"}))["name"] == "fix-all-1"
+    assert [r.name for r in await tools.records()] == ["fix-all-1"]
 
 
 def test_the_tool_names_and_arguments_are_the_issues() -> None:
