@@ -8,6 +8,8 @@ from datetime import datetime
 from foreman.api.models.base import find_condition, utcnow
 from foreman.api.models.envelope import ResultEnvelope
 from foreman.api.models.resources import AgenticTask, FleetNode, Key, ModelOffer, NodeSandbox, key_of
+from foreman.api.models.subtasks import DEPTH_LABEL, PARENT_LABEL
+from foreman.api.state import subtasks
 from foreman.api.state.deliveries import firing
 from foreman.cli.terminal import visible
 from foreman.controller.expiry import TimeToLive, expires_at
@@ -66,6 +68,23 @@ def attempt_lines(task: AgenticTask) -> list[str]:
             tokens, turns, attempt.transcript_ref or "-",
         ))  # fmt: skip
     return ["Attempts:", table(rows)]
+
+
+def family_lines(task: AgenticTask, children: Iterable[AgenticTask]) -> list[str]:
+    """`foreman describe`: the parent that made this task (an agent's child), and the children this one made."""
+    lines = []
+    if subtasks.is_child(task):
+        parent = task.metadata.labels.get(PARENT_LABEL, "-")
+        lines.append(
+            f"Parent:       {parent} (created by an agent, depth {task.metadata.labels.get(DEPTH_LABEL, '?')})"
+        )
+    mine = subtasks.children_of(task, children)
+    if not mine:
+        return [*lines, "Children:     -"]
+    rows = [("  NAME", "AGENT", "PHASE", "VERDICT", "REASON")]
+    rows += [(f"  {c.name}", c.spec.agent_ref or "-", c.phase, c.status.verdict or "-", c.status.failure_reason or "-")
+             for c in mine]  # fmt: skip
+    return [*lines, "Children:", table(rows)]
 
 
 def age(moment: datetime | None, now: datetime | None = None) -> str:

@@ -17,6 +17,7 @@ from foreman.api.http.kube import Kube, Relisted, RetryPolicy
 from foreman.api.models.base import utcnow
 from foreman.api.models.envelope import PASSING_VERDICTS
 from foreman.api.models.resources import TERMINAL_PHASES, AgenticTask, FleetNode, Key, key_of
+from foreman.api.models.subtasks import PARENT_LABEL
 from foreman.api.tooling.sdk import AlreadyFinished, ForemanClient, WaitTimeout
 from foreman.cli.errors import UserError, missing_is_a_user_error, user_errors
 from foreman.cli.files import documents, resource
@@ -26,6 +27,7 @@ from foreman.cli.render import (
     attempt_lines,
     clean_up,
     delivery_rows,
+    family_lines,
     gate_lines,
     nodes_table,
     pull_request,
@@ -250,6 +252,8 @@ def describe(
             task = await _get(foreman, name)
             events = await foreman.kube.list_raw("v1", "Event", foreman.namespace, f"involvedObject.name={name}")
             line = line_up(await fleet_view(foreman.kube, foreman.namespace, utcnow()), utcnow()).get(key_of(task))
+            labelled = await foreman.kube.list(AgenticTask, namespace=foreman.namespace,
+                                               label_selector=f"{PARENT_LABEL}={name}")  # fmt: skip
         spec, status = task.spec, task.status
         need = spec.required_capability
         conditions = [("  TYPE", "STATUS", "REASON", "AGE", "MESSAGE")]
@@ -266,6 +270,7 @@ def describe(
             f"Needs:        accelerator {need.accelerator}, {need.min_ramgb:g} GB RAM, {need.min_context_tokens} tokens"
             + "".join(f", {k}={v}" for k, v in need.node_selector.items()),
             f"Depends on:   {', '.join(spec.depends_on) or '-'}",
+            *family_lines(task, labelled.items),
             f"Phase:        {status.phase}    Node: {status.assigned_node or '-'}    Verdict: {status.verdict or '-'}"
             f"    Reason: {status.failure_reason or '-'}    Attempts: {status.attempts}/{spec.retries + 1}",
             f"Timeline:     created {task.metadata.creation_timestamp}, claimed {status.claimed_at or '-'}, "

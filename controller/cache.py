@@ -24,6 +24,7 @@ from foreman.api.models.resources import (
     key_of,
 )
 from foreman.api.models.schedules import SCHEDULE_LABEL
+from foreman.api.models.subtasks import PARENT_LABEL
 from foreman.controller.match import Usage
 from foreman.controller.queues import QueueLoad, QueueRule, loads_of, queue_of, rule_of
 from foreman.controller.trim import for_decisions
@@ -52,6 +53,8 @@ class Cache:
         self.by_phase: dict[TaskPhase, set[TaskKey]] = defaultdict(set)
         self._dependants: dict[str, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
         self._by_schedule: dict[ScheduleKey, set[str]] = defaultdict(set)
+        self._children: dict[str, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
+        """Agent-made children by namespace and the parent they name (foreman.dev/parent)."""
         self.touched_schedules: set[ScheduleKey] = set()
         """Schedules whose tasks changed since the schedule loop last looked (it empties this)."""
         self.nodes: dict[str, FleetNode] = {}
@@ -175,14 +178,16 @@ class Cache:
         if schedule := task.metadata.labels.get(SCHEDULE_LABEL):
             self._by_schedule[(key[0], schedule)].add(key[1])
             self.touched_schedules.add((key[0], schedule))
-        return {key, *self.dependants(key)}
+        if parent := task.metadata.labels.get(PARENT_LABEL):
+            self._children[key[0]][parent].add(key[1])
+        return {key, *self.dependants(key), *self.children(key)}
 
     def remove_task(self, key: TaskKey) -> set[TaskKey]:
         old = self.tasks.get(key[0], {}).pop(key[1], None)
         if old is None:
             return set()
         self._unindex(key, old)
-        return self.dependants(key)
+        return self.dependants(key) | self.children(key)
 
     def replace_tasks(self, tasks: Iterable[AgenticTask], namespace: str | None = None) -> set[TaskKey]:
         """After a (re)list: the listed tasks are the truth (for one namespace, or all when namespace is None)."""
@@ -199,6 +204,10 @@ class Cache:
     def dependants(self, key: TaskKey) -> set[TaskKey]:
         return {(key[0], name) for name in self._dependants.get(key[0], {}).get(key[1], ())}
 
+    def children(self, key: TaskKey) -> set[TaskKey]:
+        """The tasks labelled with this one as their parent (whether it really is theirs: subtasks.owned_by)."""
+        return {(key[0], name) for name in self._children.get(key[0], {}).get(key[1], ())}
+
     def schedule_tasks(self, key: ScheduleKey) -> list[AgenticTask]:
         """The tasks a TaskSchedule created (by their label)."""
         return [task for name in self._by_schedule.get(key, ()) if (task := self.task((key[0], name)))]
@@ -211,6 +220,11 @@ class Cache:
             if not names:
                 del self._by_schedule[(key[0], schedule)]
             self.touched_schedules.add((key[0], schedule))
+        if parent := task.metadata.labels.get(PARENT_LABEL):
+            children = self._children[key[0]][parent]
+            children.discard(key[1])
+            if not children:
+                del self._children[key[0]][parent]
         for upstream in task.spec.depends_on:
             names = self._dependants[key[0]][upstream]
             names.discard(key[1])

@@ -28,6 +28,7 @@ from foreman.api.runtime.workqueue import WorkQueue
 from foreman.api.state import reasons
 from foreman.controller import readings
 from foreman.controller.cache import Cache, TaskKey
+from foreman.controller.children import REFUSALS
 from foreman.controller.config import ControllerConfig
 from foreman.controller.deletion import delete_finished
 from foreman.controller.leader import LeaderElector, LeaseConfig
@@ -35,6 +36,7 @@ from foreman.controller.metrics import ControllerMetrics
 from foreman.controller.outcomes import outcome
 from foreman.controller.placeable import PlaceableLanes
 from foreman.controller.plan import (
+    ChildCancel,
     Intent,
     LabelWrite,
     NodeNotReady,
@@ -326,6 +328,8 @@ class Controller:
             await self._delete(intent.task)
         elif isinstance(intent, QueueStatusWrite):
             await self._write_queue_status(intent, now)
+        elif isinstance(intent, ChildCancel):
+            await self._cancel_child(intent)
         else:
             await self._mark_node_not_ready(intent, now)
 
@@ -372,6 +376,8 @@ class Controller:
         self.queue.forget(key)
         bound.info("task transition", node=updated.status.assigned_node, message=write.message)
         self.metrics.transitions.labels(write.reason).inc()
+        if write.reason in REFUSALS:
+            self.metrics.subtasks_refused.labels(write.reason).inc()
         self._mark(self.cache.upsert_task(updated))
         if write.warn:
             self._emit(updated, write.reason, write.message, "Warning")
@@ -384,6 +390,23 @@ class Controller:
             self.metrics.time_to_place.observe((now - task.metadata.creation_timestamp).total_seconds())
         if write.relabel:
             await self._relabel(updated)
+
+    async def _cancel_child(self, intent: ChildCancel) -> None:
+        """Cancel a child whose parent was cancelled or is gone (its worker, or the next pass, ends it)."""
+        if not self.leading:
+            return
+        task = intent.task
+        try:
+            await self.kube.patch(AgenticTask, task.name, {"spec": {"cancel": True}}, namespace=task.namespace)
+        except NotFound:
+            return
+        except ApiError as error:
+            self.metrics.reconcile_errors.inc()
+            log.warning("child not cancelled", task=task.name, namespace=task.namespace, error=str(error))
+            self.queue.retry(key_of(task))
+            return
+        log.info("child cancelled", task=task.name, namespace=task.namespace, why=intent.message)
+        self._emit(task, reasons.CANCELLED, intent.message, "Normal")
 
     async def _relabel(self, task: AgenticTask) -> None:
         """Make the node label (the workers' watch hint) agree with the status (the truth); not needed (and not

@@ -45,6 +45,13 @@ class ControllerMetrics:
             ["reason"],
             registry=self.registry,
         )
+        self.subtasks_refused = Counter(
+            "foreman_subtasks_refused_total",
+            "Child tasks agents made that the controller failed before placing them, by reason (SubtaskLimitExceeded,"
+            " SubtaskNotAllowed, ParentNotRunning)",
+            ["reason"],
+            registry=self.registry,
+        )
         self.deleted = Counter(
             "foreman_tasks_deleted_total",
             "Finished tasks deleted when their time to live was over, by phase",

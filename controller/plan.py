@@ -22,15 +22,17 @@ from typing import Any
 from foreman.api.models.agents import AgentSpec
 from foreman.api.models.queues import DEFAULT_QUEUE, TaskQueue, TaskQueueStatus
 from foreman.api.models.resources import TERMINAL_PHASES, AgenticTask, FleetNode, NodeSandbox, key_of
+from foreman.api.models.subtasks import PARENT_LABEL
 from foreman.api.state import node_status, reasons, status
 from foreman.controller.cache import Cache, TaskKey
+from foreman.controller.children import CancelChild, child_decision
 from foreman.controller.config import ControllerConfig
 from foreman.controller.expiry import Expire, ExpireAt, expiry
 from foreman.controller.match import Need, Offer, Placer
 from foreman.controller.placeable import PlaceableLanes
 from foreman.controller.queues import FairShare, QueueLoad, full_queues, shares
 from foreman.controller.reclaim import GiveUp, heard_recently, node_is_live, node_went_silent, reclaim
-from foreman.controller.rules import Backoff, Blocked, Fail, Placeable, decide
+from foreman.controller.rules import Backoff, Blocked, Decision, Fail, Placeable, decide
 from foreman.controller.warmth import ModelOnNode, NodeModels
 from foreman.controller.warmwait import cold_start_delay, waiting_since, warm_deadline
 
@@ -172,7 +174,15 @@ class QueueStatusWrite:
     patch: dict[str, Any]
 
 
-Intent = StatusWrite | LabelWrite | TaskDelete | NodeNotReady | QueueStatusWrite
+@dataclass(frozen=True)
+class ChildCancel:
+    """Set spec.cancel on an agent-made child whose parent was cancelled or is gone."""
+
+    task: AgenticTask
+    message: str
+
+
+Intent = StatusWrite | LabelWrite | TaskDelete | NodeNotReady | QueueStatusWrite | ChildCancel
 
 QUEUE_STATUS_EVERY = timedelta(seconds=5)
 """A TaskQueue's status is written at most this often: its counts move with every task, and nothing decides on them."""
@@ -266,8 +276,13 @@ def _decide(
         task = cache.task(key)
         if task is None:
             continue
-        decision = decide(task, cache.siblings(key[0]), now, cache.agents.get(key[0], frozenset()), cache.queue_rules)
-        if isinstance(decision, Placeable):
+        agents = cache.agents.get(key[0], {})
+        decision: Decision | CancelChild | None = decide(task, cache.siblings(key[0]), now, agents, cache.queue_rules)
+        if not isinstance(decision, Fail):  # NB: a Pending child is refused before it waits; a placed one cancelled
+            decision = _as_child(cache, key, task, agents) or decision
+        if isinstance(decision, CancelChild):
+            plan.writes.append(ChildCancel(task, decision.message))
+        elif isinstance(decision, Placeable):
             placeable.add(key, placement_order(task), cache.queue_of(task))
         elif isinstance(decision, Fail):
             patch = status.failed(task, now, decision.reason, decision.message, verdict=decision.verdict)
@@ -278,6 +293,17 @@ def _decide(
                 plan.writes.append(StatusWrite(task, patch, decision.reason, decision.message, warn=False))
         elif isinstance(decision, Backoff):
             plan.requeue[key] = decision.until
+
+
+def _as_child(
+    cache: Cache, key: TaskKey, task: AgenticTask, agents: Mapping[str, AgentSpec]
+) -> Fail | CancelChild | None:
+    """What an agent-made child's parent and its Agent say of it (controller/children.py); None for other tasks."""
+    if PARENT_LABEL not in task.metadata.labels:
+        return None
+    parent = (key[0], task.metadata.labels[PARENT_LABEL])
+    labelled = (t for k in cache.children(parent) if (t := cache.task(k)) is not None)
+    return child_decision(task, cache.task(parent), labelled, agents)
 
 
 def _tidy_finished(

@@ -58,6 +58,13 @@ class WorkerMetrics:
             ["from_model", "to_model", "reason"],
             registry=self.registry,
         )
+        self.agent_subtasks = Counter(
+            "foreman_agent_subtasks_total",
+            "Tasks agents asked to create (submit_task), by outcome: created, or refused (by the tool's limits or the"
+            " apiserver)",
+            ["outcome"],
+            registry=self.registry,
+        )
         self.agent_generation_speed = Histogram(
             "foreman_agent_generation_tokens_per_second",
             "Completion tokens per second of streaming, per model call",

@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from foreman.api.models.resources import NODE_LABEL
+from foreman.api.models.resources import GROUP, NODE_LABEL
 
 Manifest = dict[str, Any]
 
@@ -42,6 +42,9 @@ worker selects its tasks by `status.assignedNode` and `status.phase`, and the co
 label (3 writes per task instead of 4); older servers refuse the field in the CRD, so they get it without, and the
 label path as before."""
 ADMISSION_KINDS = frozenset({"ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"})
+CHILD_TASK_RULE: Manifest = {"apiGroups": [GROUP], "resources": ["agentictasks"], "verbs": ["create", "patch"]}
+"""The worker's right to create and patch tasks, for an agent's children: only admission narrows it to them
+(manifests.worker_admission), so a server without ValidatingAdmissionPolicy gets roles without it (no sub-tasks)."""
 
 
 def release_of(version: dict[str, Any]) -> Release:
@@ -80,8 +83,15 @@ def for_server(manifests: list[Manifest], release: Release) -> list[Manifest]:
         return manifests
     manifests = [_older_crd(m, release) if m["kind"] == "CustomResourceDefinition" else m for m in manifests]
     if release < VALIDATING_ADMISSION_POLICY:
-        manifests = [m for m in manifests if m["kind"] not in ADMISSION_KINDS]
+        manifests = [_unguarded(m) for m in manifests if m["kind"] not in ADMISSION_KINDS]
     return manifests
+
+
+def _unguarded(manifest: Manifest) -> Manifest:
+    """A role without the rights only admission keeps in bounds (CHILD_TASK_RULE)."""
+    if manifest["kind"] not in ("ClusterRole", "Role") or CHILD_TASK_RULE not in manifest.get("rules", []):
+        return manifest
+    return {**manifest, "rules": [rule for rule in manifest["rules"] if rule != CHILD_TASK_RULE]}
 
 
 def _older_crd(crd: Manifest, release: Release) -> Manifest:

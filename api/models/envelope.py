@@ -64,6 +64,14 @@ class Attempt(Model):
     """The ConfigMap holding this attempt's transcript (`foreman logs TASK --attempt N`)."""
 
 
+class ChildRecord(Model):
+    """One child task (made by the agent's `submit_task`), as the parent's envelope lists it when the parent ends."""
+
+    name: str = Field(max_length=253)
+    phase: str | None = Field(default=None, max_length=32)
+    verdict: Verdict | None = None
+
+
 class ResultEnvelope(Model):
     """Versioned result of one task run; `schemaVersion` is validated, so a foreign shape never slips through."""
 
@@ -96,6 +104,9 @@ class ResultEnvelope(Model):
     """The pull request the task opened or updated on the worker's forge (agent executor)."""
     review: ReviewRecord | None = None
     """The review of the agent's GO (`spec.review`): the reviewer's Agent, model, verdict (the task's) and reasons."""
+    children: list[ChildRecord] = Field(default_factory=list, max_length=1000)
+    """The tasks this one created (`submit_task`), each as it stood when this one ended: a parent's verdict is its
+    model's own, and here is what its children came to."""
 
 
 EXTRA_BYTES = 256 * 1024

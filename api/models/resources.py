@@ -189,6 +189,8 @@ class AgenticTaskStatus(Model):
     review: ReviewStage | None = None
     """Its review stage, once the agent's GO passed its gates and a review follows: the next attempt is the
     reviewer's (its Agent, its model), shown the diff, the gates' results and the agent's summary."""
+    children: list[DnsName] = Field(default_factory=list, max_length=1000)
+    """The tasks its agent created (`submit_task`), oldest first (labelled foreman.dev/parent with its name)."""
 
 
 class AgenticTask(Resource):

@@ -13,6 +13,22 @@ from typing import Annotated
 from pydantic import Field
 
 from foreman.api.models.base import Model
+from foreman.api.models.resources import GROUP
+
+PARENT_LABEL = f"{GROUP}/parent"
+"""On a child: the name of the task that created it (with an ownerReference to it, by uid)."""
+CREATED_BY_LABEL = f"{GROUP}/created-by"
+CREATED_BY_AGENT = "agent"
+"""`foreman.dev/created-by: agent`: made by an agent's `submit_task`, never by a person."""
+DEPTH_LABEL = f"{GROUP}/depth"
+"""On a child: its level below the task people made (1: a child of it, 2: a grandchild)."""
+CREATOR_NODE_LABEL = f"{GROUP}/creator-node"
+"""On a child: the node whose worker created it; the admission policy holds it to the worker's own node, the
+controller to the node its parent ran on."""
+MAX_PROMPT = 65536
+"""Characters of a child's prompt."""
+MAX_PAYLOAD_BYTES = 256 * 1024
+"""A child's payload (prompt and inputs) as JSON, at most: a task is an etcd object, not a file transfer."""
 
 AgentName = Annotated[str, Field(min_length=1, max_length=253, pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")]
 DEFAULT_MAX_CHILDREN = 10

@@ -12,7 +12,15 @@ from typing import Any
 
 import yaml
 
+from foreman.api.http.features import CHILD_TASK_RULE
 from foreman.api.models.resources import GROUP, NODE_LABEL
+from foreman.api.models.subtasks import (
+    CREATED_BY_AGENT,
+    CREATED_BY_LABEL,
+    CREATOR_NODE_LABEL,
+    DEPTH_LABEL,
+    PARENT_LABEL,
+)
 from foreman.api.models.transcript import KEY as TRANSCRIPT_KEY
 from foreman.api.tooling.crd import all_crds
 from foreman.api.tooling.services import shipped_files
@@ -61,9 +69,12 @@ CONTROLLER_RULES = [
 # NB: ConfigMaps hold agent transcripts (`<task>-transcript[-N]`, one per attempt, written once per turn).
 # Cluster-wide by default, like the worker's other rules; with transcript namespaces (`foreman install
 # --transcript-namespace`, the chart's worker.transcriptNamespaces) only there (worker_transcript_access).
+# Create and patch of tasks are for an agent's children only (submit_task, cancel_my_task): the admission policy
+# foreman-worker-subtasks holds them to that, and a server without it gets the role without them (for_server).
 WORKER_TRANSCRIPT_RULE = _rule([""], ["configmaps"], ["get", "create", "patch"])
 WORKER_RULES = [
     _rule([GROUP], ["agentictasks"], ["get", "list", "watch"]),
+    CHILD_TASK_RULE,
     _rule([GROUP], ["agentictasks/status"], ["get", "patch"]),
     _rule([GROUP], ["fleetnodes"], ["get", "create", "patch"]),
     _rule([GROUP], ["fleetnodes/status"], ["get", "patch"]),
@@ -237,7 +248,87 @@ def worker_admission() -> list[Manifest]:
             },
         ],
     }
-    return [*_policy(OWN_NODE_POLICY, policy), *_policy(OWN_OBJECTS_POLICY, _own_objects())]
+    return [
+        *_policy(OWN_NODE_POLICY, policy),
+        *_policy(OWN_OBJECTS_POLICY, _own_objects()),
+        *_policy(SUBTASKS_POLICY, _subtasks()),
+    ]
+
+
+SUBTASKS_POLICY = f"{WORKER}-subtasks"
+
+
+def _subtasks() -> dict[str, Any]:
+    """What a worker may create and change of tasks themselves (not their status): only an agent's children, made on
+    its own node, and of those only `spec.cancel`. Every worker identity is held, the shared one too: a shared token
+    bound to no Pod names no node, so it creates nothing. The parent is named by label and by an ownerReference
+    (which Kubernetes resolves in the child's own namespace only); whether that parent exists there and runs on this
+    node, and every count and bound of its Agent, admission cannot see: the controller checks them before the child
+    is placed (api/state/subtasks.refusal)."""
+    labels = "object.metadata.labels"
+    owner = "object.metadata.ownerReferences[0]"
+    labelled = (
+        f"has({labels}) && {labels}[?'{CREATED_BY_LABEL}'].orValue('') == '{CREATED_BY_AGENT}'"
+        f" && {labels}[?'{CREATOR_NODE_LABEL}'].orValue('') == variables.node && variables.node != ''"
+        f" && {labels}[?'{DEPTH_LABEL}'].orValue('').matches('^([1-9]|10)$')"
+        f" && {labels}[?'{PARENT_LABEL}'].orValue('') != ''"
+    )
+    owned = (
+        "has(object.metadata.ownerReferences) && object.metadata.ownerReferences.size() == 1"
+        f" && {owner}.kind == 'AgenticTask' && {owner}.apiVersion.startsWith('{GROUP}/')"
+        f" && {owner}.name == {labels}['{PARENT_LABEL}']"
+    )
+    spec = (
+        "object.spec.executor == 'agent' && has(object.spec.agentRef)"
+        " && (!has(object.spec.notify) || size(object.spec.notify) == 0)"
+    )
+    old = "oldObject.metadata.labels"
+    cancel_only = (
+        f"has({old}) && {old}[?'{CREATED_BY_LABEL}'].orValue('') == '{CREATED_BY_AGENT}'"
+        f" && {old}[?'{CREATOR_NODE_LABEL}'].orValue('') == variables.node && variables.node != ''"
+        f" && {labels} == {old} && object.metadata.ownerReferences == oldObject.metadata.ownerReferences"
+        " && object.spec.all(k, k == 'cancel' || k in oldObject.spec && object.spec[k] == oldObject.spec[k])"
+        " && oldObject.spec.all(k, k == 'cancel' || k in object.spec)"
+    )
+    worker = f"request.userInfo.username.startsWith('{PINNED_WORKER_PREFIX}')"
+    return {
+        "failurePolicy": "Fail",
+        "matchConditions": [
+            {"name": "a-worker", "expression": f"{worker} || request.userInfo.username == '{SHARED_WORKER_USER}'"}
+        ],
+        "variables": [
+            {
+                "name": "node",
+                "expression": f"{worker} ? request.userInfo.username.substring({len(PINNED_WORKER_PREFIX)})"
+                f" : {_BOUND_TO_A_NODE} ? request.userInfo.extra['{NODE_NAME_EXTRA}'][0] : ''",
+            }
+        ],
+        "matchConstraints": {
+            "resourceRules": [
+                {
+                    "apiGroups": [GROUP],
+                    "apiVersions": ["*"],
+                    "operations": ["CREATE", "UPDATE"],
+                    "resources": ["agentictasks"],
+                },
+            ]
+        },
+        "validations": [
+            {
+                "expression": f"request.operation != 'CREATE' || ({labelled}) && ({owned}) && ({spec})",
+                "messageExpression": "'a worker may create only child tasks of an agent: labelled "
+                f"{CREATED_BY_LABEL}={CREATED_BY_AGENT}, {PARENT_LABEL} (its one ownerReference), {DEPTH_LABEL} and "
+                f"{CREATOR_NODE_LABEL}=' + variables.node + ', executor agent with an agentRef, no notify'",
+                "reason": "Forbidden",
+            },
+            {
+                "expression": f"request.operation != 'UPDATE' || ({cancel_only})",
+                "messageExpression": "'a worker may change only spec.cancel of the child tasks its own node made ('"
+                " + variables.node + ')'",
+                "reason": "Forbidden",
+            },
+        ],
+    }
 
 
 def _own_objects() -> dict[str, Any]:

@@ -459,10 +459,10 @@ DEMO_FILES = {
 }
 
 
-def demo_repository(path: Path) -> Path:
-    """The repository the demo script fixes: a git repository (branch main) whose one test fails."""
+def demo_repository(path: Path, files: dict[str, str] | None = None) -> Path:
+    """The repository the demo script fixes: a git repository (branch main) whose one test fails; or of `files`."""
     path.mkdir(parents=True, exist_ok=True)
-    for name, text in DEMO_FILES.items():
+    for name, text in (files or DEMO_FILES).items():
         (path / name).write_text(text)
     author = ["-c", "user.name=Demo", "-c", "user.email=demo@example.com"]
     for args in (
@@ -502,6 +502,62 @@ def demo_script(request: dict[str, Any]) -> Reply:
             )
         ],
     )
+
+
+SPLIT_FILES = {
+    **DEMO_FILES,
+    "shout.py": "def shout(text):\n    return text.lower()\n",
+    "test_shout.py": (
+        "import unittest\n\nfrom shout import shout\n\n\n"
+        "class ShoutTest(unittest.TestCase):\n    def test_shout(self):\n        self.assertEqual(shout('hi'), 'HI')\n"
+    ),
+    "README.md": "# calc and shout\n\nTwo bugs in two files: `add` subtracts, `shout` whispers.\n",
+}
+SPLIT_FIXES = (
+    {"file": "calc.py", "old": "return a - b", "new": "return a + b", "test": "test_calc"},
+    {"file": "shout.py", "old": "return text.lower()", "new": "return text.upper()", "test": "test_shout"},
+)
+"""The two fixes the planner of `split_script` hands out, one child each."""
+
+
+def split_script(request: dict[str, Any]) -> Reply:
+    """A scripted planner and its fixers (not a real model): the planner (offered `submit_task`) gives each of
+    SPLIT_FIXES to a child, waits for both, and answers GO when both passed; a fixer edits the file its inputs name,
+    runs that file's test, and answers GO when it passes."""
+    messages = [m for m in request.get("messages", []) if isinstance(m, dict)]
+    results = [str(m.get("content") or "") for m in messages if m.get("role") == "tool"]
+    offered = {tool["function"]["name"] for tool in request.get("tools", [])}
+    if "submit_task" in offered:
+        if len(results) < len(SPLIT_FIXES):
+            fix = SPLIT_FIXES[len(results)]
+            return Turn(
+                f"Handing {fix['file']} to a fixer.",
+                calls=[
+                    Call(
+                        "submit_task",
+                        {
+                            "agent": "fixer",
+                            "prompt": f"Fix {fix['file']} so that {fix['test']} passes.",
+                            "payload": fix,
+                        },
+                    )
+                ],
+            )
+        names = [json.loads(result)["name"] for result in results[: len(SPLIT_FIXES)]]
+        if len(results) == len(SPLIT_FIXES):
+            return Turn("Waiting for the fixers.", calls=[Call("wait_for_tasks", {"names": names})])
+        verdicts = [task.get("verdict") for task in json.loads(results[-1]).get("tasks", [])]
+        verdict = "GO" if verdicts == ["GO"] * len(names) else "NO-GO"
+        summary = f"{len(names)} sub-tasks, verdicts {verdicts}: " + ", ".join(names)
+        return Turn("Done.", calls=[Call("submit_result", {"verdict": verdict, "summary": summary})])
+    task = next(str(m.get("content")) for m in messages if m.get("role") == "user")
+    fix = next(fix for fix in SPLIT_FIXES if f"file: {fix['file']}" in task)
+    if not results:
+        return Turn("Fixing.", calls=[Call("edit_file", {"path": fix["file"], "old": fix["old"], "new": fix["new"]})])
+    if len(results) == 1:
+        return Turn("Testing.", calls=[Call("run", {"argv": ["python3", "-m", "unittest", "-q", fix["test"]]})])
+    verdict = "GO" if results[-1].startswith("exit code 0") else "NO-GO"
+    return Turn("Done.", calls=[Call("submit_result", {"verdict": verdict, "summary": f"fixed {fix['file']}"})])
 
 
 def bench_script(turns: int, delay: float) -> Callable[[dict[str, Any]], Reply]:

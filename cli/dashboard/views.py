@@ -21,7 +21,8 @@ from foreman.api.models.envelope import PASSING_VERDICTS
 from foreman.api.models.queues import DEFAULT_QUEUE
 from foreman.api.models.resources import TERMINAL_PHASES, AgenticTask, FleetNode
 from foreman.api.models.schedules import TaskSchedule
-from foreman.api.state import reasons
+from foreman.api.models.subtasks import PARENT_LABEL
+from foreman.api.state import reasons, subtasks
 from foreman.api.state.cron import ScheduleError, parse
 from foreman.cli.render import age, delivery_rows, last_line, reason_of, sandbox_summary
 from foreman.controller.cache import Cache
@@ -228,7 +229,7 @@ def task_row(
         "age": age(task.metadata.creation_timestamp, now),
         "labels": task.metadata.labels,
         "dependsOn": task.spec.depends_on,
-        "inGraph": in_graph or bool(task.spec.depends_on),
+        "inGraph": in_graph or bool(_linked(task)),
     }
 
 
@@ -260,18 +261,27 @@ def tasks_view(
 # -- graphs ----------------------------------------------------------------------------------------------------------
 
 
+def _linked(task: AgenticTask) -> list[tuple[str, str]]:
+    """The tasks a task's edges come from, each with the edge's kind: its upstreams (dependsOn) and the parent that
+    created it (an agent's child: foreman.dev/parent)."""
+    links = [(upstream, "dependsOn") for upstream in task.spec.depends_on]
+    if subtasks.is_child(task) and (parent := task.metadata.labels.get(PARENT_LABEL)):
+        links.append((parent, "parent"))
+    return links
+
+
 def _neighbours(tasks: Mapping[Key, AgenticTask]) -> dict[Key, set[Key]]:
-    """Undirected dependsOn adjacency within each namespace (upstreams that do not exist included)."""
+    """Undirected dependsOn and parent-child adjacency within each namespace (upstreams that do not exist included)."""
     around: dict[Key, set[Key]] = {key: set() for key in tasks}
     for (namespace, name), task in tasks.items():
-        for upstream in task.spec.depends_on:
-            around[(namespace, name)].add((namespace, upstream))
-            around.setdefault((namespace, upstream), set()).add((namespace, name))
+        for other, _ in _linked(task):
+            around[(namespace, name)].add((namespace, other))
+            around.setdefault((namespace, other), set()).add((namespace, name))
     return around
 
 
 def component(tasks: Mapping[Key, AgenticTask], start: Key) -> set[Key]:
-    """Every task connected to `start` through dependsOn, either way."""
+    """Every task connected to `start` through dependsOn or parent-child, either way."""
     around, seen, todo = _neighbours(tasks), {start}, [start]
     while todo:
         for other in around.get(todo.pop(), ()):
@@ -282,7 +292,8 @@ def component(tasks: Mapping[Key, AgenticTask], start: Key) -> set[Key]:
 
 
 def graphs_index(tasks: Mapping[Key, AgenticTask]) -> list[dict[str, Any]]:
-    """The graphs there are (tasks connected by dependsOn, two or more), each named after its first root task."""
+    """The graphs there are (tasks connected by dependsOn or parent-child, two or more), each named after its first
+    root task."""
     around, seen, graphs = _neighbours(tasks), set[Key](), []
     for key in sorted(tasks):
         if key in seen or not around[key]:
@@ -290,7 +301,7 @@ def graphs_index(tasks: Mapping[Key, AgenticTask]) -> list[dict[str, Any]]:
         members = component(tasks, key)
         seen |= members
         present = [tasks[k] for k in members if k in tasks]
-        roots = sorted(t.name for t in present if not t.spec.depends_on) or sorted(t.name for t in present)
+        roots = sorted(t.name for t in present if not _linked(t)) or sorted(t.name for t in present)
         tones: dict[str, int] = {}
         for task in present:
             tones[tone(task)] = tones.get(tone(task), 0) + 1
@@ -300,7 +311,8 @@ def graphs_index(tasks: Mapping[Key, AgenticTask]) -> list[dict[str, Any]]:
 
 def graph_view(tasks: Mapping[Key, AgenticTask], *, namespace: str, name: str = "", label: str = "") -> dict[str, Any]:
     """The DAG of one graph: the tasks connected to `name`, or the tasks whose labels match `label`; edges point from
-    an upstream to the task that depends on it. An upstream that does not exist is a node of tone `missing`."""
+    an upstream to the task that depends on it (kind dependsOn) and from a parent to the child its agent created (kind
+    parent). An upstream that does not exist is a node of tone `missing`."""
     if name:
         members = component(tasks, (namespace, name)) if (namespace, name) in tasks else set()
         title = f"{namespace}/{name} and the tasks connected to it"
@@ -321,9 +333,9 @@ def graph_view(tasks: Mapping[Key, AgenticTask], *, namespace: str, name: str = 
             )
             continue
         nodes.append({**_ref(task), "id": "/".join(key), "verdict": task.status.verdict, "reason": reason_of(task)})
-        for upstream in task.spec.depends_on:
-            if (key[0], upstream) in members:
-                edges.append({"from": f"{key[0]}/{upstream}", "to": "/".join(key)})
+        for other, kind in _linked(task):
+            if (key[0], other) in members:
+                edges.append({"from": f"{key[0]}/{other}", "to": "/".join(key), "kind": kind})
     return {"title": title, "nodes": nodes, "edges": edges, "order": _order(nodes, edges)}
 
 
@@ -464,6 +476,8 @@ def task_view(
         "attempts": f"{status.attempts}/{task.spec.retries + 1}",
         "labels": task.metadata.labels,
         "dependsOn": task.spec.depends_on,
+        "parent": next((name for name, kind in _linked(task) if kind == "parent"), None),
+        "children": status.children,
         "spec": yaml.safe_dump(task.spec.to_wire(), sort_keys=False, width=100),
         "timeline": timeline(task),
         "result": status.result.model_dump(mode="json", by_alias=True) if status.result else None,

@@ -10,7 +10,7 @@ import pytest
 
 from foreman.api.http import requests
 from foreman.api.http.errors import Forbidden
-from foreman.api.http.features import VALIDATING_ADMISSION_POLICY
+from foreman.api.http.features import VALIDATING_ADMISSION_POLICY, for_server
 from foreman.api.http.kube import Kube
 from foreman.api.http.requests import Request
 from foreman.api.models import transcript
@@ -32,7 +32,7 @@ async def _placed(kube: Kube, namespace: str, name: str, **status: Any) -> Agent
 @pytest.fixture
 async def pinned(cluster: Cluster, kube: Kube) -> Any:
     # NB: its ServiceAccount and roles only: the FleetNode it would pre-create is not needed here
-    for manifest in pinned_worker_rbac(NODE):
+    for manifest in for_server(pinned_worker_rbac(NODE), await kube.server_version()):
         if manifest["kind"] != "FleetNode":
             await kube.apply(manifest)
     async with await Kube.connect(str(cluster.kubeconfig(Identity.PINNED_WORKER))) as client:

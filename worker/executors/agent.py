@@ -32,7 +32,7 @@ from foreman.api.models.transcript import Transcript, capped
 from foreman.api.models.validation import describe
 from foreman.api.state import reasons, upstream
 from foreman.worker import escalation, review
-from foreman.worker.agent import conversation, forge, forgeclient, gating, git, workspace
+from foreman.worker.agent import conversation, forge, forgeclient, gating, git, subtasks, workspace
 from foreman.worker.agent.conversation import REPEAT_LIMIT, Act, Message, Retry, Settings, Stop, Tell
 from foreman.worker.agent.errors import ToolError, WorkspaceError
 from foreman.worker.agent.forge import ForgeSettings, Repository
@@ -40,6 +40,7 @@ from foreman.worker.agent.forgeclient import ForgeError
 from foreman.worker.agent.llm import Completion, ContextExceeded, Endpoint, ModelRequest, ModelServer, backoff
 from foreman.worker.agent.publisher import Publisher
 from foreman.worker.agent.stream import ToolCall
+from foreman.worker.agent.subtasks import Subtasks
 from foreman.worker.agent.tools import Toolbox
 from foreman.worker.agent.workspace import Workspace
 from foreman.worker.executors.base import ExecutionContext, ExecutorHooks, InferenceServer
@@ -217,6 +218,7 @@ class AgentExecutor(ExecutorHooks):
             fix_rounds=ending.fix_rounds,
             pull_request=ending.pull_request,
             review=ending.review,
+            children=await run.subtasks.records() if run.subtasks is not None else [],
         )
 
 
@@ -268,6 +270,7 @@ class AgentRun:
         self.publisher = Publisher(context.publish_transcript)
         commands = tuple(tuple(prefix) for prefix in config.allow_commands)
         self.toolbox = Toolbox(space, settings.tools, commands, confined)
+        self.subtasks = subtasks_of(task, context)
         self.gates = task.gates_with(context.agent)
         self.max_fix_rounds = task.max_fix_rounds_with(context.agent)
         self.log = log.bind(task=task.name, namespace=task.namespace, node=context.node_name)
@@ -536,7 +539,7 @@ class AgentRun:
             request = ModelRequest(
                 model=self.settings.model,
                 messages=self.fitting.view(messages),
-                tools=self.toolbox.definitions(),
+                tools=self.tool_definitions(),
                 max_tokens=self.settings.max_output_tokens,
                 temperature=self.settings.temperature,
                 turn_timeout=self.settings.turn_timeout,
@@ -557,7 +560,7 @@ class AgentRun:
             self.tally.add(completion)
             self.count(completion)
             step = conversation.judge(
-                completion.answer, truncated_retries=retries, nudged=nudged, schemas=self.toolbox.schemas()
+                completion.answer, truncated_retries=retries, nudged=nudged, schemas=self.tool_schemas()
             )
             if not isinstance(step, Retry):
                 return completion, step
@@ -565,6 +568,12 @@ class AgentRun:
             delay = backoff(retries)
             await self.retrying(step.reason, delay)
             await asyncio.sleep(delay)
+
+    def tool_definitions(self) -> list[dict[str, Any]]:
+        return [*self.toolbox.definitions(), *(self.subtasks.definitions() if self.subtasks else ())]
+
+    def tool_schemas(self) -> dict[str, dict[str, Any]]:
+        return {**self.toolbox.schemas(), **(self.subtasks.schemas() if self.subtasks else {})}
 
     def report(self) -> None:
         if self.context.report_usage is not None:
@@ -609,12 +618,23 @@ class AgentRun:
         arguments = call.parsed()
         assert arguments is not None, "judge() lets only calls with JSON-object arguments through"
         try:
+            if self.subtasks is not None and call.name in subtasks.TOOLS:
+                return await self.subtasks.call(call.name, arguments), True
             return await self.toolbox.call(call.name, arguments), True
         except ToolError as error:
             return f"error: {error}", False
 
     def publish(self) -> None:
         self.publisher.offer(self.transcript.text())
+
+
+def subtasks_of(task: AgenticTask, context: ExecutionContext) -> Subtasks | None:
+    """The sub-task tools, where the task's Agent lists Agents its children may run and the worker lent a fleet."""
+    policy = context.agent.subtasks if context.agent is not None else None
+    if policy is None or not policy.agents or context.fleet is None:
+        return None
+    deadline = time.monotonic() + task.spec.timeout_seconds
+    return Subtasks(task, policy, context.fleet, context.node_name, deadline, context.metrics)
 
 
 def answer_record(turn: int, completion: Completion) -> dict[str, Any]:

@@ -17,6 +17,7 @@ import structlog
 from foreman.api.models.agents import AgentSpec
 from foreman.api.models.envelope import ResultEnvelope, Usage
 from foreman.api.models.resources import AgenticTask, ModelOffer, NodeSandbox
+from foreman.worker.children import TaskFleet
 from foreman.worker.metrics import WorkerMetrics
 
 ENTRY_POINT_GROUP = "foreman.executors"
@@ -66,6 +67,9 @@ class ExecutionContext:
     upstreams: Mapping[str, ResultEnvelope | None] = field(default_factory=dict)
     """The envelopes of the task's upstreams (dependsOn), read when the payload quotes them or its Agent inherits
     them; the payload the executor gets has its `{{ upstream.NAME.FIELD }}` already resolved."""
+    fleet: TaskFleet | None = None
+    """The task's children on the fleet, through the worker's client: given only when its Agent may create some
+    (`spec.subtasks.agents`)."""
 
 
 @runtime_checkable

@@ -176,7 +176,7 @@ function renderGraph(body, context) {
       h("td", {}, g.namespace), h("td", {}, h("a", { href: `#/graph/${enc(g.namespace)}/${enc(g.name)}` }, g.name)),
       h("td", {}, g.size), h("td", {}, Object.entries(g.tones).map(([tone, n]) => badge(`${n} ${tone}`, `tone-${tone}`)))));
     view.replaceChildren(h("h2", {}, "Graphs"), errors(body),
-      h("p", { class: "empty" }, "Tasks connected by dependsOn; or open #/graph?label=KEY=VALUE for the tasks sharing a label."),
+      h("p", { class: "empty" }, "Tasks connected by dependsOn (solid) or by a parent to the children its agent created (dashed); or open #/graph?label=KEY=VALUE for the tasks sharing a label."),
       body.graphs.length
         ? h("table", {}, h("thead", {}, h("tr", {}, ["namespace", "graph (first root)", "tasks", "phases"].map((c) => h("th", {}, c)))), h("tbody", {}, items))
         : h("p", { class: "empty" }, "No graphs."));
@@ -218,7 +218,7 @@ function layout(body) {
   g.setGraph({ rankdir: "LR", nodesep: 18, ranksep: 50, marginx: 16, marginy: 16 });
   g.setDefaultEdgeLabel(() => ({}));
   for (const n of body.nodes) g.setNode(n.id, { width: Math.max(120, 8 * n.name.length + 24), height: 40 });
-  for (const e of body.edges) g.setEdge(e.from, e.to);
+  for (const e of body.edges) g.setEdge(e.from, e.to, { kind: e.kind });
   dagre.layout(g);
   const { width, height } = g.graph();
   const svg = svgEl("svg", { width: Math.max(width, 200), height: Math.max(height, 80), viewBox: `0 0 ${Math.max(width, 200)} ${Math.max(height, 80)}` });
@@ -230,7 +230,7 @@ function layout(body) {
   for (const e of g.edges()) {
     const points = g.edge(e).points;
     const d = points.map((p, i) => `${i ? "L" : "M"} ${p.x} ${p.y}`).join(" ");
-    svg.append(svgEl("path", { class: "edge", d, "marker-end": "url(#arrow)" }));
+    svg.append(svgEl("path", { class: `edge edge-${g.edge(e).kind}`, d, "marker-end": "url(#arrow)" }));
   }
   for (const n of body.nodes) {
     const box = g.node(n.id);
@@ -274,12 +274,14 @@ function renderTask(body, context) {
   view.replaceChildren(
     h("div", { class: "task-head" }, h("h2", {}, `${body.namespace}/${body.name}`), badge(body.phase, `tone-${body.tone}`),
       body.verdict ? badge(body.verdict, `tone-${body.tone}`) : null,
-      body.dependsOn.length ? h("a", { href: `#/graph/${enc(body.namespace)}/${enc(body.name)}` }, "graph") : null, actions),
+      body.dependsOn.length || body.children.length || body.parent
+        ? h("a", { href: `#/graph/${enc(body.namespace)}/${enc(body.name)}` }, "graph") : null, actions),
     errors(body),
     h("div", { class: "task-grid" },
       h("div", {},
         kv([["kind", body.kind], ["node", body.node], ["reason", body.reason], ["why pending", body.why || null],
             ["attempts", body.attempts], ["depends on", body.dependsOn.join(", ") || null],
+            ["parent", body.parent], ["children", body.children.join(", ") || null],
             ["pull request", body.pullRequest ? h("a", { href: body.pullRequest.url, rel: "noopener noreferrer", target: "_blank" },
               `#${body.pullRequest.number}${body.pullRequest.draft ? " (draft)" : ""}`) : null],
             ["labels", Object.entries(body.labels).map(([k, v]) => `${k}=${v}`).join(", ") || null]]),

@@ -182,6 +182,22 @@ def test_a_graph_is_the_tasks_connected_by_depends_on_with_edges_from_upstream()
     assert index == [{"namespace": "ns", "name": "plan", "size": 5, "tones": {"passed": 1, "running": 1, "pending": 2}}]
 
 
+def test_a_graph_has_parent_child_edges_beside_depends_on_edges() -> None:
+    child = {"foreman.dev/created-by": "agent", "foreman.dev/parent": "split", "foreman.dev/depth": "1"}
+    tasks = keyed(
+        task("split", "Running"),
+        task("split-1", labels=child),
+        task("split-2", labels=child, spec={"kind": "verify", "dependsOn": ["split-1"]}),
+        task("forged", labels={"foreman.dev/parent": "split"}),  # not made by an agent: no edge
+    )
+    graph = views.graph_view(tasks, namespace="ns", name="split-2")
+    assert sorted((e["from"], e["to"], e["kind"]) for e in graph["edges"]) == [
+        ("ns/split", "ns/split-1", "parent"), ("ns/split", "ns/split-2", "parent"),
+        ("ns/split-1", "ns/split-2", "dependsOn"),
+    ]  # fmt: skip
+    assert views.graphs_index(tasks)[0]["name"] == "split"
+
+
 def test_a_graph_of_the_tasks_sharing_a_label() -> None:
     tasks = keyed(
         task("x", labels={"release": "1"}),
@@ -191,7 +207,7 @@ def test_a_graph_of_the_tasks_sharing_a_label() -> None:
     )
     graph = views.graph_view(tasks, namespace="ns", label="release=1")
     assert [n["name"] for n in graph["nodes"]] == ["x", "y"]
-    assert graph["edges"] == [{"from": "ns/x", "to": "ns/y"}]  # z is not in the graph
+    assert graph["edges"] == [{"from": "ns/x", "to": "ns/y", "kind": "dependsOn"}]  # z is not in the graph
     assert len(views.graph_view(tasks, namespace="", label="release=1")["nodes"]) == 3
 
 
@@ -233,6 +249,11 @@ def test_the_task_page_has_the_timeline_envelope_usage_and_transcript() -> None:
     assert not views.task_view(task("t"), None, actions=False)["canCancel"]
     assert not views.task_view(task("t", spec={"kind": "verify", "cancel": True}), None, actions=True)["canCancel"]
     assert views.task_view(None, None, actions=True) == {"found": False}
+    assert (page["parent"], page["children"]) == (None, [])
+    child = {"foreman.dev/created-by": "agent", "foreman.dev/parent": "split", "foreman.dev/depth": "1"}
+    assert views.task_view(task("split-1", labels=child), None, actions=False)["parent"] == "split"
+    parent = views.task_view(task("split", status={"children": ["split-1"]}), None, actions=False)
+    assert parent["children"] == ["split-1"]
 
 
 def test_transcript_records_become_entries_with_turns_calls_and_results() -> None:

@@ -14,7 +14,7 @@ from foreman.api.models.resources import AgenticTask, FleetNode
 from foreman.api.tooling.sdk import DependencyCycleError, MissingDependencyError, creation_order
 from foreman.cli.errors import UserError, one_line
 from foreman.cli.main import app
-from foreman.cli.render import clean_up, delivery_rows, nodes_table, table, task_rows
+from foreman.cli.render import clean_up, delivery_rows, family_lines, nodes_table, table, task_rows
 from foreman.cli.tasks import load_tasks
 from foreman.cli.terminal import CONTROLS, visible
 from tests.factories import node, task
@@ -197,3 +197,23 @@ def test_describe_lists_each_delivery_recorded_and_due() -> None:
         ("  1:cloudevents", "due", "0", "-", "now", "-", "-"),
     ]
     assert "\\x1b[2J" in table(rows)  # the receiver's words, made visible
+
+
+def test_describe_shows_a_tasks_parent_and_its_children_only_those_it_owns() -> None:
+    parent = AgenticTask.model_validate({"metadata": {"name": "split", "namespace": "ns", "uid": "u"},
+                                         "spec": {"executor": "agent", "agentRef": "planner"}})  # fmt: skip
+    labels = {"foreman.dev/created-by": "agent", "foreman.dev/parent": "split", "foreman.dev/depth": "1"}
+    owner = [{"apiVersion": "foreman.dev/v1alpha1", "kind": "AgenticTask", "name": "split", "uid": "u"}]
+    child = AgenticTask.model_validate({
+        "metadata": {"name": "split-1", "namespace": "ns", "labels": labels, "ownerReferences": owner},
+        "spec": {"executor": "agent", "agentRef": "fixer"}, "status": {"phase": "Succeeded", "verdict": "GO"},
+    })  # fmt: skip
+    forged = AgenticTask.model_validate({"metadata": {"name": "forged", "namespace": "ns", "labels": labels},
+                                         "spec": {"executor": "agent", "agentRef": "fixer"}})  # fmt: skip
+    lines = "\n".join(family_lines(parent, [child, forged]))
+    assert "split-1" in lines
+    assert "fixer" in lines
+    assert "GO" in lines
+    assert "forged" not in lines  # no ownerReference to this parent
+    assert family_lines(child, [])[0].startswith("Parent:       split (created by an agent, depth 1)")
+    assert family_lines(parent, []) == ["Children:     -"]

@@ -8,6 +8,7 @@ from pydantic import ValidationError
 
 from foreman.api.http.features import (
     CEL_VALIDATION,
+    CHILD_TASK_RULE,
     SELECTABLE_FIELDS,
     VALIDATING_ADMISSION_POLICY,
     Release,
@@ -106,9 +107,14 @@ def test_older_servers_get_what_they_take_of_the_manifests() -> None:
     assert _validations(old) == []
     assert _selectable(old) == [None] * 5
     assert _validations(manifests) != []  # not changed in place
-    assert [m for m in old if m["kind"] != "CustomResourceDefinition"] == [
-        m for m in manifests[:-policies] if m["kind"] != "CustomResourceDefinition"
-    ]
+    # NB: without admission, no worker role may create or patch tasks (an agent's children need the policy)
+    unguarded = [{**m, "rules": [r for r in m["rules"] if r != CHILD_TASK_RULE]} if "rules" in m else m
+                 for m in manifests[:-policies] if m["kind"] != "CustomResourceDefinition"]  # fmt: skip
+    assert [m for m in old if m["kind"] != "CustomResourceDefinition"] == unguarded
+    assert [m for m in without_policy if m["kind"] != "CustomResourceDefinition"] == unguarded
+    assert unguarded != [m for m in manifests[:-policies] if m["kind"] != "CustomResourceDefinition"]
+    worker = next(m for m in old if m["kind"] == "ClusterRole" and m["metadata"]["name"] == "foreman-worker")
+    assert not any("create" in rule["verbs"] and "agentictasks" in rule["resources"] for rule in worker["rules"])
 
 
 def test_workers_select_by_field_where_the_server_can_and_the_controller_then_writes_no_label() -> None:

@@ -1,0 +1,141 @@
+"""The limits on an agent's children as pure functions: what the tool refuses, and what the controller refuses."""
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from foreman.api.models.resources import AgenticTask
+from foreman.api.models.subtasks import DEPTH_LABEL, MAX_PAYLOAD_BYTES, SubtaskPolicy
+from foreman.api.state import reasons, subtasks
+
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
+POLICY = SubtaskPolicy(agents=["fixer"], max_children=2, max_depth=2)
+
+
+def _parent(**status: Any) -> AgenticTask:
+    return AgenticTask.model_validate({
+        "metadata": {"name": "parent", "namespace": "ns", "uid": "u-1"},
+        "spec": {"executor": "agent", "agentRef": "planner", "queue": "q", "priority": 5},
+        "status": {"phase": "Running", "assignedNode": "n1", **status},
+    })  # fmt: skip
+
+
+def _child(parent: AgenticTask, index: int, *, uid: str | None = None, **spec: Any) -> AgenticTask:
+    child = subtasks.child_task(parent, name=subtasks.child_name(parent.name, index), agent="fixer", prompt="p",
+                                inputs={}, depends_on=[], node="n1")  # fmt: skip
+    wire = child.to_wire()
+    wire["metadata"] |= {"uid": uid or f"c-{index}", "creationTimestamp": (NOW + timedelta(seconds=index)).isoformat()}
+    wire["spec"] |= spec
+    return AgenticTask.model_validate(wire)
+
+
+def _submit(parent: AgenticTask, children: list[str], **arguments: Any) -> str | None:
+    given = {"agent": "fixer", "prompt": "fix a.py", "inputs": {}, "depends_on": [], **arguments}
+    return subtasks.submission_refusal(parent, POLICY, children, **given)
+
+
+def test_a_child_carries_its_parent_queue_priority_and_labels() -> None:
+    parent = _parent()
+    child = _child(parent, 1)
+    assert child.spec.queue == "q"
+    assert child.spec.priority == 5
+    assert child.namespace == "ns"
+    assert subtasks.is_child(child)
+    assert subtasks.owned_by(child, parent)
+    assert subtasks.depth_of(child) == 1
+    assert child.metadata.owner_references[0].uid == "u-1"
+    assert len(subtasks.child_name("x" * 253, 1000)) <= subtasks.LABEL_VALUE
+
+
+@pytest.mark.parametrize(
+    ("arguments", "children", "said"),
+    [
+        ({"agent": "stranger"}, [], "agent must be one of fixer"),
+        ({"prompt": ""}, [], "prompt must be a non-empty string"),
+        ({"inputs": {"blob": "x" * (10 * 1024 * 1024)}}, [], f"at most {MAX_PAYLOAD_BYTES}"),
+        ({"inputs": "text"}, [], "payload must be an object"),
+        ({"depends_on": ["parent-2"]}, ["parent-1"], "only this task's children created before"),  # a cycle's start
+        ({"depends_on": "parent-1"}, ["parent-1"], "dependsOn must be a list"),
+        ({}, ["parent-1", "parent-2"], "maxChildren 2"),
+    ],
+)
+def test_the_tool_refuses_what_cannot_pass_with_a_readable_reason(
+    arguments: dict[str, Any], children: list[str], said: str
+) -> None:
+    refused = _submit(_parent(), children, **arguments)
+    assert refused is not None
+    assert said in refused
+
+
+def test_the_tool_refuses_too_deep_and_a_parent_without_a_policy() -> None:
+    deep = _parent().model_copy(update={"metadata": _parent().metadata.model_copy(
+        update={"labels": {"foreman.dev/created-by": "agent", DEPTH_LABEL: "2"}})})  # fmt: skip
+    assert "maxDepth is 2" in (_submit(deep, []) or "")
+    assert "may not create tasks" in (subtasks.submission_refusal(_parent(), None, [], agent="fixer", prompt="p",
+                                                                  inputs={}, depends_on=[]) or "")  # fmt: skip
+    assert _submit(_parent(), ["parent-1"], depends_on=["parent-1"]) is None
+
+
+def test_a_thousand_submissions_make_max_children_and_refuse_the_rest() -> None:
+    made: list[str] = []
+    refusals = 0
+    for _ in range(1000):
+        if _submit(_parent(), made) is None:
+            made.append(subtasks.child_name("parent", len(made) + 1))
+        else:
+            refusals += 1
+    assert made == ["parent-1", "parent-2"]
+    assert refusals == 998
+
+
+def test_the_controller_refuses_what_admission_cannot_see() -> None:
+    parent = _parent()
+    first, second, third = (_child(parent, i) for i in (1, 2, 3))
+    labelled = [first, second, third]
+
+    def refusal(child: AgenticTask, of: AgenticTask | None = parent, policy: SubtaskPolicy | None = POLICY) -> str:
+        found = subtasks.refusal(child, of, policy, [*labelled, child])
+        return found.reason if found else "ok"
+
+    assert refusal(first) == refusal(second) == "ok"
+    assert refusal(third) == reasons.SUBTASK_LIMIT_EXCEEDED
+    assert refusal(first, of=None) == reasons.PARENT_NOT_RUNNING
+    reused = parent.model_copy(update={"metadata": parent.metadata.model_copy(update={"uid": "u-2"})})
+    assert refusal(first, of=reused) == reasons.PARENT_NOT_RUNNING  # same name, another task
+    elsewhere = _parent(assignedNode="n2")
+    assert refusal(first, of=elsewhere) == reasons.PARENT_NOT_RUNNING
+    assert refusal(_child(parent, 1, agentRef="stranger")) == reasons.SUBTASK_NOT_ALLOWED
+    assert refusal(_child(parent, 1, queue="other")) == reasons.SUBTASK_NOT_ALLOWED
+    assert refusal(_child(parent, 1, priority=6)) == reasons.SUBTASK_NOT_ALLOWED
+    assert refusal(_child(parent, 1, timeoutSeconds=parent.spec.timeout_seconds + 1)) == reasons.SUBTASK_NOT_ALLOWED
+    assert refusal(_child(parent, 1, retries=1)) == reasons.SUBTASK_NOT_ALLOWED
+    assert refusal(first, policy=None) == reasons.SUBTASK_NOT_ALLOWED
+    cancelled = parent.model_copy(update={"spec": parent.spec.model_copy(update={"cancel": True})})
+    assert refusal(first, of=cancelled) == reasons.CANCELLED
+
+
+def test_a_parent_that_ended_after_making_a_child_still_lets_it_run() -> None:
+    parent = _parent()
+    child = _child(parent, 1)
+    created = child.metadata.creation_timestamp
+    assert created is not None
+    ended_after = _parent(phase="Succeeded", finishedAt=(created + timedelta(seconds=30)).isoformat())
+    ended_before = _parent(phase="Succeeded", finishedAt=(created - timedelta(seconds=30)).isoformat())
+    assert subtasks.refusal(child, ended_after, POLICY, [child]) is None
+    found = subtasks.refusal(child, ended_before, POLICY, [child])
+    assert found is not None
+    assert found.reason == reasons.PARENT_NOT_RUNNING
+
+
+@given(count=st.integers(0, 30), limit=st.integers(0, 10), order=st.randoms())
+def test_the_controller_runs_exactly_the_oldest_max_children(count: int, limit: int, order: Any) -> None:
+    parent = _parent()
+    children = [_child(parent, index) for index in range(1, count + 1)]
+    shuffled = list(children)
+    order.shuffle(shuffled)  # the cache's order is not creation order
+    policy = POLICY.model_copy(update={"max_children": limit})
+    passed = [child.name for child in children if subtasks.refusal(child, parent, policy, shuffled) is None]
+    assert passed == [child.name for child in children[:limit]]
