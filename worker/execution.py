@@ -182,6 +182,8 @@ class TaskRunner:
             metrics=self.metrics,
             model=self.offer.model_context(task.spec.executor, task.model_with(agent)),
             upstreams=upstreams,
+            kube=self.kube,
+            clock=self.clock,
         )
         outcome = await self._outcome(execution, executor, context)
         ran = dataclasses.replace(

@@ -13,8 +13,14 @@ from typing import Annotated
 from pydantic import Field
 
 from foreman.api.models.base import Model
+from foreman.api.models.resources import GROUP
 
 AgentName = Annotated[str, Field(min_length=1, max_length=253, pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")]
+PARENT_LABEL = f"{GROUP}/parent"
+"""On what a task's agent creates (children, schedules): the creating task's name."""
+CREATED_BY_LABEL = f"{GROUP}/created-by"
+"""`agent` on what a task's agent creates, so people's objects and agents' are told apart by a selector."""
+CREATED_BY_AGENT = "agent"
 DEFAULT_MAX_CHILDREN = 10
 DEFAULT_MAX_DEPTH = 2
 DEFAULT_MIN_SCHEDULE_INTERVAL = 3600

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from importlib.metadata import entry_points
 from typing import Any, Protocol, runtime_checkable
 
 import structlog
 
+from foreman.api.http.kubeapi import KubeApi
 from foreman.api.models.agents import AgentSpec
 from foreman.api.models.envelope import ResultEnvelope, Usage
 from foreman.api.models.resources import AgenticTask, ModelOffer, NodeSandbox
@@ -66,6 +68,11 @@ class ExecutionContext:
     upstreams: Mapping[str, ResultEnvelope | None] = field(default_factory=dict)
     """The envelopes of the task's upstreams (dependsOn), read when the payload quotes them or its Agent inherits
     them; the payload the executor gets has its `{{ upstream.NAME.FIELD }}` already resolved."""
+    kube: KubeApi | None = None
+    """The worker's API client, for what an Agent's `subtasks` lets its tasks create (set_schedule); the apiserver's
+    admission policy bounds what the worker's token may write."""
+    clock: Callable[[], datetime] | None = None
+    """The worker's clock."""
 
 
 @runtime_checkable
