@@ -93,8 +93,8 @@ class ControllerMetrics:
 
         self.agent_schedules = Counter(
             "foreman_agent_schedules_total",
-            "Agent-made TaskSchedules (set_schedule) the controller decided, by reason: ScheduleAccepted, or the"
-            " refusal's (ScheduleLimitExceeded, InvalidParent)",
+            "Agent-made TaskSchedules (set_schedule) the controller decided (once per generation), by the reason of"
+            " its Accepted condition: ScheduleAccepted, or a refusal's (ScheduleLimitExceeded, InvalidParent, ...)",
             ["reason"],
             registry=self.registry,
         )

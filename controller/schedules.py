@@ -20,11 +20,11 @@ import structlog
 
 from foreman.api.http.errors import AlreadyExists, ApiError, Conflict, NotFound
 from foreman.api.http.kubeapi import KubeApi
-from foreman.api.models.base import is_newer
+from foreman.api.models.base import find_condition, is_newer
 from foreman.api.models.resources import AgenticTask, key_of
 from foreman.api.models.schedules import TaskSchedule
 from foreman.api.runtime.workqueue import WorkQueue
-from foreman.api.state import agent_schedules
+from foreman.api.state import agent_schedules, reasons
 from foreman.api.state.agent_schedules import Refusal
 from foreman.controller.cache import Cache, ScheduleKey
 from foreman.controller.deletion import delete_finished
@@ -49,8 +49,8 @@ class Fired:
     """Tasks created (or found created by an earlier fire): for the controller's cache, and to be placed."""
     notes: list[tuple[TaskSchedule, Note]] = field(default_factory=list)
     """What to tell about each schedule (its Events)."""
-    decided: list[Refusal | None] = field(default_factory=list)
-    """Agent-made schedules decided in this pass: each refusal, or None for one accepted (the metrics count them)."""
+    decided: list[str] = field(default_factory=list)
+    """The Accepted reasons written to agent-made schedules in this pass, one per new decision (for the metrics)."""
 
 
 class ScheduleLoop:
@@ -118,7 +118,7 @@ class ScheduleLoop:
         schedule = self.schedules.get(key)
         if schedule is None:
             return
-        refused = self.bounds(schedule, now, done)
+        refused = self.bounds(schedule, now)
         result = plan(schedule, self.cache.schedule_tasks(key), now, refused)
         bound = log.bind(schedule=schedule.name, namespace=schedule.namespace)
         if result.wake_at is None:
@@ -151,6 +151,8 @@ class ScheduleLoop:
                     resource_version=schedule.metadata.resource_version,
                 )
                 self._store(updated)  # NB: our own write: no reason to plan again
+                if schedule.spec.source == "agent" and (reason := _new_decision(schedule, result)):
+                    done.decided.append(reason)
         except Conflict:
             bound.debug("schedule changed meanwhile, planning again")
             await self._refresh(schedule)
@@ -164,7 +166,7 @@ class ScheduleLoop:
             return
         self.queue.forget(key)
 
-    def bounds(self, schedule: TaskSchedule, now: datetime, done: Fired) -> Refusal | None:
+    def bounds(self, schedule: TaskSchedule, now: datetime) -> Refusal | None:
         """Why an agent-made schedule may not fire (None: it may, or it is not an agent's): decided once per
         generation, from the controller's caches (agent_schedules)."""
         if schedule.spec.source != "agent":
@@ -177,12 +179,10 @@ class ScheduleLoop:
         parent = self.cache.task((namespace, creator.task)) if creator is not None else None
         agent = self.cache.agent_of(parent) if parent is not None else None
         siblings = [known for (space, _), known in self.schedules.items() if space == namespace]
-        refused = agent_schedules.refusal(
+        return agent_schedules.refusal(
             schedule, parent=parent, agent=agent, schedules=siblings, now=now,
             fired_by_agent=parent is not None and agent_schedules.fired_by(parent, siblings),
         )  # fmt: skip
-        done.decided.append(refused)
-        return refused
 
     async def _create(self, task: AgenticTask) -> AgenticTask:
         try:
@@ -203,3 +203,14 @@ class ScheduleLoop:
             self.remove(schedule)
         except ApiError:
             self.queue.retry(key_of(schedule))
+
+
+def _new_decision(schedule: TaskSchedule, result: Plan) -> str | None:
+    """The Accepted reason a plan writes to a schedule, when it is new for this generation."""
+    old = find_condition(schedule.status.conditions, reasons.ACCEPTED)
+    new = find_condition(result.status.conditions, reasons.ACCEPTED)
+    if new is None or (
+        old is not None and (old.reason, old.observed_generation) == (new.reason, new.observed_generation)
+    ):
+        return None
+    return new.reason

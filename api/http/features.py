@@ -42,6 +42,9 @@ worker selects its tasks by `status.assignedNode` and `status.phase`, and the co
 label (3 writes per task instead of 4); older servers refuse the field in the CRD, so they get it without, and the
 label path as before."""
 ADMISSION_KINDS = frozenset({"ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"})
+NEEDS_ADMISSION = "foreman.dev/needs-admission-policy"
+"""Annotation on RBAC that grants only what a ValidatingAdmissionPolicy bounds (a worker's right to make
+TaskSchedules): older servers, without the policy, get neither."""
 
 
 def release_of(version: dict[str, Any]) -> Release:
@@ -80,8 +83,12 @@ def for_server(manifests: list[Manifest], release: Release) -> list[Manifest]:
         return manifests
     manifests = [_older_crd(m, release) if m["kind"] == "CustomResourceDefinition" else m for m in manifests]
     if release < VALIDATING_ADMISSION_POLICY:
-        manifests = [m for m in manifests if m["kind"] not in ADMISSION_KINDS]
+        manifests = [m for m in manifests if m["kind"] not in ADMISSION_KINDS and not _needs_admission(m)]
     return manifests
+
+
+def _needs_admission(manifest: Manifest) -> bool:
+    return NEEDS_ADMISSION in manifest.get("metadata", {}).get("annotations", {})
 
 
 def _older_crd(crd: Manifest, release: Release) -> Manifest:

@@ -120,22 +120,22 @@ def refusal(
         )
     if template.queue != parent.spec.queue:
         return _exceeded(f"the schedule's tasks must run in its task's queue ({parent.spec.queue or 'its namespace'})")
-    rank = [sibling.name for sibling in siblings_of(schedule, schedules)].index(schedule.name)
-    if rank >= policy.max_schedules:
-        return _exceeded(
-            f"task {parent.name} has made {policy.max_schedules} schedules, the most its Agent {owner} allows"
-            " (spec.subtasks.maxSchedules)"
-        )
     try:
         cron = parse(schedule.spec.schedule, schedule.spec.time_zone)
     except ScheduleError:
-        return None  # NB: refused as any schedule is (InvalidSchedule, InvalidTimeZone): not a bound of agents
+        return None  # NB: refused as any schedule is (InvalidSchedule, InvalidTimeZone), whatever made it
     minimum = policy.min_schedule_interval_seconds
     if (gap := too_frequent(cron, minimum, now)) is not None:
         return _exceeded(
             f"{schedule.spec.schedule!r} fires {gap.seconds:.0f} s apart (at {gap.first:%Y-%m-%d %H:%M} and"
             f" {gap.second:%H:%M} UTC); Agent {owner} allows one fire every {minimum} s at most"
             " (spec.subtasks.minScheduleIntervalSeconds)"
+        )
+    rank = [sibling.name for sibling in siblings_of(schedule, schedules)].index(schedule.name)
+    if rank >= policy.max_schedules:
+        return _exceeded(
+            f"task {parent.name} has made {policy.max_schedules} schedules, the most its Agent {owner} allows"
+            " (spec.subtasks.maxSchedules)"
         )
     return None
 

@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from foreman.api.http.errors import NotFound
-from foreman.api.http.features import tasks_on_node
+from foreman.api.http.features import for_server, tasks_on_node
 from foreman.api.http.kube import Kube, ServerTrust
 from foreman.api.models.base import wire_time
 from foreman.api.models.resources import API_VERSION, AgenticTask, FleetNode, NodeIdentity
@@ -170,7 +170,7 @@ async def join(
     trust = _host_trust(kube, node, server)
     if (existing := await _existing(kube, node)) is not None and (why := held_by_another(existing)):
         raise JoinRefused(why)
-    for manifest in pinned_worker_rbac(node):
+    for manifest in for_server(pinned_worker_rbac(node), await kube.server_version()):
         if manifest["kind"] != "FleetNode":
             await kube.apply(manifest)
     config, expires_at = await _mint(kube, node, trust, lifetime)
