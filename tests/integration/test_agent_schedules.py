@@ -22,13 +22,25 @@ from foreman.api.models.schedules import TaskSchedule
 from foreman.api.state import agent_schedules
 from foreman.api.tooling.localcluster import Identity
 from foreman.api.tooling.manifests import pinned_worker_rbac
+from foreman.api.tooling.scripted_llm import Call, ScriptedLLM, Turn
 from foreman.controller.loop import Controller
 from foreman.worker.agent.errors import ToolError
 from foreman.worker.agent.schedules import ScheduleTool
+from foreman.worker.executors.agent import AgentExecutor
 from foreman.worker.metrics import WorkerMetrics
 from tests.clock import Clock
 from tests.clusters import Cluster
-from tests.integration.helpers import delete_nodes, foreman_cli, make_node, make_task, running_controller, until
+from tests.integration.helpers import (
+    delete_nodes,
+    foreman_cli,
+    make_node,
+    make_task,
+    phase_is,
+    running_controller,
+    running_worker,
+    until,
+    wait_for,
+)
 
 NODE = "pinned"  # Identity.PINNED_WORKER's node
 
@@ -221,3 +233,38 @@ async def _past_the_tool(
         3,
         1,
     )  # fmt: skip  (flaky-nightly twice: created, then changed; second; every-minute)
+
+
+async def test_a_model_sets_a_schedule_through_the_agent_executor(kube: Kube, namespace: str, tmp_path: Path) -> None:
+    """The tool as a model meets it: offered, called, its refusal read back; the schedule names the worker's node."""
+    node = f"sched-{namespace}"
+
+    def asked(name: str, schedule: str) -> Turn:
+        return Turn(
+            calls=[Call("set_schedule", {"name": name, "schedule": schedule, "agent": "tester", "prompt": "p"})]
+        )
+
+    script = [
+        asked("nightly", "@daily"),
+        asked("often", "*/5 * * * *"),
+        Turn(calls=[Call("submit_result", {"verdict": "GO", "summary": "scheduled"})]),
+    ]
+    await agents(kube, namespace)
+    async with (
+        ScriptedLLM(script) as llm,
+        running_controller(kube, namespace, schedule_check_every=0.05),
+        running_worker(kube, node, namespace, {"agent": AgentExecutor},
+                       executors={"agent": {"endpoint": llm.base_url, "workspaceRoot": str(tmp_path)}}),
+    ):  # fmt: skip
+        await make_task(kube, namespace, "planner", executor="agent", agentRef="coder", payload={"prompt": "Go."})
+        task = await wait_for(kube, namespace, "planner", phase_is("Succeeded"), timeout=30)
+        await until(accepted(kube, namespace, "nightly"), lambda c: c == ("True", "ScheduleAccepted", ""))
+    offered = [tool["function"]["name"] for tool in llm.requests[0]["tools"]]
+    assert "set_schedule" in offered
+    told = [m["content"] for m in llm.requests[2]["messages"] if m["role"] == "tool"]
+    assert told[0].startswith("taskschedule/nightly created")
+    assert told[1].startswith("error: ScheduleLimitExceeded: '*/5 * * * *' fires 300 s apart")
+    made = await kube.get(TaskSchedule, "nightly", namespace)
+    assert made.spec.created_by is not None
+    assert (made.spec.created_by.node, made.spec.created_by.uid) == (node, task.metadata.uid)
+    assert [s.name for s in (await kube.list(TaskSchedule, namespace=namespace)).items] == ["nightly"]
