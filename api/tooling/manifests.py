@@ -14,6 +14,7 @@ import yaml
 
 from foreman.api.http.features import NEEDS_ADMISSION
 from foreman.api.models.resources import GROUP, NODE_LABEL
+from foreman.api.models.schedules import TRIGGER_ANNOTATION
 from foreman.api.models.subtasks import CREATED_BY_AGENT, CREATED_BY_LABEL, PARENT_LABEL
 from foreman.api.models.transcript import KEY as TRANSCRIPT_KEY
 from foreman.api.tooling.crd import all_crds
@@ -319,7 +320,8 @@ def agent_schedules_admission() -> list[Manifest]:
     an agent-made one (`spec.source: agent`, labelled foreman.dev/created-by=agent and foreman.dev/parent naming
     spec.createdBy.task), made on its own node (spec.createdBy.node), whose tasks are agent tasks for an Agent with a
     prompt and nothing else (no notify sink to send results to, no priority, gates, escalation, repository, model or
-    labels); a change keeps its maker. What needs counting or another object (the parent task Scheduled or Running on
+    labels); a change keeps its maker, and no worker fires one by hand (the trigger annotation would fire it past
+    its interval, as often as it liked). What needs counting or another object (the parent task Scheduled or Running on
     that node with that uid, in this namespace and queue; maxSchedules; the interval; the Agent allowed) the
     controller decides before the schedule fires (api/state/agent_schedules.py). Every worker identity is held to it,
     the shared one with a token bound to no Pod included: that one names no node, so it makes no schedules."""
@@ -327,6 +329,7 @@ def agent_schedules_admission() -> list[Manifest]:
     template = f"{spec}.taskTemplate"
     task = f"{template}.spec"
     labels = "object.metadata.labels"
+    annotations = "object.metadata.annotations"
     allowed_fields = ["kind", "executor", "payload", "agentRef", "queue", "requiredCapability", "priority",
                       "timeoutSeconds", "retries", "cancel", "dependsOn", "notify"]  # fmt: skip
     validations = [
@@ -350,6 +353,11 @@ def agent_schedules_admission() -> list[Manifest]:
          f" && {_empty(template + '.metadata', 'annotations')})",
          "'the tasks of an agent-made TaskSchedule are agent tasks: executor agent, an agentRef, a payload of a prompt"
          f" only, priority 0, no labels or annotations, no fields but {', '.join(allowed_fields)} (those empty)'"),
+        (f"!has({annotations}) || !('{TRIGGER_ANNOTATION}' in {annotations})"
+         " || request.operation == 'UPDATE' && has(oldObject.metadata.annotations)"
+         f" && '{TRIGGER_ANNOTATION}' in oldObject.metadata.annotations"
+         f" && oldObject.metadata.annotations['{TRIGGER_ANNOTATION}'] == {annotations}['{TRIGGER_ANNOTATION}']",
+         f"'a worker may not fire a TaskSchedule by hand (annotation {TRIGGER_ANNOTATION}): that is for people'"),
         ("request.operation != 'UPDATE' || has(oldObject.spec.source) && oldObject.spec.source == 'agent'"
          f" && has(oldObject.spec.createdBy) && oldObject.spec.createdBy == {spec}.createdBy",
          "'a worker changes only an agent-made TaskSchedule, and never its maker (spec.createdBy)'"),

@@ -144,6 +144,9 @@ async def test_set_schedule_within_bounds_and_refused_past_them(
             await tool.call({"name": "third", "schedule": "@weekly", "agent": "tester", "prompt": "p"})
         names = {s.name for s in (await kube.list(TaskSchedule, namespace=namespace)).items}
         assert names == {"flaky-nightly", "second", "peoples"}
+        trigger = {"metadata": {"annotations": {"foreman.dev/trigger": "again-and-again"}}}
+        with pytest.raises(Forbidden, match="may not fire a TaskSchedule by hand"):
+            await worker.patch(TaskSchedule, "second", trigger, namespace=namespace)
         refused = metrics.agent_set_schedule.labels("refused", "ScheduleLimitExceeded")._value.get()
         assert refused == 3  # every minute, the Agent not allowed, the third
 
