@@ -26,6 +26,7 @@ from foreman.api.models.schedules import (
     task_name,
 )
 from foreman.api.state import reasons
+from foreman.api.state.agent_schedules import Refusal
 from foreman.api.state.cron import Cron, ScheduleError, parse
 from foreman.controller import history
 
@@ -143,23 +144,29 @@ def due_slot(cron: Cron, schedule: TaskSchedule, now: datetime) -> datetime | No
     return slot if slot is not None and slot > since else None
 
 
-def plan(schedule: TaskSchedule, tasks: Sequence[AgenticTask], now: datetime) -> Plan:
+def plan(schedule: TaskSchedule, tasks: Sequence[AgenticTask], now: datetime, refused: Refusal | None = None) -> Plan:
+    """`refused`: why an agent-made schedule is out of its bounds (agent_schedules.refusal): it never fires."""
     spec, current = schedule.spec, schedule.status
     draft = _Draft(schedule, {task.name: task for task in tasks}, now)
     last, upcoming = current.last_schedule_time, None
-    accepted: tuple[Literal["True", "False"], str, str]
-    try:
-        cron = parse(spec.schedule, spec.time_zone)
-    except ScheduleError as error:
-        accepted = ("False", error.reason, str(error))
+    accepted: tuple[Literal["True", "False"], str, str] = ("True", reasons.SCHEDULE_ACCEPTED, "")
+    cron: Cron | None = None
+    if refused is not None:
+        accepted = ("False", refused.reason, refused.message)
     else:
-        accepted = ("True", reasons.SCHEDULE_ACCEPTED, "")
+        try:
+            cron = parse(spec.schedule, spec.time_zone)
+        except ScheduleError as error:
+            accepted = ("False", error.reason, str(error))
+    if cron is not None:
         slot = None if spec.suspend else due_slot(cron, schedule, now)
         if slot is not None:
             draft.fire(slot)
             last = slot
         upcoming = None if spec.suspend else cron.next_after(now)
     trigger = schedule.metadata.annotations.get(TRIGGER_ANNOTATION)
+    if refused is not None:
+        trigger = None  # NB: not even by hand: it stays unfired, and the trigger waits for a decision that accepts it
     if trigger and trigger != current.last_trigger:
         draft.trigger(trigger)
 

@@ -244,6 +244,8 @@ class Controller:
         for schedule, note in done.notes:
             kind: Literal["Normal", "Warning"] = "Warning" if note.warning else "Normal"
             self._emit(schedule, note.reason, note.message, kind)
+        for reason in done.decided:
+            self.metrics.agent_schedules.labels(reason).inc()
 
     def _finished(self, old: AgenticTask | None, new: AgenticTask) -> None:
         """The cache saw a task finish: count it, once, if this replica leads (foreman.controller.outcomes)."""

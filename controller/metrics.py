@@ -100,6 +100,14 @@ class ControllerMetrics:
             registry=self.registry,
         )
 
+        self.agent_schedules = Counter(
+            "foreman_agent_schedules_total",
+            "Agent-made TaskSchedules (set_schedule) the controller decided (once per generation), by the reason of"
+            " its Accepted condition: ScheduleAccepted, or a refusal's (ScheduleLimitExceeded, InvalidParent, ...)",
+            ["reason"],
+            registry=self.registry,
+        )
+
     def record(self, outcome: Outcome) -> None:
         """Count one finished task."""
         self.completed.labels(outcome.namespace, outcome.queue, outcome.kind, outcome.verdict, outcome.outcome).inc()

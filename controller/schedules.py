@@ -20,10 +20,12 @@ import structlog
 
 from foreman.api.http.errors import AlreadyExists, ApiError, Conflict, NotFound
 from foreman.api.http.kubeapi import KubeApi
-from foreman.api.models.base import is_newer
+from foreman.api.models.base import find_condition, is_newer
 from foreman.api.models.resources import AgenticTask, key_of
 from foreman.api.models.schedules import TaskSchedule
 from foreman.api.runtime.workqueue import WorkQueue
+from foreman.api.state import agent_schedules, reasons
+from foreman.api.state.agent_schedules import Refusal
 from foreman.controller.cache import Cache, ScheduleKey
 from foreman.controller.deletion import delete_finished
 from foreman.controller.firing import Note, Plan, plan
@@ -47,6 +49,8 @@ class Fired:
     """Tasks created (or found created by an earlier fire): for the controller's cache, and to be placed."""
     notes: list[tuple[TaskSchedule, Note]] = field(default_factory=list)
     """What to tell about each schedule (its Events)."""
+    decided: list[str] = field(default_factory=list)
+    """The Accepted reasons written to agent-made schedules in this pass, one per new decision (for the metrics)."""
 
 
 class ScheduleLoop:
@@ -114,7 +118,8 @@ class ScheduleLoop:
         schedule = self.schedules.get(key)
         if schedule is None:
             return
-        result = plan(schedule, self.cache.schedule_tasks(key), now)
+        refused = self.bounds(schedule, now)
+        result = plan(schedule, self.cache.schedule_tasks(key), now, refused)
         bound = log.bind(schedule=schedule.name, namespace=schedule.namespace)
         if result.wake_at is None:
             self.queue.cancel_after(key)
@@ -146,6 +151,8 @@ class ScheduleLoop:
                     resource_version=schedule.metadata.resource_version,
                 )
                 self._store(updated)  # NB: our own write: no reason to plan again
+                if schedule.spec.source == "agent" and (reason := _new_decision(schedule, result)):
+                    done.decided.append(reason)
         except Conflict:
             bound.debug("schedule changed meanwhile, planning again")
             await self._refresh(schedule)
@@ -158,6 +165,24 @@ class ScheduleLoop:
             bound.warning("schedule step failed, retrying", error=str(error), retry_in=delay)
             return
         self.queue.forget(key)
+
+    def bounds(self, schedule: TaskSchedule, now: datetime) -> Refusal | None:
+        """Why an agent-made schedule may not fire (None: it may, or it is not an agent's): decided once per
+        generation, from the controller's caches (agent_schedules)."""
+        if schedule.spec.source != "agent":
+            return None
+        earlier = agent_schedules.decided(schedule)
+        if earlier is not False:
+            return earlier
+        namespace = schedule.namespace or ""
+        creator = schedule.spec.created_by
+        parent = self.cache.task((namespace, creator.task)) if creator is not None else None
+        agent = self.cache.agent_of(parent) if parent is not None else None
+        siblings = [known for (space, _), known in self.schedules.items() if space == namespace]
+        return agent_schedules.refusal(
+            schedule, parent=parent, agent=agent, schedules=siblings, now=now,
+            fired_by_agent=parent is not None and agent_schedules.fired_by(parent, siblings),
+        )  # fmt: skip
 
     async def _create(self, task: AgenticTask) -> AgenticTask:
         try:
@@ -178,3 +203,14 @@ class ScheduleLoop:
             self.remove(schedule)
         except ApiError:
             self.queue.retry(key_of(schedule))
+
+
+def _new_decision(schedule: TaskSchedule, result: Plan) -> str | None:
+    """The Accepted reason a plan writes to a schedule, when it is new for this generation."""
+    old = find_condition(schedule.status.conditions, reasons.ACCEPTED)
+    new = find_condition(result.status.conditions, reasons.ACCEPTED)
+    if new is None or (
+        old is not None and (old.reason, old.observed_generation) == (new.reason, new.observed_generation)
+    ):
+        return None
+    return new.reason

@@ -220,6 +220,12 @@ REFUSED: list[Refused] = [
         "spec.startingDeadlineSeconds: over 60 has no effect with catchUp Skip (a fire more than 60 s late is skipped"
         " anyway)",
     ),
+    Refused(
+        "schedule-agent-made-by-nobody",
+        "TaskSchedule",
+        {"spec.source": "agent"},
+        "spec.createdBy: an agent-made schedule (source agent) names the task that made it",
+    ),
 ]
 # Right at each bound: accepted by both.
 ACCEPTED: list[Refused] = [
@@ -232,6 +238,12 @@ ACCEPTED: list[Refused] = [
         "",
     ),
     Refused("schedule-runonce-with-a-deadline", "TaskSchedule", {"spec.startingDeadlineSeconds": 3600}, ""),
+    Refused(
+        "schedule-agent-made",
+        "TaskSchedule",
+        {"spec.source": "agent", "spec.createdBy": {"task": "fixer", "uid": "u-1", "node": "gpu-box"}},
+        "",
+    ),
     Refused("task-notify-sixteen-sinks", "AgenticTask", {"spec.notify": [{"log": {}}] * 16}, ""),
     Refused(
         "task-notify-every-sink",

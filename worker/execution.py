@@ -189,6 +189,8 @@ class TaskRunner:
             fleet=KubeFleet(self.kube, task)
             if agent is not None and agent.subtasks and agent.subtasks.agents
             else None,
+            kube=self.kube,
+            clock=self.clock,
         )
         outcome = await self._outcome(execution, executor, context)
         ran = dataclasses.replace(

@@ -51,6 +51,13 @@ class WorkerMetrics:
             "foreman_agent_tool_calls_total", "Tool calls, by tool and outcome (ok or error)", ["tool", "outcome"],
             registry=self.registry,
         )  # fmt: skip
+        self.agent_set_schedule = Counter(
+            "foreman_agent_set_schedule_total",
+            "set_schedule calls by outcome (created, updated, refused) and, for a refusal, its reason (InvalidSchedule,"
+            " InvalidTimeZone, ScheduleLimitExceeded, InvalidParent, BadArguments, Refused)",
+            ["outcome", "reason"],
+            registry=self.registry,
+        )
         self.agent_escalations = Counter(
             "foreman_agent_escalations_total",
             "Agent tasks sent to the next model of their escalation ladder, by the model that failed, the next one and"

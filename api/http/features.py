@@ -45,6 +45,9 @@ ADMISSION_KINDS = frozenset({"ValidatingAdmissionPolicy", "ValidatingAdmissionPo
 CHILD_TASK_RULE: Manifest = {"apiGroups": [GROUP], "resources": ["agentictasks"], "verbs": ["create", "patch"]}
 """The worker's right to create and patch tasks, for an agent's children: only admission narrows it to them
 (manifests.worker_admission), so a server without ValidatingAdmissionPolicy gets roles without it (no sub-tasks)."""
+NEEDS_ADMISSION = "foreman.dev/needs-admission-policy"
+"""Annotation on RBAC that grants only what a ValidatingAdmissionPolicy bounds (a worker's right to make
+TaskSchedules): older servers, without the policy, get neither."""
 
 
 def release_of(version: dict[str, Any]) -> Release:
@@ -83,7 +86,7 @@ def for_server(manifests: list[Manifest], release: Release) -> list[Manifest]:
         return manifests
     manifests = [_older_crd(m, release) if m["kind"] == "CustomResourceDefinition" else m for m in manifests]
     if release < VALIDATING_ADMISSION_POLICY:
-        manifests = [_unguarded(m) for m in manifests if m["kind"] not in ADMISSION_KINDS]
+        manifests = [_unguarded(m) for m in manifests if m["kind"] not in ADMISSION_KINDS and not _needs_admission(m)]
     return manifests
 
 
@@ -92,6 +95,10 @@ def _unguarded(manifest: Manifest) -> Manifest:
     if manifest["kind"] not in ("ClusterRole", "Role") or CHILD_TASK_RULE not in manifest.get("rules", []):
         return manifest
     return {**manifest, "rules": [rule for rule in manifest["rules"] if rule != CHILD_TASK_RULE]}
+
+
+def _needs_admission(manifest: Manifest) -> bool:
+    return NEEDS_ADMISSION in manifest.get("metadata", {}).get("annotations", {})
 
 
 def _older_crd(crd: Manifest, release: Release) -> Manifest:

@@ -10,7 +10,7 @@ from pydantic import Field
 
 from foreman.api.models.base import Conditions, Model, Rule
 from foreman.api.models.envelope import Verdict
-from foreman.api.models.resources import GROUP, AgenticTaskSpec, Resource
+from foreman.api.models.resources import GROUP, AgenticTaskSpec, DnsName, Resource
 
 SCHEDULE_LABEL = f"{GROUP}/schedule"
 """On every task a schedule created: the schedule's name (so its name must be a valid label value, <= 63)."""
@@ -26,7 +26,7 @@ NAME_LIMIT = 63
 
 ConcurrencyPolicy = Literal["Allow", "Forbid", "Replace"]
 CatchUp = Literal["Skip", "RunOnce"]
-Source = Literal["declarative", "dynamic"]
+Source = Literal["declarative", "dynamic", "agent"]
 RunPhase = Literal["Pending", "Scheduled", "Running", "Succeeded", "Failed", "Skipped"]
 HistoryLimit = Annotated[int, Field(ge=0, le=100)]
 
@@ -39,6 +39,17 @@ class TemplateMeta(Model):
 class TaskTemplate(Model):
     metadata: TemplateMeta = TemplateMeta()
     spec: AgenticTaskSpec
+
+
+class Creator(Model):
+    """The task whose agent made a schedule (`set_schedule`): the apiserver's admission policy holds `node` to the
+    worker that wrote it, the controller holds the task to Scheduled or Running there."""
+
+    task: DnsName
+    uid: str = Field(min_length=1, max_length=64)
+    """The task's uid: a task deleted and made again under its name is another task."""
+    node: str = Field(min_length=1, max_length=253)
+    """The FleetNode the task ran on when its agent made the schedule."""
 
 
 class TaskScheduleSpec(Model):
@@ -60,8 +71,11 @@ class TaskScheduleSpec(Model):
     failed_tasks_history_limit: HistoryLimit = 1
     """Failed tasks kept; older ones are deleted."""
     source: Source = "declarative"
-    """Who owns it: declarative (`foreman schedule sync` may update and prune it) or dynamic (created by a planner
-    through the SDK; sync never touches it)."""
+    """Who owns it: declarative (`foreman schedule sync` may update and prune it), dynamic (created by a planner
+    through the SDK) or agent (made by a running task's agent with `set_schedule`); sync touches only declarative
+    ones."""
+    created_by: Creator | None = None
+    """The task that made it, for source agent (required there)."""
     task_template: TaskTemplate
 
     rules: ClassVar[tuple[Rule, ...]] = (
@@ -77,6 +91,11 @@ class TaskScheduleSpec(Model):
                     and spec.starting_deadline_seconds > ON_TIME_SECONDS
                 )
             ),
+        ),
+        Rule(
+            cel="!has(self.source) || self.source != 'agent' || has(self.createdBy)",
+            message="spec.createdBy: an agent-made schedule (source agent) names the task that made it",
+            holds=lambda spec: spec.source != "agent" or spec.created_by is not None,
         ),
     )
 

@@ -16,10 +16,12 @@ from foreman.api.models.base import Model
 from foreman.api.models.resources import GROUP
 
 PARENT_LABEL = f"{GROUP}/parent"
-"""On a child: the name of the task that created it (with an ownerReference to it, by uid)."""
+"""On what a task's agent creates (children, schedules): the creating task's name (a child also has an
+ownerReference to it, by uid)."""
 CREATED_BY_LABEL = f"{GROUP}/created-by"
 CREATED_BY_AGENT = "agent"
-"""`foreman.dev/created-by: agent`: made by an agent's `submit_task`, never by a person."""
+"""`foreman.dev/created-by: agent` on what a task's agent creates (`submit_task`, `set_schedule`), never on what
+people make: a selector tells them apart."""
 DEPTH_LABEL = f"{GROUP}/depth"
 """On a child: its level below the task people made (1: a child of it, 2: a grandchild)."""
 CREATOR_NODE_LABEL = f"{GROUP}/creator-node"

@@ -164,6 +164,17 @@ class _Calendar:
                 return
             times = every_day
 
+    def matching_days(self, first: date, last: date) -> Iterator[date]:
+        """The matching days from first to last, both included."""
+        day = first if first.month in self.months else self._next_day(first, forward=True)
+        while day <= last:
+            if self.matches(day):
+                yield day
+            try:
+                day = self._next_day(day, forward=True)
+            except OverflowError:
+                return
+
     def _next_day(self, day: date, forward: bool) -> date:
         day = day + _DAY if forward else day - _DAY
         while day.month not in self.months:  # skip whole months: a leap-day schedule waits up to 8 years
@@ -229,6 +240,25 @@ class Cron:
             after = self.next_after(after)
             fires.append(after)
         return fires
+
+    @property
+    def times(self) -> tuple[time, ...]:
+        """The times of day it fires at (wall clock), ascending."""
+        return self._calendar.times
+
+    def days(self, first: date, last: date) -> Iterator[date]:
+        """The wall-clock days it fires on, from first to last."""
+        return self._calendar.matching_days(first, last)
+
+    def instants(self, wall: datetime) -> tuple[datetime, ...]:
+        """The instants a wall-clock time it matches fires at (none, one or two near an offset change)."""
+        return self._instants(wall)
+
+    def steady_offset(self, day: date) -> timedelta | None:
+        """The zone's UTC offset through `day` and SHIFT either side of it, or None when it changes there."""
+        start = datetime.combine(day, time()).replace(tzinfo=self.zone).astimezone(UTC) - SHIFT
+        offset = self._offset(start)
+        return offset if offset == self._offset(start + _DAY + 2 * SHIFT) else None
 
     def _nearest(self, pivot: datetime, *, forward: bool) -> datetime | None:
         def wanted(instant: datetime) -> bool:

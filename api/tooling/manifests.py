@@ -12,8 +12,9 @@ from typing import Any
 
 import yaml
 
-from foreman.api.http.features import CHILD_TASK_RULE
+from foreman.api.http.features import CHILD_TASK_RULE, NEEDS_ADMISSION
 from foreman.api.models.resources import GROUP, NODE_LABEL
+from foreman.api.models.schedules import TRIGGER_ANNOTATION
 from foreman.api.models.subtasks import (
     CREATED_BY_AGENT,
     CREATED_BY_LABEL,
@@ -83,6 +84,12 @@ WORKER_RULES = [
     _rule([""], ["events"], ["create", "patch"]),
 ]
 WORKER_TRANSCRIPTS = f"{WORKER}-transcripts"
+# NB: what a task's agent may make through its worker (set_schedule), each write bounded by the admission policy
+# `foreman-worker-agent-schedules` (agent_schedules_admission): granted only where that policy is installed
+# (features.NEEDS_ADMISSION), in a ClusterRole of its own bound to every worker identity. No delete: a schedule an
+# agent made outlives its task, and only people remove it.
+AGENT_SCHEDULES = f"{WORKER}-agent-schedules"
+AGENT_SCHEDULE_RULES = [_rule([GROUP], ["taskschedules"], ["get", "list", "create", "patch"])]
 # NB: the in-cluster dashboard only reads (its pages) and is reached through `kubectl port-forward`; cancel and trigger
 # stay with people's own credentials (`foreman dashboard --allow-actions` on their machine).
 DASHBOARD_RULES = [
@@ -129,15 +136,24 @@ def _cluster_role(name: str, rules: list[dict[str, Any]]) -> Manifest:
     }
 
 
-def _cluster_role_binding(name: str) -> Manifest:
-    """Binds the ClusterRole `name` to the ServiceAccount of the same name."""
-    return {
+def _cluster_role_binding(name: str, role: str | None = None) -> Manifest:
+    """Binds the ClusterRole `role` (default: `name`) to the ServiceAccount `name`."""
+    binding: Manifest = {
         "apiVersion": "rbac.authorization.k8s.io/v1",
         "kind": "ClusterRoleBinding",
-        "metadata": _meta(name),
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": name},
+        "metadata": _meta(name if role is None else f"{name}-{role.removeprefix(WORKER + '-')}"),
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role or name},
         "subjects": [_subject(name)],
     }
+    if role == AGENT_SCHEDULES:
+        binding["metadata"]["annotations"] = {NEEDS_ADMISSION: "true"}
+    return binding
+
+
+def _agent_schedules_role() -> Manifest:
+    role = _cluster_role(AGENT_SCHEDULES, AGENT_SCHEDULE_RULES)
+    role["metadata"]["annotations"] = {NEEDS_ADMISSION: "true"}
+    return role
 
 
 def pinned_worker_rbac(node: str) -> list[Manifest]:
@@ -160,6 +176,7 @@ def pinned_worker_rbac(node: str) -> list[Manifest]:
         {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": _meta(name, NAMESPACE)},
         _cluster_role(name, rules),
         _cluster_role_binding(name),
+        _cluster_role_binding(name, AGENT_SCHEDULES),
         fleet_node,
     ]
 
@@ -392,6 +409,93 @@ def _own_objects() -> dict[str, Any]:
     }
 
 
+def agent_schedules_admission() -> list[Manifest]:
+    """What a worker's token may write of a TaskSchedule (RBAC: get, list, create, patch; AGENT_SCHEDULE_RULES): only
+    an agent-made one (`spec.source: agent`, labelled foreman.dev/created-by=agent and foreman.dev/parent naming
+    spec.createdBy.task), made on its own node (spec.createdBy.node), whose tasks are agent tasks for an Agent with a
+    prompt and nothing else (no notify sink to send results to, no priority, gates, escalation, repository, model or
+    labels); a change keeps its maker, and no worker fires one by hand (the trigger annotation would fire it past
+    its interval, as often as it liked). What needs counting or another object (the parent task Scheduled or Running on
+    that node with that uid, in this namespace and queue; maxSchedules; the interval; the Agent allowed) the
+    controller decides before the schedule fires (api/state/agent_schedules.py). Every worker identity is held to it,
+    the shared one with a token bound to no Pod included: that one names no node, so it makes no schedules."""
+    spec = "object.spec"
+    template = f"{spec}.taskTemplate"
+    task = f"{template}.spec"
+    labels = "object.metadata.labels"
+    annotations = "object.metadata.annotations"
+    allowed_fields = ["kind", "executor", "payload", "agentRef", "queue", "requiredCapability", "priority",
+                      "timeoutSeconds", "retries", "cancel", "dependsOn", "notify"]  # fmt: skip
+    validations = [
+        ("variables.node != ''", "'a worker token that names no node (a shared token bound to no Pod) makes no"
+         " TaskSchedules'"),
+        (f"has({spec}.source) && {spec}.source == 'agent'", "'a worker may write only agent-made TaskSchedules"
+         " (spec.source: agent)'"),
+        (f"has({spec}.createdBy) && {spec}.createdBy.node == variables.node", "'an agent-made TaskSchedule names its"
+         " maker on the node of the worker that writes it (spec.createdBy.node: ' + variables.node + ')'"),
+        (f"has({spec}.createdBy) && has({labels}) && '{CREATED_BY_LABEL}' in {labels}"
+         f" && {labels}['{CREATED_BY_LABEL}'] == '{CREATED_BY_AGENT}' && '{PARENT_LABEL}' in {labels}"
+         f" && {labels}['{PARENT_LABEL}'] == {spec}.createdBy.task",
+         f"'an agent-made TaskSchedule is labelled {CREATED_BY_LABEL}={CREATED_BY_AGENT} and {PARENT_LABEL}= the task"
+         " in spec.createdBy'"),
+        (f"{task}.executor == 'agent' && has({task}.agentRef) && {task}.all(k, k in {allowed_fields})"
+         f" && (!has({task}.priority) || {task}.priority == 0)"
+         f" && {_empty(task, 'dependsOn')} && {_empty(task, 'notify')}"
+         f" && has({task}.payload) && {task}.payload.all(k, k in ['prompt', 'inputs'])"
+         f" && {_empty(task + '.payload', 'inputs')}"
+         f" && (!has({template}.metadata) || {_empty(template + '.metadata', 'labels')}"
+         f" && {_empty(template + '.metadata', 'annotations')})",
+         "'the tasks of an agent-made TaskSchedule are agent tasks: executor agent, an agentRef, a payload of a prompt"
+         f" only, priority 0, no labels or annotations, no fields but {', '.join(allowed_fields)} (those empty)'"),
+        (f"!has({annotations}) || !('{TRIGGER_ANNOTATION}' in {annotations})"
+         " || request.operation == 'UPDATE' && has(oldObject.metadata.annotations)"
+         f" && '{TRIGGER_ANNOTATION}' in oldObject.metadata.annotations"
+         f" && oldObject.metadata.annotations['{TRIGGER_ANNOTATION}'] == {annotations}['{TRIGGER_ANNOTATION}']",
+         f"'a worker may not fire a TaskSchedule by hand (annotation {TRIGGER_ANNOTATION}): that is for people'"),
+        ("request.operation != 'UPDATE' || has(oldObject.spec.source) && oldObject.spec.source == 'agent'"
+         f" && has(oldObject.spec.createdBy) && oldObject.spec.createdBy == {spec}.createdBy",
+         "'a worker changes only an agent-made TaskSchedule, and never its maker (spec.createdBy)'"),
+    ]  # fmt: skip
+    policy = {
+        "failurePolicy": "Fail",
+        "matchConditions": [
+            {
+                "name": "a-worker",
+                "expression": f"request.userInfo.username.startsWith('{PINNED_WORKER_PREFIX}')"
+                f" || request.userInfo.username == '{SHARED_WORKER_USER}'",
+            }
+        ],
+        "variables": [
+            {
+                "name": "node",
+                "expression": f"request.userInfo.username.startsWith('{PINNED_WORKER_PREFIX}')"
+                f" ? request.userInfo.username.substring({len(PINNED_WORKER_PREFIX)})"
+                f" : {_BOUND_TO_A_NODE} ? request.userInfo.extra['{NODE_NAME_EXTRA}'][0] : ''",
+            }
+        ],
+        "matchConstraints": {
+            "resourceRules": [
+                {
+                    "apiGroups": [GROUP],
+                    "apiVersions": ["*"],
+                    "operations": ["CREATE", "UPDATE"],
+                    "resources": ["taskschedules"],
+                }
+            ]
+        },
+        "validations": [
+            {"expression": expression, "messageExpression": message, "reason": "Forbidden"}
+            for expression, message in validations
+        ],
+    }
+    return _policy(AGENT_SCHEDULES, policy)
+
+
+def _empty(parent: str, field: str) -> str:
+    """CEL: the field is absent or empty (the wire form of a model writes an empty list or map for its defaults)."""
+    return f"(!has({parent}.{field}) || size({parent}.{field}) == 0)"
+
+
 NOTIFIER_USER = f"system:serviceaccount:{NAMESPACE}:{NOTIFIER}"
 DELIVERIES_ONLY_POLICY = f"{NOTIFIER}-deliveries-only"
 
@@ -501,6 +605,8 @@ def rbac(*, transcript_namespaces: tuple[str, ...] = ()) -> list[Manifest]:
         worker_cluster_role(narrowed=bool(transcript_namespaces)),
         _cluster_role(NOTIFIER, NOTIFIER_RULES),
         *(_cluster_role_binding(n) for n in names),
+        _agent_schedules_role(),
+        _cluster_role_binding(WORKER, AGENT_SCHEDULES),
         _cluster_role(NOTIFIER_SECRETS, NOTIFIER_SECRET_RULES),  # NB: bound per namespace (notifier_secret_access)
         *_leader_election(CONTROLLER),
         *_leader_election(NOTIFIER),
@@ -648,7 +754,7 @@ def files() -> dict[str, list[Manifest]]:
     return {
         **crds,
         "rbac.yaml": rbac(),
-        "admission.yaml": [*worker_admission(), *notifier_admission()],
+        "admission.yaml": [*worker_admission(), *notifier_admission(), *agent_schedules_admission()],
         "controller.yaml": [controller_deployment()],
         "worker.yaml": [worker_daemonset()],
         # NB: the RoleBinding for `default` is the example; one per namespace whose tasks notify through a Secret
@@ -683,6 +789,7 @@ def install_manifests(
         *access,
         *worker_admission(),
         *notifier_admission(),
+        *agent_schedules_admission(),
     ]
     workloads = (
         [controller_deployment(image), worker_daemonset(image), notifier_deployment(image)] if with_workloads else []

@@ -1,5 +1,6 @@
 """Declarative TaskSchedules: a set kept in files (a Git repository) made true in the cluster, `kubectl apply --prune`
-style, without ever touching a dynamic schedule (one a planner created through the SDK).
+style, without ever touching a dynamic schedule (one a planner created through the SDK) or an agent-made one (a
+running task's, `set_schedule`): forge's rule, LLM-made schedules kept apart from the file's.
 
 Pure: the files' schedules and the cluster's in, what to create, update and prune out. `foreman schedules sync`
 (cli/schedules.py) carries it out through `ForemanClient`.
@@ -21,7 +22,7 @@ class SyncPlan:
     unchanged: list[TaskSchedule] = field(default_factory=list)
     prune: list[TaskSchedule] = field(default_factory=list)
     conflicts: list[str] = field(default_factory=list)
-    """Names in the files that a dynamic schedule already has: nothing is done while there are any."""
+    """Names in the files that a dynamic or agent-made schedule already has: nothing is done while there are any."""
 
 
 def in_sync(wanted: TaskSchedule, current: TaskSchedule) -> bool:
@@ -45,8 +46,8 @@ def plan_sync(wanted: Iterable[TaskSchedule], existing: Iterable[TaskSchedule], 
         found = current.get(key)
         if found is None:
             plan.create.append(schedule)
-        elif found.spec.source == "dynamic":
-            plan.conflicts.append(f"{key[0]}/{key[1]} exists as a dynamic schedule (a planner's); not taking it over")
+        elif found.spec.source != "declarative":
+            plan.conflicts.append(f"{key[0]}/{key[1]} exists as {_owned(found)}; not taking it over")
         elif in_sync(schedule, found):
             plan.unchanged.append(schedule)
         else:
@@ -58,3 +59,9 @@ def plan_sync(wanted: Iterable[TaskSchedule], existing: Iterable[TaskSchedule], 
             if key not in wanted_keys and schedule.spec.source == "declarative"
         )
     return plan
+
+
+def _owned(schedule: TaskSchedule) -> str:
+    if schedule.spec.source == "agent" and schedule.spec.created_by is not None:
+        return f"an agent-made schedule (task {schedule.spec.created_by.task}'s)"
+    return "a dynamic schedule (a planner's)"

@@ -20,7 +20,7 @@ from foreman.api.models.agents import ToolName
 from foreman.api.models.envelope import VERDICTS
 from foreman.api.models.gates import OUTPUT_TAIL as GATE_TAIL
 from foreman.api.models.gates import Gate, GateResult, GateStatus, allowed
-from foreman.worker.agent import files
+from foreman.worker.agent import files, schedules
 from foreman.worker.agent.errors import ToolError
 from foreman.worker.agent.workspace import Workspace
 from foreman.worker.sandbox.sandbox import Ran, Sandbox
@@ -108,6 +108,9 @@ DEFINITIONS: dict[ToolName, dict[str, Any]] = {
     ),
 }
 
+_OFFERABLE: dict[str, dict[str, Any]] = dict([*DEFINITIONS.items(), (schedules.NAME, schedules.DEFINITION)])
+"""The built-in tools, and those an Agent's `subtasks` adds."""
+
 
 @dataclass(frozen=True)
 class Toolbox:
@@ -118,23 +121,28 @@ class Toolbox:
     allow_commands: tuple[tuple[str, ...], ...] = ()
     sandbox: Sandbox | None = None
     """Where `run` runs its commands; without one that works, the model is not offered `run` at all."""
+    schedules: schedules.ScheduleTool | None = None
+    """`set_schedule`, where the task's Agent allows it schedules (subtasks.maxSchedules above 0)."""
 
     @property
-    def offered(self) -> tuple[ToolName, ...]:
+    def offered(self) -> tuple[str, ...]:
         runs = self.sandbox is not None and self.sandbox.runs_commands
-        return tuple(name for name in self.allowed if name != "run" or runs)
+        built_in = tuple(name for name in self.allowed if name != "run" or runs)
+        return built_in + ((schedules.NAME,) if self.schedules is not None else ())
 
     def definitions(self) -> list[dict[str, Any]]:
-        return [DEFINITIONS[name] for name in self.offered]
+        return [_OFFERABLE[name] for name in self.offered]
 
     def schemas(self) -> dict[str, dict[str, Any]]:
         """Each offered tool's parameters, by name (what a call written as text must match)."""
-        return {name: DEFINITIONS[name]["function"]["parameters"] for name in self.offered}
+        return {name: _OFFERABLE[name]["function"]["parameters"] for name in self.offered}
 
     async def call(self, name: str, arguments: dict[str, Any]) -> str:
         """Run one tool; ToolError for anything the model should hear about (submit_result is the loop's)."""
         if name not in self.offered or name == "submit_result":
             raise ToolError(f"unknown tool {name!r}; available: {', '.join(self.offered)}")
+        if name == schedules.NAME and self.schedules is not None:
+            return await self.schedules.call(arguments)
         try:
             if name == "run":
                 return await self.run(**arguments)

@@ -39,6 +39,7 @@ from foreman.worker.agent.forge import ForgeSettings, Repository
 from foreman.worker.agent.forgeclient import ForgeError
 from foreman.worker.agent.llm import Completion, ContextExceeded, Endpoint, ModelRequest, ModelServer, backoff
 from foreman.worker.agent.publisher import Publisher
+from foreman.worker.agent.schedules import ScheduleTool
 from foreman.worker.agent.stream import ToolCall
 from foreman.worker.agent.subtasks import Subtasks
 from foreman.worker.agent.tools import Toolbox
@@ -222,6 +223,15 @@ class AgentExecutor(ExecutorHooks):
         )
 
 
+def schedule_tool(task: AgenticTask, context: ExecutionContext) -> ScheduleTool | None:
+    """`set_schedule`, where the task's Agent allows it schedules and the worker gave an API client."""
+    subtasks = context.agent.subtasks if context.agent is not None else None
+    if subtasks is None or subtasks.max_schedules == 0 or context.kube is None or context.agent is None:
+        return None
+    clock = context.clock or utcnow
+    return ScheduleTool(context.kube, task, context.node_name, context.agent, clock, context.metrics)
+
+
 def sandbox_of(confined: Sandbox) -> dict[str, str]:
     """What the envelope says of the confinement its commands ran in (`unconfined` said plainly)."""
     status = confined.status()
@@ -269,7 +279,7 @@ class AgentRun:
         )
         self.publisher = Publisher(context.publish_transcript)
         commands = tuple(tuple(prefix) for prefix in config.allow_commands)
-        self.toolbox = Toolbox(space, settings.tools, commands, confined)
+        self.toolbox = Toolbox(space, settings.tools, commands, confined, schedule_tool(task, context))
         self.subtasks = subtasks_of(task, context)
         self.gates = task.gates_with(context.agent)
         self.max_fix_rounds = task.max_fix_rounds_with(context.agent)

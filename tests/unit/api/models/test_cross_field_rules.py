@@ -24,7 +24,13 @@ from foreman.api.models.notify import CloudEventsSink, NotifyEntry, WebhookSink
 from foreman.api.models.resources import AgenticTask, AgenticTaskSpec, FleetNode
 from foreman.api.models.schedules import TaskSchedule, TaskScheduleSpec
 from foreman.api.tooling.crd import all_crds
-from foreman.api.tooling.manifests import install_manifests, notifier_admission, worker_admission
+from foreman.api.tooling.manifests import (
+    AGENT_SCHEDULES,
+    agent_schedules_admission,
+    install_manifests,
+    notifier_admission,
+    worker_admission,
+)
 from tests.malformed import ACCEPTED, REFUSED, Refused
 
 MODELS: dict[str, type[Model]] = {"AgenticTask": AgenticTask, "TaskSchedule": TaskSchedule}
@@ -88,7 +94,7 @@ def _selectable(manifests: list[Any]) -> list[Any]:
 def test_older_servers_get_what_they_take_of_the_manifests() -> None:
     manifests = install_manifests()
     kinds = [m["kind"] for m in manifests]
-    policies = len(worker_admission()) + len(notifier_admission())
+    policies = len(worker_admission()) + len(notifier_admission()) + len(agent_schedules_admission())
     assert kinds[-policies:] == ["ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"] * (policies // 2)
     assert _selectable(manifests) == [
         [{"jsonPath": ".status.assignedNode"}, {"jsonPath": ".status.phase"}],
@@ -101,18 +107,25 @@ def test_older_servers_get_what_they_take_of_the_manifests() -> None:
     assert _selectable(at_130) == [None] * 5
     assert _validations(at_130) == _validations(manifests)
     without_policy = for_server(manifests, Release(1, 29))
-    assert [m["kind"] for m in without_policy] == kinds[:-policies]
+    # NB: with the policies goes what only they bound: a worker's right to make TaskSchedules
+    bounded = [m for m in manifests[:-policies] if m["metadata"]["name"].startswith(AGENT_SCHEDULES)]
+    assert [(m["kind"], m["metadata"]["name"]) for m in bounded] == [
+        ("ClusterRole", AGENT_SCHEDULES), ("ClusterRoleBinding", AGENT_SCHEDULES),
+    ]  # fmt: skip
+    assert [(m["kind"], m["metadata"]["name"]) for m in without_policy] == [
+        (m["kind"], m["metadata"]["name"]) for m in manifests[:-policies] if m not in bounded
+    ]
     assert _validations(for_server(manifests, CEL_VALIDATION)) == _validations(manifests)
     old = for_server(manifests, Release(1, 20))
     assert _validations(old) == []
     assert _selectable(old) == [None] * 5
     assert _validations(manifests) != []  # not changed in place
     # NB: without admission, no worker role may create or patch tasks (an agent's children need the policy)
-    unguarded = [{**m, "rules": [r for r in m["rules"] if r != CHILD_TASK_RULE]} if "rules" in m else m
-                 for m in manifests[:-policies] if m["kind"] != "CustomResourceDefinition"]  # fmt: skip
+    kept = [m for m in manifests[:-policies] if m["kind"] != "CustomResourceDefinition" and m not in bounded]
+    unguarded = [{**m, "rules": [r for r in m["rules"] if r != CHILD_TASK_RULE]} if "rules" in m else m for m in kept]
     assert [m for m in old if m["kind"] != "CustomResourceDefinition"] == unguarded
     assert [m for m in without_policy if m["kind"] != "CustomResourceDefinition"] == unguarded
-    assert unguarded != [m for m in manifests[:-policies] if m["kind"] != "CustomResourceDefinition"]
+    assert unguarded != kept
     worker = next(m for m in old if m["kind"] == "ClusterRole" and m["metadata"]["name"] == "foreman-worker")
     assert not any("create" in rule["verbs"] and "agentictasks" in rule["resources"] for rule in worker["rules"])
 

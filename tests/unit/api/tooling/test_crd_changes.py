@@ -17,9 +17,12 @@ from foreman.api.tooling.crd import all_crds
 ROOT = Path(__file__).resolve().parents[4]
 SNAPSHOT = ROOT / "tests" / "previous_release"
 COMMIT = "67166792b101d5f4279fbd479783f7b38a6e9ac8"
-NEW_RULES_THAT_HOLD = {"gates: a passing verdict needs every gate passed"}
+NEW_RULES_THAT_HOLD = {
+    "gates: a passing verdict needs every gate passed",
+    "spec.createdBy: an agent-made schedule (source agent) names the task that made it",
+}
 """Rules added to a field that stored objects already had, each true of every object the previous release stored
-(there: a result without `gates`)."""
+(there: a result without `gates`; a schedule whose source is not `agent`)."""
 RAISED = ("minimum", "minLength", "minItems", "minProperties")
 LOWERED = ("maximum", "maxLength", "maxItems", "maxProperties")
 

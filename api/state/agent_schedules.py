@@ -1,0 +1,177 @@
+"""Schedules an agent makes while its task runs (`set_schedule`): what one looks like, and whether it is within bounds.
+
+Pure, and shared by both sides of the check: the worker's tool refuses what is out of bounds before writing anything
+(the model reads why), and the controller decides the same from its caches before a schedule ever fires, since the
+worker's word is not enough: the apiserver's admission policy holds the object's shape (source agent, the creator's
+labels, the worker's own node, a template that is an agent task and nothing more), and this module the counts it
+cannot see (maxSchedules, the interval, the parent task's phase, node, uid and queue).
+
+The controller decides once per generation of a schedule (the Accepted condition records it, with the generation):
+a schedule accepted while its task ran keeps firing after the task finished, a refused one never fires, and a change
+to its spec is decided again (by then the task must be running, so a person's edit of an agent-made schedule whose
+task is gone refuses it: copy it as a schedule of your own instead).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Literal
+
+from foreman.api.models.agents import AgentSpec
+from foreman.api.models.base import ObjectMeta, find_condition
+from foreman.api.models.resources import AgenticTask, AgenticTaskSpec, Payload
+from foreman.api.models.schedules import SCHEDULE_LABEL, Creator, TaskSchedule, TaskScheduleSpec, TaskTemplate
+from foreman.api.models.subtasks import CREATED_BY_AGENT, CREATED_BY_LABEL, PARENT_LABEL
+from foreman.api.state import reasons
+from foreman.api.state.cron import ScheduleError, parse
+from foreman.api.state.intervals import too_frequent
+
+AGENT_EXECUTOR = "agent"
+RUNNING_PHASES = ("Scheduled", "Running")
+
+
+@dataclass(frozen=True)
+class Refusal:
+    reason: str
+    """ScheduleLimitExceeded or InvalidParent: the reason of a tool error, and of the controller's condition."""
+    message: str
+
+
+def made_by(task: AgenticTask, node: str, *, name: str, schedule: str, time_zone: str, agent: str, prompt: str) -> (
+    TaskSchedule
+):  # fmt: skip
+    """The TaskSchedule `set_schedule` writes for `task` on `node`: an agent task for `agent` with `prompt`, in the
+    task's namespace and queue, labelled with its maker."""
+    template = AgenticTaskSpec(
+        executor=AGENT_EXECUTOR, agent_ref=agent, payload=Payload(prompt=prompt), queue=task.spec.queue
+    )
+    creator = Creator(task=task.name, uid=task.metadata.uid or "", node=node)
+    return TaskSchedule(
+        metadata=ObjectMeta(
+            name=name,
+            namespace=task.namespace,
+            labels={CREATED_BY_LABEL: CREATED_BY_AGENT, PARENT_LABEL: task.name},
+        ),
+        spec=TaskScheduleSpec(
+            schedule=schedule,
+            time_zone=time_zone,
+            source="agent",
+            created_by=creator,
+            task_template=TaskTemplate(spec=template),
+        ),
+    )
+
+
+def siblings_of(schedule: TaskSchedule, schedules: Sequence[TaskSchedule]) -> list[TaskSchedule]:
+    """The agent-made schedules of the same task (its uid), itself included, oldest first (by creation, then name)."""
+    creator = schedule.spec.created_by
+    assert creator is not None
+    same = [
+        other
+        for other in schedules
+        if other.spec.source == "agent"
+        and other.spec.created_by is not None
+        and other.spec.created_by.uid == creator.uid
+        and other.namespace == schedule.namespace
+        and other.name != schedule.name
+    ]
+    return sorted([*same, schedule], key=_age)
+
+
+def _age(schedule: TaskSchedule) -> tuple[datetime, str]:
+    created = schedule.metadata.creation_timestamp
+    return (created or datetime.max.replace(tzinfo=UTC)), schedule.name  # NB: one not yet made is the newest
+
+
+def refusal(
+    schedule: TaskSchedule,
+    *,
+    parent: AgenticTask | None,
+    agent: AgentSpec | None,
+    schedules: Sequence[TaskSchedule],
+    fired_by_agent: bool,
+    now: datetime,
+) -> Refusal | None:
+    """Why an agent-made schedule is out of bounds, or None.
+
+    `parent`: the task named by its creator, in its namespace (None: none there); `agent`: that task's Agent;
+    `schedules`: the namespace's schedules (its siblings are counted among them); `fired_by_agent`: the parent was
+    itself fired by an agent-made schedule (whose tasks make no schedules, so schedules cannot breed)."""
+    creator = schedule.spec.created_by
+    if creator is None:
+        return Refusal(reasons.INVALID_PARENT, "spec.createdBy: an agent-made schedule names the task that made it")
+    if problem := _parent_problem(schedule, creator, parent):
+        return Refusal(reasons.INVALID_PARENT, problem)
+    assert parent is not None
+    policy = agent.subtasks if agent is not None else None
+    owner = parent.spec.agent_ref or "the built-in agent"
+    if policy is None or policy.max_schedules == 0:
+        return _exceeded(f"Agent {owner} allows its tasks no schedules (spec.subtasks.maxSchedules is 0)")
+    if fired_by_agent:
+        return _exceeded(f"task {parent.name} was fired by an agent-made schedule, and such tasks make no schedules")
+    template = schedule.spec.task_template.spec
+    allowed = sorted({*policy.agents, *([parent.spec.agent_ref] if parent.spec.agent_ref else [])})
+    if template.executor != AGENT_EXECUTOR or template.agent_ref not in allowed:
+        return _exceeded(
+            f"agent {template.agent_ref!r} is not allowed: Agent {owner} lets its tasks schedule "
+            + (", ".join(allowed) or "no Agent")
+        )
+    if template.queue != parent.spec.queue:
+        return _exceeded(f"the schedule's tasks must run in its task's queue ({parent.spec.queue or 'its namespace'})")
+    try:
+        cron = parse(schedule.spec.schedule, schedule.spec.time_zone)
+    except ScheduleError:
+        return None  # NB: refused as any schedule is (InvalidSchedule, InvalidTimeZone), whatever made it
+    minimum = policy.min_schedule_interval_seconds
+    if (gap := too_frequent(cron, minimum, now)) is not None:
+        return _exceeded(
+            f"{schedule.spec.schedule!r} fires {gap.seconds:.0f} s apart (at {gap.first:%Y-%m-%d %H:%M} and"
+            f" {gap.second:%H:%M} UTC); Agent {owner} allows one fire every {minimum} s at most"
+            " (spec.subtasks.minScheduleIntervalSeconds)"
+        )
+    rank = [sibling.name for sibling in siblings_of(schedule, schedules)].index(schedule.name)
+    if rank >= policy.max_schedules:
+        return _exceeded(
+            f"task {parent.name} has made {policy.max_schedules} schedules, the most its Agent {owner} allows"
+            " (spec.subtasks.maxSchedules)"
+        )
+    return None
+
+
+def _exceeded(message: str) -> Refusal:
+    return Refusal(reasons.SCHEDULE_LIMIT_EXCEEDED, message)
+
+
+def _parent_problem(schedule: TaskSchedule, creator: Creator, parent: AgenticTask | None) -> str | None:
+    where = f"task {creator.task} in namespace {schedule.namespace}"
+    if schedule.metadata.labels.get(PARENT_LABEL) != creator.task:
+        return f"label {PARENT_LABEL} must name the task in spec.createdBy ({creator.task})"
+    if parent is None or parent.metadata.uid != creator.uid:
+        return f"no {where} with uid {creator.uid}"
+    if parent.phase not in RUNNING_PHASES or parent.status.assigned_node != creator.node:
+        return f"{where} is not Scheduled or Running on node {creator.node} (it is {parent.phase})"
+    return None
+
+
+def fired_by(task: AgenticTask, schedules: Sequence[TaskSchedule]) -> bool:
+    """Whether the task was fired by an agent-made schedule of its namespace."""
+    name = task.metadata.labels.get(SCHEDULE_LABEL)
+    return any(s.name == name and s.namespace == task.namespace and s.spec.source == "agent" for s in schedules)
+
+
+DECIDED = (reasons.SCHEDULE_ACCEPTED, reasons.SCHEDULE_LIMIT_EXCEEDED, reasons.INVALID_PARENT)
+
+
+def decided(schedule: TaskSchedule) -> Refusal | Literal[False] | None:
+    """What the controller decided of this generation of an agent-made schedule: None (accepted), its Refusal, or
+    False when it has not decided yet."""
+    condition = find_condition(schedule.status.conditions, reasons.ACCEPTED)
+    if (
+        condition is None
+        or condition.observed_generation != schedule.metadata.generation
+        or condition.reason not in DECIDED
+    ):
+        return False
+    return None if condition.reason == reasons.SCHEDULE_ACCEPTED else Refusal(condition.reason, condition.message)

@@ -1,0 +1,133 @@
+"""The bounds of agent-made schedules, decided as the tool and the controller both decide them (pure)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from foreman.api.models.agents import AgentSpec
+from foreman.api.models.base import set_condition
+from foreman.api.models.resources import AgenticTask
+from foreman.api.models.schedules import SCHEDULE_LABEL, TaskSchedule
+from foreman.api.state import agent_schedules, reasons
+from foreman.api.state.agent_schedules import made_by, refusal
+from foreman.controller.firing import plan
+
+NOW = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
+AGENT = AgentSpec.model_validate({"subtasks": {"agents": ["tester"], "maxSchedules": 2}})
+
+
+def parent(**status: Any) -> AgenticTask:
+    return AgenticTask.model_validate(
+        {
+            "metadata": {"name": "fixer", "namespace": "team", "uid": "u-1", "labels": {}},
+            "spec": {"executor": "agent", "agentRef": "coder", "queue": "nightly"},
+            "status": {"phase": "Running", "assignedNode": "gpu-box", **status},
+        }
+    )
+
+
+def schedule(name: str = "flaky", expression: str = "0 3 * * *", agent: str = "tester", **made: Any) -> TaskSchedule:
+    made = {"time_zone": "UTC", "prompt": "re-run the flaky test", **made}
+    return made_by(parent(), "gpu-box", name=name, schedule=expression, agent=agent, **made)
+
+
+def refused(
+    made: TaskSchedule,
+    *,
+    task: AgenticTask | None = None,
+    siblings: tuple[TaskSchedule, ...] = (),
+    agent: AgentSpec | None = AGENT,
+    fired_by_agent: bool = False,
+) -> agent_schedules.Refusal | None:
+    return refusal(
+        made, parent=task or parent(), agent=agent, schedules=[*siblings, made], fired_by_agent=fired_by_agent, now=NOW
+    )
+
+
+def test_what_set_schedule_makes_is_an_agent_task_in_the_parents_namespace_and_queue() -> None:
+    made = schedule()
+    assert made.namespace == "team"
+    assert made.metadata.labels == {"foreman.dev/created-by": "agent", "foreman.dev/parent": "fixer"}
+    assert (made.spec.source, made.spec.created_by and made.spec.created_by.to_wire()) == (
+        "agent",
+        {"task": "fixer", "uid": "u-1", "node": "gpu-box"},
+    )
+    template = made.spec.task_template.spec
+    assert (template.executor, template.agent_ref, template.payload.prompt, template.queue) == (
+        "agent", "tester", "re-run the flaky test", "nightly",
+    )  # fmt: skip
+    assert refused(made) is None
+    assert refused(schedule(agent="coder")) is None  # its own Agent
+
+
+def older(name: str, minutes: int) -> TaskSchedule:
+    made = schedule(name)
+    meta = made.metadata.model_copy(update={"creation_timestamp": NOW - timedelta(minutes=minutes)})
+    return made.model_copy(update={"metadata": meta})
+
+
+@pytest.mark.parametrize(
+    ("made", "kwargs", "reason", "says"),
+    [
+        (schedule(agent="admin"), {}, "ScheduleLimitExceeded", "agent 'admin' is not allowed"),
+        (schedule(expression="* * * * *"), {}, "ScheduleLimitExceeded", "fires 60 s apart"),
+        (schedule(expression="30 * * * *"), {}, None, ""),  # hourly: the default bound
+        (schedule(), {"siblings": (older("a", 2), older("b", 1))}, "ScheduleLimitExceeded", "has made 2 schedules"),
+        (schedule(), {"agent": None}, "ScheduleLimitExceeded", "allows its tasks no schedules"),
+        (schedule(), {"fired_by_agent": True}, "ScheduleLimitExceeded", "make no schedules"),
+        (schedule(), {"task": parent(phase="Succeeded")}, "InvalidParent", "not Scheduled or Running"),
+        (schedule(), {"task": parent(assignedNode="other")}, "InvalidParent", "on node gpu-box"),
+    ],
+)
+def test_out_of_bounds(made: TaskSchedule, kwargs: dict[str, Any], reason: str | None, says: str) -> None:
+    found = refused(made, **kwargs)
+    assert (found and found.reason) == reason
+    assert says in (found.message if found else "")
+
+
+def test_a_forged_parent_and_another_namespace_are_invalid_parents() -> None:
+    made = schedule()
+    other = parent().model_copy(update={"metadata": parent().metadata.model_copy(update={"uid": "u-2"})})
+    assert (found := refusal(made, parent=other, agent=AGENT, schedules=[made], fired_by_agent=False, now=NOW))
+    assert (found.reason, found.message) == ("InvalidParent", "no task fixer in namespace team with uid u-1")
+    relabelled = made.model_copy(update={"metadata": made.metadata.model_copy(update={"labels": {}})})
+    assert (found := refused(relabelled))
+    assert found.reason == "InvalidParent"
+    assert refusal(made, parent=None, agent=AGENT, schedules=[made], fired_by_agent=False, now=NOW) is not None
+
+
+def test_the_oldest_schedules_are_the_ones_within_max_schedules() -> None:
+    first, second, third = older("a", 3), older("b", 2), older("c", 1)
+    assert [refused(s, siblings=(first, second, third)) is None for s in (first, second, third)] == [True, True, False]
+
+
+def test_tasks_an_agent_made_schedule_fired_make_none() -> None:
+    fired = parent().model_copy(
+        update={"metadata": parent().metadata.model_copy(update={"labels": {SCHEDULE_LABEL: "flaky"}})}
+    )
+    assert agent_schedules.fired_by(fired, [schedule("flaky")])
+    assert not agent_schedules.fired_by(fired, [schedule("other")])
+
+
+def test_the_controller_decides_once_per_generation_and_a_refused_schedule_never_fires() -> None:
+    made = schedule(expression="* * * * *")
+    meta = made.metadata.model_copy(update={"generation": 1, "creation_timestamp": NOW - timedelta(hours=1)})
+    made = made.model_copy(update={"metadata": meta})
+    assert agent_schedules.decided(made) is False
+    no = refused(made)
+    assert no is not None
+    result = plan(made, [], NOW, no)
+    assert (result.create, result.wake_at, result.status.next_schedule_time) == ((), None, None)
+    (condition,) = result.status.conditions
+    assert (condition.status, condition.reason) == ("False", reasons.SCHEDULE_LIMIT_EXCEEDED)
+    written = made.model_copy(update={"status": result.status})
+    assert agent_schedules.decided(written) == no
+    accepted = set_condition([], type=reasons.ACCEPTED, status="True", reason=reasons.SCHEDULE_ACCEPTED, now=NOW,
+                             observed_generation=1)  # fmt: skip
+    kept = made.model_copy(update={"status": made.status.model_copy(update={"conditions": accepted})})
+    assert agent_schedules.decided(kept) is None
+    bumped = kept.model_copy(update={"metadata": kept.metadata.model_copy(update={"generation": 2})})
+    assert agent_schedules.decided(bumped) is False

@@ -1,0 +1,65 @@
+"""Where `set_schedule` is offered, and the arguments it refuses before it asks the cluster anything."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from foreman.api.models.agents import AgentSpec
+from foreman.api.models.base import utcnow
+from foreman.api.models.resources import AgenticTask
+from foreman.worker.agent import workspace
+from foreman.worker.agent.errors import ToolError
+from foreman.worker.agent.schedules import ScheduleTool
+from foreman.worker.agent.tools import Toolbox
+from foreman.worker.executors.agent import schedule_tool
+from foreman.worker.executors.base import ExecutionContext
+from foreman.worker.metrics import WorkerMetrics
+from tests.fakekube import FakeKube
+
+TASK = AgenticTask.model_validate(
+    {"metadata": {"name": "fixer", "namespace": "team", "uid": "u-1"}, "spec": {"executor": "agent"}}
+)
+
+
+def agent(**subtasks: Any) -> AgentSpec:
+    return AgentSpec.model_validate({"subtasks": subtasks} if subtasks else {})
+
+
+@pytest.mark.parametrize(
+    ("spec", "offered"),
+    [(agent(), False), (agent(agents=["tester"]), False), (agent(maxSchedules=1), True)],
+)
+def test_offered_only_where_the_agent_allows_schedules(spec: AgentSpec, offered: bool, tmp_path: Path) -> None:
+    context = ExecutionContext("gpu-box", 1, agent=spec, kube=FakeKube())
+    tool = schedule_tool(TASK, context)
+    assert (tool is not None) == offered
+    box = Toolbox(workspace.create(str(tmp_path), "t"), ("read_file", "submit_result"), schedules=tool)
+    names = [definition["function"]["name"] for definition in box.definitions()]
+    assert ("set_schedule" in names) == offered
+    assert schedule_tool(TASK, ExecutionContext("gpu-box", 1, agent=spec)) is None  # no API client: none
+
+
+@pytest.mark.parametrize(
+    ("arguments", "says"),
+    [
+        ({"name": "Nightly", "schedule": "@daily", "agent": "t", "prompt": "p"}, "lower-case DNS label"),
+        ({"name": "x" * 64, "schedule": "@daily", "agent": "t", "prompt": "p"}, "at most 63"),
+        ({"name": "n", "schedule": "* * * * * *", "agent": "t", "prompt": "p"}, "InvalidSchedule: .* has 6 fields"),
+        ({"name": "n", "schedule": "@daily", "agent": "t", "prompt": ""}, "prompt: between 1 and"),
+        ({"name": "n", "schedule": "@daily", "agent": "t", "prompt": "p", "timeZone": 3}, "timeZone must be a string"),
+        ({"name": "n", "schedule": "@daily", "agent": "t"}, "bad arguments for set_schedule"),
+        ({"name": "n", "schedule": "@daily", "agent": "t", "prompt": "p", "every": 1}, "bad arguments"),
+    ],
+)
+async def test_bad_arguments_are_errors_for_the_model(arguments: dict[str, Any], says: str, tmp_path: Path) -> None:
+    metrics = WorkerMetrics()
+    kube = FakeKube()
+    tool = ScheduleTool(kube, TASK, "gpu-box", agent(maxSchedules=1), utcnow, metrics)
+    box = Toolbox(workspace.create(str(tmp_path), "t"), ("submit_result",), schedules=tool)
+    with pytest.raises(ToolError, match=says):
+        await box.call("set_schedule", arguments)
+    samples = metrics.agent_set_schedule.collect()[0].samples
+    assert [s.labels["outcome"] for s in samples if s.name.endswith("_total")] == ["refused"]
