@@ -190,23 +190,28 @@ NODE_NAME_EXTRA = "authentication.kubernetes.io/node-name"
 _BOUND_TO_A_NODE = f"has(request.userInfo.extra) && '{NODE_NAME_EXTRA}' in request.userInfo.extra"
 OWN_NODE_POLICY = f"{WORKER}-own-node"
 OWN_OBJECTS_POLICY = f"{WORKER}-own-objects"
+_IS_PINNED_WORKER = f"request.userInfo.username.startsWith('{PINNED_WORKER_PREFIX}')"
+_A_WORKER = {
+    "name": "a-worker",
+    "expression": f"{_IS_PINNED_WORKER} || request.userInfo.username == '{SHARED_WORKER_USER}'",
+}
+"""Any worker identity: per-node, or the shared one (whose token may be bound to no Pod, and so to no node)."""
+_REQUESTERS_NODE = {
+    "name": "node",
+    # NB: size() of the prefix, not its length computed here: the chart puts its own namespace in the prefix
+    "expression": f"{_IS_PINNED_WORKER} ? request.userInfo.username.substring(size('{PINNED_WORKER_PREFIX}'))"
+    f" : {_BOUND_TO_A_NODE} ? request.userInfo.extra['{NODE_NAME_EXTRA}'][0] : ''",
+}
+"""The node of the worker making the request: a per-node identity's, the Pod's of a bound token, else ''."""
 _WORKER_OF_A_NODE: dict[str, Any] = {
     "matchConditions": [
         {
             "name": "worker-of-a-node",
-            "expression": f"request.userInfo.username.startsWith('{PINNED_WORKER_PREFIX}')"
+            "expression": f"{_IS_PINNED_WORKER}"
             f" || (request.userInfo.username == '{SHARED_WORKER_USER}' && {_BOUND_TO_A_NODE})",
         }
     ],
-    "variables": [
-        {
-            "name": "node",
-            "expression": f"request.userInfo.username.startsWith('{PINNED_WORKER_PREFIX}')"
-            # NB: size() of the prefix, not its length computed here: the chart puts its own namespace in the prefix
-            f" ? request.userInfo.username.substring(size('{PINNED_WORKER_PREFIX}'))"
-            f" : request.userInfo.extra['{NODE_NAME_EXTRA}'][0]",
-        }
-    ],
+    "variables": [_REQUESTERS_NODE],
 }
 """Who the worker policies hold, and their node: a per-node identity, or the shared one with a token bound to a Pod."""
 
@@ -307,19 +312,10 @@ def _subtasks() -> dict[str, Any]:
         " && object.spec.all(k, k == 'cancel' || k in oldObject.spec && object.spec[k] == oldObject.spec[k])"
         " && oldObject.spec.all(k, k == 'cancel' || k in object.spec)"
     )
-    worker = f"request.userInfo.username.startsWith('{PINNED_WORKER_PREFIX}')"
     return {
         "failurePolicy": "Fail",
-        "matchConditions": [
-            {"name": "a-worker", "expression": f"{worker} || request.userInfo.username == '{SHARED_WORKER_USER}'"}
-        ],
-        "variables": [
-            {
-                "name": "node",
-                "expression": f"{worker} ? request.userInfo.username.substring({len(PINNED_WORKER_PREFIX)})"
-                f" : {_BOUND_TO_A_NODE} ? request.userInfo.extra['{NODE_NAME_EXTRA}'][0] : ''",
-            }
-        ],
+        "matchConditions": [_A_WORKER],
+        "variables": [_REQUESTERS_NODE],
         "matchConstraints": {
             "resourceRules": [
                 {
@@ -458,21 +454,8 @@ def agent_schedules_admission() -> list[Manifest]:
     ]  # fmt: skip
     policy = {
         "failurePolicy": "Fail",
-        "matchConditions": [
-            {
-                "name": "a-worker",
-                "expression": f"request.userInfo.username.startsWith('{PINNED_WORKER_PREFIX}')"
-                f" || request.userInfo.username == '{SHARED_WORKER_USER}'",
-            }
-        ],
-        "variables": [
-            {
-                "name": "node",
-                "expression": f"request.userInfo.username.startsWith('{PINNED_WORKER_PREFIX}')"
-                f" ? request.userInfo.username.substring({len(PINNED_WORKER_PREFIX)})"
-                f" : {_BOUND_TO_A_NODE} ? request.userInfo.extra['{NODE_NAME_EXTRA}'][0] : ''",
-            }
-        ],
+        "matchConditions": [_A_WORKER],
+        "variables": [_REQUESTERS_NODE],
         "matchConstraints": {
             "resourceRules": [
                 {
@@ -533,6 +516,11 @@ def notifier_admission() -> list[Manifest]:
         ],
     }
     return _policy(DELIVERIES_ONLY_POLICY, policy)
+
+
+def admission() -> list[Manifest]:
+    """Every ValidatingAdmissionPolicy and its binding: what `foreman install`, manifests/ and the chart apply."""
+    return [*worker_admission(), *notifier_admission(), *agent_schedules_admission()]
 
 
 def _policy(name: str, spec: dict[str, Any]) -> list[Manifest]:
@@ -754,7 +742,7 @@ def files() -> dict[str, list[Manifest]]:
     return {
         **crds,
         "rbac.yaml": rbac(),
-        "admission.yaml": [*worker_admission(), *notifier_admission(), *agent_schedules_admission()],
+        "admission.yaml": admission(),
         "controller.yaml": [controller_deployment()],
         "worker.yaml": [worker_daemonset()],
         # NB: the RoleBinding for `default` is the example; one per namespace whose tasks notify through a Secret
@@ -787,9 +775,7 @@ def install_manifests(
         *all_crds(),
         *rbac(transcript_namespaces=transcript_namespaces),
         *access,
-        *worker_admission(),
-        *notifier_admission(),
-        *agent_schedules_admission(),
+        *admission(),
     ]
     workloads = (
         [controller_deployment(image), worker_daemonset(image), notifier_deployment(image)] if with_workloads else []

@@ -26,10 +26,8 @@ from foreman.api.models.schedules import TaskSchedule, TaskScheduleSpec
 from foreman.api.tooling.crd import all_crds
 from foreman.api.tooling.manifests import (
     AGENT_SCHEDULES,
-    agent_schedules_admission,
+    admission,
     install_manifests,
-    notifier_admission,
-    worker_admission,
 )
 from tests.malformed import ACCEPTED, REFUSED, Refused
 
@@ -94,7 +92,7 @@ def _selectable(manifests: list[Any]) -> list[Any]:
 def test_older_servers_get_what_they_take_of_the_manifests() -> None:
     manifests = install_manifests()
     kinds = [m["kind"] for m in manifests]
-    policies = len(worker_admission()) + len(notifier_admission()) + len(agent_schedules_admission())
+    policies = len(admission())
     assert kinds[-policies:] == ["ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"] * (policies // 2)
     assert _selectable(manifests) == [
         [{"jsonPath": ".status.assignedNode"}, {"jsonPath": ".status.phase"}],
