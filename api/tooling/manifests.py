@@ -307,6 +307,29 @@ def _subtasks() -> dict[str, Any]:
         " && object.spec.all(k, k == 'cancel' || k in oldObject.spec && object.spec[k] == oldObject.spec[k])"
         " && oldObject.spec.all(k, k == 'cancel' || k in object.spec)"
     )
+    return _worker_writes(
+        "agentictasks",
+        [
+            {
+                "expression": f"request.operation != 'CREATE' || ({labelled}) && ({owned}) && ({spec})",
+                "messageExpression": "'a worker may create only child tasks of an agent: labelled "
+                f"{CREATED_BY_LABEL}={CREATED_BY_AGENT}, {PARENT_LABEL} (its one ownerReference), {DEPTH_LABEL} and "
+                f"{CREATOR_NODE_LABEL}=' + variables.node + ', executor agent with an agentRef, no notify'",
+                "reason": "Forbidden",
+            },
+            {
+                "expression": f"request.operation != 'UPDATE' || ({cancel_only})",
+                "messageExpression": "'a worker may change only spec.cancel of the child tasks its own node made ('"
+                " + variables.node + ')'",
+                "reason": "Forbidden",
+            },
+        ],
+    )
+
+
+def _worker_writes(resource: str, validations: list[dict[str, str]]) -> dict[str, Any]:
+    """A policy on what every worker identity creates or changes of `resource`, with `variables.node` the writer's
+    node ('' for a shared token bound to no Pod)."""
     worker = f"request.userInfo.username.startsWith('{PINNED_WORKER_PREFIX}')"
     return {
         "failurePolicy": "Fail",
@@ -326,25 +349,11 @@ def _subtasks() -> dict[str, Any]:
                     "apiGroups": [GROUP],
                     "apiVersions": ["*"],
                     "operations": ["CREATE", "UPDATE"],
-                    "resources": ["agentictasks"],
-                },
+                    "resources": [resource],
+                }
             ]
         },
-        "validations": [
-            {
-                "expression": f"request.operation != 'CREATE' || ({labelled}) && ({owned}) && ({spec})",
-                "messageExpression": "'a worker may create only child tasks of an agent: labelled "
-                f"{CREATED_BY_LABEL}={CREATED_BY_AGENT}, {PARENT_LABEL} (its one ownerReference), {DEPTH_LABEL} and "
-                f"{CREATOR_NODE_LABEL}=' + variables.node + ', executor agent with an agentRef, no notify'",
-                "reason": "Forbidden",
-            },
-            {
-                "expression": f"request.operation != 'UPDATE' || ({cancel_only})",
-                "messageExpression": "'a worker may change only spec.cancel of the child tasks its own node made ('"
-                " + variables.node + ')'",
-                "reason": "Forbidden",
-            },
-        ],
+        "validations": validations,
     }
 
 
@@ -456,38 +465,13 @@ def agent_schedules_admission() -> list[Manifest]:
          f" && has(oldObject.spec.createdBy) && oldObject.spec.createdBy == {spec}.createdBy",
          "'a worker changes only an agent-made TaskSchedule, and never its maker (spec.createdBy)'"),
     ]  # fmt: skip
-    policy = {
-        "failurePolicy": "Fail",
-        "matchConditions": [
-            {
-                "name": "a-worker",
-                "expression": f"request.userInfo.username.startsWith('{PINNED_WORKER_PREFIX}')"
-                f" || request.userInfo.username == '{SHARED_WORKER_USER}'",
-            }
-        ],
-        "variables": [
-            {
-                "name": "node",
-                "expression": f"request.userInfo.username.startsWith('{PINNED_WORKER_PREFIX}')"
-                f" ? request.userInfo.username.substring({len(PINNED_WORKER_PREFIX)})"
-                f" : {_BOUND_TO_A_NODE} ? request.userInfo.extra['{NODE_NAME_EXTRA}'][0] : ''",
-            }
-        ],
-        "matchConstraints": {
-            "resourceRules": [
-                {
-                    "apiGroups": [GROUP],
-                    "apiVersions": ["*"],
-                    "operations": ["CREATE", "UPDATE"],
-                    "resources": ["taskschedules"],
-                }
-            ]
-        },
-        "validations": [
+    policy = _worker_writes(
+        "taskschedules",
+        [
             {"expression": expression, "messageExpression": message, "reason": "Forbidden"}
             for expression, message in validations
         ],
-    }
+    )
     return _policy(AGENT_SCHEDULES, policy)
 
 
