@@ -1,27 +1,40 @@
-"""What an agent's sub-task tools ask of the apiserver, for one parent task: `TaskFleet`, and the worker's own
-implementation on its Kubernetes client (the executor never holds the client itself).
+"""What a running task may create on the fleet, bound to that task: its children (the sub-task tools) and its
+schedules (`set_schedule`); `TaskFleet`, and the worker's own implementation on its Kubernetes client (the executor
+never holds the client itself, only this narrow view of it).
 
 Every call is made with the worker's own token, so admission and RBAC hold it whatever the tools decide.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
-from typing import Protocol
+from collections.abc import AsyncGenerator, Callable
+from datetime import datetime
+from typing import Any, Protocol
 
 from foreman.api.http.errors import NotFound
 from foreman.api.http.kube import Relisted
 from foreman.api.http.kubeapi import KubeApi
-from foreman.api.models.agents import Agent
+from foreman.api.models.agents import Agent, AgentSpec
 from foreman.api.models.resources import AgenticTask
+from foreman.api.models.schedules import TaskSchedule
 from foreman.api.models.subtasks import PARENT_LABEL
 from foreman.api.state import subtasks
 
 
-class TaskFleet(Protocol):
-    """The parent's view of the fleet: its children, and the Agents they may name."""
+def may_create(agent: AgentSpec) -> bool:
+    """Whether tasks of this Agent may create anything on the fleet: children (`subtasks.agents`) or schedules
+    (`subtasks.maxSchedules`); only those are lent a fleet."""
+    return agent.subtasks is not None and (bool(agent.subtasks.agents) or agent.subtasks.max_schedules > 0)
 
-    async def agent_exists(self, name: str) -> bool: ...
+
+class AgentLookup(Protocol):
+    async def agent_exists(self, name: str) -> bool:
+        """Whether the parent's namespace has an Agent of that name."""
+        ...
+
+
+class Children(AgentLookup, Protocol):
+    """The parent's children, and the Agents they may name (the sub-task tools)."""
 
     async def create(self, child: AgenticTask) -> AgenticTask: ...
 
@@ -40,10 +53,34 @@ class TaskFleet(Protocol):
         ...
 
 
+class Schedules(AgentLookup, Protocol):
+    """The TaskSchedules in the parent's namespace that `set_schedule` reads and writes, and the worker's clock."""
+
+    def now(self) -> datetime: ...
+
+    async def schedules(self) -> list[TaskSchedule]:
+        """The schedules labelled with the parent's name (what counts against its maxSchedules)."""
+        ...
+
+    async def schedule(self, name: str) -> TaskSchedule | None: ...
+
+    async def create_schedule(self, schedule: TaskSchedule) -> None: ...
+
+    async def patch_schedule(self, name: str, body: dict[str, Any]) -> None: ...
+
+
+class TaskFleet(Children, Schedules, Protocol):
+    """Everything a task may create on the fleet; each tool takes only its part (`Children`, `Schedules`)."""
+
+
 class KubeFleet:
-    def __init__(self, kube: KubeApi, parent: AgenticTask):
+    def __init__(self, kube: KubeApi, parent: AgenticTask, clock: Callable[[], datetime]):
         self.kube = kube
         self.parent = parent
+        self.clock = clock
+
+    def now(self) -> datetime:
+        return self.clock()
 
     async def agent_exists(self, name: str) -> bool:
         try:
@@ -88,3 +125,19 @@ class KubeFleet:
     async def record(self, names: list[str]) -> None:
         await self.kube.patch_status(AgenticTask, self.parent.name, {"children": names},
                                      namespace=self.parent.namespace)  # fmt: skip
+
+    async def schedules(self) -> list[TaskSchedule]:
+        listed = await self.kube.list(TaskSchedule, namespace=self.parent.namespace, label_selector=self.selector)
+        return listed.items
+
+    async def schedule(self, name: str) -> TaskSchedule | None:
+        try:
+            return await self.kube.get(TaskSchedule, name, self.parent.namespace)
+        except NotFound:
+            return None
+
+    async def create_schedule(self, schedule: TaskSchedule) -> None:
+        await self.kube.create(schedule)
+
+    async def patch_schedule(self, name: str, body: dict[str, Any]) -> None:
+        await self.kube.patch(TaskSchedule, name, body, namespace=self.parent.namespace)

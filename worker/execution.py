@@ -27,7 +27,7 @@ from foreman.api.models.resources import AgenticTask, Payload
 from foreman.api.models.validation import describe
 from foreman.api.state import reasons, upstream
 from foreman.worker import rules
-from foreman.worker.children import KubeFleet
+from foreman.worker.children import KubeFleet, may_create
 from foreman.worker.config import WorkerConfig
 from foreman.worker.executors.base import ContractViolation, ExecutionContext, Executor
 from foreman.worker.metrics import WorkerMetrics
@@ -186,11 +186,7 @@ class TaskRunner:
             metrics=self.metrics,
             model=self.offer.model_context(task.spec.executor, task.model_with(agent)),
             upstreams=upstreams,
-            fleet=KubeFleet(self.kube, task)
-            if agent is not None and agent.subtasks and agent.subtasks.agents
-            else None,
-            kube=self.kube,
-            clock=self.clock,
+            fleet=KubeFleet(self.kube, task, self.clock) if agent is not None and may_create(agent) else None,
         )
         outcome = await self._outcome(execution, executor, context)
         ran = dataclasses.replace(

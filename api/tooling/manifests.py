@@ -312,21 +312,9 @@ def _subtasks() -> dict[str, Any]:
         " && object.spec.all(k, k == 'cancel' || k in oldObject.spec && object.spec[k] == oldObject.spec[k])"
         " && oldObject.spec.all(k, k == 'cancel' || k in object.spec)"
     )
-    return {
-        "failurePolicy": "Fail",
-        "matchConditions": [_A_WORKER],
-        "variables": [_REQUESTERS_NODE],
-        "matchConstraints": {
-            "resourceRules": [
-                {
-                    "apiGroups": [GROUP],
-                    "apiVersions": ["*"],
-                    "operations": ["CREATE", "UPDATE"],
-                    "resources": ["agentictasks"],
-                },
-            ]
-        },
-        "validations": [
+    return _worker_writes(
+        "agentictasks",
+        [
             {
                 "expression": f"request.operation != 'CREATE' || ({labelled}) && ({owned}) && ({spec})",
                 "messageExpression": "'a worker may create only child tasks of an agent: labelled "
@@ -341,6 +329,27 @@ def _subtasks() -> dict[str, Any]:
                 "reason": "Forbidden",
             },
         ],
+    )
+
+
+def _worker_writes(resource: str, validations: list[dict[str, str]]) -> dict[str, Any]:
+    """A policy on what every worker identity creates or changes of `resource`, with `variables.node` the writer's
+    node ('' for a shared token bound to no Pod)."""
+    return {
+        "failurePolicy": "Fail",
+        "matchConditions": [_A_WORKER],
+        "variables": [_REQUESTERS_NODE],
+        "matchConstraints": {
+            "resourceRules": [
+                {
+                    "apiGroups": [GROUP],
+                    "apiVersions": ["*"],
+                    "operations": ["CREATE", "UPDATE"],
+                    "resources": [resource],
+                }
+            ]
+        },
+        "validations": validations,
     }
 
 
@@ -452,25 +461,13 @@ def agent_schedules_admission() -> list[Manifest]:
          f" && has(oldObject.spec.createdBy) && oldObject.spec.createdBy == {spec}.createdBy",
          "'a worker changes only an agent-made TaskSchedule, and never its maker (spec.createdBy)'"),
     ]  # fmt: skip
-    policy = {
-        "failurePolicy": "Fail",
-        "matchConditions": [_A_WORKER],
-        "variables": [_REQUESTERS_NODE],
-        "matchConstraints": {
-            "resourceRules": [
-                {
-                    "apiGroups": [GROUP],
-                    "apiVersions": ["*"],
-                    "operations": ["CREATE", "UPDATE"],
-                    "resources": ["taskschedules"],
-                }
-            ]
-        },
-        "validations": [
+    policy = _worker_writes(
+        "taskschedules",
+        [
             {"expression": expression, "messageExpression": message, "reason": "Forbidden"}
             for expression, message in validations
         ],
-    }
+    )
     return _policy(AGENT_SCHEDULES, policy)
 
 

@@ -26,6 +26,7 @@ from foreman.api.tooling.scripted_llm import Call, ScriptedLLM, Turn
 from foreman.controller.loop import Controller
 from foreman.worker.agent.errors import ToolError
 from foreman.worker.agent.schedules import ScheduleTool
+from foreman.worker.children import KubeFleet
 from foreman.worker.executors.agent import AgentExecutor
 from foreman.worker.metrics import WorkerMetrics
 from tests.clock import Clock
@@ -102,7 +103,7 @@ async def test_set_schedule_within_bounds_and_refused_past_them(
     task = await running_task(kube, namespace, "fixer")
     clock = Clock()
     metrics = WorkerMetrics()
-    tool = ScheduleTool(worker, task, NODE, coder.spec, lambda: clock.now, metrics)
+    tool = ScheduleTool(KubeFleet(worker, task, lambda: clock.now), task, NODE, coder.spec, metrics)
     people = {"metadata": {"name": "peoples", "namespace": namespace},
               "spec": {"schedule": "@daily", "taskTemplate": {"spec": {"kind": "review"}}}}  # fmt: skip
     await enforced(kube, worker, people)

@@ -1,13 +1,16 @@
 """Sub-tasks end to end (issue 34, part 5): the real apiserver, controller and worker (its sandbox, its own per-node
-token, so the admission policies hold what it creates) and a scripted model. A planner splits a two-file fix into two
-children, waits for them, and reports GO when both passed; its status and envelope list them, `foreman describe`
-shows them."""
+token, so the admission policies hold what it creates) and a scripted model. The shipped example
+(examples/agent-planner.yaml: planner and fixer Agents, a task) is applied as written but for the task's repo: the
+planner splits a two-file fix into two children, waits for them, and reports GO when both passed; its status and
+envelope list them, `foreman describe` shows them."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 
 from foreman.api.http.features import VALIDATING_ADMISSION_POLICY, for_server
 from foreman.api.http.kube import Kube
@@ -29,6 +32,20 @@ from tests.integration.helpers import (
 from tests.integration.test_admission import NODE
 from tests.integration.test_agent import agent_settings, finished, make_agent
 
+EXAMPLE = Path(__file__).parents[2] / "examples" / "agent-planner.yaml"
+EXAMPLE_TASK = "fix-the-tests"
+
+
+def example(namespace: str, repository: Path) -> list[dict[str, Any]]:
+    """The example's objects in the test's namespace, its task on the test's repository (what a user edits)."""
+    manifests = list(yaml.safe_load_all(EXAMPLE.read_text()))
+    for manifest in manifests:
+        manifest["metadata"]["namespace"] = namespace
+        if manifest["kind"] == "AgenticTask":
+            manifest["spec"]["payload"]["repo"] = str(repository)
+    assert [m["metadata"]["name"] for m in manifests if m["kind"] == "AgenticTask"] == [EXAMPLE_TASK]
+    return manifests
+
 
 async def test_a_planner_splits_a_fix_into_children_waits_and_reports_go(
     kube: Kube, namespace: str, cluster: Cluster, tmp_path: Path
@@ -49,14 +66,12 @@ async def test_a_planner_splits_a_fix_into_children_waits_and_reports_go(
             running_worker(own, NODE, namespace, {"agent": AgentExecutor}, executors=executors,
                            max_concurrent_tasks=3) as worker,
         ):  # fmt: skip
-            await make_agent(kube, namespace, "planner", subtasks={"agents": ["fixer"], "maxChildren": 4})
-            await make_agent(kube, namespace, "fixer", tools=["read_file", "edit_file", "run"])
-            await make_task(kube, namespace, "fix-both", executor="agent", agentRef="planner",
-                            payload={"prompt": "Fix the failing tests.", "repo": str(repository)})  # fmt: skip
-            parent = await wait_for(kube, namespace, "fix-both", finished, timeout=90)
-            code, described, _ = await foreman_cli(cluster, "describe", "task", "fix-both", "-n", namespace)
+            for manifest in example(namespace, repository):
+                await kube.apply(manifest)
+            parent = await wait_for(kube, namespace, EXAMPLE_TASK, finished, timeout=90)
+            code, described, _ = await foreman_cli(cluster, "describe", "task", EXAMPLE_TASK, "-n", namespace)
     assert (parent.phase, parent.status.verdict) == ("Succeeded", "GO"), parent.status
-    children = ["fix-both-1", "fix-both-2"]
+    children = [f"{EXAMPLE_TASK}-1", f"{EXAMPLE_TASK}-2"]
     assert parent.status.children == children
     assert parent.status.result is not None
     assert [(c.name, c.phase, c.verdict) for c in parent.status.result.children] == [
@@ -64,13 +79,13 @@ async def test_a_planner_splits_a_fix_into_children_waits_and_reports_go(
     ]
     for name in children:
         child = await kube.get(AgenticTask, name, namespace)
-        assert child.metadata.labels[PARENT_LABEL] == "fix-both"
+        assert child.metadata.labels[PARENT_LABEL] == EXAMPLE_TASK
         assert child.metadata.labels[CREATED_BY_LABEL] == "agent"
         assert child.metadata.owner_references[0].uid == parent.metadata.uid
         assert child.status.result is not None
     assert code == 0
     assert "Children:" in described
-    assert "fix-both-1" in described
+    assert children[0] in described
     assert worker.metrics.registry.get_sample_value("foreman_agent_subtasks_total", {"outcome": "created"}) == 2
     await delete_nodes(kube, NODE)
 

@@ -10,22 +10,19 @@ controller decides the same bounds (foreman.api.state.agent_schedules) before th
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 import structlog
 
-from foreman.api.http.errors import AlreadyExists, ApiError, NotFound
-from foreman.api.http.kubeapi import KubeApi
-from foreman.api.models.agents import Agent, AgentSpec
+from foreman.api.http.errors import AlreadyExists, ApiError
+from foreman.api.models.agents import AgentSpec
 from foreman.api.models.resources import AgenticTask
 from foreman.api.models.schedules import NAME_LIMIT, SCHEDULE_LABEL, TaskSchedule
-from foreman.api.models.subtasks import PARENT_LABEL
 from foreman.api.state import agent_schedules
 from foreman.api.state.cron import ScheduleError, parse
 from foreman.worker.agent.errors import ToolError
+from foreman.worker.children import Schedules
 from foreman.worker.metrics import WorkerMetrics
 
 log = structlog.get_logger("foreman.worker.agent.schedules")
@@ -59,13 +56,12 @@ DEFINITION: dict[str, Any] = {
 
 @dataclass(frozen=True)
 class ScheduleTool:
-    """`set_schedule` for one running task: the worker's API client, the task as claimed, its node and Agent."""
+    """`set_schedule` for one running task: its schedules on the fleet, the task as claimed, its node and Agent."""
 
-    kube: KubeApi
+    fleet: Schedules
     task: AgenticTask
     node: str
     agent: AgentSpec
-    clock: Callable[[], datetime]
     metrics: WorkerMetrics | None = None
 
     async def call(self, arguments: dict[str, Any]) -> str:
@@ -105,32 +101,30 @@ class ScheduleTool:
         )
         namespace = self.task.namespace or ""
         try:
-            existing = await self._existing(name, namespace)
+            existing = await self._existing(name)
             if existing is not None:
                 meta = wanted.metadata.model_copy(update={"creation_timestamp": existing.metadata.creation_timestamp})
                 wanted = wanted.model_copy(update={"metadata": meta})
-            listed = await self.kube.list(
-                TaskSchedule, namespace=namespace, label_selector=f"{PARENT_LABEL}={self.task.name}"
-            )
             refused = agent_schedules.refusal(
-                wanted, parent=self.task, agent=self.agent, schedules=listed.items, now=self.clock(),
-                fired_by_agent=await self._fired_by_agent(namespace),
+                wanted, parent=self.task, agent=self.agent, schedules=await self.fleet.schedules(),
+                now=self.fleet.now(), fired_by_agent=await self._fired_by_agent(),
             )  # fmt: skip
             if refused is not None:
                 raise Refused(refused.reason, refused.message)
-            await self._agent_exists(agent, namespace)
+            if not await self.fleet.agent_exists(agent):
+                raise ToolError(f"no Agent {agent!r} in namespace {namespace}")
             outcome = "updated" if existing is not None else "created"
             if existing is None:
                 try:
-                    await self.kube.create(wanted)
+                    await self.fleet.create_schedule(wanted)
                 except AlreadyExists:
                     raise ToolError(f"a TaskSchedule {name!r} was made meanwhile; call {NAME} again") from None
             else:
                 body = {"metadata": {"labels": wanted.metadata.labels}, "spec": wanted.spec.to_wire()}
-                await self.kube.patch(TaskSchedule, name, body, namespace=namespace)
+                await self.fleet.patch_schedule(name, body)
         except ApiError as error:
             raise ToolError(f"the cluster refused the schedule: {error}") from None
-        fires = ", ".join(f"{fire:%Y-%m-%d %H:%M %Z}" for fire in cron.upcoming(self.clock(), 3))
+        fires = ", ".join(f"{fire:%Y-%m-%d %H:%M %Z}" for fire in cron.upcoming(self.fleet.now(), 3))
         log.info("agent schedule set", task=self.task.name, namespace=namespace, schedule=name, outcome=outcome)
         return (
             f"taskschedule/{name} {outcome}: {schedule!r} in {timeZone}, Agent {agent}; next fires {fires} (the "
@@ -138,29 +132,18 @@ class ScheduleTool:
             outcome,
         )
 
-    async def _existing(self, name: str, namespace: str) -> TaskSchedule | None:
-        try:
-            found = await self.kube.get(TaskSchedule, name, namespace)
-        except NotFound:
+    async def _existing(self, name: str) -> TaskSchedule | None:
+        if (found := await self.fleet.schedule(name)) is None:
             return None
         creator = found.spec.created_by
         if found.spec.source != "agent" or creator is None or creator.uid != self.task.metadata.uid:
             raise ToolError(f"a TaskSchedule {name!r} exists and this task did not make it: choose another name")
         return found
 
-    async def _fired_by_agent(self, namespace: str) -> bool:
+    async def _fired_by_agent(self) -> bool:
         if (fired_by := self.task.metadata.labels.get(SCHEDULE_LABEL)) is None:
             return False
-        try:
-            return (await self.kube.get(TaskSchedule, fired_by, namespace)).spec.source == "agent"
-        except NotFound:
-            return False
-
-    async def _agent_exists(self, agent: str, namespace: str) -> None:
-        try:
-            await self.kube.get(Agent, agent, namespace)
-        except NotFound:
-            raise ToolError(f"no Agent {agent!r} in namespace {namespace}") from None
+        return (found := await self.fleet.schedule(fired_by)) is not None and found.spec.source == "agent"
 
     def _refused(self, error: ToolError, reason: str) -> ToolError:
         self._count("refused", reason)

@@ -25,7 +25,7 @@ from foreman.api.models.subtasks import SubtaskPolicy
 from foreman.api.state import subtasks
 from foreman.worker.agent.errors import ToolError
 from foreman.worker.agent.tools import _function
-from foreman.worker.children import TaskFleet
+from foreman.worker.children import Children
 from foreman.worker.metrics import WorkerMetrics
 
 log = structlog.get_logger("foreman.worker.agent")
@@ -75,7 +75,7 @@ class Subtasks:
 
     parent: AgenticTask
     policy: SubtaskPolicy
-    fleet: TaskFleet
+    fleet: Children
     node: str
     deadline: float
     """When the parent's timeout runs out (`clock` time)."""

@@ -224,12 +224,11 @@ class AgentExecutor(ExecutorHooks):
 
 
 def schedule_tool(task: AgenticTask, context: ExecutionContext) -> ScheduleTool | None:
-    """`set_schedule`, where the task's Agent allows it schedules and the worker gave an API client."""
+    """`set_schedule`, where the task's Agent allows it schedules and the worker lent a fleet."""
     subtasks = context.agent.subtasks if context.agent is not None else None
-    if subtasks is None or subtasks.max_schedules == 0 or context.kube is None or context.agent is None:
+    if subtasks is None or subtasks.max_schedules == 0 or context.fleet is None or context.agent is None:
         return None
-    clock = context.clock or utcnow
-    return ScheduleTool(context.kube, task, context.node_name, context.agent, clock, context.metrics)
+    return ScheduleTool(context.fleet, task, context.node_name, context.agent, context.metrics)
 
 
 def sandbox_of(confined: Sandbox) -> dict[str, str]:

@@ -9,13 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
 from importlib.metadata import entry_points
 from typing import Any, Protocol, runtime_checkable
 
 import structlog
 
-from foreman.api.http.kubeapi import KubeApi
 from foreman.api.models.agents import AgentSpec
 from foreman.api.models.envelope import ResultEnvelope, Usage
 from foreman.api.models.resources import AgenticTask, ModelOffer, NodeSandbox
@@ -70,13 +68,9 @@ class ExecutionContext:
     """The envelopes of the task's upstreams (dependsOn), read when the payload quotes them or its Agent inherits
     them; the payload the executor gets has its `{{ upstream.NAME.FIELD }}` already resolved."""
     fleet: TaskFleet | None = None
-    """The task's children on the fleet, through the worker's client: given only when its Agent may create some
-    (`spec.subtasks.agents`)."""
-    kube: KubeApi | None = None
-    """The worker's API client, for what an Agent's `subtasks` lets its tasks create (set_schedule); the apiserver's
-    admission policy bounds what the worker's token may write."""
-    clock: Callable[[], datetime] | None = None
-    """The worker's clock."""
+    """What the task may create on the fleet (children, schedules), bound to it, through the worker's client: given
+    only when its Agent may create some (`spec.subtasks.agents` or `maxSchedules`); the apiserver's admission policy
+    bounds what the worker's token may write."""
 
 
 @runtime_checkable

@@ -14,6 +14,7 @@ from foreman.worker.agent import workspace
 from foreman.worker.agent.errors import ToolError
 from foreman.worker.agent.schedules import ScheduleTool
 from foreman.worker.agent.tools import Toolbox
+from foreman.worker.children import KubeFleet, may_create
 from foreman.worker.executors.agent import schedule_tool
 from foreman.worker.executors.base import ExecutionContext
 from foreman.worker.metrics import WorkerMetrics
@@ -33,13 +34,21 @@ def agent(**subtasks: Any) -> AgentSpec:
     [(agent(), False), (agent(agents=["tester"]), False), (agent(maxSchedules=1), True)],
 )
 def test_offered_only_where_the_agent_allows_schedules(spec: AgentSpec, offered: bool, tmp_path: Path) -> None:
-    context = ExecutionContext("gpu-box", 1, agent=spec, kube=FakeKube())
+    context = ExecutionContext("gpu-box", 1, agent=spec, fleet=KubeFleet(FakeKube(), TASK, utcnow))
     tool = schedule_tool(TASK, context)
     assert (tool is not None) == offered
     box = Toolbox(workspace.create(str(tmp_path), "t"), ("read_file", "submit_result"), schedules=tool)
     names = [definition["function"]["name"] for definition in box.definitions()]
     assert ("set_schedule" in names) == offered
-    assert schedule_tool(TASK, ExecutionContext("gpu-box", 1, agent=spec)) is None  # no API client: none
+    assert schedule_tool(TASK, ExecutionContext("gpu-box", 1, agent=spec)) is None  # no fleet lent: none
+
+
+@pytest.mark.parametrize(
+    ("spec", "lent"),
+    [(agent(), False), (agent(maxSchedules=0), False), (agent(agents=["tester"]), True), (agent(maxSchedules=1), True)],
+)
+def test_a_fleet_is_lent_where_the_agent_may_create_children_or_schedules(spec: AgentSpec, lent: bool) -> None:
+    assert may_create(spec) == lent
 
 
 @pytest.mark.parametrize(
@@ -56,8 +65,7 @@ def test_offered_only_where_the_agent_allows_schedules(spec: AgentSpec, offered:
 )
 async def test_bad_arguments_are_errors_for_the_model(arguments: dict[str, Any], says: str, tmp_path: Path) -> None:
     metrics = WorkerMetrics()
-    kube = FakeKube()
-    tool = ScheduleTool(kube, TASK, "gpu-box", agent(maxSchedules=1), utcnow, metrics)
+    tool = ScheduleTool(KubeFleet(FakeKube(), TASK, utcnow), TASK, "gpu-box", agent(maxSchedules=1), metrics)
     box = Toolbox(workspace.create(str(tmp_path), "t"), ("submit_result",), schedules=tool)
     with pytest.raises(ToolError, match=says):
         await box.call("set_schedule", arguments)
