@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from foreman.api.tooling.localcluster.cluster import cache_dir, free_port
+from foreman.api.tooling.localcluster.cluster import cache_dir, free_port, unbuilt
 
 VERSION = "1.27.3"
 USER = "foreman"
@@ -39,10 +39,8 @@ def home() -> Path:
 
 def missing() -> str | None:
     """Why the real Gitea cannot run here (None: it can)."""
-    folder = home()
-    for name in ("gitea", "options/locale"):
-        if not (folder / name).exists():
-            return f"gitea is not built ({folder / name} missing): run `make gitea`"
+    if why := unbuilt(home(), ("gitea", "options/locale"), "gitea", "gitea"):
+        return why
     if os.getuid() == 0 and not shutil.which("setpriv"):
         return "gitea refuses root and setpriv (util-linux) is not installed to run it as another user"
     return None

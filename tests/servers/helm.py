@@ -9,7 +9,7 @@ from typing import Any
 
 import yaml
 
-from foreman.api.tooling.localcluster.cluster import cache_dir
+from foreman.api.tooling.localcluster.cluster import cache_dir, unbuilt
 
 VERSION = "4.3.2"
 CHART = Path(__file__).resolve().parents[2] / "charts" / "foreman"
@@ -21,9 +21,7 @@ def binary() -> Path:
 
 def missing() -> str | None:
     """Why the real helm cannot run here (None: it can)."""
-    if not binary().exists():
-        return f"helm is not built ({binary()} missing): run `make helm`"
-    return None
+    return unbuilt(binary().parent, (binary().name,), "helm", "helm")
 
 
 async def helm(*args: str, kubeconfig: Path | None = None, home: Path) -> str:

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from foreman.api.tooling.localcluster.cluster import cache_dir, free_port
+from foreman.api.tooling.localcluster.cluster import cache_dir, free_port, unbuilt
 
 VERSION = "11434.0.0"
 MODEL = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -30,11 +30,7 @@ def home() -> Path:
 
 def missing() -> str | None:
     """Why the real server cannot run here (None: it can)."""
-    folder = home()
-    for name in ("llama-server", MODEL, "tools.jinja"):
-        if not (folder / name).exists():
-            return f"llama-server is not built ({folder / name} missing): run `make llama-server`"
-    return None
+    return unbuilt(home(), ("llama-server", MODEL, "tools.jinja"), "llama-server", "llama-server")
 
 
 @dataclass(frozen=True)

@@ -75,6 +75,15 @@ def cache_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "foreman"
 
 
+def unbuilt(folder: Path, names: tuple[str, ...], what: str, target: str) -> str | None:
+    """Why a part cached under `folder` cannot run (the first of `names` absent), naming the make target that builds
+    it; None when all are there."""
+    for name in names:
+        if not (folder / name).exists():
+            return f"{what} is not built ({folder / name} missing): run `make {target}`"
+    return None
+
+
 def current_release() -> str:
     """The release `foreman dev up`, the demo and the tests run by default: the one pinned in our Go module."""
     found = re.search(r"^\s*(?:require )?k8s\.io/kubernetes v(\S+)", GO_MODULE.read_text(), re.MULTILINE)
