@@ -22,9 +22,9 @@ from pathlib import Path
 
 from reporting import report, say, target
 
-from foreman.api.http.kube import Kube
+from foreman.api.http.client import Kube
 from foreman.api.models.agents import Agent
-from foreman.api.models.resources import AgenticTask
+from foreman.api.models.tasks import AgenticTask
 from foreman.api.tooling.localcluster import Identity, LocalCluster
 from foreman.controller.config import ControllerConfig
 from foreman.controller.loop import Controller

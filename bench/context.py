@@ -29,7 +29,8 @@ import aiohttp
 from aiohttp import web
 
 from foreman.api.models.agents import AgentSpec
-from foreman.api.models.resources import AgenticTask, ModelOffer
+from foreman.api.models.nodes import ModelOffer
+from foreman.api.models.tasks import AgenticTask
 from foreman.worker.agent import conversation
 from foreman.worker.agent.conversation import SHORTENED_KEEP, Message, estimate_tokens
 from foreman.worker.executors.agent import AgentExecutor

@@ -21,8 +21,8 @@ import aiohttp
 
 sys.path.insert(0, str(Path(__file__).parents[1]))  # NB: the test suite's receiver (tests/servers/receiver.py)
 
-from foreman.api.http.kube import Kube
-from foreman.api.models.resources import AgenticTask
+from foreman.api.http.client import Kube
+from foreman.api.models.tasks import AgenticTask
 from foreman.api.runtime.daemon import configure_logging
 from foreman.api.tooling.install import install
 from foreman.api.tooling.localcluster import LocalCluster

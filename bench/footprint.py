@@ -16,9 +16,10 @@ from pathlib import Path
 
 from reporting import report, say, target
 
-from foreman.api.http.kube import Kube
+from foreman.api.http.client import Kube
 from foreman.api.models.base import utcnow
-from foreman.api.models.resources import AgenticTask, FleetNode
+from foreman.api.models.nodes import FleetNode
+from foreman.api.models.tasks import AgenticTask
 from foreman.api.tooling.localcluster import Identity, LocalCluster
 
 NAMESPACE = "bench-footprint"

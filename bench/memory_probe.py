@@ -1,8 +1,9 @@
 """Peak RSS (MiB) of a process holding a controller cache of 10,000 finished tasks and 1,000 nodes (bench/run.py).
 
-The tasks look as a controller that ran them sees them: each went through the real moves (`foreman.api.state.status`:
-placed, claimed, succeeded or failed) with an agent's result envelope (summary, changed files, usage) and its
-`status.usage`, the three conditions a finished task carries, and the node label; a tenth of them wait on an upstream.
+The tasks look as a controller that ran them sees them: each went through the real moves
+(`foreman.api.lifecycle.status`: placed, claimed, succeeded or failed) with an agent's result envelope (summary,
+changed files, usage) and its `status.usage`, the three conditions a finished task carries, and the node label; a
+tenth of them wait on an upstream.
 """
 
 import resource
@@ -12,9 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import foreman.controller.loop  # noqa: F401 - everything a running controller has imported
+from foreman.api.lifecycle import status
 from foreman.api.models.envelope import ResultEnvelope, Usage
-from foreman.api.models.resources import AgenticTask, FleetNode
-from foreman.api.state import status
+from foreman.api.models.nodes import FleetNode
+from foreman.api.models.tasks import AgenticTask
 from foreman.controller.cache import Cache
 
 EMPTY = "--empty" in sys.argv

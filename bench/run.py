@@ -36,9 +36,9 @@ import warm
 from agent import agent_benchmarks
 from reporting import all_targets, per_release, report, say, side_by_side, target
 
-from foreman.api.http.kube import Kube, Relisted
+from foreman.api.http.client import Kube, Relisted
 from foreman.api.models.queues import TaskQueue
-from foreman.api.models.resources import AgenticTask
+from foreman.api.models.tasks import AgenticTask
 from foreman.api.runtime.daemon import configure_logging, settle_heap
 from foreman.api.tooling.install import install
 from foreman.api.tooling.localcluster import Identity, LocalCluster

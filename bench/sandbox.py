@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from foreman.api.models.agents import AgentSpec
-from foreman.api.models.resources import AgenticTask
+from foreman.api.models.tasks import AgenticTask
 from foreman.worker.agent import workspace
 from foreman.worker.agent.tools import Toolbox, command_environment
 from foreman.worker.executors.agent import AgentExecutor

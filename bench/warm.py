@@ -2,7 +2,7 @@
 chooses (controller/match.py), a discrete-event clock runs it, no apiserver.
 
 20 nodes of one slot, 4 kinds (GPU 24 GB, GPU 80 GB, Mac 64 GB unified, CPU 32 GB), 6 models of 1-40 GB, each served
-where it fits; a load takes the shared estimate from size (api/state/modelload.py: `LOAD_OVERHEAD_S` + size /
+where it fits; a load takes the shared estimate from size (api/lifecycle/modelload.py: `LOAD_OVERHEAD_S` + size /
 `DISK_GB_PER_S`), and a node evicts its least recently used models until the new one fits. Tasks arrive as a Poisson
 stream at 30, 60 and 90 % of the fleet's capacity, Zipf-popular models, exponential run times (mean `MEAN_RUN_S`).
 Policies, on the same arrivals: first-fit, warm without a wait, warm with `DELAY_S`. Figures: loads per 1,000 tasks,
@@ -17,7 +17,7 @@ import random
 import statistics
 from dataclasses import dataclass, field
 
-from foreman.api.state.modelload import estimated_load_seconds
+from foreman.api.lifecycle.modelload import estimated_load_seconds
 from foreman.controller.match import Need, Offer, PlacementPolicy, Placer, Usage
 from foreman.controller.warmth import ModelOnNode, NodeModels
 

@@ -15,7 +15,7 @@ import typer
 import yaml
 from pydantic import ValidationError
 
-from foreman.api.http.kube import Kube
+from foreman.api.http.client import Kube
 from foreman.api.models.validation import describe
 from foreman.api.runtime.daemon import HealthServer, configure_logging, settle_heap, stop_on_signals
 from foreman.cli.errors import USER_ERROR, UserError, user_errors

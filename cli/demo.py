@@ -16,14 +16,14 @@ from typing import Annotated, Any
 import typer
 import yaml
 
+from foreman.api.cron.expression import parse
+from foreman.api.http.client import Kube
 from foreman.api.http.errors import AlreadyExists
-from foreman.api.http.kube import Kube
 from foreman.api.models import transcript
 from foreman.api.models.agents import Agent
 from foreman.api.models.base import utcnow
-from foreman.api.models.resources import AgenticTask
 from foreman.api.models.schedules import TaskSchedule, task_name
-from foreman.api.state.cron import parse
+from foreman.api.models.tasks import AgenticTask
 from foreman.api.tooling import gitea
 from foreman.api.tooling.install import install
 from foreman.api.tooling.localcluster import LocalCluster

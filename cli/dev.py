@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from foreman.api.http.kube import Kube
+from foreman.api.http.client import Kube
 from foreman.api.tooling.install import install
 from foreman.api.tooling.localcluster import LocalCluster
 from foreman.cli.errors import user_errors

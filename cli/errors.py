@@ -11,8 +11,8 @@ import typer
 import yaml
 from pydantic import ValidationError
 
+from foreman.api.http.client import ConfigError
 from foreman.api.http.errors import ApiError, Forbidden, NotFound, NotServed, Unauthorized, Unreachable
-from foreman.api.http.kube import ConfigError
 from foreman.api.models.validation import describe
 from foreman.api.tooling.localcluster import PrerequisiteMissing
 from foreman.cli.terminal import emit

@@ -12,7 +12,7 @@ import yaml
 from pydantic import ValidationError
 
 from foreman.api.http.requests import ObjectTooLarge, creatable_body
-from foreman.api.models.resources import Resource
+from foreman.api.models.base import Resource
 from foreman.api.models.validation import describe, unknown_fields
 from foreman.cli.errors import UserError
 

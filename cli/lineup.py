@@ -8,11 +8,12 @@ from __future__ import annotations
 import contextlib
 from datetime import datetime
 
+from foreman.api.http.client import Kube
 from foreman.api.http.errors import Forbidden, NotFound, NotServed
-from foreman.api.http.kube import Kube
 from foreman.api.models.agents import Agent
+from foreman.api.models.nodes import FleetNode
 from foreman.api.models.queues import TaskQueue, labels_of
-from foreman.api.models.resources import AgenticTask, FleetNode
+from foreman.api.models.tasks import AgenticTask
 from foreman.controller.cache import Cache
 from foreman.controller.waiting import fleet_of
 

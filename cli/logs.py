@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from foreman.api.models import transcript
-from foreman.api.models.resources import TERMINAL_PHASES
+from foreman.api.models.tasks import TERMINAL_PHASES
 from foreman.cli.errors import UserError, user_errors
 from foreman.cli.tasks import Kubeconfig, Namespace, _client, _get
 from foreman.cli.terminal import emit

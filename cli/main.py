@@ -12,7 +12,7 @@ import typer
 from typer._click.exceptions import NoArgsIsHelpError, UsageError
 
 from foreman.api import PACKAGE_VERSION
-from foreman.api.http.kube import Kube
+from foreman.api.http.client import Kube
 from foreman.api.runtime.daemon import configure_logging
 from foreman.api.tooling.install import install as install_into
 from foreman.api.tooling.install import uninstall as uninstall_from

@@ -11,9 +11,9 @@ from typing import Annotated, TypeVar
 import typer
 import yaml
 
-from foreman.api.http.kube import Kube
+from foreman.api.http.client import Kube
 from foreman.api.models.base import utcnow
-from foreman.api.models.resources import FleetNode
+from foreman.api.models.nodes import FleetNode
 from foreman.api.tooling import nodes
 from foreman.api.tooling.localcluster.cluster import write_private
 from foreman.cli.daemons import parse_labels

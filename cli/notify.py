@@ -13,7 +13,7 @@ from pydantic import ValidationError
 
 from foreman.api.models.base import STORED, utcnow
 from foreman.api.models.notify import NotifyEntry
-from foreman.api.models.resources import AgenticTask
+from foreman.api.models.tasks import AgenticTask
 from foreman.api.models.validation import describe
 from foreman.cli.errors import UserError, user_errors
 from foreman.cli.tasks import Kubeconfig, Namespace, _client

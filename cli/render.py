@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 
-from foreman.api.models.base import find_condition, utcnow
+from foreman.api.lifecycle import subtasks
+from foreman.api.lifecycle.deliveries import firing
+from foreman.api.models.base import Key, find_condition, key_of, utcnow
 from foreman.api.models.envelope import ResultEnvelope
-from foreman.api.models.resources import AgenticTask, FleetNode, Key, ModelOffer, NodeSandbox, key_of
+from foreman.api.models.nodes import FleetNode, ModelOffer, NodeSandbox
 from foreman.api.models.subtasks import DEPTH_LABEL, PARENT_LABEL
-from foreman.api.state import subtasks
-from foreman.api.state.deliveries import firing
+from foreman.api.models.tasks import AgenticTask
 from foreman.cli.terminal import visible
 from foreman.controller.expiry import TimeToLive, expires_at
 from foreman.controller.waiting import Waiting

@@ -9,10 +9,10 @@ from typing import Annotated
 
 import typer
 
+from foreman.api.cron.expression import ScheduleError, parse
+from foreman.api.lifecycle import reasons
 from foreman.api.models.base import find_condition, utcnow
 from foreman.api.models.schedules import TaskSchedule
-from foreman.api.state import reasons
-from foreman.api.state.cron import ScheduleError, parse
 from foreman.api.tooling.schedule_sync import plan_sync
 from foreman.api.tooling.sdk import AlreadyTriggered, ForemanClient
 from foreman.cli.errors import UserError, missing_is_a_user_error, user_errors

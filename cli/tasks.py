@@ -12,12 +12,13 @@ from typing import Annotated, Any
 import typer
 import yaml
 
+from foreman.api.http.client import Kube, Relisted, RetryPolicy
 from foreman.api.http.errors import AlreadyExists
-from foreman.api.http.kube import Kube, Relisted, RetryPolicy
-from foreman.api.models.base import utcnow
+from foreman.api.models.base import Key, key_of, utcnow
 from foreman.api.models.envelope import PASSING_VERDICTS
-from foreman.api.models.resources import TERMINAL_PHASES, AgenticTask, FleetNode, Key, key_of
+from foreman.api.models.nodes import FleetNode
 from foreman.api.models.subtasks import PARENT_LABEL
+from foreman.api.models.tasks import TERMINAL_PHASES, AgenticTask
 from foreman.api.tooling.sdk import AlreadyFinished, ForemanClient, WaitTimeout
 from foreman.cli.errors import UserError, missing_is_a_user_error, user_errors
 from foreman.cli.files import documents, resource

@@ -11,20 +11,12 @@ from datetime import datetime, timedelta
 from typing import get_args
 
 from foreman.api.models.agents import AgentSpec
-from foreman.api.models.base import is_newer
+from foreman.api.models.base import Key, is_newer, key_of
+from foreman.api.models.nodes import FleetNode, NodePhase
 from foreman.api.models.queues import TaskQueue
-from foreman.api.models.resources import (
-    NODE_LABEL,
-    TERMINAL_PHASES,
-    AgenticTask,
-    FleetNode,
-    Key,
-    NodePhase,
-    TaskPhase,
-    key_of,
-)
 from foreman.api.models.schedules import SCHEDULE_LABEL
 from foreman.api.models.subtasks import PARENT_LABEL
+from foreman.api.models.tasks import NODE_LABEL, TERMINAL_PHASES, AgenticTask, TaskPhase
 from foreman.controller.match import Usage
 from foreman.controller.queues import QueueLoad, QueueRule, loads_of, queue_of, rule_of
 from foreman.controller.trim import for_decisions

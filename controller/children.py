@@ -7,9 +7,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from foreman.api.lifecycle import reasons, subtasks
 from foreman.api.models.agents import AgentSpec
-from foreman.api.models.resources import TERMINAL_PHASES, AgenticTask
-from foreman.api.state import reasons, subtasks
+from foreman.api.models.tasks import TERMINAL_PHASES, AgenticTask
 from foreman.controller.rules import Fail
 
 REFUSALS = (reasons.SUBTASK_LIMIT_EXCEEDED, reasons.SUBTASK_NOT_ALLOWED, reasons.PARENT_NOT_RUNNING)

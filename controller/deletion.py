@@ -12,9 +12,9 @@ from __future__ import annotations
 import contextlib
 
 from foreman.api.http.errors import NotFound
-from foreman.api.http.kubeapi import KubeApi
+from foreman.api.http.interface import KubeApi
 from foreman.api.models import transcript
-from foreman.api.models.resources import AgenticTask
+from foreman.api.models.tasks import AgenticTask
 
 
 async def delete_finished(kube: KubeApi, task: AgenticTask) -> None:

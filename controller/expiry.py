@@ -5,7 +5,7 @@ A task's own `spec.ttlSecondsAfterFinished` wins; else the controller's default 
 Foreman's sets. A task past its time is still kept while a dependant that is not finished names it in `dependsOn`:
 deleting it would turn that dependant into DependencyNotFound (a reclaimed dependant goes back to Pending and checks
 its upstreams again). The plan looks at such a task again when a dependant finishes. Nor is a task deleted while a
-delivery of its result is outstanding (none recorded, or Pending: foreman.api.state.deliveries), for at most
+delivery of its result is outstanding (none recorded, or Pending: foreman.api.lifecycle.deliveries), for at most
 `delivery_grace` past its time: the notifier's write of the outcome brings it back to the plan.
 """
 
@@ -15,9 +15,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from foreman.api.lifecycle.deliveries import outstanding
 from foreman.api.models.agents import AgentSpec
-from foreman.api.models.resources import TERMINAL_PHASES, AgenticTask
-from foreman.api.state.deliveries import outstanding
+from foreman.api.models.tasks import TERMINAL_PHASES, AgenticTask
 
 
 @dataclass(frozen=True)

@@ -12,8 +12,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Literal
 
-from foreman.api.models.base import ObjectMeta, OwnerReference, find_condition, set_condition, wire_time
-from foreman.api.models.resources import API_VERSION, TERMINAL_PHASES, AgenticTask
+from foreman.api.cron.expression import Cron, ScheduleError, parse
+from foreman.api.lifecycle import reasons
+from foreman.api.lifecycle.agent_schedules import Refusal
+from foreman.api.models.base import API_VERSION, ObjectMeta, OwnerReference, find_condition, set_condition, wire_time
 from foreman.api.models.schedules import (
     ON_TIME_SECONDS,
     SCHEDULE_LABEL,
@@ -25,9 +27,7 @@ from foreman.api.models.schedules import (
     manual_task_name,
     task_name,
 )
-from foreman.api.state import reasons
-from foreman.api.state.agent_schedules import Refusal
-from foreman.api.state.cron import Cron, ScheduleError, parse
+from foreman.api.models.tasks import TERMINAL_PHASES, AgenticTask
 from foreman.controller import history
 
 ON_TIME = timedelta(seconds=ON_TIME_SECONDS)

@@ -9,10 +9,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 
+from foreman.api.lifecycle import reasons
 from foreman.api.models.base import find_condition
-from foreman.api.models.resources import TERMINAL_PHASES, AgenticTask
 from foreman.api.models.schedules import SCHEDULED_AT_ANNOTATION, TRIGGER_ANNOTATION, RunRecord, TaskScheduleSpec
-from foreman.api.state import reasons
+from foreman.api.models.tasks import TERMINAL_PHASES, AgenticTask
 
 MESSAGE_LIMIT = 256
 OLDEST = datetime.min.replace(tzinfo=UTC)

@@ -16,7 +16,7 @@ from typing import Literal
 import structlog
 
 from foreman.api.http.errors import AlreadyExists, ApiError, Conflict, NotFound
-from foreman.api.http.kubeapi import KubeApi
+from foreman.api.http.interface import KubeApi
 from foreman.api.models.base import ObjectMeta, utcnow
 from foreman.api.models.lease import Lease, LeaseSpec
 from foreman.api.runtime.daemon import sleep_unless

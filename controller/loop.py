@@ -14,18 +14,19 @@ from typing import Any, Literal
 
 import structlog
 
+from foreman.api.http.client import Relisted
 from foreman.api.http.errors import ApiError, Conflict, NotFound
 from foreman.api.http.features import writes_node_label
-from foreman.api.http.kube import Relisted
-from foreman.api.http.kubeapi import KubeApi
+from foreman.api.http.interface import KubeApi
+from foreman.api.lifecycle import reasons
 from foreman.api.models.agents import Agent
-from foreman.api.models.base import utcnow
+from foreman.api.models.base import Resource, key_of, utcnow
+from foreman.api.models.nodes import FleetNode
 from foreman.api.models.queues import TaskQueue, labels_of
-from foreman.api.models.resources import NODE_LABEL, AgenticTask, FleetNode, Resource, key_of
 from foreman.api.models.schedules import TaskSchedule
+from foreman.api.models.tasks import NODE_LABEL, AgenticTask
 from foreman.api.runtime.daemon import run_components, sleep_unless
 from foreman.api.runtime.workqueue import WorkQueue
-from foreman.api.state import reasons
 from foreman.controller import readings
 from foreman.controller.cache import Cache, TaskKey
 from foreman.controller.children import REFUSALS

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from foreman.api.models.gates import allowed
-from foreman.api.models.resources import AcceleratorRequest
+from foreman.api.models.nodes import AcceleratorRequest
 from foreman.controller.warmth import NodeModels, cost
 
 CONFINED = ("bubblewrap", "seatbelt")

@@ -18,9 +18,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from foreman.api.lifecycle import reasons
 from foreman.api.models.base import find_condition
-from foreman.api.models.resources import TERMINAL_PHASES, AgenticTask
-from foreman.api.state import reasons
+from foreman.api.models.tasks import TERMINAL_PHASES, AgenticTask
 
 
 @dataclass(frozen=True)

@@ -19,11 +19,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from foreman.api.lifecycle import node_status, reasons, status
 from foreman.api.models.agents import AgentSpec
+from foreman.api.models.base import key_of
+from foreman.api.models.nodes import FleetNode, NodeSandbox
 from foreman.api.models.queues import DEFAULT_QUEUE, TaskQueue, TaskQueueStatus
-from foreman.api.models.resources import TERMINAL_PHASES, AgenticTask, FleetNode, NodeSandbox, key_of
 from foreman.api.models.subtasks import PARENT_LABEL
-from foreman.api.state import node_status, reasons, status
+from foreman.api.models.tasks import TERMINAL_PHASES, AgenticTask
 from foreman.controller.cache import Cache, TaskKey
 from foreman.controller.children import CancelChild, child_decision
 from foreman.controller.config import ControllerConfig

@@ -9,8 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from foreman.api.models.resources import AgenticTask, FleetNode
-from foreman.api.state import reasons
+from foreman.api.lifecycle import reasons
+from foreman.api.models.nodes import FleetNode
+from foreman.api.models.tasks import AgenticTask
 
 
 def heard_recently(observed_at: datetime | None, now: datetime, stale_after: timedelta) -> bool:

@@ -9,10 +9,10 @@ from collections.abc import Container, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
+from foreman.api.lifecycle import reasons
 from foreman.api.models.base import DECODE_ERROR
 from foreman.api.models.envelope import PASSING_VERDICTS, Verdict
-from foreman.api.models.resources import TERMINAL_PHASES, AgenticTask
-from foreman.api.state import reasons
+from foreman.api.models.tasks import TERMINAL_PHASES, AgenticTask
 from foreman.controller.queues import queue_exists
 
 

@@ -19,13 +19,13 @@ from typing import Any
 import structlog
 
 from foreman.api.http.errors import AlreadyExists, ApiError, Conflict, NotFound
-from foreman.api.http.kubeapi import KubeApi
-from foreman.api.models.base import find_condition, is_newer
-from foreman.api.models.resources import AgenticTask, key_of
+from foreman.api.http.interface import KubeApi
+from foreman.api.lifecycle import agent_schedules, reasons
+from foreman.api.lifecycle.agent_schedules import Refusal
+from foreman.api.models.base import find_condition, is_newer, key_of
 from foreman.api.models.schedules import TaskSchedule
+from foreman.api.models.tasks import AgenticTask
 from foreman.api.runtime.workqueue import WorkQueue
-from foreman.api.state import agent_schedules, reasons
-from foreman.api.state.agent_schedules import Refusal
 from foreman.controller.cache import Cache, ScheduleKey
 from foreman.controller.deletion import delete_finished
 from foreman.controller.firing import Note, Plan, plan

@@ -1,8 +1,8 @@
 """What the controller's cache keeps of a task: only what its decisions read, in as few bytes as that takes.
 
-Measured with bench/memory_probe.py (10,000 finished agent tasks, 1,000 nodes, 2026-12-02): held whole, the cache
-took the controller process to 229 MiB; trimmed, 159; with the models' field sets shared as well, 130 (92 of it is
-the imports).
+Why it matters (bench/memory_probe.py, 10,000 finished agent tasks and 1,000 nodes): held whole, tasks take the
+controller process to about 1.8 times the size it has with them trimmed and their field sets shared; bench/README.md
+has the figures.
 """
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ from typing import Any, TypeVar
 from pydantic import BaseModel
 
 from foreman.api.models.envelope import Attempt
-from foreman.api.models.resources import TERMINAL_PHASES, AgenticTask, AgenticTaskStatus, Payload
 from foreman.api.models.review import ReviewStage
 from foreman.api.models.schedules import SCHEDULE_LABEL
+from foreman.api.models.tasks import TERMINAL_PHASES, AgenticTask, AgenticTaskStatus, Payload
 
 EMPTY_PAYLOAD = Payload()
 M = TypeVar("M", bound=BaseModel)

@@ -12,11 +12,12 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
+from foreman.api.lifecycle import reasons
 from foreman.api.models.agents import Agent
 from foreman.api.models.base import wire_time
+from foreman.api.models.nodes import FleetNode
 from foreman.api.models.queues import TaskQueue
-from foreman.api.models.resources import AgenticTask, FleetNode
-from foreman.api.state import reasons
+from foreman.api.models.tasks import AgenticTask
 from foreman.controller.cache import Cache, TaskKey
 from foreman.controller.config import ControllerConfig
 from foreman.controller.match import Placer

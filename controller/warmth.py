@@ -6,7 +6,7 @@ for the models it must evict (each of them loads its model again). A model canno
 node runs with it, so a node where the model cannot fit next to those is no place for the task at all (None).
 
 Bad input is clamped, never trusted: a size above the node's memory is the memory, a load time negative or absurd
-(above `MAX_LOAD_SECONDS`, api/state/modelload.py) is estimated from the size instead.
+(above `MAX_LOAD_SECONDS`, api/lifecycle/modelload.py) is estimated from the size instead.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from foreman.api.state.modelload import estimated_load_seconds, sane_load_seconds
+from foreman.api.lifecycle.modelload import estimated_load_seconds, sane_load_seconds
 
 UNKNOWN_SIZE_GB = 4.0
 """The size assumed for a model whose server says none: a common 7-8B model at 4 bits."""

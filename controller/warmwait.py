@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from foreman.api.models.resources import AgenticTask
-from foreman.api.state import reasons
+from foreman.api.lifecycle import reasons
+from foreman.api.models.tasks import AgenticTask
 from foreman.controller.cache import Cache
 from foreman.controller.match import Need, Placer
 

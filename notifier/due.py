@@ -17,11 +17,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 
+from foreman.api.lifecycle.deliveries import firing
 from foreman.api.models.agents import AgentSpec
 from foreman.api.models.notify import Delivery, NotifyEntry, delivery_id
-from foreman.api.models.resources import AgenticTask
+from foreman.api.models.tasks import AgenticTask
 from foreman.api.runtime.backoff import backoff_delay
-from foreman.api.state.deliveries import firing
 
 ERROR_LENGTH = 1024
 

@@ -17,13 +17,13 @@ from typing import Any, Protocol
 
 import structlog
 
+from foreman.api.http.client import Relisted
 from foreman.api.http.errors import ApiError, NotFound
-from foreman.api.http.kube import Relisted
-from foreman.api.http.kubeapi import KubeApi
+from foreman.api.http.interface import KubeApi
 from foreman.api.models import transcript
 from foreman.api.models.agents import Agent, AgentSpec
-from foreman.api.models.base import is_newer, utcnow
-from foreman.api.models.resources import TERMINAL_PHASES, AgenticTask, Key, key_of
+from foreman.api.models.base import Key, is_newer, key_of, utcnow
+from foreman.api.models.tasks import TERMINAL_PHASES, AgenticTask
 from foreman.api.runtime.daemon import run_components
 from foreman.api.runtime.workqueue import WorkQueue
 from foreman.notifier import due

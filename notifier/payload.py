@@ -12,8 +12,8 @@ from typing import Any
 from urllib.parse import quote
 
 from foreman.api.models.base import wire_time
-from foreman.api.models.resources import AgenticTask
 from foreman.api.models.schedules import SCHEDULE_LABEL
+from foreman.api.models.tasks import AgenticTask
 
 EVENT_TYPE = "dev.foreman.task.finished"
 SUMMARY_LENGTH = 4000

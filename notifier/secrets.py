@@ -11,7 +11,7 @@ import base64
 import binascii
 
 from foreman.api.http.errors import Forbidden, NotFound
-from foreman.api.http.kubeapi import KubeApi
+from foreman.api.http.interface import KubeApi
 from foreman.api.models.notify import NOTIFIER_LABEL, SecretKeyRef
 
 SECRETS_ROLE = "foreman-notifier-secrets"

@@ -24,7 +24,7 @@ from standardwebhooks.webhooks import Webhook
 
 from foreman.api.http.errors import ApiError
 from foreman.api.models.base import utcnow
-from foreman.api.models.resources import AgenticTask
+from foreman.api.models.tasks import AgenticTask
 from foreman.notifier.due import Outcome, Send
 from foreman.notifier.payload import EVENT_TYPE, chat_message
 from foreman.notifier.secrets import SecretReader, Unusable

@@ -20,7 +20,7 @@ import pytest
 import yaml
 from pytest_kubernetes.providers.base import AClusterManager
 
-from foreman.api.http.kube import Kube
+from foreman.api.http.client import Kube
 from foreman.api.tooling.localcluster import Identity, LocalCluster
 from foreman.api.tooling.localcluster.cluster import USERS
 from foreman.api.tooling.manifests import NAMESPACE

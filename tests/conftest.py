@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import structlog
 
-from foreman.api.http.kube import Kube
+from foreman.api.http.client import Kube
 from foreman.api.tooling.install import install
 from foreman.api.tooling.localcluster import Identity, LocalCluster
 from tests import clusters

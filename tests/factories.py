@@ -5,10 +5,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from foreman.api.lifecycle.status import claimed
 from foreman.api.models.base import STORED
-from foreman.api.models.resources import AgenticTask, FleetNode
+from foreman.api.models.nodes import FleetNode
 from foreman.api.models.schedules import TaskSchedule
-from foreman.api.state.status import claimed
+from foreman.api.models.tasks import AgenticTask
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -85,7 +86,7 @@ def schedule(name: str = "nightly", *, created: datetime = T0, status: dict[str,
 
 
 def moved(before: AgenticTask, patch: dict[str, Any], version: int) -> AgenticTask:
-    """The task after a status merge patch (a body from foreman.api.state.status), as the watch then delivers it."""
+    """The task after a status merge patch (a body from foreman.api.lifecycle.status), as the watch then delivers it."""
     body = before.to_wire()
     body["status"] = {**body.get("status", {}), **{k: v for k, v in patch.items() if v is not None}}
     body["metadata"]["resourceVersion"] = str(version)

@@ -11,12 +11,11 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any, Literal, TypeVar
 
+from foreman.api.http.client import Listing, Relisted, WatchEvent
 from foreman.api.http.errors import AlreadyExists, ApiError, Conflict, NotFound
 from foreman.api.http.features import Release
-from foreman.api.http.kube import Listing, Relisted, WatchEvent
-from foreman.api.models.base import utcnow, wire_time
+from foreman.api.models.base import Resource, utcnow, wire_time
 from foreman.api.models.lease import Lease
-from foreman.api.models.resources import Resource
 
 R = TypeVar("R", bound=Resource)
 Stored = dict[tuple[str, str], dict[str, Any]]

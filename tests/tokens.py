@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from foreman.api.http.kube import Kube
+from foreman.api.http.client import Kube
 from foreman.api.http.requests import Request
 
 TOKEN_SECONDS = 3600

@@ -9,7 +9,7 @@ import json
 import re
 from dataclasses import dataclass
 
-from foreman.api.models.resources import Accelerator
+from foreman.api.models.nodes import Accelerator
 
 GIB = 1024**3
 

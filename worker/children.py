@@ -11,14 +11,14 @@ from collections.abc import AsyncGenerator, Callable
 from datetime import datetime
 from typing import Any, Protocol
 
+from foreman.api.http.client import Relisted
 from foreman.api.http.errors import NotFound
-from foreman.api.http.kube import Relisted
-from foreman.api.http.kubeapi import KubeApi
+from foreman.api.http.interface import KubeApi
+from foreman.api.lifecycle import subtasks
 from foreman.api.models.agents import Agent, AgentSpec
-from foreman.api.models.resources import AgenticTask
 from foreman.api.models.schedules import TaskSchedule
 from foreman.api.models.subtasks import PARENT_LABEL
-from foreman.api.state import subtasks
+from foreman.api.models.tasks import AgenticTask
 
 
 def may_create(agent: AgentSpec) -> bool:

@@ -10,7 +10,7 @@ from typing import Any
 from pydantic import Field
 
 from foreman.api.models.base import Model
-from foreman.api.models.resources import Accelerator
+from foreman.api.models.nodes import Accelerator
 
 
 class CapabilityOverrides(Model):

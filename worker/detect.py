@@ -9,7 +9,7 @@ from pathlib import Path
 
 import structlog
 
-from foreman.api.models.resources import NodeCapability
+from foreman.api.models.nodes import NodeCapability
 from foreman.worker.capability import (
     Memory,
     choose_accelerator,

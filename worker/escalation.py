@@ -7,9 +7,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from foreman.api.lifecycle import reasons
 from foreman.api.models.envelope import ResultEnvelope
 from foreman.api.models.escalation import MAX_PREVIOUS, Escalation
-from foreman.api.state import reasons
 
 ESCALATING_REASONS = frozenset(
     {reasons.NO_TOOL_CALL, reasons.MAX_TURNS_EXCEEDED, reasons.CONTEXT_EXCEEDED, reasons.GATE_FAILED}

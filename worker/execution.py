@@ -18,14 +18,14 @@ import structlog
 from pydantic import ValidationError
 
 from foreman.api.http.errors import RETRYABLE, ApiError, BadRequest, Conflict, Invalid, NotFound, TooLarge
-from foreman.api.http.kubeapi import KubeApi
+from foreman.api.http.interface import KubeApi
+from foreman.api.lifecycle import reasons, upstream
 from foreman.api.models import transcript
 from foreman.api.models.agents import Agent
 from foreman.api.models.base import DECODE_ERROR, find_condition
 from foreman.api.models.envelope import ResultEnvelope, Usage, bounded
-from foreman.api.models.resources import AgenticTask, Payload
+from foreman.api.models.tasks import AgenticTask, Payload
 from foreman.api.models.validation import describe
-from foreman.api.state import reasons, upstream
 from foreman.worker import rules
 from foreman.worker.children import KubeFleet, may_create
 from foreman.worker.config import WorkerConfig

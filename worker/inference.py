@@ -20,8 +20,8 @@ from typing import Any
 import aiohttp
 import structlog
 
-from foreman.api.models.resources import ModelOffer
-from foreman.api.state import reasons
+from foreman.api.lifecycle import reasons
+from foreman.api.models.nodes import ModelOffer
 
 log = structlog.get_logger("foreman.worker.inference")
 

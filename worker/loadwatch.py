@@ -9,7 +9,7 @@ Load time, measured: a task here began with the model while the server said it w
 still said not loaded (so the load was not done already), and a steady run of probes then says loaded: the load took
 from the want to between the last probe that said not loaded and the first that said loaded (their midpoint; the
 offering probes every `LOADING_PROBE_S` while a load is under way). Smoothed as a moving average; a measurement that
-cannot be believed (api/state/modelload.py) is dropped and said. Until one is measured, the estimate from its size.
+cannot be believed (api/lifecycle/modelload.py) is dropped and said. Until one is measured, the estimate from its size.
 
 Sizes are clamped to the node's model memory (a model bigger than it cannot be loaded as advertised), and said.
 """
@@ -19,9 +19,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
-from foreman.api.models.resources import ModelOffer
-from foreman.api.state import reasons
-from foreman.api.state.modelload import MAX_LOAD_SECONDS, estimated_load_seconds, sane_load_seconds
+from foreman.api.lifecycle import reasons
+from foreman.api.lifecycle.modelload import MAX_LOAD_SECONDS, estimated_load_seconds, sane_load_seconds
+from foreman.api.models.nodes import ModelOffer
 
 STEADY_PROBES = 2
 """Probes in a row that must say a model's new state before it is advertised."""

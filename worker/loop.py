@@ -16,14 +16,14 @@ from datetime import datetime
 
 import structlog
 
+from foreman.api.http.client import Listing, Relisted
 from foreman.api.http.errors import ApiError, Conflict, NotFound
 from foreman.api.http.features import Release, tasks_on_node
-from foreman.api.http.kube import Listing, Relisted
-from foreman.api.http.kubeapi import KubeApi
+from foreman.api.http.interface import KubeApi
+from foreman.api.lifecycle import reasons
 from foreman.api.models.base import utcnow
-from foreman.api.models.resources import TERMINAL_PHASES, AgenticTask
+from foreman.api.models.tasks import TERMINAL_PHASES, AgenticTask
 from foreman.api.runtime.daemon import sleep_unless
-from foreman.api.state import reasons
 from foreman.worker import rules
 from foreman.worker.config import WorkerConfig
 from foreman.worker.detect import detect

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import structlog
 
-from foreman.api.models.resources import ModelOffer, NodeSandbox
+from foreman.api.models.nodes import ModelOffer, NodeSandbox
 from foreman.worker import inference, loadwatch
 from foreman.worker.config import WorkerConfig
 from foreman.worker.executors.base import Executor, InferenceServer, ModelContext, hooks

@@ -11,12 +11,12 @@ from datetime import datetime
 import structlog
 
 from foreman.api.http.errors import AlreadyExists, ApiError, Forbidden, NotFound
-from foreman.api.http.kubeapi import KubeApi
+from foreman.api.http.interface import KubeApi
+from foreman.api.lifecycle import node_status
+from foreman.api.lifecycle.identity import identity_of, token_claims, token_life
 from foreman.api.models.base import ObjectMeta, utcnow
-from foreman.api.models.resources import FleetNode, FleetNodeSpec, NodeCapability, NodeIdentity, NodePhase
+from foreman.api.models.nodes import FleetNode, FleetNodeSpec, NodeCapability, NodeIdentity, NodePhase
 from foreman.api.runtime.daemon import sleep_unless
-from foreman.api.state import node_status
-from foreman.api.state.identity import identity_of, token_claims, token_life
 from foreman.api.tooling.manifests import SHARED_WORKER_USER
 from foreman.worker.config import WorkerConfig
 from foreman.worker.detect import memory

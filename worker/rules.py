@@ -1,5 +1,5 @@
 """The worker's decisions as pure functions: what it may claim, what it recovers at start, and which move an
-outcome is. Every phase change the worker makes is chosen here (`foreman.api.state.status` writes the bodies)."""
+outcome is. Every phase change the worker makes is chosen here (`foreman.api.lifecycle.status` writes the bodies)."""
 
 from __future__ import annotations
 
@@ -10,13 +10,13 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from foreman.api.lifecycle import reasons, status
 from foreman.api.models.envelope import PASSING_VERDICTS, Attempt, ResultEnvelope, Usage
 from foreman.api.models.gates import Gate
 from foreman.api.models.pullrequests import PullRequestPolicy
-from foreman.api.models.resources import AgenticTask
 from foreman.api.models.review import ReviewRef, ReviewStage
+from foreman.api.models.tasks import AgenticTask
 from foreman.api.runtime.backoff import backoff_delay
-from foreman.api.state import reasons, status
 from foreman.worker import escalation, review
 
 RETRYABLE_REASONS = frozenset({reasons.EXECUTOR_ERROR, reasons.TIMEOUT})

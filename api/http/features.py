@@ -11,7 +11,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from foreman.api.models.resources import GROUP, NODE_LABEL
+from foreman.api.models.base import GROUP
+from foreman.api.models.tasks import NODE_LABEL
 
 Manifest = dict[str, Any]
 

@@ -1,7 +1,7 @@
 """Pure preparation of Kubernetes API requests: paths, query strings, bodies, content types.
 
-Nothing here sends anything (the idea is lightkube's `prepare_request`): `foreman.api.http.kube` sends what these build,
-and unit tests check them without a server.
+Nothing here sends anything (the idea is lightkube's `prepare_request`): `foreman.api.http.client` sends what these
+build, and unit tests check them without a server.
 """
 
 from __future__ import annotations
@@ -12,9 +12,8 @@ from datetime import datetime
 from typing import Any
 
 from foreman.api import PACKAGE_VERSION
-from foreman.api.models.base import wire_time
+from foreman.api.models.base import API_VERSION, GROUP, VERSION, Resource, wire_time
 from foreman.api.models.kinds import RESOURCES
-from foreman.api.models.resources import API_VERSION, GROUP, VERSION, Resource
 
 MERGE_PATCH = "application/merge-patch+json"
 APPLY_PATCH = "application/apply-patch+yaml"

@@ -11,12 +11,11 @@ from typing import ClassVar, Literal
 
 from pydantic import Field
 
-from foreman.api.models.base import Model
+from foreman.api.models.base import Model, Resource
 from foreman.api.models.escalation import Ladder
 from foreman.api.models.gates import DEFAULT_MAX_FIX_ROUNDS, MAX_FIX_ROUNDS, Gates
 from foreman.api.models.notify import Notify
 from foreman.api.models.pullrequests import PullRequestPolicy
-from foreman.api.models.resources import Resource
 from foreman.api.models.review import ReviewRef
 from foreman.api.models.subtasks import SubtaskPolicy
 

@@ -202,3 +202,44 @@ def set_condition(
 
 def find_condition(conditions: list[Condition], type: str) -> Condition | None:
     return next((c for c in conditions if c.type == type), None)
+
+
+GROUP = "foreman.dev"
+VERSION = "v1alpha1"
+API_VERSION = f"{GROUP}/{VERSION}"
+
+DnsName = ObjectName
+
+
+class Resource(Model):
+    """What every resource has; subclasses say where they live in the API."""
+
+    plural: ClassVar[str]
+    singular: ClassVar[str]
+    short_name: ClassVar[str]
+    namespaced: ClassVar[bool]
+    selectable_fields: ClassVar[tuple[str, ...]] = ()
+    """JSON paths a field selector may name (CRD selectableFields, Kubernetes >= 1.31)."""
+    max_name_length: ClassVar[int | None] = None
+    """Set where the name must fit somewhere shorter than the API's 253 characters (a label value)."""
+
+    api_version: str = API_VERSION
+    kind: str
+    metadata: ObjectMeta = Field(default_factory=ObjectMeta)
+
+    @property
+    def name(self) -> str:
+        assert self.metadata.name is not None, "a resource read from the API always has a name"
+        return self.metadata.name
+
+    @property
+    def namespace(self) -> str | None:
+        return self.metadata.namespace
+
+
+Key = tuple[str, str]
+"""(namespace, name); "" as the namespace of a cluster-scoped object."""
+
+
+def key_of(obj: Resource) -> Key:
+    return (obj.namespace or "", obj.name)

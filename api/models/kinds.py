@@ -4,8 +4,10 @@ path of each from it."""
 from __future__ import annotations
 
 from foreman.api.models.agents import Agent
+from foreman.api.models.base import Resource
+from foreman.api.models.nodes import FleetNode
 from foreman.api.models.queues import TaskQueue
-from foreman.api.models.resources import AgenticTask, FleetNode, Resource
 from foreman.api.models.schedules import TaskSchedule
+from foreman.api.models.tasks import AgenticTask
 
 RESOURCES: tuple[type[Resource], ...] = (AgenticTask, FleetNode, TaskSchedule, Agent, TaskQueue)

@@ -12,8 +12,8 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import Field
 
-from foreman.api.models.base import Model, Rule
-from foreman.api.models.resources import Accelerator, Resource
+from foreman.api.models.base import Model, Resource, Rule
+from foreman.api.models.nodes import Accelerator
 
 DEFAULT_QUEUE = "default"
 """The queue of tasks no TaskQueue takes; a TaskQueue of this name sets its weight and caps."""

@@ -8,9 +8,9 @@ from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field
 
-from foreman.api.models.base import Conditions, Model, Rule
+from foreman.api.models.base import GROUP, Conditions, DnsName, Model, Resource, Rule
 from foreman.api.models.envelope import Verdict
-from foreman.api.models.resources import GROUP, AgenticTaskSpec, DnsName, Resource
+from foreman.api.models.tasks import AgenticTaskSpec
 
 SCHEDULE_LABEL = f"{GROUP}/schedule"
 """On every task a schedule created: the schedule's name (so its name must be a valid label value, <= 63)."""

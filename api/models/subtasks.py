@@ -12,8 +12,7 @@ from typing import Annotated
 
 from pydantic import Field
 
-from foreman.api.models.base import Model
-from foreman.api.models.resources import GROUP
+from foreman.api.models.base import GROUP, Model
 
 PARENT_LABEL = f"{GROUP}/parent"
 """On what a task's agent creates (children, schedules): the creating task's name (a child also has an

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from foreman.api.models.resources import NODE_LABEL, AgenticTask
+from foreman.api.models.tasks import NODE_LABEL, AgenticTask
 
 KEY = "transcript.jsonl"
 LIMIT = 900_000

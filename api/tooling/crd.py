@@ -10,10 +10,12 @@ from __future__ import annotations
 from typing import Any
 
 from foreman.api.models.agents import Agent
+from foreman.api.models.base import GROUP, VERSION, Resource
 from foreman.api.models.kinds import RESOURCES
+from foreman.api.models.nodes import FleetNode
 from foreman.api.models.queues import TaskQueue
-from foreman.api.models.resources import GROUP, VERSION, AgenticTask, FleetNode, Resource
 from foreman.api.models.schedules import TaskSchedule
+from foreman.api.models.tasks import AgenticTask
 
 JsonSchema = dict[str, Any]
 

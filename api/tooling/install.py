@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import asyncio
 
+from foreman.api.http.client import Kube
 from foreman.api.http.errors import NotFound
 from foreman.api.http.features import for_server
-from foreman.api.http.kube import Kube
 from foreman.api.tooling.manifests import (
     IMAGE,
     NAMESPACE,

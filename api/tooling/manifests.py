@@ -13,7 +13,7 @@ from typing import Any
 import yaml
 
 from foreman.api.http.features import CHILD_TASK_RULE, NEEDS_ADMISSION
-from foreman.api.models.resources import GROUP, NODE_LABEL
+from foreman.api.models.base import GROUP
 from foreman.api.models.schedules import TRIGGER_ANNOTATION
 from foreman.api.models.subtasks import (
     CREATED_BY_AGENT,
@@ -22,6 +22,7 @@ from foreman.api.models.subtasks import (
     DEPTH_LABEL,
     PARENT_LABEL,
 )
+from foreman.api.models.tasks import NODE_LABEL
 from foreman.api.models.transcript import KEY as TRANSCRIPT_KEY
 from foreman.api.tooling.crd import all_crds
 from foreman.api.tooling.services import shipped_files
@@ -286,7 +287,7 @@ def _subtasks() -> dict[str, Any]:
     bound to no Pod names no node, so it creates nothing. The parent is named by label and by an ownerReference
     (which Kubernetes resolves in the child's own namespace only); whether that parent exists there and runs on this
     node, and every count and bound of its Agent, admission cannot see: the controller checks them before the child
-    is placed (api/state/subtasks.refusal)."""
+    is placed (api/lifecycle/subtasks.refusal)."""
     labels = "object.metadata.labels"
     owner = "object.metadata.ownerReferences[0]"
     labelled = (
@@ -422,8 +423,8 @@ def agent_schedules_admission() -> list[Manifest]:
     labels); a change keeps its maker, and no worker fires one by hand (the trigger annotation would fire it past
     its interval, as often as it liked). What needs counting or another object (the parent task Scheduled or Running on
     that node with that uid, in this namespace and queue; maxSchedules; the interval; the Agent allowed) the
-    controller decides before the schedule fires (api/state/agent_schedules.py). Every worker identity is held to it,
-    the shared one with a token bound to no Pod included: that one names no node, so it makes no schedules."""
+    controller decides before the schedule fires (api/lifecycle/agent_schedules.py). Every worker identity is held to
+    it, the shared one with a token bound to no Pod included: that one names no node, so it makes no schedules."""
     spec = "object.spec"
     template = f"{spec}.taskTemplate"
     task = f"{template}.spec"

@@ -21,11 +21,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from foreman.api.http.client import Kube, ServerTrust
 from foreman.api.http.errors import NotFound
 from foreman.api.http.features import for_server, tasks_on_node
-from foreman.api.http.kube import Kube, ServerTrust
-from foreman.api.models.base import wire_time
-from foreman.api.models.resources import API_VERSION, AgenticTask, FleetNode, NodeIdentity
+from foreman.api.models.base import API_VERSION, wire_time
+from foreman.api.models.nodes import FleetNode, NodeIdentity
+from foreman.api.models.tasks import AgenticTask
 from foreman.api.tooling.manifests import NAMESPACE, PINNED_WORKER_PREFIX, WORKER, Manifest, pinned_worker_rbac
 
 IDENTITY_ANNOTATION = "foreman.dev/identity"

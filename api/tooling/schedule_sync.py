@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from foreman.api.models.resources import key_of
+from foreman.api.models.base import key_of
 from foreman.api.models.schedules import TaskSchedule
 
 

@@ -14,13 +14,14 @@ import secrets
 from collections.abc import AsyncIterator, Iterable
 from typing import Any, Self
 
+from foreman.api.cron.expression import parse
+from foreman.api.http.client import Kube, RetryPolicy, WatchEvent
 from foreman.api.http.errors import Conflict, NotFound
-from foreman.api.http.kube import Kube, RetryPolicy, WatchEvent
 from foreman.api.http.requests import creatable_body
+from foreman.api.lifecycle import reasons
 from foreman.api.models import transcript
 from foreman.api.models.base import STORED, ObjectMeta, find_condition, utcnow
 from foreman.api.models.envelope import ResultEnvelope
-from foreman.api.models.resources import TERMINAL_PHASES, AgenticTask
 from foreman.api.models.schedules import (
     TRIGGER_ANNOTATION,
     TaskSchedule,
@@ -29,8 +30,7 @@ from foreman.api.models.schedules import (
     TemplateMeta,
     manual_task_name,
 )
-from foreman.api.state import reasons
-from foreman.api.state.cron import parse
+from foreman.api.models.tasks import TERMINAL_PHASES, AgenticTask
 
 
 class TaskFailed(Exception):

@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from foreman.api.http.kube import Kube
+from foreman.api.http.client import Kube
 from foreman.cli.dashboard.server import Settings, serving
 from foreman.cli.errors import UserError, user_errors
 from foreman.cli.tasks import Kubeconfig, Namespace

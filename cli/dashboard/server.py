@@ -21,14 +21,15 @@ from typing import Any
 import structlog
 from aiohttp import web
 
+from foreman.api.http.client import Kube, Relisted
 from foreman.api.http.errors import ApiError, NotFound
-from foreman.api.http.kube import Kube, Relisted
 from foreman.api.models import transcript
 from foreman.api.models.agents import Agent
-from foreman.api.models.base import utcnow
+from foreman.api.models.base import Resource, utcnow
+from foreman.api.models.nodes import FleetNode
 from foreman.api.models.queues import TaskQueue, labels_of
-from foreman.api.models.resources import AgenticTask, FleetNode, Resource
 from foreman.api.models.schedules import TaskSchedule
+from foreman.api.models.tasks import AgenticTask
 from foreman.api.tooling.sdk import AlreadyFinished, AlreadyTriggered, ForemanClient
 from foreman.cli.dashboard import guard, views
 from foreman.controller.cache import Cache

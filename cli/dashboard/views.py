@@ -15,15 +15,16 @@ from typing import Any, Literal
 
 import yaml
 
+from foreman.api.cron.expression import ScheduleError, parse
+from foreman.api.lifecycle import reasons, subtasks
 from foreman.api.models import transcript
 from foreman.api.models.base import find_condition, wire_time
 from foreman.api.models.envelope import PASSING_VERDICTS
+from foreman.api.models.nodes import FleetNode
 from foreman.api.models.queues import DEFAULT_QUEUE
-from foreman.api.models.resources import TERMINAL_PHASES, AgenticTask, FleetNode
 from foreman.api.models.schedules import TaskSchedule
 from foreman.api.models.subtasks import PARENT_LABEL
-from foreman.api.state import reasons, subtasks
-from foreman.api.state.cron import ScheduleError, parse
+from foreman.api.models.tasks import TERMINAL_PHASES, AgenticTask
 from foreman.cli.render import age, delivery_rows, last_line, reason_of, sandbox_summary
 from foreman.controller.cache import Cache
 from foreman.controller.waiting import Waiting, line_up

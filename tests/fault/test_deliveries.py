@@ -8,8 +8,8 @@ import asyncio
 from collections import Counter
 from typing import Any
 
-from foreman.api.http.kube import Kube
-from foreman.api.models.resources import AgenticTask
+from foreman.api.http.client import Kube
+from foreman.api.models.tasks import AgenticTask
 from foreman.controller.leader import LeaderElector, LeaseConfig
 from foreman.notifier.loop import Notifier
 from tests.clock import Clock

@@ -21,9 +21,10 @@ import pytest
 from pydantic import ValidationError
 
 from foreman.api.http import requests
+from foreman.api.http.client import Kube
 from foreman.api.http.errors import Invalid
-from foreman.api.http.kube import Kube
-from foreman.api.models.resources import AgenticTask, FleetNode
+from foreman.api.models.nodes import FleetNode
+from foreman.api.models.tasks import AgenticTask
 from foreman.api.tooling.localcluster import LocalCluster
 from foreman.controller.trim import EMPTY_PAYLOAD
 from foreman.worker.config import WorkerConfig
@@ -278,7 +279,7 @@ async def test_network_faults_between_daemons_and_apiserver(
     kube: Kube, namespace: str, cluster: Cluster, tmp_path: Path
 ) -> None:
     """Latency, connection resets and a silent stall on the daemons' path to the apiserver (a proxy in between)."""
-    from foreman.api.http.kube import RetryPolicy
+    from foreman.api.http.client import RetryPolicy
     from foreman.controller.config import ControllerConfig
     from foreman.controller.loop import Controller
     from tests.fault.proxy import FaultyProxy

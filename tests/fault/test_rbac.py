@@ -3,12 +3,13 @@
 import pytest
 
 from foreman.api.http import requests
+from foreman.api.http.client import Kube
 from foreman.api.http.errors import Forbidden, NotFound
-from foreman.api.http.kube import Kube
 from foreman.api.models import transcript
 from foreman.api.models.agents import Agent
-from foreman.api.models.resources import NODE_LABEL, AgenticTask, FleetNode
+from foreman.api.models.nodes import FleetNode
 from foreman.api.models.schedules import TaskSchedule
+from foreman.api.models.tasks import NODE_LABEL, AgenticTask
 from foreman.api.tooling.localcluster import Identity
 from foreman.controller.deletion import delete_finished
 from tests.clusters import Cluster

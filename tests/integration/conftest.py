@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from foreman.api.http.kube import Kube
+from foreman.api.http.client import Kube
 from foreman.api.tooling.localcluster.cluster import LocalCluster
 from foreman.api.tooling.scripted_llm import demo_repository
 

@@ -11,10 +11,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from foreman.api.http import requests
+from foreman.api.http.client import Kube
 from foreman.api.http.errors import NotFound
-from foreman.api.http.kube import Kube
 from foreman.api.models.base import utcnow, wire_time
-from foreman.api.models.resources import AgenticTask, FleetNode
+from foreman.api.models.nodes import FleetNode
+from foreman.api.models.tasks import AgenticTask
 from foreman.controller.config import ControllerConfig
 from foreman.controller.loop import Controller
 from foreman.worker.config import WorkerConfig

@@ -11,12 +11,12 @@ from typing import Any
 
 import aiohttp
 
+from foreman.api.http.client import Kube
 from foreman.api.http.errors import Forbidden, NotFound
-from foreman.api.http.kube import Kube
-from foreman.api.http.kubeapi import KubeApi
+from foreman.api.http.interface import KubeApi
 from foreman.api.models.base import utcnow
 from foreman.api.models.notify import NOTIFIER_LABEL
-from foreman.api.models.resources import AgenticTask
+from foreman.api.models.tasks import AgenticTask
 from foreman.api.tooling.manifests import notifier_secret_access
 from foreman.notifier.due import RetryPolicy
 from foreman.notifier.loop import Leadership, Notifier, NotifierConfig

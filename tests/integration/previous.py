@@ -10,12 +10,14 @@ from typing import Any
 
 import yaml
 
+from foreman.api.http.client import Kube
 from foreman.api.http.features import for_server
-from foreman.api.http.kube import Kube
 from foreman.api.models.agents import Agent
+from foreman.api.models.base import GROUP
+from foreman.api.models.nodes import FleetNode
 from foreman.api.models.queues import TaskQueue
-from foreman.api.models.resources import GROUP, AgenticTask, FleetNode
 from foreman.api.models.schedules import TaskSchedule
+from foreman.api.models.tasks import AgenticTask
 from foreman.api.tooling.install import wait_established
 from tests.integration.helpers import difference
 

@@ -9,12 +9,13 @@ from typing import Any
 import pytest
 
 from foreman.api.http import requests
+from foreman.api.http.client import Kube
 from foreman.api.http.errors import Forbidden
 from foreman.api.http.features import VALIDATING_ADMISSION_POLICY, for_server
-from foreman.api.http.kube import Kube
 from foreman.api.http.requests import Request
 from foreman.api.models import transcript
-from foreman.api.models.resources import NODE_LABEL, AgenticTask, FleetNode
+from foreman.api.models.nodes import FleetNode
+from foreman.api.models.tasks import NODE_LABEL, AgenticTask
 from foreman.api.tooling.localcluster import Identity
 from foreman.api.tooling.manifests import NAMESPACE, WORKER, pinned_worker_rbac
 from tests.clusters import Cluster

@@ -13,9 +13,10 @@ from typing import Any
 
 import pytest
 
-from foreman.api.http.kube import Kube
+from foreman.api.http.client import Kube
 from foreman.api.models.agents import Agent
-from foreman.api.models.resources import AgenticTask, FleetNode
+from foreman.api.models.nodes import FleetNode
+from foreman.api.models.tasks import AgenticTask
 from foreman.api.tooling.scripted_llm import Call, Fail, ScriptedLLM, Turn, bench_script, demo_repository, demo_script
 from foreman.worker.executors.agent import AgentExecutor
 from tests.clusters import Cluster

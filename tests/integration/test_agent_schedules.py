@@ -12,14 +12,14 @@ from typing import Any
 
 import pytest
 
+from foreman.api.http.client import Kube
 from foreman.api.http.errors import Forbidden
 from foreman.api.http.features import VALIDATING_ADMISSION_POLICY
-from foreman.api.http.kube import Kube
+from foreman.api.lifecycle import agent_schedules
 from foreman.api.models.agents import Agent
 from foreman.api.models.base import find_condition
-from foreman.api.models.resources import AgenticTask
 from foreman.api.models.schedules import TaskSchedule
-from foreman.api.state import agent_schedules
+from foreman.api.models.tasks import AgenticTask
 from foreman.api.tooling.localcluster import Identity
 from foreman.api.tooling.manifests import pinned_worker_rbac
 from foreman.api.tooling.scripted_llm import Call, ScriptedLLM, Turn

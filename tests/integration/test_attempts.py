@@ -6,9 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from foreman.api.http.kube import Kube
+from foreman.api.http.client import Kube
 from foreman.api.models import transcript
-from foreman.api.models.resources import AgenticTask
+from foreman.api.models.tasks import AgenticTask
 from foreman.api.tooling.scripted_llm import Call, ScriptedLLM, Turn
 from foreman.worker.executors.agent import AgentExecutor
 from tests.clusters import Cluster

@@ -16,9 +16,9 @@ import aiohttp
 import pytest
 import yaml
 
+from foreman.api.http.client import Kube
 from foreman.api.http.errors import Forbidden
-from foreman.api.http.kube import Kube
-from foreman.api.models.resources import FleetNode
+from foreman.api.models.nodes import FleetNode
 from foreman.api.tooling.chart import KEEP
 from foreman.api.tooling.localcluster.cluster import LocalCluster
 from foreman.api.tooling.manifests import CONTROLLER, NAMESPACE, WORKER, Manifest, install_manifests

@@ -12,12 +12,12 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
+from foreman.api.http.client import Kube
 from foreman.api.http.errors import NotFound
 from foreman.api.http.features import tasks_on_node, writes_node_label
-from foreman.api.http.kube import Kube
 from foreman.api.models import transcript
 from foreman.api.models.base import utcnow, wire_time
-from foreman.api.models.resources import NODE_LABEL, AgenticTask
+from foreman.api.models.tasks import NODE_LABEL, AgenticTask
 from foreman.controller.expiry import TimeToLive
 from foreman.controller.loop import Controller
 from foreman.worker.config import WorkerConfig

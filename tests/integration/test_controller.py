@@ -15,11 +15,12 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from foreman.api.http.client import Kube
 from foreman.api.http.errors import Invalid
 from foreman.api.http.features import CEL_VALIDATION, writes_node_label
-from foreman.api.http.kube import Kube
 from foreman.api.models.base import STORED, utcnow
-from foreman.api.models.resources import NODE_LABEL, AgenticTask, FleetNode
+from foreman.api.models.nodes import FleetNode
+from foreman.api.models.tasks import NODE_LABEL, AgenticTask
 from foreman.controller.loop import Controller
 from tests.clusters import Cluster
 from tests.integration.helpers import (

@@ -24,11 +24,12 @@ from typing import Any
 import aiohttp
 import pytest
 
-from foreman.api.http.kube import Kube
+from foreman.api.http.client import Kube
 from foreman.api.models import transcript
 from foreman.api.models.base import utcnow, wire_time
-from foreman.api.models.resources import AgenticTask, FleetNode
+from foreman.api.models.nodes import FleetNode
 from foreman.api.models.schedules import TRIGGER_ANNOTATION, TaskSchedule
+from foreman.api.models.tasks import AgenticTask
 from foreman.api.tooling.localcluster import Identity
 from foreman.cli.dashboard import guard
 from foreman.cli.dashboard.server import Settings, serving

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from foreman.api.http.kube import Kube
+from foreman.api.http.client import Kube
 from foreman.api.tooling.scripted_llm import ScriptedLLM, Turn
 from foreman.worker.executors.agent import AgentExecutor
 from tests.clusters import Cluster

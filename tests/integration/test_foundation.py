@@ -8,13 +8,15 @@ from pathlib import Path
 import pytest
 import yaml
 
+from foreman.api.http.client import Kube, Relisted, WatchEvent
 from foreman.api.http.errors import Conflict, Invalid, NotFound
 from foreman.api.http.features import CEL_VALIDATION
-from foreman.api.http.kube import Kube, Relisted, WatchEvent
 from foreman.api.models.agents import Agent
+from foreman.api.models.base import API_VERSION
+from foreman.api.models.nodes import FleetNode
 from foreman.api.models.queues import TaskQueue
-from foreman.api.models.resources import API_VERSION, AgenticTask, FleetNode
 from foreman.api.models.schedules import TaskSchedule
+from foreman.api.models.tasks import AgenticTask
 from foreman.api.tooling.localcluster import LocalCluster
 from tests.clusters import Cluster
 from tests.malformed import ACCEPTED, CORPUS, REFUSED, VALID, Malformed, Refused, valid_task

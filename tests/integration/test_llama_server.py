@@ -18,7 +18,8 @@ import pytest
 
 from foreman.api.models.agents import AgentSpec
 from foreman.api.models.envelope import VERDICTS
-from foreman.api.models.resources import AgenticTask, ModelOffer
+from foreman.api.models.nodes import ModelOffer
+from foreman.api.models.tasks import AgenticTask
 from foreman.worker import inference
 from foreman.worker.agent.llm import ContextExceeded, Endpoint, ModelRequest, ModelServer
 from foreman.worker.executors.agent import AgentExecutor

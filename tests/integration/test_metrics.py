@@ -7,10 +7,10 @@ import uuid
 
 import aiohttp
 
-from foreman.api.http.kube import Kube
+from foreman.api.http.client import Kube
 from foreman.api.models.envelope import ResultEnvelope, Usage
 from foreman.api.models.queues import TaskQueue
-from foreman.api.models.resources import AgenticTask
+from foreman.api.models.tasks import AgenticTask
 from foreman.api.runtime.daemon import HealthServer
 from foreman.controller.loop import Controller
 from foreman.worker.executors.base import ExecutionContext

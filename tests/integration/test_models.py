@@ -8,9 +8,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from foreman.api.http.kube import Kube
+from foreman.api.http.client import Kube
 from foreman.api.models.agents import Agent
-from foreman.api.models.resources import AgenticTask, FleetNode
+from foreman.api.models.nodes import FleetNode
+from foreman.api.models.tasks import AgenticTask
 from foreman.api.tooling.scripted_llm import Call, ScriptedLLM, Turn
 from foreman.worker.executors.agent import AgentExecutor
 from foreman.worker.executors.stub import StubExecutor

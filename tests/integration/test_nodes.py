@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 import yaml
 
+from foreman.api.http.client import Kube, RetryPolicy
 from foreman.api.http.errors import Forbidden, NotFound, Unauthorized
-from foreman.api.http.kube import Kube, RetryPolicy
+from foreman.api.lifecycle.identity import identity_of, token_claims
 from foreman.api.models.base import utcnow
-from foreman.api.models.resources import FleetNode
-from foreman.api.state.identity import identity_of, token_claims
+from foreman.api.models.nodes import FleetNode
 from foreman.api.tooling.manifests import NAMESPACE, SHARED_WORKER_USER
 from foreman.worker.config import WorkerConfig
 from tests.clusters import Cluster

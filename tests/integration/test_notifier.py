@@ -14,13 +14,13 @@ from pathlib import Path
 import pytest
 
 from foreman.api.http import requests
+from foreman.api.http.client import Kube
 from foreman.api.http.errors import Forbidden
 from foreman.api.http.features import VALIDATING_ADMISSION_POLICY
-from foreman.api.http.kube import Kube
 from foreman.api.models import transcript
 from foreman.api.models.notify import NOTIFIER_LABEL
-from foreman.api.models.resources import AgenticTask
 from foreman.api.models.schedules import TRIGGER_ANNOTATION, TaskSchedule, manual_task_name
+from foreman.api.models.tasks import AgenticTask
 from foreman.api.tooling.manifests import NAMESPACE, NOTIFIER
 from tests.clusters import Cluster
 from tests.integration.helpers import foreman_cli, running_controller, running_worker, until

@@ -11,10 +11,10 @@ from typing import Any
 import aiohttp
 import pytest
 
+from foreman.api.http.client import Kube
 from foreman.api.http.features import Release
-from foreman.api.http.kube import Kube
 from foreman.api.models.envelope import ResultEnvelope
-from foreman.api.models.resources import AgenticTask
+from foreman.api.models.tasks import AgenticTask
 from foreman.worker.executors.base import ExecutionContext
 from tests.clusters import Cluster
 from tests.integration.helpers import foreman_cli, make_task, running_controller, running_worker, wait_for

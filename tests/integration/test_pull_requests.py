@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 
+from foreman.api.http.client import Kube
 from foreman.api.http.errors import NotFound
-from foreman.api.http.kube import Kube
 from foreman.api.models import transcript
-from foreman.api.models.resources import AgenticTask
+from foreman.api.models.tasks import AgenticTask
 from foreman.api.tooling import gitea
 from foreman.api.tooling.scripted_llm import Call, Reply, ScriptedLLM, Turn, demo_repository, demo_script
 from foreman.worker.executors.agent import AgentExecutor

@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 
-from foreman.api.http.kube import Kube
+from foreman.api.http.client import Kube
 from foreman.api.models.base import utcnow, wire_time
 from foreman.api.models.queues import TaskQueue
-from foreman.api.models.resources import AgenticTask
+from foreman.api.models.tasks import AgenticTask
 from tests.clusters import Cluster
 from tests.integration.helpers import (
     delete_nodes,

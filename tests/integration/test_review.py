@@ -7,8 +7,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from foreman.api.http.kube import Kube
-from foreman.api.state import reasons
+from foreman.api.http.client import Kube
+from foreman.api.lifecycle import reasons
 from foreman.api.tooling.scripted_llm import Call, Reply, ScriptedLLM, Turn, demo_script
 from foreman.worker.executors.agent import AgentExecutor
 from foreman.worker.review import REVIEW_PROMPT

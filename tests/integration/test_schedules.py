@@ -15,11 +15,11 @@ from typing import Any
 
 import pytest
 
-from foreman.api.http.kube import Kube
+from foreman.api.cron.expression import parse
+from foreman.api.http.client import Kube
 from foreman.api.models.base import utcnow, wire_time
-from foreman.api.models.resources import AgenticTask
 from foreman.api.models.schedules import SCHEDULE_LABEL, TaskSchedule, manual_task_name, task_name
-from foreman.api.state.cron import parse
+from foreman.api.models.tasks import AgenticTask
 from foreman.api.tooling.sdk import AlreadyTriggered, ForemanClient, NotOurs
 from foreman.controller.loop import Controller
 from tests.clock import Clock

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from foreman.api.http.client import Kube
 from foreman.api.http.errors import AlreadyExists
-from foreman.api.http.kube import Kube
-from foreman.api.models.resources import AgenticTask
+from foreman.api.models.tasks import AgenticTask
 from foreman.api.tooling.localcluster import Identity
 from foreman.api.tooling.sdk import DependencyCycleError, ForemanClient, TaskFailed, WaitTimeout
 from tests.clusters import Cluster

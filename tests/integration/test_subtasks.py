@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 import yaml
 
+from foreman.api.http.client import Kube
 from foreman.api.http.features import VALIDATING_ADMISSION_POLICY, for_server
-from foreman.api.http.kube import Kube
-from foreman.api.models.resources import AgenticTask
 from foreman.api.models.subtasks import CREATED_BY_LABEL, PARENT_LABEL
+from foreman.api.models.tasks import AgenticTask
 from foreman.api.tooling.localcluster import Identity
 from foreman.api.tooling.manifests import pinned_worker_rbac
 from foreman.api.tooling.scripted_llm import SPLIT_FILES, Call, ScriptedLLM, Turn, demo_repository, split_script

@@ -8,13 +8,13 @@ from typing import Any
 
 import pytest
 
+from foreman.api.http.client import Kube
 from foreman.api.http.errors import Forbidden
 from foreman.api.http.features import VALIDATING_ADMISSION_POLICY
-from foreman.api.http.kube import Kube
+from foreman.api.lifecycle import reasons, subtasks
 from foreman.api.models.agents import Agent
-from foreman.api.models.resources import AgenticTask
 from foreman.api.models.subtasks import CREATOR_NODE_LABEL, DEPTH_LABEL, PARENT_LABEL
-from foreman.api.state import reasons, subtasks
+from foreman.api.models.tasks import AgenticTask
 from foreman.controller.config import ControllerConfig
 from foreman.controller.loop import Controller
 from tests.integration.helpers import RunningController, delete_nodes, make_node, make_task, wait_for

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import json
 
-from foreman.api.http.kube import Kube
+from foreman.api.http.client import Kube
 from foreman.api.models import transcript
-from foreman.api.models.resources import AgenticTask
+from foreman.api.models.tasks import AgenticTask
 from tests.clusters import Cluster
 from tests.integration.helpers import foreman_cli, make_task
 

@@ -3,8 +3,8 @@
 from datetime import timedelta
 from pathlib import Path
 
-from foreman.api.http.kube import Kube
-from foreman.api.models.resources import FleetNode
+from foreman.api.http.client import Kube
+from foreman.api.models.nodes import FleetNode
 from foreman.api.tooling import nodes
 from foreman.api.tooling.install import install, uninstall
 from tests.integration.helpers import only_crds_left

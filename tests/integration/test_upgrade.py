@@ -2,9 +2,9 @@
 and a fleet in its schema: tests/integration/previous.py) keeps every task, schedule, node, queue and Agent as
 stored, and the cluster then serves the current CRDs. The chart's upgrade: tests/integration/test_chart.py."""
 
+from foreman.api.http.client import Kube
 from foreman.api.http.features import for_server
-from foreman.api.http.kube import Kube
-from foreman.api.models.resources import FleetNode
+from foreman.api.models.nodes import FleetNode
 from foreman.api.tooling.crd import all_crds
 from foreman.api.tooling.install import install
 from tests.integration import previous

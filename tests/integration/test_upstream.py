@@ -4,10 +4,10 @@ claims the task, against the real apiserver."""
 import uuid
 from typing import Any
 
-from foreman.api.http.kube import Kube
+from foreman.api.http.client import Kube
 from foreman.api.models.agents import Agent
 from foreman.api.models.envelope import ResultEnvelope
-from foreman.api.models.resources import AgenticTask
+from foreman.api.models.tasks import AgenticTask
 from foreman.worker.executors.base import ExecutionContext
 from foreman.worker.executors.stub import StubExecutor
 from tests.integration.helpers import make_task, phase_is, running_controller, running_worker, wait_for

@@ -15,11 +15,12 @@ from typing import Any
 
 import pytest
 
-from foreman.api.http.kube import Kube
+from foreman.api.http.client import Kube
 from foreman.api.models.agents import Agent
 from foreman.api.models.base import utcnow, wire_time
+from foreman.api.models.nodes import FleetNode
 from foreman.api.models.queues import TaskQueue
-from foreman.api.models.resources import AgenticTask, FleetNode
+from foreman.api.models.tasks import AgenticTask
 from foreman.controller.waiting import line_up
 from tests.clock import Clock
 from tests.integration.helpers import (

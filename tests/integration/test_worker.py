@@ -12,9 +12,10 @@ from typing import Any
 
 import pytest
 
-from foreman.api.http.kube import Kube
+from foreman.api.http.client import Kube
 from foreman.api.models.envelope import ResultEnvelope
-from foreman.api.models.resources import NODE_LABEL, AgenticTask, FleetNode
+from foreman.api.models.nodes import FleetNode
+from foreman.api.models.tasks import NODE_LABEL, AgenticTask
 from foreman.worker.config import WorkerConfig
 from foreman.worker.executors.base import ExecutionContext, load_executors
 from foreman.worker.executors.command import CommandExecutor

@@ -15,9 +15,9 @@ from typing import Any
 
 import yaml
 
+from foreman.api.lifecycle import reasons
 from foreman.api.models.agents import DEFAULT_TOOLS, AgentSpec, ToolName
-from foreman.api.models.resources import AgenticTask
-from foreman.api.state import reasons
+from foreman.api.models.tasks import AgenticTask
 from foreman.worker.agent import textcalls
 from foreman.worker.agent.stream import Answer, ToolCall
 

@@ -20,8 +20,8 @@ from pydantic import Field, model_validator
 from foreman.api.models.base import Model
 from foreman.api.models.envelope import Usage
 from foreman.api.models.gates import GateResult
-from foreman.api.models.resources import AgenticTask
 from foreman.api.models.review import ReviewRecord
+from foreman.api.models.tasks import AgenticTask
 
 GITHUB_API = "https://api.github.com"
 DRAFT_PREFIX = "WIP: "

@@ -4,7 +4,7 @@ Offered only when the task's Agent has `subtasks.maxSchedules` above 0. Every bo
 model hears why (a tool error, nothing written): a cron the engine refuses, an unknown time zone, an Agent it may not
 schedule, more schedules than maxSchedules, fires closer than minScheduleIntervalSeconds. None of that rests on this
 check: the apiserver's admission policy refuses a schedule of the wrong shape from a worker's token, and the
-controller decides the same bounds (foreman.api.state.agent_schedules) before the schedule ever fires.
+controller decides the same bounds (foreman.api.lifecycle.agent_schedules) before the schedule ever fires.
 """
 
 from __future__ import annotations
@@ -15,12 +15,12 @@ from typing import Any
 
 import structlog
 
+from foreman.api.cron.expression import ScheduleError, parse
 from foreman.api.http.errors import AlreadyExists, ApiError
+from foreman.api.lifecycle import agent_schedules
 from foreman.api.models.agents import AgentSpec
-from foreman.api.models.resources import AgenticTask
 from foreman.api.models.schedules import NAME_LIMIT, SCHEDULE_LABEL, TaskSchedule
-from foreman.api.state import agent_schedules
-from foreman.api.state.cron import ScheduleError, parse
+from foreman.api.models.tasks import AgenticTask
 from foreman.worker.agent.errors import ToolError
 from foreman.worker.children import Schedules
 from foreman.worker.metrics import WorkerMetrics

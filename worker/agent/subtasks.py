@@ -1,8 +1,8 @@
 """The sub-task tools: `submit_task`, `wait_for_tasks`, `list_my_tasks`, `cancel_my_task`, offered to an agent whose
 Agent lists `spec.subtasks.agents`.
 
-Names and arguments are an API (issue 34): keep them. Each refusal is a ToolError the model reads; the parent task
-goes on. What the tools refuse is what the controller would refuse later (api/state/subtasks.py), so an honest
+Names and arguments are an API that prompts are written against: keep them. Each refusal is a ToolError the model reads; the parent task
+goes on. What the tools refuse is what the controller would refuse later (api/lifecycle/subtasks.py), so an honest
 model hears it at once; a dishonest worker still meets admission and the controller (README, "Security").
 """
 
@@ -19,10 +19,10 @@ from typing import Any
 import structlog
 
 from foreman.api.http.errors import AlreadyExists, ApiError
+from foreman.api.lifecycle import subtasks
 from foreman.api.models.envelope import ChildRecord
-from foreman.api.models.resources import TERMINAL_PHASES, AgenticTask
 from foreman.api.models.subtasks import SubtaskPolicy
-from foreman.api.state import subtasks
+from foreman.api.models.tasks import TERMINAL_PHASES, AgenticTask
 from foreman.worker.agent.errors import ToolError
 from foreman.worker.agent.tools import _function
 from foreman.worker.children import Children

@@ -22,15 +22,16 @@ from typing import Any, Literal, Self
 import structlog
 from pydantic import Field, ValidationError, model_validator
 
+from foreman.api.lifecycle import reasons, upstream
 from foreman.api.models.base import utcnow
 from foreman.api.models.envelope import PASSING_VERDICTS, VERDICTS, ResultEnvelope, Usage, Verdict
 from foreman.api.models.gates import GateResult
+from foreman.api.models.nodes import NodeSandbox
 from foreman.api.models.pullrequests import PullRequestRecord
-from foreman.api.models.resources import AgenticTask, NodeSandbox
 from foreman.api.models.review import ReviewRecord, ReviewStage
+from foreman.api.models.tasks import AgenticTask
 from foreman.api.models.transcript import Transcript, capped
 from foreman.api.models.validation import describe
-from foreman.api.state import reasons, upstream
 from foreman.worker import escalation, review
 from foreman.worker.agent import conversation, forge, forgeclient, gating, git, subtasks, workspace
 from foreman.worker.agent.conversation import REPEAT_LIMIT, Act, Message, Retry, Settings, Stop, Tell

@@ -16,7 +16,8 @@ import structlog
 
 from foreman.api.models.agents import AgentSpec
 from foreman.api.models.envelope import ResultEnvelope, Usage
-from foreman.api.models.resources import AgenticTask, ModelOffer, NodeSandbox
+from foreman.api.models.nodes import ModelOffer, NodeSandbox
+from foreman.api.models.tasks import AgenticTask
 from foreman.worker.children import TaskFleet
 from foreman.worker.metrics import WorkerMetrics
 

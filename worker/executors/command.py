@@ -19,7 +19,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from foreman.api.models.envelope import ResultEnvelope
-from foreman.api.models.resources import AgenticTask
+from foreman.api.models.tasks import AgenticTask
 from foreman.api.models.validation import describe
 from foreman.worker.executors.base import ContractViolation, ExecutionContext, ExecutorHooks
 

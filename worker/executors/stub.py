@@ -11,7 +11,7 @@ import time
 from pydantic import TypeAdapter
 
 from foreman.api.models.envelope import ResultEnvelope, Verdict
-from foreman.api.models.resources import AgenticTask
+from foreman.api.models.tasks import AgenticTask
 from foreman.worker.executors.base import ExecutionContext
 
 _verdict = TypeAdapter(Verdict)

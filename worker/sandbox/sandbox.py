@@ -21,7 +21,7 @@ from typing import Literal
 from pydantic import Field
 
 from foreman.api.models.base import Model
-from foreman.api.models.resources import EnforcedLimit, NodeSandbox
+from foreman.api.models.nodes import EnforcedLimit, NodeSandbox
 from foreman.worker.sandbox import policy, process
 from foreman.worker.sandbox.cgroup import CgroupParent, CommandCgroup
 from foreman.worker.sandbox.policy import (

@@ -8,9 +8,10 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
+from foreman.api.models.nodes import FleetNode, ModelOffer
 from foreman.api.models.queues import TaskQueue
-from foreman.api.models.resources import AgenticTask, FleetNode, ModelOffer
 from foreman.api.models.schedules import TaskSchedule
+from foreman.api.models.tasks import AgenticTask
 from foreman.api.tooling import manifests
 from foreman.cli.dashboard import guard, views
 from foreman.cli.main import app

@@ -10,7 +10,8 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from foreman.api.http.errors import NotFound, Unreachable, error_from_response
-from foreman.api.models.resources import AgenticTask, FleetNode
+from foreman.api.models.nodes import FleetNode
+from foreman.api.models.tasks import AgenticTask
 from foreman.api.tooling.sdk import DependencyCycleError, MissingDependencyError, creation_order
 from foreman.cli.errors import UserError, one_line
 from foreman.cli.main import app

@@ -1,6 +1,6 @@
 from datetime import timedelta
 
-from foreman.api.models.resources import FleetNode
+from foreman.api.models.nodes import FleetNode
 from foreman.controller.cache import Cache
 from tests.factories import T0, node
 

@@ -10,7 +10,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from foreman.api.models.resources import AgenticTask
 from foreman.api.models.schedules import (
     SCHEDULE_LABEL,
     SCHEDULED_AT_ANNOTATION,
@@ -19,6 +18,7 @@ from foreman.api.models.schedules import (
     manual_task_name,
     task_name,
 )
+from foreman.api.models.tasks import AgenticTask
 from foreman.controller.firing import Plan, plan
 from tests.factories import T0, schedule
 

@@ -11,9 +11,10 @@ from typing import Any
 
 from foreman.api.http.errors import Conflict, ServerError
 from foreman.api.models.base import utcnow, wire_time
+from foreman.api.models.nodes import FleetNode
 from foreman.api.models.queues import TaskQueue
-from foreman.api.models.resources import AgenticTask, FleetNode
 from foreman.api.models.schedules import TaskSchedule
+from foreman.api.models.tasks import AgenticTask
 from foreman.controller.config import ControllerConfig
 from foreman.controller.expiry import TimeToLive
 from foreman.controller.loop import Controller

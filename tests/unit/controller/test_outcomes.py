@@ -4,9 +4,9 @@ from datetime import timedelta
 
 import pytest
 
+from foreman.api.lifecycle import status
 from foreman.api.models.envelope import ResultEnvelope
-from foreman.api.models.resources import AgenticTask
-from foreman.api.state import status
+from foreman.api.models.tasks import AgenticTask
 from foreman.controller.cache import Cache
 from foreman.controller.metrics import ControllerMetrics
 from foreman.controller.outcomes import Outcome, outcome

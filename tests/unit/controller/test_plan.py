@@ -4,7 +4,7 @@ import dataclasses
 from datetime import timedelta
 from typing import Any
 
-from foreman.api.models.resources import NODE_LABEL
+from foreman.api.models.tasks import NODE_LABEL
 from foreman.controller.cache import Cache, TaskKey
 from foreman.controller.config import ControllerConfig
 from foreman.controller.expiry import TimeToLive

@@ -6,8 +6,9 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+from foreman.api.models.base import key_of
 from foreman.api.models.queues import TaskQueue
-from foreman.api.models.resources import AgenticTask, key_of
+from foreman.api.models.tasks import AgenticTask
 from foreman.controller.cache import Cache, TaskKey
 from foreman.controller.placeable import PlaceableLanes
 from foreman.controller.plan import PlacementOrder, Plan, QueueStatusWrite, StatusWrite, plan_pass

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from foreman.api.models.resources import FleetNode
+from foreman.api.models.nodes import FleetNode
 from foreman.controller.plan import Plan, StatusWrite
 from tests.factories import T0, node, task
 from tests.unit.controller.test_plan import cache_of, pass_over

@@ -3,9 +3,9 @@ from typing import Any
 
 import pytest
 
+from foreman.api.lifecycle import status
 from foreman.api.models.base import set_condition
-from foreman.api.models.resources import AgenticTask
-from foreman.api.state import status
+from foreman.api.models.tasks import AgenticTask
 from foreman.controller.rules import Backoff, Blocked, Fail, Placeable, cycle_through, decide
 from tests.factories import T0, task
 

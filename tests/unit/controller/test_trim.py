@@ -2,10 +2,10 @@
 
 from datetime import timedelta
 
+from foreman.api.lifecycle import status
 from foreman.api.models.envelope import ResultEnvelope
-from foreman.api.models.resources import AgenticTask
 from foreman.api.models.schedules import SCHEDULE_LABEL
-from foreman.api.state import status
+from foreman.api.models.tasks import AgenticTask
 from foreman.controller.cache import Cache
 from foreman.controller.rules import Fail, Placeable, decide
 from foreman.controller.trim import EMPTY_PAYLOAD, for_decisions

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from foreman.api.state.modelload import MAX_LOAD_SECONDS
+from foreman.api.lifecycle.modelload import MAX_LOAD_SECONDS
 from foreman.controller.match import Need, Offer, Placer, Usage
 from foreman.controller.warmth import ModelOnNode, NodeModels, cost
 

@@ -7,9 +7,9 @@ import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
+from foreman.api.lifecycle.deliveries import outstanding
 from foreman.api.models.agents import AgentSpec
 from foreman.api.models.notify import Delivery
-from foreman.api.state.deliveries import outstanding
 from foreman.notifier.due import Outcome, RetryPolicy, plan, record
 from tests.factories import T0, task
 

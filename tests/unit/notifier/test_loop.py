@@ -11,7 +11,7 @@ from typing import Any
 import aiohttp
 
 from foreman.api.http.errors import ServerError
-from foreman.api.models.resources import AgenticTask
+from foreman.api.models.tasks import AgenticTask
 from foreman.notifier.loop import Notifier
 from foreman.notifier.secrets import SecretReader
 from foreman.notifier.sinks import Sender

@@ -6,7 +6,7 @@ from datetime import timedelta
 import pytest
 
 from foreman.api.models.base import STORED
-from foreman.api.models.resources import AgenticTask
+from foreman.api.models.tasks import AgenticTask
 from foreman.notifier.payload import chat_message, payload
 from foreman.notifier.sinks import http_outcome
 from tests.factories import T0

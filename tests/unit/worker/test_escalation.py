@@ -5,12 +5,12 @@ import itertools
 
 import pytest
 
+from foreman.api.lifecycle import reasons
 from foreman.api.models.agents import AgentSpec
 from foreman.api.models.envelope import ResultEnvelope
 from foreman.api.models.escalation import Escalation
 from foreman.api.models.gates import GateResult
-from foreman.api.models.resources import AgenticTask
-from foreman.api.state import reasons
+from foreman.api.models.tasks import AgenticTask
 from foreman.worker import escalation
 from foreman.worker.agent import conversation
 from foreman.worker.escalation import ESCALATING_REASONS, next_step, summary, trigger

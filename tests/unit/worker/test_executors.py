@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from foreman.api.models.resources import AgenticTask
+from foreman.api.models.tasks import AgenticTask
 from foreman.worker.config import WorkerConfig
 from foreman.worker.executors.agent import AgentExecutor
 from foreman.worker.executors.base import ContractViolation, ExecutionContext, Executor, InferenceServer, hooks

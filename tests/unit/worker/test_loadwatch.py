@@ -8,10 +8,10 @@ from collections.abc import Iterable
 from hypothesis import given
 from hypothesis import strategies as st
 
+from foreman.api.lifecycle import node_status
+from foreman.api.lifecycle.modelload import MAX_LOAD_SECONDS, estimated_load_seconds
 from foreman.api.models.base import utcnow
-from foreman.api.models.resources import ModelOffer, NodeCapability
-from foreman.api.state import node_status
-from foreman.api.state.modelload import MAX_LOAD_SECONDS, estimated_load_seconds
+from foreman.api.models.nodes import ModelOffer, NodeCapability
 from foreman.worker.loadwatch import (
     FLAP_CHANGES,
     STEADY_PROBES,

@@ -10,7 +10,8 @@ import pytest
 
 from foreman.api.http.errors import Unreachable
 from foreman.api.models.base import find_condition
-from foreman.api.models.resources import AgenticTask, FleetNode
+from foreman.api.models.nodes import FleetNode
+from foreman.api.models.tasks import AgenticTask
 from foreman.api.tooling.manifests import PINNED_WORKER_PREFIX
 from foreman.worker.config import CapabilityOverrides, WorkerConfig
 from foreman.worker.executors.stub import StubExecutor

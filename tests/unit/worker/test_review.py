@@ -6,13 +6,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from foreman.api.lifecycle import reasons
 from foreman.api.models.agents import AgentSpec
 from foreman.api.models.envelope import VERDICTS, ResultEnvelope
 from foreman.api.models.gates import Gate, GateResult
 from foreman.api.models.pullrequests import PullRequestPolicy
-from foreman.api.models.resources import AgenticTask
 from foreman.api.models.review import MAX_DIFF, ReviewRef, ReviewStage
-from foreman.api.state import reasons
+from foreman.api.models.tasks import AgenticTask
 from foreman.controller.trim import for_decisions
 from foreman.worker import review
 from foreman.worker.rules import Outcome, finished

@@ -1,9 +1,9 @@
 from datetime import timedelta
 
+from foreman.api.lifecycle.status import claimed
 from foreman.api.models.envelope import ResultEnvelope
 from foreman.api.models.gates import Gate, GateResult
 from foreman.api.runtime.backoff import backoff_delay
-from foreman.api.state.status import claimed
 from foreman.worker.rules import Outcome, claimable, claimed_by_us, finished, gates_unmet
 from tests.factories import T0, task
 

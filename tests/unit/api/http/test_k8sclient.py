@@ -8,7 +8,7 @@ import pytest
 
 PROBE = """
 import sys{first}
-from foreman.api.http.kube import load_configuration
+from foreman.api.http.client import load_configuration
 import asyncio
 configuration, namespace = asyncio.run(load_configuration(sys.argv[1]))
 generated = [name for name in sys.modules if name.startswith("kubernetes_asyncio.client.models.")]

@@ -12,7 +12,8 @@ from foreman.api.http.errors import (
     ServerError,
     error_from_response,
 )
-from foreman.api.models.resources import AgenticTask, FleetNode
+from foreman.api.models.nodes import FleetNode
+from foreman.api.models.tasks import AgenticTask
 from tests.factories import T0
 
 

@@ -4,9 +4,9 @@ import json
 
 import pytest
 
+from foreman.api.http.client import WatchEvent, decode_raw_watch_line, decode_watch_line
 from foreman.api.http.errors import Gone
-from foreman.api.http.kube import WatchEvent, decode_raw_watch_line, decode_watch_line
-from foreman.api.models.resources import AgenticTask
+from foreman.api.models.tasks import AgenticTask
 
 
 def line(kind: str, obj: dict[str, object]) -> bytes:

@@ -20,9 +20,10 @@ from foreman.api.http.features import (
 )
 from foreman.api.models.agents import Agent
 from foreman.api.models.base import STORED, Model
+from foreman.api.models.nodes import FleetNode
 from foreman.api.models.notify import CloudEventsSink, NotifyEntry, WebhookSink
-from foreman.api.models.resources import AgenticTask, AgenticTaskSpec, FleetNode
 from foreman.api.models.schedules import TaskSchedule, TaskScheduleSpec
+from foreman.api.models.tasks import AgenticTask, AgenticTaskSpec
 from foreman.api.tooling.crd import all_crds
 from foreman.api.tooling.manifests import (
     AGENT_SCHEDULES,

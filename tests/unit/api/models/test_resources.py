@@ -8,9 +8,10 @@ from pydantic import ValidationError
 from foreman.api.models.agents import Agent
 from foreman.api.models.base import set_condition
 from foreman.api.models.envelope import EXTRA_DEPTH, ResultEnvelope, bounded, depth
+from foreman.api.models.nodes import FleetNode
 from foreman.api.models.queues import TaskQueue
-from foreman.api.models.resources import AgenticTask, FleetNode
 from foreman.api.models.schedules import TaskSchedule
+from foreman.api.models.tasks import AgenticTask
 from foreman.api.models.validation import describe
 from tests.malformed import CORPUS, Malformed
 

@@ -2,8 +2,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from foreman.api.models.resources import AgenticTask
 from foreman.api.models.schedules import TaskSchedule
+from foreman.api.models.tasks import AgenticTask
 from foreman.api.tooling import manifests
 from foreman.api.tooling.crd import PRINTER_COLUMNS, all_crds, custom_resource_definition
 

@@ -6,8 +6,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from foreman.api.http.kube import ServerTrust
-from foreman.api.models.resources import AgenticTask, FleetNode
+from foreman.api.http.client import ServerTrust
+from foreman.api.models.nodes import FleetNode
+from foreman.api.models.tasks import AgenticTask
 from foreman.api.tooling import nodes
 from foreman.api.tooling.manifests import PINNED_WORKER_PREFIX
 from foreman.cli.nodes import node_rows

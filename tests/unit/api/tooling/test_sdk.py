@@ -1,7 +1,7 @@
 from collections.abc import AsyncIterator
 from typing import Any
 
-from foreman.api.http.kube import Relisted
+from foreman.api.http.client import Relisted
 from foreman.api.tooling.sdk import ForemanClient
 from tests.factories import task
 

@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from foreman.api.models.agents import AgentSpec
-from foreman.api.models.resources import AgenticTask, ModelOffer
+from foreman.api.models.nodes import ModelOffer
+from foreman.api.models.tasks import AgenticTask
 from foreman.api.tooling.scripted_llm import Call, Reply, ScriptedLLM, Turn
 from foreman.worker.agent.conversation import estimate_tokens
 from foreman.worker.executors.agent import AgentExecutor

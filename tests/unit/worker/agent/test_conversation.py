@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from foreman.api.models.agents import AgentSpec
-from foreman.api.models.resources import AgenticTask
+from foreman.api.models.tasks import AgenticTask
 from foreman.worker.agent import conversation
 from foreman.worker.agent.conversation import NUDGE, Act, Retry, Stop, Tell, judge
 from foreman.worker.agent.stream import Answer, ToolCall

@@ -9,7 +9,7 @@ import pytest
 
 from foreman.api.models.agents import AgentSpec
 from foreman.api.models.base import utcnow
-from foreman.api.models.resources import AgenticTask
+from foreman.api.models.tasks import AgenticTask
 from foreman.worker.agent import workspace
 from foreman.worker.agent.errors import ToolError
 from foreman.worker.agent.schedules import ScheduleTool

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from foreman.api.http.errors import AlreadyExists, ServerError
-from foreman.api.models.resources import AgenticTask
 from foreman.api.models.subtasks import SubtaskPolicy
+from foreman.api.models.tasks import AgenticTask
 from foreman.worker.agent.errors import ToolError
 from foreman.worker.agent.subtasks import Subtasks, definitions
 

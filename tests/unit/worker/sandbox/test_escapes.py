@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from foreman.api.models.agents import AgentSpec
-from foreman.api.models.resources import AgenticTask
+from foreman.api.models.tasks import AgenticTask
 from foreman.api.tooling.scripted_llm import Call, ScriptedLLM, Turn
 from foreman.worker.executors.agent import AgentExecutor
 from foreman.worker.executors.base import ExecutionContext

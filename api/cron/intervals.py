@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from itertools import pairwise
 
-from foreman.api.state.cron import Cron
+from foreman.api.cron.expression import Cron
 
 WINDOW = timedelta(days=4 * 365 + 1)
 """How far ahead a schedule is looked at: a leap cycle, so a leap day's fires are in it."""

@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from foreman.api.state.cron import ScheduleError, parse
+from foreman.api.cron.expression import ScheduleError, parse
 
 
 def fires(expression: str, zone: str, after: str, count: int) -> list[str]:

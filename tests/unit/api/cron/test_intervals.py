@@ -10,9 +10,9 @@ from zoneinfo import ZoneInfo
 import pytest
 from hypothesis import given, settings
 
-from foreman.api.state.cron import parse
-from foreman.api.state.intervals import WINDOW, Gap, shortest_gap, too_frequent
-from tests.unit.api.state.test_cron_reference import Reference, cases
+from foreman.api.cron.expression import parse
+from foreman.api.cron.intervals import WINDOW, Gap, shortest_gap, too_frequent
+from tests.unit.api.cron.test_cron_reference import Reference, cases
 
 pytestmark = pytest.mark.timeout(120, func_only=True)
 

@@ -13,12 +13,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from foreman.api.lifecycle import reasons
 from foreman.api.models.base import ConditionStatus, find_condition, set_condition, wire_time
 from foreman.api.models.envelope import MAX_ATTEMPTS_KEPT, Attempt, ResultEnvelope, Usage, Verdict
 from foreman.api.models.escalation import Escalation
-from foreman.api.models.resources import AgenticTask
 from foreman.api.models.review import ReviewStage
-from foreman.api.state import reasons
+from foreman.api.models.tasks import AgenticTask
 
 ConditionUpdate = tuple[str, ConditionStatus, str, str]  # type, status, reason, message
 

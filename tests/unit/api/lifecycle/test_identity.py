@@ -7,7 +7,7 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from foreman.api.state.identity import WARN_FRACTION, identity_of, token_claims, token_life
+from foreman.api.lifecycle.identity import WARN_FRACTION, identity_of, token_claims, token_life
 from foreman.api.tooling.manifests import SHARED_WORKER_USER
 from tests.tokens import jwt_of
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+from foreman.api.lifecycle import status
 from foreman.api.models import transcript
 from foreman.api.models.envelope import MAX_ATTEMPTS_KEPT, ResultEnvelope, Usage
-from foreman.api.models.resources import AgenticTask
-from foreman.api.state import status
+from foreman.api.models.tasks import AgenticTask
 from foreman.worker.rules import Outcome, finished
 from tests.factories import T0, task
 

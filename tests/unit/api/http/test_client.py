@@ -4,10 +4,10 @@ from typing import Any
 
 import pytest
 
+from foreman.api.http.client import Kube
 from foreman.api.http.k8sclient import Configuration
-from foreman.api.http.kube import Kube
 from foreman.api.http.requests import Request
-from foreman.api.models.resources import FleetNode
+from foreman.api.models.nodes import FleetNode
 
 
 def configuration(host: str = "https://10.0.0.1:6443") -> Configuration:

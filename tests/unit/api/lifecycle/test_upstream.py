@@ -5,8 +5,8 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
+from foreman.api.lifecycle.upstream import CUT, TOTAL_LIMIT, VALUE_LIMIT, Missing, inherited, references, resolve
 from foreman.api.models.envelope import ResultEnvelope
-from foreman.api.state.upstream import CUT, TOTAL_LIMIT, VALUE_LIMIT, Missing, inherited, references, resolve
 
 PLAN = ResultEnvelope.model_validate({
     "kind": "review", "verdict": "GO", "summary": "Split into 3 parts",

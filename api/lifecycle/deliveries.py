@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from foreman.api.models.agents import AgentSpec
 from foreman.api.models.notify import NotifyEntry
-from foreman.api.models.resources import TERMINAL_PHASES, AgenticTask
+from foreman.api.models.tasks import TERMINAL_PHASES, AgenticTask
 
 
 def notify_list(task: AgenticTask, agent: AgentSpec | None) -> list[NotifyEntry]:

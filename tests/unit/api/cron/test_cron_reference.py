@@ -19,7 +19,7 @@ from cronsim import CronSim
 from hypothesis import assume, event, given, settings
 from hypothesis import strategies as st
 
-from foreman.api.state.cron import ScheduleError, parse
+from foreman.api.cron.expression import ScheduleError, parse
 
 pytestmark = pytest.mark.timeout(120, func_only=True)  # NB: it searches every minute of years against reference models
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from foreman.api.models.resources import NodeIdentity
+from foreman.api.models.nodes import NodeIdentity
 
 SERVICE_ACCOUNT_PREFIX = "system:serviceaccount:"
 WARN_FRACTION = 0.1

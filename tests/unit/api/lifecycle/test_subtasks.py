@@ -7,9 +7,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from foreman.api.models.resources import AgenticTask
+from foreman.api.lifecycle import reasons, subtasks
 from foreman.api.models.subtasks import DEPTH_LABEL, MAX_PAYLOAD_BYTES, SubtaskPolicy
-from foreman.api.state import reasons, subtasks
+from foreman.api.models.tasks import AgenticTask
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 POLICY = SubtaskPolicy(agents=["fixer"], max_children=2, max_depth=2)

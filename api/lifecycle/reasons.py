@@ -65,9 +65,11 @@ REVIEWING: Final = "Reviewing"
 # TaskSchedule: condition Accepted and the events of firing.
 ACCEPTED: Final = "Accepted"
 SCHEDULE_ACCEPTED: Final = "ScheduleAccepted"
-INVALID_SCHEDULE: Final = "InvalidSchedule"
-INVALID_TIME_ZONE: Final = "InvalidTimeZone"
-IMPOSSIBLE_SCHEDULE: Final = "ImpossibleSchedule"
+# Why a schedule cannot fire: cron says so where it reads the expression (it sits below this module).
+from foreman.api.cron.expression import IMPOSSIBLE_SCHEDULE as IMPOSSIBLE_SCHEDULE  # noqa: E402
+from foreman.api.cron.expression import INVALID_SCHEDULE as INVALID_SCHEDULE  # noqa: E402
+from foreman.api.cron.expression import INVALID_TIME_ZONE as INVALID_TIME_ZONE  # noqa: E402
+
 SCHEDULE_LIMIT_EXCEEDED: Final = "ScheduleLimitExceeded"
 """An agent-made schedule beyond its Agent's bounds (maxSchedules, minScheduleIntervalSeconds, agents, queue)."""
 INVALID_PARENT: Final = "InvalidParent"

@@ -7,12 +7,12 @@ from typing import Any
 
 import pytest
 
+from foreman.api.lifecycle import agent_schedules, reasons
+from foreman.api.lifecycle.agent_schedules import made_by, refusal
 from foreman.api.models.agents import AgentSpec
 from foreman.api.models.base import set_condition
-from foreman.api.models.resources import AgenticTask
 from foreman.api.models.schedules import SCHEDULE_LABEL, TaskSchedule
-from foreman.api.state import agent_schedules, reasons
-from foreman.api.state.agent_schedules import made_by, refusal
+from foreman.api.models.tasks import AgenticTask
 from foreman.controller.firing import plan
 
 NOW = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)

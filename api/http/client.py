@@ -39,9 +39,8 @@ from foreman.api.http.errors import (
 )
 from foreman.api.http.features import Release, release_of
 from foreman.api.http.requests import Request
-from foreman.api.models.base import STORED, utcnow
+from foreman.api.models.base import STORED, Resource, utcnow
 from foreman.api.models.lease import Lease
-from foreman.api.models.resources import Resource
 from foreman.api.runtime.backoff import backoff_delay
 
 log = structlog.get_logger("foreman.kube")

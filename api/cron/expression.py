@@ -22,9 +22,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
+from typing import Final
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-from foreman.api.state import reasons
 
 MACROS = {
     "@yearly": "0 0 1 1 *",
@@ -42,6 +41,12 @@ _LONGEST = {1: 31, 2: 29, 3: 31, 4: 30, 5: 31, 6: 30, 7: 31, 8: 31, 9: 30, 10: 3
 """The most days each month can have, for telling a schedule that never fires (`0 0 30 2 *`)."""
 _ITEM = re.compile(r"(?:(?P<star>\*)|(?P<first>[0-9a-z]+)(?:-(?P<last>[0-9a-z]+))?)(?:/(?P<step>[0-9]{1,4}))?")
 """One item of a field's comma-separated list: `*`, `N` or `N-M`, each with an optional `/step` (below 10,000)."""
+
+
+INVALID_SCHEDULE: Final = "InvalidSchedule"
+INVALID_TIME_ZONE: Final = "InvalidTimeZone"
+IMPOSSIBLE_SCHEDULE: Final = "ImpossibleSchedule"
+"""The reasons a schedule is refused (foreman.api.lifecycle.reasons names them with the rest of the vocabulary)."""
 
 
 class ScheduleError(ValueError):
@@ -98,7 +103,7 @@ class _Field:
         return int(token)
 
     def _error(self, given: str, complaint: str) -> ScheduleError:
-        return ScheduleError(reasons.INVALID_SCHEDULE, f"{self.name} field {given!r} {complaint}")
+        return ScheduleError(INVALID_SCHEDULE, f"{self.name} field {given!r} {complaint}")
 
 
 def _span(low: int, high: int) -> str:
@@ -186,7 +191,7 @@ def zone_of(name: str) -> ZoneInfo:
     try:
         return ZoneInfo(name or "UTC")
     except (ZoneInfoNotFoundError, ValueError):
-        raise ScheduleError(reasons.INVALID_TIME_ZONE, f"unknown time zone {name!r} (want an IANA name)") from None
+        raise ScheduleError(INVALID_TIME_ZONE, f"unknown time zone {name!r} (want an IANA name)") from None
 
 
 def normalize(expression: str) -> str:
@@ -200,15 +205,15 @@ def normalize(expression: str) -> str:
 def _read(expression: str) -> tuple[str, _Calendar]:
     text = " ".join(expression.lower().split())
     if not text:
-        raise ScheduleError(reasons.INVALID_SCHEDULE, "the schedule is empty")
+        raise ScheduleError(INVALID_SCHEDULE, "the schedule is empty")
     if text.startswith("@"):
         if text not in MACROS:
-            raise ScheduleError(reasons.INVALID_SCHEDULE, f"unknown macro {text!r} (want one of {', '.join(MACROS)})")
+            raise ScheduleError(INVALID_SCHEDULE, f"unknown macro {text!r} (want one of {', '.join(MACROS)})")
         text = expression = MACROS[text]
     fields = text.split(" ")
     if len(fields) != 5:
         raise ScheduleError(
-            reasons.INVALID_SCHEDULE, f"{expression!r} has {len(fields)} fields; want 5 (minute hour dom month dow)"
+            INVALID_SCHEDULE, f"{expression!r} has {len(fields)} fields; want 5 (minute hour dom month dow)"
         )
     return text, _Calendar.of(fields, expression.split())
 
@@ -326,6 +331,6 @@ def parse(expression: str, time_zone: str = "UTC") -> Cron:
     zone = zone_of(time_zone)
     text, calendar = _read(expression)
     if not calendar.ever_matches():
-        raise ScheduleError(reasons.IMPOSSIBLE_SCHEDULE, f"{expression!r} matches no date, so it would never fire")
+        raise ScheduleError(IMPOSSIBLE_SCHEDULE, f"{expression!r} matches no date, so it would never fire")
     minute, hour = text.split(" ")[:2]
     return Cron(expression=text, zone=zone, fixed_time="*" not in minute + hour, _calendar=calendar)

@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from foreman.api.lifecycle import reasons
+from foreman.api.models.base import API_VERSION
 from foreman.api.models.envelope import ChildRecord
-from foreman.api.models.resources import API_VERSION, TERMINAL_PHASES, AgenticTask
 from foreman.api.models.subtasks import (
     CREATED_BY_AGENT,
     CREATED_BY_LABEL,
@@ -26,7 +27,7 @@ from foreman.api.models.subtasks import (
     PARENT_LABEL,
     SubtaskPolicy,
 )
-from foreman.api.state import reasons
+from foreman.api.models.tasks import TERMINAL_PHASES, AgenticTask
 
 LABEL_VALUE = 63
 """A label value's longest: the parent's name must fit in foreman.dev/parent."""

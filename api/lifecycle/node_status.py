@@ -8,9 +8,9 @@ from datetime import datetime
 from typing import Any
 
 from foreman.api import PACKAGE_VERSION
+from foreman.api.lifecycle import reasons
 from foreman.api.models.base import Condition, set_condition, wire_time
-from foreman.api.models.resources import FleetNode, NodeCapability, NodeIdentity, NodePhase
-from foreman.api.state import reasons
+from foreman.api.models.nodes import FleetNode, NodeCapability, NodeIdentity, NodePhase
 
 Inference = tuple[bool, str, str]
 """The model server's state for condition InferenceReady: (ready, reason, message)."""

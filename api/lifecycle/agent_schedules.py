@@ -19,14 +19,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
 
+from foreman.api.cron.expression import ScheduleError, parse
+from foreman.api.cron.intervals import too_frequent
+from foreman.api.lifecycle import reasons
 from foreman.api.models.agents import AgentSpec
 from foreman.api.models.base import ObjectMeta, find_condition
-from foreman.api.models.resources import AgenticTask, AgenticTaskSpec, Payload
 from foreman.api.models.schedules import SCHEDULE_LABEL, Creator, TaskSchedule, TaskScheduleSpec, TaskTemplate
 from foreman.api.models.subtasks import CREATED_BY_AGENT, CREATED_BY_LABEL, PARENT_LABEL
-from foreman.api.state import reasons
-from foreman.api.state.cron import ScheduleError, parse
-from foreman.api.state.intervals import too_frequent
+from foreman.api.models.tasks import AgenticTask, AgenticTaskSpec, Payload
 
 AGENT_EXECUTOR = "agent"
 RUNNING_PHASES = ("Scheduled", "Running")

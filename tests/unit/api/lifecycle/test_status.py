@@ -1,9 +1,9 @@
 from datetime import timedelta
 from typing import Any
 
+from foreman.api.lifecycle.status import failed, needs_blocked_write, unblocked
 from foreman.api.models.base import wire_time
 from foreman.api.models.envelope import ResultEnvelope
-from foreman.api.state.status import failed, needs_blocked_write, unblocked
 from tests.factories import T0, task
 
 

@@ -1,16 +1,16 @@
-"""What the daemons ask of the Kubernetes API, as a protocol: `foreman.api.http.kube.Kube` is the real one (integration
-tests run it against a real kube-apiserver); a loop's own logic (waking, requeueing, conflicts) can be tested against
-an in-memory one in milliseconds (tests/fakekube.py)."""
+"""What the daemons ask of the Kubernetes API, as a protocol: `foreman.api.http.client.Kube` is the real one
+(integration tests run it against a real kube-apiserver); a loop's own logic (waking, requeueing, conflicts) can be
+tested against an in-memory one in milliseconds (tests/fakekube.py)."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from typing import Any, Literal, Protocol, TypeVar
 
+from foreman.api.http.client import Listing, Relisted, WatchEvent
 from foreman.api.http.features import Release
-from foreman.api.http.kube import Listing, Relisted, WatchEvent
+from foreman.api.models.base import Resource
 from foreman.api.models.lease import Lease
-from foreman.api.models.resources import Resource
 
 R = TypeVar("R", bound=Resource)
 
