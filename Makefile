@@ -18,7 +18,9 @@ install: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
+	# NB: setuptools warns at every editable install that a folder named like the package may shadow it; ours import
+	# as foreman.*, which no top-level folder is named, so the ten lines say nothing here.
+	PYTHONWARNINGS='ignore:Editable installation' $(BIN)/pip install --quiet -e '.[test]'
 	touch $@
 
 # The real kube-apiserver of the current release (built once with Go from the k8s.io/kubernetes module and cached)
