@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import aiohttp
 from aiohttp.helpers import get_env_proxy_for_url
@@ -23,18 +23,9 @@ from foreman.api.http.errors import Unreachable
 from foreman.api.http.requests import Request
 
 
-@dataclass(frozen=True)
-class Answer:
+class Answer(NamedTuple):
     status: int
     body: bytes
-
-
-@dataclass(frozen=True)
-class Streamed:
-    """An answer read as it comes, line by line (a watch); an error's body comes the same way."""
-
-    status: int
-    lines: AsyncIterator[bytes]
 
 
 @dataclass(frozen=True)
@@ -44,6 +35,14 @@ class ServerTrust:
     """False: the kubeconfig skips TLS verification (insecure-skip-tls-verify)."""
     certificate_authority: bytes | None
     """The CA bundle (PEM) it verifies the server with; none: the system's trust store (or no verification)."""
+
+
+@dataclass(frozen=True)
+class Streamed:
+    """An answer read as it comes, line by line (a watch); an error's body comes the same way."""
+
+    status: int
+    lines: AsyncIterator[bytes]
 
 
 class Transport(Protocol):
