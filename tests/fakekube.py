@@ -4,12 +4,13 @@
 It answers the requests Foreman prepares as kube-apiserver does: one resourceVersion counter; uid, creationTimestamp and
 generation set on create (generateName too) and a create's status dropped (our resources write it through their status
 subresource only); JSON merge patches with their resourceVersion precondition (409), a patch that changes nothing
-writing nothing; deletes with preconditions; server-side apply (as create or merge); label and field selectors; watches
-from a resourceVersion, where an object leaving the selection is DELETED, a stream ends with a bookmark at its timeout,
-and a version older than the history kept is 410 Gone. Errors are Status bodies, read by the real error mapping.
+writing nothing; deletes with preconditions; server-side apply by one field manager; label and field selectors;
+watches from a resourceVersion, where an object leaving the selection is DELETED, a stream ends with a bookmark at its
+timeout, and a version older than the history kept is 410 Gone. Errors are Status bodies, read by the real error
+mapping. tests/integration/test_fakekube.py tells one scenario to both servers and compares what they answer.
 
-Not here: admission (namespaces need not exist), schema validation, RBAC, paging, garbage collection. Anything about the
-real API's behaviour belongs in tests/integration against the real kube-apiserver.
+Not here: admission (namespaces need not exist), schemas (defaults, validation), RBAC, paging, garbage collection.
+Anything about the real API's behaviour belongs in tests/integration against the real kube-apiserver.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from foreman.api.models.kinds import RESOURCES
 Body = dict[str, Any]
 Stored = dict[tuple[str, str], Body]
 OURS = {model.plural for model in RESOURCES}
+KINDS = {model.plural: model.__name__ for model in RESOURCES}
 WITH_STATUS = {model.plural for model in RESOURCES if "status" in model.model_fields}
 """Our kinds with a status subresource: a create or main-resource write leaves their status alone."""
 
@@ -210,7 +212,7 @@ class FakeApiserver:
     def _create(self, route: Route, body: Body) -> Body:
         meta = body.setdefault("metadata", {})
         if meta.get("resourceVersion"):
-            raise Refused(500, "InternalError", "resourceVersion should not be set on objects to be created")
+            raise Refused(500, "", "resourceVersion should not be set on objects to be created")
         if route.namespace is not None:
             if meta.get("namespace", route.namespace) != route.namespace:
                 raise Refused(400, "BadRequest", "the namespace of the object does not match the namespace sent")
@@ -242,11 +244,11 @@ class FakeApiserver:
         return self._update(route, current, merged(current, patch))
 
     def _apply(self, route: Route, body: Body) -> Body:
-        """Server-side apply with one field manager (ours): create, or merge what it sends."""
-        key = (route.namespace or "", route.name or "")
-        if key not in self.objects.get(route.plural, {}):
+        """Server-side apply by one field manager (ours): create, or what it sends now in place of what it sent before
+        (a field it no longer sends is gone)."""
+        if (route.namespace or "", route.name or "") not in self.objects.get(route.plural, {}):
             return self._create(Route(route.plural, route.namespace, None, None), body)
-        return self._update(route, self._stored(route), merged(self._stored(route), body))
+        return self._update(route, self._stored(route), body)
 
     def _replace(self, route: Route, body: Body) -> Body:
         current = self._stored(route)
@@ -256,9 +258,18 @@ class FakeApiserver:
     def _delete(self, route: Route, options: Body | None) -> Body:
         current = self._stored(route)
         preconditions = (options or {}).get("preconditions", {})
-        if preconditions.get("uid") not in (None, current["metadata"].get("uid")):
-            raise Refused(409, "Conflict", f"Precondition failed: UID in precondition: {preconditions['uid']}")
-        self._precondition(route, current, preconditions.get("resourceVersion"))
+        for field, name, after in (
+            ("uid", "UID", "deleted and then recreated"),
+            ("resourceVersion", "ResourceVersion", "modified"),
+        ):
+            if preconditions.get(field) not in (None, current["metadata"].get(field)):
+                raise Refused(
+                    409,
+                    "Conflict",
+                    f'Operation cannot be fulfilled on {KINDS.get(route.plural, route.plural)}.{GROUP} "{route.name}": '
+                    f"the {name} in the precondition ({preconditions[field]}) does not match the {name} in record "
+                    f"({current['metadata'][field]}). The object might have been {after}",
+                )
         del self.objects[route.plural][(route.namespace or "", route.name or "")]
         self._changed_to(route.plural, "DELETED", current, None)
         return current
