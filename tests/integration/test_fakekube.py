@@ -66,7 +66,7 @@ async def told(kube: Kube, namespace: str, release: Release) -> list[Any]:
     )  # fmt: skip
     lines = kube._stream(watch, 30)
     event = json.loads(await anext(lines))
-    await lines.aclose()
+    await lines.aclose()  # type: ignore[attr-defined]  # NB: an async generator
     meta = event["object"]["metadata"]
     said.append(
         ("left the selection", event["type"], meta["labels"], meta["resourceVersion"] == left.metadata.resource_version)

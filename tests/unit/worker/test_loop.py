@@ -29,7 +29,7 @@ NODE = "box"
 def worker_on(api: FakeApiserver, clock: Clock, **config: Any) -> Worker:
     overrides = CapabilityOverrides(accelerator="cpu", total_ramgb=8, available_ramgb=4)
     settings = WorkerConfig(node_name=NODE, overrides=overrides, heartbeat_interval=3600, **config)
-    return Worker(kube_over(api), settings, executors={"stub": StubExecutor}, clock=clock)  # type: ignore[arg-type]
+    return Worker(kube_over(api), settings, executors={"stub": StubExecutor}, clock=clock)
 
 
 @asynccontextmanager
