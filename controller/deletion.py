@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import contextlib
 
+from foreman.api.http.client import Kube
 from foreman.api.http.errors import NotFound
-from foreman.api.http.interface import KubeApi
 from foreman.api.models import transcript
 from foreman.api.models.tasks import AgenticTask
 
 
-async def delete_finished(kube: KubeApi, task: AgenticTask) -> None:
+async def delete_finished(kube: Kube, task: AgenticTask) -> None:
     """Delete the task as it was read (its uid and resourceVersion: one changed meanwhile raises Conflict, to be
     decided again), after its transcripts (one per attempt). NotFound: it is gone already."""
     for name in transcript.configmap_names(task):

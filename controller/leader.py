@@ -15,8 +15,8 @@ from typing import Literal
 
 import structlog
 
+from foreman.api.http.client import Kube
 from foreman.api.http.errors import AlreadyExists, ApiError, Conflict, NotFound
-from foreman.api.http.interface import KubeApi
 from foreman.api.models.base import ObjectMeta, utcnow
 from foreman.api.models.lease import Lease, LeaseSpec
 from foreman.api.runtime.daemon import sleep_unless
@@ -53,7 +53,7 @@ class LeaseConfig:
 
 
 class LeaderElector:
-    def __init__(self, kube: KubeApi, config: LeaseConfig, *, on_change: Callable[[bool], None] = lambda _: None):
+    def __init__(self, kube: Kube, config: LeaseConfig, *, on_change: Callable[[bool], None] = lambda _: None):
         self.kube = kube
         self.config = config
         self.on_change = on_change

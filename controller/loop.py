@@ -14,10 +14,9 @@ from typing import Any, Literal
 
 import structlog
 
-from foreman.api.http.client import Relisted
+from foreman.api.http.client import Kube, Relisted
 from foreman.api.http.errors import ApiError, Conflict, NotFound
 from foreman.api.http.features import writes_node_label
-from foreman.api.http.interface import KubeApi
 from foreman.api.lifecycle import reasons
 from foreman.api.models.agents import Agent
 from foreman.api.models.base import Resource, key_of, utcnow
@@ -55,9 +54,7 @@ COMPONENT = "foreman-controller"
 
 
 class Controller:
-    def __init__(
-        self, kube: KubeApi, config: ControllerConfig | None = None, *, clock: Callable[[], datetime] = utcnow
-    ):
+    def __init__(self, kube: Kube, config: ControllerConfig | None = None, *, clock: Callable[[], datetime] = utcnow):
         self.kube = kube
         self.config = config or ControllerConfig()
         self.clock = clock

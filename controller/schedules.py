@@ -18,8 +18,8 @@ from typing import Any
 
 import structlog
 
+from foreman.api.http.client import Kube
 from foreman.api.http.errors import AlreadyExists, ApiError, Conflict, NotFound
-from foreman.api.http.interface import KubeApi
 from foreman.api.lifecycle import agent_schedules, reasons
 from foreman.api.lifecycle.agent_schedules import Refusal
 from foreman.api.models.base import find_condition, is_newer, key_of
@@ -54,7 +54,7 @@ class Fired:
 
 
 class ScheduleLoop:
-    def __init__(self, kube: KubeApi, cache: Cache, *, clock: Callable[[], datetime], concurrency: int):
+    def __init__(self, kube: Kube, cache: Cache, *, clock: Callable[[], datetime], concurrency: int):
         self.kube = kube
         self.cache = cache
         self.clock = clock

@@ -17,9 +17,8 @@ from typing import Any, Protocol
 
 import structlog
 
-from foreman.api.http.client import Relisted
+from foreman.api.http.client import Kube, Relisted
 from foreman.api.http.errors import ApiError, NotFound
-from foreman.api.http.interface import KubeApi
 from foreman.api.models import transcript
 from foreman.api.models.agents import Agent, AgentSpec
 from foreman.api.models.base import Key, is_newer, key_of, utcnow
@@ -63,7 +62,7 @@ class NotifierConfig:
 class Notifier:
     def __init__(
         self,
-        kube: KubeApi,
+        kube: Kube,
         sender: Sender,
         config: NotifierConfig | None = None,
         *,

@@ -10,8 +10,8 @@ from __future__ import annotations
 import base64
 import binascii
 
+from foreman.api.http.client import Kube
 from foreman.api.http.errors import Forbidden, NotFound
-from foreman.api.http.interface import KubeApi
 from foreman.api.models.notify import NOTIFIER_LABEL, SecretKeyRef
 
 SECRETS_ROLE = "foreman-notifier-secrets"
@@ -23,7 +23,7 @@ class Unusable(Exception):
 
 
 class SecretReader:
-    def __init__(self, kube: KubeApi):
+    def __init__(self, kube: Kube):
         self.kube = kube
 
     async def read(self, namespace: str, ref: SecretKeyRef) -> str:

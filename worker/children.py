@@ -11,9 +11,8 @@ from collections.abc import AsyncGenerator, Callable
 from datetime import datetime
 from typing import Any, Protocol
 
-from foreman.api.http.client import Relisted
+from foreman.api.http.client import Kube, Relisted
 from foreman.api.http.errors import NotFound
-from foreman.api.http.interface import KubeApi
 from foreman.api.lifecycle import subtasks
 from foreman.api.models.agents import Agent, AgentSpec
 from foreman.api.models.schedules import TaskSchedule
@@ -74,7 +73,7 @@ class TaskFleet(Children, Schedules, Protocol):
 
 
 class KubeFleet:
-    def __init__(self, kube: KubeApi, parent: AgenticTask, clock: Callable[[], datetime]):
+    def __init__(self, kube: Kube, parent: AgenticTask, clock: Callable[[], datetime]):
         self.kube = kube
         self.parent = parent
         self.clock = clock

@@ -17,8 +17,8 @@ from typing import Any
 import structlog
 from pydantic import ValidationError
 
+from foreman.api.http.client import Kube
 from foreman.api.http.errors import RETRYABLE, ApiError, BadRequest, Conflict, Invalid, NotFound, TooLarge
-from foreman.api.http.interface import KubeApi
 from foreman.api.lifecycle import reasons, upstream
 from foreman.api.models import transcript
 from foreman.api.models.agents import Agent
@@ -76,7 +76,7 @@ class Execution:
 class TaskRunner:
     def __init__(
         self,
-        kube: KubeApi,
+        kube: Kube,
         config: WorkerConfig,
         *,
         claimant: str,

@@ -16,10 +16,9 @@ from datetime import datetime
 
 import structlog
 
-from foreman.api.http.client import Listing, Relisted
+from foreman.api.http.client import Kube, Listing, Relisted
 from foreman.api.http.errors import ApiError, Conflict, NotFound
 from foreman.api.http.features import Release, tasks_on_node
-from foreman.api.http.interface import KubeApi
 from foreman.api.lifecycle import reasons
 from foreman.api.models.base import utcnow
 from foreman.api.models.tasks import TERMINAL_PHASES, AgenticTask
@@ -40,7 +39,7 @@ log = structlog.get_logger("foreman.worker")
 class Worker:
     def __init__(
         self,
-        kube: KubeApi,
+        kube: Kube,
         config: WorkerConfig,
         *,
         executors: Mapping[str, type[Executor]] | None = None,

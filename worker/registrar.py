@@ -10,8 +10,8 @@ from datetime import datetime
 
 import structlog
 
+from foreman.api.http.client import Kube
 from foreman.api.http.errors import AlreadyExists, ApiError, Forbidden, NotFound
-from foreman.api.http.interface import KubeApi
 from foreman.api.lifecycle import node_status
 from foreman.api.lifecycle.identity import identity_of, token_claims, token_life
 from foreman.api.models.base import ObjectMeta, utcnow
@@ -37,7 +37,7 @@ class TokenExpired(Exception):
 class Registrar:
     def __init__(
         self,
-        kube: KubeApi,
+        kube: Kube,
         config: WorkerConfig,
         capability: NodeCapability,
         metrics: WorkerMetrics,

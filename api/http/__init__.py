@@ -1,2 +1,3 @@
-"""The HTTP layer: requests prepared (pure), sent by `kube.Kube` (the one module that imports the Kubernetes client),
-answers as exception classes, and what each Kubernetes release offers."""
+"""The HTTP layer: requests prepared (pure), sent by `client.Kube` through a `transport.Transport` (the real one over
+kubernetes-asyncio's ApiClient, which `k8sclient` alone loads), answers as exception classes, and what each Kubernetes
+release offers."""

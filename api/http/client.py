@@ -1,9 +1,10 @@
 """The one module that talks to the Kubernetes API: typed models in, typed models out.
 
-Requests are prepared by the pure functions in `foreman.api.http.requests`; this module only sends them, maps errors to
-`foreman.api.http.errors` classes and applies the retry policy (tenacity: 5xx, 429, lost connections and NotServed, a
-resource its CRD does not serve yet; never a 409).
-Kubernetes-asyncio provides configuration loading (kubeconfig, in-cluster, token refresh) and the HTTP session.
+Requests are prepared by the pure functions in `foreman.api.http.requests` and sent through a
+`foreman.api.http.transport.Transport`; this module maps answers to `foreman.api.http.errors` classes, applies the retry
+policy (tenacity: 5xx, 429, lost connections and NotServed, a resource its CRD does not serve yet; never a 409), decodes
+bodies and parses them into typed models. Kubernetes-asyncio provides configuration loading (kubeconfig, in-cluster,
+token refresh) and, under the real transport, the HTTP session.
 """
 
 from __future__ import annotations
@@ -20,12 +21,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Generic, Literal, Self, TypeVar
 
-import aiohttp
 import structlog
-from aiohttp.helpers import get_env_proxy_for_url
 from pydantic import BaseModel, ValidationError
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
-from yarl import URL
 
 from foreman.api.http import decoding, k8sclient, requests
 from foreman.api.http.errors import (
@@ -39,6 +37,7 @@ from foreman.api.http.errors import (
 )
 from foreman.api.http.features import Release, release_of
 from foreman.api.http.requests import Request
+from foreman.api.http.transport import ApiClientTransport, ServerTrust, Transport
 from foreman.api.models.base import STORED, Resource, utcnow
 from foreman.api.models.lease import Lease
 from foreman.api.runtime.backoff import backoff_delay
@@ -47,6 +46,7 @@ log = structlog.get_logger("foreman.kube")
 
 R = TypeVar("R", bound=Resource)
 T = TypeVar("T")
+A = TypeVar("A")
 
 
 class ConfigError(Exception):
@@ -116,29 +116,6 @@ async def load_configuration(kubeconfig: str | None = None, context: str | None 
     return configuration, namespace or "default"
 
 
-def _no_per_request_environment_lookups(api: Any) -> None:
-    """kubernetes-asyncio opens its aiohttp session with trust_env=True: a ~/.netrc and proxy lookup in a thread per
-    request (~20 % of throughput, docs/design.md "Measured"). The API server does not change, so look its proxy up
-    once, here, and switch the per-request lookups off (netrc never applies: requests carry a token or certificate)."""
-    rest = api.rest_client
-    if not rest.proxy:
-        with contextlib.suppress(LookupError):
-            proxy, auth = get_env_proxy_for_url(URL(api.configuration.host))
-            rest.proxy = str(proxy)
-            if auth is not None:
-                rest.proxy_headers = {**(rest.proxy_headers or {}), "Proxy-Authorization": auth.encode()}
-    rest.pool_manager._trust_env = False  # NB: a read-only property; tests/unit checks that this still takes effect
-
-
-@dataclass(frozen=True)
-class ServerTrust:
-    server: str
-    verifies: bool
-    """False: the kubeconfig skips TLS verification (insecure-skip-tls-verify)."""
-    certificate_authority: bytes | None
-    """The CA bundle (PEM) it verifies the server with; none: the system's trust store (or no verification)."""
-
-
 @dataclass(frozen=True)
 class IssuedToken:
     token: str
@@ -148,12 +125,10 @@ class IssuedToken:
 class Kube:
     """Async, typed access to the Kubernetes API for Foreman resources, Leases, Events and manifests."""
 
-    def __init__(self, configuration: Any, *, retry: RetryPolicy | None = None, namespace: str = "default"):
+    def __init__(self, transport: Transport, *, retry: RetryPolicy | None = None, namespace: str = "default"):
+        self.transport = transport
         self.namespace = namespace
         """The namespace to use when none is given (the kubeconfig context's, as kubectl)."""
-        self._api = k8sclient.ApiClient(configuration=configuration)
-        self._api.user_agent = requests.USER_AGENT
-        _no_per_request_environment_lookups(self._api)
         self.retry = retry or RetryPolicy()
         self.consecutive_failures = 0
         """API calls in a row that got no usable answer (connection lost, 5xx); 0 after any success."""
@@ -163,31 +138,24 @@ class Kube:
         cls, kubeconfig: str | None = None, *, context: str | None = None, retry: RetryPolicy | None = None
     ) -> Self:
         configuration, namespace = await load_configuration(kubeconfig, context)
-        return cls(configuration, retry=retry, namespace=namespace)
+        return cls(ApiClientTransport(configuration), retry=retry, namespace=namespace)
 
     @property
     def server(self) -> str:
         """The apiserver's URL (what the dashboard says it reads)."""
-        return str(self._api.configuration.host)
+        return self.transport.server
 
     @property
     def bearer_token(self) -> str | None:
         """The token this client presents (none: it authenticates otherwise, e.g. with a client certificate)."""
-        value = (self._api.configuration.api_key or {}).get("BearerToken")
-        return value.removeprefix("Bearer ").strip() if isinstance(value, str) else None
+        return self.transport.bearer_token
 
     def server_trust(self) -> ServerTrust:
         """How this client trusts the apiserver: for a kubeconfig that lets another host reach it the same way."""
-        configuration = self._api.configuration
-        ca = configuration.ssl_ca_cert
-        return ServerTrust(
-            server=self.server,
-            verifies=bool(configuration.verify_ssl),
-            certificate_authority=Path(ca).read_bytes() if configuration.verify_ssl and ca else None,
-        )
+        return self.transport.server_trust()
 
     async def close(self) -> None:
-        await self._api.close()
+        await self.transport.close()
 
     async def __aenter__(self) -> Self:
         return self
@@ -197,45 +165,31 @@ class Kube:
 
     # -- sending ---------------------------------------------------------------------------------------------------
 
-    async def _open(self, request: Request, client_timeout: aiohttp.ClientTimeout) -> aiohttp.ClientResponse:
-        """Send one request and return the open response; HTTP errors become ApiError subclasses."""
+    async def _answered(self, answer: Awaitable[A]) -> A:
+        """The transport's answer; none at all (connection lost, timeout) is one more failure in a row."""
         try:
-            response: aiohttp.ClientResponse = await self._api.call_api(
-                request.path,
-                request.method,
-                query_params=list(request.query.items()),
-                header_params={"Content-Type": request.content_type, "Accept": "application/json"},
-                body=request.body,
-                auth_settings=["BearerToken"],
-                _preload_content=False,
-                _request_timeout=client_timeout,
-            )
-        except (aiohttp.ClientError, TimeoutError, OSError) as error:
+            return await answer
+        except Unreachable:
             self.consecutive_failures += 1
-            raise Unreachable(f"{request.method} {request.path}: {error or type(error).__name__}") from error
-        if response.status >= 400:
-            raw = await response.read()
-            response.release()
-            try:
-                body: Any = decoding.loads(raw)
-            except ValueError:
-                body = raw.decode(errors="replace")
-            failure = error_from_response(response.status, body)
-            self.consecutive_failures = self.consecutive_failures + 1 if isinstance(failure, RETRYABLE) else 0
-            raise failure
-        self.consecutive_failures = 0
-        return response
+            raise
+
+    def _check(self, status: int, body: bytes) -> None:
+        """An HTTP error becomes its ApiError subclass; a usable answer ends a run of failures."""
+        if status < 400:
+            self.consecutive_failures = 0
+            return
+        try:
+            parsed: Any = decoding.loads(body)
+        except ValueError:
+            parsed = body.decode(errors="replace")
+        failure = error_from_response(status, parsed)
+        self.consecutive_failures = self.consecutive_failures + 1 if isinstance(failure, RETRYABLE) else 0
+        raise failure
 
     async def _send_once(self, request: Request) -> Any:
-        response = await self._open(request, aiohttp.ClientTimeout(total=self.retry.request_timeout))
-        try:
-            raw = await response.read()
-        except (aiohttp.ClientError, TimeoutError) as error:
-            self.consecutive_failures += 1
-            raise Unreachable(f"{request.method} {request.path}: {error}") from error
-        finally:
-            response.release()
-        return decoding.loads(raw) if raw else None
+        answer = await self._answered(self.transport.send(request, within=self.retry.request_timeout))
+        self._check(answer.status, answer.body)
+        return decoding.loads(answer.body) if answer.body else None
 
     async def _send(self, request: Request) -> Any:
         # NB: a create with generateName is not idempotent: repeating it after a lost answer could create two
@@ -448,18 +402,17 @@ class Kube:
                 await asyncio.sleep(delay)
 
     async def _stream(self, request: Request, timeout_seconds: int) -> AsyncIterator[bytes]:
-        # NB: sock_read bounds the silence between two chunks: the server ends a watch after timeout_seconds, so a
-        # longer silence means a stalled connection, which we drop and reopen.
-        timeout = aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=timeout_seconds + 15)
-        response = await self._open(request, timeout)
-        try:
-            async for line in response.content:
+        # NB: the server ends a watch after timeout_seconds, so a longer silence means a stalled connection, which we
+        # drop and reopen
+        async with contextlib.AsyncExitStack() as opened:
+            answer = self.transport.stream(request, silence=timeout_seconds + 15)
+            streamed = await self._answered(opened.enter_async_context(answer))
+            if streamed.status >= 400:
+                self._check(streamed.status, b"".join([line async for line in streamed.lines]))
+            self.consecutive_failures = 0
+            async for line in streamed.lines:
                 if line.strip():
                     yield line
-        except (aiohttp.ClientError, TimeoutError) as error:
-            raise Unreachable(f"watch {request.path}: {error or type(error).__name__}") from error
-        finally:
-            response.release()
 
     # -- built-in objects: manifests, events, leases ---------------------------------------------------------------
 

@@ -21,9 +21,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from foreman.api.http.client import Kube, ServerTrust
+from foreman.api.http.client import Kube
 from foreman.api.http.errors import NotFound
 from foreman.api.http.features import for_server, tasks_on_node
+from foreman.api.http.transport import ServerTrust
 from foreman.api.models.base import API_VERSION, wire_time
 from foreman.api.models.nodes import FleetNode, NodeIdentity
 from foreman.api.models.tasks import AgenticTask

@@ -13,7 +13,6 @@ import aiohttp
 
 from foreman.api.http.client import Kube
 from foreman.api.http.errors import Forbidden, NotFound
-from foreman.api.http.interface import KubeApi
 from foreman.api.models.base import utcnow
 from foreman.api.models.notify import NOTIFIER_LABEL
 from foreman.api.models.tasks import AgenticTask
@@ -79,7 +78,7 @@ async def receiving() -> AsyncIterator[Receiver]:
 
 @contextlib.asynccontextmanager
 async def running_notifier(
-    kube: KubeApi,
+    kube: Kube,
     namespace: str,
     *,
     clock: Callable[[], datetime] = utcnow,

@@ -11,7 +11,7 @@ from foreman.cli.daemons import worker_config
 from foreman.cli.main import app
 from foreman.controller.config import ControllerConfig
 from foreman.controller.expiry import TimeToLive
-from tests.fakekube import FakeKube
+from tests.fakekube import FakeApiserver, kube_over
 
 
 def test_a_command_flag_keeps_the_files_other_executor_settings(tmp_path: Path) -> None:
@@ -73,7 +73,7 @@ def test_the_shipped_controller_keeps_a_success_a_day_and_a_failure_a_week(monke
     started: list[ControllerConfig] = []
 
     async def serve(kubeconfig: str | None, health_port: int, make: Any) -> None:
-        started.append(make(FakeKube())[0].config)
+        started.append(make(kube_over(FakeApiserver()))[0].config)
 
     monkeypatch.setattr(daemons, "serve", serve)
     args = manifests.controller_deployment()["spec"]["template"]["spec"]["containers"][0]["args"]

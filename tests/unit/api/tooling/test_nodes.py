@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from foreman.api.http.client import ServerTrust
+from foreman.api.http.transport import ServerTrust
 from foreman.api.models.nodes import FleetNode
 from foreman.api.models.tasks import AgenticTask
 from foreman.api.tooling import nodes

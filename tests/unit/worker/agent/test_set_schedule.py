@@ -18,11 +18,15 @@ from foreman.worker.children import KubeFleet, may_create
 from foreman.worker.executors.agent import schedule_tool
 from foreman.worker.executors.base import ExecutionContext
 from foreman.worker.metrics import WorkerMetrics
-from tests.fakekube import FakeKube
+from tests.fakekube import FakeApiserver, kube_over
 
 TASK = AgenticTask.model_validate(
     {"metadata": {"name": "fixer", "namespace": "team", "uid": "u-1"}, "spec": {"executor": "agent"}}
 )
+
+
+def fleet() -> KubeFleet:
+    return KubeFleet(kube_over(FakeApiserver()), TASK, utcnow)
 
 
 def agent(**subtasks: Any) -> AgentSpec:
@@ -34,7 +38,7 @@ def agent(**subtasks: Any) -> AgentSpec:
     [(agent(), False), (agent(agents=["tester"]), False), (agent(maxSchedules=1), True)],
 )
 def test_offered_only_where_the_agent_allows_schedules(spec: AgentSpec, offered: bool, tmp_path: Path) -> None:
-    context = ExecutionContext("gpu-box", 1, agent=spec, fleet=KubeFleet(FakeKube(), TASK, utcnow))
+    context = ExecutionContext("gpu-box", 1, agent=spec, fleet=fleet())
     tool = schedule_tool(TASK, context)
     assert (tool is not None) == offered
     box = Toolbox(workspace.create(str(tmp_path), "t"), ("read_file", "submit_result"), schedules=tool)
@@ -65,7 +69,7 @@ def test_a_fleet_is_lent_where_the_agent_may_create_children_or_schedules(spec: 
 )
 async def test_bad_arguments_are_errors_for_the_model(arguments: dict[str, Any], says: str, tmp_path: Path) -> None:
     metrics = WorkerMetrics()
-    tool = ScheduleTool(KubeFleet(FakeKube(), TASK, utcnow), TASK, "gpu-box", agent(maxSchedules=1), metrics)
+    tool = ScheduleTool(fleet(), TASK, "gpu-box", agent(maxSchedules=1), metrics)
     box = Toolbox(workspace.create(str(tmp_path), "t"), ("submit_result",), schedules=tool)
     with pytest.raises(ToolError, match=says):
         await box.call("set_schedule", arguments)
