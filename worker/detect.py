@@ -32,7 +32,8 @@ async def run_tool(*argv: str, wait_seconds: float = 10.0) -> str | None:
         *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL
     )
     try:
-        stdout, _ = await asyncio.wait_for(process.communicate(), wait_seconds)
+        async with asyncio.timeout(wait_seconds):
+            stdout, _ = await process.communicate()
     except TimeoutError:
         process.kill()
         await process.wait()

@@ -83,7 +83,8 @@ async def run_components(
         stop.set()
         if electing is not None:
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(asyncio.shield(electing), 5)
+                async with asyncio.timeout(5):
+                    await asyncio.shield(electing)
         for task in everything:
             task.cancel()
         await asyncio.gather(*everything, return_exceptions=True)

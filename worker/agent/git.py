@@ -278,7 +278,8 @@ async def _execute(
         )  # fmt: skip
     code: int | None = None
     try:
-        out, err = await asyncio.wait_for(process.communicate(), time_limit)
+        async with asyncio.timeout(time_limit):
+            out, err = await process.communicate()
         code = process.returncode
     except TimeoutError:
         out, err = b"", b""

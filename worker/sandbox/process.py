@@ -55,14 +55,18 @@ async def execute(argv: Sequence[str], *, cwd: str, env: Mapping[str, str], time
     pid = transport.get_pid()
     timed_out = False
     try:
-        await asyncio.wait_for(asyncio.shield(protocol.exited), time_limit)
+        # NB: asyncio.timeout, not wait_for: Python 3.11's wait_for drops a cancel (a drain, `spec.cancel`) that comes
+        # as the command ends, and the agent would go on to its next turn.
+        async with asyncio.timeout(time_limit):
+            await asyncio.shield(protocol.exited)
     except TimeoutError:
         timed_out = True
     finally:
         kill_group(pid)
         try:
             await asyncio.shield(protocol.exited)
-            await asyncio.wait_for(asyncio.shield(reader), DRAIN_SECONDS)
+            async with asyncio.timeout(DRAIN_SECONDS):
+                await asyncio.shield(reader)
         except TimeoutError:
             reader.cancel()
         except asyncio.CancelledError:
