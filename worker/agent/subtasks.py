@@ -1,9 +1,10 @@
 """The sub-task tools: `submit_task`, `wait_for_tasks`, `list_my_tasks`, `cancel_my_task`, offered to an agent whose
 Agent lists `spec.subtasks.agents`.
 
-Names and arguments are an API that prompts are written against: keep them. Each refusal is a ToolError the model reads; the parent task
-goes on. What the tools refuse is what the controller would refuse later (api/lifecycle/subtasks.py), so an honest
-model hears it at once; a dishonest worker still meets admission and the controller (README, "Security").
+Names and arguments are an API that prompts are written against: keep them. Each refusal is a ToolError the model
+reads; the parent task goes on. What the tools refuse is what the controller would refuse later
+(api/lifecycle/subtasks.py), so an honest model hears it at once; a dishonest worker still meets admission and the
+controller (README, "Security").
 """
 
 from __future__ import annotations
