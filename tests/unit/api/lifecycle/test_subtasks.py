@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from foreman.api.lifecycle import reasons, subtasks
 from foreman.api.models.subtasks import DEPTH_LABEL, MAX_PAYLOAD_BYTES, SubtaskPolicy
-from foreman.api.models.tasks import AgenticTask
+from foreman.api.models.tasks import AgenticTask, RequiredCapability
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 POLICY = SubtaskPolicy(agents=["fixer"], max_children=2, max_depth=2)
@@ -115,6 +115,54 @@ def test_the_controller_refuses_what_admission_cannot_see() -> None:
     assert refusal(first, policy=None) == reasons.SUBTASK_NOT_ALLOWED
     cancelled = parent.model_copy(update={"spec": parent.spec.model_copy(update={"cancel": True})})
     assert refusal(first, of=cancelled) == reasons.CANCELLED
+
+
+@pytest.mark.parametrize(
+    ("spec", "named"),
+    [
+        ({"modelRef": "huge-model"}, "modelRef"),
+        ({"review": {"agentRef": "stranger"}}, "review"),  # a reviewer its parent's Agent does not list
+        ({"gates": []}, "gates"),  # its Agent's gates skipped
+        ({"escalation": ["huge-model"]}, "escalation"),
+        ({"pullRequest": {"onGo": "open"}}, "pullRequest"),
+        ({"requiredCapability": {"nodeSelector": {"gpu": "h100"}}}, "requiredCapability"),
+        ({"ttlSecondsAfterFinished": 0}, "ttlSecondsAfterFinished"),
+        (
+            {
+                "notify": [
+                    {"webhook": {"url": "https://example.com/hook", "signingSecretRef": {"name": "h", "key": "k"}}}
+                ]
+            },
+            "notify",
+        ),
+        ({"executor": "command"}, "executor"),
+        ({"queue": "other"}, "queue"),
+    ],
+)
+def test_the_controller_refuses_a_child_that_sets_what_its_agent_decides(spec: dict[str, Any], named: str) -> None:
+    """A child is what submit_task makes of its parent: a worker that writes more (a model, a reviewer, no gates, a
+    node of its choosing) would run it beyond what the parent's Agent allows."""
+    parent = _parent()
+    found = subtasks.refusal(_child(parent, 1, **spec), parent, POLICY, [])
+    assert found is not None
+    assert found.reason == reasons.SUBTASK_NOT_ALLOWED
+    assert f"spec.{named}" in found.message
+
+
+def test_a_child_needs_what_its_parent_needs_of_a_node_and_depends_only_on_its_siblings() -> None:
+    parent = _parent().model_copy(update={"spec": _parent().spec.model_copy(update={
+        "required_capability": RequiredCapability(sandbox=True, min_ramgb=8)})})  # fmt: skip
+    first = _child(parent, 1)
+    assert first.spec.required_capability.sandbox  # a parent that must run confined has children that must too
+    assert subtasks.refusal(first, parent, POLICY, [first]) is None
+    unconfined = _child(parent, 1, requiredCapability={})
+    assert subtasks.refusal(unconfined, parent, POLICY, [unconfined]) is not None
+    second = _child(parent, 2, dependsOn=["parent-1"])
+    assert subtasks.refusal(second, parent, POLICY, [first, second]) is None
+    stranger = _child(parent, 2, dependsOn=["someone-elses-task"])
+    found = subtasks.refusal(stranger, parent, POLICY, [first, stranger])
+    assert found is not None
+    assert "someone-elses-task" in found.message
 
 
 def test_a_parent_that_ended_after_making_a_child_still_lets_it_run() -> None:
