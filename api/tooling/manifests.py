@@ -279,6 +279,11 @@ def worker_admission() -> list[Manifest]:
 
 
 SUBTASKS_POLICY = f"{WORKER}-subtasks"
+CHILD_FIELDS = ["kind", "executor", "payload", "agentRef", "requiredCapability", "dependsOn", "priority", "queue",
+                "timeoutSeconds", "retries", "cancel", "notify"]  # fmt: skip
+"""The spec fields a child has (api/lifecycle/subtasks.child_task, and the CRD's defaults): its Agent decides the
+rest (model, gates, review, pull requests, escalation), so a worker may set none of them."""
+CHILD_PAYLOAD_FIELDS = ["prompt", "inputs", "repo", "branch"]
 
 
 def _subtasks() -> dict[str, Any]:
@@ -302,8 +307,9 @@ def _subtasks() -> dict[str, Any]:
         f" && {owner}.name == {labels}['{PARENT_LABEL}']"
     )
     spec = (
-        "object.spec.executor == 'agent' && has(object.spec.agentRef)"
+        f"object.spec.executor == 'agent' && has(object.spec.agentRef) && object.spec.all(k, k in {CHILD_FIELDS})"
         " && (!has(object.spec.notify) || size(object.spec.notify) == 0)"
+        f" && (!has(object.spec.payload) || object.spec.payload.all(k, k in {CHILD_PAYLOAD_FIELDS}))"
     )
     old = "oldObject.metadata.labels"
     cancel_only = (
@@ -320,7 +326,8 @@ def _subtasks() -> dict[str, Any]:
                 "expression": f"request.operation != 'CREATE' || ({labelled}) && ({owned}) && ({spec})",
                 "messageExpression": "'a worker may create only child tasks of an agent: labelled "
                 f"{CREATED_BY_LABEL}={CREATED_BY_AGENT}, {PARENT_LABEL} (its one ownerReference), {DEPTH_LABEL} and "
-                f"{CREATOR_NODE_LABEL}=' + variables.node + ', executor agent with an agentRef, no notify'",
+                f"{CREATOR_NODE_LABEL}=' + variables.node + ', executor agent with an agentRef, no notify, no fields"
+                f" but {', '.join(CHILD_FIELDS)} (a payload of {', '.join(CHILD_PAYLOAD_FIELDS)})'",
                 "reason": "Forbidden",
             },
             {

@@ -9,7 +9,8 @@ from hypothesis import strategies as st
 
 from foreman.api.lifecycle import reasons, subtasks
 from foreman.api.models.subtasks import DEPTH_LABEL, MAX_PAYLOAD_BYTES, SubtaskPolicy
-from foreman.api.models.tasks import AgenticTask, RequiredCapability
+from foreman.api.models.tasks import AgenticTask, Payload, RequiredCapability
+from foreman.api.tooling import manifests
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 POLICY = SubtaskPolicy(agents=["fixer"], max_children=2, max_depth=2)
@@ -48,6 +49,15 @@ def test_a_child_carries_its_parent_queue_priority_and_labels() -> None:
     assert subtasks.depth_of(child) == 1
     assert child.metadata.owner_references[0].uid == "u-1"
     assert len(subtasks.child_name("x" * 253, 1000)) <= subtasks.LABEL_VALUE
+
+
+def test_a_child_has_only_the_fields_admission_lets_a_worker_write() -> None:
+    parent = _parent().model_copy(update={"spec": _parent().spec.model_copy(update={
+        "payload": Payload(prompt="p", repo="https://forge.example/r.git", branch="main")})})  # fmt: skip
+    wire = subtasks.child_task(parent, name="parent-1", agent="fixer", prompt="p", inputs={"a": 1},
+                               depends_on=["parent-0"], node="n1").to_wire()["spec"]  # fmt: skip
+    assert set(wire) <= set(manifests.CHILD_FIELDS)
+    assert set(wire["payload"]) == set(manifests.CHILD_PAYLOAD_FIELDS)
 
 
 @pytest.mark.parametrize(
