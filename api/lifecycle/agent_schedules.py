@@ -42,11 +42,9 @@ class Refusal:
 def made_by(task: AgenticTask, node: str, *, name: str, schedule: str, time_zone: str, agent: str, prompt: str) -> (
     TaskSchedule
 ):  # fmt: skip
-    """The TaskSchedule `set_schedule` writes for `task` on `node`: an agent task for `agent` with `prompt`, in the
-    task's namespace and queue, labelled with its maker."""
-    template = AgenticTaskSpec(
-        executor=AGENT_EXECUTOR, agent_ref=agent, payload=Payload(prompt=prompt), queue=task.spec.queue
-    )
+    """The TaskSchedule `set_schedule` writes for `task` on `node`: its tasks as `template_of` makes them, in the
+    task's namespace, labelled with its maker."""
+    template = template_of(task, agent=agent, prompt=prompt)
     creator = Creator(task=task.name, uid=task.metadata.uid or "", node=node)
     return TaskSchedule(
         metadata=ObjectMeta(
@@ -61,6 +59,20 @@ def made_by(task: AgenticTask, node: str, *, name: str, schedule: str, time_zone
             created_by=creator,
             task_template=TaskTemplate(spec=template),
         ),
+    )
+
+
+def template_of(task: AgenticTask, *, agent: str, prompt: str) -> AgenticTaskSpec:
+    """The spec of the tasks an agent-made schedule of `task` fires: an agent task for `agent` with `prompt`, in the
+    task's queue, with its timeout and what it needs of a node (a task that must run confined makes schedules whose
+    tasks must too)."""
+    return AgenticTaskSpec(
+        executor=AGENT_EXECUTOR,
+        agent_ref=agent,
+        payload=Payload(prompt=prompt),
+        queue=task.spec.queue,
+        timeout_seconds=task.spec.timeout_seconds,
+        required_capability=task.spec.required_capability,
     )
 
 
@@ -120,6 +132,11 @@ def refusal(
         )
     if template.queue != parent.spec.queue:
         return _exceeded(f"the schedule's tasks must run in its task's queue ({parent.spec.queue or 'its namespace'})")
+    if template.timeout_seconds > parent.spec.timeout_seconds or template.retries > parent.spec.retries:
+        return _exceeded("the schedule's tasks get at most its task's timeoutSeconds and retries")
+    if beyond := _beyond_made(schedule, parent):
+        return _exceeded(f"the schedule's tasks are what set_schedule makes of its task (its requiredCapability, an"
+                         f" Agent and a prompt), not their own spec.{', spec.'.join(beyond)}")  # fmt: skip
     try:
         cron = parse(schedule.spec.schedule, schedule.spec.time_zone)
     except ScheduleError:
@@ -138,6 +155,22 @@ def refusal(
             " (spec.subtasks.maxSchedules)"
         )
     return None
+
+
+VARIES = frozenset({"agent_ref", "payload", "timeout_seconds", "retries"})
+"""Fields of a schedule's task template that may differ from what `template_of` makes (its Agent checked against the
+policy, its prompt free, its timeout and retries bounded by the task's); admission holds the payload to a prompt."""
+
+
+def _beyond_made(schedule: TaskSchedule, parent: AgenticTask) -> list[str]:
+    """The wire names of the template's spec fields that are not what `template_of` makes of `parent`: a capability of
+    its own (a node of its choosing, no confinement), a kind, a priority."""
+    template = schedule.spec.task_template.spec
+    assert template.agent_ref is not None  # NB: refusal checked it against the policy first
+    expected = template_of(parent, agent=template.agent_ref, prompt="")
+    fields = type(template).model_fields
+    return [fields[name].alias or name for name in fields if name not in VARIES and getattr(template, name) !=
+            getattr(expected, name)]  # fmt: skip
 
 
 def _exceeded(message: str) -> Refusal:
