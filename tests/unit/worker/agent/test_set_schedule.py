@@ -9,6 +9,7 @@ import pytest
 
 from foreman.api.models.agents import AgentSpec
 from foreman.api.models.base import utcnow
+from foreman.api.models.review import ReviewStage
 from foreman.api.models.tasks import AgenticTask
 from foreman.worker.agent import workspace
 from foreman.worker.agent.errors import ToolError
@@ -52,7 +53,16 @@ def test_offered_only_where_the_agent_allows_schedules(spec: AgentSpec, offered:
     [(agent(), False), (agent(maxSchedules=0), False), (agent(agents=["tester"]), True), (agent(maxSchedules=1), True)],
 )
 def test_a_fleet_is_lent_where_the_agent_may_create_children_or_schedules(spec: AgentSpec, lent: bool) -> None:
-    assert may_create(spec) == lent
+    assert may_create(TASK, spec) == lent
+
+
+def test_a_reviewer_is_lent_no_fleet_whatever_its_agent_allows() -> None:
+    """The controller judges children by the task's own Agent; the reviewer's attempt creates nothing."""
+    reviewing = TASK.model_copy(update={"status": TASK.status.model_copy(update={
+        "review": ReviewStage(agent_ref="reviewer")})})  # fmt: skip
+    assert may_create(TASK, agent(agents=["tester"], maxSchedules=1))
+    assert not may_create(reviewing, agent(agents=["tester"], maxSchedules=1))
+    assert not may_create(TASK, None)
 
 
 @pytest.mark.parametrize(
