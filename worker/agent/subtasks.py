@@ -145,10 +145,12 @@ class Subtasks:
             raise ToolError("names must be a non-empty list of your sub-tasks' names")
         if strangers := [n for n in names if n not in self.created]:
             raise ToolError(f"not your sub-tasks: {', '.join(strangers)} (yours: {', '.join(self.created) or 'none'})")
-        if timeout_seconds is not None and not isinstance(timeout_seconds, int | float):
-            raise ToolError("timeout_seconds must be a number")
-        left = self.deadline - self.clock()
-        seconds = max(0.0, min(float(timeout_seconds or left), left - min(60.0, left * RESERVE)))
+        requested = None
+        if timeout_seconds is not None:
+            if isinstance(timeout_seconds, bool) or not isinstance(timeout_seconds, int | float):
+                raise ToolError("timeout_seconds must be a number")
+            requested = float(timeout_seconds)
+        seconds = wait_seconds(requested, self.deadline - self.clock())
         found: dict[str, AgenticTask] | None = None
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(seconds), contextlib.aclosing(self.fleet.watch_children()) as changes:
@@ -181,6 +183,13 @@ class Subtasks:
     def _count(self, outcome: str) -> None:
         if self.metrics is not None:
             self.metrics.agent_subtasks.labels(outcome).inc()
+
+
+def wait_seconds(requested: float | None, left: float) -> float:
+    """How long wait_for_tasks waits: what the model asked (0: not at all; none: as long as the parent may), never
+    into the time the parent keeps to submit its result (RESERVE of what is `left`, at most a minute)."""
+    most = left - min(60.0, left * RESERVE)
+    return max(0.0, most if requested is None else min(float(requested), most))
 
 
 def _state(task: AgenticTask) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from foreman.api.http.errors import AlreadyExists, ServerError
 from foreman.api.models.subtasks import SubtaskPolicy
 from foreman.api.models.tasks import AgenticTask
 from foreman.worker.agent.errors import ToolError
-from foreman.worker.agent.subtasks import Subtasks, definitions
+from foreman.worker.agent.subtasks import Subtasks, definitions, wait_seconds
 
 
 class Fleet:
@@ -108,6 +108,28 @@ async def test_wait_returns_when_the_children_finish_and_is_bounded_by_its_timeo
     assert time.monotonic() - started < 0.5, "never past the parent's own timeout (less a tenth for submitting)"
     waited = json.loads(await tools.call("wait_for_tasks", {"names": [other], "timeout_seconds": 0.01}))
     assert waited["tasks"][0]["phase"] == "Pending"
+
+
+@pytest.mark.parametrize(
+    ("requested", "left", "waited"),
+    [(None, 600.0, 540.0), (0, 600.0, 0.0), (30, 600.0, 30.0), (10_000, 600.0, 540.0), (-5, 600.0, 0.0),
+     (None, 100.0, 90.0), (None, -1.0, 0.0)],
+)  # fmt: skip
+def test_wait_takes_what_was_asked_within_the_parents_time_less_its_reserve(
+    requested: float | None, left: float, waited: float
+) -> None:
+    assert wait_seconds(requested, left) == pytest.approx(waited)
+
+
+async def test_a_wait_of_zero_seconds_answers_at_once() -> None:
+    fleet, clock = Fleet(), Clock()
+    tools = _tools(fleet, clock, deadline=3600.0)
+    name = json.loads(await tools.call("submit_task", {"agent": "fixer", "prompt": "p"}))["name"]
+    async with asyncio.timeout(5):
+        waited = json.loads(await tools.call("wait_for_tasks", {"names": [name], "timeout_seconds": 0}))
+    assert waited["stillRunning"] == [name]
+    with pytest.raises(ToolError, match="timeout_seconds must be a number"):
+        await tools.call("wait_for_tasks", {"names": [name], "timeout_seconds": True})
 
 
 @pytest.mark.parametrize(
