@@ -24,7 +24,7 @@ from pydantic import Field, ValidationError, model_validator
 
 from foreman.api.lifecycle import reasons, upstream
 from foreman.api.models.base import utcnow
-from foreman.api.models.envelope import PASSING_VERDICTS, VERDICTS, ResultEnvelope, Usage, Verdict
+from foreman.api.models.envelope import PASSING_VERDICTS, ResultEnvelope, Usage, Verdict
 from foreman.api.models.gates import GateResult
 from foreman.api.models.nodes import NodeSandbox
 from foreman.api.models.pullrequests import PullRequestRecord
@@ -43,7 +43,7 @@ from foreman.worker.agent.publisher import Publisher
 from foreman.worker.agent.schedules import ScheduleTool
 from foreman.worker.agent.stream import ToolCall
 from foreman.worker.agent.subtasks import Subtasks
-from foreman.worker.agent.tools import Toolbox
+from foreman.worker.agent.tools import MODEL_VERDICTS, Toolbox
 from foreman.worker.agent.workspace import Workspace
 from foreman.worker.executors.base import ExecutionContext, ExecutorHooks, InferenceServer
 from foreman.worker.sandbox import sandbox
@@ -524,7 +524,7 @@ class AgentRun:
                 assert said is not None
                 messages = [*messages, said]
                 for call in calls:
-                    submitted = _submitted(call) if call.name == "submit_result" else None
+                    submitted = submitted_ending(call) if call.name == "submit_result" else None
                     if isinstance(submitted, Ending):
                         self.counted_call(call, ok=True)
                         return submitted, messages
@@ -673,14 +673,14 @@ def gate_fail(step: gating.GateFail, rounds: int, last: Ending) -> Ending:
     return Ending("GATE-FAIL", f"{step.summary}{said}", reasons.GATE_FAILED, dict(last.extra), step.results, rounds)
 
 
-def _submitted(call: ToolCall) -> Ending | str:
+def submitted_ending(call: ToolCall) -> Ending | str:
     """submit_result's arguments as the ending, or the error to hand back to the model."""
     arguments = call.parsed() or {}
     verdict = arguments.get("verdict")
     summary = arguments.get("summary")
     extra = arguments.get("extra")
-    if verdict not in VERDICTS:
-        return f"error: verdict must be one of {', '.join(VERDICTS)}; got {verdict!r}"
+    if verdict not in MODEL_VERDICTS:
+        return f"error: verdict must be one of {', '.join(MODEL_VERDICTS)}; got {verdict!r}"
     if not isinstance(summary, str):
         return "error: summary must be a string"
     if extra is not None and not isinstance(extra, dict):
