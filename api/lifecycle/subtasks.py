@@ -222,18 +222,27 @@ def _beyond_a_child(child: AgenticTask, parent: AgenticTask) -> list[str]:
 
 
 def _ran_on(parent: AgenticTask, node: str | None, created: datetime | None) -> bool:
-    """The parent was Scheduled or Running on `node` when the child was created (it may have ended since)."""
-    if not node or parent.status.assigned_node != node:
+    """The parent was Scheduled or Running on `node` when the child was created (it may have ended since, or be
+    Pending again for its review step: its attempts say where and when it ran)."""
+    if not node:
         return False
-    if parent.phase in ("Scheduled", "Running"):
+    if parent.phase in ("Scheduled", "Running") and parent.status.assigned_node == node:
         return True
+    if created is None:
+        return False
+    early = created + timedelta(seconds=1)  # NB: creationTimestamp has whole seconds
+    late = created - timedelta(seconds=1)
+    for attempt in parent.status.attempt_history:
+        began, ended = attempt.started_at, attempt.finished_at
+        if attempt.node == node and began is not None and began <= early and (ended is None or late <= ended):
+            return True
+    # NB: a finished task's cached attempts keep no times (controller/trim.py): its end, on the node it ran on
     finished = parent.status.finished_at
-    # NB: creationTimestamp has whole seconds
     return (
         parent.phase in TERMINAL_PHASES
+        and parent.status.assigned_node == node
         and finished is not None
-        and created is not None
-        and (created - timedelta(seconds=1) <= finished)
+        and late <= finished
     )
 
 

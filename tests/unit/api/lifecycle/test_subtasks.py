@@ -188,6 +188,24 @@ def test_a_parent_that_ended_after_making_a_child_still_lets_it_run() -> None:
     assert found.reason == reasons.PARENT_NOT_RUNNING
 
 
+def test_a_parent_pending_for_its_review_still_lets_the_children_its_attempt_made_run() -> None:
+    """Its GO sent it back to Pending for the reviewer: the attempt that made the child ran on the creating node."""
+    child = _child(_parent(), 1)
+    created = child.metadata.creation_timestamp
+    assert created is not None
+
+    def reviewing(began: datetime, ended: datetime) -> AgenticTask:
+        attempt = {"number": 1, "node": "n1", "startedAt": began.isoformat(), "finishedAt": ended.isoformat()}
+        return _parent(phase="Pending", assignedNode=None, attemptHistory=[attempt], review={"agentRef": "reviewer"})
+
+    during = reviewing(created - timedelta(minutes=5), created + timedelta(minutes=5))
+    assert subtasks.refusal(child, during, POLICY, [child]) is None
+    after = reviewing(created - timedelta(minutes=10), created - timedelta(minutes=5))  # made once it had ended
+    found = subtasks.refusal(child, after, POLICY, [child])
+    assert found is not None
+    assert found.reason == reasons.PARENT_NOT_RUNNING
+
+
 @given(count=st.integers(0, 30), limit=st.integers(0, 10), order=st.randoms())
 def test_the_controller_runs_exactly_the_oldest_max_children(count: int, limit: int, order: Any) -> None:
     parent = _parent()
