@@ -125,20 +125,27 @@ class Subtasks:
         try:
             await self.fleet.create(child)
         except AlreadyExists:
-            existing = (await self.fleet.children()).get(name)
-            if existing is None:  # NB: another task has the name; the next try takes the next one
+            if name not in await self.fleet.children():  # NB: another task has the name; the next try takes the next
                 self.taken += 1
                 raise ToolError(f"the name {name} is taken by a task that is not yours; try again") from None
+            # NB: an earlier attempt's child that the parent's status missed: it counts, but it is not this one
+            await self._record(name)
+            raise ToolError(f"{name} is a sub-task an earlier attempt of this task made (see list_my_tasks); "
+                            "submit again for this one") from None  # fmt: skip
         except ApiError:
             self._count("refused")
             raise
-        self.created.append(name)
         self._count("created")
+        await self._record(name)
+        return json.dumps({"name": name})
+
+    async def _record(self, name: str) -> None:
+        """One more child of the parent's, and listed in its status."""
+        self.created.append(name)
         try:
             await self.fleet.record(self.created)
         except ApiError as error:  # NB: the child exists; the status list catches up with the next one (or not)
             log.warning("children not listed in the parent's status", task=self.parent.name, error=str(error))
-        return json.dumps({"name": name})
 
     async def wait(self, names: object, timeout_seconds: object) -> str:
         if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
