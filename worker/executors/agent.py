@@ -313,16 +313,12 @@ class AgentRun:
             self.transcript.add({"event": "end", "turn": self.tally.turns, "at": _now(), "reason": "Stopped"})
             self.publish()
             raise
-        wanted = self.task.pull_request_with(self.context.agent).wants(ending.verdict) if self.forge else None
         reviewed = ending.verdict == "GO" and self.task.review_with(self.context.agent) is not None
-        if reviewed:
-            wanted = None  # NB: the pull request waits for the reviewer's GO (or its NO-GO's draft)
         failure = None if ending.reason == SUBMITTED else ending.reason
-        ladder = self.task.escalation_with(self.context.agent)
-        if wanted == "draft" and escalation.escalates(
-            ladder, self.settings.model, self.task.status.escalation, ending.verdict, failure
-        ):
-            wanted = None  # NB: the next model takes over from the base commit; the ladder's last attempt drafts
+        escalates = escalation.escalates(self.task.escalation_with(self.context.agent), self.settings.model,
+                                         self.task.status.escalation, ending.verdict, failure)  # fmt: skip
+        policy = self.task.pull_request_with(self.context.agent)
+        wanted = forge.asked(policy, ending.verdict, reviewed=reviewed, escalates=escalates) if self.forge else None
         if payload.repo and branch and base and (ending.verdict in PASSING_VERDICTS or wanted == "draft"):
             change = await self.git.commit(
                 base=base, branch=branch, message=_commit_message(self.task, ending), author=self.config.git_author,
