@@ -25,11 +25,8 @@ from foreman.api.lifecycle import reasons
 from foreman.api.models.agents import AgentSpec
 from foreman.api.models.base import ObjectMeta, find_condition
 from foreman.api.models.schedules import SCHEDULE_LABEL, Creator, TaskSchedule, TaskScheduleSpec, TaskTemplate
-from foreman.api.models.subtasks import CREATED_BY_AGENT, CREATED_BY_LABEL, PARENT_LABEL
+from foreman.api.models.subtasks import AGENT_EXECUTOR, CREATED_BY_AGENT, CREATED_BY_LABEL, PARENT_LABEL
 from foreman.api.models.tasks import AgenticTask, AgenticTaskSpec, Payload
-
-AGENT_EXECUTOR = "agent"
-RUNNING_PHASES = ("Scheduled", "Running")
 
 
 @dataclass(frozen=True)
@@ -183,7 +180,7 @@ def _parent_problem(schedule: TaskSchedule, creator: Creator, parent: AgenticTas
         return f"label {PARENT_LABEL} must name the task in spec.createdBy ({creator.task})"
     if parent is None or parent.metadata.uid != creator.uid:
         return f"no {where} with uid {creator.uid}"
-    if parent.phase not in RUNNING_PHASES or parent.status.assigned_node != creator.node:
+    if parent.held_node != creator.node:
         return f"{where} is not Scheduled or Running on node {creator.node} (it is {parent.phase})"
     return None
 

@@ -18,6 +18,7 @@ from foreman.api.lifecycle import reasons
 from foreman.api.models.base import API_VERSION
 from foreman.api.models.envelope import ChildRecord
 from foreman.api.models.subtasks import (
+    AGENT_EXECUTOR,
     CREATED_BY_AGENT,
     CREATED_BY_LABEL,
     CREATOR_NODE_LABEL,
@@ -31,7 +32,6 @@ from foreman.api.models.tasks import TERMINAL_PHASES, AgenticTask
 
 LABEL_VALUE = 63
 """A label value's longest: the parent's name must fit in foreman.dev/parent."""
-CHILD_EXECUTOR = "agent"
 
 
 @dataclass(frozen=True)
@@ -94,7 +94,7 @@ def child_task(
     owner = {"apiVersion": API_VERSION, "kind": "AgenticTask", "name": parent.name, "uid": parent.metadata.uid}
     spec: dict[str, Any] = {
         "kind": parent.spec.kind,
-        "executor": CHILD_EXECUTOR,
+        "executor": AGENT_EXECUTOR,
         "agentRef": agent,
         "payload": {"prompt": prompt, "inputs": dict(inputs)},
         "dependsOn": list(depends_on),
@@ -226,7 +226,7 @@ def _ran_on(parent: AgenticTask, node: str | None, created: datetime | None) -> 
     Pending again for its review step: its attempts say where and when it ran)."""
     if not node:
         return False
-    if parent.phase in ("Scheduled", "Running") and parent.status.assigned_node == node:
+    if parent.held_node == node:
         return True
     if created is None:
         return False

@@ -16,6 +16,7 @@ from foreman.api.http.features import CHILD_TASK_RULE, NEEDS_ADMISSION
 from foreman.api.models.base import GROUP
 from foreman.api.models.schedules import TRIGGER_ANNOTATION
 from foreman.api.models.subtasks import (
+    AGENT_EXECUTOR,
     CREATED_BY_AGENT,
     CREATED_BY_LABEL,
     CREATOR_NODE_LABEL,
@@ -307,7 +308,8 @@ def _subtasks() -> dict[str, Any]:
         f" && {owner}.name == {labels}['{PARENT_LABEL}']"
     )
     spec = (
-        f"object.spec.executor == 'agent' && has(object.spec.agentRef) && object.spec.all(k, k in {CHILD_FIELDS})"
+        f"object.spec.executor == '{AGENT_EXECUTOR}' && has(object.spec.agentRef)"
+        f" && object.spec.all(k, k in {CHILD_FIELDS})"
         " && (!has(object.spec.notify) || size(object.spec.notify) == 0)"
         f" && (!has(object.spec.payload) || object.spec.payload.all(k, k in {CHILD_PAYLOAD_FIELDS}))"
     )
@@ -451,7 +453,7 @@ def agent_schedules_admission() -> list[Manifest]:
          f" && {labels}['{PARENT_LABEL}'] == {spec}.createdBy.task",
          f"'an agent-made TaskSchedule is labelled {CREATED_BY_LABEL}={CREATED_BY_AGENT} and {PARENT_LABEL}= the task"
          " in spec.createdBy'"),
-        (f"{task}.executor == 'agent' && has({task}.agentRef) && {task}.all(k, k in {allowed_fields})"
+        (f"{task}.executor == '{AGENT_EXECUTOR}' && has({task}.agentRef) && {task}.all(k, k in {allowed_fields})"
          f" && (!has({task}.priority) || {task}.priority == 0)"
          f" && {_empty(task, 'dependsOn')} && {_empty(task, 'notify')}"
          f" && has({task}.payload) && {task}.payload.all(k, k in ['prompt', 'inputs'])"
