@@ -65,10 +65,10 @@ class ScheduleTool:
     metrics: WorkerMetrics | None = None
 
     async def call(self, arguments: dict[str, Any]) -> str:
+        if wrong := argument_problem(arguments):
+            raise self._refused(ToolError(f"bad arguments for {NAME}: {wrong}"), "BadArguments")
         try:
             answer, outcome = await self.set_schedule(**arguments)
-        except TypeError as error:
-            raise self._refused(ToolError(f"bad arguments for {NAME}: {error}"), "BadArguments") from None
         except Refused as error:
             raise self._refused(error, error.reason) from None
         except ToolError as error:
@@ -152,6 +152,16 @@ class ScheduleTool:
     def _count(self, outcome: str, reason: str = "") -> None:
         if self.metrics is not None:
             self.metrics.agent_set_schedule.labels(outcome, reason).inc()
+
+
+def argument_problem(arguments: dict[str, Any]) -> str | None:
+    """What is wrong with the names of set_schedule's arguments (None: nothing), checked before the call: a
+    TypeError from within it is a bug to see, not the model's mistake."""
+    parameters = DEFINITION["function"]["parameters"]
+    unknown = sorted(set(arguments) - set(parameters["properties"]))
+    missing = [name for name in parameters["required"] if name not in arguments]
+    said = [f"{what} {', '.join(names)}" for what, names in (("unknown", unknown), ("missing", missing)) if names]
+    return "; ".join(said) or None
 
 
 class Refused(ToolError):
