@@ -192,17 +192,18 @@ def refusal(
         return Refusal(reasons.SUBTASK_LIMIT_EXCEEDED, f"{depth} levels below the task people made; the parent's "
                        f"Agent allows maxDepth {policy.max_depth}")  # fmt: skip
     older = [task.name for task in children_of(parent, labelled)]
-    if strangers := [name for name in child.spec.depends_on if name not in older]:
-        return Refusal(reasons.SUBTASK_NOT_ALLOWED, f"a child depends only on its parent's other children; not on "
-                       f"{', '.join(strangers)}")  # fmt: skip
     rank = older.index(child.name) if child.name in older else len(older)
+    if strangers := [name for name in child.spec.depends_on if name not in older[:rank]]:
+        # NB: only on siblings made before it, as submit_task allows: so no cycle forms among them either
+        return Refusal(reasons.SUBTASK_NOT_ALLOWED, f"a child depends only on its parent's children made before it; "
+                       f"not on {', '.join(strangers)}")  # fmt: skip
     if rank >= policy.max_children:
         return Refusal(reasons.SUBTASK_LIMIT_EXCEEDED, f"child {rank + 1} of {parent.name}; its Agent allows "
                        f"maxChildren {policy.max_children}")  # fmt: skip
     return None
 
 
-VARIES = frozenset({"priority", "timeout_seconds", "retries", "cancel", "payload"})
+VARIES = frozenset({"priority", "timeout_seconds", "retries", "cancel", "depends_on", "payload"})
 """A child's spec fields that may differ from what `child_task` makes: within the bounds `refusal` checks, or (its
 payload) not the controller's to read: its cache keeps no payloads; admission holds a payload's fields, the worker
 that runs the child the repository."""
@@ -214,8 +215,10 @@ def _beyond_a_child(child: AgenticTask, parent: AgenticTask) -> list[str]:
     live. Its Agent (and the parent) decide those, so a child that sets them would run beyond what the parent's
     Agent allowed."""
     spec = child.spec
-    made = child_task(parent, name=child.name, agent=spec.agent_ref or "", prompt="", inputs={},
-                      depends_on=spec.depends_on, node="").spec  # fmt: skip
+    # NB: no dependsOn of the child's: a stored task is not held to the cross-field rules (a server without CEL
+    # stores a task that names itself), and one made from its fields would be
+    made = child_task(parent, name=child.name, agent=spec.agent_ref or "", prompt="", inputs={}, depends_on=[],
+                      node="").spec  # fmt: skip
     fields = type(spec).model_fields
     return [fields[name].alias or name for name in fields if name not in VARIES and getattr(spec, name) !=
             getattr(made, name)]  # fmt: skip

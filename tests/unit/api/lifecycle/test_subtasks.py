@@ -173,6 +173,16 @@ def test_a_child_needs_what_its_parent_needs_of_a_node_and_depends_only_on_its_s
     found = subtasks.refusal(stranger, parent, POLICY, [first, stranger])
     assert found is not None
     assert "someone-elses-task" in found.message
+    younger = _child(parent, 2)
+    on_younger = _child(parent, 1, dependsOn=["parent-2"])  # a cycle's start
+    assert subtasks.refusal(on_younger, parent, POLICY, [on_younger, younger]) is not None
+    # stored by a server without CEL (rules are not checked on what was stored): refused, not an exception
+    wire = _child(parent, 1).to_wire()
+    wire["spec"]["dependsOn"] = ["parent-1"]
+    itself = AgenticTask.model_validate(wire, context={"stored": True})
+    found = subtasks.refusal(itself, parent, POLICY, [itself])
+    assert found is not None
+    assert found.reason == reasons.SUBTASK_NOT_ALLOWED
 
 
 def test_a_parent_that_ended_after_making_a_child_still_lets_it_run() -> None:
