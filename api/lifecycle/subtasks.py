@@ -192,11 +192,11 @@ def refusal(
         return Refusal(reasons.SUBTASK_LIMIT_EXCEEDED, f"{depth} levels below the task people made; the parent's "
                        f"Agent allows maxDepth {policy.max_depth}")  # fmt: skip
     older = [task.name for task in children_of(parent, labelled)]
+    # NB: any sibling, not only those made before it: creation times have whole seconds, so a turn's children tie
+    if strangers := [name for name in child.spec.depends_on if name not in older or name == child.name]:
+        return Refusal(reasons.SUBTASK_NOT_ALLOWED, f"a child depends only on its parent's other children; not on "
+                       f"{', '.join(strangers)}")  # fmt: skip
     rank = older.index(child.name) if child.name in older else len(older)
-    if strangers := [name for name in child.spec.depends_on if name not in older[:rank]]:
-        # NB: only on siblings made before it, as submit_task allows: so no cycle forms among them either
-        return Refusal(reasons.SUBTASK_NOT_ALLOWED, f"a child depends only on its parent's children made before it; "
-                       f"not on {', '.join(strangers)}")  # fmt: skip
     if rank >= policy.max_children:
         return Refusal(reasons.SUBTASK_LIMIT_EXCEEDED, f"child {rank + 1} of {parent.name}; its Agent allows "
                        f"maxChildren {policy.max_children}")  # fmt: skip

@@ -173,9 +173,9 @@ def test_a_child_needs_what_its_parent_needs_of_a_node_and_depends_only_on_its_s
     found = subtasks.refusal(stranger, parent, POLICY, [first, stranger])
     assert found is not None
     assert "someone-elses-task" in found.message
-    younger = _child(parent, 2)
-    on_younger = _child(parent, 1, dependsOn=["parent-2"])  # a cycle's start
-    assert subtasks.refusal(on_younger, parent, POLICY, [on_younger, younger]) is not None
+    tied = [_child(parent, i, dependsOn=[] if i == 2 else ["parent-2"]) for i in (2, 10)]
+    tied = [t.model_copy(update={"metadata": t.metadata.model_copy(update={"creation_timestamp": NOW})}) for t in tied]
+    assert subtasks.refusal(tied[1], parent, POLICY, tied) is None  # made in the same second, sorted after by name
     # stored by a server without CEL (rules are not checked on what was stored): refused, not an exception
     wire = _child(parent, 1).to_wire()
     wire["spec"]["dependsOn"] = ["parent-1"]
