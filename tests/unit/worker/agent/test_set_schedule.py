@@ -95,6 +95,6 @@ async def test_a_fault_inside_the_tool_is_no_bad_argument_of_the_model() -> None
         async def schedule(self, name: str) -> Any:
             raise TypeError("a bug")
 
-    tool = ScheduleTool(Broken(FakeKube(), TASK, utcnow), TASK, "gpu-box", agent(maxSchedules=1))
+    tool = ScheduleTool(Broken(kube_over(FakeApiserver()), TASK, utcnow), TASK, "gpu-box", agent(maxSchedules=1))
     with pytest.raises(TypeError, match="a bug"):
         await tool.call({"name": "n", "schedule": "@daily", "agent": "t", "prompt": "p"})
