@@ -14,24 +14,17 @@ from typing import Any
 import yaml
 
 from foreman.api.http.client import Kube
-from foreman.api.http.requests import Request
+from foreman.api.http.requests import BoundPod
 
 TOKEN_SECONDS = 3600
 """Long enough for the longest suite run; the apiserver's minimum is 600 s."""
 
 
 async def service_account_token(kube: Kube, namespace: str, name: str, *, pod: dict[str, Any] | None = None) -> str:
-    """A token of ServiceAccount `namespace/name`; bound to `pod` (a stored Pod) when given, so the apiserver puts the
-    Pod's Node into the token's user info, and the token dies with the Pod."""
-    spec: dict[str, Any] = {"expirationSeconds": TOKEN_SECONDS}
-    if pod is not None:
-        metadata = pod["metadata"]
-        spec["boundObjectRef"] = {"apiVersion": "v1", "kind": "Pod", "name": metadata["name"], "uid": metadata["uid"]}
-    path = f"/api/v1/namespaces/{namespace}/serviceaccounts/{name}/token"
-    body = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": spec}
-    answer = await kube._send(Request("POST", path, body=body))
-    token: str = answer["status"]["token"]
-    return token
+    """A token of ServiceAccount `namespace/name` (`Kube.request_token`); bound to `pod` (a stored Pod) when given,
+    so the apiserver puts the Pod's Node into the token's user info, and the token dies with the Pod."""
+    bound = BoundPod(pod["metadata"]["name"], pod["metadata"]["uid"]) if pod is not None else None
+    return (await kube.request_token(namespace, name, TOKEN_SECONDS, pod=bound)).token
 
 
 def jwt_of(claims: dict[str, Any]) -> str:

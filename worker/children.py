@@ -20,10 +20,13 @@ from foreman.api.models.subtasks import PARENT_LABEL
 from foreman.api.models.tasks import AgenticTask
 
 
-def may_create(agent: AgentSpec) -> bool:
-    """Whether tasks of this Agent may create anything on the fleet: children (`subtasks.agents`) or schedules
-    (`subtasks.maxSchedules`); only those are lent a fleet."""
-    return agent.subtasks is not None and (bool(agent.subtasks.agents) or agent.subtasks.max_schedules > 0)
+def may_create(task: AgenticTask, agent: AgentSpec | None) -> bool:
+    """Whether this attempt of the task, `agent` its acting Agent, may create anything on the fleet: children
+    (`subtasks.agents`) or schedules (`subtasks.maxSchedules`); only those are lent a fleet. Never a reviewer's: the
+    controller holds children to the bounds of the task's own Agent, and a review judges the work, it adds none."""
+    if agent is None or task.reviewing or agent.subtasks is None:
+        return False
+    return bool(agent.subtasks.agents) or agent.subtasks.max_schedules > 0
 
 
 class AgentLookup(Protocol):

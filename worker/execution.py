@@ -186,7 +186,7 @@ class TaskRunner:
             metrics=self.metrics,
             model=self.offer.model_context(task.spec.executor, task.model_with(agent)),
             upstreams=upstreams,
-            fleet=KubeFleet(self.kube, task, self.clock) if agent is not None and may_create(agent) else None,
+            fleet=KubeFleet(self.kube, task, self.clock) if may_create(task, agent) else None,
         )
         outcome = await self._outcome(execution, executor, context)
         ran = dataclasses.replace(

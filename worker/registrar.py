@@ -65,7 +65,7 @@ class Registrar:
         return self.degraded_since is not None
 
     async def register(self) -> None:
-        self._check_token()
+        identity = self._check_token()  # NB: before the first request, so an expired token says how to mend it
         spec = FleetNodeSpec(
             node_name=socket.gethostname(),
             roles=self.config.roles,
@@ -76,7 +76,7 @@ class Registrar:
             await self.kube.create(node)
         except (AlreadyExists, Forbidden):
             # NB: a worker with a per-node identity may not create FleetNodes (RBAC cannot scope create by name);
-            # its node is created beforehand (`foreman manifests --worker-node NAME`), and patched here.
+            # its node is created beforehand (`foreman node join NAME`), and patched here.
             # NB: never `drain`: a worker restarted after `foreman node leave` asked it to go must not undo that
             spec_patch = {key: value for key, value in spec.to_wire().items() if key != "drain"}
             patch = {"metadata": {"labels": self.config.labels}, "spec": spec_patch}
@@ -88,10 +88,14 @@ class Registrar:
                     f"with `foreman node join {self.config.node_name}`",
                     status=403,
                 ) from None
-        await self.heartbeat()
+        await self._beat(identity)
         log.info("registered", node=self.config.node_name, capability=self.capability.to_wire())
 
     async def heartbeat(self) -> None:
+        await self._beat(self._check_token())
+
+    async def _beat(self, identity: NodeIdentity) -> None:
+        """The node's status now: its capability, what it offers, its running tasks and who it acts as."""
         if self.config.overrides.available_ramgb is None:
             self.capability = self.capability.model_copy(update={"available_ramgb": (await memory()).available_gb})
         offering = self.offering()
@@ -104,7 +108,6 @@ class Registrar:
             }
         )
         state = offering.inference
-        identity = self._check_token()
         body = node_status.heartbeat(
             self.node.status.conditions if self.node else [],
             phase=self.phase,

@@ -445,9 +445,11 @@ class Kube:
         body = await self._send(requests.list_objects(api_version, kind, namespace, field_selector, label_selector))
         return builtins.list(body.get("items") or [])
 
-    async def request_token(self, namespace: str, service_account: str, seconds: int) -> IssuedToken:
-        """A fresh token of the ServiceAccount, bound to no object (TokenRequest)."""
-        answer = await self._send(requests.token_request(namespace, service_account, seconds))
+    async def request_token(
+        self, namespace: str, service_account: str, seconds: int, *, pod: requests.BoundPod | None = None
+    ) -> IssuedToken:
+        """A fresh token of the ServiceAccount (TokenRequest), bound to `pod` when given, else to no object."""
+        answer = await self._send(requests.token_request(namespace, service_account, seconds, pod=pod))
         status = answer["status"]
         return IssuedToken(status["token"], datetime.fromisoformat(status["expirationTimestamp"]))
 

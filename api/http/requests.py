@@ -259,10 +259,22 @@ def apply(body: dict[str, Any]) -> Request:
     )
 
 
-def token_request(namespace: str, service_account: str, seconds: int) -> Request:
-    """A TokenRequest: a fresh token of a ServiceAccount, valid `seconds` (the apiserver may shorten it), bound to no
-    object. Not idempotent: each call mints another token."""
-    body = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": {"expirationSeconds": seconds}}
+@dataclass(frozen=True)
+class BoundPod:
+    """The Pod a token is bound to: the apiserver puts its Node into the token's user info, and the token dies with
+    it (as a DaemonSet pod's projected token does)."""
+
+    name: str
+    uid: str
+
+
+def token_request(namespace: str, service_account: str, seconds: int, *, pod: BoundPod | None = None) -> Request:
+    """A TokenRequest: a fresh token of a ServiceAccount, valid `seconds` (the apiserver may shorten it), bound to
+    `pod` when given, else to no object. Not idempotent: each call mints another token."""
+    spec: dict[str, Any] = {"expirationSeconds": seconds}
+    if pod is not None:
+        spec["boundObjectRef"] = {"apiVersion": "v1", "kind": "Pod", "name": pod.name, "uid": pod.uid}
+    body = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": spec}
     path = object_path("v1", "ServiceAccount", service_account, namespace) + "/token"
     return Request("POST", path, body=body)
 

@@ -25,11 +25,8 @@ from foreman.api.lifecycle import reasons
 from foreman.api.models.agents import AgentSpec
 from foreman.api.models.base import ObjectMeta, find_condition
 from foreman.api.models.schedules import SCHEDULE_LABEL, Creator, TaskSchedule, TaskScheduleSpec, TaskTemplate
-from foreman.api.models.subtasks import CREATED_BY_AGENT, CREATED_BY_LABEL, PARENT_LABEL
+from foreman.api.models.subtasks import AGENT_EXECUTOR, CREATED_BY_AGENT, CREATED_BY_LABEL, PARENT_LABEL
 from foreman.api.models.tasks import AgenticTask, AgenticTaskSpec, Payload
-
-AGENT_EXECUTOR = "agent"
-RUNNING_PHASES = ("Scheduled", "Running")
 
 
 @dataclass(frozen=True)
@@ -42,11 +39,9 @@ class Refusal:
 def made_by(task: AgenticTask, node: str, *, name: str, schedule: str, time_zone: str, agent: str, prompt: str) -> (
     TaskSchedule
 ):  # fmt: skip
-    """The TaskSchedule `set_schedule` writes for `task` on `node`: an agent task for `agent` with `prompt`, in the
-    task's namespace and queue, labelled with its maker."""
-    template = AgenticTaskSpec(
-        executor=AGENT_EXECUTOR, agent_ref=agent, payload=Payload(prompt=prompt), queue=task.spec.queue
-    )
+    """The TaskSchedule `set_schedule` writes for `task` on `node`: its tasks as `template_of` makes them, in the
+    task's namespace, labelled with its maker."""
+    template = template_of(task, agent=agent, prompt=prompt)
     creator = Creator(task=task.name, uid=task.metadata.uid or "", node=node)
     return TaskSchedule(
         metadata=ObjectMeta(
@@ -61,6 +56,20 @@ def made_by(task: AgenticTask, node: str, *, name: str, schedule: str, time_zone
             created_by=creator,
             task_template=TaskTemplate(spec=template),
         ),
+    )
+
+
+def template_of(task: AgenticTask, *, agent: str, prompt: str) -> AgenticTaskSpec:
+    """The spec of the tasks an agent-made schedule of `task` fires: an agent task for `agent` with `prompt`, in the
+    task's queue, with its timeout and what it needs of a node (a task that must run confined makes schedules whose
+    tasks must too)."""
+    return AgenticTaskSpec(
+        executor=AGENT_EXECUTOR,
+        agent_ref=agent,
+        payload=Payload(prompt=prompt),
+        queue=task.spec.queue,
+        timeout_seconds=task.spec.timeout_seconds,
+        required_capability=task.spec.required_capability,
     )
 
 
@@ -120,6 +129,11 @@ def refusal(
         )
     if template.queue != parent.spec.queue:
         return _exceeded(f"the schedule's tasks must run in its task's queue ({parent.spec.queue or 'its namespace'})")
+    if template.timeout_seconds > parent.spec.timeout_seconds or template.retries > parent.spec.retries:
+        return _exceeded("the schedule's tasks get at most its task's timeoutSeconds and retries")
+    if beyond := _beyond_made(schedule, parent):
+        return _exceeded(f"the schedule's tasks are what set_schedule makes of its task (its requiredCapability, an"
+                         f" Agent and a prompt), not their own spec.{', spec.'.join(beyond)}")  # fmt: skip
     try:
         cron = parse(schedule.spec.schedule, schedule.spec.time_zone)
     except ScheduleError:
@@ -140,6 +154,22 @@ def refusal(
     return None
 
 
+VARIES = frozenset({"agent_ref", "payload", "timeout_seconds", "retries"})
+"""Fields of a schedule's task template that may differ from what `template_of` makes (its Agent checked against the
+policy, its prompt free, its timeout and retries bounded by the task's); admission holds the payload to a prompt."""
+
+
+def _beyond_made(schedule: TaskSchedule, parent: AgenticTask) -> list[str]:
+    """The wire names of the template's spec fields that are not what `template_of` makes of `parent`: a capability of
+    its own (a node of its choosing, no confinement), a kind, a priority."""
+    template = schedule.spec.task_template.spec
+    assert template.agent_ref is not None  # NB: refusal checked it against the policy first
+    expected = template_of(parent, agent=template.agent_ref, prompt="")
+    fields = type(template).model_fields
+    return [fields[name].alias or name for name in fields if name not in VARIES and getattr(template, name) !=
+            getattr(expected, name)]  # fmt: skip
+
+
 def _exceeded(message: str) -> Refusal:
     return Refusal(reasons.SCHEDULE_LIMIT_EXCEEDED, message)
 
@@ -150,7 +180,7 @@ def _parent_problem(schedule: TaskSchedule, creator: Creator, parent: AgenticTas
         return f"label {PARENT_LABEL} must name the task in spec.createdBy ({creator.task})"
     if parent is None or parent.metadata.uid != creator.uid:
         return f"no {where} with uid {creator.uid}"
-    if parent.phase not in RUNNING_PHASES or parent.status.assigned_node != creator.node:
+    if parent.held_node != creator.node:
         return f"{where} is not Scheduled or Running on node {creator.node} (it is {parent.phase})"
     return None
 

@@ -18,6 +18,7 @@ from foreman.api.lifecycle import reasons
 from foreman.api.models.base import API_VERSION
 from foreman.api.models.envelope import ChildRecord
 from foreman.api.models.subtasks import (
+    AGENT_EXECUTOR,
     CREATED_BY_AGENT,
     CREATED_BY_LABEL,
     CREATOR_NODE_LABEL,
@@ -31,7 +32,6 @@ from foreman.api.models.tasks import TERMINAL_PHASES, AgenticTask
 
 LABEL_VALUE = 63
 """A label value's longest: the parent's name must fit in foreman.dev/parent."""
-CHILD_EXECUTOR = "agent"
 
 
 @dataclass(frozen=True)
@@ -85,20 +85,22 @@ def child_task(
     depends_on: Sequence[str],
     node: str,
 ) -> AgenticTask:
-    """The child as the worker creates it: the parent's namespace, queue and priority, an ownerReference to it, the
-    labels admission asks for; the rest is the child Agent's (its model, tools, gates)."""
+    """The child as the worker creates it: the parent's namespace, queue, priority, repository and what it needs of
+    a node (a parent that must run confined has children that must too), an ownerReference to it, the labels
+    admission asks for; the rest is the child Agent's (its model, tools, gates)."""
     depth = depth_of(parent) or 0
     labels = {PARENT_LABEL: parent.name, CREATED_BY_LABEL: CREATED_BY_AGENT, DEPTH_LABEL: str(depth + 1),
               CREATOR_NODE_LABEL: node}  # fmt: skip
     owner = {"apiVersion": API_VERSION, "kind": "AgenticTask", "name": parent.name, "uid": parent.metadata.uid}
     spec: dict[str, Any] = {
         "kind": parent.spec.kind,
-        "executor": CHILD_EXECUTOR,
+        "executor": AGENT_EXECUTOR,
         "agentRef": agent,
         "payload": {"prompt": prompt, "inputs": dict(inputs)},
         "dependsOn": list(depends_on),
         "priority": parent.spec.priority,
         "timeoutSeconds": parent.spec.timeout_seconds,
+        "requiredCapability": parent.spec.required_capability.to_wire(),
     }
     if parent.spec.queue:
         spec["queue"] = parent.spec.queue
@@ -173,15 +175,14 @@ def refusal(
         allowed = ", ".join(policy.agents) if policy is not None and policy.agents else "none"
         return Refusal(reasons.SUBTASK_NOT_ALLOWED, f"Agent {child.spec.agent_ref!r} is not among the parent's "
                        f"subtasks.agents ({allowed})")  # fmt: skip
-    if child.spec.executor != CHILD_EXECUTOR:
-        return Refusal(reasons.SUBTASK_NOT_ALLOWED, f"a child runs executor {CHILD_EXECUTOR!r}, not "
-                       f"{child.spec.executor!r}")  # fmt: skip
-    if (child.spec.queue or None) != (parent.spec.queue or None) or child.spec.priority > parent.spec.priority:
-        return Refusal(reasons.SUBTASK_NOT_ALLOWED, "a child runs in its parent's queue, at most at its priority")
+    if beyond := _beyond_a_child(child, parent):
+        return Refusal(reasons.SUBTASK_NOT_ALLOWED, f"a child's spec is what submit_task makes of its parent (its "
+                       f"queue and requiredCapability, executor agent, no notify), not its own spec."
+                       f"{', spec.'.join(beyond)}: its Agent and its parent decide those")  # fmt: skip
+    if child.spec.priority > parent.spec.priority:
+        return Refusal(reasons.SUBTASK_NOT_ALLOWED, "a child runs at most at its parent's priority")
     if child.spec.timeout_seconds > parent.spec.timeout_seconds or child.spec.retries > parent.spec.retries:
         return Refusal(reasons.SUBTASK_NOT_ALLOWED, "a child gets at most its parent's timeoutSeconds and retries")
-    if child.spec.notify:
-        return Refusal(reasons.SUBTASK_NOT_ALLOWED, "a child sends no notifications of its own (spec.notify)")
     depth, expected = depth_of(child), (depth_of(parent) or 0) + 1
     if depth != expected:
         return Refusal(
@@ -191,6 +192,10 @@ def refusal(
         return Refusal(reasons.SUBTASK_LIMIT_EXCEEDED, f"{depth} levels below the task people made; the parent's "
                        f"Agent allows maxDepth {policy.max_depth}")  # fmt: skip
     older = [task.name for task in children_of(parent, labelled)]
+    # NB: any sibling, not only those made before it: creation times have whole seconds, so a turn's children tie
+    if strangers := [name for name in child.spec.depends_on if name not in older or name == child.name]:
+        return Refusal(reasons.SUBTASK_NOT_ALLOWED, f"a child depends only on its parent's other children; not on "
+                       f"{', '.join(strangers)}")  # fmt: skip
     rank = older.index(child.name) if child.name in older else len(older)
     if rank >= policy.max_children:
         return Refusal(reasons.SUBTASK_LIMIT_EXCEEDED, f"child {rank + 1} of {parent.name}; its Agent allows "
@@ -198,19 +203,49 @@ def refusal(
     return None
 
 
+VARIES = frozenset({"priority", "timeout_seconds", "retries", "cancel", "depends_on", "payload"})
+"""A child's spec fields that may differ from what `child_task` makes: within the bounds `refusal` checks, or (its
+payload) not the controller's to read: its cache keeps no payloads; admission holds a payload's fields, the worker
+that runs the child the repository."""
+
+
+def _beyond_a_child(child: AgenticTask, parent: AgenticTask) -> list[str]:
+    """The wire names of the child's spec fields that are not what `child_task` makes of its parent for the same
+    submission: a model, gates, a review, a pull-request policy, an escalation ladder, a node's capability, a time to
+    live. Its Agent (and the parent) decide those, so a child that sets them would run beyond what the parent's
+    Agent allowed."""
+    spec = child.spec
+    # NB: no dependsOn of the child's: a stored task is not held to the cross-field rules (a server without CEL
+    # stores a task that names itself), and one made from its fields would be
+    made = child_task(parent, name=child.name, agent=spec.agent_ref or "", prompt="", inputs={}, depends_on=[],
+                      node="").spec  # fmt: skip
+    fields = type(spec).model_fields
+    return [fields[name].alias or name for name in fields if name not in VARIES and getattr(spec, name) !=
+            getattr(made, name)]  # fmt: skip
+
+
 def _ran_on(parent: AgenticTask, node: str | None, created: datetime | None) -> bool:
-    """The parent was Scheduled or Running on `node` when the child was created (it may have ended since)."""
-    if not node or parent.status.assigned_node != node:
+    """The parent was Scheduled or Running on `node` when the child was created (it may have ended since, or be
+    Pending again for its review step: its attempts say where and when it ran)."""
+    if not node:
         return False
-    if parent.phase in ("Scheduled", "Running"):
+    if parent.held_node == node:
         return True
+    if created is None:
+        return False
+    early = created + timedelta(seconds=1)  # NB: creationTimestamp has whole seconds
+    late = created - timedelta(seconds=1)
+    for attempt in parent.status.attempt_history:
+        began, ended = attempt.started_at, attempt.finished_at
+        if attempt.node == node and began is not None and began <= early and (ended is None or late <= ended):
+            return True
+    # NB: a finished task's cached attempts keep no times (controller/trim.py): its end, on the node it ran on
     finished = parent.status.finished_at
-    # NB: creationTimestamp has whole seconds
     return (
         parent.phase in TERMINAL_PHASES
+        and parent.status.assigned_node == node
         and finished is not None
-        and created is not None
-        and (created - timedelta(seconds=1) <= finished)
+        and late <= finished
     )
 
 

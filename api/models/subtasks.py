@@ -26,8 +26,10 @@ DEPTH_LABEL = f"{GROUP}/depth"
 CREATOR_NODE_LABEL = f"{GROUP}/creator-node"
 """On a child: the node whose worker created it; the admission policy holds it to the worker's own node, the
 controller to the node its parent ran on."""
+AGENT_EXECUTOR = "agent"
+"""The executor of every task an agent creates (its children, its schedules' tasks)."""
 MAX_PROMPT = 65536
-"""Characters of a child's prompt."""
+"""Characters of a prompt an agent writes for another task (a child's, a schedule's)."""
 MAX_PAYLOAD_BYTES = 256 * 1024
 """A child's payload (prompt and inputs) as JSON, at most: a task is an etcd object, not a file transfer."""
 

@@ -16,6 +16,7 @@ from foreman.api.http.features import CHILD_TASK_RULE, NEEDS_ADMISSION
 from foreman.api.models.base import GROUP
 from foreman.api.models.schedules import TRIGGER_ANNOTATION
 from foreman.api.models.subtasks import (
+    AGENT_EXECUTOR,
     CREATED_BY_AGENT,
     CREATED_BY_LABEL,
     CREATOR_NODE_LABEL,
@@ -279,6 +280,11 @@ def worker_admission() -> list[Manifest]:
 
 
 SUBTASKS_POLICY = f"{WORKER}-subtasks"
+CHILD_FIELDS = ["kind", "executor", "payload", "agentRef", "requiredCapability", "dependsOn", "priority", "queue",
+                "timeoutSeconds", "retries", "cancel", "notify"]  # fmt: skip
+"""The spec fields a child has (api/lifecycle/subtasks.child_task, and the CRD's defaults): its Agent decides the
+rest (model, gates, review, pull requests, escalation), so a worker may set none of them."""
+CHILD_PAYLOAD_FIELDS = ["prompt", "inputs", "repo", "branch"]
 
 
 def _subtasks() -> dict[str, Any]:
@@ -302,8 +308,10 @@ def _subtasks() -> dict[str, Any]:
         f" && {owner}.name == {labels}['{PARENT_LABEL}']"
     )
     spec = (
-        "object.spec.executor == 'agent' && has(object.spec.agentRef)"
+        f"object.spec.executor == '{AGENT_EXECUTOR}' && has(object.spec.agentRef)"
+        f" && object.spec.all(k, k in {CHILD_FIELDS})"
         " && (!has(object.spec.notify) || size(object.spec.notify) == 0)"
+        f" && (!has(object.spec.payload) || object.spec.payload.all(k, k in {CHILD_PAYLOAD_FIELDS}))"
     )
     old = "oldObject.metadata.labels"
     cancel_only = (
@@ -320,7 +328,8 @@ def _subtasks() -> dict[str, Any]:
                 "expression": f"request.operation != 'CREATE' || ({labelled}) && ({owned}) && ({spec})",
                 "messageExpression": "'a worker may create only child tasks of an agent: labelled "
                 f"{CREATED_BY_LABEL}={CREATED_BY_AGENT}, {PARENT_LABEL} (its one ownerReference), {DEPTH_LABEL} and "
-                f"{CREATOR_NODE_LABEL}=' + variables.node + ', executor agent with an agentRef, no notify'",
+                f"{CREATOR_NODE_LABEL}=' + variables.node + ', executor agent with an agentRef, no notify, no fields"
+                f" but {', '.join(CHILD_FIELDS)} (a payload of {', '.join(CHILD_PAYLOAD_FIELDS)})'",
                 "reason": "Forbidden",
             },
             {
@@ -444,7 +453,7 @@ def agent_schedules_admission() -> list[Manifest]:
          f" && {labels}['{PARENT_LABEL}'] == {spec}.createdBy.task",
          f"'an agent-made TaskSchedule is labelled {CREATED_BY_LABEL}={CREATED_BY_AGENT} and {PARENT_LABEL}= the task"
          " in spec.createdBy'"),
-        (f"{task}.executor == 'agent' && has({task}.agentRef) && {task}.all(k, k in {allowed_fields})"
+        (f"{task}.executor == '{AGENT_EXECUTOR}' && has({task}.agentRef) && {task}.all(k, k in {allowed_fields})"
          f" && (!has({task}.priority) || {task}.priority == 0)"
          f" && {_empty(task, 'dependsOn')} && {_empty(task, 'notify')}"
          f" && has({task}.payload) && {task}.payload.all(k, k in ['prompt', 'inputs'])"

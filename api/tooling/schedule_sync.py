@@ -2,7 +2,7 @@
 style, without ever touching a dynamic schedule (one a planner created through the SDK) or an agent-made one (a
 running task's, `set_schedule`): forge's rule, LLM-made schedules kept apart from the file's.
 
-Pure: the files' schedules and the cluster's in, what to create, update and prune out. `foreman schedules sync`
+Pure: the files' schedules and the cluster's in, what to create, update and prune out. `foreman schedule sync`
 (cli/schedules.py) carries it out through `ForemanClient`.
 """
 

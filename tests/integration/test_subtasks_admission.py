@@ -73,6 +73,9 @@ async def test_a_worker_creates_only_children_of_its_own_running_tasks_within_th
         "a forged parent label": _child(parent, 9, labels={PARENT_LABEL: "theirs"}),
         "another node": _child(parent, 9, node="other"),
         "a depth that is no number": _child(parent, 9, labels={DEPTH_LABEL: "x"}),
+        "a model of its own": _child(parent, 9, modelRef="huge-model"),
+        "a reviewer of its own": _child(parent, 9, review={"agentRef": "stranger"}),
+        "a payload field beyond prompt and inputs": _child(parent, 9, payload={"prompt": "p", "script": "x"}),
     }  # fmt: skip
     for body in refused.values():
         with pytest.raises(Forbidden, match="may create only child tasks of an agent"):

@@ -20,6 +20,7 @@ from pydantic import Field, model_validator
 from foreman.api.models.base import Model
 from foreman.api.models.envelope import Usage
 from foreman.api.models.gates import GateResult
+from foreman.api.models.pullrequests import PullRequestPolicy
 from foreman.api.models.review import ReviewRecord
 from foreman.api.models.tasks import AgenticTask
 
@@ -198,6 +199,17 @@ def total_usage(usages: Sequence[Usage]) -> Usage:
         estimated=any(u.estimated for u in usages),
         cached_prompt_tokens=sum(cached) if cached else None,
     )
+
+
+def asked(
+    policy: PullRequestPolicy, verdict: str, *, reviewed: bool, escalates: bool
+) -> Literal["open", "draft"] | None:
+    """What an agent attempt's end asks of the forge: what `policy` wants of its verdict; nothing while a review
+    follows its GO (the reviewer's answer decides, in the review step), nor for a failure that goes on to the next
+    model of its ladder (that one starts from the base commit; the ladder's last attempt drafts)."""
+    if reviewed or escalates:
+        return None
+    return policy.wants(verdict)
 
 
 def wanted(

@@ -20,6 +20,7 @@ from foreman.api.http.errors import AlreadyExists, ApiError
 from foreman.api.lifecycle import agent_schedules
 from foreman.api.models.agents import AgentSpec
 from foreman.api.models.schedules import NAME_LIMIT, SCHEDULE_LABEL, TaskSchedule
+from foreman.api.models.subtasks import MAX_PROMPT
 from foreman.api.models.tasks import AgenticTask
 from foreman.worker.agent.errors import ToolError
 from foreman.worker.children import Schedules
@@ -28,7 +29,6 @@ from foreman.worker.metrics import WorkerMetrics
 log = structlog.get_logger("foreman.worker.agent.schedules")
 
 NAME = "set_schedule"
-PROMPT_LIMIT = 65536
 _NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 DEFINITION: dict[str, Any] = {
     "type": "function",
@@ -65,10 +65,10 @@ class ScheduleTool:
     metrics: WorkerMetrics | None = None
 
     async def call(self, arguments: dict[str, Any]) -> str:
+        if wrong := argument_problem(arguments):
+            raise self._refused(ToolError(f"bad arguments for {NAME}: {wrong}"), "BadArguments")
         try:
             answer, outcome = await self.set_schedule(**arguments)
-        except TypeError as error:
-            raise self._refused(ToolError(f"bad arguments for {NAME}: {error}"), "BadArguments") from None
         except Refused as error:
             raise self._refused(error, error.reason) from None
         except ToolError as error:
@@ -90,8 +90,8 @@ class ScheduleTool:
                 raise ToolError(f"{field} must be a string")
         if len(name) > NAME_LIMIT or not _NAME.match(name):
             raise ToolError(f"name {name!r}: a lower-case DNS label of at most {NAME_LIMIT} characters ([a-z0-9-])")
-        if not prompt.strip() or len(prompt) > PROMPT_LIMIT:
-            raise ToolError(f"prompt: between 1 and {PROMPT_LIMIT} characters")
+        if not prompt.strip() or len(prompt) > MAX_PROMPT:
+            raise ToolError(f"prompt: between 1 and {MAX_PROMPT} characters")
         try:
             cron = parse(schedule, timeZone)
         except ScheduleError as error:
@@ -152,6 +152,16 @@ class ScheduleTool:
     def _count(self, outcome: str, reason: str = "") -> None:
         if self.metrics is not None:
             self.metrics.agent_set_schedule.labels(outcome, reason).inc()
+
+
+def argument_problem(arguments: dict[str, Any]) -> str | None:
+    """What is wrong with the names of set_schedule's arguments (None: nothing), checked before the call: a
+    TypeError from within it is a bug to see, not the model's mistake."""
+    parameters = DEFINITION["function"]["parameters"]
+    unknown = sorted(set(arguments) - set(parameters["properties"]))
+    missing = [name for name in parameters["required"] if name not in arguments]
+    said = [f"{what} {', '.join(names)}" for what, names in (("unknown", unknown), ("missing", missing)) if names]
+    return "; ".join(said) or None
 
 
 class Refused(ToolError):

@@ -125,30 +125,39 @@ class Subtasks:
         try:
             await self.fleet.create(child)
         except AlreadyExists:
-            existing = (await self.fleet.children()).get(name)
-            if existing is None:  # NB: another task has the name; the next try takes the next one
+            if name not in await self.fleet.children():  # NB: another task has the name; the next try takes the next
                 self.taken += 1
                 raise ToolError(f"the name {name} is taken by a task that is not yours; try again") from None
+            # NB: an earlier attempt's child that the parent's status missed: it counts, but it is not this one
+            await self._record(name)
+            raise ToolError(f"{name} is a sub-task an earlier attempt of this task made (see list_my_tasks); "
+                            "submit again for this one") from None  # fmt: skip
         except ApiError:
             self._count("refused")
             raise
-        self.created.append(name)
         self._count("created")
+        await self._record(name)
+        return json.dumps({"name": name})
+
+    async def _record(self, name: str) -> None:
+        """One more child of the parent's, and listed in its status."""
+        self.created.append(name)
         try:
             await self.fleet.record(self.created)
         except ApiError as error:  # NB: the child exists; the status list catches up with the next one (or not)
             log.warning("children not listed in the parent's status", task=self.parent.name, error=str(error))
-        return json.dumps({"name": name})
 
     async def wait(self, names: object, timeout_seconds: object) -> str:
         if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
             raise ToolError("names must be a non-empty list of your sub-tasks' names")
         if strangers := [n for n in names if n not in self.created]:
             raise ToolError(f"not your sub-tasks: {', '.join(strangers)} (yours: {', '.join(self.created) or 'none'})")
-        if timeout_seconds is not None and not isinstance(timeout_seconds, int | float):
-            raise ToolError("timeout_seconds must be a number")
-        left = self.deadline - self.clock()
-        seconds = max(0.0, min(float(timeout_seconds or left), left - min(60.0, left * RESERVE)))
+        requested = None
+        if timeout_seconds is not None:
+            if isinstance(timeout_seconds, bool) or not isinstance(timeout_seconds, int | float):
+                raise ToolError("timeout_seconds must be a number")
+            requested = float(timeout_seconds)
+        seconds = wait_seconds(requested, self.deadline - self.clock())
         found: dict[str, AgenticTask] | None = None
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(seconds), contextlib.aclosing(self.fleet.watch_children()) as changes:
@@ -181,6 +190,13 @@ class Subtasks:
     def _count(self, outcome: str) -> None:
         if self.metrics is not None:
             self.metrics.agent_subtasks.labels(outcome).inc()
+
+
+def wait_seconds(requested: float | None, left: float) -> float:
+    """How long wait_for_tasks waits: what the model asked (0: not at all; none: as long as the parent may), never
+    into the time the parent keeps to submit its result (RESERVE of what is `left`, at most a minute)."""
+    most = left - min(60.0, left * RESERVE)
+    return max(0.0, most if requested is None else min(float(requested), most))
 
 
 def _state(task: AgenticTask) -> dict[str, Any]:

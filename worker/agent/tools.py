@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from foreman.api.models.agents import ToolName
-from foreman.api.models.envelope import VERDICTS
+from foreman.api.models.envelope import Verdict
 from foreman.api.models.gates import OUTPUT_TAIL as GATE_TAIL
 from foreman.api.models.gates import Gate, GateResult, GateStatus, allowed
 from foreman.worker.agent import files, schedules
@@ -50,6 +50,13 @@ def _function(name: str, description: str, properties: dict[str, Any], required:
 
 
 _PATH = {"type": "string", "description": "Path relative to the workspace."}
+
+MODEL_VERDICTS: tuple[Verdict, ...] = ("GO", "NO-GO", "INCOMPLETE")
+"""The verdicts a model may submit. The gates' (GATE-PASS, GATE-FAIL, GATE-ERROR) are the worker's to give, from
+gates it ran itself, and SKIPPED would pass a task without its review step (which follows a GO) and a GATE-FAIL
+escalate it to a bigger model with no gate run."""
+
+
 DEFINITIONS: dict[ToolName, dict[str, Any]] = {
     "list_files": _function(
         "list_files",
@@ -100,7 +107,7 @@ DEFINITIONS: dict[ToolName, dict[str, Any]] = {
         "submit_result",
         "Finish the task: your verdict and a short summary of what you did and found. Call it exactly once, last.",
         {
-            "verdict": {"type": "string", "enum": list(VERDICTS)},
+            "verdict": {"type": "string", "enum": list(MODEL_VERDICTS)},
             "summary": {"type": "string"},
             "extra": {"type": "object", "description": "Optional structured details for whoever reads the result."},
         },

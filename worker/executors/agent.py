@@ -24,7 +24,7 @@ from pydantic import Field, ValidationError, model_validator
 
 from foreman.api.lifecycle import reasons, upstream
 from foreman.api.models.base import utcnow
-from foreman.api.models.envelope import PASSING_VERDICTS, VERDICTS, ResultEnvelope, Usage, Verdict
+from foreman.api.models.envelope import PASSING_VERDICTS, ResultEnvelope, Usage, Verdict
 from foreman.api.models.gates import GateResult
 from foreman.api.models.nodes import NodeSandbox
 from foreman.api.models.pullrequests import PullRequestRecord
@@ -43,7 +43,7 @@ from foreman.worker.agent.publisher import Publisher
 from foreman.worker.agent.schedules import ScheduleTool
 from foreman.worker.agent.stream import ToolCall
 from foreman.worker.agent.subtasks import Subtasks
-from foreman.worker.agent.tools import Toolbox
+from foreman.worker.agent.tools import MODEL_VERDICTS, Toolbox
 from foreman.worker.agent.workspace import Workspace
 from foreman.worker.executors.base import ExecutionContext, ExecutorHooks, InferenceServer
 from foreman.worker.sandbox import sandbox
@@ -313,16 +313,12 @@ class AgentRun:
             self.transcript.add({"event": "end", "turn": self.tally.turns, "at": _now(), "reason": "Stopped"})
             self.publish()
             raise
-        wanted = self.task.pull_request_with(self.context.agent).wants(ending.verdict) if self.forge else None
         reviewed = ending.verdict == "GO" and self.task.review_with(self.context.agent) is not None
-        if reviewed:
-            wanted = None  # NB: the pull request waits for the reviewer's GO (or its NO-GO's draft)
         failure = None if ending.reason == SUBMITTED else ending.reason
-        ladder = self.task.escalation_with(self.context.agent)
-        if wanted == "draft" and escalation.escalates(
-            ladder, self.settings.model, self.task.status.escalation, ending.verdict, failure
-        ):
-            wanted = None  # NB: the next model takes over from the base commit; the ladder's last attempt drafts
+        escalates = escalation.escalates(self.task.escalation_with(self.context.agent), self.settings.model,
+                                         self.task.status.escalation, ending.verdict, failure)  # fmt: skip
+        policy = self.task.pull_request_with(self.context.agent)
+        wanted = forge.asked(policy, ending.verdict, reviewed=reviewed, escalates=escalates) if self.forge else None
         if payload.repo and branch and base and (ending.verdict in PASSING_VERDICTS or wanted == "draft"):
             change = await self.git.commit(
                 base=base, branch=branch, message=_commit_message(self.task, ending), author=self.config.git_author,
@@ -524,7 +520,7 @@ class AgentRun:
                 assert said is not None
                 messages = [*messages, said]
                 for call in calls:
-                    submitted = _submitted(call) if call.name == "submit_result" else None
+                    submitted = submitted_ending(call) if call.name == "submit_result" else None
                     if isinstance(submitted, Ending):
                         self.counted_call(call, ok=True)
                         return submitted, messages
@@ -673,14 +669,14 @@ def gate_fail(step: gating.GateFail, rounds: int, last: Ending) -> Ending:
     return Ending("GATE-FAIL", f"{step.summary}{said}", reasons.GATE_FAILED, dict(last.extra), step.results, rounds)
 
 
-def _submitted(call: ToolCall) -> Ending | str:
+def submitted_ending(call: ToolCall) -> Ending | str:
     """submit_result's arguments as the ending, or the error to hand back to the model."""
     arguments = call.parsed() or {}
     verdict = arguments.get("verdict")
     summary = arguments.get("summary")
     extra = arguments.get("extra")
-    if verdict not in VERDICTS:
-        return f"error: verdict must be one of {', '.join(VERDICTS)}; got {verdict!r}"
+    if verdict not in MODEL_VERDICTS:
+        return f"error: verdict must be one of {', '.join(MODEL_VERDICTS)}; got {verdict!r}"
     if not isinstance(summary, str):
         return "error: summary must be a string"
     if extra is not None and not isinstance(extra, dict):

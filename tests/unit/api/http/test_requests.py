@@ -170,3 +170,13 @@ def test_a_delete_can_name_the_object_it_read_and_otherwise_sends_no_body() -> N
         "/api/v1/namespaces/ns/configmaps/a-transcript",
         {"uid": "u-2"},
     )
+
+
+def test_a_token_request_is_bound_to_a_pod_only_when_one_is_named() -> None:
+    unbound = requests.token_request("foreman-system", "foreman-worker", 600)
+    assert unbound.path == "/api/v1/namespaces/foreman-system/serviceaccounts/foreman-worker/token"
+    assert unbound.body == {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
+                            "spec": {"expirationSeconds": 600}}  # fmt: skip
+    bound = requests.token_request("foreman-system", "foreman-worker", 600, pod=requests.BoundPod("w-1", "u-1"))
+    assert bound.body is not None
+    assert bound.body["spec"]["boundObjectRef"] == {"apiVersion": "v1", "kind": "Pod", "name": "w-1", "uid": "u-1"}

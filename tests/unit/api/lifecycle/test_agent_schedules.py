@@ -12,7 +12,7 @@ from foreman.api.lifecycle.agent_schedules import made_by, refusal
 from foreman.api.models.agents import AgentSpec
 from foreman.api.models.base import set_condition
 from foreman.api.models.schedules import SCHEDULE_LABEL, TaskSchedule
-from foreman.api.models.tasks import AgenticTask
+from foreman.api.models.tasks import AgenticTask, RequiredCapability
 from foreman.controller.firing import plan
 
 NOW = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
@@ -86,6 +86,41 @@ def test_out_of_bounds(made: TaskSchedule, kwargs: dict[str, Any], reason: str |
     found = refused(made, **kwargs)
     assert (found and found.reason) == reason
     assert says in (found.message if found else "")
+
+
+def templated(**spec: Any) -> TaskSchedule:
+    """A schedule as set_schedule makes it, its tasks' spec changed as a worker could write it."""
+    made = schedule()
+    template = made.spec.task_template.spec.model_copy(update=spec)
+    task_template = made.spec.task_template.model_copy(update={"spec": template})
+    return made.model_copy(update={"spec": made.spec.model_copy(update={"task_template": task_template})})
+
+
+@pytest.mark.parametrize(
+    ("spec", "says"),
+    [
+        ({"timeout_seconds": 7 * 24 * 3600}, "at most its task's timeoutSeconds and retries"),
+        ({"retries": 100, "timeout_seconds": 60}, "at most its task's timeoutSeconds and retries"),
+        ({"required_capability": RequiredCapability(node_selector={"gpu": "h100"})}, "spec.requiredCapability"),
+        ({"kind": "review"}, "spec.kind"),
+    ],
+)
+def test_a_schedules_tasks_get_no_more_than_its_task(spec: dict[str, Any], says: str) -> None:
+    """Their timeout, retries and node are their task's at most: a schedule is no way to outlast or outplace it."""
+    found = refused(templated(**spec))
+    assert found is not None
+    assert found.reason == reasons.SCHEDULE_LIMIT_EXCEEDED
+    assert says in found.message
+
+
+def test_a_task_that_must_run_confined_makes_schedules_whose_tasks_must_too() -> None:
+    confined = parent().model_copy(update={"spec": parent().spec.model_copy(update={
+        "required_capability": RequiredCapability(sandbox=True), "timeout_seconds": 600})})  # fmt: skip
+    made = made_by(confined, "gpu-box", name="n", schedule="0 3 * * *", time_zone="UTC", agent="tester", prompt="p")
+    template = made.spec.task_template.spec
+    assert (template.required_capability.sandbox, template.timeout_seconds) == (True, 600)
+    assert refused(made, task=confined) is None
+    assert refused(schedule(), task=confined) is not None  # its tasks would run unconfined, for 45 minutes
 
 
 def test_a_forged_parent_and_another_namespace_are_invalid_parents() -> None:

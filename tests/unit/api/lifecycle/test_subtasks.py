@@ -9,7 +9,8 @@ from hypothesis import strategies as st
 
 from foreman.api.lifecycle import reasons, subtasks
 from foreman.api.models.subtasks import DEPTH_LABEL, MAX_PAYLOAD_BYTES, SubtaskPolicy
-from foreman.api.models.tasks import AgenticTask
+from foreman.api.models.tasks import AgenticTask, Payload, RequiredCapability
+from foreman.api.tooling import manifests
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 POLICY = SubtaskPolicy(agents=["fixer"], max_children=2, max_depth=2)
@@ -48,6 +49,15 @@ def test_a_child_carries_its_parent_queue_priority_and_labels() -> None:
     assert subtasks.depth_of(child) == 1
     assert child.metadata.owner_references[0].uid == "u-1"
     assert len(subtasks.child_name("x" * 253, 1000)) <= subtasks.LABEL_VALUE
+
+
+def test_a_child_has_only_the_fields_admission_lets_a_worker_write() -> None:
+    parent = _parent().model_copy(update={"spec": _parent().spec.model_copy(update={
+        "payload": Payload(prompt="p", repo="https://forge.example/r.git", branch="main")})})  # fmt: skip
+    wire = subtasks.child_task(parent, name="parent-1", agent="fixer", prompt="p", inputs={"a": 1},
+                               depends_on=["parent-0"], node="n1").to_wire()["spec"]  # fmt: skip
+    assert set(wire) <= set(manifests.CHILD_FIELDS)
+    assert set(wire["payload"]) == set(manifests.CHILD_PAYLOAD_FIELDS)
 
 
 @pytest.mark.parametrize(
@@ -117,6 +127,64 @@ def test_the_controller_refuses_what_admission_cannot_see() -> None:
     assert refusal(first, of=cancelled) == reasons.CANCELLED
 
 
+@pytest.mark.parametrize(
+    ("spec", "named"),
+    [
+        ({"modelRef": "huge-model"}, "modelRef"),
+        ({"review": {"agentRef": "stranger"}}, "review"),  # a reviewer its parent's Agent does not list
+        ({"gates": []}, "gates"),  # its Agent's gates skipped
+        ({"escalation": ["huge-model"]}, "escalation"),
+        ({"pullRequest": {"onGo": "open"}}, "pullRequest"),
+        ({"requiredCapability": {"nodeSelector": {"gpu": "h100"}}}, "requiredCapability"),
+        ({"ttlSecondsAfterFinished": 0}, "ttlSecondsAfterFinished"),
+        (
+            {
+                "notify": [
+                    {"webhook": {"url": "https://example.com/hook", "signingSecretRef": {"name": "h", "key": "k"}}}
+                ]
+            },
+            "notify",
+        ),
+        ({"executor": "command"}, "executor"),
+        ({"queue": "other"}, "queue"),
+    ],
+)
+def test_the_controller_refuses_a_child_that_sets_what_its_agent_decides(spec: dict[str, Any], named: str) -> None:
+    """A child is what submit_task makes of its parent: a worker that writes more (a model, a reviewer, no gates, a
+    node of its choosing) would run it beyond what the parent's Agent allows."""
+    parent = _parent()
+    found = subtasks.refusal(_child(parent, 1, **spec), parent, POLICY, [])
+    assert found is not None
+    assert found.reason == reasons.SUBTASK_NOT_ALLOWED
+    assert f"spec.{named}" in found.message
+
+
+def test_a_child_needs_what_its_parent_needs_of_a_node_and_depends_only_on_its_siblings() -> None:
+    parent = _parent().model_copy(update={"spec": _parent().spec.model_copy(update={
+        "required_capability": RequiredCapability(sandbox=True, min_ramgb=8)})})  # fmt: skip
+    first = _child(parent, 1)
+    assert first.spec.required_capability.sandbox  # a parent that must run confined has children that must too
+    assert subtasks.refusal(first, parent, POLICY, [first]) is None
+    unconfined = _child(parent, 1, requiredCapability={})
+    assert subtasks.refusal(unconfined, parent, POLICY, [unconfined]) is not None
+    second = _child(parent, 2, dependsOn=["parent-1"])
+    assert subtasks.refusal(second, parent, POLICY, [first, second]) is None
+    stranger = _child(parent, 2, dependsOn=["someone-elses-task"])
+    found = subtasks.refusal(stranger, parent, POLICY, [first, stranger])
+    assert found is not None
+    assert "someone-elses-task" in found.message
+    tied = [_child(parent, i, dependsOn=[] if i == 2 else ["parent-2"]) for i in (2, 10)]
+    tied = [t.model_copy(update={"metadata": t.metadata.model_copy(update={"creation_timestamp": NOW})}) for t in tied]
+    assert subtasks.refusal(tied[1], parent, POLICY, tied) is None  # made in the same second, sorted after by name
+    # stored by a server without CEL (rules are not checked on what was stored): refused, not an exception
+    wire = _child(parent, 1).to_wire()
+    wire["spec"]["dependsOn"] = ["parent-1"]
+    itself = AgenticTask.model_validate(wire, context={"stored": True})
+    found = subtasks.refusal(itself, parent, POLICY, [itself])
+    assert found is not None
+    assert found.reason == reasons.SUBTASK_NOT_ALLOWED
+
+
 def test_a_parent_that_ended_after_making_a_child_still_lets_it_run() -> None:
     parent = _parent()
     child = _child(parent, 1)
@@ -126,6 +194,24 @@ def test_a_parent_that_ended_after_making_a_child_still_lets_it_run() -> None:
     ended_before = _parent(phase="Succeeded", finishedAt=(created - timedelta(seconds=30)).isoformat())
     assert subtasks.refusal(child, ended_after, POLICY, [child]) is None
     found = subtasks.refusal(child, ended_before, POLICY, [child])
+    assert found is not None
+    assert found.reason == reasons.PARENT_NOT_RUNNING
+
+
+def test_a_parent_pending_for_its_review_still_lets_the_children_its_attempt_made_run() -> None:
+    """Its GO sent it back to Pending for the reviewer: the attempt that made the child ran on the creating node."""
+    child = _child(_parent(), 1)
+    created = child.metadata.creation_timestamp
+    assert created is not None
+
+    def reviewing(began: datetime, ended: datetime) -> AgenticTask:
+        attempt = {"number": 1, "node": "n1", "startedAt": began.isoformat(), "finishedAt": ended.isoformat()}
+        return _parent(phase="Pending", assignedNode=None, attemptHistory=[attempt], review={"agentRef": "reviewer"})
+
+    during = reviewing(created - timedelta(minutes=5), created + timedelta(minutes=5))
+    assert subtasks.refusal(child, during, POLICY, [child]) is None
+    after = reviewing(created - timedelta(minutes=10), created - timedelta(minutes=5))  # made once it had ended
+    found = subtasks.refusal(child, after, POLICY, [child])
     assert found is not None
     assert found.reason == reasons.PARENT_NOT_RUNNING
 

@@ -202,3 +202,24 @@ def test_the_pull_request_sums_every_attempts_usage_and_names_the_review() -> No
     assert "- Models: `small`, `large`, `judge`" in body
     assert "7 turns, 7 tool calls, 400 prompt + 40 completion tokens (partly estimated)" in body
     assert "- Review by Agent `reviewer` (judge): GO" in body
+
+
+@pytest.mark.parametrize(
+    ("verdict", "reviewed", "escalates", "asked"),
+    [
+        ("GO", False, False, "open"),
+        ("GO", True, False, None),  # the reviewer's answer decides
+        ("GATE-FAIL", False, False, "draft"),  # the ladder's last attempt
+        ("GATE-FAIL", False, True, None),  # the next model takes over from the base commit
+        ("INCOMPLETE", False, True, None),
+        ("NO-GO", False, False, "draft"),
+    ],
+)
+def test_what_an_attempts_end_asks_of_the_forge(
+    verdict: str, reviewed: bool, escalates: bool, asked: str | None
+) -> None:
+    policy = PullRequestPolicy(on_go="open", on_fail="draft")
+    assert forge.asked(policy, verdict, reviewed=reviewed, escalates=escalates) == asked
+    assert (
+        forge.asked(PullRequestPolicy(on_go="none", on_fail="none"), verdict, reviewed=False, escalates=False) is None
+    )

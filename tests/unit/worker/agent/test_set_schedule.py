@@ -9,6 +9,7 @@ import pytest
 
 from foreman.api.models.agents import AgentSpec
 from foreman.api.models.base import utcnow
+from foreman.api.models.review import ReviewStage
 from foreman.api.models.tasks import AgenticTask
 from foreman.worker.agent import workspace
 from foreman.worker.agent.errors import ToolError
@@ -52,7 +53,16 @@ def test_offered_only_where_the_agent_allows_schedules(spec: AgentSpec, offered:
     [(agent(), False), (agent(maxSchedules=0), False), (agent(agents=["tester"]), True), (agent(maxSchedules=1), True)],
 )
 def test_a_fleet_is_lent_where_the_agent_may_create_children_or_schedules(spec: AgentSpec, lent: bool) -> None:
-    assert may_create(spec) == lent
+    assert may_create(TASK, spec) == lent
+
+
+def test_a_reviewer_is_lent_no_fleet_whatever_its_agent_allows() -> None:
+    """The controller judges children by the task's own Agent; the reviewer's attempt creates nothing."""
+    reviewing = TASK.model_copy(update={"status": TASK.status.model_copy(update={
+        "review": ReviewStage(agent_ref="reviewer")})})  # fmt: skip
+    assert may_create(TASK, agent(agents=["tester"], maxSchedules=1))
+    assert not may_create(reviewing, agent(agents=["tester"], maxSchedules=1))
+    assert not may_create(TASK, None)
 
 
 @pytest.mark.parametrize(
@@ -63,8 +73,8 @@ def test_a_fleet_is_lent_where_the_agent_may_create_children_or_schedules(spec: 
         ({"name": "n", "schedule": "* * * * * *", "agent": "t", "prompt": "p"}, "InvalidSchedule: .* has 6 fields"),
         ({"name": "n", "schedule": "@daily", "agent": "t", "prompt": ""}, "prompt: between 1 and"),
         ({"name": "n", "schedule": "@daily", "agent": "t", "prompt": "p", "timeZone": 3}, "timeZone must be a string"),
-        ({"name": "n", "schedule": "@daily", "agent": "t"}, "bad arguments for set_schedule"),
-        ({"name": "n", "schedule": "@daily", "agent": "t", "prompt": "p", "every": 1}, "bad arguments"),
+        ({"name": "n", "schedule": "@daily", "agent": "t"}, "bad arguments for set_schedule: missing prompt"),
+        ({"name": "n", "schedule": "@daily", "agent": "t", "prompt": "p", "every": 1}, "bad arguments.*unknown every"),
     ],
 )
 async def test_bad_arguments_are_errors_for_the_model(arguments: dict[str, Any], says: str, tmp_path: Path) -> None:
@@ -75,3 +85,16 @@ async def test_bad_arguments_are_errors_for_the_model(arguments: dict[str, Any],
         await box.call("set_schedule", arguments)
     samples = metrics.agent_set_schedule.collect()[0].samples
     assert [s.labels["outcome"] for s in samples if s.name.endswith("_total")] == ["refused"]
+
+
+async def test_a_fault_inside_the_tool_is_no_bad_argument_of_the_model() -> None:
+    """A TypeError from within set_schedule is a bug: it ends the task (ExecutorError) and is seen, not blamed on
+    the model's arguments."""
+
+    class Broken(KubeFleet):
+        async def schedule(self, name: str) -> Any:
+            raise TypeError("a bug")
+
+    tool = ScheduleTool(Broken(kube_over(FakeApiserver()), TASK, utcnow), TASK, "gpu-box", agent(maxSchedules=1))
+    with pytest.raises(TypeError, match="a bug"):
+        await tool.call({"name": "n", "schedule": "@daily", "agent": "t", "prompt": "p"})

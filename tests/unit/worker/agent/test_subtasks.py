@@ -13,7 +13,7 @@ from foreman.api.http.errors import AlreadyExists, ServerError
 from foreman.api.models.subtasks import SubtaskPolicy
 from foreman.api.models.tasks import AgenticTask
 from foreman.worker.agent.errors import ToolError
-from foreman.worker.agent.subtasks import Subtasks, definitions
+from foreman.worker.agent.subtasks import Subtasks, definitions, wait_seconds
 
 
 class Fleet:
@@ -28,7 +28,7 @@ class Fleet:
         return name != "gone"
 
     async def create(self, child: AgenticTask) -> AgenticTask:
-        if child.name in self.foreign:
+        if child.name in self.foreign or child.name in self.tasks:
             raise AlreadyExists(f"agentictasks {child.name!r} already exists")
         self.tasks[child.name] = child
         return child
@@ -111,6 +111,28 @@ async def test_wait_returns_when_the_children_finish_and_is_bounded_by_its_timeo
 
 
 @pytest.mark.parametrize(
+    ("requested", "left", "waited"),
+    [(None, 600.0, 540.0), (0, 600.0, 0.0), (30, 600.0, 30.0), (10_000, 600.0, 540.0), (-5, 600.0, 0.0),
+     (None, 100.0, 90.0), (None, -1.0, 0.0)],
+)  # fmt: skip
+def test_wait_takes_what_was_asked_within_the_parents_time_less_its_reserve(
+    requested: float | None, left: float, waited: float
+) -> None:
+    assert wait_seconds(requested, left) == pytest.approx(waited)
+
+
+async def test_a_wait_of_zero_seconds_answers_at_once() -> None:
+    fleet, clock = Fleet(), Clock()
+    tools = _tools(fleet, clock, deadline=3600.0)
+    name = json.loads(await tools.call("submit_task", {"agent": "fixer", "prompt": "p"}))["name"]
+    async with asyncio.timeout(5):
+        waited = json.loads(await tools.call("wait_for_tasks", {"names": [name], "timeout_seconds": 0}))
+    assert waited["stillRunning"] == [name]
+    with pytest.raises(ToolError, match="timeout_seconds must be a number"):
+        await tools.call("wait_for_tasks", {"names": [name], "timeout_seconds": True})
+
+
+@pytest.mark.parametrize(
     ("tool", "arguments", "said"),
     [
         ("submit_task", {"agent": "gone", "prompt": "p"}, "does not exist in namespace ns"),
@@ -156,6 +178,22 @@ async def test_a_name_another_task_holds_is_a_tool_error_and_the_next_try_takes_
         await tools.call("submit_task", {"agent": "fixer", "prompt": "p"})
     assert json.loads(await tools.call("submit_task", {"agent": "fixer", "prompt": "p"}))["name"] == "fix-all-2"
     assert tools.created == ["fix-all-2"]
+
+
+async def test_a_child_an_earlier_attempt_made_counts_and_is_not_passed_off_as_the_new_one() -> None:
+    """The earlier attempt's status list was lost, so the new attempt's first name is that child's: the model hears
+    so (it did not make a child of this prompt), the child counts against maxChildren, and the next try makes one."""
+    fleet = Fleet()
+    earlier = _tools(fleet, Clock())
+    await earlier.call("submit_task", {"agent": "fixer", "prompt": "fix a.py"})
+    tools = _tools(fleet, Clock(), max_children=2)  # NB: PARENT's status lists no children
+    with pytest.raises(ToolError, match="an earlier attempt of this task made"):
+        await tools.call("submit_task", {"agent": "fixer", "prompt": "fix b.py"})
+    assert tools.created == fleet.recorded == ["fix-all-1"]
+    made = json.loads(await tools.call("submit_task", {"agent": "fixer", "prompt": "fix b.py"}))["name"]
+    assert fleet.tasks[made].spec.payload.prompt == "fix b.py"
+    with pytest.raises(ToolError, match="maxChildren 2"):
+        await tools.call("submit_task", {"agent": "fixer", "prompt": "fix c.py"})
 
 
 async def test_a_status_list_that_cannot_be_written_does_not_unmake_the_child() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -9,9 +10,10 @@ import pytest
 
 from foreman.worker.agent import tools, workspace
 from foreman.worker.agent.errors import ToolError
-from foreman.worker.agent.tools import Toolbox, allowed
+from foreman.worker.agent.stream import ToolCall
+from foreman.worker.agent.tools import DEFINITIONS, Toolbox, allowed
 from foreman.worker.agent.workspace import Workspace, branch_for
-from foreman.worker.executors.agent import AgentExecutorSettings, Ending, keeps_workspace
+from foreman.worker.executors.agent import AgentExecutorSettings, Ending, keeps_workspace, submitted_ending
 from tests.sandboxes import confined
 
 ALL = ("list_files", "read_file", "write_file", "edit_file", "grep", "run", "submit_result")
@@ -176,3 +178,16 @@ def test_when_the_workspace_is_kept(keep: str, push: bool, verdict: str | None, 
     settings = AgentExecutorSettings.model_validate({"endpoint": "http://x/v1", "keepWorkspace": keep, "push": push})
     ending = Ending(verdict, "s", "Submitted", {"commit": commit}) if verdict else None  # type: ignore[arg-type]
     assert keeps_workspace(settings, ending) is kept
+
+
+@pytest.mark.parametrize("verdict", ["SKIPPED", "GATE-PASS", "GATE-FAIL", "GATE-ERROR"])
+def test_a_model_cannot_submit_a_verdict_of_the_gates_or_one_that_passes_without_review(verdict: str) -> None:
+    """SKIPPED or GATE-PASS would pass the task past its review step (which follows a GO), GATE-FAIL escalate it with
+    no gate run: those are the worker's verdicts, from the gates it ran itself."""
+    call = ToolCall("c", "submit_result", json.dumps({"verdict": verdict, "summary": "trust me"}))
+    assert submitted_ending(call) == f"error: verdict must be one of GO, NO-GO, INCOMPLETE; got {verdict!r}"
+    submit = DEFINITIONS["submit_result"]["function"]["parameters"]["properties"]["verdict"]
+    assert verdict not in submit["enum"]
+    accepted = submitted_ending(ToolCall("c", "submit_result", json.dumps({"verdict": "GO", "summary": "done"})))
+    assert not isinstance(accepted, str)
+    assert (accepted.verdict, accepted.reason) == ("GO", "Submitted")
