@@ -4,6 +4,14 @@
 # Debian packages (tests/servers/build-image.sh), given as BASE. Any base with python3 (3.11 or newer) and its venv
 # module will do.
 ARG BASE=python:3.11-slim
+
+# Foreman's dependencies alone, from pyproject.toml: the layer that installs them is rebuilt only when they change,
+# not for each edit of the code or of pyproject's other tables
+FROM ${BASE} AS requirements
+COPY pyproject.toml /
+RUN python3 -c 'import tomllib; print("\n".join(tomllib.load(open("/pyproject.toml", "rb"))["project"]["dependencies"]))' \
+      >/requirements.txt
+
 FROM ${BASE}
 # bubblewrap confines the agent's commands (README, "Security"); a base that has it already needs no package index
 RUN command -v bwrap >/dev/null || { apt-get update && apt-get install -y --no-install-recommends bubblewrap \
@@ -13,11 +21,9 @@ RUN useradd --uid 10001 --create-home foreman
 RUN python3 -m venv /opt/foreman
 ENV PATH=/opt/foreman/bin:$PATH
 WORKDIR /src
-# The dependencies first, from pyproject.toml alone, so a change to the code reinstalls only Foreman itself
-COPY pyproject.toml ./
-RUN python3 -c 'import tomllib; print("\n".join(tomllib.load(open("pyproject.toml", "rb"))["project"]["dependencies"]))' \
-      >requirements.txt && pip install --no-cache-dir --quiet -r requirements.txt
-COPY README.md ./
+COPY --from=requirements /requirements.txt ./
+RUN pip install --no-cache-dir --quiet -r requirements.txt
+COPY pyproject.toml README.md ./
 COPY api api
 COPY controller controller
 COPY worker worker

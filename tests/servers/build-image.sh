@@ -46,8 +46,9 @@ PODMAN="$DIR/podman"
 # mmdebstrap's default mirror; the certificates and pip's settings where the machine has them
 sources=()
 if grep -qs "^VERSION_CODENAME=$SUITE$" /etc/os-release; then
+  # NB: binary packages' sources only (the floor apiserver's build adds a deb-src one)
   for file in /etc/apt/sources.list /etc/apt/sources.list.d/*.sources /etc/apt/sources.list.d/*.list; do
-    [ -s "$file" ] && sources+=("$file")
+    grep -Eqs '^(deb |Types:(.* )?deb( |$))' "$file" && sources+=("$file")
   done
 fi
 certificates=(/usr/local/share/ca-certificates/*.crt)
@@ -72,6 +73,7 @@ if [ ! -f "$DIR/base-$KEY.tar" ]; then
     || { tail -30 "$DIR/base.log"; fail "mmdebstrap failed (the whole log: $DIR/base.log)"; }
   # NB: the tar arrives whole or not at all: its presence says the cache entry is complete
   mv "$DIR/base-$KEY.tar.partial" "$DIR/base-$KEY.tar"
+  find "$DIR" -maxdepth 1 -name 'base-*.tar' ! -name "base-$KEY.tar" -delete  # an older base, of other inputs
 fi
 if ! "$PODMAN" image exists "$BASE"; then
   echo "==> importing the base as $BASE"
