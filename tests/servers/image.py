@@ -63,16 +63,23 @@ class Container:
 
 @contextlib.asynccontextmanager
 async def running(
-    name: str, *args: str, files: dict[Path, str], env: dict[str, str] | None = None
+    name: str,
+    *args: str,
+    files: dict[Path, str] | None = None,
+    env: dict[str, str] | None = None,
+    scratch: tuple[str, ...] = (),
+    sandboxing: bool = False,
 ) -> AsyncIterator[Container]:
-    """The image's `foreman ARGS` in a container on the host's network (where the suite's apiserver listens), as the
-    manifests run it: uid 10001, read-only root with an empty /tmp of its own, and /proc unmasked for bubblewrap
-    (README, "The image"). `files`: host file to path inside, mounted read-only. Removed at the end, whatever
-    happened."""
+    """The image's `foreman ARGS` in a container on the host's network (where the suite's apiserver listens) as a pod
+    of the manifests runs: uid 10001 and a read-only root, with an empty writable folder at each of `scratch` (an
+    emptyDir). `files`: host file to path inside, mounted read-only; `sandboxing`: the securityContext bubblewrap needs
+    (README, "The image"): no seccomp filter (seccompProfile Unconfined; the default one refuses sethostname) and
+    /proc unmasked (procMount Unmasked). Removed at the end, whatever happened."""
     run = ["run", "--detach", "--name", name, "--network=host", "--read-only", "--read-only-tmpfs=false"]
-    run += ["--tmpfs", "/tmp", "--security-opt", "unmask=ALL"]
-    run += [f"--volume={host}:{inside}:ro" for host, inside in files.items()]
+    run += [f"--tmpfs={path}" for path in scratch]
+    run += [f"--volume={host}:{inside}:ro" for host, inside in (files or {}).items()]
     run += [f"--env={key}={value}" for key, value in (env or {}).items()]
+    run += ["--security-opt=seccomp=unconfined", "--security-opt=unmask=ALL"] if sandboxing else []
     code, said = await podman(*run, IMAGE, *args)
     try:
         assert code == 0, f"podman run {name}: {said}"
