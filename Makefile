@@ -11,7 +11,7 @@ KUBERNETES_FLOOR := 1.20.2
 BUILD_APISERVER := bash api/tooling/localcluster/build-kube-apiserver.sh $(CACHE)
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: install control-plane control-plane-floor browser sandbox llama-server gitea helm test test-current test-floor lint typecheck unit integration manifests check-manifests \
+.PHONY: install control-plane control-plane-floor browser sandbox llama-server gitea helm image-tools image test test-current test-floor lint typecheck unit integration manifests check-manifests \
 	demo bench soak clean
 
 install: $(VENV)/.installed
@@ -64,6 +64,20 @@ gitea:
 helm:
 	bash tests/servers/build-helm.sh $(CACHE)
 
+# podman, runc and mmdebstrap, which build and run the image here (no Docker engine, no registry): installed with apt
+# like chromium.
+image-tools:
+	@command -v podman >/dev/null && command -v runc >/dev/null && command -v mmdebstrap >/dev/null || { \
+	  echo "==> installing podman, runc and mmdebstrap with apt"; \
+	  if [ "$$(id -u)" -eq 0 ]; then sudo=; else sudo=sudo; fi; \
+	  $$sudo apt-get update -qq && $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	    --no-install-recommends podman runc mmdebstrap >/dev/null; }
+
+# The Dockerfile's image as localhost/foreman:dev for the image tests (tests/integration/test_image.py), on a base of
+# Debian packages; the base and podman's layers are cached under $(CACHE)/image (tests/servers/build-image.sh).
+image: image-tools
+	bash tests/servers/build-image.sh $(CACHE)
+
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -82,7 +96,7 @@ unit: install sandbox
 integration: install control-plane browser sandbox
 	$(BIN)/pytest tests/integration -q
 
-test: lint typecheck control-plane control-plane-floor browser sandbox llama-server gitea helm
+test: lint typecheck control-plane control-plane-floor browser sandbox llama-server gitea helm image
 	$(BIN)/pytest tests/unit -q
 	$(MAKE) --no-print-directory -j2 --output-sync=target test-current test-floor
 
@@ -93,7 +107,7 @@ test-current:
 	$(BIN)/pytest tests/integration tests/fault -q
 
 test-floor:
-	FOREMAN_TEST_KUBERNETES=$(KUBERNETES_FLOOR) $(BIN)/pytest tests/integration -q -m "not llama and not gitea and not helm"
+	FOREMAN_TEST_KUBERNETES=$(KUBERNETES_FLOOR) $(BIN)/pytest tests/integration -q -m "not llama and not gitea and not helm and not image"
 
 demo: install control-plane sandbox
 	$(BIN)/foreman demo

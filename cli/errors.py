@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import os
 from collections.abc import Callable, Iterator
 from typing import ParamSpec, TypeVar
 
@@ -39,8 +40,11 @@ def one_line(error: BaseException) -> str:
         return f"not allowed: {error.message}"
     if isinstance(error, ApiError):
         return error.message
-    if isinstance(error, FileNotFoundError):
+    if isinstance(error, FileNotFoundError) and error.filename is not None:
         return f"no such file: {error.filename}"
+    if isinstance(error, PermissionError) and error.filename is not None:
+        # NB: who we run as says most in a container, whose user (uid 10001 in our image) owns no file it is given
+        return f"permission denied: {error.filename} (as uid {os.getuid()})"
     return str(error).splitlines()[0] if str(error) else type(error).__name__
 
 
@@ -59,6 +63,7 @@ def user_errors(command: Callable[P, T]) -> Callable[P, T]:
             ValidationError,
             yaml.YAMLError,
             FileNotFoundError,
+            PermissionError,
             TimeoutError,
         ) as error:
             emit(f"error: {one_line(error)}", err=True)

@@ -694,9 +694,11 @@ def worker_daemonset(image: str = IMAGE) -> Manifest:
         "livenessProbe": _probe("/healthz", WORKER_HEALTH_PORT),
         "env": [{"name": "NODE_NAME", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}}],
     }
-    container = _container("worker", args, WORKER_HEALTH_PORT, probes, image)
+    # NB: the root filesystem is read-only: the agent's workspaces (and Python's tempfile) need a /tmp of their own
+    scratch = {"volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}]}
+    container = _container("worker", args, WORKER_HEALTH_PORT, {**probes, **scratch}, image)
     # NB: drain (finish or hand back running tasks) needs the grace period plus a margin
-    spec = _pods(WORKER, container, terminationGracePeriodSeconds=45)
+    spec = _pods(WORKER, container, terminationGracePeriodSeconds=45, volumes=[{"name": "tmp", "emptyDir": {}}])
     return {"apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": _meta(WORKER, NAMESPACE), "spec": spec}
 
 

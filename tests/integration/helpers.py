@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 import sys
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine
 from datetime import datetime, timedelta
 from typing import Any
+
+import aiohttp
 
 from foreman.api.http import requests
 from foreman.api.http.client import Kube
@@ -221,3 +224,19 @@ def difference(stored: Any, wanted: Any, path: str = "") -> str | None:
         found = (difference(s, w, f"{path}[{i}]") for i, (s, w) in enumerate(zip(stored, wanted, strict=True)))
         return next((where for where in found if where), None)
     return None if stored == wanted else f"{path}: {stored!r} on the server, {wanted!r} in the chart"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+async def serves(port: int, path: str) -> bool:
+    """Whether a daemon's health server on `port` answers 200 at `path` (/healthz, /readyz)."""
+    try:
+        async with aiohttp.ClientSession() as http, http.get(f"http://127.0.0.1:{port}{path}") as answer:
+            return answer.status == 200
+    except aiohttp.ClientConnectionError:
+        return False  # not listening yet

@@ -8,11 +8,9 @@ from __future__ import annotations
 import asyncio
 import copy
 import os
-import socket
 import sys
 from pathlib import Path
 
-import aiohttp
 import pytest
 import yaml
 
@@ -23,7 +21,7 @@ from foreman.api.tooling.chart import KEEP
 from foreman.api.tooling.localcluster.cluster import LocalCluster
 from foreman.api.tooling.manifests import CONTROLLER, NAMESPACE, WORKER, Manifest, install_manifests
 from tests.integration import previous
-from tests.integration.helpers import difference, only_crds_left, until
+from tests.integration.helpers import difference, free_port, only_crds_left, serves, until
 from tests.servers import helm
 from tests.tokens import kubeconfig_with_token, service_account_token
 
@@ -106,21 +104,6 @@ async def test_the_chart_lints_and_renders_what_foreman_install_and_the_kustomiz
     assert objects[key(alerts)] == alerts  # its {{ $labels.queue }} left to Prometheus
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-async def ready(port: int) -> bool:
-    try:
-        async with aiohttp.ClientSession() as http, http.get(f"http://127.0.0.1:{port}/readyz") as answer:
-            return answer.status == 200
-    except aiohttp.ClientConnectionError:
-        return False  # not listening yet
-
-
 async def test_helm_install_makes_every_object_the_controller_leads_as_its_service_account_and_uninstall_keeps_crds(
     own_cluster: LocalCluster, own_kube: Kube, tmp_path: Path
 ) -> None:
@@ -159,7 +142,7 @@ async def test_helm_install_makes_every_object_the_controller_leads_as_its_servi
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
     )  # fmt: skip
     try:
-        await until(lambda: ready(port), bool, timeout=30)
+        await until(lambda: serves(port, "/readyz"), bool, timeout=30)
         lease = await until(
             lambda: kube.get_raw("coordination.k8s.io/v1", "Lease", CONTROLLER, NAMESPACE),
             lambda lease: lease["spec"].get("holderIdentity") == "foreman-controller-0",

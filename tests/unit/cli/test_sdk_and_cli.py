@@ -4,6 +4,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import typer
 import typer.main
 from hypothesis import given
 from hypothesis import strategies as st
@@ -13,7 +14,7 @@ from foreman.api.http.errors import NotFound, Unreachable, error_from_response
 from foreman.api.models.nodes import FleetNode
 from foreman.api.models.tasks import AgenticTask
 from foreman.api.tooling.sdk import DependencyCycleError, MissingDependencyError, creation_order
-from foreman.cli.errors import UserError, one_line
+from foreman.cli.errors import UserError, one_line, user_errors
 from foreman.cli.main import app
 from foreman.cli.render import clean_up, delivery_rows, family_lines, nodes_table, table, task_rows
 from foreman.cli.tasks import load_tasks
@@ -98,6 +99,26 @@ def test_user_mistakes_are_one_line_and_exit_2(tmp_path: object) -> None:
         assert outcome.exit_code == 2, outcome.output
         assert outcome.output.strip().startswith(expected)
         assert len(outcome.output.strip().splitlines()) == 1
+
+
+def test_files_the_cli_may_not_read_or_cannot_find_are_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    """A kubeconfig mounted into the image unreadable to its user raised PermissionError, a traceback; the image's
+    read-only root without a writable /tmp raised a FileNotFoundError naming no file ("no such file: None")."""
+
+    @user_errors
+    def reading(error: OSError) -> None:
+        raise error
+
+    for error, expected in [
+        (PermissionError(13, "Permission denied", "/etc/foreman/kubeconfig"), "permission denied: /etc/foreman/"),
+        (FileNotFoundError(2, "No usable temporary directory found in ['/tmp']"), "[Errno 2] No usable temporary"),
+    ]:
+        with pytest.raises(typer.Exit) as exited:
+            reading(error)
+        assert exited.value.exit_code == 2
+        said = capsys.readouterr().err
+        assert said.startswith(f"error: {expected}")
+        assert len(said.strip().splitlines()) == 1
 
 
 def test_error_lines_for_cluster_trouble() -> None:
