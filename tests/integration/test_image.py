@@ -15,8 +15,8 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
-from foreman.api.http.kube import Kube
-from foreman.api.models.resources import FleetNode
+from foreman.api.http.client import Kube
+from foreman.api.models.nodes import FleetNode
 from foreman.api.tooling.manifests import CONTROLLER, NAMESPACE, WORKER, install_manifests
 from tests.clusters import Cluster
 from tests.integration.helpers import foreman_cli, free_port, make_task, phase_is, serves, until, wait_for
