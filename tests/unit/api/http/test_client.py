@@ -1,10 +1,15 @@
 """The HTTP session under `Kube`: no netrc or proxy lookup per request (each was a worker-thread hop)."""
 
+import asyncio
+import contextlib
+import gc
+import weakref
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
-from foreman.api.http.client import Kube
+from foreman.api.http.client import Kube, Relisted
 from foreman.api.http.k8sclient import Configuration
 from foreman.api.http.requests import Request
 from foreman.api.models.nodes import FleetNode
@@ -51,3 +56,35 @@ async def test_a_list_reads_every_page_and_keeps_the_snapshots_version(monkeypat
         listing = await kube.list(FleetNode)
     assert asked == [None, "t1"]
     assert ([node.name for node in listing.items], listing.resource_version) == (["a", "b"], "9")
+
+
+async def test_a_watch_keeps_no_copy_of_its_listing_once_it_is_watching(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The caller keeps the listed objects (the controller's cache, which replaces them as they change); a watch
+    that held the listing too kept every object's first copy for as long as it ran."""
+    listing = {"items": [{"metadata": {"name": "a"}}], "metadata": {"resourceVersion": "9"}}
+    streaming = asyncio.Event()
+
+    async def send(request: Request) -> Any:
+        return listing
+
+    async def stream(request: Request, timeout_seconds: int) -> AsyncIterator[bytes]:
+        streaming.set()
+        await asyncio.Event().wait()
+        yield b""  # pragma: no cover
+
+    async with Kube(configuration()) as kube:
+        monkeypatch.setattr(kube, "_send", send)
+        monkeypatch.setattr(kube, "_stream", stream)
+        watch = kube.watch(FleetNode)
+        listed = await anext(watch)
+        assert isinstance(listed, Relisted)
+        first = weakref.ref(listed)
+        del listed
+        following = asyncio.create_task(anext(watch))
+        await streaming.wait()
+        gc.collect()
+        assert first() is None
+        following.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await following
+        await watch.aclose()
