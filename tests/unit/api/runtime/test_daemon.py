@@ -8,7 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from foreman.api.runtime.daemon import YOUNG_COLLECTION_EVERY, HealthServer, settle_heap
-from foreman.cli.main import app
+from foreman.cli.app import app
 from foreman.controller.cache import Cache
 from foreman.controller.metrics import ControllerMetrics
 from foreman.worker.config import WorkerConfig
