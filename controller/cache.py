@@ -19,7 +19,7 @@ from foreman.api.models.subtasks import PARENT_LABEL
 from foreman.api.models.tasks import NODE_LABEL, TERMINAL_PHASES, AgenticTask, TaskPhase
 from foreman.controller.match import Usage
 from foreman.controller.queues import QueueLoad, QueueRule, loads_of, queue_of, rule_of
-from foreman.controller.trim import for_decisions
+from foreman.controller.trim import compact, for_decisions
 
 TaskKey = Key
 ScheduleKey = Key
@@ -260,7 +260,7 @@ class Cache:
         old = self.nodes.get(node.name)
         if old is not None and not is_newer(node.metadata.resource_version, old.metadata.resource_version):
             return False
-        self.nodes[node.name] = node
+        self.nodes[node.name] = compact(node)
         if old is None:
             self.heard_at[node.name] = first_heard(node, now)
         elif node.status.last_heartbeat_time != old.status.last_heartbeat_time:

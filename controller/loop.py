@@ -24,7 +24,7 @@ from foreman.api.models.nodes import FleetNode
 from foreman.api.models.queues import TaskQueue, labels_of
 from foreman.api.models.schedules import TaskSchedule
 from foreman.api.models.tasks import NODE_LABEL, AgenticTask
-from foreman.api.runtime.daemon import run_components, sleep_unless
+from foreman.api.runtime.daemon import release_free_memory, run_components, sleep_unless
 from foreman.api.runtime.workqueue import WorkQueue
 from foreman.controller import readings
 from foreman.controller.cache import Cache, TaskKey
@@ -212,9 +212,11 @@ class Controller:
                 self._mark(self.cache.set_namespace_labels(name, None if event.type == "DELETED" else labels))
 
     async def _resync(self, stop: asyncio.Event) -> None:
-        """Safety net: look at every task and schedule again at each resync period."""
+        """Safety net: look at every task and schedule again at each resync period; and give the memory the last
+        period's work freed back to the system."""
         while not await sleep_unless(stop, self.config.resync_every):
             self._mark_all()
+            release_free_memory()
 
     async def _reconcile_forever(self) -> None:
         while True:

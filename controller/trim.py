@@ -1,4 +1,5 @@
-"""What the controller's cache keeps of a task: only what its decisions read, in as few bytes as that takes.
+"""What the controller's cache keeps of a task: only what its decisions read, in as few bytes as that takes (nodes
+are kept whole, in the same shared field sets: `compact`).
 
 Why it matters (bench/memory_probe.py, 10,000 finished agent tasks and 1,000 nodes): held whole, tasks take the
 controller process to about 1.8 times the size it has with them trimmed and their field sets shared; bench/README.md

@@ -300,7 +300,7 @@ class Kube:
 
     # -- watching --------------------------------------------------------------------------------------------------
 
-    async def watch(
+    def watch(
         self,
         model: type[R],
         *,
@@ -318,6 +318,9 @@ class Kube:
         longer than timeout_seconds plus a grace period is treated as stalled and reopened. `listed`: a consistent
         list the caller has just read with the same selectors, which the watch starts from instead of reading its
         own (each one costs the server a read of every object of the kind from etcd).
+
+        NB: the loop itself is returned, not iterated here: a generator around it would hold the last event it
+        passed on (the first listing, in a quiet stream) for as long as the stream stays quiet.
         """
         selectors = {"namespace": namespace, "label_selector": label_selector, "field_selector": field_selector}
         first = [listed] if listed is not None else []
@@ -335,10 +338,9 @@ class Kube:
             return requests.watch(model, resource_version=version, timeout_seconds=timeout_seconds, **selectors)
 
         decode = functools.partial(decode_watch_line, model)
-        async for event in self._watch(model.plural, relist, watch_from, decode, timeout_seconds, max_backoff):
-            yield event
+        return self._watch(model.plural, relist, watch_from, decode, timeout_seconds, max_backoff)
 
-    async def watch_raw(
+    def watch_raw(
         self,
         api_version: str,
         kind: str,
@@ -364,9 +366,7 @@ class Kube:
                 field_selector=field_selector,
             )
 
-        decode = decode_raw_watch_line
-        async for event in self._watch(kind, relist, watch_from, decode, timeout_seconds, max_backoff):
-            yield event
+        return self._watch(kind, relist, watch_from, decode_raw_watch_line, timeout_seconds, max_backoff)
 
     async def _watch(
         self,
@@ -386,6 +386,9 @@ class Kube:
                     listed = await relist()
                     resource_version = listed.resource_version
                     yield listed
+                    # NB: the listing is the caller's now; held here, every object it had would stay in memory
+                    # beside the caller's newer copies until the next relist (1,000 nodes: 5 MiB of the controller)
+                    del listed
                 async for line in self._stream(watch_from(resource_version), timeout_seconds):
                     failures = 0
                     seen, event = decode(line)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import gc
 import logging
 import signal
@@ -49,6 +50,32 @@ def settle_heap() -> None:
     """
     gc.freeze()
     gc.set_threshold(YOUNG_COLLECTION_EVERY, 20, 20)
+
+
+def _malloc_trim() -> Callable[[int], int] | None:
+    """glibc's malloc_trim, where the C library is glibc (not macOS's, not musl's: they have none)."""
+    try:
+        trim: Callable[[int], int] = ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError):
+        return None
+    return trim
+
+
+_MALLOC_TRIM = _malloc_trim()
+
+
+def release_free_memory() -> bool:
+    """Hand the C heap's free pages back to the system; return whether this C library can.
+
+    NB: what a burst of work frees (a thousand answers parsed while placing a thousand tasks) stays in the process
+    otherwise: glibc gives back only the top of its heap, and a long-lived object above the freed ones pins it. A
+    controller holding 1,000 tasks and 1,000 nodes kept 10 MiB of such pages (bench `footprint`); a trim walks the
+    heap in a few milliseconds.
+    """
+    if _MALLOC_TRIM is None:
+        return False
+    _MALLOC_TRIM(0)
+    return True
 
 
 async def sleep_unless(stop: asyncio.Event, seconds: float) -> bool:

@@ -7,8 +7,8 @@ from typer.testing import CliRunner
 
 from foreman.api.tooling import manifests
 from foreman.cli import daemons
+from foreman.cli.app import app
 from foreman.cli.daemons import worker_config
-from foreman.cli.main import app
 from foreman.controller.config import ControllerConfig
 from foreman.controller.expiry import TimeToLive
 from tests.fakekube import FakeApiserver, kube_over

@@ -13,8 +13,8 @@ from foreman.api.models.queues import TaskQueue
 from foreman.api.models.schedules import TaskSchedule
 from foreman.api.models.tasks import AgenticTask
 from foreman.api.tooling import manifests
+from foreman.cli.app import app
 from foreman.cli.dashboard import guard, views
-from foreman.cli.main import app
 from foreman.controller.cache import Cache
 from tests.factories import node
 

@@ -7,7 +7,7 @@ import yaml
 from typer.testing import CliRunner
 
 from foreman.api.tooling.manifests import WORKER, WORKER_TRANSCRIPT_RULE, WORKER_TRANSCRIPTS
-from foreman.cli.main import app
+from foreman.cli.app import app
 
 
 def printed(*args: str) -> list[dict[str, Any]]:

@@ -14,8 +14,8 @@ from foreman.api.http.errors import NotFound, Unreachable, error_from_response
 from foreman.api.models.nodes import FleetNode
 from foreman.api.models.tasks import AgenticTask
 from foreman.api.tooling.sdk import DependencyCycleError, MissingDependencyError, creation_order
+from foreman.cli.app import app
 from foreman.cli.errors import UserError, one_line, user_errors
-from foreman.cli.main import app
 from foreman.cli.render import clean_up, delivery_rows, family_lines, nodes_table, table, task_rows
 from foreman.cli.tasks import load_tasks
 from foreman.cli.terminal import CONTROLS, visible

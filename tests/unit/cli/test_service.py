@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from foreman.api.tooling.services import LAUNCHD_LABEL, WorkerService, launchd_plist, shipped_files, systemd_unit
-from foreman.cli.main import app
+from foreman.cli.app import app
 
 SYSTEMD_ANALYZE = shutil.which("systemd-analyze")
 

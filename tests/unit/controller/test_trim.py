@@ -1,4 +1,5 @@
-"""What the cache keeps of a task: all a decision reads, and for a finished task nothing more."""
+"""What the cache keeps of a task: all a decision reads, and for a finished task nothing more; of a node, all of it
+in shared field sets."""
 
 from datetime import timedelta
 
@@ -9,7 +10,7 @@ from foreman.api.models.tasks import AgenticTask
 from foreman.controller.cache import Cache
 from foreman.controller.rules import Fail, Placeable, decide
 from foreman.controller.trim import EMPTY_PAYLOAD, for_decisions
-from tests.factories import T0, moved, task
+from tests.factories import T0, moved, node, task
 
 
 def finished(name: str, *, failed: bool = False, labels: dict[str, str] | None = None) -> AgenticTask:
@@ -71,3 +72,13 @@ def test_tasks_alike_share_one_set_of_fields_set() -> None:
     one, two = for_decisions(task("a")), for_decisions(task("b"))
     assert one.metadata.model_fields_set is two.metadata.model_fields_set
     assert one.status.model_fields_set == {"phase"}
+
+
+def test_nodes_alike_share_one_set_of_fields_set_in_the_cache() -> None:
+    cache = Cache()
+    for name in ("a", "b"):
+        cache.upsert_node(node(name), T0)
+    one, two = cache.nodes["a"], cache.nodes["b"]
+    assert one.status.capability.model_fields_set is two.status.capability.model_fields_set
+    assert one.metadata.model_fields_set is two.metadata.model_fields_set
+    assert one == node("a")

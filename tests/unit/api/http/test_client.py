@@ -1,6 +1,11 @@
 """`Kube` above its transport: the HTTP session under it (no netrc or proxy lookup per request, each was a
 worker-thread hop), and its own policy over the in-memory apiserver: what it retries, how a watch relists."""
 
+import asyncio
+import contextlib
+import gc
+import weakref
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -86,3 +91,35 @@ async def test_a_watch_whose_version_the_server_forgot_relists() -> None:
     await watch.aclose()  # type: ignore[attr-defined]  # NB: an async generator
     assert isinstance(again, Relisted)
     assert [task.name for task in again.items] == ["t"]
+
+
+async def test_a_watch_keeps_no_copy_of_its_listing_once_it_is_watching(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The caller keeps the listed objects (the controller's cache, which replaces them as they change); a watch
+    that held the listing too kept every object's first copy for as long as it ran."""
+    listing = {"items": [{"metadata": {"name": "a"}}], "metadata": {"resourceVersion": "9"}}
+    streaming = asyncio.Event()
+
+    async def send(request: Request) -> Any:
+        return listing
+
+    async def stream(request: Request, timeout_seconds: int) -> AsyncIterator[bytes]:
+        streaming.set()
+        await asyncio.Event().wait()
+        yield b""  # pragma: no cover
+
+    async with kube_over(FakeApiserver()) as kube:
+        monkeypatch.setattr(kube, "_send", send)
+        monkeypatch.setattr(kube, "_stream", stream)
+        watch = kube.watch(FleetNode)
+        listed = await anext(watch)
+        assert isinstance(listed, Relisted)
+        first = weakref.ref(listed)
+        del listed
+        following = asyncio.create_task(anext(watch))
+        await streaming.wait()
+        gc.collect()
+        assert first() is None
+        following.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await following
+        await watch.aclose()

@@ -1,5 +1,6 @@
 import asyncio
 import gc
+import platform
 from types import SimpleNamespace
 from typing import Any
 
@@ -7,8 +8,8 @@ import aiohttp
 import pytest
 from typer.testing import CliRunner
 
-from foreman.api.runtime.daemon import YOUNG_COLLECTION_EVERY, HealthServer, settle_heap
-from foreman.cli.main import app
+from foreman.api.runtime.daemon import YOUNG_COLLECTION_EVERY, HealthServer, release_free_memory, settle_heap
+from foreman.cli.app import app
 from foreman.controller.cache import Cache
 from foreman.controller.metrics import ControllerMetrics
 from foreman.worker.config import WorkerConfig
@@ -106,3 +107,7 @@ def test_settling_the_heap_freezes_start_up_objects_and_collects_the_young_less_
     finally:
         gc.unfreeze()
         gc.set_threshold(*thresholds)
+
+
+def test_free_memory_goes_back_to_the_system_where_the_c_library_is_glibc() -> None:
+    assert release_free_memory() is (platform.libc_ver()[0] == "glibc")
