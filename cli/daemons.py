@@ -17,7 +17,8 @@ from pydantic import ValidationError
 
 from foreman.api.http.client import Kube
 from foreman.api.models.validation import describe
-from foreman.api.runtime.daemon import HealthServer, configure_logging, settle_heap, stop_on_signals
+from foreman.api.runtime.daemon import configure_logging, settle_heap, stop_on_signals
+from foreman.api.runtime.health import HealthServer
 from foreman.cli.errors import USER_ERROR, UserError, user_errors
 from foreman.cli.terminal import emit
 from foreman.controller.config import ControllerConfig

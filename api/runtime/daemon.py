@@ -1,4 +1,5 @@
-"""What every Foreman daemon shares: JSON logs, SIGTERM handling, interruptible sleeps, health and metrics."""
+"""What every Foreman daemon shares: JSON logs, SIGTERM handling, interruptible sleeps, its heap's settling (its probes
+and metrics are served by foreman.api.runtime.health)."""
 
 from __future__ import annotations
 
@@ -13,9 +14,6 @@ from collections.abc import Callable, Coroutine
 from typing import Any, TextIO
 
 import structlog
-from aiohttp import web
-from prometheus_client import CollectorRegistry, disable_created_metrics
-from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
 
 def configure_logging(*, json: bool = True, level: str = "info", file: TextIO | None = None) -> None:
@@ -122,45 +120,3 @@ def stop_on_signals(stop: asyncio.Event) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-
-
-class HealthServer:
-    """`/healthz`, `/readyz` and `/metrics` (Prometheus text) on one port."""
-
-    def __init__(self, registry: CollectorRegistry, *, healthy: Callable[[], bool], ready: Callable[[], bool]):
-        # NB: a `_created` series per counter and histogram doubles what is scraped and says nothing we use
-        disable_created_metrics()  # type: ignore[no-untyped-call]
-        self.registry = registry
-        self.healthy = healthy
-        self.ready = ready
-        self._runner: web.AppRunner | None = None
-        self.port = 0
-
-    async def start(self, port: int, host: str = "0.0.0.0") -> None:
-        app = web.Application()
-        app.router.add_get("/healthz", self._healthz)
-        app.router.add_get("/readyz", self._readyz)
-        app.router.add_get("/metrics", self._metrics)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, host, port)
-        await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-
-    @staticmethod
-    def _probe(ok: bool) -> web.Response:
-        return web.Response(text="ok" if ok else "not ok", status=200 if ok else 503)
-
-    async def _healthz(self, _: web.Request) -> web.Response:
-        return self._probe(self.healthy())
-
-    async def _readyz(self, _: web.Request) -> web.Response:
-        return self._probe(self.ready())
-
-    async def _metrics(self, _: web.Request) -> web.Response:
-        body = generate_latest(self.registry)
-        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})

@@ -11,7 +11,7 @@ from foreman.api.http.client import Kube
 from foreman.api.models.envelope import ResultEnvelope, Usage
 from foreman.api.models.queues import TaskQueue
 from foreman.api.models.tasks import AgenticTask
-from foreman.api.runtime.daemon import HealthServer
+from foreman.api.runtime.health import HealthServer
 from foreman.controller.loop import Controller
 from foreman.worker.executors.base import ExecutionContext
 from foreman.worker.executors.stub import StubExecutor

@@ -1,17 +1,14 @@
-import asyncio
 import gc
 import platform
 from types import SimpleNamespace
 from typing import Any
 
-import aiohttp
 import pytest
 from typer.testing import CliRunner
 
-from foreman.api.runtime.daemon import YOUNG_COLLECTION_EVERY, HealthServer, release_free_memory, settle_heap
+from foreman.api.runtime.daemon import YOUNG_COLLECTION_EVERY, release_free_memory, settle_heap
 from foreman.cli.app import app
 from foreman.controller.cache import Cache
-from foreman.controller.metrics import ControllerMetrics
 from foreman.worker.config import WorkerConfig
 from foreman.worker.metrics import WorkerMetrics
 from foreman.worker.registrar import Registrar, WorkerStalled
@@ -39,31 +36,6 @@ def test_degraded_after_three_failures_then_stalled_after_the_limit() -> None:
     cut_off.kube.consecutive_failures = 0  # type: ignore[misc]
     cut_off._check_degraded()
     assert not cut_off.degraded
-
-
-def test_health_server_serves_probes_and_metrics() -> None:
-    metrics = ControllerMetrics()
-    metrics.leader.set(1)
-    ready = {"value": False}
-
-    async def probe() -> tuple[int, int, str]:
-        server = HealthServer(metrics.registry, healthy=lambda: True, ready=lambda: ready["value"])
-        await server.start(0, host="127.0.0.1")
-        try:
-            async with aiohttp.ClientSession() as session:
-                base = f"http://127.0.0.1:{server.port}"
-                healthz = (await session.get(f"{base}/healthz")).status
-                readyz = (await session.get(f"{base}/readyz")).status
-                text = await (await session.get(f"{base}/metrics")).text()
-        finally:
-            await server.stop()
-        return healthz, readyz, text
-
-    healthz, readyz, text = asyncio.run(probe())
-    assert (healthz, readyz) == (200, 503)
-    assert "foreman_leader 1.0" in text
-    assert "foreman_reconcile_errors_total 0.0" in text
-    assert "_created" not in text  # a second series per counter that nobody reads
 
 
 def test_worker_outcomes_keep_verdicts_and_failure_reasons_apart() -> None:
