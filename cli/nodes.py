@@ -16,6 +16,7 @@ from foreman.api.models.base import utcnow
 from foreman.api.models.nodes import FleetNode
 from foreman.api.tooling import nodes
 from foreman.api.tooling.localcluster.cluster import write_private
+from foreman.api.tooling.manifests import NAMESPACE
 from foreman.cli.daemons import parse_labels
 from foreman.cli.errors import UserError, user_errors
 from foreman.cli.render import table
@@ -37,6 +38,14 @@ Output = Annotated[
 Server = Annotated[
     str | None,
     typer.Option(help="The apiserver URL as the host reaches it (default: your kubeconfig's, which may be local)."),
+]
+ForemanNamespace = Annotated[
+    str,
+    typer.Option(
+        "--foreman-namespace",
+        envvar="FOREMAN_NAMESPACE",
+        help="The namespace Foreman is installed in (the chart's `namespace` value), where node identities live.",
+    ),
 ]
 
 
@@ -79,6 +88,7 @@ def join(
     duration: Duration = "720h",
     output: Output = None,
     server: Server = None,
+    foreman_namespace: ForemanNamespace = NAMESPACE,
 ) -> None:
     """Give a host its own worker identity: a ServiceAccount that can touch only its FleetNode, the FleetNode, and a
     kubeconfig with a token for it; print the command to run on the host. Safe to repeat (a fresh token each time).
@@ -92,20 +102,21 @@ def join(
         kubeconfig,
         lambda kube: nodes.join(
             kube, name, lifetime=lifetime, kubeconfig_path=str(path), accelerator=accelerator, labels=labels,
-            server=server,
+            server=server, namespace=foreman_namespace,
         ),
     )  # fmt: skip
     write_private(path, yaml.safe_dump(joined.kubeconfig, sort_keys=False))  # NB: it holds the token
     emit(f"node {name} joined: identity foreman-worker-{name}, token valid until {_until(joined.expires_at)}")
     emit(f"wrote {path} (mode 0600: it holds the token). Copy it to the host and run there:")
     emit(f"  {joined.command}")
-    emit(f"Before {_until(joined.expires_at)}: foreman node rotate {name}")
+    elsewhere = "" if foreman_namespace == NAMESPACE else f" --foreman-namespace {foreman_namespace}"
+    emit(f"Before {_until(joined.expires_at)}: foreman node rotate {name}{elsewhere}")
 
 
 @app.command()
 @user_errors
 def rotate(name: Name, kubeconfig: Kubeconfig = None, duration: Duration = "720h", output: Output = None,
-           server: Server = None) -> None:  # fmt: skip
+           server: Server = None, foreman_namespace: ForemanNamespace = NAMESPACE) -> None:  # fmt: skip
     """Mint a fresh token for a joined node and rewrite its kubeconfig (restart its worker with it). The old token
     stays valid until it expires; `foreman node leave` revokes every token at once.
 
@@ -113,7 +124,9 @@ def rotate(name: Name, kubeconfig: Kubeconfig = None, duration: Duration = "720h
     """
     lifetime = _lifetime(duration)
     path = output or Path(f"{nodes.identity_name(name)}.kubeconfig")
-    rotated = _run(kubeconfig, lambda kube: nodes.rotate(kube, name, lifetime=lifetime, server=server))
+    rotated = _run(kubeconfig, lambda kube: nodes.rotate(
+        kube, name, lifetime=lifetime, server=server, namespace=foreman_namespace,
+    ))  # fmt: skip
     write_private(path, yaml.safe_dump(rotated.kubeconfig, sort_keys=False))
     emit(f"wrote {path}: a token for node {name} valid until {_until(rotated.expires_at)}; restart its worker with it")
 
@@ -125,13 +138,16 @@ def leave(
     kubeconfig: Kubeconfig = None,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for the node to drain.")] = 300.0,
     force: Annotated[bool, typer.Option("--force", help="Delete without waiting for the drain.")] = False,
+    foreman_namespace: ForemanNamespace = NAMESPACE,
 ) -> None:
     """Drain a node (its worker finishes its tasks or hands them back, as on SIGTERM, and exits), then delete its
     identity (every token of it stops working) and its FleetNode.
 
     Example:  foreman node leave gpu-01
     """
-    deleted = _run(kubeconfig, lambda kube: nodes.leave(kube, name, wait_seconds=timeout, force=force))
+    deleted = _run(kubeconfig, lambda kube: nodes.leave(
+        kube, name, wait_seconds=timeout, force=force, namespace=foreman_namespace,
+    ))  # fmt: skip
     emit(f"node {name} left: deleted {', '.join(deleted)}")
 
 
@@ -144,11 +160,11 @@ def _expiry(at: datetime | None, now: datetime) -> str:
     return f"{at:%Y-%m-%d %H:%M} ({f'{left.days}d' if left.days else f'{int(left.total_seconds() // 3600)}h'})"
 
 
-def node_rows(fleet: list[FleetNode], now: datetime) -> list[tuple[str, ...]]:
+def node_rows(fleet: list[FleetNode], now: datetime, namespace: str = NAMESPACE) -> list[tuple[str, ...]]:
     """Each node's phase, the kind of identity its worker acts as, and when that identity's token expires."""
     rows: list[tuple[str, ...]] = [("NAME", "PHASE", "IDENTITY", "TOKEN-EXPIRES", "RUNNING")]
     for node in sorted(fleet, key=lambda n: n.name):
-        identity = nodes.identity_shown(node)
+        identity = nodes.identity_shown(node, namespace)
         phase = node.status.phase or "-"
         rows.append(
             (
@@ -164,7 +180,7 @@ def node_rows(fleet: list[FleetNode], now: datetime) -> list[tuple[str, ...]]:
 
 @app.command("list")
 @user_errors
-def list_(kubeconfig: Kubeconfig = None) -> None:
+def list_(kubeconfig: Kubeconfig = None, foreman_namespace: ForemanNamespace = NAMESPACE) -> None:
     """Every FleetNode: phase, identity kind (per-node, shared, pod-bound, other) and token expiry.
 
     Example:  foreman node list
@@ -173,4 +189,4 @@ def list_(kubeconfig: Kubeconfig = None) -> None:
     async def listed(kube: Kube) -> list[FleetNode]:
         return (await kube.list(FleetNode)).items
 
-    emit(table(node_rows(_run(kubeconfig, listed), utcnow())))
+    emit(table(node_rows(_run(kubeconfig, listed), utcnow(), foreman_namespace)))

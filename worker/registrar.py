@@ -17,7 +17,7 @@ from foreman.api.lifecycle.identity import identity_of, token_claims, token_life
 from foreman.api.models.base import ObjectMeta, utcnow
 from foreman.api.models.nodes import FleetNode, FleetNodeSpec, NodeCapability, NodeIdentity, NodePhase
 from foreman.api.runtime.daemon import sleep_unless
-from foreman.api.tooling.manifests import SHARED_WORKER_USER
+from foreman.api.tooling.manifests import WORKER
 from foreman.worker.config import WorkerConfig
 from foreman.worker.detect import memory
 from foreman.worker.metrics import WorkerMetrics
@@ -144,7 +144,7 @@ class Registrar:
                     seconds_left=round(life.seconds_left),
                 )
             self._warned_expiry = life.running_out
-        return identity_of(claims, SHARED_WORKER_USER)
+        return identity_of(claims, WORKER, self.config.node_name)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Heartbeat until stopped; raise WorkerStalled after being cut off from the API for too long."""

@@ -35,21 +35,24 @@ def token_claims(token: str) -> dict[str, Any] | None:
     return claims if isinstance(claims, dict) else None
 
 
-def identity_of(claims: dict[str, Any] | None, shared_account: str) -> NodeIdentity:
-    """The kind of identity a token's claims describe. `shared_account` is the shared worker ServiceAccount's user name
-    (system:serviceaccount:NS:foreman-worker); a per-node identity is that name plus `-NODE`."""
+def identity_of(claims: dict[str, Any] | None, worker_account: str, node: str) -> NodeIdentity:
+    """The kind of identity a token's claims describe, for the worker of `node`. `worker_account` is the shared worker
+    ServiceAccount's name (foreman-worker); the node's own is that name plus `-NODE`. Either counts in any namespace:
+    Foreman may be installed in another than foreman-system (the chart's `namespace`), and the admission policies,
+    not this description, decide what an identity may do."""
     if claims is None:
         return NodeIdentity(kind="other")
     user = claims.get("sub") if isinstance(claims.get("sub"), str) else None
     expires = expiry(claims)
     bound = claims.get("kubernetes.io")
-    if user is None or not user.startswith(SERVICE_ACCOUNT_PREFIX):
+    account = user.removeprefix(SERVICE_ACCOUNT_PREFIX).split(":") if user else []
+    if user is None or not user.startswith(SERVICE_ACCOUNT_PREFIX) or len(account) != 2:
         kind = "other"
     elif isinstance(bound, dict) and isinstance(bound.get("pod"), dict):
         kind = "pod-bound"
-    elif user == shared_account:
+    elif account[1] == worker_account:
         kind = "shared"
-    elif user.startswith(f"{shared_account}-"):
+    elif account[1] == f"{worker_account}-{node}":
         kind = "per-node"
     else:
         kind = "other"

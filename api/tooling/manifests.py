@@ -125,8 +125,8 @@ def _meta(name: str, namespace: str | None = None) -> dict[str, Any]:
     return meta
 
 
-def _subject(name: str) -> dict[str, str]:
-    return {"kind": "ServiceAccount", "name": name, "namespace": NAMESPACE}
+def _subject(name: str, namespace: str = NAMESPACE) -> dict[str, str]:
+    return {"kind": "ServiceAccount", "name": name, "namespace": namespace}
 
 
 def _cluster_role(name: str, rules: list[dict[str, Any]]) -> Manifest:
@@ -138,14 +138,14 @@ def _cluster_role(name: str, rules: list[dict[str, Any]]) -> Manifest:
     }
 
 
-def _cluster_role_binding(name: str, role: str | None = None) -> Manifest:
-    """Binds the ClusterRole `role` (default: `name`) to the ServiceAccount `name`."""
+def _cluster_role_binding(name: str, role: str | None = None, namespace: str = NAMESPACE) -> Manifest:
+    """Binds the ClusterRole `role` (default: `name`) to the ServiceAccount `name` of `namespace`."""
     binding: Manifest = {
         "apiVersion": "rbac.authorization.k8s.io/v1",
         "kind": "ClusterRoleBinding",
         "metadata": _meta(name if role is None else f"{name}-{role.removeprefix(WORKER + '-')}"),
         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role or name},
-        "subjects": [_subject(name)],
+        "subjects": [_subject(name, namespace)],
     }
     if role == AGENT_SCHEDULES:
         binding["metadata"]["annotations"] = {NEEDS_ADMISSION: "true"}
@@ -158,8 +158,9 @@ def _agent_schedules_role() -> Manifest:
     return role
 
 
-def pinned_worker_rbac(node: str) -> list[Manifest]:
-    """A worker identity for one host (outside the cluster) that can touch only its own FleetNode.
+def pinned_worker_rbac(node: str, namespace: str = NAMESPACE) -> list[Manifest]:
+    """A worker identity for one host (outside the cluster) that can touch only its own FleetNode; its ServiceAccount
+    lives in `namespace`, where Foreman is installed (the admission policy expects it there).
 
     NB: RBAC cannot restrict `create` by name, so this identity cannot create FleetNodes: its node is created here,
     by whoever applies this, and the worker's registrar patches it. Which tasks' status it may change is the admission
@@ -175,16 +176,21 @@ def pinned_worker_rbac(node: str) -> list[Manifest]:
         "spec": {"nodeName": node},
     }
     return [
-        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": _meta(name, NAMESPACE)},
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": _meta(name, namespace)},
         _cluster_role(name, rules),
-        _cluster_role_binding(name),
-        _cluster_role_binding(name, AGENT_SCHEDULES),
+        _cluster_role_binding(name, namespace=namespace),
+        _cluster_role_binding(name, AGENT_SCHEDULES, namespace),
         fleet_node,
     ]
 
 
-PINNED_WORKER_PREFIX = f"system:serviceaccount:{NAMESPACE}:{WORKER}-"
-"""The user name of a per-node worker identity (pinned_worker_rbac), less its node's name."""
+def pinned_worker_user(node: str, namespace: str = NAMESPACE) -> str:
+    """The user name of the per-node worker identity of `node` (pinned_worker_rbac) in `namespace`."""
+    return f"system:serviceaccount:{namespace}:{WORKER}-{node}"
+
+
+PINNED_WORKER_PREFIX = pinned_worker_user("")
+"""The user name of a per-node worker identity in our namespace, less its node's name."""
 SHARED_WORKER_USER = f"system:serviceaccount:{NAMESPACE}:{WORKER}"
 """The user name of the DaemonSet's worker identity, one ServiceAccount shared by every Node's pod."""
 NODE_NAME_EXTRA = "authentication.kubernetes.io/node-name"

@@ -28,7 +28,7 @@ from foreman.api.http.transport import ServerTrust
 from foreman.api.models.base import API_VERSION, wire_time
 from foreman.api.models.nodes import FleetNode, NodeIdentity
 from foreman.api.models.tasks import AgenticTask
-from foreman.api.tooling.manifests import NAMESPACE, PINNED_WORKER_PREFIX, WORKER, Manifest, pinned_worker_rbac
+from foreman.api.tooling.manifests import NAMESPACE, WORKER, Manifest, pinned_worker_rbac, pinned_worker_user
 
 IDENTITY_ANNOTATION = "foreman.dev/identity"
 """On a joined FleetNode: the ServiceAccount its worker acts as (join refuses a node that another identity holds)."""
@@ -109,10 +109,10 @@ def _fleet_node(node: str, labels: dict[str, str], expires_at: datetime) -> Mani
     return manifest
 
 
-def held_by_another(node: FleetNode) -> str | None:
-    """Why a FleetNode that exists cannot be joined (none: it is free for this node's own identity: made by join, or
-    its worker reports acting as that identity)."""
-    own = f"{PINNED_WORKER_PREFIX}{node.name}"
+def held_by_another(node: FleetNode, namespace: str = NAMESPACE) -> str | None:
+    """Why a FleetNode that exists cannot be joined (none: it is free for this node's own identity in `namespace`:
+    made by join, or its worker reports acting as that identity)."""
+    own = pinned_worker_user(node.name, namespace)
     reported = node.status.identity
     if reported is not None and reported.user == own:
         return None
@@ -151,8 +151,10 @@ def _host_trust(kube: Kube, node: str, server: str | None) -> ServerTrust:
     return trust
 
 
-async def _mint(kube: Kube, node: str, trust: ServerTrust, lifetime: timedelta) -> tuple[dict[str, Any], datetime]:
-    issued = await kube.request_token(NAMESPACE, identity_name(node), int(lifetime.total_seconds()))
+async def _mint(
+    kube: Kube, node: str, trust: ServerTrust, lifetime: timedelta, namespace: str
+) -> tuple[dict[str, Any], datetime]:
+    issued = await kube.request_token(namespace, identity_name(node), int(lifetime.total_seconds()))
     return node_kubeconfig(trust, node, issued.token), issued.expires_at
 
 
@@ -165,32 +167,38 @@ async def join(
     accelerator: str | None = None,
     labels: dict[str, str] | None = None,
     server: str | None = None,
+    namespace: str = NAMESPACE,
 ) -> Joined:
-    """Create (or reuse) the node's identity and FleetNode and mint its kubeconfig. Idempotent."""
+    """Create (or reuse) the node's identity, in `namespace` (where Foreman is installed), and FleetNode and mint its
+    kubeconfig. Idempotent."""
     check_node_name(node)
     labels = labels or {}
     trust = _host_trust(kube, node, server)
-    if (existing := await _existing(kube, node)) is not None and (why := held_by_another(existing)):
+    if (existing := await _existing(kube, node)) is not None and (why := held_by_another(existing, namespace)):
         raise JoinRefused(why)
-    for manifest in for_server(pinned_worker_rbac(node), await kube.server_version()):
+    for manifest in for_server(pinned_worker_rbac(node, namespace), await kube.server_version()):
         if manifest["kind"] != "FleetNode":
             await kube.apply(manifest)
-    config, expires_at = await _mint(kube, node, trust, lifetime)
+    config, expires_at = await _mint(kube, node, trust, lifetime, namespace)
     await kube.apply(_fleet_node(node, labels, expires_at))
     command = worker_command(node, kubeconfig_path, accelerator=accelerator, labels=labels)
     return Joined(config, expires_at, command)
 
 
-async def rotate(kube: Kube, node: str, *, lifetime: timedelta, server: str | None = None) -> Joined:
+async def rotate(
+    kube: Kube, node: str, *, lifetime: timedelta, server: str | None = None, namespace: str = NAMESPACE
+) -> Joined:
     """A fresh token for a joined node (the old one stays valid until it expires: deleting the identity, `leave`, is
     what revokes every token at once)."""
     check_node_name(node)
     trust = _host_trust(kube, node, server)
     try:
-        await kube.get_raw("v1", "ServiceAccount", identity_name(node), NAMESPACE)
+        await kube.get_raw("v1", "ServiceAccount", identity_name(node), namespace)
     except NotFound:
-        raise JoinRefused(f"node {node} has no identity of its own: run `foreman node join {node}` first") from None
-    config, expires_at = await _mint(kube, node, trust, lifetime)
+        raise JoinRefused(
+            f"node {node} has no identity of its own in namespace {namespace}: run `foreman node join {node}` first"
+        ) from None
+    config, expires_at = await _mint(kube, node, trust, lifetime, namespace)
     patch = {"metadata": {"annotations": {TOKEN_EXPIRY_ANNOTATION: wire_time(expires_at)}}}
     await kube.patch(FleetNode, node, patch)
     return Joined(config, expires_at, "")
@@ -210,7 +218,9 @@ def drained(node: FleetNode | None, active: list[AgenticTask]) -> bool:
     return not active and (node is None or node.status.phase not in ("Ready", "Draining"))
 
 
-async def leave(kube: Kube, node: str, *, wait_seconds: float, force: bool = False, poll: float = 1.0) -> list[str]:
+async def leave(
+    kube: Kube, node: str, *, wait_seconds: float, force: bool = False, poll: float = 1.0, namespace: str = NAMESPACE
+) -> list[str]:
     """Drain the node (its worker drains as on SIGTERM: tasks finish or go back to Pending), wait until it has, then
     delete its identity and FleetNode; return what was deleted. `force`: delete without waiting (the controller then
     takes its tasks back as from a lost node)."""
@@ -233,14 +243,14 @@ async def leave(kube: Kube, node: str, *, wait_seconds: float, force: bool = Fal
         await asyncio.sleep(poll)
     deleted = []
     identity = identity_name(node)
-    for api_version, kind, name, namespace in (
+    for api_version, kind, name, held_in in (
         ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding", identity, None),
         ("rbac.authorization.k8s.io/v1", "ClusterRole", identity, None),
-        ("v1", "ServiceAccount", identity, NAMESPACE),
+        ("v1", "ServiceAccount", identity, namespace),
         (API_VERSION, "FleetNode", node, None),
     ):
         try:
-            await kube.delete_raw(api_version, kind, name, namespace)
+            await kube.delete_raw(api_version, kind, name, held_in)
             deleted.append(f"{kind}/{name}")
         except NotFound:
             pass
@@ -249,8 +259,9 @@ async def leave(kube: Kube, node: str, *, wait_seconds: float, force: bool = Fal
     return deleted
 
 
-def identity_shown(node: FleetNode) -> NodeIdentity | None:
-    """What the node's worker reported, else what join recorded (a joined node whose worker has not started)."""
+def identity_shown(node: FleetNode, namespace: str = NAMESPACE) -> NodeIdentity | None:
+    """What the node's worker reported, else what join recorded (a joined node whose worker has not started, its
+    identity in `namespace`)."""
     if node.status.identity is not None:
         return node.status.identity
     annotations = node.metadata.annotations
@@ -259,6 +270,6 @@ def identity_shown(node: FleetNode) -> NodeIdentity | None:
     expires = annotations.get(TOKEN_EXPIRY_ANNOTATION)
     return NodeIdentity(
         kind="per-node",
-        user=f"{PINNED_WORKER_PREFIX}{node.name}",
+        user=pinned_worker_user(node.name, namespace),
         token_expires_at=datetime.fromisoformat(expires) if expires else None,
     )

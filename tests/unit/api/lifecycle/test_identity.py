@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from foreman.api.lifecycle.identity import WARN_FRACTION, identity_of, token_claims, token_life
-from foreman.api.tooling.manifests import SHARED_WORKER_USER
+from foreman.api.tooling.manifests import SHARED_WORKER_USER, WORKER
 from tests.tokens import jwt_of
 
 NOW = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
@@ -29,17 +29,28 @@ def test_a_jwt_payload_is_read_and_anything_else_is_no_claims() -> None:
 
 
 def test_the_kind_of_identity_follows_the_account_and_its_binding() -> None:
-    per_node = identity_of(claims_of(f"{SHARED_WORKER_USER}-gpu-01"), SHARED_WORKER_USER)
+    per_node = identity_of(claims_of(f"{SHARED_WORKER_USER}-gpu-01"), WORKER, "gpu-01")
     assert (per_node.kind, per_node.user) == ("per-node", f"{SHARED_WORKER_USER}-gpu-01")
     assert per_node.token_expires_at == NOW + timedelta(hours=1)
-    assert identity_of(claims_of(SHARED_WORKER_USER), SHARED_WORKER_USER).kind == "shared"
+    assert identity_of(claims_of(f"{SHARED_WORKER_USER}-gpu-01"), WORKER, "gpu-02").kind == "other"  # not its node's
+    assert identity_of(claims_of(SHARED_WORKER_USER), WORKER, "gpu-01").kind == "shared"
     bound = claims_of(SHARED_WORKER_USER, **{"kubernetes.io": {"pod": {"name": "w-1", "uid": "u"}, "node": {}}})
-    assert identity_of(bound, SHARED_WORKER_USER).kind == "pod-bound"
-    assert identity_of(claims_of("system:serviceaccount:team:bot"), SHARED_WORKER_USER).kind == "other"
-    assert identity_of(claims_of("alice@example.com"), SHARED_WORKER_USER).kind == "other"
-    assert identity_of(None, SHARED_WORKER_USER).kind == "other"
-    legacy = identity_of({"sub": SHARED_WORKER_USER}, SHARED_WORKER_USER)  # a Secret-based token: no expiry
+    assert identity_of(bound, WORKER, "gpu-01").kind == "pod-bound"
+    assert identity_of(claims_of("system:serviceaccount:team:bot"), WORKER, "gpu-01").kind == "other"
+    assert identity_of(claims_of("alice@example.com"), WORKER, "gpu-01").kind == "other"
+    assert identity_of(None, WORKER, "gpu-01").kind == "other"
+    legacy = identity_of({"sub": SHARED_WORKER_USER}, WORKER, "gpu-01")  # a Secret-based token: no expiry
     assert (legacy.kind, legacy.token_expires_at) == ("shared", None)
+
+
+def test_a_worker_identity_is_recognised_in_whatever_namespace_foreman_is_installed() -> None:
+    # the chart's `namespace` value puts the worker ServiceAccounts elsewhere than foreman-system
+    assert identity_of(claims_of(f"system:serviceaccount:fleet-ops:{WORKER}-gpu-01"), WORKER, "gpu-01").kind == (
+        "per-node"
+    )
+    assert identity_of(claims_of(f"system:serviceaccount:fleet-ops:{WORKER}"), WORKER, "gpu-01").kind == "shared"
+    # a name with a colon is no ServiceAccount of ours, whatever its tail
+    assert identity_of(claims_of(f"system:serviceaccount:a:b:{WORKER}"), WORKER, "gpu-01").kind == "other"
 
 
 @given(

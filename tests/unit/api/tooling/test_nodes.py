@@ -10,7 +10,7 @@ from foreman.api.http.transport import ServerTrust
 from foreman.api.models.nodes import FleetNode
 from foreman.api.models.tasks import AgenticTask
 from foreman.api.tooling import nodes
-from foreman.api.tooling.manifests import PINNED_WORKER_PREFIX
+from foreman.api.tooling.manifests import PINNED_WORKER_PREFIX, WORKER, pinned_worker_rbac
 from foreman.cli.nodes import node_rows
 
 NOW = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
@@ -73,6 +73,22 @@ def test_a_fleetnode_is_joinable_only_when_its_own_identity_holds_it() -> None:
     stolen = {**joined, "status": {"identity": {"kind": "other", "user": "alice"}}}
     assert "other identity alice" in (nodes.held_by_another(FleetNode.model_validate(stolen)) or "")
     assert "join did not make" in (nodes.held_by_another(node()) or "")
+
+
+def test_a_node_joined_where_the_chart_installed_foreman_is_held_by_its_identity_in_that_namespace() -> None:
+    elsewhere = f"system:serviceaccount:fleet-ops:{WORKER}-gpu-01"
+    reported = node(status={"identity": {"kind": "per-node", "user": elsewhere}})
+    assert nodes.held_by_another(reported, "fleet-ops") is None
+    assert "per-node identity " + elsewhere in (nodes.held_by_another(reported) or "")  # not foreman-system's
+    joined = node(metadata={"name": "gpu-01", "annotations": {nodes.IDENTITY_ANNOTATION: f"{WORKER}-gpu-01"}})
+    shown = nodes.identity_shown(joined, "fleet-ops")
+    assert shown is not None
+    assert (shown.kind, shown.user) == ("per-node", elsewhere)
+    rbac = pinned_worker_rbac("gpu-01", "fleet-ops")
+    account = next(m for m in rbac if m["kind"] == "ServiceAccount")
+    assert account["metadata"]["namespace"] == "fleet-ops"
+    subjects = [s for m in rbac if m["kind"] == "ClusterRoleBinding" for s in m["subjects"]]
+    assert subjects == [{"kind": "ServiceAccount", "name": f"{WORKER}-gpu-01", "namespace": "fleet-ops"}] * 2
 
 
 def test_a_node_has_drained_when_its_worker_is_gone_and_nothing_is_left_on_it() -> None:
