@@ -2,6 +2,7 @@
 worker running with it, and everything it was given taken back on leave."""
 
 import asyncio
+import contextlib
 import stat
 import sys
 import uuid
@@ -13,10 +14,12 @@ import yaml
 
 from foreman.api.http.client import Kube, RetryPolicy
 from foreman.api.http.errors import Forbidden, NotFound, Unauthorized
+from foreman.api.http.features import VALIDATING_ADMISSION_POLICY
 from foreman.api.lifecycle.identity import identity_of, token_claims
 from foreman.api.models.base import utcnow
 from foreman.api.models.nodes import FleetNode
-from foreman.api.tooling.manifests import NAMESPACE, SHARED_WORKER_USER
+from foreman.api.models.tasks import AgenticTask
+from foreman.api.tooling.manifests import NAMESPACE, WORKER, Manifest, worker_admission
 from foreman.worker.config import WorkerConfig
 from tests.clusters import Cluster
 from tests.integration.helpers import (
@@ -33,6 +36,8 @@ from tests.integration.helpers import (
 )
 
 ONCE = RetryPolicy(attempts=1)
+CHART_NAMESPACE = "fleet-elsewhere"
+"""The chart's `namespace` value in the test of nodes joined to a chart installed outside foreman-system."""
 
 
 def fresh(prefix: str) -> str:
@@ -45,9 +50,9 @@ async def joined(cluster: Cluster, name: str, path: Path, *args: str) -> str:
     return out
 
 
-async def identity_exists(kube: Kube, name: str) -> bool:
+async def identity_exists(kube: Kube, name: str, namespace: str = NAMESPACE) -> bool:
     try:
-        await kube.get_raw("v1", "ServiceAccount", f"foreman-worker-{name}", NAMESPACE)
+        await kube.get_raw("v1", "ServiceAccount", f"foreman-worker-{name}", namespace)
     except NotFound:
         return False
     return True
@@ -71,7 +76,7 @@ async def test_join_gives_a_host_an_identity_of_its_own_that_its_worker_runs_wit
     async with await Kube.connect(str(path), retry=ONCE) as own:
         assert own.bearer_token is not None
         claims = token_claims(own.bearer_token)
-        assert identity_of(claims, SHARED_WORKER_USER).kind == "per-node"
+        assert identity_of(claims, WORKER, name).kind == "per-node"
         node = await own.get(FleetNode, name)
         assert node.metadata.labels == {"pool": "research"}
         with pytest.raises(Forbidden):
@@ -202,3 +207,73 @@ async def test_leave_waits_for_a_node_that_still_works_and_deletes_nothing_when_
     code, out, _ = await foreman_cli(cluster, "node", "leave", name, "--force")
     assert code == 0
     assert f"ServiceAccount/foreman-worker-{name}" in out
+
+
+def chart_worker_admission(namespace: str) -> list[Manifest]:
+    """The worker's admission policies as the chart renders them for its `namespace` value (install's text with the
+    namespace replaced: test_chart proves the two the same), under names of their own so that the suite's
+    foreman-system policies stay in force beside them."""
+    rendered: list[Manifest] = list(
+        yaml.safe_load_all(yaml.safe_dump_all(worker_admission()).replace(NAMESPACE, namespace))
+    )
+    for manifest in rendered:
+        manifest["metadata"]["name"] += f"-{namespace}"
+        if manifest["kind"] == "ValidatingAdmissionPolicyBinding":
+            manifest["spec"]["policyName"] += f"-{namespace}"
+    return rendered
+
+
+async def test_a_node_joins_a_chart_installed_in_another_namespace_and_its_policy_holds_it_to_its_own_node(
+    cluster: Cluster, kube: Kube, namespace: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if await kube.server_version() < VALIDATING_ADMISSION_POLICY:
+        pytest.skip("ValidatingAdmissionPolicy needs Kubernetes >= 1.30")
+    name, other = fresh("elsewhere"), fresh("bystander")
+    path = tmp_path / "k"
+    await kube.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": CHART_NAMESPACE}})
+    policies = chart_worker_admission(CHART_NAMESPACE)
+    for manifest in policies:
+        await kube.apply(manifest)
+    try:
+        out = await joined(cluster, name, path, "--foreman-namespace", CHART_NAMESPACE)
+        assert f"foreman node rotate {name} --foreman-namespace {CHART_NAMESPACE}" in out
+        assert await identity_exists(kube, name, CHART_NAMESPACE)
+        assert not await identity_exists(kube, name)
+        await make_task(kube, namespace, "theirs")
+        await kube.patch_status(
+            AgenticTask, "theirs", {"phase": "Scheduled", "assignedNode": other}, namespace=namespace
+        )
+        async with await Kube.connect(str(path), retry=ONCE) as own:
+            assert own.bearer_token is not None
+            claims = token_claims(own.bearer_token)
+            assert claims is not None
+            assert claims["sub"] == f"system:serviceaccount:{CHART_NAMESPACE}:foreman-worker-{name}"
+            # the apiserver loads a new policy within a moment: until then the identity could claim the task
+            refusal = ""
+            async with asyncio.timeout(15):
+                while not refusal:
+                    try:
+                        await own.patch_status(AgenticTask, "theirs", {"claimedBy": name}, namespace=namespace)
+                    except Forbidden as refused:
+                        refusal = str(refused)
+                    else:
+                        await asyncio.sleep(0.2)
+            assert f"on its own node ({name})" in refusal
+            async with running_worker(own, name, namespace):
+                node = await kube.get(FleetNode, name)
+                assert node.status.phase == "Ready"
+                assert node.status.identity is not None
+                assert node.status.identity.kind == "per-node"
+                monkeypatch.setenv("FOREMAN_NAMESPACE", CHART_NAMESPACE)
+                code, listing, err = await foreman_cli(cluster, "node", "list")
+                assert code == 0, err
+                row = next(line.split() for line in listing.splitlines() if line.startswith(name))
+                assert row[1:3] == ["Ready", "per-node"]
+        code, out, err = await foreman_cli(cluster, "node", "leave", name, "--force")
+        assert code == 0, err
+        assert f"ServiceAccount/foreman-worker-{name}" in out
+        assert not await identity_exists(kube, name, CHART_NAMESPACE)
+    finally:
+        for manifest in reversed(policies):
+            with contextlib.suppress(NotFound):
+                await kube.delete_raw(manifest["apiVersion"], manifest["kind"], manifest["metadata"]["name"], None)
