@@ -162,8 +162,9 @@ def _workload(key: str, what: str, enabled: bool) -> str:
 
 
 VALUES = f"""{HEADER}
-# Where the controller, worker and notifier run and hold their Leases. NB: `foreman node join` and `foreman
-# uninstall` look for the identities in {NAMESPACE}: keep it unless the chart is all you use.
+# Where the controller, worker and notifier run and hold their Leases, and where node identities live: with another,
+# run `foreman node join/rotate/leave/list --foreman-namespace NS` (or FOREMAN_NAMESPACE=NS); `foreman uninstall`
+# looks in {NAMESPACE} only: `foreman node leave --foreman-namespace NS` each node, then `helm uninstall`.
 namespace: {NAMESPACE}
 # The Namespace object itself (false where it exists already, e.g. `helm install --create-namespace`).
 createNamespace: true
