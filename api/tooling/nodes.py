@@ -25,7 +25,7 @@ from foreman.api.http.client import Kube
 from foreman.api.http.errors import NotFound
 from foreman.api.http.features import for_server, tasks_on_node
 from foreman.api.http.transport import ServerTrust
-from foreman.api.models.base import API_VERSION, wire_time
+from foreman.api.models.base import wire_time
 from foreman.api.models.nodes import FleetNode, NodeIdentity
 from foreman.api.models.tasks import AgenticTask
 from foreman.api.tooling.manifests import NAMESPACE, WORKER, Manifest, pinned_worker_rbac, pinned_worker_user
@@ -242,15 +242,12 @@ async def leave(
             )
         await asyncio.sleep(poll)
     deleted = []
-    identity = identity_name(node)
-    for api_version, kind, name, held_in in (
-        ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding", identity, None),
-        ("rbac.authorization.k8s.io/v1", "ClusterRole", identity, None),
-        ("v1", "ServiceAccount", identity, namespace),
-        (API_VERSION, "FleetNode", node, None),
-    ):
+    # NB: every object join made, bindings first and the FleetNode last (so a failure part-way leaves the node listed)
+    order = ("ClusterRoleBinding", "ClusterRole", "ServiceAccount", "FleetNode")
+    for made in sorted(pinned_worker_rbac(node, namespace), key=lambda made: order.index(made["kind"])):
+        kind, name = made["kind"], made["metadata"]["name"]
         try:
-            await kube.delete_raw(api_version, kind, name, held_in)
+            await kube.delete_raw(made["apiVersion"], kind, name, made["metadata"].get("namespace"))
             deleted.append(f"{kind}/{name}")
         except NotFound:
             pass

@@ -174,7 +174,8 @@ async def test_rotate_then_leave_drains_the_node_and_revokes_every_token(
             code, out, err = await foreman_cli(cluster, "node", "leave", name, "--timeout", "60")
             assert (code, err) == (0, ""), err
         await asyncio.wait_for(running._runner, 10)  # the worker drained and exited on its own
-        assert f"deleted ClusterRoleBinding/foreman-worker-{name}" in out
+        assert f"deleted ClusterRoleBinding/foreman-worker-{name}," in out
+        assert f"ClusterRoleBinding/foreman-worker-{name}-agent-schedules," in out  # every binding join made
         assert f"FleetNode/{name}" in out
         handed_back = await kube.get_raw("foreman.dev/v1alpha1", "AgenticTask", "long", namespace)
         assert handed_back["status"]["phase"] == "Pending"
