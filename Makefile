@@ -14,12 +14,12 @@ export PYTHONDONTWRITEBYTECODE := 1
 .PHONY: install control-plane control-plane-floor browser sandbox llama-server gitea helm image-tools image test test-current test-floor lint typecheck unit integration manifests check-manifests \
 	demo bench soak clean
 
+# NB: setuptools warns at every editable install that a folder named like the package may shadow it; ours import as
+# foreman.*, which no top-level folder is named, so its ten lines say nothing here.
 install: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	# NB: setuptools warns at every editable install that a folder named like the package may shadow it; ours import
-	# as foreman.*, which no top-level folder is named, so the ten lines say nothing here.
 	PYTHONWARNINGS='ignore:Editable installation' $(BIN)/pip install --quiet -e '.[test]'
 	touch $@
 
