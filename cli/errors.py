@@ -15,7 +15,7 @@ from pydantic import ValidationError
 from foreman.api.http.client import ConfigError
 from foreman.api.http.errors import ApiError, Forbidden, NotFound, NotServed, Unauthorized, Unreachable
 from foreman.api.models.validation import describe
-from foreman.api.tooling.localcluster import PrerequisiteMissing
+from foreman.api.tooling.prerequisites import PrerequisiteMissing
 from foreman.cli.terminal import emit
 
 P = ParamSpec("P")

@@ -14,14 +14,17 @@ from typer._click.exceptions import NoArgsIsHelpError, UsageError
 from foreman.cli.terminal import emit
 
 DAEMONS = ("controller", "worker", "notifier")
+REFUSED_IN_DAEMONS = ("rich", "greenlet")
 
 
 def command_line(argv: list[str]) -> typer.Typer:
     """The group that runs these arguments: the daemons' alone when they start one, else the whole command line."""
     if argv[:1] and argv[0] in DAEMONS:
         # NB: structlog formats exceptions with rich whenever it can import it (typer brings it in): 3 MiB of each
-        # daemon, never used, as the daemons' logs format exceptions as text before any renderer sees them
-        sys.modules.setdefault("rich", None)  # type: ignore[arg-type]  # NB: None is how an import is refused
+        # daemon, never used, as the daemons' logs format exceptions as text before any renderer sees them; and its
+        # deprecated thread-local context imports greenlet where something installed it (1 MiB)
+        for unused in REFUSED_IN_DAEMONS:
+            sys.modules.setdefault(unused, None)  # type: ignore[arg-type]  # NB: None is how an import is refused
         from foreman.cli.daemon_commands import add_daemons
         from foreman.cli.group import foreman_app
 

@@ -8,7 +8,6 @@ crashes restart, 2 (a configuration mistake, an expired token) waits for a perso
 
 from __future__ import annotations
 
-import plistlib
 import shlex
 from dataclasses import dataclass
 
@@ -74,6 +73,9 @@ def launchd_plist(argv: list[str], *, log: str) -> str:
         "ExitTimeOut": STOP_SECONDS,
         "StandardErrorPath": log,
     }
+    import plistlib  # NB: here, not at the top: `foreman worker` imports this module, and plistlib's XML parser
+    # would stay in the daemon's memory
+
     return plistlib.dumps(agent, sort_keys=False).decode()
 
 

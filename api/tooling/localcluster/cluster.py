@@ -29,16 +29,14 @@ from pathlib import Path
 
 import yaml
 
+from foreman.api.tooling.prerequisites import PrerequisiteMissing
+
 BUILD_SCRIPT = Path(__file__).with_name("build-kube-apiserver.sh")
 GO_MODULE = Path(__file__).with_name("kube-apiserver") / "go.mod"
 FLOOR_RELEASE = "1.20.2"
 """The oldest release we support and test: the one Debian bookworm ships as source (README, Kubernetes releases)."""
 READY_TIMEOUT_S = 90.0
 Progress = Callable[[str], None]
-
-
-class PrerequisiteMissing(Exception):
-    """Something the local control plane needs is not on this machine; the message says what and how to get it."""
 
 
 class Identity(StrEnum):
