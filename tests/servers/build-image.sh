@@ -83,4 +83,10 @@ echo "==> building $IMAGE from the Dockerfile on $BASE"
 # NB: host network: the build's pip reaches PyPI as the machine does (this podman has no container networks)
 "$PODMAN" build --quiet --network=host --build-arg "BASE=$BASE" --tag "$IMAGE" "$ROOT" >"$DIR/build.log" 2>&1 \
   || { tail -30 "$DIR/build.log"; fail "podman build failed (the whole log: $DIR/build.log)"; }
+# NB: a build leaves the image it replaced untagged, with the layers only that one was made of: without a prune the
+# cache grows by an image (~350 MB) per code change. What the new image is made of (its dependency layer) stays.
+"$PODMAN" image prune --force >/dev/null
+for stale in $("$PODMAN" images --format '{{.Repository}}:{{.Tag}}' localhost/foreman-base); do
+  [ "$stale" = "$BASE" ] || "$PODMAN" rmi --force "$stale" >/dev/null  # a base of other inputs (sources, certificates)
+done
 echo "==> built $IMAGE ($("$PODMAN" image inspect --format '{{.Size}}' "$IMAGE" | awk '{printf "%d MB", $1 / 1e6}')): run it with $PODMAN"
