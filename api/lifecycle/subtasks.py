@@ -166,7 +166,7 @@ def refusal(
     if parent.spec.cancel or parent.status.failure_reason == reasons.CANCELLED:
         return Refusal(reasons.CANCELLED, f"parent task {parent.name} was cancelled")
     node = child.metadata.labels.get(CREATOR_NODE_LABEL)
-    if not _ran_on(parent, node, child.metadata.creation_timestamp):
+    if not ran_on(parent, node, child.metadata.creation_timestamp):
         return Refusal(
             reasons.PARENT_NOT_RUNNING,
             f"parent task {parent.name} was not Scheduled or Running on {node} (the creating node) when this was made",
@@ -224,9 +224,10 @@ def _beyond_a_child(child: AgenticTask, parent: AgenticTask) -> list[str]:
             getattr(made, name)]  # fmt: skip
 
 
-def _ran_on(parent: AgenticTask, node: str | None, created: datetime | None) -> bool:
-    """The parent was Scheduled or Running on `node` when the child was created (it may have ended since, or be
-    Pending again for its review step: its attempts say where and when it ran)."""
+def ran_on(parent: AgenticTask, node: str | None, created: datetime | None) -> bool:
+    """The parent was Scheduled or Running on `node` when `created` (a child, an agent-made schedule: the apiserver's
+    creationTimestamp, which no worker writes): it may have ended since, or be Pending again for its review step; its
+    attempts say where and when it ran."""
     if not node:
         return False
     if parent.held_node == node:
