@@ -28,7 +28,7 @@ from foreman.api.models.subtasks import (
     PARENT_LABEL,
     SubtaskPolicy,
 )
-from foreman.api.models.tasks import TERMINAL_PHASES, AgenticTask
+from foreman.api.models.tasks import TERMINAL_PHASES, AgenticTask, RequiredCapability
 
 LABEL_VALUE = 63
 """A label value's longest: the parent's name must fit in foreman.dev/parent."""
@@ -201,6 +201,20 @@ def refusal(
         return Refusal(reasons.SUBTASK_LIMIT_EXCEEDED, f"child {rank + 1} of {parent.name}; its Agent allows "
                        f"maxChildren {policy.max_children}")  # fmt: skip
     return None
+
+
+def inheriting(child: AgenticTask, parent: AgenticTask | None) -> AgenticTask | None:
+    """The child with its parent's requiredCapability, where the child has the default one and its parent another:
+    what a version before children inherited it wrote (submit_task's child then asked nothing of a node). It takes
+    its parent's, never runs with less; the default asks the least, so the parent's is as strict or stricter. None:
+    the child is judged as it is (one asking anything else of a node than its parent is refused, `refusal`).
+    NB: a worker that writes the default today gets its parent's too, so this lets no child run with less than its
+    parent asks."""
+    default = RequiredCapability()
+    if parent is None or child.spec.required_capability != default or parent.spec.required_capability == default:
+        return None
+    spec = child.spec.model_copy(update={"required_capability": parent.spec.required_capability})
+    return child.model_copy(update={"spec": spec})
 
 
 VARIES = frozenset({"priority", "timeout_seconds", "retries", "cancel", "depends_on", "payload"})
