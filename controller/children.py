@@ -40,8 +40,8 @@ def child_decision(
 ) -> Fail | AmendChild | None:
     """For an agent-made `task`: Fail (Pending and refused), AmendChild (Pending and made by an older version: its
     parent's requiredCapability; holding a node, its parent cancelled or gone: cancelled), or None (nothing to do
-    here). `parent`: the task its foreman.dev/parent label names; `labelled`: the
-    tasks that label names that parent of; `agent_of`: the Agents of its namespace."""
+    here). `parent`: the task its foreman.dev/parent label names; `labelled`: the tasks that label names that parent
+    of; `agent_of`: the Agents of its namespace."""
     if not subtasks.is_child(task) or task.phase in TERMINAL_PHASES or task.spec.cancel:
         return None
     if task.phase != "Pending":
