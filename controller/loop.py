@@ -36,7 +36,7 @@ from foreman.controller.metrics import ControllerMetrics
 from foreman.controller.outcomes import outcome
 from foreman.controller.placeable import PlaceableLanes
 from foreman.controller.plan import (
-    ChildCancel,
+    ChildWrite,
     Intent,
     LabelWrite,
     NodeNotReady,
@@ -330,8 +330,8 @@ class Controller:
             await self._delete(intent.task)
         elif isinstance(intent, QueueStatusWrite):
             await self._write_queue_status(intent, now)
-        elif isinstance(intent, ChildCancel):
-            await self._cancel_child(intent)
+        elif isinstance(intent, ChildWrite):
+            await self._amend_child(intent)
         else:
             await self._mark_node_not_ready(intent, now)
 
@@ -393,22 +393,24 @@ class Controller:
         if write.relabel:
             await self._relabel(updated)
 
-    async def _cancel_child(self, intent: ChildCancel) -> None:
-        """Cancel a child whose parent was cancelled or is gone (its worker, or the next pass, ends it)."""
+    async def _amend_child(self, intent: ChildWrite) -> None:
+        """Change a child's spec: cancel one whose parent was cancelled or is gone (its worker, or the next pass, ends
+        it), or give one an older version made its parent's requiredCapability (the next pass places it)."""
         if not self.leading:
             return
-        task = intent.task
+        task, amend = intent.task, intent.amend
         try:
-            await self.kube.patch(AgenticTask, task.name, {"spec": {"cancel": True}}, namespace=task.namespace)
+            await self.kube.patch(AgenticTask, task.name, {"spec": amend.spec}, namespace=task.namespace)
         except NotFound:
             return
         except ApiError as error:
             self.metrics.reconcile_errors.inc()
-            log.warning("child not cancelled", task=task.name, namespace=task.namespace, error=str(error))
+            log.warning("child not changed", task=task.name, namespace=task.namespace, reason=amend.reason,
+                        error=str(error))  # fmt: skip
             self.queue.retry(key_of(task))
             return
-        log.info("child cancelled", task=task.name, namespace=task.namespace, why=intent.message)
-        self._emit(task, reasons.CANCELLED, intent.message, "Normal")
+        log.info("child changed", task=task.name, namespace=task.namespace, reason=amend.reason, why=amend.message)
+        self._emit(task, amend.reason, amend.message, "Normal")
 
     async def _relabel(self, task: AgenticTask) -> None:
         """Make the node label (the workers' watch hint) agree with the status (the truth); not needed (and not

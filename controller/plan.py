@@ -27,7 +27,7 @@ from foreman.api.models.queues import DEFAULT_QUEUE, TaskQueue, TaskQueueStatus
 from foreman.api.models.subtasks import PARENT_LABEL
 from foreman.api.models.tasks import TERMINAL_PHASES, AgenticTask
 from foreman.controller.cache import Cache, TaskKey
-from foreman.controller.children import CancelChild, child_decision
+from foreman.controller.children import AmendChild, child_decision
 from foreman.controller.config import ControllerConfig
 from foreman.controller.expiry import Expire, ExpireAt, expiry
 from foreman.controller.match import Need, Offer, Placer
@@ -177,14 +177,14 @@ class QueueStatusWrite:
 
 
 @dataclass(frozen=True)
-class ChildCancel:
-    """Set spec.cancel on an agent-made child whose parent was cancelled or is gone."""
+class ChildWrite:
+    """A merge patch of an agent-made child's spec (controller/children.py: a cancel, its parent's capability)."""
 
     task: AgenticTask
-    message: str
+    amend: AmendChild
 
 
-Intent = StatusWrite | LabelWrite | TaskDelete | NodeNotReady | QueueStatusWrite | ChildCancel
+Intent = StatusWrite | LabelWrite | TaskDelete | NodeNotReady | QueueStatusWrite | ChildWrite
 
 QUEUE_STATUS_EVERY = timedelta(seconds=5)
 """A TaskQueue's status is written at most this often: its counts move with every task, and nothing decides on them."""
@@ -279,11 +279,11 @@ def _decide(
         if task is None:
             continue
         agents = cache.agents.get(key[0], {})
-        decision: Decision | CancelChild | None = decide(task, cache.siblings(key[0]), now, agents, cache.queue_rules)
+        decision: Decision | AmendChild | None = decide(task, cache.siblings(key[0]), now, agents, cache.queue_rules)
         if not isinstance(decision, Fail):  # NB: a Pending child is refused before it waits; a placed one cancelled
             decision = _as_child(cache, key, task, agents) or decision
-        if isinstance(decision, CancelChild):
-            plan.writes.append(ChildCancel(task, decision.message))
+        if isinstance(decision, AmendChild):
+            plan.writes.append(ChildWrite(task, decision))
         elif isinstance(decision, Placeable):
             placeable.add(key, placement_order(task), cache.queue_of(task))
         elif isinstance(decision, Fail):
@@ -299,7 +299,7 @@ def _decide(
 
 def _as_child(
     cache: Cache, key: TaskKey, task: AgenticTask, agents: Mapping[str, AgentSpec]
-) -> Fail | CancelChild | None:
+) -> Fail | AmendChild | None:
     """What an agent-made child's parent and its Agent say of it (controller/children.py); None for other tasks."""
     if PARENT_LABEL not in task.metadata.labels:
         return None

@@ -7,18 +7,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from foreman.api.models.envelope import ResultEnvelope, TaskKind
+from foreman.api.models.envelope import MAX_REASONS, ResultEnvelope, ReviewRecord, ReviewVerdict, TaskKind
 from foreman.api.models.gates import GateResult
 from foreman.api.models.pullrequests import PullRequestPolicy
-from foreman.api.models.review import (
-    MAX_DIFF,
-    MAX_REASONS,
-    MAX_SUMMARY,
-    ReviewRecord,
-    ReviewRef,
-    ReviewStage,
-    ReviewVerdict,
-)
+from foreman.api.models.review import MAX_DIFF, MAX_SUMMARY, ReviewRef, ReviewStage
 
 DIFF_KEY = "diff"
 """The author's envelope `extra` key that carries its diff to the review stage (moved into status.review)."""
@@ -55,6 +47,7 @@ def stage_for(
         gates=list(envelope.gates),
         fix_rounds=envelope.fix_rounds,
         pull_request=pull_request,
+        children=list(envelope.children),
     )
 
 
@@ -111,7 +104,7 @@ def record(stage: ReviewStage, model: str | None, answer: Judged) -> ReviewRecor
 
 def unverified(stage: ReviewStage, *, kind: TaskKind, reason: str, message: str, elapsed: float) -> ResultEnvelope:
     """The envelope of a review attempt that ended without one (an error, a timeout, a cancel, no retry left):
-    NO-GO, the work's gates and branch kept."""
+    NO-GO, the work's gates, branch and children kept."""
     answer = judged("", submitted=False, summary=message, ended=reason)
     return ResultEnvelope(
         kind=kind,
@@ -123,6 +116,7 @@ def unverified(stage: ReviewStage, *, kind: TaskKind, reason: str, message: str,
         fix_rounds=stage.fix_rounds,
         extra=work_of(stage),
         review=record(stage, None, answer),
+        children=list(stage.children),
     )
 
 

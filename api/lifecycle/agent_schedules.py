@@ -8,8 +8,9 @@ cannot see (maxSchedules, the interval, the parent task's phase, node, uid and q
 
 The controller decides once per generation of a schedule (the Accepted condition records it, with the generation):
 a schedule accepted while its task ran keeps firing after the task finished, a refused one never fires, and a change
-to its spec is decided again (by then the task must be running, so a person's edit of an agent-made schedule whose
-task is gone refuses it: copy it as a schedule of your own instead).
+to its spec is decided again (by then the task must be running, or in its review stage with the schedule made while
+its work ran on the creator's node, so a person's edit of an agent-made schedule whose task is gone refuses it: copy
+it as a schedule of your own instead).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import Literal
 
 from foreman.api.cron.expression import ScheduleError, parse
 from foreman.api.cron.intervals import too_frequent
-from foreman.api.lifecycle import reasons
+from foreman.api.lifecycle import reasons, subtasks
 from foreman.api.models.agents import AgentSpec
 from foreman.api.models.base import ObjectMeta, find_condition
 from foreman.api.models.schedules import SCHEDULE_LABEL, Creator, TaskSchedule, TaskScheduleSpec, TaskTemplate
@@ -180,8 +181,12 @@ def _parent_problem(schedule: TaskSchedule, creator: Creator, parent: AgenticTas
         return f"label {PARENT_LABEL} must name the task in spec.createdBy ({creator.task})"
     if parent is None or parent.metadata.uid != creator.uid:
         return f"no {where} with uid {creator.uid}"
-    if parent.held_node != creator.node:
-        return f"{where} is not Scheduled or Running on node {creator.node} (it is {parent.phase})"
+    # NB: in review, the schedule its work made is judged whenever the controller comes to it: the task is Pending
+    # (or the reviewer's) by then, so its attempts say whether that node ran it when the schedule was created
+    created = schedule.metadata.creation_timestamp
+    if parent.held_node != creator.node and not (parent.reviewing and subtasks.ran_on(parent, creator.node, created)):
+        review = ", in review, its work not running there when this was made" if parent.reviewing else ""
+        return f"{where} is not Scheduled or Running on node {creator.node} (it is {parent.phase}{review})"
     return None
 
 

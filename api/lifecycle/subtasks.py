@@ -28,7 +28,7 @@ from foreman.api.models.subtasks import (
     PARENT_LABEL,
     SubtaskPolicy,
 )
-from foreman.api.models.tasks import TERMINAL_PHASES, AgenticTask
+from foreman.api.models.tasks import TERMINAL_PHASES, AgenticTask, RequiredCapability
 
 LABEL_VALUE = 63
 """A label value's longest: the parent's name must fit in foreman.dev/parent."""
@@ -166,7 +166,7 @@ def refusal(
     if parent.spec.cancel or parent.status.failure_reason == reasons.CANCELLED:
         return Refusal(reasons.CANCELLED, f"parent task {parent.name} was cancelled")
     node = child.metadata.labels.get(CREATOR_NODE_LABEL)
-    if not _ran_on(parent, node, child.metadata.creation_timestamp):
+    if not ran_on(parent, node, child.metadata.creation_timestamp):
         return Refusal(
             reasons.PARENT_NOT_RUNNING,
             f"parent task {parent.name} was not Scheduled or Running on {node} (the creating node) when this was made",
@@ -203,6 +203,20 @@ def refusal(
     return None
 
 
+def inheriting(child: AgenticTask, parent: AgenticTask | None) -> AgenticTask | None:
+    """The child with its parent's requiredCapability, where the child has the default one and its parent another:
+    what a version before children inherited it wrote (submit_task's child then asked nothing of a node). It takes
+    its parent's, never runs with less; the default asks the least, so the parent's is as strict or stricter. None:
+    the child is judged as it is (one asking anything else of a node than its parent is refused, `refusal`).
+    NB: a worker that writes the default today gets its parent's too, so this lets no child run with less than its
+    parent asks."""
+    default = RequiredCapability()
+    if parent is None or child.spec.required_capability != default or parent.spec.required_capability == default:
+        return None
+    spec = child.spec.model_copy(update={"required_capability": parent.spec.required_capability})
+    return child.model_copy(update={"spec": spec})
+
+
 VARIES = frozenset({"priority", "timeout_seconds", "retries", "cancel", "depends_on", "payload"})
 """A child's spec fields that may differ from what `child_task` makes: within the bounds `refusal` checks, or (its
 payload) not the controller's to read: its cache keeps no payloads; admission holds a payload's fields, the worker
@@ -224,9 +238,10 @@ def _beyond_a_child(child: AgenticTask, parent: AgenticTask) -> list[str]:
             getattr(made, name)]  # fmt: skip
 
 
-def _ran_on(parent: AgenticTask, node: str | None, created: datetime | None) -> bool:
-    """The parent was Scheduled or Running on `node` when the child was created (it may have ended since, or be
-    Pending again for its review step: its attempts say where and when it ran)."""
+def ran_on(parent: AgenticTask, node: str | None, created: datetime | None) -> bool:
+    """The parent was Scheduled or Running on `node` when `created` (a child, an agent-made schedule: the apiserver's
+    creationTimestamp, which no worker writes): it may have ended since, or be Pending again for its review step; its
+    attempts say where and when it ran."""
     if not node:
         return False
     if parent.held_node == node:

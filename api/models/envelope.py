@@ -8,10 +8,9 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
-from foreman.api.models.base import Model, Rule
+from foreman.api.models.base import Model, ObjectName, Rule
 from foreman.api.models.gates import GateResult
 from foreman.api.models.pullrequests import PullRequestRecord
-from foreman.api.models.review import ReviewRecord
 
 SCHEMA_VERSION: Literal["foreman.v1"] = "foreman.v1"
 
@@ -70,6 +69,19 @@ class ChildRecord(Model):
     name: str = Field(max_length=253)
     phase: str | None = Field(default=None, max_length=32)
     verdict: Verdict | None = None
+
+
+MAX_REASONS = 8192
+ReviewVerdict = Literal["GO", "NO-GO"]
+
+
+class ReviewRecord(Model):
+    """The envelope's `review`: who reviewed, with which model, and their answer (the task's verdict)."""
+
+    agent_ref: ObjectName
+    model: str | None = Field(default=None, max_length=253)
+    verdict: ReviewVerdict
+    reasons: str = Field(default="", max_length=MAX_REASONS)
 
 
 class ResultEnvelope(Model):

@@ -1,21 +1,19 @@
 """The review step: a second agent (`spec.review: {agentRef}`) that judges a GO whose gates passed, placed like a
-task by its own Agent's model; what the task carries to it, and what its envelope records of the review."""
+task by its own Agent's model: what the task carries to it (what its envelope records of the review, `ReviewRecord`, is
+the envelope's)."""
 
 from __future__ import annotations
-
-from typing import Literal
 
 from pydantic import Field
 
 from foreman.api.models.base import Model, ObjectName
+from foreman.api.models.envelope import ChildRecord
 from foreman.api.models.gates import GateResult
 from foreman.api.models.pullrequests import PullRequestPolicy
 
 MAX_DIFF = 64 * 1024
 """Diff bytes the reviewer is shown at most (a task is stored whole in etcd)."""
 MAX_SUMMARY = 16 * 1024
-MAX_REASONS = 8192
-ReviewVerdict = Literal["GO", "NO-GO"]
 
 
 class ReviewRef(Model):
@@ -43,12 +41,6 @@ class ReviewStage(Model):
     fix_rounds: int = Field(default=0, ge=0)
     pull_request: PullRequestPolicy = PullRequestPolicy()
     """The task's pull request policy, as its own Agent resolved it (the reviewer's Agent does not change it)."""
-
-
-class ReviewRecord(Model):
-    """The envelope's `review`: who reviewed, with which model, and their answer (the task's verdict)."""
-
-    agent_ref: ObjectName
-    model: str | None = Field(default=None, max_length=253)
-    verdict: ReviewVerdict
-    reasons: str = Field(default="", max_length=MAX_REASONS)
+    children: list[ChildRecord] = Field(default_factory=list, max_length=1000)
+    """The tasks the work created (`submit_task`), each as it stood when the work ended: the final envelope's
+    `children` (the reviewer creates none, and is lent nothing to read them with)."""

@@ -86,3 +86,39 @@ async def test_a_go_is_reviewed_on_the_reviewers_node_and_a_reviewer_that_cannot
     assert (said.agent_ref, said.verdict) == ("mute", "NO-GO")
     assert f"the reviewer could not verify (ended {reasons.NO_TOOL_CALL})" in said.reasons
     assert [a.verdict for a in no_go.status.attempt_history] == ["GO", "NO-GO"]
+
+
+def splitter(request: dict[str, Any]) -> Reply:
+    """The planner makes one child and answers GO; the child and the reviewer (`careful-model`) answer GO."""
+    told = any(m["role"] == "tool" for m in request["messages"])
+    if request["model"] == "careful-model":
+        return Turn(calls=[Call("submit_result", {"verdict": "GO", "summary": "the split is right"})])
+    if "Split the work." in first_message(request) and not told:
+        return Turn(calls=[Call("submit_task", {"agent": "fixer", "prompt": "Fix part 1."})])
+    return Turn(calls=[Call("submit_result", {"verdict": "GO", "summary": "done"})])
+
+
+async def test_a_reviewed_tasks_envelope_lists_the_children_its_work_made(
+    kube: Kube, namespace: str, tmp_path: Path
+) -> None:
+    """The reviewer's finish writes the envelope; the children are the work's, carried through status.review."""
+    async with (
+        ScriptedLLM(splitter, models=["scripted-model", "careful-model"]) as llm, running_controller(kube, namespace),
+        running_worker(kube, "split-box", namespace, {"agent": AgentExecutor}, executors=agent_settings(llm, tmp_path),
+                       max_concurrent_tasks=2),
+    ):  # fmt: skip
+        await make_agent(kube, namespace, "planner", model="scripted-model", subtasks={"agents": ["fixer"]},
+                         review={"agentRef": "careful"})  # fmt: skip
+        await make_agent(kube, namespace, "fixer", model="scripted-model")
+        await make_agent(kube, namespace, "careful", model="careful-model", tools=["submit_result"])
+        await make_task(kube, namespace, "split", executor="agent", agentRef="planner",
+                        payload={"prompt": "Split the work."})  # fmt: skip
+        parent = await wait_for(kube, namespace, "split", finished, timeout=90)
+    assert (parent.phase, parent.status.verdict) == ("Succeeded", "GO"), parent.status
+    assert [a.model for a in parent.status.attempt_history] == ["scripted-model", "careful-model"]
+    assert parent.status.children == ["split-1"]
+    result = parent.status.result
+    assert result is not None
+    assert result.review is not None
+    assert [c.name for c in result.children] == ["split-1"]
+    assert result.children[0].phase is not None  # as it stood when the work ended, not a name alone

@@ -17,7 +17,7 @@ from foreman.api.models.subtasks import CREATOR_NODE_LABEL, DEPTH_LABEL, PARENT_
 from foreman.api.models.tasks import AgenticTask
 from foreman.controller.config import ControllerConfig
 from foreman.controller.loop import Controller
-from tests.integration.helpers import RunningController, delete_nodes, make_node, make_task, wait_for
+from tests.integration.helpers import RunningController, condition, delete_nodes, make_node, make_task, wait_for
 from tests.integration.test_admission import NODE, _placed, _until_enforced, pinned
 
 __all__ = ["pinned"]  # the fixture, imported to be used here
@@ -161,3 +161,32 @@ async def test_cancelling_a_parent_cancels_its_children(kube: Kube, namespace: s
     finally:
         await running.stop()
         await delete_nodes(kube, NODE)
+
+
+async def test_a_child_made_before_children_inherited_the_capability_is_placed_as_its_parent_must_be(
+    kube: Kube, namespace: str
+) -> None:
+    """After an upgrade: a Pending child the older version wrote without requiredCapability takes its parent's (the
+    controller's spec patch, through the apiserver), and waits for a node that fits it; one that asks a node for less
+    confinement than its parent is refused."""
+    await _agent(kube, namespace, "planner", agents=["fixer"])
+    await _agent(kube, namespace, "fixer")
+    confined = {"sandbox": True, "nodeSelector": {"pool": "safe"}}
+    await make_task(kube, namespace, "parent", executor="agent", agentRef="planner", requiredCapability=confined)
+    parent = await kube.patch_status(AgenticTask, "parent", {"phase": "Running", "assignedNode": NODE},
+                                     namespace=namespace)  # fmt: skip
+    old = await kube.create(_child(parent, 1, requiredCapability={}))
+    weaker = await kube.create(_child(parent, 2, requiredCapability={"nodeSelector": {"pool": "safe"}}))
+    config = ControllerConfig(namespaces=(namespace,), lease_namespace=namespace, leader_election=False,
+                              stale_after=timedelta(seconds=60))  # fmt: skip
+    await make_node(kube, NODE, labels={"pool": "safe"})  # unconfined: nothing of the parent's may run here
+    running = RunningController(Controller(kube, config))
+    await running.started()
+    try:
+        await wait_for(kube, namespace, weaker.name, _failed_with(reasons.SUBTASK_NOT_ALLOWED))
+        held = await wait_for(kube, namespace, old.name, lambda task: condition(task, reasons.BLOCKED) is not None)
+    finally:
+        await running.stop()
+        await delete_nodes(kube, NODE)
+    assert held.spec.required_capability == parent.spec.required_capability
+    assert (held.phase, condition(held, reasons.BLOCKED)) == ("Pending", ("True", reasons.NO_FITTING_NODE))

@@ -18,10 +18,9 @@ from urllib.parse import urlsplit
 from pydantic import Field, model_validator
 
 from foreman.api.models.base import Model
-from foreman.api.models.envelope import Usage
+from foreman.api.models.envelope import ReviewRecord, Usage
 from foreman.api.models.gates import GateResult
 from foreman.api.models.pullrequests import PullRequestPolicy
-from foreman.api.models.review import ReviewRecord
 from foreman.api.models.tasks import AgenticTask
 
 GITHUB_API = "https://api.github.com"

@@ -24,11 +24,11 @@ from pydantic import Field, ValidationError, model_validator
 
 from foreman.api.lifecycle import reasons, upstream
 from foreman.api.models.base import utcnow
-from foreman.api.models.envelope import PASSING_VERDICTS, ResultEnvelope, Usage, Verdict
+from foreman.api.models.envelope import PASSING_VERDICTS, ChildRecord, ResultEnvelope, ReviewRecord, Usage, Verdict
 from foreman.api.models.gates import GateResult
 from foreman.api.models.nodes import NodeSandbox
 from foreman.api.models.pullrequests import PullRequestRecord
-from foreman.api.models.review import ReviewRecord, ReviewStage
+from foreman.api.models.review import ReviewStage
 from foreman.api.models.tasks import AgenticTask
 from foreman.api.models.transcript import Transcript, capped
 from foreman.api.models.validation import describe
@@ -220,7 +220,7 @@ class AgentExecutor(ExecutorHooks):
             fix_rounds=ending.fix_rounds,
             pull_request=ending.pull_request,
             review=ending.review,
-            children=await run.subtasks.records() if run.subtasks is not None else [],
+            children=await run.children(),
         )
 
 
@@ -284,6 +284,13 @@ class AgentRun:
         self.gates = task.gates_with(context.agent)
         self.max_fix_rounds = task.max_fix_rounds_with(context.agent)
         self.log = log.bind(task=task.name, namespace=task.namespace, node=context.node_name)
+
+    async def children(self) -> list[ChildRecord]:
+        """The envelope's children: in review, the work's, carried by its review stage (the reviewer creates none,
+        and is lent nothing to read them with); else the sub-task tools', read now."""
+        if self.task.status.review is not None:
+            return list(self.task.status.review.children)
+        return await self.subtasks.records() if self.subtasks is not None else []
 
     async def work(self) -> Ending:
         payload = self.task.spec.payload

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from foreman.api.lifecycle import reasons
 from foreman.api.models.agents import AgentSpec
-from foreman.api.models.envelope import VERDICTS, ResultEnvelope
+from foreman.api.models.envelope import VERDICTS, ChildRecord, ResultEnvelope
 from foreman.api.models.gates import Gate, GateResult
 from foreman.api.models.pullrequests import PullRequestPolicy
 from foreman.api.models.review import MAX_DIFF, ReviewRef, ReviewStage
@@ -143,3 +143,16 @@ def test_in_review_the_reviewer_is_the_acting_agent_and_its_model_places_the_tas
 def test_the_controllers_cache_keeps_of_the_stage_only_what_placement_reads() -> None:
     kept = for_decisions(running(STAGE, agentRef="coder")).status.review
     assert kept == ReviewStage(agent_ref="reviewer", model="small")
+
+
+def test_the_children_the_work_made_are_carried_to_the_reviewed_envelope() -> None:
+    """As a task without review lists them: the work's, as they stood when it ended (the reviewer reads none)."""
+    children = [ChildRecord(name="t-1", phase="Succeeded", verdict="GO"), ChildRecord(name="t-2", phase="Running")]
+    split = GO.model_copy(update={"children": children})
+    outcome = Outcome(envelope=split, model="small", review=REF, pull_request=PullRequestPolicy())
+    patch = finished(running(retries=0), outcome, T0, backoff=5, backoff_max=300)
+    stage = ReviewStage.model_validate(patch["review"])
+    assert stage.children == children
+    unanswered = finished(running(stage), Outcome(reason=reasons.TIMEOUT, message="out of time"), T0, backoff=5,
+                          backoff_max=300)  # fmt: skip
+    assert ResultEnvelope.model_validate(unanswered["result"]).children == children

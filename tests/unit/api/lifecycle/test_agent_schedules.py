@@ -166,3 +166,53 @@ def test_the_controller_decides_once_per_generation_and_a_refused_schedule_never
     assert agent_schedules.decided(kept) is None
     bumped = kept.model_copy(update={"metadata": kept.metadata.model_copy(update={"generation": 2})})
     assert agent_schedules.decided(bumped) is False
+
+
+def made_at(created: datetime, node: str = "gpu-box") -> TaskSchedule:
+    """A schedule as `node`'s worker makes it for the task, created (by the apiserver's clock) at `created`."""
+    made = made_by(parent(), node, name="flaky", schedule="0 3 * * *", time_zone="UTC", agent="tester", prompt="p")
+    return made.model_copy(update={"metadata": made.metadata.model_copy(update={"creation_timestamp": created})})
+
+
+def work_then(began: datetime, ended: datetime, *, review: bool = True, **now: Any) -> AgenticTask:
+    """The task after its work ran on gpu-box from `began` to `ended`: Pending for its reviewer (`review`), or for a
+    retry; `now`: its status since (the reviewer's attempt, placed)."""
+    work = {"number": 1, "node": "gpu-box", "startedAt": began.isoformat(), "finishedAt": ended.isoformat()}
+    stage = {"review": {"agentRef": "reviewer"}} if review else {}
+    status = {"phase": "Pending", "assignedNode": None, **stage, **now}
+    status["attemptHistory"] = [work, *status.get("attemptHistory", [])]
+    return parent(**status)
+
+
+def test_a_schedule_its_work_made_is_accepted_when_judged_after_the_task_went_to_its_review() -> None:
+    """set_schedule is often the work's last act: the task is Pending for its reviewer before the controller comes
+    to the schedule, which the work made while it ran on the creator's node."""
+    made = made_at(NOW)
+    assert refused(made, task=work_then(NOW - timedelta(minutes=5), NOW + timedelta(seconds=2))) is None
+    reviewer = {"number": 2, "node": "other", "startedAt": (NOW + timedelta(minutes=1)).isoformat()}
+    placed = work_then(NOW - timedelta(minutes=5), NOW + timedelta(seconds=2), phase="Running", assignedNode="other",
+                       attemptHistory=[reviewer])  # fmt: skip
+    assert refused(made, task=placed) is None  # its reviewer runs on another node now
+
+
+@pytest.mark.parametrize(
+    ("made", "task", "says"),
+    [
+        # the hostile case: a worker that does not run the task forges a schedule for it while it is in review
+        (made_at(NOW, node="intruder"), work_then(NOW - timedelta(minutes=5), NOW + timedelta(minutes=5)),
+         "on node intruder (it is Pending, in review"),
+        # the node that did the work, making one after its work ended
+        (made_at(NOW), work_then(NOW - timedelta(minutes=10), NOW - timedelta(minutes=5)), "in review"),
+        # Pending for any other reason than its review (a retry): refused as before
+        (made_at(NOW), work_then(NOW - timedelta(minutes=5), NOW + timedelta(seconds=2), review=False),
+         "not Scheduled or Running on node gpu-box (it is Pending)"),
+        (made_at(NOW), parent(phase="Pending", assignedNode=None), "(it is Pending)"),
+    ],
+)  # fmt: skip
+def test_a_task_in_review_is_no_parent_of_a_schedule_its_work_did_not_make(
+    made: TaskSchedule, task: AgenticTask, says: str
+) -> None:
+    found = refused(made, task=task)
+    assert found is not None
+    assert found.reason == reasons.INVALID_PARENT
+    assert says in found.message

@@ -12,10 +12,9 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from foreman.api.models.agents import AgentSpec
-from foreman.api.models.envelope import Usage
+from foreman.api.models.envelope import ReviewRecord, Usage
 from foreman.api.models.gates import GateResult
 from foreman.api.models.pullrequests import PullRequestPolicy
-from foreman.api.models.review import ReviewRecord
 from foreman.api.models.tasks import AgenticTask
 from foreman.worker.agent import forge
 from foreman.worker.agent.forge import Create, ForgeSettings, Keep, PullRequest, Repository, Update
