@@ -27,11 +27,12 @@ from foreman.api.http.errors import NotFound
 from foreman.api.http.features import for_server, tasks_on_node
 from foreman.api.http.transport import ServerTrust
 from foreman.api.lifecycle.identity import service_account
-from foreman.api.models.base import wire_time
+from foreman.api.models.base import GROUP, wire_time
 from foreman.api.models.nodes import FleetNode, NodeIdentity
 from foreman.api.models.tasks import AgenticTask
 from foreman.api.tooling.manifests import (
     NAMESPACE,
+    PART_OF,
     WORKER,
     Manifest,
     pinned_worker_rbac,
@@ -49,6 +50,8 @@ _DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 MAX_NODE_NAME = 63 - len(f"{WORKER}-")
 """The identity's name (foreman-worker-NODE) is a label too (RBAC subjects, the user name): 63 characters at most."""
 ACTIVE = ("Scheduled", "Running")
+RBAC = "rbac.authorization.k8s.io/v1"
+OURS = f"{PART_OF}=foreman"
 
 
 class JoinRefused(Exception):
@@ -331,6 +334,39 @@ async def leave(
     if not deleted:
         raise JoinRefused(f"no node {node}: no FleetNode and no identity of that name in namespace {namespace}")
     return deleted
+
+
+async def joined_identities(kube: Kube, namespaces: Iterable[str]) -> list[Address]:
+    """The identities of joined nodes (every object join makes but the FleetNode, the fleet's own data), wherever
+    they are: in the namespace each ClusterRoleBinding's subject names and each FleetNode records, and in
+    `namespaces` (a node whose bindings and FleetNode are gone already)."""
+    prefix = identity_name("")
+    where: dict[str, set[str]] = {}
+    for binding in await kube.list_raw(RBAC, "ClusterRoleBinding", label_selector=OURS):
+        for subject in binding.get("subjects") or []:
+            if subject.get("kind") == "ServiceAccount" and subject.get("name", "").startswith(prefix):
+                where.setdefault(subject["name"].removeprefix(prefix), set()).add(subject["namespace"])
+    for node in await _fleet(kube):
+        where.setdefault(node.name, set()).update(_recorded_or_reported(node))
+    for namespace in namespaces:
+        for account in await kube.list_raw("v1", "ServiceAccount", namespace, label_selector=OURS):
+            if (name := account["metadata"]["name"]).startswith(prefix):
+                where.setdefault(name.removeprefix(prefix), set()).add(namespace)
+    return [
+        address(made)
+        for node, there in sorted(where.items())
+        for made in made_by_join(node, sorted(there))
+        if made["kind"] != "FleetNode"
+    ]
+
+
+async def _fleet(kube: Kube) -> list[FleetNode]:
+    # NB: asked first, as an object: a list of a kind no CRD serves is retried as the CRD not loaded yet
+    try:
+        await kube.get_raw("apiextensions.k8s.io/v1", "CustomResourceDefinition", f"{FleetNode.plural}.{GROUP}")
+    except NotFound:
+        return []
+    return (await kube.list(FleetNode)).items
 
 
 def identity_shown(node: FleetNode) -> NodeIdentity | None:
