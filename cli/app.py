@@ -10,7 +10,7 @@ import typer
 from foreman.api.http.client import Kube
 from foreman.api.tooling.install import install as install_into
 from foreman.api.tooling.install import uninstall as uninstall_from
-from foreman.api.tooling.manifests import IMAGE, install_manifests, pinned_worker_rbac, render
+from foreman.api.tooling.manifests import IMAGE, NAMESPACE, install_manifests, pinned_worker_rbac, render
 from foreman.cli import demo, dev, logs, nodes, notify, queues, schedules, tasks
 from foreman.cli.daemon_commands import add_daemons
 from foreman.cli.dashboard import dashboard
@@ -143,16 +143,19 @@ def uninstall(
     purge: Annotated[
         bool, typer.Option("--purge", help="Also the CRDs, and with them every task, node, schedule and queue.")
     ] = False,
+    foreman_namespace: nodes.ForemanNamespace = NAMESPACE,
 ) -> None:
     """Delete what `foreman install` applied (workloads and dashboard included) and the identities `foreman node join`
-    made; the CRDs stay, with your tasks, unless --purge. Safe to repeat.
+    made, wherever they are (as their bindings and FleetNodes say, and in --foreman-namespace); the CRDs stay, with
+    your tasks, unless --purge. Safe to repeat.
 
     Example:  foreman uninstall --kubeconfig ~/.kube/config
+              helm uninstall foreman && foreman uninstall --foreman-namespace fleet-ops
     """
 
     async def run() -> list[str]:
         async with await Kube.connect(kubeconfig) as kube:
-            return await uninstall_from(kube, purge=purge)
+            return await uninstall_from(kube, purge=purge, namespace=foreman_namespace)
 
     deleted = asyncio.run(run())
     for name in deleted:

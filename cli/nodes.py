@@ -109,8 +109,7 @@ def join(
     emit(f"node {name} joined: identity foreman-worker-{name}, token valid until {_until(joined.expires_at)}")
     emit(f"wrote {path} (mode 0600: it holds the token). Copy it to the host and run there:")
     emit(f"  {joined.command}")
-    elsewhere = "" if foreman_namespace == NAMESPACE else f" --foreman-namespace {foreman_namespace}"
-    emit(f"Before {_until(joined.expires_at)}: foreman node rotate {name}{elsewhere}")
+    emit(f"Before {_until(joined.expires_at)}: {nodes.node_command('rotate', name, foreman_namespace)}")
 
 
 @app.command()
@@ -141,7 +140,8 @@ def leave(
     foreman_namespace: ForemanNamespace = NAMESPACE,
 ) -> None:
     """Drain a node (its worker finishes its tasks or hands them back, as on SIGTERM, and exits), then delete its
-    identity (every token of it stops working) and its FleetNode.
+    identity (every token of it stops working), in --foreman-namespace and wherever its FleetNode says it is, and its
+    FleetNode.
 
     Example:  foreman node leave gpu-01
     """
@@ -160,11 +160,11 @@ def _expiry(at: datetime | None, now: datetime) -> str:
     return f"{at:%Y-%m-%d %H:%M} ({f'{left.days}d' if left.days else f'{int(left.total_seconds() // 3600)}h'})"
 
 
-def node_rows(fleet: list[FleetNode], now: datetime, namespace: str = NAMESPACE) -> list[tuple[str, ...]]:
+def node_rows(fleet: list[FleetNode], now: datetime) -> list[tuple[str, ...]]:
     """Each node's phase, the kind of identity its worker acts as, and when that identity's token expires."""
     rows: list[tuple[str, ...]] = [("NAME", "PHASE", "IDENTITY", "TOKEN-EXPIRES", "RUNNING")]
     for node in sorted(fleet, key=lambda n: n.name):
-        identity = nodes.identity_shown(node, namespace)
+        identity = nodes.identity_shown(node)
         phase = node.status.phase or "-"
         rows.append(
             (
@@ -181,7 +181,8 @@ def node_rows(fleet: list[FleetNode], now: datetime, namespace: str = NAMESPACE)
 @app.command("list")
 @user_errors
 def list_(kubeconfig: Kubeconfig = None, foreman_namespace: ForemanNamespace = NAMESPACE) -> None:
-    """Every FleetNode: phase, identity kind (per-node, shared, pod-bound, other) and token expiry.
+    """Every FleetNode: phase, identity kind (per-node, shared, pod-bound, other) and token expiry; below, each node
+    whose own identity lives in another namespace than --foreman-namespace.
 
     Example:  foreman node list
     """
@@ -189,4 +190,8 @@ def list_(kubeconfig: Kubeconfig = None, foreman_namespace: ForemanNamespace = N
     async def listed(kube: Kube) -> list[FleetNode]:
         return (await kube.list(FleetNode)).items
 
-    emit(table(node_rows(_run(kubeconfig, listed), utcnow(), foreman_namespace)))
+    fleet = _run(kubeconfig, listed)
+    emit(table(node_rows(fleet, utcnow())))
+    hints = (nodes.elsewhere_hint(node, foreman_namespace) for node in sorted(fleet, key=lambda n: n.name))
+    for hint in filter(None, hints):
+        emit(hint, err=True)

@@ -13,11 +13,12 @@ import structlog
 from foreman.api.http.client import Kube
 from foreman.api.http.errors import AlreadyExists, ApiError, Forbidden, NotFound
 from foreman.api.lifecycle import node_status
-from foreman.api.lifecycle.identity import identity_of, token_claims, token_life
+from foreman.api.lifecycle.identity import identity_of, service_account, token_claims, token_life
 from foreman.api.models.base import ObjectMeta, utcnow
 from foreman.api.models.nodes import FleetNode, FleetNodeSpec, NodeCapability, NodeIdentity, NodePhase
 from foreman.api.runtime.daemon import sleep_unless
-from foreman.api.tooling.manifests import WORKER
+from foreman.api.tooling.manifests import NAMESPACE, WORKER
+from foreman.api.tooling.nodes import node_command
 from foreman.worker.config import WorkerConfig
 from foreman.worker.detect import memory
 from foreman.worker.metrics import WorkerMetrics
@@ -32,6 +33,12 @@ class WorkerStalled(Exception):
 
 class TokenExpired(Exception):
     """The worker's token has expired: no request can succeed until a person mints another (`foreman node rotate`)."""
+
+
+def rotate_command(identity: NodeIdentity, node: str) -> str:
+    """What mends the node's token: `foreman node rotate`, in the namespace of its own identity where it has one."""
+    account = service_account(identity.user) if identity.kind == "per-node" else None
+    return node_command("rotate", node, account[0] if account else NAMESPACE)
 
 
 class Registrar:
@@ -128,23 +135,26 @@ class Registrar:
         supervisor, with the command that mends it), one with under 10 % of its life left is warned about once."""
         token = self.kube.bearer_token
         claims = token_claims(token) if token else None
+        identity = identity_of(claims, WORKER, self.config.node_name)
         life = token_life(claims, self.clock())
         if life is None:
             self.metrics.token_expiry.set(float("nan"))
         else:
             self.metrics.token_expiry.set(life.seconds_left)
             expires = life.expires_at.strftime("%Y-%m-%d %H:%M UTC")
+            rotate = rotate_command(identity, self.config.node_name)
             if life.expired:
-                raise TokenExpired(f"token expired on {expires}: run foreman node rotate {self.config.node_name}")
+                raise TokenExpired(f"token expired on {expires}: run {rotate}")
             if life.running_out and not self._warned_expiry:
                 log.warning(
                     "token expires soon: run foreman node rotate",
+                    run=rotate,
                     node=self.config.node_name,
                     expires=expires,
                     seconds_left=round(life.seconds_left),
                 )
             self._warned_expiry = life.running_out
-        return identity_of(claims, WORKER, self.config.node_name)
+        return identity
 
     async def run(self, stop: asyncio.Event) -> None:
         """Heartbeat until stopped; raise WorkerStalled after being cut off from the API for too long."""

@@ -45,8 +45,8 @@ def identity_of(claims: dict[str, Any] | None, worker_account: str, node: str) -
     user = claims.get("sub") if isinstance(claims.get("sub"), str) else None
     expires = expiry(claims)
     bound = claims.get("kubernetes.io")
-    account = user.removeprefix(SERVICE_ACCOUNT_PREFIX).split(":") if user else []
-    if user is None or not user.startswith(SERVICE_ACCOUNT_PREFIX) or len(account) != 2:
+    account = service_account(user)
+    if account is None:
         kind = "other"
     elif isinstance(bound, dict) and isinstance(bound.get("pod"), dict):
         kind = "pod-bound"
@@ -57,6 +57,14 @@ def identity_of(claims: dict[str, Any] | None, worker_account: str, node: str) -
     else:
         kind = "other"
     return NodeIdentity(kind=kind, user=user, token_expires_at=expires)
+
+
+def service_account(user: str | None) -> tuple[str, str] | None:
+    """The namespace and name of the ServiceAccount a user name is (none: not a ServiceAccount's)."""
+    account = user.removeprefix(SERVICE_ACCOUNT_PREFIX).split(":") if user else []
+    if user is None or not user.startswith(SERVICE_ACCOUNT_PREFIX) or len(account) != 2:
+        return None
+    return account[0], account[1]
 
 
 def expiry(claims: dict[str, Any]) -> datetime | None:

@@ -163,8 +163,8 @@ def _workload(key: str, what: str, enabled: bool) -> str:
 
 VALUES = f"""{HEADER}
 # Where the controller, worker and notifier run and hold their Leases, and where node identities live: with another,
-# run `foreman node join/rotate/leave/list --foreman-namespace NS` (or FOREMAN_NAMESPACE=NS); `foreman uninstall`
-# looks in {NAMESPACE} only: `foreman node leave --foreman-namespace NS` each node, then `helm uninstall`.
+# run `foreman node join/rotate/leave/list --foreman-namespace NS` (or FOREMAN_NAMESPACE=NS); to take it all out,
+# `helm uninstall`, then `foreman uninstall --foreman-namespace NS` for the identities `foreman node join` made.
 namespace: {NAMESPACE}
 # The Namespace object itself (false where it exists already, e.g. `helm install --create-namespace`).
 createNamespace: true

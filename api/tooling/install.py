@@ -6,18 +6,16 @@ from __future__ import annotations
 import asyncio
 
 from foreman.api.http.client import Kube
-from foreman.api.http.errors import NotFound
 from foreman.api.http.features import for_server
 from foreman.api.tooling.manifests import (
     IMAGE,
     NAMESPACE,
     NOTIFIER_SECRETS,
-    PART_OF,
-    WORKER,
     WORKER_TRANSCRIPTS,
     Manifest,
     install_manifests,
 )
+from foreman.api.tooling.nodes import OURS, RBAC, address, delete_each, joined_identities
 
 
 def _established(crd: Manifest) -> bool:
@@ -63,38 +61,20 @@ async def install(
 
 
 CRD_KINDS = ("CustomResourceDefinition",)
-RBAC = "rbac.authorization.k8s.io/v1"
 
 
-async def uninstall(kube: Kube, *, purge: bool = False) -> list[str]:
+async def uninstall(kube: Kube, *, purge: bool = False, namespace: str = NAMESPACE) -> list[str]:
     """Delete what `install` (with workloads, dashboard and any namespaces' access) and `foreman node join` made,
-    newest first; the CRDs, and
-    with them every task, node and schedule, only with `purge`. Idempotent: what is gone already is skipped. Return
-    the `Kind/name` of each object deleted."""
+    newest first; the CRDs, and with them every task, node and schedule, only with `purge`. Joined nodes' identities
+    go wherever they are (nodes.joined_identities), in `namespace` too: where the chart installed Foreman.
+    Idempotent: what is gone already is skipped. Return the `Kind/name` of each object deleted."""
     made = for_server(install_manifests(with_workloads=True, with_dashboard=True), await kube.server_version())
-    targets = [
-        (m["apiVersion"], m["kind"], m["metadata"]["name"], m["metadata"].get("namespace"))
-        for m in reversed(made)
-        if purge or m["kind"] not in CRD_KINDS
-    ]
-    joined = []  # per-node identities (`foreman node join`): labelled as ours, named after the shared one
-    for api_version, kind, namespace in ((RBAC, "ClusterRoleBinding", None), (RBAC, "ClusterRole", None),
-                                         ("v1", "ServiceAccount", NAMESPACE)):  # fmt: skip
-        for found in await kube.list_raw(api_version, kind, namespace, label_selector=f"{PART_OF}=foreman"):
-            name = found["metadata"]["name"]
-            if name.startswith(f"{WORKER}-"):
-                joined.append((api_version, kind, name, namespace))
+    targets = [address(m) for m in reversed(made) if purge or m["kind"] not in CRD_KINDS]
+    joined = await joined_identities(kube, dict.fromkeys((NAMESPACE, namespace)))
     granted = []  # per namespace: --notify-namespace's Secret access, --transcript-namespace's transcript rights
     for kind in ("RoleBinding", "Role"):
-        for found in await kube.list_raw(RBAC, kind, label_selector=f"{PART_OF}=foreman"):
+        for found in await kube.list_raw(RBAC, kind, label_selector=OURS):
             meta = found["metadata"]
             if meta["name"] in (NOTIFIER_SECRETS, WORKER_TRANSCRIPTS):
                 granted.append((RBAC, kind, meta["name"], meta["namespace"]))
-    deleted = []
-    for api_version, kind, name, namespace in [*joined, *granted, *targets]:
-        try:
-            await kube.delete_raw(api_version, kind, name, namespace)
-        except NotFound:
-            continue
-        deleted.append(f"{kind}/{name}")
-    return deleted
+    return await delete_each(kube, [*joined, *granted, *targets])

@@ -17,6 +17,7 @@ import dataclasses
 import re
 import shlex
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -25,19 +26,32 @@ from foreman.api.http.client import Kube
 from foreman.api.http.errors import NotFound
 from foreman.api.http.features import for_server, tasks_on_node
 from foreman.api.http.transport import ServerTrust
-from foreman.api.models.base import wire_time
+from foreman.api.lifecycle.identity import service_account
+from foreman.api.models.base import GROUP, wire_time
 from foreman.api.models.nodes import FleetNode, NodeIdentity
 from foreman.api.models.tasks import AgenticTask
-from foreman.api.tooling.manifests import NAMESPACE, WORKER, Manifest, pinned_worker_rbac, pinned_worker_user
+from foreman.api.tooling.manifests import (
+    NAMESPACE,
+    PART_OF,
+    WORKER,
+    Manifest,
+    pinned_worker_rbac,
+    pinned_worker_user,
+)
 
 IDENTITY_ANNOTATION = "foreman.dev/identity"
 """On a joined FleetNode: the ServiceAccount its worker acts as (join refuses a node that another identity holds)."""
+IDENTITY_NAMESPACE_ANNOTATION = "foreman.dev/identity-namespace"
+"""On a joined FleetNode: the namespace of that ServiceAccount (absent on a node joined before join wrote it: then
+foreman-system). NB: beside the name, not in it: a release that reads only the name still knows the node as joined."""
 TOKEN_EXPIRY_ANNOTATION = "foreman.dev/token-expires-at"
 """On a joined FleetNode: when the last token join or rotate minted expires (until its worker reports its own)."""
 _DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 MAX_NODE_NAME = 63 - len(f"{WORKER}-")
 """The identity's name (foreman-worker-NODE) is a label too (RBAC subjects, the user name): 63 characters at most."""
 ACTIVE = ("Scheduled", "Running")
+RBAC = "rbac.authorization.k8s.io/v1"
+OURS = f"{PART_OF}=foreman"
 
 
 class JoinRefused(Exception):
@@ -88,6 +102,12 @@ def node_kubeconfig(trust: ServerTrust, node: str, token: str) -> dict[str, Any]
     }
 
 
+def node_command(verb: str, node: str, namespace: str) -> str:
+    """`foreman node VERB NODE` for a node whose identity lives in `namespace`, as a hint to print."""
+    elsewhere = "" if namespace == NAMESPACE else f" --foreman-namespace {shlex.quote(namespace)}"
+    return f"foreman node {verb} {node}{elsewhere}"
+
+
 def worker_command(node: str, kubeconfig: str, *, accelerator: str | None, labels: dict[str, str]) -> str:
     """The command line to run on the host."""
     argv = ["foreman", "worker", "--kubeconfig", kubeconfig, "--node-name", node]
@@ -98,32 +118,59 @@ def worker_command(node: str, kubeconfig: str, *, accelerator: str | None, label
     return shlex.join(argv)
 
 
-def _fleet_node(node: str, labels: dict[str, str], expires_at: datetime) -> Manifest:
+def _fleet_node(node: str, labels: dict[str, str], expires_at: datetime, namespace: str) -> Manifest:
     manifest = next(m for m in pinned_worker_rbac(node) if m["kind"] == "FleetNode")
     metadata = manifest["metadata"]
     metadata["labels"] = labels
     metadata["annotations"] = {
         IDENTITY_ANNOTATION: identity_name(node),
+        IDENTITY_NAMESPACE_ANNOTATION: namespace,
         TOKEN_EXPIRY_ANNOTATION: wire_time(expires_at),
     }
     return manifest
 
 
+def recorded_namespace(node: FleetNode) -> str | None:
+    """Where join made the node's identity, as it recorded on the FleetNode (none: join did not make it)."""
+    annotations = node.metadata.annotations
+    if annotations.get(IDENTITY_ANNOTATION) != identity_name(node.name):
+        return None
+    return annotations.get(IDENTITY_NAMESPACE_ANNOTATION, NAMESPACE)
+
+
+def own_namespace(node: FleetNode) -> str | None:
+    """Where the node's own identity (foreman-worker-NODE) lives: as its worker reports acting as it, else as join
+    recorded (none: its worker acts as another identity, or nothing says)."""
+    shown = identity_shown(node)
+    account = service_account(shown.user) if shown is not None and shown.kind == "per-node" else None
+    return account[0] if account else None
+
+
+def _recorded_or_reported(node: FleetNode) -> list[str]:
+    """Where the node's own identity may be: as join recorded and as its worker reports (they differ only for a node
+    joined twice, or joined before join recorded the namespace)."""
+    return [where for where in (recorded_namespace(node), own_namespace(node)) if where is not None]
+
+
 def held_by_another(node: FleetNode, namespace: str = NAMESPACE) -> str | None:
     """Why a FleetNode that exists cannot be joined (none: it is free for this node's own identity in `namespace`:
-    made by join, or its worker reports acting as that identity)."""
+    made there by join, or its worker reports acting as that identity)."""
     own = pinned_worker_user(node.name, namespace)
     reported = node.status.identity
+    recorded = recorded_namespace(node)
     if reported is not None and reported.user == own:
         return None
-    if reported is None and node.metadata.annotations.get(IDENTITY_ANNOTATION) == identity_name(node.name):
+    if reported is None and recorded == namespace:
         return None
-    who = (
-        f"the {reported.kind} identity {reported.user or ''}".rstrip() if reported else "an identity join did not make"
-    )
+    if reported is not None:
+        who = f"its worker uses the {reported.kind} identity {reported.user or ''}".rstrip()
+    elif recorded is not None:  # NB: joining here too would leave that identity, and its tokens, behind
+        who = f"join made its identity in namespace {recorded}"
+    else:
+        who = "its worker uses an identity join did not make"
+    leave = node_command("leave", node.name, own_namespace(node) or recorded or namespace)
     return (
-        f"FleetNode {node.name} exists and its worker uses {who}: stop that worker and run `foreman node leave "
-        f"{node.name}` first, or join under another name"
+        f"FleetNode {node.name} exists and {who}: stop that worker and run `{leave}` first, or join under another name"
     )
 
 
@@ -180,7 +227,7 @@ async def join(
         if manifest["kind"] != "FleetNode":
             await kube.apply(manifest)
     config, expires_at = await _mint(kube, node, trust, lifetime, namespace)
-    await kube.apply(_fleet_node(node, labels, expires_at))
+    await kube.apply(_fleet_node(node, labels, expires_at, namespace))
     command = worker_command(node, kubeconfig_path, accelerator=accelerator, labels=labels)
     return Joined(config, expires_at, command)
 
@@ -195,11 +242,21 @@ async def rotate(
     try:
         await kube.get_raw("v1", "ServiceAccount", identity_name(node), namespace)
     except NotFound:
+        existing = await _existing(kube, node)
+        recorded = recorded_namespace(existing) if existing else None
+        if recorded is not None and recorded != namespace:
+            raise JoinRefused(
+                f"node {node} has no identity in namespace {namespace}: join made it in namespace {recorded}; run "
+                f"`{node_command('rotate', node, recorded)}`"
+            ) from None
         raise JoinRefused(
-            f"node {node} has no identity of its own in namespace {namespace}: run `foreman node join {node}` first"
+            f"node {node} has no identity of its own in namespace {namespace}: run "
+            f"`{node_command('join', node, namespace)}` first"
         ) from None
     config, expires_at = await _mint(kube, node, trust, lifetime, namespace)
-    patch = {"metadata": {"annotations": {TOKEN_EXPIRY_ANNOTATION: wire_time(expires_at)}}}
+    # NB: the namespace too: it mends the record of a node joined before join wrote one
+    annotations = {TOKEN_EXPIRY_ANNOTATION: wire_time(expires_at), IDENTITY_NAMESPACE_ANNOTATION: namespace}
+    patch = {"metadata": {"annotations": annotations}}
     await kube.patch(FleetNode, node, patch)
     return Joined(config, expires_at, "")
 
@@ -218,14 +275,46 @@ def drained(node: FleetNode | None, active: list[AgenticTask]) -> bool:
     return not active and (node is None or node.status.phase not in ("Ready", "Draining"))
 
 
+def made_by_join(node: str, namespaces: Iterable[str]) -> list[Manifest]:
+    """Every object join makes for `node`, with its identity in any of `namespaces`, in the order to delete them:
+    bindings first and the FleetNode last (so a deletion that fails part-way leaves the node listed, its record
+    saying where the rest is)."""
+    order = ("ClusterRoleBinding", "ClusterRole", "ServiceAccount", "FleetNode")
+    made = {address(m): m for namespace in namespaces for m in pinned_worker_rbac(node, namespace)}
+    return sorted(made.values(), key=lambda m: order.index(m["kind"]))
+
+
+Address = tuple[str, str, str, str | None]
+"""An object to delete: apiVersion, kind, name, namespace (none: cluster-scoped)."""
+
+
+def address(manifest: Manifest) -> Address:
+    meta = manifest["metadata"]
+    return manifest["apiVersion"], manifest["kind"], meta["name"], meta.get("namespace")
+
+
+async def delete_each(kube: Kube, addresses: Iterable[Address]) -> list[str]:
+    """Delete each object in turn (what is gone already is skipped); return the `Kind/name` of each deleted."""
+    deleted = []
+    for api_version, kind, name, namespace in addresses:
+        try:
+            await kube.delete_raw(api_version, kind, name, namespace)
+        except NotFound:
+            continue
+        deleted.append(f"{kind}/{name}")
+    return deleted
+
+
 async def leave(
     kube: Kube, node: str, *, wait_seconds: float, force: bool = False, poll: float = 1.0, namespace: str = NAMESPACE
 ) -> list[str]:
     """Drain the node (its worker drains as on SIGTERM: tasks finish or go back to Pending), wait until it has, then
-    delete its identity and FleetNode; return what was deleted. `force`: delete without waiting (the controller then
-    takes its tasks back as from a lost node)."""
+    delete its identity, in `namespace` and wherever the FleetNode says it is, and the FleetNode; return what was
+    deleted. `force`: delete without waiting (the controller then takes its tasks back as from a lost node)."""
     check_node_name(node)
-    if await _existing(kube, node) is not None:
+    namespaces = [namespace]
+    if (existing := await _existing(kube, node)) is not None:
+        namespaces += _recorded_or_reported(existing)
         await kube.patch(FleetNode, node, {"spec": {"drain": True}})
     deadline = time.monotonic() + wait_seconds
     while not force:
@@ -241,32 +330,67 @@ async def leave(
                 "and run it again, or add --force (the controller then takes its tasks back)"
             )
         await asyncio.sleep(poll)
-    deleted = []
-    # NB: every object join made, bindings first and the FleetNode last (so a failure part-way leaves the node listed)
-    order = ("ClusterRoleBinding", "ClusterRole", "ServiceAccount", "FleetNode")
-    for made in sorted(pinned_worker_rbac(node, namespace), key=lambda made: order.index(made["kind"])):
-        kind, name = made["kind"], made["metadata"]["name"]
-        try:
-            await kube.delete_raw(made["apiVersion"], kind, name, made["metadata"].get("namespace"))
-            deleted.append(f"{kind}/{name}")
-        except NotFound:
-            pass
+    deleted = await delete_each(kube, map(address, made_by_join(node, namespaces)))
     if not deleted:
-        raise JoinRefused(f"no node {node}: no FleetNode and no identity of that name")
+        raise JoinRefused(f"no node {node}: no FleetNode and no identity of that name in namespace {namespace}")
     return deleted
 
 
-def identity_shown(node: FleetNode, namespace: str = NAMESPACE) -> NodeIdentity | None:
-    """What the node's worker reported, else what join recorded (a joined node whose worker has not started, its
-    identity in `namespace`)."""
+async def joined_identities(kube: Kube, namespaces: Iterable[str]) -> list[Address]:
+    """The identities of joined nodes (every object join makes but the FleetNode, the fleet's own data), wherever
+    they are: in the namespace each ClusterRoleBinding's subject names and each FleetNode records, and in
+    `namespaces` (a node whose bindings and FleetNode are gone already)."""
+    prefix = identity_name("")
+    where: dict[str, set[str]] = {}
+    for binding in await kube.list_raw(RBAC, "ClusterRoleBinding", label_selector=OURS):
+        for subject in binding.get("subjects") or []:
+            if subject.get("kind") == "ServiceAccount" and subject.get("name", "").startswith(prefix):
+                where.setdefault(subject["name"].removeprefix(prefix), set()).add(subject["namespace"])
+    for node in await _fleet(kube):
+        where.setdefault(node.name, set()).update(_recorded_or_reported(node))
+    for namespace in namespaces:
+        for account in await kube.list_raw("v1", "ServiceAccount", namespace, label_selector=OURS):
+            if (name := account["metadata"]["name"]).startswith(prefix):
+                where.setdefault(name.removeprefix(prefix), set()).add(namespace)
+    return [
+        address(made)
+        for node, there in sorted(where.items())
+        for made in made_by_join(node, sorted(there))
+        if made["kind"] != "FleetNode"
+    ]
+
+
+async def _fleet(kube: Kube) -> list[FleetNode]:
+    # NB: asked first, as an object: a list of a kind no CRD serves is retried as the CRD not loaded yet
+    try:
+        await kube.get_raw("apiextensions.k8s.io/v1", "CustomResourceDefinition", f"{FleetNode.plural}.{GROUP}")
+    except NotFound:
+        return []
+    return (await kube.list(FleetNode)).items
+
+
+def identity_shown(node: FleetNode) -> NodeIdentity | None:
+    """What the node's worker reported, else what join recorded (a joined node whose worker has not started)."""
     if node.status.identity is not None:
         return node.status.identity
-    annotations = node.metadata.annotations
-    if annotations.get(IDENTITY_ANNOTATION) != identity_name(node.name):
+    if (recorded := recorded_namespace(node)) is None:
         return None
-    expires = annotations.get(TOKEN_EXPIRY_ANNOTATION)
+    expires = node.metadata.annotations.get(TOKEN_EXPIRY_ANNOTATION)
     return NodeIdentity(
         kind="per-node",
-        user=pinned_worker_user(node.name, namespace),
+        user=pinned_worker_user(node.name, recorded),
         token_expires_at=datetime.fromisoformat(expires) if expires else None,
+    )
+
+
+def elsewhere_hint(node: FleetNode, namespace: str) -> str | None:
+    """For `node list` in `namespace`: a node whose own identity lives in another namespace, and what to do."""
+    there = own_namespace(node)
+    if there is None or there == namespace:
+        return None
+    name = node.name
+    return (
+        f"{name}'s identity is in namespace {there}, not {namespace}: `{node_command('rotate', name, there)}` renews "
+        f"it; if Foreman is installed in {namespace}, `{node_command('leave', name, there)}`, then "
+        f"`{node_command('join', name, namespace)}`"
     )

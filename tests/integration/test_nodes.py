@@ -19,6 +19,7 @@ from foreman.api.lifecycle.identity import identity_of, token_claims
 from foreman.api.models.base import utcnow
 from foreman.api.models.nodes import FleetNode
 from foreman.api.models.tasks import AgenticTask
+from foreman.api.tooling import nodes
 from foreman.api.tooling.manifests import NAMESPACE, WORKER, Manifest, worker_admission
 from foreman.worker.config import WorkerConfig
 from tests.clusters import Cluster
@@ -289,3 +290,48 @@ async def test_a_node_joins_a_chart_installed_in_another_namespace_and_its_polic
         for manifest in reversed(policies):
             with contextlib.suppress(NotFound):
                 await kube.delete_raw(manifest["apiVersion"], manifest["kind"], manifest["metadata"]["name"], None)
+
+
+async def test_the_fleetnode_says_where_its_identity_lives_and_leave_rotate_and_list_follow_it(
+    cluster: Cluster, kube: Kube, tmp_path: Path
+) -> None:
+    name, old = fresh("recorded"), fresh("old")
+    await kube.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": CHART_NAMESPACE}})
+    await joined(cluster, name, tmp_path / "k", "--foreman-namespace", CHART_NAMESPACE)
+    annotations = (await kube.get(FleetNode, name)).metadata.annotations
+    assert annotations[nodes.IDENTITY_ANNOTATION] == f"foreman-worker-{name}"
+    assert annotations[nodes.IDENTITY_NAMESPACE_ANNOTATION] == CHART_NAMESPACE
+    code, listing, err = await foreman_cli(cluster, "node", "list")
+    assert code == 0, err
+    assert f"{name}'s identity is in namespace {CHART_NAMESPACE}, not {NAMESPACE}" in err
+    assert f"foreman node rotate {name} --foreman-namespace {CHART_NAMESPACE}` renews it" in err
+    assert name in listing
+    code, _, err = await foreman_cli(cluster, "node", "rotate", name, "-o", str(tmp_path / "r"))
+    assert code == 2
+    assert f"run `foreman node rotate {name} --foreman-namespace {CHART_NAMESPACE}`" in err
+    assert not (tmp_path / "r").exists()
+
+    # joined by a release before the namespace annotation: its identity is read as foreman-system's
+    await joined(cluster, old, tmp_path / "o")
+    await kube.patch(FleetNode, old, {"metadata": {"annotations": {nodes.IDENTITY_NAMESPACE_ANNOTATION: None}}})
+    code, _, err = await foreman_cli(cluster, "node", "list", "--foreman-namespace", CHART_NAMESPACE)
+    assert code == 0, err
+    assert f"{old}'s identity is in namespace {NAMESPACE}, not {CHART_NAMESPACE}" in err
+    assert f"{name}'s identity" not in err
+    code, out, err = await foreman_cli(cluster, "node", "join", old, "--foreman-namespace", CHART_NAMESPACE)
+    assert code == 2
+    assert (
+        f"join made its identity in namespace {NAMESPACE}: stop that worker and run `foreman node leave {old}`" in err
+    )
+    assert not await identity_exists(kube, old, CHART_NAMESPACE)
+    code, out, err = await foreman_cli(cluster, "node", "join", old, "-o", str(tmp_path / "o"), "--duration", "1h")
+    assert code == 0, err  # joined again where it was: free, as before
+    assert (await kube.get(FleetNode, old)).metadata.annotations[nodes.IDENTITY_NAMESPACE_ANNOTATION] == NAMESPACE
+
+    # leave without the flag takes the identity out where the FleetNode says it is
+    for node in (name, old):
+        code, out, err = await foreman_cli(cluster, "node", "leave", node, "--force")
+        assert code == 0, err
+        assert f"ServiceAccount/foreman-worker-{node}" in out
+    assert not await identity_exists(kube, name, CHART_NAMESPACE)
+    assert not await identity_exists(kube, old)

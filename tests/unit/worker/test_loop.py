@@ -13,7 +13,7 @@ from foreman.api.http.errors import Unreachable
 from foreman.api.models.base import find_condition
 from foreman.api.models.nodes import FleetNode
 from foreman.api.models.tasks import AgenticTask
-from foreman.api.tooling.manifests import PINNED_WORKER_PREFIX
+from foreman.api.tooling.manifests import PINNED_WORKER_PREFIX, WORKER
 from foreman.worker.config import CapabilityOverrides, WorkerConfig
 from foreman.worker.executors.stub import StubExecutor
 from foreman.worker.loop import Worker
@@ -157,6 +157,10 @@ async def test_asked_to_leave_the_worker_drains_as_on_sigterm_and_reports_who_it
 async def test_an_expired_token_stops_the_worker_before_it_registers_with_the_command_that_mends_it() -> None:
     api, clock = FakeApiserver(), Clock()
     api.bearer_token = jwt_of({"sub": f"{PINNED_WORKER_PREFIX}{NODE}", "exp": clock.seconds() - 1})
-    with pytest.raises(TokenExpired, match=f"token expired on .* UTC: run foreman node rotate {NODE}"):
+    with pytest.raises(TokenExpired, match=f"token expired on .* UTC: run foreman node rotate {NODE}$"):
         await worker_on(api, clock).run(asyncio.Event())
     assert ("", NODE) not in api.objects.get("fleetnodes", {})
+    # joined where the chart installed Foreman: the command names that namespace
+    api.bearer_token = jwt_of({"sub": f"system:serviceaccount:fleet-ops:{WORKER}-{NODE}", "exp": clock.seconds() - 1})
+    with pytest.raises(TokenExpired, match=f"run foreman node rotate {NODE} --foreman-namespace fleet-ops$"):
+        await worker_on(api, clock).run(asyncio.Event())

@@ -7,7 +7,7 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from foreman.api.lifecycle.identity import WARN_FRACTION, identity_of, token_claims, token_life
+from foreman.api.lifecycle.identity import WARN_FRACTION, identity_of, service_account, token_claims, token_life
 from foreman.api.tooling.manifests import SHARED_WORKER_USER, WORKER
 from tests.tokens import jwt_of
 
@@ -26,6 +26,15 @@ def test_a_jwt_payload_is_read_and_anything_else_is_no_claims() -> None:
     for not_a_jwt in ("0123456789abcdef", "a.b", "a.!!!.c", "a.bm90IGpzb24.c", jwt_of({"x": 1})[:-2] + ".x.y", ""):
         assert token_claims(not_a_jwt) is None
     assert token_claims("a." + base64.urlsafe_b64encode(b"[1, 2]").decode() + ".c") is None  # JSON, not an object
+
+
+def test_a_service_accounts_user_name_says_its_namespace_and_name() -> None:
+    assert service_account("system:serviceaccount:fleet-ops:foreman-worker-gpu-01") == (
+        "fleet-ops",
+        "foreman-worker-gpu-01",
+    )
+    for other in (None, "", "alice", "system:serviceaccount:only-one", "system:serviceaccount:a:b:c", "system:node:x"):
+        assert service_account(other) is None
 
 
 def test_the_kind_of_identity_follows_the_account_and_its_binding() -> None:

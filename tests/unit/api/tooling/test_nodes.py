@@ -10,7 +10,7 @@ from foreman.api.http.transport import ServerTrust
 from foreman.api.models.nodes import FleetNode
 from foreman.api.models.tasks import AgenticTask
 from foreman.api.tooling import nodes
-from foreman.api.tooling.manifests import PINNED_WORKER_PREFIX, WORKER, pinned_worker_rbac
+from foreman.api.tooling.manifests import NAMESPACE, PINNED_WORKER_PREFIX, WORKER, pinned_worker_rbac
 from foreman.cli.nodes import node_rows
 
 NOW = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
@@ -80,8 +80,8 @@ def test_a_node_joined_where_the_chart_installed_foreman_is_held_by_its_identity
     reported = node(status={"identity": {"kind": "per-node", "user": elsewhere}})
     assert nodes.held_by_another(reported, "fleet-ops") is None
     assert "per-node identity " + elsewhere in (nodes.held_by_another(reported) or "")  # not foreman-system's
-    joined = node(metadata={"name": "gpu-01", "annotations": {nodes.IDENTITY_ANNOTATION: f"{WORKER}-gpu-01"}})
-    shown = nodes.identity_shown(joined, "fleet-ops")
+    joined = node(metadata={"name": "gpu-01", "annotations": recorded("fleet-ops")})
+    shown = nodes.identity_shown(joined)
     assert shown is not None
     assert (shown.kind, shown.user) == ("per-node", elsewhere)
     rbac = pinned_worker_rbac("gpu-01", "fleet-ops")
@@ -89,6 +89,82 @@ def test_a_node_joined_where_the_chart_installed_foreman_is_held_by_its_identity
     assert account["metadata"]["namespace"] == "fleet-ops"
     subjects = [s for m in rbac if m["kind"] == "ClusterRoleBinding" for s in m["subjects"]]
     assert subjects == [{"kind": "ServiceAccount", "name": f"{WORKER}-gpu-01", "namespace": "fleet-ops"}] * 2
+
+
+def recorded(namespace: str | None) -> dict[str, str]:
+    """The annotations join writes (None: as a release before the namespace annotation wrote them)."""
+    where = {nodes.IDENTITY_NAMESPACE_ANNOTATION: namespace} if namespace else {}
+    return {nodes.IDENTITY_ANNOTATION: f"{WORKER}-gpu-01", **where}
+
+
+def test_the_fleetnode_says_where_join_made_the_identity_and_an_old_record_means_foreman_system() -> None:
+    assert nodes.recorded_namespace(node(metadata={"name": "gpu-01", "annotations": recorded("fleet-ops")})) == (
+        "fleet-ops"
+    )
+    old = node(metadata={"name": "gpu-01", "annotations": recorded(None)})
+    assert nodes.recorded_namespace(old) == NAMESPACE
+    assert nodes.own_namespace(old) == NAMESPACE
+    shown = nodes.identity_shown(old)
+    assert shown is not None
+    assert shown.user == f"{PINNED_WORKER_PREFIX}gpu-01"
+    assert nodes.held_by_another(old) is None  # joined again by this release, as before
+    assert nodes.recorded_namespace(node()) is None
+    someone_elses = {nodes.IDENTITY_ANNOTATION: f"{WORKER}-gpu-02", nodes.IDENTITY_NAMESPACE_ANNOTATION: "x"}
+    assert nodes.recorded_namespace(node(metadata={"name": "gpu-01", "annotations": someone_elses})) is None
+    # the worker's report is the truth: its own identity, in the namespace of the ServiceAccount it acts as
+    reported = {"kind": "per-node", "user": f"system:serviceaccount:fleet-ops:{WORKER}-gpu-01"}
+    assert nodes.own_namespace(node(metadata={"name": "gpu-01", "annotations": recorded(None)},
+                                    status={"identity": reported})) == "fleet-ops"  # fmt: skip
+    shared = {"kind": "shared", "user": f"system:serviceaccount:fleet-ops:{WORKER}"}
+    assert nodes.own_namespace(node(status={"identity": shared})) is None  # a DaemonSet's node has none of its own
+
+
+def test_a_node_whose_identity_join_made_in_another_namespace_is_not_joined_again_here() -> None:
+    there = node(metadata={"name": "gpu-01", "annotations": recorded(NAMESPACE)})
+    why = nodes.held_by_another(there, "fleet-ops")
+    assert why == (
+        "FleetNode gpu-01 exists and join made its identity in namespace foreman-system: stop that worker and run "
+        "`foreman node leave gpu-01` first, or join under another name"
+    )
+    elsewhere = node(metadata={"name": "gpu-01", "annotations": recorded("fleet-ops")})
+    assert nodes.held_by_another(elsewhere, "fleet-ops") is None
+    assert "`foreman node leave gpu-01 --foreman-namespace fleet-ops` first" in (nodes.held_by_another(elsewhere) or "")
+
+
+def test_hints_name_the_namespace_only_where_it_is_not_the_default() -> None:
+    assert nodes.node_command("rotate", "gpu-01", NAMESPACE) == "foreman node rotate gpu-01"
+    assert (
+        nodes.node_command("leave", "gpu-01", "fleet-ops") == "foreman node leave gpu-01 --foreman-namespace fleet-ops"
+    )
+
+
+def test_node_list_notes_a_node_whose_identity_lives_in_another_namespace() -> None:
+    elsewhere = node(metadata={"name": "gpu-01", "annotations": recorded("fleet-ops")})
+    assert nodes.elsewhere_hint(elsewhere, "fleet-ops") is None
+    assert nodes.elsewhere_hint(elsewhere, NAMESPACE) == (
+        "gpu-01's identity is in namespace fleet-ops, not foreman-system: `foreman node rotate gpu-01 "
+        "--foreman-namespace fleet-ops` renews it; if Foreman is installed in foreman-system, `foreman node leave "
+        "gpu-01 --foreman-namespace fleet-ops`, then `foreman node join gpu-01`"
+    )
+    old = node(metadata={"name": "gpu-01", "annotations": recorded(None)})
+    hint = nodes.elsewhere_hint(old, "fleet-ops") or ""
+    assert "`foreman node rotate gpu-01` renews it" in hint
+    assert hint.endswith("then `foreman node join gpu-01 --foreman-namespace fleet-ops`")
+    assert nodes.elsewhere_hint(node(status={"identity": {"kind": "shared"}}), "fleet-ops") is None
+
+
+def test_leave_and_uninstall_delete_every_object_join_makes_in_each_namespace_bindings_first() -> None:
+    made = [nodes.address(m) for m in nodes.made_by_join("gpu-01", ["fleet-ops", NAMESPACE, "fleet-ops"])]
+    rbac = "rbac.authorization.k8s.io/v1"
+    assert made == [
+        (rbac, "ClusterRoleBinding", f"{WORKER}-gpu-01", None),
+        (rbac, "ClusterRoleBinding", f"{WORKER}-gpu-01-agent-schedules", None),
+        (rbac, "ClusterRole", f"{WORKER}-gpu-01", None),
+        ("v1", "ServiceAccount", f"{WORKER}-gpu-01", "fleet-ops"),
+        ("v1", "ServiceAccount", f"{WORKER}-gpu-01", NAMESPACE),
+        ("foreman.dev/v1alpha1", "FleetNode", "gpu-01", None),
+    ]
+    assert {nodes.address(m) for m in pinned_worker_rbac("gpu-01", "fleet-ops")} <= set(made)  # nothing left out
 
 
 def test_a_node_has_drained_when_its_worker_is_gone_and_nothing_is_left_on_it() -> None:
