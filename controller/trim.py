@@ -28,8 +28,9 @@ def for_decisions(task: AgenticTask) -> AgenticTask:
     Payloads are never read (and may be megabytes). A finished task is read only as an upstream (its phase, verdict
     and failureReason), by the indexes (labels, dependsOn) and by clean-up (finishedAt, its spec, the transcript it
     owns, the deliveries of its result, its uid and resourceVersion): its result envelope, conditions, usage,
-    annotations and claim are dropped, most of what it weighs. A task in review keeps of its review stage only what
-    placement reads. NB: a TaskSchedule's tasks are kept whole: the
+    annotations and claim are dropped, most of what it weighs, and of its review stage all but its Agent and the
+    work's attempts. A task in review keeps of its review stage only what placement and its children's and schedules'
+    judges read. NB: a TaskSchedule's tasks are kept whole: the
     schedule's run history shows their outcome (the Finished condition, the result's summary) and start time; its
     history limits keep them few.
     """
@@ -38,6 +39,9 @@ def for_decisions(task: AgenticTask) -> AgenticTask:
         update["spec"] = task.spec.model_copy(update={"payload": EMPTY_PAYLOAD})
     if task.phase in TERMINAL_PHASES and SCHEDULE_LABEL not in task.metadata.labels:
         status = task.status
+        # NB: of a review stage, the work's attempts: their nodes made its children and schedules, not the reviewer's
+        # that ended it (subtasks.ran_on)
+        stage = status.review
         update["status"] = AgenticTaskStatus(
             phase=status.phase,
             assigned_node=status.assigned_node,
@@ -49,11 +53,13 @@ def for_decisions(task: AgenticTask) -> AgenticTask:
             # NB: the last attempt's number alone: it says how many transcripts there are to delete
             attempt_history=[Attempt(number=last.number) for last in status.attempt_history[-1:]],
             deliveries=status.deliveries,
+            review=ReviewStage(agent_ref=stage.agent_ref, work_attempts=stage.work_attempts) if stage else None,
         )
         update["metadata"] = task.metadata.model_copy(update={"annotations": {}})
     elif (review := task.status.review) is not None:
-        # NB: placement reads the reviewer's Agent and the work's model, never the diff shown to the reviewer
-        kept = ReviewStage(agent_ref=review.agent_ref, model=review.model)
+        # NB: placement reads the reviewer's Agent and the work's model, never the diff shown to the reviewer; a child
+        # or schedule is judged by the work's attempts
+        kept = ReviewStage(agent_ref=review.agent_ref, model=review.model, work_attempts=review.work_attempts)
         update["status"] = task.status.model_copy(update={"review": kept})
     return compact(task.model_copy(update=update) if update else task)
 

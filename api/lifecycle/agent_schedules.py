@@ -182,9 +182,10 @@ def _parent_problem(schedule: TaskSchedule, creator: Creator, parent: AgenticTas
     if parent is None or parent.metadata.uid != creator.uid:
         return f"no {where} with uid {creator.uid}"
     # NB: in review, the schedule its work made is judged whenever the controller comes to it: the task is Pending
-    # (or the reviewer's) by then, so its attempts say whether that node ran it when the schedule was created
+    # (or the reviewer's) by then, so the work's attempts say whether that node ran it when the schedule was created
+    # (the reviewer's node, holding the task, does not: it is lent no fleet)
     created = schedule.metadata.creation_timestamp
-    if parent.held_node != creator.node and not (parent.reviewing and subtasks.ran_on(parent, creator.node, created)):
+    if not (subtasks.ran_on(parent, creator.node, created) if parent.reviewing else parent.held_node == creator.node):
         review = ", in review, its work not running there when this was made" if parent.reviewing else ""
         return f"{where} is not Scheduled or Running on node {creator.node} (it is {parent.phase}{review})"
     return None

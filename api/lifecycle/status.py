@@ -232,7 +232,7 @@ def requeued(
 ) -> dict[str, Any]:
     """Back to Pending, assignment cleared (null deletes a field in a merge patch); `attempts` as for `succeeded`
     (default: the one under way ended with `reason`); `escalation`: the model the next attempt runs with; `review`:
-    the review stage it enters."""
+    the review stage it enters (`work_attempts`: these attempts, `entering`)."""
     ended = attempts if attempts is not None else ended_attempts(task, now, reason)
     updates: list[ConditionUpdate] = [(reasons.SCHEDULED, "False", reason, message)]
     if task.phase == "Running":
@@ -250,5 +250,12 @@ def requeued(
         "conditions": with_conditions(task, now, *updates),
         **({"attemptHistory": _wire(ended)} if ended != task.status.attempt_history else {}),
         **({"escalation": escalation.to_wire()} if escalation is not None else {}),
-        **({"review": review.to_wire()} if review is not None else {}),
+        **({"review": entering(review, ended).to_wire()} if review is not None else {}),
     }
+
+
+def entering(stage: ReviewStage, attempts: list[Attempt]) -> ReviewStage:
+    """The review stage with the work's `attempts` (the review's begin after them): where and when each ran, all
+    that tells which nodes made the task's children and schedules (subtasks.ran_on)."""
+    work = [Attempt(number=a.number, node=a.node, started_at=a.started_at, finished_at=a.finished_at) for a in attempts]
+    return stage.model_copy(update={"work_attempts": work})

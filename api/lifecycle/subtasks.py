@@ -239,25 +239,30 @@ def _beyond_a_child(child: AgenticTask, parent: AgenticTask) -> list[str]:
 
 
 def ran_on(parent: AgenticTask, node: str | None, created: datetime | None) -> bool:
-    """The parent was Scheduled or Running on `node` when `created` (a child, an agent-made schedule: the apiserver's
-    creationTimestamp, which no worker writes): it may have ended since, or be Pending again for its review step; its
-    attempts say where and when it ran."""
+    """The parent's work was Scheduled or Running on `node` when `created` (a child, an agent-made schedule: the
+    apiserver's creationTimestamp, which no worker writes): it may have ended since, or be in its review step; its
+    attempts say where and when it ran. Once in review, only the work's attempts count (`status.review.workAttempts`),
+    never the node that holds the task or ended it: that is the reviewer's, which is lent no fleet.
+    Threat model: a hostile worker runs a task's review, so it holds the task and may rewrite its status, but not its
+    review stage (admission: manifests.worker_admission), where the work's attempts are: only those are read here."""
     if not node:
         return False
-    if parent.held_node == node:
+    stage = parent.status.review
+    if stage is None and parent.held_node == node:
         return True
     if created is None:
         return False
     early = created + timedelta(seconds=1)  # NB: creationTimestamp has whole seconds
     late = created - timedelta(seconds=1)
-    for attempt in parent.status.attempt_history:
+    for attempt in parent.status.attempt_history if stage is None else stage.work_attempts:
         began, ended = attempt.started_at, attempt.finished_at
         if attempt.node == node and began is not None and began <= early and (ended is None or late <= ended):
             return True
     # NB: a finished task's cached attempts keep no times (controller/trim.py): its end, on the node it ran on
     finished = parent.status.finished_at
     return (
-        parent.phase in TERMINAL_PHASES
+        stage is None
+        and parent.phase in TERMINAL_PHASES
         and parent.status.assigned_node == node
         and finished is not None
         and late <= finished

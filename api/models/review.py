@@ -7,7 +7,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from foreman.api.models.base import Model, ObjectName
-from foreman.api.models.envelope import ChildRecord
+from foreman.api.models.envelope import MAX_ATTEMPTS_KEPT, Attempt, ChildRecord
 from foreman.api.models.gates import GateResult
 from foreman.api.models.pullrequests import PullRequestPolicy
 
@@ -44,3 +44,8 @@ class ReviewStage(Model):
     children: list[ChildRecord] = Field(default_factory=list, max_length=1000)
     """The tasks the work created (`submit_task`), each as it stood when the work ended: the final envelope's
     `children` (the reviewer creates none, and is lent nothing to read them with)."""
+    work_attempts: list[Attempt] = Field(default_factory=list, max_length=MAX_ATTEMPTS_KEPT)
+    """The work's attempts, their number, node and times only, as the move that began the review ended them: the only
+    ones whose nodes made the task's children and schedules (api/lifecycle/subtasks.ran_on). No worker changes the
+    stage once written (admission: manifests.worker_admission), as it may the attempt history of a task it holds.
+    Empty in a stage an older version wrote: then no attempt counts."""

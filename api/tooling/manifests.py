@@ -227,8 +227,10 @@ _WORKER_OF_A_NODE: dict[str, Any] = {
 def worker_admission() -> list[Manifest]:
     """A per-node worker identity may change the status only of tasks Scheduled or Running on its own node, and never
     move one to another node: so it claims only what was scheduled there and cannot finish or fail another node's
-    work; and it registers and changes only its own FleetNode (which RBAC's resourceNames already ensures for the
-    per-node identities, but not for the shared one, which must create its FleetNode). RBAC cannot say this (it
+    work; nor change a task's review stage once written (the work's attempts are there: a reviewer, lent no fleet,
+    cannot name its node as the work's); and it registers and changes only its own FleetNode (which RBAC's
+    resourceNames already ensures for the per-node identities, but not for the shared one, which must create its
+    FleetNode). RBAC cannot say this (it
     scopes by verb and name, not by content); a ValidatingAdmissionPolicy (Kubernetes >= 1.30,
     features.VALIDATING_ADMISSION_POLICY) can. The node is read off the user name (the ServiceAccount
     `foreman-worker-NODE`), or, for the shared DaemonSet identity, off its token: a token bound to a Pod carries the
@@ -274,6 +276,15 @@ def worker_admission() -> list[Manifest]:
                 " || !has(object.status.assignedNode) || object.status.assignedNode == variables.node",
                 "messageExpression": "'a worker may not move a task to another node than its own (' + variables.node"
                 " + ')'",
+                "reason": "Forbidden",
+            },
+            {
+                # NB: the stage's workAttempts say which nodes made the task's children and schedules
+                # (subtasks.ran_on): the reviewer's worker holds the task, and would name its own node there
+                "expression": "request.resource.resource != 'agentictasks' || !has(oldObject.status)"
+                " || !has(oldObject.status.review) || has(object.status) && has(object.status.review)"
+                " && object.status.review == oldObject.status.review",
+                "message": "a worker may not change a task's review stage (status.review) once it began",
                 "reason": "Forbidden",
             },
         ],

@@ -3,7 +3,7 @@ object shows (labels, ownerReference, node, executor, a change other than cancel
 the parent, its Agent or a count (ParentNotRunning, SubtaskNotAllowed, SubtaskLimitExceeded)."""
 
 import uuid
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -13,6 +13,7 @@ from foreman.api.http.errors import Forbidden
 from foreman.api.http.features import VALIDATING_ADMISSION_POLICY
 from foreman.api.lifecycle import reasons, subtasks
 from foreman.api.models.agents import Agent
+from foreman.api.models.base import wire_time
 from foreman.api.models.subtasks import CREATOR_NODE_LABEL, DEPTH_LABEL, PARENT_LABEL
 from foreman.api.models.tasks import AgenticTask
 from foreman.controller.config import ControllerConfig
@@ -127,6 +128,50 @@ async def test_a_worker_creates_only_children_of_its_own_running_tasks_within_th
     finally:
         await running.stop()
         await delete_nodes(kube, NODE, "other")
+
+
+async def test_the_worker_that_runs_a_tasks_review_makes_no_child_of_it(
+    kube: Kube, pinned: Kube, namespace: str
+) -> None:
+    """A hostile reviewer holds the task: it may write its status, but not its review stage, where the work's attempts
+    are (on another node); so a child it makes of the task is refused, and its honest writes still pass."""
+    if await kube.server_version() < VALIDATING_ADMISSION_POLICY:
+        pytest.skip("ValidatingAdmissionPolicy needs Kubernetes >= 1.30")
+    await _until_enforced(pinned, kube, namespace)
+    await _agent(kube, namespace, "planner", agents=["fixer"])
+    await _agent(kube, namespace, "fixer")
+    now = datetime.now(UTC).replace(microsecond=0)
+    work = {"number": 1, "node": "other", "startedAt": wire_time(now - timedelta(minutes=10)),
+            "finishedAt": wire_time(now - timedelta(minutes=1))}  # fmt: skip
+    review = {"number": 2, "node": NODE, "startedAt": wire_time(now - timedelta(seconds=30))}
+    stage = {"agentRef": "reviewer", "workAttempts": [work]}
+    parent = await _placed(kube, namespace, "parent", phase="Running", assignedNode=NODE, claimedBy=NODE,
+                           attemptHistory=[work, review], review=stage)  # fmt: skip
+    await kube.patch(AgenticTask, "parent", {"spec": {"agentRef": "planner", "executor": "agent"}}, namespace=namespace)
+
+    mine = {**work, "node": NODE}
+    for forged in ({"review": {**stage, "workAttempts": [mine]}}, {"review": None}):
+        with pytest.raises(Forbidden, match=r"may not change a task's review stage \(status\.review\)"):
+            await pinned.patch_status(AgenticTask, "parent", forged, namespace=namespace)
+    # its history it may rewrite (it holds the task), to no avail: the stage says where the work ran
+    await pinned.patch_status(AgenticTask, "parent", {"attemptHistory": [mine, review]}, namespace=namespace)
+    child = await pinned.create(_child(parent, 1))
+
+    config = ControllerConfig(namespaces=(namespace,), lease_namespace=namespace, leader_election=False,
+                              stale_after=timedelta(seconds=60))  # fmt: skip
+    for node in (NODE, "other"):
+        await make_node(kube, node)
+    running = RunningController(Controller(kube, config))
+    await running.started()
+    try:
+        await wait_for(kube, namespace, child.name, _failed_with(reasons.PARENT_NOT_RUNNING))
+    finally:
+        await running.stop()
+        await delete_nodes(kube, NODE, "other")
+    ended = {**review, "finishedAt": wire_time(now), "outcome": reasons.COMPLETED}
+    await pinned.patch_status(AgenticTask, "parent", {"phase": "Succeeded", "verdict": "GO",
+                              "attemptHistory": [mine, ended]}, namespace=namespace)  # fmt: skip
+    assert (await kube.get(AgenticTask, "parent", namespace)).status.review == parent.status.review
 
 
 async def test_without_the_policy_a_worker_creates_no_task(kube: Kube, pinned: Kube, namespace: str) -> None:

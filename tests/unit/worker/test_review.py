@@ -2,11 +2,13 @@
 GO with reasons is NO-GO (LLMKube #1801), how the worker applies it (back to Pending for the reviewer's Agent and
 model, never a second review, a failed review a NO-GO) and where placement looks (acting Agent, model)."""
 
+from datetime import timedelta
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from foreman.api.lifecycle import reasons
+from foreman.api.lifecycle import reasons, status, subtasks
 from foreman.api.models.agents import AgentSpec
 from foreman.api.models.envelope import VERDICTS, ChildRecord, ResultEnvelope
 from foreman.api.models.gates import Gate, GateResult
@@ -16,7 +18,7 @@ from foreman.api.models.tasks import AgenticTask
 from foreman.controller.trim import for_decisions
 from foreman.worker import review
 from foreman.worker.rules import Outcome, finished
-from tests.factories import T0, running_agent_task
+from tests.factories import T0, moved, running_agent_task
 
 PASSED = GateResult(name="tests", status="passed", exit_status=0, output_tail="1 passed")
 REF = ReviewRef(agent_ref="reviewer")
@@ -143,6 +145,39 @@ def test_in_review_the_reviewer_is_the_acting_agent_and_its_model_places_the_tas
 def test_the_controllers_cache_keeps_of_the_stage_only_what_placement_reads() -> None:
     kept = for_decisions(running(STAGE, agentRef="coder")).status.review
     assert kept == ReviewStage(agent_ref="reviewer", model="small")
+
+
+def _reviewed_on(node: str) -> tuple[AgenticTask, AgenticTask]:
+    """Task t's work on n1 (claimed at T0, GO at T0 + 5 min), then its review claimed on `node`: that task, and the
+    task once the review's GO ended it."""
+    outcome = Outcome(envelope=GO, model="small", review=REF, pull_request=PullRequestPolicy())
+    pending = moved(running(), finished(running(), outcome, T0 + timedelta(minutes=5), backoff=5, backoff_max=300), 5)
+    placed = moved(pending, status.placed(pending, node, T0 + timedelta(minutes=6)), 6)
+    held = moved(placed, status.claimed(placed, T0 + timedelta(minutes=6), f"{node}/x"), 7)
+    answer = ResultEnvelope(kind="issue-fix", verdict="GO", summary="add() is right")
+    ended = moved(held, status.succeeded(held, T0 + timedelta(minutes=8), answer, {}), 8)
+    return held, ended
+
+
+def test_the_move_that_begins_the_review_records_the_works_attempts_as_it_ends_them() -> None:
+    """Where and when the work ran, in the stage no worker may change after (admission): what tells the work's
+    attempts, whose children and schedules are the task's, from the review's."""
+    held, _ = _reviewed_on("rev")
+    assert held.status.review is not None
+    [work] = held.status.review.work_attempts
+    assert (work.number, work.node, work.started_at, work.finished_at) == (1, "n1", T0, T0 + timedelta(minutes=5))
+    assert (work.verdict, work.usage, work.transcript_ref) == (None, None, None)  # where and when only
+    assert [attempt.node for attempt in held.status.attempt_history] == ["n1", "rev"]
+
+
+def test_the_reviewers_node_never_ran_the_task_for_its_children_cached_or_not() -> None:
+    """Held by the reviewer, or ended by it and trimmed in the controller's cache (no attempt times, its end on the
+    reviewer's node): only the work's node, while the work ran, made the task's children and schedules."""
+    for node in ("rev", "n1"):  # the reviewer on another node, or on the work's own
+        tasks = _reviewed_on(node)
+        for seen in (*tasks, *map(for_decisions, tasks)):
+            assert not subtasks.ran_on(seen, node, T0 + timedelta(minutes=7))  # while it reviewed
+            assert subtasks.ran_on(seen, "n1", T0 + timedelta(minutes=4))  # while the work ran
 
 
 def test_the_children_the_work_made_are_carried_to_the_reviewed_envelope() -> None:

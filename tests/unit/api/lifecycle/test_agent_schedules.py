@@ -178,7 +178,7 @@ def work_then(began: datetime, ended: datetime, *, review: bool = True, **now: A
     """The task after its work ran on gpu-box from `began` to `ended`: Pending for its reviewer (`review`), or for a
     retry; `now`: its status since (the reviewer's attempt, placed)."""
     work = {"number": 1, "node": "gpu-box", "startedAt": began.isoformat(), "finishedAt": ended.isoformat()}
-    stage = {"review": {"agentRef": "reviewer"}} if review else {}
+    stage = {"review": {"agentRef": "reviewer", "workAttempts": [work]}} if review else {}
     status = {"phase": "Pending", "assignedNode": None, **stage, **now}
     status["attemptHistory"] = [work, *status.get("attemptHistory", [])]
     return parent(**status)
@@ -193,6 +193,20 @@ def test_a_schedule_its_work_made_is_accepted_when_judged_after_the_task_went_to
     placed = work_then(NOW - timedelta(minutes=5), NOW + timedelta(seconds=2), phase="Running", assignedNode="other",
                        attemptHistory=[reviewer])  # fmt: skip
     assert refused(made, task=placed) is None  # its reviewer runs on another node now
+
+
+def test_the_node_that_runs_a_tasks_review_makes_no_schedule_for_it() -> None:
+    """The reviewer is lent no fleet: a hostile one that holds the task, or has ended it, forges none for it."""
+    reviewer = {"number": 2, "node": "other", "startedAt": (NOW - timedelta(seconds=30)).isoformat()}
+    held = work_then(NOW - timedelta(minutes=10), NOW - timedelta(minutes=1), phase="Running", assignedNode="other",
+                     attemptHistory=[reviewer])  # fmt: skip
+    ended = work_then(NOW - timedelta(minutes=10), NOW - timedelta(minutes=1), phase="Succeeded", assignedNode="other",
+                      finishedAt=(NOW + timedelta(minutes=1)).isoformat(), attemptHistory=[reviewer])  # fmt: skip
+    for task in (held, ended):
+        found = refused(made_at(NOW, node="other"), task=task)
+        assert found is not None
+        assert found.reason == reasons.INVALID_PARENT
+        assert "in review, its work not running there" in found.message
 
 
 @pytest.mark.parametrize(

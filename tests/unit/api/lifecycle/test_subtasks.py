@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from foreman.api.lifecycle import reasons, subtasks
-from foreman.api.models.subtasks import DEPTH_LABEL, MAX_PAYLOAD_BYTES, SubtaskPolicy
+from foreman.api.models.subtasks import CREATOR_NODE_LABEL, DEPTH_LABEL, MAX_PAYLOAD_BYTES, SubtaskPolicy
 from foreman.api.models.tasks import AgenticTask, Payload, RequiredCapability
 from foreman.api.tooling import manifests
 
@@ -206,7 +206,8 @@ def test_a_parent_pending_for_its_review_still_lets_the_children_its_attempt_mad
 
     def reviewing(began: datetime, ended: datetime) -> AgenticTask:
         attempt = {"number": 1, "node": "n1", "startedAt": began.isoformat(), "finishedAt": ended.isoformat()}
-        return _parent(phase="Pending", assignedNode=None, attemptHistory=[attempt], review={"agentRef": "reviewer"})
+        return _parent(phase="Pending", assignedNode=None, attemptHistory=[attempt],
+                       review={"agentRef": "reviewer", "workAttempts": [attempt]})  # fmt: skip
 
     during = reviewing(created - timedelta(minutes=5), created + timedelta(minutes=5))
     assert subtasks.refusal(child, during, POLICY, [child]) is None
@@ -214,6 +215,82 @@ def test_a_parent_pending_for_its_review_still_lets_the_children_its_attempt_mad
     found = subtasks.refusal(child, after, POLICY, [child])
     assert found is not None
     assert found.reason == reasons.PARENT_NOT_RUNNING
+
+
+REVIEWER = "rev"
+_TIMES = st.integers(-900, 900).map(lambda seconds: NOW + timedelta(seconds=seconds))
+_SPANS = st.lists(st.tuples(_TIMES, st.none() | _TIMES), max_size=4)
+
+
+def _attempts(spans: list[tuple[datetime, datetime | None]], node: str, first: int) -> list[dict[str, Any]]:
+    return [{"number": first + index, "node": node, "startedAt": began.isoformat(),
+             **({"finishedAt": ended.isoformat()} if ended else {})}
+            for index, (began, ended) in enumerate(spans)]  # fmt: skip
+
+
+def _in_review(work: list[dict[str, Any]], review: list[dict[str, Any]], state: str, ended: datetime) -> AgenticTask:
+    """The task whose `work` attempts began its review stage, then had the `review` attempts, and is now `state`:
+    Pending again, Scheduled or Running on the reviewer's node, or ended there at `ended`."""
+    stage = {"agentRef": "reviewer", "workAttempts": work}
+    status: dict[str, Any] = {"phase": state, "assignedNode": REVIEWER, "attemptHistory": [*work, *review],
+                              "review": stage}  # fmt: skip
+    if state == "Pending":
+        status["assignedNode"] = None
+    if state in ("Succeeded", "Failed"):
+        status["finishedAt"] = ended.isoformat()
+    return _parent(**status)
+
+
+_STATES = st.sampled_from(["Pending", "Scheduled", "Running", "Succeeded", "Failed"])
+
+
+@given(work=_SPANS, review=_SPANS, state=_STATES, created=_TIMES, ended=_TIMES, works_on=st.sampled_from(["n1", "n2"]))
+def test_a_node_whose_only_attempts_are_the_review_s_never_makes_children_or_schedules_of_the_task(
+    work: list[tuple[datetime, datetime | None]],
+    review: list[tuple[datetime, datetime | None]],
+    state: str,
+    created: datetime,
+    ended: datetime,
+    works_on: str,
+) -> None:
+    """The reviewer is lent no fleet: whatever its attempts say, holding the task or having ended it, a child or a
+    schedule its node made is not the task's (a hostile reviewer's, forged while it held the task)."""
+    done = _attempts(work, works_on, 1)
+    parent = _in_review(done, _attempts(review, REVIEWER, len(done) + 1), state, ended)
+    assert not subtasks.ran_on(parent, REVIEWER, created)
+
+
+@given(review=_SPANS, state=_STATES, ended=_TIMES, before=st.integers(0, 600), after=st.integers(0, 600))
+def test_what_the_work_made_while_it_ran_stays_the_task_s_whatever_the_review_did_since(
+    review: list[tuple[datetime, datetime | None]], state: str, ended: datetime, before: int, after: int
+) -> None:
+    """The race: the work's last act made a child or a schedule; the controller comes to it once the review began."""
+    work = _attempts([(NOW - timedelta(seconds=before), NOW + timedelta(seconds=after))], "n1", 1)
+    parent = _in_review(work, _attempts(review, REVIEWER, 2), state, ended)
+    assert subtasks.ran_on(parent, "n1", NOW)
+
+
+def test_the_reviewers_node_makes_no_child_of_the_task_it_reviews() -> None:
+    work = _attempts([(NOW - timedelta(minutes=10), NOW - timedelta(minutes=1))], "n1", 1)
+    reviewing = _attempts([(NOW - timedelta(seconds=30), None)], REVIEWER, 2)
+    child = _child(_parent(), 1)
+    created = child.metadata.creation_timestamp
+    assert created is not None
+    forged = child.model_copy(update={"metadata": child.metadata.model_copy(update={"labels": {
+        **child.metadata.labels, CREATOR_NODE_LABEL: REVIEWER}})})  # fmt: skip
+    for state in ("Running", "Succeeded"):
+        found = subtasks.refusal(forged, _in_review(work, reviewing, state, created + timedelta(minutes=1)), POLICY,
+                                 [forged])  # fmt: skip
+        assert found is not None
+        assert found.reason == reasons.PARENT_NOT_RUNNING
+
+
+def test_a_review_stage_an_older_version_wrote_names_no_work_attempt() -> None:
+    """Without workAttempts (written before they were), nothing tells the work's attempts from the review's: none
+    counts, so a child judged in review is refused rather than taken from a reviewer."""
+    attempt = _attempts([(NOW - timedelta(minutes=5), NOW + timedelta(minutes=5))], "n1", 1)
+    parent = _parent(phase="Pending", assignedNode=None, attemptHistory=attempt, review={"agentRef": "reviewer"})
+    assert not subtasks.ran_on(parent, "n1", NOW)
 
 
 @given(count=st.integers(0, 30), limit=st.integers(0, 10), order=st.randoms())
